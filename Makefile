@@ -1,0 +1,49 @@
+# aredis — the two commands: `make demo` and `make test`.
+# Both install missing Debian packages first (scripts/deps.sh says which).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+PREFIX     ?= /usr/local
+
+.PHONY: all deps build test demo asan-test valgrind-unit install fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	scripts/run-tests.sh $(BUILD)
+
+demo: build
+	scripts/demo.sh $(BUILD)
+
+asan-test: deps
+	cmake -S . -B $(ASAN_BUILD) -DAREDIS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+	  -DAREDIS_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  scripts/run-tests.sh $(ASAN_BUILD)
+
+valgrind-unit: build
+	scripts/run-tests.sh $(BUILD) -L unit -T memcheck
+
+install: build
+	cmake --install $(BUILD)
+
+fuzz: deps
+	scripts/fuzz.sh
+
+bench: build
+	scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,0 +1,42 @@
+/*
+ * aredis/alloc.h — allocator hooks.
+ *
+ * Every allocation the library makes goes through these hooks, the protocol
+ * reader's included. Set them once, before any other aredis call; they are
+ * process-global and not thread-safe to change.
+ *
+ * A hook that returns NULL makes the operation that needed memory fail
+ * cleanly with AREDIS_ERR_NOMEM: aredis never aborts on allocation failure.
+ */
+#ifndef AREDIS_ALLOC_H
+#define AREDIS_ALLOC_H
+
+#include <stddef.h>
+
+#include "aredis/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aredis_allocator {
+    void *(*malloc_fn)(size_t size);
+    void *(*calloc_fn)(size_t nmemb, size_t size);
+    void *(*realloc_fn)(void *ptr, size_t size);
+    void (*free_fn)(void *ptr);
+} aredis_allocator;
+
+/*
+ * Replace the allocator. Every field is required; passing NULL restores the
+ * C library's malloc/calloc/realloc/free. Returns the previous allocator.
+ */
+AREDIS_API aredis_allocator aredis_set_allocator(const aredis_allocator *a);
+
+/* Restore the C library's allocator. */
+AREDIS_API void aredis_reset_allocator(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

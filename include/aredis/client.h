@@ -1,0 +1,194 @@
+/*
+ * aredis/client.h — the asynchronous client.
+ *
+ * A client is one connection to one Redis server, driven by an aredis_loop.
+ * Commands may be issued at once after aredis_client_connect(): they wait
+ * until the connection and handshake are done, then leave together.
+ *
+ *   aredis_loop *loop = aredis_loop_new();
+ *   aredis_options o = AREDIS_OPTIONS_INIT;
+ *   o.port = 6380;
+ *   aredis_client *c = aredis_client_new(loop, &o);
+ *   aredis_client_connect(c);
+ *   aredis_command(c, on_reply, NULL, "SET %s %b", key, val, vlen);
+ *   aredis_loop_run(loop);
+ *
+ * CALLBACK CONTRACT (every function here that takes a callback):
+ *   - If the call returns an error, the callback never runs.
+ *   - Otherwise it runs exactly once: with the reply, or with an error
+ *     (TIMEOUT at its deadline, a connection error, CANCELLED when the client
+ *     is closed or freed first).
+ *   - It never runs from inside the call that issued the command.
+ *   - Any aredis function may be called from inside a callback, including
+ *     aredis_client_close() and aredis_client_free() on its own client.
+ *
+ * OWNERSHIP: strings and buffers passed in are copied during the call. A
+ * reply handed to a callback is borrowed for the callback's duration;
+ * aredis_reply_retain() keeps it longer.
+ */
+#ifndef AREDIS_CLIENT_H
+#define AREDIS_CLIENT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aredis/error.h"
+#include "aredis/export.h"
+#include "aredis/loop.h"
+#include "aredis/reader.h"
+#include "aredis/reply.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aredis_client aredis_client;
+
+/*
+ * A command's outcome. On success err is NULL and reply is the reply (nested
+ * error replies inside an array are just replies). When the server answered
+ * with an error reply, err->code is AREDIS_ERR_SERVER, err->prefix names it
+ * ("WRONGTYPE") and reply is that error reply. On any other failure reply is
+ * NULL.
+ */
+typedef void aredis_reply_fn(aredis_client *c, aredis_reply *reply, const aredis_error *err,
+                             void *data);
+
+/* Out-of-band RESP3 push (not a reply to a command). Borrowed reply. */
+typedef void aredis_push_fn(aredis_client *c, aredis_reply *push, void *data);
+/* Connected and handshake done. */
+typedef void aredis_connect_fn(aredis_client *c, void *data);
+/* The connection ended; err says why (AREDIS_ERR_CLOSED after close()). */
+typedef void aredis_disconnect_fn(aredis_client *c, const aredis_error *err, void *data);
+
+/*
+ * Options. Start from AREDIS_OPTIONS_INIT so that fields added later keep
+ * their defaults. Strings are copied by aredis_client_new().
+ */
+typedef struct aredis_options {
+    const char *host;      /* "127.0.0.1"; a name, IPv4 or IPv6 literal */
+    int port;              /* 6379 */
+    const char *unix_path; /* a unix socket path; when set, host/port unused */
+    const char *username;  /* ACL user (NULL: "default" / plain AUTH) */
+    const char *password;  /* NULL: no AUTH */
+    int db;                /* SELECT db after connecting when nonzero */
+    const char *client_name; /* CLIENT SETNAME when set */
+    int protocol;          /* 3: HELLO 3, falling back to RESP2 if the server
+                              lacks HELLO; 2: RESP2 only */
+    uint32_t connect_timeout_ms; /* 0 = none; connect + handshake */
+    uint32_t request_timeout_ms; /* 0 = none; per command, from issue time */
+    /*
+     * After a command has timed out while its bytes were on the wire, the
+     * connection is kept (the late reply is discarded and later commands
+     * still get their own replies). If nothing at all arrives from the
+     * server for this long past that deadline, the connection is dead: it is
+     * closed and what was in flight fails with AREDIS_ERR_TIMEOUT.
+     * 0 = never give up.
+     */
+    uint32_t dead_timeout_ms;
+    aredis_reader_limits limits;
+    aredis_push_fn *on_push;
+    aredis_connect_fn *on_connect;
+    aredis_disconnect_fn *on_disconnect;
+    void *cb_data; /* passed to on_push / on_connect / on_disconnect */
+} aredis_options;
+
+#define AREDIS_OPTIONS_INIT                                                    \
+    {                                                                          \
+        "127.0.0.1", 6379, NULL, NULL, NULL, 0, NULL, 3, 10000, 0, 10000,      \
+            AREDIS_READER_LIMITS_INIT, NULL, NULL, NULL, NULL                  \
+    }
+
+/* Per-command options; start from AREDIS_CMD_OPTS_INIT. */
+typedef struct aredis_cmd_opts {
+    /* Override the client's request_timeout_ms when nonzero. */
+    uint32_t timeout_ms;
+    /* AREDIS_CMD_NO_TIMEOUT: this command has no deadline at all (blocking
+     * commands). */
+    unsigned flags;
+} aredis_cmd_opts;
+#define AREDIS_CMD_NO_TIMEOUT 1u
+#define AREDIS_CMD_OPTS_INIT {0, 0}
+
+/* The client's connection state, with a name for traces. */
+#define AREDIS_STATE_MAP(X)                                                    \
+    X(IDLE, "idle")                                                            \
+    X(CONNECTING, "connecting")                                                \
+    X(HANDSHAKE, "handshake")                                                  \
+    X(READY, "ready")                                                          \
+    X(CLOSING, "closing")                                                      \
+    X(CLOSED, "closed")
+typedef enum aredis_state {
+#define AREDIS__STATE_ENUM(n, s) AREDIS_STATE_##n,
+    AREDIS_STATE_MAP(AREDIS__STATE_ENUM)
+#undef AREDIS__STATE_ENUM
+} aredis_state;
+AREDIS_API const char *aredis_state_name(aredis_state s);
+
+/* ---- Lifecycle --------------------------------------------------------- */
+
+/*
+ * Make a client on `loop` with `opts` (NULL = defaults). Does not connect.
+ * Returns NULL when out of memory or when opts are invalid (a port out of
+ * range, a negative db).
+ */
+AREDIS_API aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts);
+
+/*
+ * Start connecting (non-blocking). Commands issued from now on wait for the
+ * connection. Failure to connect fails every waiting command with the
+ * connection error. Returns AREDIS_ERR_INVALID if already connecting or
+ * connected, AREDIS_ERR_CLOSED after close.
+ */
+AREDIS_API aredis_err aredis_client_connect(aredis_client *c);
+
+/*
+ * Graceful: send nothing new; commands already issued complete; then close.
+ * on_disconnect runs with AREDIS_ERR_CLOSED.
+ */
+AREDIS_API void aredis_client_disconnect(aredis_client *c);
+
+/*
+ * Immediate: close the socket now; every pending callback runs once with
+ * AREDIS_ERR_CANCELLED (before this returns, unless called from inside a
+ * callback of this client, then right after that callback returns).
+ */
+AREDIS_API void aredis_client_close(aredis_client *c);
+
+/* close() and free. Safe from inside the client's own callbacks (the free is
+ * deferred until the callback returns). NULL is ignored. */
+AREDIS_API void aredis_client_free(aredis_client *c);
+
+AREDIS_API aredis_state aredis_client_state(const aredis_client *c);
+/* 2 or 3 once connected (RESP version spoken), 0 before. */
+AREDIS_API int aredis_client_protocol(const aredis_client *c);
+AREDIS_API aredis_loop *aredis_client_loop(const aredis_client *c);
+/* Commands issued and not yet completed (waiting + in flight). */
+AREDIS_API size_t aredis_client_pending(const aredis_client *c);
+AREDIS_API void *aredis_client_get_data(const aredis_client *c);
+AREDIS_API void aredis_client_set_data(aredis_client *c, void *data);
+/* The last connection-level error (code OK when none). Borrowed. */
+AREDIS_API const aredis_error *aredis_client_last_error(const aredis_client *c);
+
+/* ---- Commands (callbacks) ---------------------------------------------- */
+
+/* printf-like format, see aredis/writer.h. cb may be NULL (reply ignored). */
+AREDIS_API aredis_err aredis_command(aredis_client *c, aredis_reply_fn *cb, void *data,
+                                     const char *fmt, ...);
+AREDIS_API aredis_err aredis_vcommand(aredis_client *c, aredis_reply_fn *cb, void *data,
+                                      const char *fmt, va_list ap);
+/* argc arguments with lengths (argvlen NULL: NUL-terminated strings). */
+AREDIS_API aredis_err aredis_command_argv(aredis_client *c, aredis_reply_fn *cb, void *data,
+                                          int argc, const char *const *argv,
+                                          const size_t *argvlen);
+/* With per-command options (opts NULL = defaults). */
+AREDIS_API aredis_err aredis_command_argv_ex(aredis_client *c, const aredis_cmd_opts *opts,
+                                             aredis_reply_fn *cb, void *data, int argc,
+                                             const char *const *argv, const size_t *argvlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

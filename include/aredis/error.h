@@ -1,0 +1,87 @@
+/*
+ * aredis/error.h — typed errors.
+ *
+ * Every failure aredis reports carries one code from the table below and a
+ * detail string. The table is an X-macro so that the enum, the names and the
+ * messages can never drift apart.
+ *
+ * Classes:
+ *   IO        the transport failed (refused, reset, EOF, unreachable)
+ *   TIMEOUT   a deadline passed (connect or request)
+ *   PROTOCOL  the peer sent bytes that are not valid RESP, or exceeded a limit
+ *   SERVER    the server answered with an error reply (-ERR, -WRONGTYPE, ...)
+ *             — a server error is an *answer*, not a transport failure
+ *   AUTH      authentication was refused (NOAUTH, WRONGPASS, ...)
+ *   ...       see the table
+ */
+#ifndef AREDIS_ERROR_H
+#define AREDIS_ERROR_H
+
+#include <stddef.h>
+
+#include "aredis/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(NAME, "message") — keep OK first. */
+#define AREDIS_ERRNO_MAP(X)                                                    \
+    X(OK, "success")                                                           \
+    X(IO, "connection error")                                                  \
+    X(EOF, "connection closed by peer")                                        \
+    X(CONNREFUSED, "connection refused")                                       \
+    X(RESOLVE, "cannot resolve host")                                          \
+    X(TIMEOUT, "timed out")                                                    \
+    X(PROTOCOL, "protocol error")                                              \
+    X(SERVER, "server error reply")                                            \
+    X(AUTH, "authentication failed")                                           \
+    X(TLS, "TLS error")                                                        \
+    X(QUEUE_FULL, "command queue full")                                        \
+    X(CANCELLED, "cancelled")                                                  \
+    X(CLOSED, "client closed")                                                 \
+    X(NOT_CONNECTED, "not connected")                                          \
+    X(FORKED, "client used in a forked child")                                 \
+    X(NOMEM, "out of memory")                                                  \
+    X(INVALID, "invalid argument")                                             \
+    X(URI, "malformed URI")                                                    \
+    X(UNSUPPORTED, "not supported")
+
+typedef enum aredis_err {
+#define AREDIS__ERR_ENUM(name, msg) AREDIS_ERR_##name,
+    AREDIS_ERRNO_MAP(AREDIS__ERR_ENUM)
+#undef AREDIS__ERR_ENUM
+        AREDIS_ERR__COUNT
+} aredis_err;
+
+/*
+ * An error as handed to callbacks and futures. `detail` is never NULL and is
+ * valid for as long as the object that carries the error (the callback's
+ * duration, or the future's lifetime). For AREDIS_ERR_SERVER, `prefix` holds
+ * the first word of the server's reply ("ERR", "WRONGTYPE", "OOM", ...).
+ * Details never contain credentials.
+ */
+typedef struct aredis_error {
+    aredis_err code;
+    const char *detail;
+    char prefix[32];
+} aredis_error;
+
+/* The human message of a code ("connection refused"). Never NULL. */
+AREDIS_API const char *aredis_strerror(aredis_err code);
+
+/* The symbolic name of a code ("AREDIS_ERR_TIMEOUT"). Never NULL. */
+AREDIS_API const char *aredis_err_name(aredis_err code);
+
+/*
+ * True for codes that mean the transport failed or was never there: IO, EOF,
+ * CONNREFUSED, RESOLVE, NOT_CONNECTED. A TIMEOUT is not a connection error,
+ * nor is a SERVER error.
+ */
+AREDIS_API int aredis_err_is_connection(aredis_err code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

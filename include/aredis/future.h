@@ -1,0 +1,100 @@
+/*
+ * aredis/future.h — futures: the same commands, as values.
+ *
+ *   aredis_future *f = aredis_future_command(c, "GET %s", "k");
+ *   if (aredis_await(f) == AREDIS_ERR_OK)
+ *       printf("%s\n", aredis_future_reply(f)->str);
+ *   aredis_future_release(f);
+ *
+ * A future is pending, then done exactly once: with a reply, or failed with
+ * an error. It owns its reply until it is released. Release every future you
+ * are given; releasing a pending future does not cancel its command (the
+ * command completes and its reply is dropped) — call aredis_future_cancel()
+ * for that.
+ *
+ * aredis_await() drives the client's loop (built-in or adapter, through the
+ * vtable's run_once) until the future is done. Do not call it from inside a
+ * loop callback.
+ */
+#ifndef AREDIS_FUTURE_H
+#define AREDIS_FUTURE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "aredis/client.h"
+#include "aredis/error.h"
+#include "aredis/export.h"
+#include "aredis/reply.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aredis_future aredis_future;
+
+/*
+ * Issue a command and get its future. A command refused at issue time
+ * (QUEUE_FULL, CLOSED, a bad format) gives a future that is already failed.
+ * Returns NULL only when out of memory.
+ */
+AREDIS_API aredis_future *aredis_future_command(aredis_client *c, const char *fmt, ...);
+AREDIS_API aredis_future *aredis_future_vcommand(aredis_client *c, const char *fmt, va_list ap);
+AREDIS_API aredis_future *aredis_future_argv(aredis_client *c, int argc,
+                                             const char *const *argv, const size_t *argvlen);
+AREDIS_API aredis_future *aredis_future_argv_ex(aredis_client *c, const aredis_cmd_opts *opts,
+                                                int argc, const char *const *argv,
+                                                const size_t *argvlen);
+
+/* A future that is done when the client is connected and ready (or failed
+ * with the reason it could not connect). */
+AREDIS_API aredis_future *aredis_future_ready(aredis_client *c);
+
+/* Run the loop until f is done. Returns the error code (OK on success). */
+AREDIS_API aredis_err aredis_await(aredis_future *f);
+
+AREDIS_API int aredis_future_is_done(const aredis_future *f);
+/* The reply (borrowed; owned by the future), or NULL. Also set for a server
+ * error reply. */
+AREDIS_API aredis_reply *aredis_future_reply(const aredis_future *f);
+/* NULL while pending or on success; else the error. Borrowed. */
+AREDIS_API const aredis_error *aredis_future_error(const aredis_future *f);
+
+typedef void aredis_future_fn(aredis_future *f, void *data);
+/*
+ * Call fn once when f is done (at once, synchronously, if it already is).
+ * Several then-callbacks run in the order they were added.
+ */
+AREDIS_API aredis_err aredis_future_then(aredis_future *f, aredis_future_fn *fn, void *data);
+
+/*
+ * A future done when all of fs are done: failed with the first failure among
+ * them (in completion order), else done with a NULL reply. The inputs stay
+ * owned by the caller. n may be 0 (done at once).
+ */
+AREDIS_API aredis_future *aredis_future_all(aredis_future *const *fs, size_t n);
+/* A future done when the first of fs is done, with that one's outcome
+ * (its reply is shared, retained). aredis_future_index() tells which. */
+AREDIS_API aredis_future *aredis_future_any(aredis_future *const *fs, size_t n);
+/* For a future made by aredis_future_any: the index of the winner, or -1. */
+AREDIS_API long aredis_future_index(const aredis_future *f);
+
+/*
+ * Cancel: the future fails with AREDIS_ERR_CANCELLED now. A command not yet
+ * sent is never sent; one already sent has its reply discarded when it
+ * arrives, and later commands still get their own replies. No effect on a
+ * done future.
+ */
+AREDIS_API void aredis_future_cancel(aredis_future *f);
+
+/* Drop the caller's reference. NULL is ignored. */
+AREDIS_API void aredis_future_release(aredis_future *f);
+
+AREDIS_API void *aredis_future_get_data(const aredis_future *f);
+AREDIS_API void aredis_future_set_data(aredis_future *f, void *data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

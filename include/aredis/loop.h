@@ -1,0 +1,140 @@
+/*
+ * aredis/loop.h — the event loop interface.
+ *
+ * aredis never owns the thread. Everything it needs from an event loop is in
+ * the vtable below: watch a file descriptor, run a one-shot timer, and run a
+ * "deferred" callback once before the loop next blocks (that is where every
+ * client flushes its queued writes: commands issued in one loop turn leave in
+ * one write — auto-pipelining).
+ *
+ * Every entry is REQUIRED. (hiredis made its timer hook optional and command
+ * timeouts silently did nothing on several loops; aredis refuses a vtable
+ * with a NULL entry.)
+ *
+ * Two kinds of loop exist:
+ *   - the built-in loop (epoll on Linux, poll elsewhere): aredis_loop_new();
+ *   - adapters onto libuv, libevent and libev, header-only, in
+ *     aredis/adapters/: aredis_loop_libuv(uv_loop_t *) and friends.
+ * Both are an `aredis_loop *` to the rest of the library.
+ *
+ * Threading: a loop and everything attached to it are used from one thread.
+ */
+#ifndef AREDIS_LOOP_H
+#define AREDIS_LOOP_H
+
+#include <stdint.h>
+
+#include "aredis/error.h"
+#include "aredis/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aredis_loop aredis_loop;
+
+/* I/O interest bits. */
+#define AREDIS_EV_READ 1
+#define AREDIS_EV_WRITE 2
+
+/* Called with the events that fired (AREDIS_EV_READ / AREDIS_EV_WRITE; an
+ * error or hang-up on the fd is reported as both). */
+typedef void aredis_io_fn(void *arg, int events);
+/* Called when a timer or a deferred callback fires. */
+typedef void aredis_timer_fn(void *arg);
+
+/*
+ * The vtable. `ld` is the loop's own data (aredis_loop_data()). Handles are
+ * opaque pointers owned by the implementation. Semantics:
+ *
+ * io_new(ld, fd, cb, arg)  make a watcher for fd, watching nothing yet.
+ * io_set(io, events)       watch exactly `events` (0 = none). Idempotent:
+ *                          setting what is already set costs nothing.
+ * io_free(io)              stop and free; cb never runs again.
+ * timer_new(ld, cb, arg)   make a stopped one-shot timer.
+ * timer_arm(t, ms)         (re)start it to fire once after `ms` ms; arming an
+ *                          armed timer moves its deadline.
+ * timer_cancel(t)          stop it if armed; harmless if not.
+ * timer_free(t)            stop and free.
+ * defer_new(ld, cb, arg)   make a deferred callback, not pending.
+ * defer_arm(d)             make it run once, in this loop turn, after the
+ *                          callbacks already running and before the loop
+ *                          next blocks for I/O. Arming twice runs it once.
+ * defer_free(d)            free; it never runs again.
+ * run_once(ld, block)      run one loop iteration: wait for events (not at
+ *                          all when block is 0), dispatch them. Returns
+ *                          nonzero if anything is still being watched.
+ *                          aredis_await() uses it.
+ * now_ms(ld)               a monotonic clock in milliseconds.
+ * cleanup(ld)              aredis_loop_free() was called: release what the
+ *                          vtable owns (not a foreign loop itself).
+ * Callbacks may free any handle, their own included.
+ */
+typedef struct aredis_loop_vtable {
+    void *(*io_new)(void *ld, int fd, aredis_io_fn *cb, void *arg);
+    void (*io_set)(void *io, int events);
+    void (*io_free)(void *io);
+    void *(*timer_new)(void *ld, aredis_timer_fn *cb, void *arg);
+    void (*timer_arm)(void *t, uint64_t ms);
+    void (*timer_cancel)(void *t);
+    void (*timer_free)(void *t);
+    void *(*defer_new)(void *ld, aredis_timer_fn *cb, void *arg);
+    void (*defer_arm)(void *d);
+    void (*defer_free)(void *d);
+    int (*run_once)(void *ld, int block);
+    uint64_t (*now_ms)(void *ld);
+    void (*cleanup)(void *ld);
+} aredis_loop_vtable;
+
+/*
+ * Wrap a vtable and its data in an aredis_loop. The vtable is copied.
+ * Returns NULL if any entry is NULL (or out of memory). Adapters call this;
+ * applications normally don't.
+ */
+AREDIS_API aredis_loop *aredis_loop_from_vtable(const aredis_loop_vtable *vt, void *ld);
+
+/* The loop's own data, as given to aredis_loop_from_vtable. */
+AREDIS_API void *aredis_loop_data(const aredis_loop *loop);
+
+/* ---- The built-in loop ------------------------------------------------- */
+
+/* Make a built-in loop (epoll on Linux). NULL when out of resources. */
+AREDIS_API aredis_loop *aredis_loop_new(void);
+
+/*
+ * Free a loop (built-in or adapter wrapper). Free every client, timer and
+ * handle attached to it first. NULL is ignored.
+ */
+AREDIS_API void aredis_loop_free(aredis_loop *loop);
+
+/* Run until aredis_loop_stop() is called or nothing is left to watch. */
+AREDIS_API void aredis_loop_run(aredis_loop *loop);
+
+/* One iteration; block = wait for an event. Returns nonzero while anything
+ * is watched or armed. Works on adapter loops too. */
+AREDIS_API int aredis_loop_run_once(aredis_loop *loop, int block);
+
+/* Make aredis_loop_run() return after the current iteration. */
+AREDIS_API void aredis_loop_stop(aredis_loop *loop);
+
+/* Monotonic milliseconds by the loop's clock. */
+AREDIS_API uint64_t aredis_loop_now_ms(aredis_loop *loop);
+
+/* ---- User timers (any loop) -------------------------------------------- */
+
+typedef struct aredis_timer aredis_timer;
+
+/*
+ * A timer on any aredis_loop: fires `cb(arg)` after `after_ms`, then every
+ * `repeat_ms` if that is nonzero. Safe to stop or free from its callback.
+ */
+AREDIS_API aredis_timer *aredis_timer_new(aredis_loop *loop, aredis_timer_fn *cb, void *arg);
+AREDIS_API void aredis_timer_start(aredis_timer *t, uint64_t after_ms, uint64_t repeat_ms);
+AREDIS_API void aredis_timer_stop(aredis_timer *t);
+AREDIS_API void aredis_timer_free(aredis_timer *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

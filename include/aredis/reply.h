@@ -1,0 +1,86 @@
+/*
+ * aredis/reply.h — the reply object of the default reply builder.
+ *
+ * One struct describes every RESP2 and RESP3 type. Read it, never write it.
+ *
+ * Ownership: a reply handed to a callback is borrowed for the duration of the
+ * callback. Call aredis_reply_retain() to keep it longer and
+ * aredis_reply_release() when done. A reply that came from
+ * aredis_reader_get_reply() is owned by the caller: free it with
+ * aredis_reply_free() (or release it; the two are the same at count one).
+ */
+#ifndef AREDIS_REPLY_H
+#define AREDIS_REPLY_H
+
+#include <stddef.h>
+
+#include "aredis/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum aredis_reply_type {
+    AREDIS_REPLY_STRING = 1, /* $ blob string                              */
+    AREDIS_REPLY_ARRAY,      /* * array                                    */
+    AREDIS_REPLY_INTEGER,    /* : integer                                  */
+    AREDIS_REPLY_NIL,        /* $-1, *-1 (RESP2) and _ (RESP3)             */
+    AREDIS_REPLY_STATUS,     /* + simple string                            */
+    AREDIS_REPLY_ERROR,      /* - simple error and ! blob error            */
+    AREDIS_REPLY_DOUBLE,     /* , double (inf, -inf, nan included)         */
+    AREDIS_REPLY_BOOL,       /* # boolean                                  */
+    AREDIS_REPLY_MAP,        /* % map                                      */
+    AREDIS_REPLY_SET,        /* ~ set                                      */
+    AREDIS_REPLY_ATTR,       /* | attribute (see aredis_reply.attribute)   */
+    AREDIS_REPLY_PUSH,       /* > push (out-of-band data)                  */
+    AREDIS_REPLY_BIGNUM,     /* ( big number, kept as its decimal text     */
+    AREDIS_REPLY_VERB        /* = verbatim string                          */
+} aredis_reply_type;
+
+typedef struct aredis_reply {
+    aredis_reply_type type;
+    /* INTEGER: the value. BOOL: 1 or 0. */
+    long long integer;
+    /* DOUBLE: the value (may be +/-inf or nan). */
+    double dval;
+    /*
+     * STRING, STATUS, ERROR, BIGNUM, VERB, DOUBLE: the bytes and their
+     * length. Always NUL-terminated (binary data may hold NULs: use len).
+     * For VERB, str is the payload without its "txt:" prefix.
+     */
+    size_t len;
+    char *str;
+    /* VERB: the three-letter format ("txt", "mkd"), NUL-terminated. */
+    char vtype[4];
+    /*
+     * ARRAY, SET, PUSH: the number of elements. MAP and ATTR: twice the
+     * number of pairs, laid out key, value, key, value, ...
+     */
+    size_t elements;
+    struct aredis_reply **element;
+    /* The RESP3 attribute map that preceded this reply, or NULL. */
+    struct aredis_reply *attribute;
+    /* Private: reference count of a top-level reply. */
+    unsigned int priv_refs;
+} aredis_reply;
+
+/* The name of a type ("string", "map", ...). Never NULL. */
+AREDIS_API const char *aredis_reply_type_name(aredis_reply_type t);
+
+/*
+ * Free a reply tree made by the default builder. Does not recurse on the C
+ * stack, however deep the tree. NULL is ignored.
+ */
+AREDIS_API void aredis_reply_free(aredis_reply *r);
+
+/* Take one more reference to a top-level reply. Returns r. */
+AREDIS_API aredis_reply *aredis_reply_retain(aredis_reply *r);
+
+/* Drop one reference; the last one frees the tree. NULL is ignored. */
+AREDIS_API void aredis_reply_release(aredis_reply *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
