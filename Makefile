@@ -34,7 +34,7 @@ asan-test: deps
 	  scripts/run-tests.sh $(ASAN_BUILD)
 
 valgrind-unit: build
-	scripts/run-tests.sh $(BUILD) -L unit -T memcheck
+	scripts/valgrind-unit.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)

@@ -10,11 +10,16 @@
  *             %b   binary: a pointer then a size_t length
  *             %d %i %u %ld %li %lu %lld %lli %llu %zu %zd   integers
  *             %%   a literal '%'
- *           Anything else is AREDIS_ERR_INVALID. An empty string given to
- *           %s or %b is an empty argument, not a missing one.
+ *           Anything else is AREDIS_ERR_INVALID (no flags, widths or
+ *           precisions; a '%' ending the format is invalid too). An empty
+ *           string given to %s or %b is an empty argument, not a missing one.
+ *           Only ' ' separates arguments; runs of spaces and leading or
+ *           trailing spaces make no empty arguments. A NULL %s, or a NULL %b
+ *           pointer with a nonzero length, is AREDIS_ERR_INVALID.
  *
- * The *_command functions return a buffer allocated with the library
- * allocator; free it with aredis_free_command().
+ * The functions below return a buffer allocated with the library allocator
+ * (followed by a NUL byte not counted in the length, for printing); free it
+ * with aredis_free_command(). Arguments must not change during the call.
  */
 #ifndef AREDIS_WRITER_H
 #define AREDIS_WRITER_H
@@ -31,8 +36,9 @@ extern "C" {
 
 /*
  * Format `fmt` into *out (allocated) and its length into *outlen.
- * Returns AREDIS_ERR_OK, AREDIS_ERR_INVALID (bad format, no arguments) or
- * AREDIS_ERR_NOMEM. On error *out is NULL.
+ * Returns AREDIS_ERR_OK, AREDIS_ERR_INVALID (bad format, no arguments, NULL
+ * out/outlen/fmt) or AREDIS_ERR_NOMEM. On error *out is NULL and *outlen 0.
+ * `ap` is only va_copy'd, never consumed.
  */
 AREDIS_API aredis_err aredis_format_command(char **out, size_t *outlen, const char *fmt, ...);
 AREDIS_API aredis_err aredis_vformat_command(char **out, size_t *outlen, const char *fmt,
@@ -40,7 +46,8 @@ AREDIS_API aredis_err aredis_vformat_command(char **out, size_t *outlen, const c
 
 /*
  * Encode argc arguments. argvlen may be NULL, then every argv[i] is a
- * NUL-terminated string. argc must be at least 1.
+ * NUL-terminated string. argc must be at least 1 and no argv[i] may be NULL
+ * (even with a zero length), else AREDIS_ERR_INVALID.
  */
 AREDIS_API aredis_err aredis_format_argv(char **out, size_t *outlen, int argc,
                                          const char *const *argv, const size_t *argvlen);

@@ -1,0 +1,65 @@
+#!/bin/sh
+# Build the RESP reader's libFuzzer target with clang and run it on a copy of
+# fuzz/corpus for FUZZ_SECONDS (default 60). Extra arguments go to the fuzzer.
+#
+#   FUZZ_SECONDS=600 scripts/fuzz.sh
+#   FUZZ_BUILD=/tmp/bf scripts/fuzz.sh -jobs=4
+#
+# Needs clang and its libFuzzer runtime (Debian: clang, libclang-rt-<N>-dev).
+# When they are missing and we are root, they are installed (and said so);
+# otherwise the script says what is missing and exits 1.
+# Crashes are written to $FUZZ_BUILD/artifacts/; the grown corpus is left in
+# $FUZZ_BUILD/corpus (copy new finds to fuzz/corpus by hand if worth keeping).
+set -e
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
+SECS=${FUZZ_SECONDS:-60}
+
+# Does clang link a libFuzzer target here?
+fuzzer_links() {
+    command -v clang >/dev/null 2>&1 || return 1
+    t=$(mktemp -d)
+    printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' >"$t/t.c"
+    ok=0
+    clang -fsanitize=fuzzer,address,undefined "$t/t.c" -o "$t/t" >/dev/null 2>&1 || ok=1
+    rm -rf "$t"
+    return $ok
+}
+
+apt_install() {
+    echo "fuzz: installing: $*"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if ! fuzzer_links; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "fuzz: clang with libFuzzer (-fsanitize=fuzzer) is not available."
+        echo "fuzz: install clang and its runtime, e.g.: apt-get install clang libclang-rt-14-dev"
+        exit 1
+    fi
+    command -v clang >/dev/null 2>&1 || apt_install clang
+    if ! fuzzer_links; then
+        major=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
+        apt_install "libclang-rt-${major:-14}-dev"
+    fi
+    if ! fuzzer_links; then
+        echo "fuzz: clang still cannot link -fsanitize=fuzzer; giving up"
+        exit 1
+    fi
+fi
+
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DAREDIS_BUILD_FUZZ=ON -DAREDIS_BUILD_TESTS=OFF -DAREDIS_BUILD_EXAMPLES=OFF \
+    -DAREDIS_BUILD_BENCH=OFF >/dev/null
+cmake --build "$BUILD" --target reader_fuzz -j "$(nproc 2>/dev/null || echo 2)"
+
+rm -rf "$BUILD/corpus"
+mkdir -p "$BUILD/corpus" "$BUILD/artifacts"
+cp "$ROOT"/fuzz/corpus/* "$BUILD/corpus/"
+echo "fuzz: running reader_fuzz for ${SECS}s"
+exec "$BUILD/fuzz/reader_fuzz" -max_total_time="$SECS" -print_final_stats=1 \
+    -dict="$ROOT/fuzz/reader_fuzz.dict" -artifact_prefix="$BUILD/artifacts/" \
+    "$@" "$BUILD/corpus"

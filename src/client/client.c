@@ -1,0 +1,539 @@
+/*
+ * The client: lifecycle, socket events, reply dispatch and teardown.
+ *
+ * Life of a command (see also command.c and timeout.c):
+ *   issued  → `waiting` (own buffer) while not READY, or encoded straight
+ *             into `out` and pushed on `sent` when READY;
+ *   flushed → `out` is written once per loop turn by the deferred flush
+ *             (auto-pipelining: everything issued in one turn, one write);
+ *   replied → replies arrive in order; each pops the head of `sent`.
+ * A command that times out or is cancelled while on the wire stays in `sent`
+ * as an orphan: its reply, when it comes, is dropped, so no later command
+ * ever receives another's reply.
+ *
+ * Reentrancy: user callbacks may close or free the client. Every entry from
+ * the loop is bracketed by aredis__enter/aredis__leave; a free requested
+ * inside is carried out by the outermost leave. Teardown bumps `gen`, and
+ * loops that call user code stop when it changes.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/client_internal.h"
+#include "loop/loop_internal.h"
+#include "net/socket.h"
+#include "util/alloc.h"
+
+#define READ_CHUNK 16384
+
+static void on_io(void *arg, int events);
+static void on_flush(void *arg);
+static void client_destroy(aredis_client *c);
+
+const char *aredis_state_name(aredis_state s) {
+    switch (s) {
+#define AREDIS__STATE_NAME(n, str)                                             \
+    case AREDIS_STATE_##n:                                                     \
+        return str;
+        AREDIS_STATE_MAP(AREDIS__STATE_NAME)
+#undef AREDIS__STATE_NAME
+    }
+    return "unknown";
+}
+
+/* ---- Reentrancy guard --------------------------------------------------- */
+
+void aredis__enter(aredis_client *c) { c->depth++; }
+
+int aredis__leave(aredis_client *c) {
+    if (--c->depth == 0 && c->free_pending) {
+        client_destroy(c);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- Errors ------------------------------------------------------------- */
+
+void aredis__set_error(aredis_client *c, aredis_err code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->last_detail, sizeof c->last_detail, fmt, ap);
+    va_end(ap);
+    c->last_err.code = code;
+    c->last_err.detail = c->last_detail;
+    c->last_err.prefix[0] = '\0';
+}
+
+/* The first word of a server error ("WRONGTYPE Operation against..."). */
+static void error_prefix(const aredis_reply *r, char *out, size_t outlen) {
+    size_t n = 0;
+    while (n < r->len && n + 1 < outlen && r->str[n] != ' ') {
+        out[n] = r->str[n];
+        n++;
+    }
+    out[n] = '\0';
+}
+
+void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredis_err code,
+                      const char *detail) {
+    if (!(cmd->flags & AREDIS__CMD_INTERNAL)) c->user_pending--;
+    aredis_reply_fn *cb = cmd->cb;
+    cmd->cb = NULL;
+    if (!cb) return;
+    if (code == AREDIS_ERR_OK) {
+        cb(c, r, NULL, cmd->data);
+        return;
+    }
+    aredis_error e;
+    e.code = code;
+    e.prefix[0] = '\0';
+    if (code == AREDIS_ERR_SERVER && r) {
+        error_prefix(r, e.prefix, sizeof e.prefix);
+        e.detail = r->str;
+    } else {
+        e.detail = detail ? detail : aredis_strerror(code);
+    }
+    cb(c, r, &e, cmd->data);
+}
+
+/* ---- Teardown ----------------------------------------------------------- */
+
+static void close_socket(aredis_client *c) {
+    if (c->io) {
+        aredis__io_free(c->loop, c->io);
+        c->io = NULL;
+    }
+    c->io_mask = 0;
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->addrs) {
+        freeaddrinfo(c->addrs);
+        c->addrs = c->addr_next = NULL;
+    }
+}
+
+static void fail_queue(aredis_client *c, aredis__cmdq *q, aredis_err code, const char *detail) {
+    aredis__cmd *cmd;
+    while ((cmd = aredis__cmdq_pop(q))) {
+        aredis__heap_remove(c, cmd);
+        if (!(cmd->flags & AREDIS__CMD_ORPHAN)) aredis__complete(c, cmd, NULL, code, detail);
+        aredis__cmd_recycle(c, cmd);
+    }
+}
+
+static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, int final) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", detail ? detail : aredis_strerror(code));
+    aredis_state was = c->state;
+    c->gen++;
+    close_socket(c);
+    aredis_reader_free(c->reader);
+    c->reader = NULL;
+    c->out.off = c->out.len = 0;
+    c->conn_deadline = 0;
+    c->orphans = 0;
+    c->orphan_since = 0;
+    c->hs_pending = 0;
+    c->disconnecting = 0;
+    c->proto = 0;
+    c->state = final ? AREDIS_STATE_CLOSED : AREDIS_STATE_IDLE;
+    if (code != AREDIS_ERR_OK) aredis__set_error(c, code, "%s", why);
+
+    /* Take the queues first: callbacks may issue new commands. */
+    aredis__cmdq sent = c->sent, waiting = c->waiting;
+    memset(&c->sent, 0, sizeof c->sent);
+    memset(&c->waiting, 0, sizeof c->waiting);
+    fail_queue(c, &sent, code, why);
+    fail_queue(c, &waiting, code, why);
+    aredis__ready_notify(c, code == AREDIS_ERR_OK ? AREDIS_ERR_CLOSED : code, why);
+
+    if (was != AREDIS_STATE_IDLE && was != AREDIS_STATE_CLOSED && c->opt.on_disconnect) {
+        aredis_error e;
+        e.code = final ? AREDIS_ERR_CLOSED : code;
+        e.detail = why;
+        e.prefix[0] = '\0';
+        c->opt.on_disconnect(c, &e, c->opt.cb_data);
+    }
+}
+
+void aredis__teardown(aredis_client *c, aredis_err code, const char *detail) {
+    teardown_ex(c, code, detail, 0);
+}
+
+/* ---- Writing ------------------------------------------------------------ */
+
+static void set_mask(aredis_client *c, int mask) {
+    if (c->io && c->io_mask != mask) {
+        aredis__io_set(c->loop, c->io, mask);
+        c->io_mask = mask;
+    }
+}
+
+void aredis__arm_flush(aredis_client *c) {
+    if (!c->flush_armed) {
+        c->flush_armed = 1;
+        aredis__defer_arm(c->loop, c->flush_defer);
+    }
+}
+
+/* Write what `out` holds. Returns -1 if the connection was torn down. */
+static int do_write(aredis_client *c) {
+    while (aredis__buf_used(&c->out)) {
+        ssize_t n = write(c->fd, c->out.data + c->out.off, aredis__buf_used(&c->out));
+        if (n > 0) {
+            aredis__buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            set_mask(c, AREDIS_EV_READ | AREDIS_EV_WRITE);
+            return 0;
+        }
+        char msg[128];
+        snprintf(msg, sizeof msg, "write failed: %s", strerror(errno));
+        aredis__teardown(c, aredis__errno_code(errno), msg);
+        return -1;
+    }
+    set_mask(c, AREDIS_EV_READ);
+    return 0;
+}
+
+/* ---- Reading and dispatch ----------------------------------------------- */
+
+static void maybe_finish_disconnect(aredis_client *c) {
+    if (c->disconnecting && !c->sent.n && !c->waiting.n && !aredis__buf_used(&c->out))
+        teardown_ex(c, AREDIS_ERR_CLOSED, "disconnected", 1);
+}
+
+static void dispatch(aredis_client *c, aredis_reply *r) {
+    if (r->type == AREDIS_REPLY_PUSH) {
+        if (c->opt.on_push) c->opt.on_push(c, r, c->opt.cb_data);
+        aredis_reply_release(r);
+        return;
+    }
+    aredis__cmd *cmd = aredis__cmdq_pop(&c->sent);
+    if (!cmd) {
+        aredis_reply_release(r);
+        aredis__teardown(c, AREDIS_ERR_PROTOCOL, "reply received with no command waiting");
+        return;
+    }
+    if (cmd->flags & AREDIS__CMD_ORPHAN) {
+        /* Timed out or cancelled: its callback already ran. Drop the reply. */
+        if (--c->orphans == 0) c->orphan_since = 0;
+        aredis_reply_release(r);
+        aredis__cmd_recycle(c, cmd);
+        return;
+    }
+    aredis__heap_remove(c, cmd);
+    aredis__complete(c, cmd, r, r->type == AREDIS_REPLY_ERROR ? AREDIS_ERR_SERVER : AREDIS_ERR_OK,
+                     NULL);
+    aredis__cmd_recycle(c, cmd);
+    aredis_reply_release(r);
+}
+
+static void do_read(aredis_client *c) {
+    uint64_t gen = c->gen;
+    for (;;) {
+        size_t avail;
+        char *p = aredis_reader_space(c->reader, READ_CHUNK, &avail);
+        if (!p) {
+            aredis__teardown(c, AREDIS_ERR_NOMEM, "out of memory reading a reply");
+            return;
+        }
+        ssize_t n = read(c->fd, p, avail);
+        if (n == 0) {
+            aredis__teardown(c, AREDIS_ERR_EOF, "server closed the connection");
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            char msg[128];
+            snprintf(msg, sizeof msg, "read failed: %s", strerror(errno));
+            aredis__teardown(c, aredis__errno_code(errno), msg);
+            return;
+        }
+        aredis_reader_commit(c->reader, (size_t)n);
+        c->last_rx = aredis__now_ms(c->loop);
+        for (;;) {
+            void *r = NULL;
+            aredis_err e = aredis_reader_get_reply(c->reader, &r);
+            if (e != AREDIS_ERR_OK) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "%s", aredis_reader_errstr(c->reader));
+                aredis__teardown(c, e, msg);
+                return;
+            }
+            if (!r) break;
+            dispatch(c, r);
+            if (c->gen != gen) return;
+        }
+        maybe_finish_disconnect(c);
+        /* A full buffer means more is likely waiting: read again. */
+        if ((size_t)n < avail || c->gen != gen) return;
+    }
+}
+
+/* ---- Connecting --------------------------------------------------------- */
+
+static int attach_fd(aredis_client *c, int fd) {
+    c->fd = fd;
+    c->io = aredis__io_new(c->loop, fd, on_io, c);
+    if (!c->io) return -1;
+    set_mask(c, AREDIS_EV_WRITE);
+    return 0;
+}
+
+static void connected(aredis_client *c) {
+    set_mask(c, AREDIS_EV_READ);
+    c->last_rx = aredis__now_ms(c->loop);
+    aredis__handshake_start(c);
+}
+
+/* Try the next resolved address. Returns 0 when a connect is under way. */
+static int try_next_addr(aredis_client *c, int *last_errno) {
+    while (c->addr_next) {
+        struct addrinfo *ai = c->addr_next;
+        c->addr_next = ai->ai_next;
+        int in_progress;
+        int fd = aredis__connect_addr(ai, &in_progress);
+        if (fd < 0) {
+            *last_errno = errno;
+            continue;
+        }
+        /* Even a connect that completed at once is reported by the first
+         * writable event, so the handshake never starts inside connect(). */
+        (void)in_progress;
+        if (attach_fd(c, fd) != 0) {
+            *last_errno = ENOMEM;
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static void connect_failed(aredis_client *c, int err) {
+    char msg[256];
+    if (c->opt.unix_path)
+        snprintf(msg, sizeof msg, "connect to %s failed: %s", c->opt.unix_path, strerror(err));
+    else
+        snprintf(msg, sizeof msg, "connect to %s:%d failed: %s", c->opt.host, c->opt.port,
+                 strerror(err));
+    aredis__teardown(c, aredis__errno_code(err), msg);
+}
+
+static void on_io(void *arg, int events) {
+    aredis_client *c = arg;
+    aredis__enter(c);
+    uint64_t gen = c->gen;
+    if (c->state == AREDIS_STATE_CONNECTING) {
+        int err = aredis__connect_result(c->fd);
+        if (err == 0) {
+            connected(c);
+        } else {
+            /* This address failed: drop its socket, keep the list, try the next. */
+            aredis__io_free(c->loop, c->io);
+            c->io = NULL;
+            c->io_mask = 0;
+            close(c->fd);
+            c->fd = -1;
+            int last = err;
+            if (try_next_addr(c, &last) != 0) connect_failed(c, last);
+        }
+    } else {
+        if (events & AREDIS_EV_READ) do_read(c);
+        if (c->gen == gen && (events & AREDIS_EV_WRITE) && c->fd >= 0) do_write(c);
+    }
+    aredis__leave(c);
+}
+
+/*
+ * The deferred flush: runs once per loop turn, before the loop blocks. It
+ * also reports a connect that failed inside aredis_client_connect(), so
+ * that no callback ever runs from inside the call that caused it.
+ */
+static void on_flush(void *arg) {
+    aredis_client *c = arg;
+    c->flush_armed = 0;
+    aredis__enter(c);
+    if (c->state == AREDIS_STATE_CONNECTING && c->fd < 0) {
+        if (c->deferred_errno) connect_failed(c, c->deferred_errno);
+        else aredis__teardown(c, c->last_err.code, c->last_detail);
+    } else if (c->fd >= 0 && c->state != AREDIS_STATE_CONNECTING && aredis__buf_used(&c->out)) {
+        do_write(c);
+    }
+    aredis__timer_update(c);
+    aredis__leave(c);
+}
+
+void aredis__set_ready(aredis_client *c) {
+    c->state = AREDIS_STATE_READY;
+    c->conn_deadline = 0;
+    aredis__cmd *cmd;
+    /* What waited goes out now, in issue order, behind nothing. */
+    while ((cmd = aredis__cmdq_pop(&c->waiting))) {
+        if (cmd->flags & AREDIS__CMD_ORPHAN) {
+            aredis__cmd_recycle(c, cmd);
+            continue;
+        }
+        if (aredis__buf_append(&c->out, cmd->buf, cmd->len) != 0) {
+            aredis__cmdq_push(&c->waiting, cmd); /* keep it: teardown fails it */
+            aredis__teardown(c, AREDIS_ERR_NOMEM, "out of memory queueing commands");
+            return;
+        }
+        aredis__free(cmd->buf);
+        cmd->buf = NULL;
+        cmd->flags |= AREDIS__CMD_SENT;
+        aredis__cmdq_push(&c->sent, cmd);
+    }
+    aredis__arm_flush(c);
+    uint64_t gen = c->gen;
+    aredis__ready_notify(c, AREDIS_ERR_OK, NULL);
+    if (c->gen == gen && c->opt.on_connect) c->opt.on_connect(c, c->opt.cb_data);
+}
+
+/* ---- Public lifecycle --------------------------------------------------- */
+
+static int copy_str(const char **dst, const char *src) {
+    if (!src) {
+        *dst = NULL;
+        return 0;
+    }
+    *dst = aredis__strdup(src);
+    return *dst ? 0 : -1;
+}
+
+static void free_opts(aredis_options *o) {
+    aredis__free((void *)o->host);
+    aredis__free((void *)o->unix_path);
+    aredis__free((void *)o->username);
+    aredis__free((void *)o->password);
+    aredis__free((void *)o->client_name);
+}
+
+aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) {
+    aredis_options def = AREDIS_OPTIONS_INIT;
+    if (!loop) return NULL;
+    if (!opts) opts = &def;
+    if ((!opts->unix_path && (!opts->host || opts->port < 1 || opts->port > 65535)) ||
+        opts->db < 0 || (opts->protocol != 2 && opts->protocol != 3) ||
+        (opts->username && !opts->password))
+        return NULL;
+    aredis_client *c = aredis__calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->loop = loop;
+    c->opt = *opts;
+    c->fd = -1;
+    c->state = AREDIS_STATE_IDLE;
+    c->last_err.detail = c->last_detail;
+    if (copy_str(&c->opt.host, opts->host) || copy_str(&c->opt.unix_path, opts->unix_path) ||
+        copy_str(&c->opt.username, opts->username) ||
+        copy_str(&c->opt.password, opts->password) ||
+        copy_str(&c->opt.client_name, opts->client_name))
+        goto fail;
+    c->timer = aredis__timer_new(loop, aredis__on_timer, c);
+    c->flush_defer = aredis__defer_new(loop, on_flush, c);
+    if (!c->timer || !c->flush_defer) goto fail;
+    return c;
+fail:
+    if (c->timer) aredis__timer_free(loop, c->timer);
+    if (c->flush_defer) aredis__defer_free(loop, c->flush_defer);
+    free_opts(&c->opt);
+    aredis__free(c);
+    return NULL;
+}
+
+aredis_err aredis_client_connect(aredis_client *c) {
+    if (c->state == AREDIS_STATE_CLOSED || c->free_pending) return AREDIS_ERR_CLOSED;
+    if (c->state != AREDIS_STATE_IDLE) return AREDIS_ERR_INVALID;
+    c->reader = aredis_reader_new(NULL, NULL);
+    if (!c->reader) return AREDIS_ERR_NOMEM;
+    aredis_reader_set_limits(c->reader, &c->opt.limits);
+    c->state = AREDIS_STATE_CONNECTING;
+    c->last_err.code = AREDIS_ERR_OK;
+    c->last_detail[0] = '\0';
+    uint64_t now = aredis__now_ms(c->loop);
+    c->conn_deadline = c->opt.connect_timeout_ms ? now + c->opt.connect_timeout_ms : 0;
+    int err = 0;
+    if (c->opt.unix_path) {
+        int in_progress;
+        int fd = aredis__connect_unix(c->opt.unix_path, &in_progress);
+        if (fd < 0) {
+            err = errno;
+        } else if (attach_fd(c, fd) != 0) {
+            close(fd);
+            c->fd = -1;
+            err = ENOMEM;
+        }
+        (void)in_progress; /* reported by the first writable event either way */
+    } else {
+        char msg[256];
+        if (aredis__resolve(c->opt.host, c->opt.port, &c->addrs, msg, sizeof msg) != 0) {
+            aredis__set_error(c, AREDIS_ERR_RESOLVE, "%s", msg);
+            err = -1;
+        } else {
+            c->addr_next = c->addrs;
+            if (try_next_addr(c, &err) != 0 && !err) err = ECONNREFUSED;
+        }
+    }
+    if (err) {
+        /* Report from the loop, not from inside this call. */
+        if (err > 0) aredis__set_error(c, aredis__errno_code(err), "%s", strerror(err));
+        if (c->io) aredis__io_free(c->loop, c->io);
+        c->io = NULL;
+        if (c->fd >= 0) close(c->fd);
+        c->fd = -1;
+        c->deferred_errno = err > 0 ? err : 0;
+        aredis__arm_flush(c);
+    }
+    aredis__timer_update(c);
+    return AREDIS_ERR_OK;
+}
+
+void aredis_client_disconnect(aredis_client *c) {
+    if (c->state == AREDIS_STATE_IDLE || c->state == AREDIS_STATE_CLOSED) return;
+    aredis__enter(c);
+    c->disconnecting = 1;
+    if (c->state == AREDIS_STATE_READY) maybe_finish_disconnect(c);
+    aredis__leave(c);
+}
+
+void aredis_client_close(aredis_client *c) {
+    if (!c || c->state == AREDIS_STATE_CLOSED) return;
+    aredis__enter(c);
+    teardown_ex(c, AREDIS_ERR_CANCELLED, "client closed", 1);
+    aredis__leave(c);
+}
+
+static void client_destroy(aredis_client *c) {
+    aredis__timer_free(c->loop, c->timer);
+    aredis__defer_free(c->loop, c->flush_defer);
+    aredis__buf_free(&c->out);
+    aredis__client_free_queues(c);
+    free_opts(&c->opt);
+    aredis__free(c);
+}
+
+void aredis_client_free(aredis_client *c) {
+    if (!c || c->free_pending) return;
+    aredis__enter(c);
+    if (c->state != AREDIS_STATE_CLOSED) teardown_ex(c, AREDIS_ERR_CANCELLED, "client freed", 1);
+    c->free_pending = 1;
+    aredis__leave(c);
+}
+
+aredis_state aredis_client_state(const aredis_client *c) { return c->state; }
+int aredis_client_protocol(const aredis_client *c) { return c->proto; }
+aredis_loop *aredis_client_loop(const aredis_client *c) { return c->loop; }
+size_t aredis_client_pending(const aredis_client *c) { return c->user_pending; }
+void *aredis_client_get_data(const aredis_client *c) { return c->data; }
+void aredis_client_set_data(aredis_client *c, void *data) { c->data = data; }
+const aredis_error *aredis_client_last_error(const aredis_client *c) { return &c->last_err; }

@@ -1,0 +1,130 @@
+/*
+ * Issuing commands. When the client is READY a command is encoded straight
+ * into the output buffer (no allocation beyond a recycled record: the fast
+ * path); before that it is encoded into a buffer of its own and waits.
+ */
+#include <stdint.h>
+
+#include "client/client_internal.h"
+#include "loop/loop_internal.h"
+#include "proto/writer_internal.h"
+#include "util/alloc.h"
+
+static aredis_err encode(aredis__buf *b, int argc, const char *const *argv,
+                         const size_t *argvlen, const char *fmt, va_list *ap) {
+    if (fmt) {
+        va_list cp;
+        va_copy(cp, *ap);
+        aredis_err e = aredis__write_vfmt(b, fmt, cp);
+        va_end(cp);
+        return e;
+    }
+    return aredis__write_argv(b, argc, argv, argvlen);
+}
+
+aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
+                          void *data, int internal, int argc, const char *const *argv,
+                          const size_t *argvlen, const char *fmt, va_list *ap,
+                          aredis__cmd **out) {
+    if (c->free_pending || c->state == AREDIS_STATE_CLOSED) return AREDIS_ERR_CLOSED;
+    if (c->disconnecting && !internal) return AREDIS_ERR_CLOSED;
+    if (c->state == AREDIS_STATE_IDLE) return AREDIS_ERR_NOT_CONNECTED;
+
+    uint64_t timeout = 0;
+    if (!internal && !(o && (o->flags & AREDIS_CMD_NO_TIMEOUT)))
+        timeout = (o && o->timeout_ms) ? o->timeout_ms : c->opt.request_timeout_ms;
+    /* Make room in the heap first, so nothing can fail after encoding. */
+    if (timeout && c->heap_n == c->heap_cap) {
+        size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
+        aredis__cmd **h = aredis__reallocarray(c->heap, cap, sizeof *h);
+        if (!h) return AREDIS_ERR_NOMEM;
+        c->heap = h;
+        c->heap_cap = cap;
+    }
+    aredis__cmd *cmd = aredis__cmd_new(c);
+    if (!cmd) return AREDIS_ERR_NOMEM;
+    cmd->cb = cb;
+    cmd->data = data;
+    if (internal) cmd->flags |= AREDIS__CMD_INTERNAL;
+
+    aredis_err e;
+    if (c->state == AREDIS_STATE_READY || internal) {
+        e = encode(&c->out, argc, argv, argvlen, fmt, ap);
+        if (e != AREDIS_ERR_OK) goto fail;
+        cmd->flags |= AREDIS__CMD_SENT;
+        aredis__cmdq_push(&c->sent, cmd);
+        aredis__arm_flush(c);
+    } else {
+        aredis__buf b = {0};
+        e = encode(&b, argc, argv, argvlen, fmt, ap);
+        if (e != AREDIS_ERR_OK) {
+            aredis__buf_free(&b);
+            goto fail;
+        }
+        cmd->buf = b.data;
+        cmd->len = b.len;
+        aredis__cmdq_push(&c->waiting, cmd);
+    }
+    if (!internal) c->user_pending++;
+    if (timeout) {
+        cmd->deadline = aredis__now_ms(c->loop) + timeout;
+        (void)aredis__heap_push(c, cmd); /* cannot fail: room was made */
+        aredis__timer_update(c);
+    }
+    if (out) *out = cmd;
+    return AREDIS_ERR_OK;
+fail:
+    aredis__cmd_recycle(c, cmd);
+    return e;
+}
+
+void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail) {
+    aredis__heap_remove(c, cmd);
+    if (cmd->flags & AREDIS__CMD_ORPHAN) return;
+    cmd->flags |= AREDIS__CMD_ORPHAN;
+    if (cmd->flags & AREDIS__CMD_SENT) {
+        /* Its reply will still come: count it so dispatch drops it, and so
+         * the dead-link timer can watch for a silent server. */
+        if (c->orphans++ == 0) c->orphan_since = aredis__now_ms(c->loop);
+    } else {
+        /* Never sent: it will never be. The record stays in `waiting` and is
+         * skipped when the queue is flushed. */
+        aredis__free(cmd->buf);
+        cmd->buf = NULL;
+        cmd->len = 0;
+    }
+    aredis__complete(c, cmd, NULL, code, detail);
+    aredis__timer_update(c);
+}
+
+/* ---- Public command functions ------------------------------------------- */
+
+aredis_err aredis_vcommand(aredis_client *c, aredis_reply_fn *cb, void *data, const char *fmt,
+                           va_list ap) {
+    va_list cp;
+    va_copy(cp, ap);
+    aredis_err e = aredis__submit(c, NULL, cb, data, 0, 0, NULL, NULL, fmt, &cp, NULL);
+    va_end(cp);
+    return e;
+}
+
+aredis_err aredis_command(aredis_client *c, aredis_reply_fn *cb, void *data, const char *fmt,
+                          ...) {
+    if (!fmt) return AREDIS_ERR_INVALID;
+    va_list ap;
+    va_start(ap, fmt);
+    aredis_err e = aredis__submit(c, NULL, cb, data, 0, 0, NULL, NULL, fmt, &ap, NULL);
+    va_end(ap);
+    return e;
+}
+
+aredis_err aredis_command_argv(aredis_client *c, aredis_reply_fn *cb, void *data, int argc,
+                               const char *const *argv, const size_t *argvlen) {
+    return aredis__submit(c, NULL, cb, data, 0, argc, argv, argvlen, NULL, NULL, NULL);
+}
+
+aredis_err aredis_command_argv_ex(aredis_client *c, const aredis_cmd_opts *opts,
+                                  aredis_reply_fn *cb, void *data, int argc,
+                                  const char *const *argv, const size_t *argvlen) {
+    return aredis__submit(c, opts, cb, data, 0, argc, argv, argvlen, NULL, NULL, NULL);
+}

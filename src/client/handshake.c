@@ -1,0 +1,122 @@
+/*
+ * The handshake, run after every connect before any user command is sent:
+ *
+ *   protocol 3:  HELLO 3 [AUTH user pass] [SETNAME name]   then SELECT db
+ *                (a server without HELLO, or refusing RESP3, falls back to
+ *                the RESP2 sequence below)
+ *   protocol 2:  AUTH [user] pass, SELECT db, CLIENT SETNAME name
+ *                (pipelined: one round trip)
+ *
+ * Refused credentials (NOAUTH, WRONGPASS, ...) fail the connection with
+ * AREDIS_ERR_AUTH; any other refusal with AREDIS_ERR_SERVER. Handshake
+ * commands are INTERNAL: they bypass the waiting queue and have no request
+ * deadline (the connect deadline covers them).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "client/client_internal.h"
+
+static int starts_with(const aredis_reply *r, const char *p) {
+    size_t n = strlen(p);
+    return r && r->str && r->len >= n && memcmp(r->str, p, n) == 0;
+}
+
+static int is_auth_error(const aredis_reply *r) {
+    return starts_with(r, "NOAUTH") || starts_with(r, "WRONGPASS") ||
+           starts_with(r, "ERR invalid password") || starts_with(r, "ERR invalid username") ||
+           starts_with(r, "ERR AUTH") || starts_with(r, "ERR Client sent AUTH");
+}
+
+static void fail(aredis_client *c, const char *step, const aredis_reply *r) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s refused: %.*s", step, (int)(r && r->len < 200 ? r->len : 200),
+             r && r->str ? r->str : "");
+    aredis__teardown(c, is_auth_error(r) ? AREDIS_ERR_AUTH : AREDIS_ERR_SERVER, msg);
+}
+
+/* One step of the pipelined tail; the last one to answer makes us READY. */
+static void step_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    if (err && err->code != AREDIS_ERR_SERVER) return; /* teardown under way */
+    if (err) {
+        fail(c, (const char *)data, r);
+        return;
+    }
+    if (--c->hs_pending == 0) aredis__set_ready(c);
+}
+
+static int send_step(aredis_client *c, const char *name, int argc, const char *const *argv) {
+    aredis_err e = aredis__submit(c, NULL, step_done, (void *)name, 1, argc, argv, NULL, NULL,
+                                  NULL, NULL);
+    if (e != AREDIS_ERR_OK) {
+        aredis__teardown(c, e, "cannot queue handshake");
+        return -1;
+    }
+    c->hs_pending++;
+    return 0;
+}
+
+/* Everything after HELLO (or instead of it, for RESP2). */
+static void send_tail(aredis_client *c, int with_auth_and_name) {
+    char db[16];
+    c->hs_pending = 0;
+    if (with_auth_and_name && c->opt.password) {
+        const char *a3[] = {"AUTH", c->opt.username, c->opt.password};
+        const char *a2[] = {"AUTH", c->opt.password};
+        if (c->opt.username ? send_step(c, "AUTH", 3, a3) : send_step(c, "AUTH", 2, a2)) return;
+    }
+    if (c->opt.db) {
+        snprintf(db, sizeof db, "%d", c->opt.db);
+        const char *a[] = {"SELECT", db};
+        if (send_step(c, "SELECT", 2, a)) return;
+    }
+    if (with_auth_and_name && c->opt.client_name) {
+        const char *a[] = {"CLIENT", "SETNAME", c->opt.client_name};
+        if (send_step(c, "CLIENT SETNAME", 3, a)) return;
+    }
+    if (c->hs_pending == 0) aredis__set_ready(c);
+}
+
+static void hello_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)data;
+    if (err && err->code != AREDIS_ERR_SERVER) return;
+    if (!err) {
+        c->proto = 3;
+        send_tail(c, 0);
+        return;
+    }
+    if (is_auth_error(r)) {
+        fail(c, "HELLO", r);
+        return;
+    }
+    /* No HELLO (Redis < 6) or no RESP3: speak RESP2. */
+    c->hs_fallback = 1;
+    c->proto = 2;
+    send_tail(c, 1);
+}
+
+void aredis__handshake_start(aredis_client *c) {
+    c->state = AREDIS_STATE_HANDSHAKE;
+    c->hs_fallback = 0;
+    if (c->opt.protocol == 2) {
+        c->proto = 2;
+        send_tail(c, 1);
+        return;
+    }
+    const char *argv[7];
+    int argc = 0;
+    argv[argc++] = "HELLO";
+    argv[argc++] = "3";
+    if (c->opt.password) {
+        argv[argc++] = "AUTH";
+        argv[argc++] = c->opt.username ? c->opt.username : "default";
+        argv[argc++] = c->opt.password;
+    }
+    if (c->opt.client_name) {
+        argv[argc++] = "SETNAME";
+        argv[argc++] = c->opt.client_name;
+    }
+    aredis_err e =
+        aredis__submit(c, NULL, hello_done, NULL, 1, argc, argv, NULL, NULL, NULL, NULL);
+    if (e != AREDIS_ERR_OK) aredis__teardown(c, e, "cannot queue handshake");
+}

@@ -1,0 +1,661 @@
+/*
+ * The built-in event loop: epoll on Linux, poll() elsewhere (or when built
+ * with -DAREDIS_LOOP_USE_POLL). It implements aredis__builtin_vtable; the
+ * wrapper in loop.c turns it into an aredis_loop.
+ *
+ * One turn of run_once():
+ *
+ *   1. run the defers that are pending (armed before this turn);
+ *   2. if nothing is watched, armed or pending: return 0 without blocking;
+ *   3. wait for I/O, once: not at all when block == 0 or a defer is pending,
+ *      else until the next timer is due (forever without timers);
+ *   4. dispatch the fired I/O (an error or hang-up is reported as every
+ *      event the watcher is watching);
+ *   5. fire the timers that are due;
+ *   6. run the defers armed during steps 4-5: a command issued from a reply
+ *      callback is flushed in the same turn, before the loop blocks again.
+ *      (Defers armed in step 6 itself run in step 1 of the next turn: still
+ *      before blocking, and a defer that re-arms itself cannot live-lock.)
+ *
+ * No allocation happens per turn: the ready array lives on the stack (which
+ * also keeps a nested run_once(), e.g. an await inside a callback, from
+ * overwriting the outer turn's array), and the timer heap's capacity is
+ * reserved when a timer is created, so arming never allocates and never
+ * fails.
+ *
+ * Callbacks may free any handle. The hazard is I/O: the ready array of the
+ * current turn may still name a watcher that a callback just freed. So a
+ * watcher freed while a run_once() is in progress is only marked dead (its
+ * mask set to 0, so its pending events are dropped) and queued; its memory is
+ * released when the outermost run_once() returns. Timers and defers are
+ * unlinked from the heap / list before their callback runs and are never
+ * referenced by a stale array, so they are freed at once.
+ *
+ * Timers keep deadlines in nanoseconds of CLOCK_MONOTONIC, read fresh at arm
+ * time, so a timer never fires early even if arming happens late in a long
+ * turn. The clock is read once per timer phase; a timer armed during the
+ * phase is never due within it (no live-lock on a 0 ms re-arm). Ties fire in
+ * arming order.
+ *
+ * Limits, as with libuv: one watcher per fd; free the watcher before closing
+ * the fd. If the kernel refuses to watch an fd (epoll_ctl fails: closed fd,
+ * regular file), the watcher is reported ready (READ|WRITE, masked) on every
+ * turn instead of silently never firing, so the owner sees the fault when it
+ * reads or writes.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__) && !defined(AREDIS_LOOP_USE_POLL)
+#define BL_EPOLL 1
+#include <sys/epoll.h>
+#else
+#include <poll.h>
+#endif
+
+#include "loop/loop_internal.h"
+#include "util/alloc.h"
+
+#define BL_MAXEVENTS 64
+#define BL_NOT_ARMED SIZE_MAX
+#define BL_EV_ALL (AREDIS_EV_READ | AREDIS_EV_WRITE)
+
+typedef struct bl_loop bl_loop;
+
+typedef struct bl_io {
+    bl_loop *loop;
+    aredis_io_fn *cb;
+    void *arg;
+    int fd;
+    int mask;               /* what is watched; 0 once dead */
+    int dead;               /* freed during a turn, memory not yet released */
+    int failed;             /* the kernel refused it: on the failed list */
+#ifdef BL_EPOLL
+    int in_kernel;          /* registered with epoll */
+#else
+    size_t slot;            /* index in pfd[] / pio[], or BL_NOT_ARMED */
+#endif
+    struct bl_io *next_dead;
+    struct bl_io *next_failed;
+} bl_io;
+
+typedef struct bl_timer {
+    bl_loop *loop;
+    aredis_timer_fn *cb;
+    void *arg;
+    uint64_t deadline;      /* ns, CLOCK_MONOTONIC */
+    uint64_t seq;           /* arming order: breaks deadline ties */
+    size_t idx;             /* heap index, or BL_NOT_ARMED */
+} bl_timer;
+
+/* Circular doubly linked list: unlinking needs no knowledge of the head, so a
+ * defer can be freed whether it sits in the pending list or in a batch that a
+ * run_defers() call holds on its stack. */
+typedef struct bl_link {
+    struct bl_link *prev, *next;
+} bl_link;
+
+typedef struct bl_defer {
+    bl_link link;           /* first member: a bl_link * is a bl_defer * */
+    bl_loop *loop;
+    aredis_timer_fn *cb;
+    void *arg;
+} bl_defer;
+
+typedef struct bl_ready {
+    bl_io *io;
+    int events;
+} bl_ready;
+
+struct bl_loop {
+    int depth;              /* nesting of run_once() */
+    size_t nwatched;        /* live watchers with a nonzero mask */
+    bl_timer **heap;        /* min-heap on (deadline, seq) */
+    size_t nheap, heapcap, ntimers;
+    uint64_t seq;
+    uint64_t now;           /* ns, read once per timer phase */
+    bl_link pending;        /* armed defers */
+    bl_io *dead;            /* watchers freed during a turn */
+    bl_io *failed;          /* watchers the kernel refused */
+#ifdef BL_EPOLL
+    int epfd;
+#else
+    struct pollfd *pfd;
+    bl_io **pio;
+    size_t npfd, pcap, nio, rr;
+#endif
+};
+
+/* ---- Clock ------------------------------------------------------------- */
+
+static uint64_t bl_clock_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t bl_now_ms(void *ld) {
+    (void)ld;
+    return bl_clock_ns() / 1000000u;
+}
+
+/* ---- Lists ------------------------------------------------------------- */
+
+static void link_init(bl_link *h) { h->prev = h->next = h; }
+static int link_empty(const bl_link *h) { return h->next == h; }
+
+static void link_push(bl_link *h, bl_link *n) {
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+
+static void link_del(bl_link *n) {
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = NULL;
+}
+
+/* Move every node of `from` to the empty list `to`. */
+static void link_take(bl_link *from, bl_link *to) {
+    link_init(to);
+    if (link_empty(from)) return;
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    link_init(from);
+}
+
+/* ---- Backend: epoll or poll -------------------------------------------- */
+
+#ifdef BL_EPOLL
+
+static int backend_init(bl_loop *l) {
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    return l->epfd < 0 ? -1 : 0;
+}
+
+static void backend_free(bl_loop *l) {
+    if (l->epfd >= 0) close(l->epfd);
+}
+
+static int backend_reserve(bl_loop *l) {
+    (void)l;
+    return 0;
+}
+
+static void backend_release(bl_loop *l) { (void)l; }
+
+/* Watch exactly `events` (nonzero) or nothing (0). -1 if the kernel refuses. */
+static int backend_set(bl_loop *l, bl_io *io, int events) {
+    struct epoll_event ee;
+    int op;
+
+    memset(&ee, 0, sizeof ee);
+    ee.data.ptr = io;
+    if (events == 0) {
+        /* DEL rather than MOD to 0: epoll reports EPOLLHUP/EPOLLERR even for
+         * an empty mask, which would wake an idle loop forever. */
+        if (io->in_kernel) epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, &ee);
+        io->in_kernel = 0;
+        return 0;
+    }
+    ee.events = ((events & AREDIS_EV_READ) ? EPOLLIN : 0u) |
+                ((events & AREDIS_EV_WRITE) ? EPOLLOUT : 0u);
+    op = io->in_kernel ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(l->epfd, op, io->fd, &ee) != 0) {
+        /* EEXIST: a stale registration of a reused fd number (its old file
+         * still open elsewhere); ENOENT: the fd was closed and reopened. */
+        if (op == EPOLL_CTL_ADD && errno == EEXIST) {
+            op = EPOLL_CTL_MOD;
+        } else if (op == EPOLL_CTL_MOD && errno == ENOENT) {
+            op = EPOLL_CTL_ADD;
+        } else {
+            io->in_kernel = 0;
+            return -1;
+        }
+        if (epoll_ctl(l->epfd, op, io->fd, &ee) != 0) {
+            io->in_kernel = 0;
+            return -1;
+        }
+    }
+    io->in_kernel = 1;
+    return 0;
+}
+
+static int backend_wait(bl_loop *l, bl_ready *out, int max, int timeout) {
+    struct epoll_event evs[BL_MAXEVENTS];
+    int n, i;
+
+    n = epoll_wait(l->epfd, evs, max < BL_MAXEVENTS ? max : BL_MAXEVENTS, timeout);
+    if (n <= 0) return 0; /* EINTR: a turn with no I/O */
+    for (i = 0; i < n; i++) {
+        uint32_t e = evs[i].events;
+        int ev = 0;
+        if (e & (EPOLLERR | EPOLLHUP)) ev = BL_EV_ALL;
+        if (e & EPOLLIN) ev |= AREDIS_EV_READ;
+        if (e & EPOLLOUT) ev |= AREDIS_EV_WRITE;
+        out[i].io = evs[i].data.ptr;
+        out[i].events = ev;
+    }
+    return n;
+}
+
+#else /* poll() */
+
+static int backend_init(bl_loop *l) {
+    (void)l;
+    return 0;
+}
+
+static void backend_free(bl_loop *l) {
+    aredis__free(l->pfd);
+    aredis__free(l->pio);
+}
+
+/* Reserve a slot for one more watcher, so that io_set never allocates. */
+static int backend_reserve(bl_loop *l) {
+    if (l->nio == l->pcap) {
+        size_t cap = l->pcap ? l->pcap * 2 : 16;
+        struct pollfd *p = aredis__reallocarray(l->pfd, cap, sizeof *p);
+        if (!p) return -1;
+        l->pfd = p;
+        bl_io **q = aredis__reallocarray(l->pio, cap, sizeof *q);
+        if (!q) return -1;
+        l->pio = q;
+        l->pcap = cap;
+    }
+    l->nio++;
+    return 0;
+}
+
+static void backend_release(bl_loop *l) { l->nio--; }
+
+static int backend_set(bl_loop *l, bl_io *io, int events) {
+    if (events == 0) {
+        if (io->slot != BL_NOT_ARMED) {
+            size_t s = io->slot, last = --l->npfd;
+            l->pfd[s] = l->pfd[last];
+            l->pio[s] = l->pio[last];
+            l->pio[s]->slot = s;
+            io->slot = BL_NOT_ARMED;
+        }
+        return 0;
+    }
+    if (io->slot == BL_NOT_ARMED) {
+        io->slot = l->npfd++;
+        l->pfd[io->slot].fd = io->fd;
+        l->pio[io->slot] = io;
+    }
+    l->pfd[io->slot].events = (short)(((events & AREDIS_EV_READ) ? POLLIN : 0) |
+                                      ((events & AREDIS_EV_WRITE) ? POLLOUT : 0));
+    l->pfd[io->slot].revents = 0;
+    return 0;
+}
+
+static int backend_wait(bl_loop *l, bl_ready *out, int max, int timeout) {
+    int r, n = 0;
+    size_t k, start;
+
+    r = poll(l->pfd, (nfds_t)l->npfd, timeout);
+    if (r <= 0 || l->npfd == 0) return 0;
+    /* Start the scan at a rotating slot so that more than `max` busy fds
+     * cannot starve the ones at the end. */
+    start = l->rr++ % l->npfd;
+    for (k = 0; k < l->npfd && n < max; k++) {
+        size_t i = (start + k) % l->npfd;
+        short re = l->pfd[i].revents;
+        int ev = 0;
+        if (!re) continue;
+        if (re & (POLLERR | POLLHUP | POLLNVAL)) ev = BL_EV_ALL;
+        if (re & POLLIN) ev |= AREDIS_EV_READ;
+        if (re & POLLOUT) ev |= AREDIS_EV_WRITE;
+        out[n].io = l->pio[i];
+        out[n].events = ev;
+        n++;
+    }
+    return n;
+}
+
+#endif
+
+/* ---- I/O watchers ------------------------------------------------------ */
+
+static void failed_add(bl_loop *l, bl_io *io) {
+    if (io->failed) return;
+    io->failed = 1;
+    io->next_failed = l->failed;
+    l->failed = io;
+}
+
+static void failed_del(bl_loop *l, bl_io *io) {
+    bl_io **p;
+    if (!io->failed) return;
+    for (p = &l->failed; *p; p = &(*p)->next_failed) {
+        if (*p == io) {
+            *p = io->next_failed;
+            break;
+        }
+    }
+    io->failed = 0;
+    io->next_failed = NULL;
+}
+
+static void *bl_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
+    bl_loop *l = ld;
+    bl_io *io;
+
+    if (fd < 0 || !cb) return NULL;
+    io = aredis__calloc(1, sizeof *io);
+    if (!io) return NULL;
+    if (backend_reserve(l) != 0) {
+        aredis__free(io);
+        return NULL;
+    }
+    io->loop = l;
+    io->cb = cb;
+    io->arg = arg;
+    io->fd = fd;
+#ifndef BL_EPOLL
+    io->slot = BL_NOT_ARMED;
+#endif
+    return io;
+}
+
+static void bl_io_set(void *p, int events) {
+    bl_io *io = p;
+    bl_loop *l = io->loop;
+
+    events &= BL_EV_ALL;
+    if (io->dead || events == io->mask) return; /* idempotent: no syscall */
+    if (backend_set(l, io, events) == 0) {
+        failed_del(l, io);
+    } else {
+        failed_add(l, io);
+    }
+    if (io->mask == 0) {
+        l->nwatched++;
+    } else if (events == 0) {
+        l->nwatched--;
+    }
+    io->mask = events;
+}
+
+static void bl_io_free(void *p) {
+    bl_io *io = p;
+    bl_loop *l;
+
+    if (!io || io->dead) return;
+    l = io->loop;
+    bl_io_set(io, 0);
+    failed_del(l, io);
+    backend_release(l);
+    if (l->depth > 0) {
+        /* The current turn's ready array may still name it: see the top. */
+        io->dead = 1;
+        io->next_dead = l->dead;
+        l->dead = io;
+    } else {
+        aredis__free(io);
+    }
+}
+
+static void free_dead(bl_loop *l) {
+    while (l->dead) {
+        bl_io *io = l->dead;
+        l->dead = io->next_dead;
+        aredis__free(io);
+    }
+}
+
+/* ---- Timers: a binary min-heap on (deadline, seq) ------------------------ */
+
+static int t_before(const bl_timer *a, const bl_timer *b) {
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static void heap_put(bl_loop *l, size_t i, bl_timer *t) {
+    l->heap[i] = t;
+    t->idx = i;
+}
+
+static void heap_up(bl_loop *l, size_t i) {
+    bl_timer *t = l->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!t_before(t, l->heap[parent])) break;
+        heap_put(l, i, l->heap[parent]);
+        i = parent;
+    }
+    heap_put(l, i, t);
+}
+
+static void heap_down(bl_loop *l, size_t i) {
+    bl_timer *t = l->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= l->nheap) break;
+        if (c + 1 < l->nheap && t_before(l->heap[c + 1], l->heap[c])) c++;
+        if (!t_before(l->heap[c], t)) break;
+        heap_put(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_put(l, i, t);
+}
+
+static void heap_remove(bl_loop *l, bl_timer *t) {
+    size_t i = t->idx;
+    bl_timer *last = l->heap[--l->nheap];
+
+    t->idx = BL_NOT_ARMED;
+    if (last == t) return;
+    heap_put(l, i, last);
+    heap_up(l, i);
+    heap_down(l, last->idx);
+}
+
+static void *bl_timer_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    bl_loop *l = ld;
+    bl_timer *t;
+
+    if (!cb) return NULL;
+    /* Reserve the heap slot now: timer_arm cannot report failure. */
+    if (l->ntimers == l->heapcap) {
+        size_t cap = l->heapcap ? l->heapcap * 2 : 16;
+        bl_timer **h = aredis__reallocarray(l->heap, cap, sizeof *h);
+        if (!h) return NULL;
+        l->heap = h;
+        l->heapcap = cap;
+    }
+    t = aredis__calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->loop = l;
+    t->cb = cb;
+    t->arg = arg;
+    t->idx = BL_NOT_ARMED;
+    l->ntimers++;
+    return t;
+}
+
+static void bl_timer_arm(void *p, uint64_t ms) {
+    bl_timer *t = p;
+    bl_loop *l = t->loop;
+    uint64_t now = bl_clock_ns();
+    uint64_t d = ms > (UINT64_MAX - now) / 1000000u ? UINT64_MAX : now + ms * 1000000u;
+
+    /* Never due within the timer phase that armed it (l->now <= now, so this
+     * only moves a 0 ms timer by 1 ns). */
+    if (d <= l->now) d = l->now + 1;
+    t->deadline = d;
+    t->seq = l->seq++;
+    if (t->idx == BL_NOT_ARMED) {
+        t->idx = l->nheap++;
+        l->heap[t->idx] = t;
+        heap_up(l, t->idx);
+    } else {
+        heap_up(l, t->idx);
+        heap_down(l, t->idx);
+    }
+}
+
+static void bl_timer_cancel(void *p) {
+    bl_timer *t = p;
+    if (t->idx != BL_NOT_ARMED) heap_remove(t->loop, t);
+}
+
+static void bl_timer_free(void *p) {
+    bl_timer *t = p;
+    if (!t) return;
+    bl_timer_cancel(t);
+    t->loop->ntimers--;
+    aredis__free(t);
+}
+
+/* Milliseconds until the next timer is due (rounded up: never early), -1 if
+ * none is armed. */
+static int next_timeout(bl_loop *l) {
+    uint64_t now, d, ms;
+
+    if (l->nheap == 0) return -1;
+    now = bl_clock_ns();
+    d = l->heap[0]->deadline;
+    if (d <= now) return 0;
+    ms = (d - now + 999999u) / 1000000u;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static void run_timers(bl_loop *l) {
+    l->now = bl_clock_ns();
+    while (l->nheap > 0 && l->heap[0]->deadline <= l->now) {
+        bl_timer *t = l->heap[0];
+        heap_remove(l, t);
+        t->cb(t->arg); /* may re-arm or free t: not touched afterwards */
+    }
+}
+
+/* ---- Deferred callbacks ------------------------------------------------ */
+
+static void *bl_defer_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    bl_defer *d;
+    if (!cb) return NULL;
+    d = aredis__calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->loop = ld;
+    d->cb = cb;
+    d->arg = arg;
+    return d;
+}
+
+static void bl_defer_arm(void *p) {
+    bl_defer *d = p;
+    if (d->link.next) return; /* already pending: runs once */
+    link_push(&d->loop->pending, &d->link);
+}
+
+static void bl_defer_free(void *p) {
+    bl_defer *d = p;
+    if (!d) return;
+    if (d->link.next) link_del(&d->link);
+    aredis__free(d);
+}
+
+/* Run the defers pending now; those armed meanwhile wait for the next call. */
+static void run_defers(bl_loop *l) {
+    bl_link batch;
+
+    if (link_empty(&l->pending)) return;
+    link_take(&l->pending, &batch);
+    while (!link_empty(&batch)) {
+        bl_defer *d = (bl_defer *)batch.next;
+        link_del(&d->link);
+        d->cb(d->arg); /* may re-arm or free d */
+    }
+}
+
+/* ---- The turn ---------------------------------------------------------- */
+
+static int bl_active(const bl_loop *l) {
+    return l->nwatched > 0 || l->nheap > 0 || !link_empty(&l->pending);
+}
+
+static int bl_run_once(void *ld, int block) {
+    bl_loop *l = ld;
+    bl_ready ready[BL_MAXEVENTS];
+    int n = 0, i, timeout;
+
+    l->depth++;
+    run_defers(l);
+    if (bl_active(l)) {
+        if (!block || !link_empty(&l->pending) || l->failed) {
+            timeout = 0;
+        } else {
+            timeout = next_timeout(l);
+        }
+        /* With nothing to watch, a zero wait is pointless; a positive one is
+         * how we sleep until the next timer. */
+        if (l->nwatched > 0 || timeout > 0) n = backend_wait(l, ready, BL_MAXEVENTS, timeout);
+        for (bl_io *io = l->failed; io && n < BL_MAXEVENTS; io = io->next_failed) {
+            ready[n].io = io;
+            ready[n].events = BL_EV_ALL;
+            n++;
+        }
+        for (i = 0; i < n; i++) {
+            bl_io *io = ready[i].io;
+            /* A watcher freed or changed by an earlier callback of this turn
+             * has a new (or zero) mask: report only what it still watches. */
+            int ev = ready[i].events & io->mask;
+            if (ev) io->cb(io->arg, ev);
+        }
+        if (l->nheap > 0) run_timers(l);
+        run_defers(l);
+    }
+    if (--l->depth == 0) free_dead(l);
+    return bl_active(l);
+}
+
+/* ---- Construction ------------------------------------------------------ */
+
+static void bl_cleanup(void *ld) {
+    bl_loop *l = ld;
+    if (!l) return;
+    free_dead(l);
+    backend_free(l);
+    aredis__free(l->heap);
+    aredis__free(l);
+}
+
+void *aredis__builtin_new(void) {
+    bl_loop *l = aredis__calloc(1, sizeof *l);
+    if (!l) return NULL;
+    link_init(&l->pending);
+#ifdef BL_EPOLL
+    l->epfd = -1;
+#endif
+    if (backend_init(l) != 0) {
+        bl_cleanup(l);
+        return NULL;
+    }
+    return l;
+}
+
+const aredis_loop_vtable aredis__builtin_vtable = {
+    .io_new = bl_io_new,
+    .io_set = bl_io_set,
+    .io_free = bl_io_free,
+    .timer_new = bl_timer_new,
+    .timer_arm = bl_timer_arm,
+    .timer_cancel = bl_timer_cancel,
+    .timer_free = bl_timer_free,
+    .defer_new = bl_defer_new,
+    .defer_arm = bl_defer_arm,
+    .defer_free = bl_defer_free,
+    .run_once = bl_run_once,
+    .now_ms = bl_now_ms,
+    .cleanup = bl_cleanup,
+};

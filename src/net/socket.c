@@ -1,0 +1,107 @@
+/*
+ * Sockets: resolution, non-blocking connect, options. Nothing here blocks
+ * except getaddrinfo on a host name that needs DNS (numeric addresses are
+ * parsed locally with AI_NUMERICHOST first).
+ */
+#include "net/socket.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+aredis_err aredis__resolve(const char *host, int port, struct addrinfo **out, char *errbuf,
+                           size_t errlen) {
+    char portstr[16];
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, out);
+    if (rc == EAI_NONAME) {
+        hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+        rc = getaddrinfo(host, portstr, &hints, out);
+    }
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        *out = NULL;
+        return AREDIS_ERR_RESOLVE;
+    }
+    return AREDIS_ERR_OK;
+}
+
+static int finish_connect(int fd, const struct sockaddr *sa, socklen_t len, int *in_progress) {
+    *in_progress = 0;
+    for (;;) {
+        if (connect(fd, sa, len) == 0) return fd;
+        if (errno == EINTR) continue;
+        if (errno == EINPROGRESS || errno == EAGAIN) {
+            *in_progress = 1;
+            return fd;
+        }
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+}
+
+int aredis__connect_addr(const struct addrinfo *ai, int *in_progress) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0) return -1;
+    aredis__sock_tune(fd, 1);
+    return finish_connect(fd, ai->ai_addr, ai->ai_addrlen, in_progress);
+}
+
+int aredis__connect_unix(const char *path, int *in_progress) {
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n >= sizeof sa.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path, path, n + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    return finish_connect(fd, (struct sockaddr *)&sa, (socklen_t)sizeof sa, in_progress);
+}
+
+int aredis__connect_result(int fd) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
+}
+
+void aredis__sock_tune(int fd, int is_tcp) {
+    if (!is_tcp) return;
+    int one = 1;
+    /* Commands are batched by the loop turn; Nagle would only add latency. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+}
+
+aredis_err aredis__errno_code(int err) {
+    switch (err) {
+    case ECONNREFUSED:
+        return AREDIS_ERR_CONNREFUSED;
+    case ETIMEDOUT:
+        return AREDIS_ERR_TIMEOUT;
+    case ENOMEM:
+    case ENOBUFS:
+        return AREDIS_ERR_NOMEM;
+    default:
+        return AREDIS_ERR_IO;
+    }
+}

@@ -1,0 +1,41 @@
+/*
+ * Sockets: resolve, non-blocking connect (TCP over IPv4/IPv6, unix), socket
+ * options, and the read/write calls the client uses.
+ */
+#ifndef AREDIS_NET_SOCKET_H
+#define AREDIS_NET_SOCKET_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "aredis/error.h"
+
+struct addrinfo;
+
+/*
+ * Resolve host:port to a list of stream addresses (numeric hosts without a
+ * DNS query). Returns OK and *out, or RESOLVE with a message in errbuf.
+ * NOTE: getaddrinfo blocks for names that need DNS; numeric hosts and
+ * "localhost" are answered locally.
+ */
+aredis_err aredis__resolve(const char *host, int port, struct addrinfo **out, char *errbuf,
+                           size_t errlen);
+
+/*
+ * Start a non-blocking connect. Returns the fd (connected or in progress;
+ * *in_progress tells) or -1 with errno set.
+ */
+int aredis__connect_addr(const struct addrinfo *ai, int *in_progress);
+int aredis__connect_unix(const char *path, int *in_progress);
+
+/* After a writable event on a connecting fd: 0 when connected, else the
+ * errno of the failure. */
+int aredis__connect_result(int fd);
+
+/* TCP_NODELAY and SO_KEEPALIVE (TCP only). */
+void aredis__sock_tune(int fd, int is_tcp);
+
+/* Map a connect/read/write errno to an aredis error code. */
+aredis_err aredis__errno_code(int err);
+
+#endif

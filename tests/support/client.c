@@ -1,0 +1,98 @@
+/*
+ * Test support: clients against fixture servers, and waiting on the loop
+ * for a condition (tests never sleep and hope).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ts.h"
+
+aredis_options ts_options(const ts_server *s) {
+    aredis_options o = AREDIS_OPTIONS_INIT;
+    o.host = ts_server_host(s);
+    o.port = ts_server_port(s);
+    return o;
+}
+
+aredis_client *ts_client(aredis_loop *loop, const ts_server *s) {
+    aredis_options o = ts_options(s);
+    aredis_client *c = aredis_client_new(loop, &o);
+    assert_non_null(c);
+    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    aredis_future *f = aredis_future_ready(c);
+    assert_non_null(f);
+    aredis_err e = aredis_await(f);
+    if (e != AREDIS_ERR_OK)
+        fail_msg("connect failed: %s: %s", aredis_err_name(e), aredis_future_error(f)->detail);
+    aredis_future_release(f);
+    return c;
+}
+
+static void noop(void *arg) { (void)arg; }
+
+static int wait_until(aredis_loop *loop, int (*done)(const void *), const void *arg,
+                      uint64_t timeout_ms) {
+    uint64_t until = ts_now_ms() + timeout_ms;
+    /* A timer bounds each wait so a silent loop cannot hang the test. */
+    aredis_timer *t = aredis_timer_new(loop, noop, NULL);
+    assert_non_null(t);
+    while (!done(arg)) {
+        if (ts_now_ms() >= until) {
+            aredis_timer_free(t);
+            return 0;
+        }
+        aredis_timer_start(t, 50, 0);
+        aredis_loop_run_once(loop, 1);
+    }
+    aredis_timer_free(t);
+    return 1;
+}
+
+static int flag_set(const void *p) { return *(const volatile int *)p != 0; }
+
+int ts_wait(aredis_loop *loop, const volatile int *flag, uint64_t timeout_ms) {
+    return wait_until(loop, flag_set, (const void *)flag, timeout_ms);
+}
+
+typedef struct {
+    const volatile size_t *counter;
+    size_t target;
+} count_arg;
+
+static int count_reached(const void *p) {
+    const count_arg *a = p;
+    return *a->counter >= a->target;
+}
+
+int ts_wait_count(aredis_loop *loop, const volatile size_t *counter, size_t target,
+                  uint64_t timeout_ms) {
+    count_arg a = {counter, target};
+    return wait_until(loop, count_reached, &a, timeout_ms);
+}
+
+aredis_future *ts_cmd(aredis_client *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    aredis_future *f = aredis_future_vcommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(f);
+    aredis_await(f);
+    assert_true(aredis_future_is_done(f));
+    return f;
+}
+
+void ts_cmd_ok(aredis_client *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    aredis_future *f = aredis_future_vcommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(f);
+    aredis_err e = aredis_await(f);
+    if (e != AREDIS_ERR_OK) fail_msg("%s: %s", fmt, aredis_future_error(f)->detail);
+    aredis_reply *r = aredis_future_reply(f);
+    assert_non_null(r);
+    assert_int_equal(r->type, AREDIS_REPLY_STATUS);
+    assert_string_equal(r->str, "OK");
+    aredis_future_release(f);
+}

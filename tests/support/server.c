@@ -1,0 +1,291 @@
+/*
+ * Test support: start, kill, restart and stop real redis-server processes on
+ * free loopback ports, each in its own temp dir. Servers die with the test
+ * process (PR_SET_PDEATHSIG + an atexit sweep), so a failing test never
+ * leaves one behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ts.h"
+
+struct ts_server {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char conf[300];
+    char unix_path[300];
+    int with_unix;
+    struct ts_server *next_live;
+};
+
+static struct ts_server *g_live;
+static int g_atexit_done;
+
+static const char *redis_server_path(void) {
+    static char path[512];
+    const char *env = getenv("REDIS_SERVER");
+    if (env && *env) return env;
+    const char *cands[] = {"/usr/bin/redis-server", "/usr/local/bin/redis-server", NULL};
+    for (int i = 0; cands[i]; i++)
+        if (access(cands[i], X_OK) == 0) return cands[i];
+    const char *p = getenv("PATH");
+    if (!p) return NULL;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", p);
+    for (char *save = NULL, *d = strtok_r(tmp, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(path, sizeof path, "%s/redis-server", d);
+        if (access(path, X_OK) == 0) return path;
+    }
+    return NULL;
+}
+
+static void kill_all_live(void) {
+    for (struct ts_server *s = g_live; s; s = s->next_live) {
+        if (s->pid > 0) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            s->pid = 0;
+        }
+    }
+}
+
+static void require_server_binary(void) {
+    if (redis_server_path()) return;
+    if (getenv("CI")) {
+        fprintf(stderr, "FAIL: redis-server not found (CI must have it: run scripts/deps.sh)\n");
+        exit(1);
+    }
+    fprintf(stderr, "SKIP: redis-server not found; install Debian's redis-server "
+                    "(make test does it) to run this test\n");
+    exit(77);
+}
+
+/* A free port: bind port 0, read it back, close. The small race with other
+ * processes is accepted; start() retries on a bind failure. */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+uint64_t ts_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A blocking PING over a plain socket: 1 when the server answers +PONG (or a
+ * NOAUTH error, which also proves it is up). */
+static int ping_once(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = 0;
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        write(fd, "PING\r\n", 6) == 6) {
+        char buf[64];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n > 0) {
+            buf[n] = 0;
+            ok = strncmp(buf, "+PONG", 5) == 0 || strncmp(buf, "-NOAUTH", 7) == 0;
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+static int spawn(ts_server *s) {
+    const char *bin = redis_server_path();
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+        }
+        if (chdir(s->dir) != 0) _exit(126);
+        execl(bin, bin, s->conf, (char *)NULL);
+        _exit(127);
+    }
+    s->pid = pid;
+    /* Wait until it answers, or died (port taken). */
+    uint64_t until = ts_now_ms() + 10000;
+    while (ts_now_ms() < until) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            s->pid = 0;
+            return -1;
+        }
+        if (ping_once(s->port)) return 0;
+        sleep_ms(5); /* waiting for an external process: polling is the only way */
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    s->pid = 0;
+    return -1;
+}
+
+static void write_conf(ts_server *s, const char *const *conf) {
+    FILE *f = fopen(s->conf, "w");
+    assert_non_null(f);
+    fprintf(f, "port %d\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\n"
+               "daemonize no\nlogfile %s/redis.log\nprotected-mode no\n",
+            s->port, s->dir, s->dir);
+    if (s->with_unix) fprintf(f, "unixsocket %s\nunixsocketperm 700\n", s->unix_path);
+    for (int i = 0; conf && conf[i]; i++) fprintf(f, "%s\n", conf[i]);
+    fclose(f);
+}
+
+ts_server *ts_server_start(const char *const *conf, int with_unix) {
+    require_server_binary();
+    if (!g_atexit_done) {
+        atexit(kill_all_live);
+        g_atexit_done = 1;
+    }
+    ts_server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s->dir, sizeof s->dir, "%s/aredis-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(s->dir));
+    snprintf(s->conf, sizeof s->conf, "%s/redis.conf", s->dir);
+    snprintf(s->unix_path, sizeof s->unix_path, "%s/redis.sock", s->dir);
+    s->with_unix = with_unix;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        s->port = free_port();
+        assert_true(s->port > 0);
+        write_conf(s, conf);
+        if (spawn(s) == 0) {
+            s->next_live = g_live;
+            g_live = s;
+            return s;
+        }
+    }
+    fail_msg("redis-server did not start (see %s/redis.log)", s->dir);
+    return NULL;
+}
+
+ts_server *ts_server_start_default(void) { return ts_server_start(NULL, 0); }
+
+int ts_server_port(const ts_server *s) { return s->port; }
+const char *ts_server_host(const ts_server *s) {
+    (void)s;
+    return "127.0.0.1";
+}
+const char *ts_server_unix(const ts_server *s) { return s->with_unix ? s->unix_path : NULL; }
+const char *ts_server_dir(const ts_server *s) { return s->dir; }
+pid_t ts_server_pid(const ts_server *s) { return s->pid; }
+
+void ts_server_kill(ts_server *s) {
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+}
+
+void ts_server_restart(ts_server *s) {
+    ts_server_kill(s);
+    /* The same port: retry briefly while the kernel releases it. */
+    for (int attempt = 0; attempt < 100; attempt++) {
+        if (spawn(s) == 0) return;
+        sleep_ms(50);
+    }
+    fail_msg("redis-server did not restart on port %d", s->port);
+}
+
+static void rm_rf(const char *dir) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", dir, (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0) waitpid(pid, NULL, 0);
+}
+
+void ts_server_stop(ts_server *s) {
+    if (!s) return;
+    if (s->pid > 0) {
+        kill(s->pid, SIGTERM);
+        uint64_t until = ts_now_ms() + 3000;
+        int done = 0;
+        while (!done && ts_now_ms() < until) {
+            if (waitpid(s->pid, NULL, WNOHANG) == s->pid) done = 1;
+            else sleep_ms(5);
+        }
+        if (!done) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+        }
+        s->pid = 0;
+    }
+    for (ts_server **pp = &g_live; *pp; pp = &(*pp)->next_live) {
+        if (*pp == s) {
+            *pp = s->next_live;
+            break;
+        }
+    }
+    rm_rf(s->dir);
+    free(s);
+}
+
+int ts_server_major_version(void) {
+    const char *bin = redis_server_path();
+    if (!bin) return 0;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s --version", bin);
+    FILE *p = popen(cmd, "r");
+    if (!p) return 0;
+    char line[256] = {0};
+    int major = 0;
+    if (fgets(line, sizeof line, p)) {
+        const char *v = strstr(line, "v=");
+        if (v) major = atoi(v + 2);
+    }
+    pclose(p);
+    return major;
+}
+
+void ts_log(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("# ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
