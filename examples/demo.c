@@ -119,6 +119,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot create client\n");
         return 1;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* interleave with the progress bars on stderr */
     printf("aredis %s demo\n\n", aredis_version());
 
     /* 1. Connect: commands may be issued at once; they wait for the handshake. */

@@ -171,6 +171,24 @@ AREDIS_API void aredis_client_set_data(aredis_client *c, void *data);
 /* The last connection-level error (code OK when none). Borrowed. */
 AREDIS_API const aredis_error *aredis_client_last_error(const aredis_client *c);
 
+/*
+ * Counters since the client was made, for metrics and for checking that
+ * batching works (write_calls per command well below one when busy).
+ */
+typedef struct aredis_client_stats {
+    uint64_t commands;    /* commands accepted (user commands only) */
+    uint64_t replies;     /* replies delivered to user commands */
+    uint64_t write_calls; /* write(2) calls that sent bytes */
+    uint64_t read_calls;  /* read(2) calls that returned bytes */
+    uint64_t bytes_out;
+    uint64_t bytes_in;
+    uint64_t timeouts;    /* commands failed with AREDIS_ERR_TIMEOUT */
+    uint64_t connects;    /* successful connects (handshake done) */
+} aredis_client_stats;
+
+/* Copy the client's counters into *out. */
+AREDIS_API void aredis_client_get_stats(const aredis_client *c, aredis_client_stats *out);
+
 /* ---- Commands (callbacks) ---------------------------------------------- */
 
 /* printf-like format, see aredis/writer.h. cb may be NULL (reply ignored). */

@@ -38,7 +38,9 @@ typedef struct aredis_loop aredis_loop;
 #define AREDIS_EV_WRITE 2
 
 /* Called with the events that fired (AREDIS_EV_READ / AREDIS_EV_WRITE; an
- * error or hang-up on the fd is reported as both). */
+ * error or hang-up on the fd is reported as every event being watched, so the
+ * owner finds the fault when it reads or writes). Only watched events are
+ * ever reported. */
 typedef void aredis_io_fn(void *arg, int events);
 /* Called when a timer or a deferred callback fires. */
 typedef void aredis_timer_fn(void *arg);
@@ -47,13 +49,16 @@ typedef void aredis_timer_fn(void *arg);
  * The vtable. `ld` is the loop's own data (aredis_loop_data()). Handles are
  * opaque pointers owned by the implementation. Semantics:
  *
- * io_new(ld, fd, cb, arg)  make a watcher for fd, watching nothing yet.
+ * io_new(ld, fd, cb, arg)  make a watcher for fd, watching nothing yet. At
+ *                          most one watcher per fd; free it before closing
+ *                          the fd.
  * io_set(io, events)       watch exactly `events` (0 = none). Idempotent:
  *                          setting what is already set costs nothing.
  * io_free(io)              stop and free; cb never runs again.
  * timer_new(ld, cb, arg)   make a stopped one-shot timer.
  * timer_arm(t, ms)         (re)start it to fire once after `ms` ms; arming an
- *                          armed timer moves its deadline.
+ *                          armed timer moves its deadline. Never fires early
+ *                          by now_ms().
  * timer_cancel(t)          stop it if armed; harmless if not.
  * timer_free(t)            stop and free.
  * defer_new(ld, cb, arg)   make a deferred callback, not pending.
@@ -62,9 +67,12 @@ typedef void aredis_timer_fn(void *arg);
  *                          next blocks for I/O. Arming twice runs it once.
  * defer_free(d)            free; it never runs again.
  * run_once(ld, block)      run one loop iteration: wait for events (not at
- *                          all when block is 0), dispatch them. Returns
- *                          nonzero if anything is still being watched.
- *                          aredis_await() uses it.
+ *                          all when block is 0 or a defer is pending),
+ *                          dispatch them, then run the defers they armed.
+ *                          Returns nonzero if anything is still being
+ *                          watched, armed or pending (adapters also count
+ *                          the foreign loop's own handles). aredis_await()
+ *                          uses it. Not reentrant on the libuv adapter.
  * now_ms(ld)               a monotonic clock in milliseconds.
  * cleanup(ld)              aredis_loop_free() was called: release what the
  *                          vtable owns (not a foreign loop itself).
@@ -88,8 +96,8 @@ typedef struct aredis_loop_vtable {
 
 /*
  * Wrap a vtable and its data in an aredis_loop. The vtable is copied.
- * Returns NULL if any entry is NULL (or out of memory). Adapters call this;
- * applications normally don't.
+ * Returns NULL if any entry is NULL (or out of memory); `ld` then stays the
+ * caller's. Adapters call this; applications normally don't.
  */
 AREDIS_API aredis_loop *aredis_loop_from_vtable(const aredis_loop_vtable *vt, void *ld);
 
@@ -107,7 +115,9 @@ AREDIS_API aredis_loop *aredis_loop_new(void);
  */
 AREDIS_API void aredis_loop_free(aredis_loop *loop);
 
-/* Run until aredis_loop_stop() is called or nothing is left to watch. */
+/* Run until aredis_loop_stop() is called or nothing is left to watch. The
+ * stop request is consumed when run() returns; one made while the loop is not
+ * running makes the next run() return at once. */
 AREDIS_API void aredis_loop_run(aredis_loop *loop);
 
 /* One iteration; block = wait for an event. Returns nonzero while anything
@@ -126,7 +136,9 @@ typedef struct aredis_timer aredis_timer;
 
 /*
  * A timer on any aredis_loop: fires `cb(arg)` after `after_ms`, then every
- * `repeat_ms` if that is nonzero. Safe to stop or free from its callback.
+ * `repeat_ms` if that is nonzero (counted from each tick, not from the end
+ * of the callback). start() on a started timer restarts it. Safe to stop,
+ * restart or free from its callback.
  */
 AREDIS_API aredis_timer *aredis_timer_new(aredis_loop *loop, aredis_timer_fn *cb, void *arg);
 AREDIS_API void aredis_timer_start(aredis_timer *t, uint64_t after_ms, uint64_t repeat_ms);

@@ -188,6 +188,8 @@ static int do_write(aredis_client *c) {
     while (aredis__buf_used(&c->out)) {
         ssize_t n = write(c->fd, c->out.data + c->out.off, aredis__buf_used(&c->out));
         if (n > 0) {
+            c->stats.write_calls++;
+            c->stats.bytes_out += (uint64_t)n;
             aredis__buf_consume(&c->out, (size_t)n);
             continue;
         }
@@ -232,6 +234,7 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
         return;
     }
     aredis__heap_remove(c, cmd);
+    if (!(cmd->flags & AREDIS__CMD_INTERNAL)) c->stats.replies++;
     aredis__complete(c, cmd, r, r->type == AREDIS_REPLY_ERROR ? AREDIS_ERR_SERVER : AREDIS_ERR_OK,
                      NULL);
     aredis__cmd_recycle(c, cmd);
@@ -261,6 +264,8 @@ static void do_read(aredis_client *c) {
             return;
         }
         aredis_reader_commit(c->reader, (size_t)n);
+        c->stats.read_calls++;
+        c->stats.bytes_in += (uint64_t)n;
         c->last_rx = aredis__now_ms(c->loop);
         for (;;) {
             void *r = NULL;
@@ -395,6 +400,7 @@ void aredis__set_ready(aredis_client *c) {
         aredis__cmdq_push(&c->sent, cmd);
     }
     aredis__arm_flush(c);
+    c->stats.connects++;
     uint64_t gen = c->gen;
     aredis__ready_notify(c, AREDIS_ERR_OK, NULL);
     if (c->gen == gen && c->opt.on_connect) c->opt.on_connect(c, c->opt.cb_data);
@@ -536,4 +542,7 @@ aredis_loop *aredis_client_loop(const aredis_client *c) { return c->loop; }
 size_t aredis_client_pending(const aredis_client *c) { return c->user_pending; }
 void *aredis_client_get_data(const aredis_client *c) { return c->data; }
 void aredis_client_set_data(aredis_client *c, void *data) { c->data = data; }
+void aredis_client_get_stats(const aredis_client *c, aredis_client_stats *out) {
+    *out = c->stats;
+}
 const aredis_error *aredis_client_last_error(const aredis_client *c) { return &c->last_err; }

@@ -95,6 +95,8 @@ struct aredis_client {
 
     aredis__ready_waiter *ready_waiters;
 
+    aredis_client_stats stats;
+
     aredis_error last_err;
     char last_detail[256];
     char err_detail[256]; /* detail for the error being delivered */

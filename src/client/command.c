@@ -65,7 +65,10 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
         cmd->len = b.len;
         aredis__cmdq_push(&c->waiting, cmd);
     }
-    if (!internal) c->user_pending++;
+    if (!internal) {
+        c->user_pending++;
+        c->stats.commands++;
+    }
     if (timeout) {
         cmd->deadline = aredis__now_ms(c->loop) + timeout;
         (void)aredis__heap_push(c, cmd); /* cannot fail: room was made */
@@ -93,6 +96,7 @@ void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, cons
         cmd->buf = NULL;
         cmd->len = 0;
     }
+    if (code == AREDIS_ERR_TIMEOUT) c->stats.timeouts++;
     aredis__complete(c, cmd, NULL, code, detail);
     aredis__timer_update(c);
 }

@@ -71,13 +71,13 @@ typedef struct bl_io {
     aredis_io_fn *cb;
     void *arg;
     int fd;
-    int mask;               /* what is watched; 0 once dead */
-    int dead;               /* freed during a turn, memory not yet released */
-    int failed;             /* the kernel refused it: on the failed list */
+    int mask;   /* what is watched; 0 once dead */
+    int dead;   /* freed during a turn, memory not yet released */
+    int failed; /* the kernel refused it: on the failed list */
 #ifdef BL_EPOLL
-    int in_kernel;          /* registered with epoll */
+    int in_kernel; /* registered with epoll */
 #else
-    size_t slot;            /* index in pfd[] / pio[], or BL_NOT_ARMED */
+    size_t slot; /* index in pfd[] / pio[], or BL_NOT_ARMED */
 #endif
     struct bl_io *next_dead;
     struct bl_io *next_failed;
@@ -87,9 +87,9 @@ typedef struct bl_timer {
     bl_loop *loop;
     aredis_timer_fn *cb;
     void *arg;
-    uint64_t deadline;      /* ns, CLOCK_MONOTONIC */
-    uint64_t seq;           /* arming order: breaks deadline ties */
-    size_t idx;             /* heap index, or BL_NOT_ARMED */
+    uint64_t deadline; /* ns, CLOCK_MONOTONIC */
+    uint64_t seq;      /* arming order: breaks deadline ties */
+    size_t idx;        /* heap index, or BL_NOT_ARMED */
 } bl_timer;
 
 /* Circular doubly linked list: unlinking needs no knowledge of the head, so a
@@ -100,7 +100,7 @@ typedef struct bl_link {
 } bl_link;
 
 typedef struct bl_defer {
-    bl_link link;           /* first member: a bl_link * is a bl_defer * */
+    bl_link link; /* first member: a bl_link * is a bl_defer * */
     bl_loop *loop;
     aredis_timer_fn *cb;
     void *arg;
@@ -112,15 +112,15 @@ typedef struct bl_ready {
 } bl_ready;
 
 struct bl_loop {
-    int depth;              /* nesting of run_once() */
-    size_t nwatched;        /* live watchers with a nonzero mask */
-    bl_timer **heap;        /* min-heap on (deadline, seq) */
+    int depth;       /* nesting of run_once() */
+    size_t nwatched; /* live watchers with a nonzero mask */
+    bl_timer **heap; /* min-heap on (deadline, seq) */
     size_t nheap, heapcap, ntimers;
     uint64_t seq;
-    uint64_t now;           /* ns, read once per timer phase */
-    bl_link pending;        /* armed defers */
-    bl_io *dead;            /* watchers freed during a turn */
-    bl_io *failed;          /* watchers the kernel refused */
+    uint64_t now;    /* ns, read once per timer phase */
+    bl_link pending; /* armed defers */
+    bl_io *dead;     /* watchers freed during a turn */
+    bl_io *failed;   /* watchers the kernel refused */
 #ifdef BL_EPOLL
     int epfd;
 #else
@@ -206,8 +206,8 @@ static int backend_set(bl_loop *l, bl_io *io, int events) {
         io->in_kernel = 0;
         return 0;
     }
-    ee.events = ((events & AREDIS_EV_READ) ? EPOLLIN : 0u) |
-                ((events & AREDIS_EV_WRITE) ? EPOLLOUT : 0u);
+    ee.events =
+        ((events & AREDIS_EV_READ) ? EPOLLIN : 0u) | ((events & AREDIS_EV_WRITE) ? EPOLLOUT : 0u);
     op = io->in_kernel ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(l->epfd, op, io->fd, &ee) != 0) {
         /* EEXIST: a stale registration of a reused fd number (its old file

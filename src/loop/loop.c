@@ -18,9 +18,9 @@
 aredis_loop *aredis_loop_from_vtable(const aredis_loop_vtable *vt, void *ld) {
     aredis_loop *loop;
 
-    if (!vt || !vt->io_new || !vt->io_set || !vt->io_free || !vt->timer_new ||
-        !vt->timer_arm || !vt->timer_cancel || !vt->timer_free || !vt->defer_new ||
-        !vt->defer_arm || !vt->defer_free || !vt->run_once || !vt->now_ms || !vt->cleanup) {
+    if (!vt || !vt->io_new || !vt->io_set || !vt->io_free || !vt->timer_new || !vt->timer_arm ||
+        !vt->timer_cancel || !vt->timer_free || !vt->defer_new || !vt->defer_arm ||
+        !vt->defer_free || !vt->run_once || !vt->now_ms || !vt->cleanup) {
         return NULL;
     }
     loop = aredis__calloc(1, sizeof *loop);
@@ -79,12 +79,12 @@ uint64_t aredis_loop_now_ms(aredis_loop *loop) { return loop ? loop->vt.now_ms(l
 
 struct aredis_timer {
     aredis_loop *loop;
-    void *h;                /* the vtable timer; NULL once freed */
+    void *h; /* the vtable timer; NULL once freed */
     aredis_timer_fn *cb;
     void *arg;
     uint64_t repeat_ms;
-    int in_cb;              /* nesting of the user callback */
-    int dead;               /* freed from its callback: free when it returns */
+    int in_cb; /* nesting of the user callback */
+    int dead;  /* freed from its callback: free when it returns */
 };
 
 static void utimer_fire(void *arg) {

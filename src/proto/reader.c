@@ -41,6 +41,13 @@
 #define READER_DOUBLE_MAX 255             /* longest double text we accept       */
 #define READER_STACK_MIN 4                /* first frame stack size              */
 
+/* The per-object helpers sit on the hot path; GCC would not inline them all. */
+#if defined(__GNUC__)
+#define READER_INLINE inline __attribute__((always_inline))
+#else
+#define READER_INLINE inline
+#endif
+
 /* What the reader is waiting for. */
 typedef enum reader_state {
     RS_LINE, /* a type byte and its header line */
@@ -321,20 +328,6 @@ static int valid_bignum(const char *s, size_t n) {
  */
 static int parse_count(aredis_reader *r, char type, const char *s, size_t n, int allow_nil,
                        long long *out) {
-    /* Fast path: 1 to 18 plain digits, the shape of every real length. */
-    if (n - 1 < 18) {
-        unsigned long long v = 0;
-        size_t i = 0;
-        for (; i < n; i++) {
-            unsigned d = (unsigned char)s[i] - (unsigned)'0';
-            if (d > 9) break;
-            v = v * 10 + d;
-        }
-        if (i == n) {
-            *out = (long long)v;
-            return 1;
-        }
-    }
     if (n == 1 && s[0] == '?')
         return reader_fail(r, AREDIS_ERR_PROTOCOL, "streamed types unsupported ('%c?')", type);
     if (parse_ll(s, n, out) < 0)
@@ -348,7 +341,7 @@ static int parse_count(aredis_reader *r, char type, const char *s, size_t n, int
 /* ---- Building ----------------------------------------------------------- */
 
 /* Where an object made now goes. Attributes are built detached. */
-static void make_task(const aredis_reader *r, aredis_reply_type type, aredis_reader_task *t) {
+static READER_INLINE void make_task(const aredis_reader *r, aredis_reply_type type, aredis_reader_task *t) {
     t->type = type;
     t->privdata = r->privdata;
     if (r->depth && type != AREDIS_REPLY_ATTR) {
@@ -408,10 +401,24 @@ static int value_done(aredis_reader *r, void *obj, int is_attr, void **out) {
     }
 }
 
-/* Make a leaf value at the current position and complete it. */
-static int leaf_done(aredis_reader *r, void *obj, void **out) {
+/*
+ * A leaf value was made at the current position: complete it. The common
+ * cases — a top-level reply, an element that does not end its aggregate —
+ * are handled inline; closing aggregates goes through value_done().
+ */
+static READER_INLINE int leaf_done(aredis_reader *r, void *obj, void **out) {
     if (!obj) return reader_nomem(r);
-    adopt_attr(r, obj);
+    if (r->depth == 0) {
+        if (r->top_attr) adopt_attr(r, obj);
+        *out = obj;
+        return 1;
+    }
+    reader_frame *f = &r->stack[r->depth - 1];
+    if (f->attr) adopt_attr(r, obj);
+    if (f->idx + 1 < f->claimed) {
+        f->idx++;
+        return 1;
+    }
     return value_done(r, obj, 0, out);
 }
 
@@ -448,14 +455,12 @@ static int read_bulk(aredis_reader *r, void **out) {
     return finish_bulk(r, r->bulk_type, r->bulk_len, out);
 }
 
-/* A blob header ($ ! =) is parsed; `next` is the offset after its CRLF. */
-static int start_bulk(aredis_reader *r, char type, const char *line, size_t n, size_t next,
-                      void **out) {
-    long long v;
-    int rc = parse_count(r, type, line, n, type == '$', &v);
-    if (rc < 0) return -1;
-    r->pos = next;
-    if (rc == 0) return make_nil(r, out);
+/*
+ * A blob header ($ ! =) claiming `v` bytes (>= 0, or -1 for $'s null) is
+ * consumed: build it now if the payload is all in, else wait in RS_BULK.
+ */
+static int open_bulk(aredis_reader *r, char type, long long v, void **out) {
+    if (v < 0) return make_nil(r, out);
     /* Compare as unsigned long long: the limit is a size_t, v is >= 0. */
     if ((unsigned long long)v > r->cur.max_bulk_len || (unsigned long long)v > SIZE_MAX - 2)
         return reader_fail(r, AREDIS_ERR_PROTOCOL, "blob length %lld exceeds max_bulk_len %zu", v,
@@ -483,14 +488,12 @@ static aredis_reply_type aggregate_type(char c) {
     }
 }
 
-/* An aggregate header (* % ~ | >) is parsed: check the limits, open a frame. */
-static int start_aggregate(aredis_reader *r, char type, const char *line, size_t n, size_t next,
-                           void **out) {
-    long long v;
-    int rc = parse_count(r, type, line, n, type == '*', &v);
-    if (rc < 0) return -1;
-    r->pos = next;
-    if (rc == 0) return make_nil(r, out);
+/*
+ * An aggregate header (* % ~ | >) claiming `v` elements (>= 0, or -1 for *'s
+ * null) is consumed: check the limits, make the object, open a frame.
+ */
+static int open_aggregate(aredis_reader *r, char type, long long v, void **out) {
+    if (v < 0) return make_nil(r, out);
     aredis_reply_type at = aggregate_type(type);
     size_t claimed = (size_t)v;
     int paired = at == AREDIS_REPLY_MAP || at == AREDIS_REPLY_ATTR;
@@ -525,6 +528,12 @@ static int start_aggregate(aredis_reader *r, char type, const char *line, size_t
     return 1;
 }
 
+static int make_integer(aredis_reader *r, long long v, void **out) {
+    aredis_reader_task t;
+    make_task(r, AREDIS_REPLY_INTEGER, &t);
+    return leaf_done(r, r->fn->create_integer(&t, v), out);
+}
+
 /*
  * What a type byte starts: a table, so the hot path pays one load. A simple
  * line (+ - , () is bounded by max_bulk_len, a numeric one by
@@ -541,13 +550,90 @@ static const unsigned char type_class[256] = {
 };
 
 /*
+ * The header line is complete and consumed: `line` holds its n bytes (CRLF
+ * excluded). Validate it and make what it announces.
+ */
+static int dispatch_line(aredis_reader *r, char type, const char *line, size_t n, void **out) {
+    long long ll;
+    double d;
+    aredis_reader_task t;
+    int rc;
+
+    switch (type) {
+    case '+':
+    case '-':
+        if (memchr(line, '\n', n))
+            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bare LF in simple string");
+        return make_string(r, type == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, line, n,
+                           out);
+    case ':':
+        if (parse_ll(line, n, &ll) < 0) return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad integer");
+        return make_integer(r, ll, out);
+    case ',':
+        if (parse_double(line, n, &d) < 0)
+            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad double");
+        make_task(r, AREDIS_REPLY_DOUBLE, &t);
+        return leaf_done(r, r->fn->create_double(&t, d, line, n), out);
+    case '#':
+        if (n != 1 || (line[0] != 't' && line[0] != 'f'))
+            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad boolean");
+        make_task(r, AREDIS_REPLY_BOOL, &t);
+        return leaf_done(r, r->fn->create_bool(&t, line[0] == 't'), out);
+    case '_':
+        if (n != 0) return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad null");
+        return make_nil(r, out);
+    case '(':
+        if (!valid_bignum(line, n))
+            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad big number");
+        return make_string(r, AREDIS_REPLY_BIGNUM, line, n, out);
+    case '$':
+    case '!':
+    case '=':
+        rc = parse_count(r, type, line, n, type == '$', &ll);
+        if (rc < 0) return -1;
+        return open_bulk(r, type, rc ? ll : -1, out);
+    default:
+        rc = parse_count(r, type, line, n, type == '*', &ll);
+        if (rc < 0) return -1;
+        return open_aggregate(r, type, rc ? ll : -1, out);
+    }
+}
+
+/*
+ * The fast path for the commonest headers — a length, count or integer of
+ * 1 to 18 plain digits — parsed and its CRLF found in one inline pass.
+ * Returns 0 (nothing consumed) for anything else, which the strict general
+ * path then handles, errors included.
+ */
+static int read_numeric_fast(aredis_reader *r, char type, void **out) {
+    const char *p = r->buf + r->pos + 1, *first = p;
+    const char *end = r->buf + r->len;
+    const char *lim = end - p > 18 ? p + 18 : end;
+    unsigned long long v = 0;
+    while (p < lim) {
+        unsigned d = (unsigned char)*p - (unsigned)'0';
+        if (d > 9) break;
+        v = v * 10 + d;
+        p++;
+    }
+    if (p == first || end - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
+    r->pos = (size_t)(p + 2 - r->buf);
+    switch (type) {
+    case ':': return make_integer(r, (long long)v, out);
+    case '$':
+    case '!':
+    case '=': return open_bulk(r, type, (long long)v, out);
+    default: return open_aggregate(r, type, (long long)v, out);
+    }
+}
+
+/*
  * RS_LINE: parse one header line and whatever it makes. Like every step:
  * returns 1 after progress (with *out set when a reply is complete), 0 when
  * more bytes are needed, -1 on error.
  */
 static int read_line(aredis_reader *r, void **out) {
-    size_t avail = r->len - r->pos;
-    if (avail == 0) return 0;
+    if (r->len == r->pos) return 0;
     const char *start = r->buf + r->pos;
     char type = start[0];
     unsigned tc = type_class[(unsigned char)type];
@@ -562,8 +648,12 @@ static int read_line(aredis_reader *r, void **out) {
         r->cur = r->limits;
         r->limits_changed = 0;
     }
-    size_t limit = tc == TC_TEXT ? r->cur.max_bulk_len : READER_NUM_LINE_MAX;
+    if (tc == TC_NUM && type != '#' && type != '_' && r->scanned == 0) {
+        int rc = read_numeric_fast(r, type, out);
+        if (rc) return rc;
+    }
 
+    size_t limit = tc == TC_TEXT ? r->cur.max_bulk_len : READER_NUM_LINE_MAX;
     const char *line = start + 1;
     const char *from = line + r->scanned;
     const char *end = r->buf + r->len;
@@ -580,53 +670,8 @@ static int read_line(aredis_reader *r, void **out) {
         return reader_fail(r, AREDIS_ERR_PROTOCOL, "header line of '%c' too long", type);
     if (cr[1] != '\n') return reader_fail(r, AREDIS_ERR_PROTOCOL, "expected LF after CR");
     r->scanned = 0;
-    size_t next = r->pos + 1 + n + 2;
-    aredis_reader_task t;
-    long long ll;
-    double d;
-
-    switch (type) {
-    case '+':
-    case '-':
-        if (memchr(line, '\n', n))
-            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bare LF in simple string");
-        r->pos = next;
-        return make_string(r, type == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, line, n,
-                           out);
-    case ':':
-        if (parse_ll(line, n, &ll) < 0)
-            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad integer");
-        r->pos = next;
-        make_task(r, AREDIS_REPLY_INTEGER, &t);
-        return leaf_done(r, r->fn->create_integer(&t, ll), out);
-    case ',':
-        if (parse_double(line, n, &d) < 0)
-            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad double");
-        r->pos = next;
-        make_task(r, AREDIS_REPLY_DOUBLE, &t);
-        return leaf_done(r, r->fn->create_double(&t, d, line, n), out);
-    case '#':
-        if (n != 1 || (line[0] != 't' && line[0] != 'f'))
-            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad boolean");
-        r->pos = next;
-        make_task(r, AREDIS_REPLY_BOOL, &t);
-        return leaf_done(r, r->fn->create_bool(&t, line[0] == 't'), out);
-    case '_':
-        if (n != 0) return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad null");
-        r->pos = next;
-        return make_nil(r, out);
-    case '(':
-        if (!valid_bignum(line, n))
-            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad big number");
-        r->pos = next;
-        return make_string(r, AREDIS_REPLY_BIGNUM, line, n, out);
-    case '$':
-    case '!':
-    case '=':
-        return start_bulk(r, type, line, n, next, out);
-    default:
-        return start_aggregate(r, type, line, n, next, out);
-    }
+    r->pos += 1 + n + 2;
+    return dispatch_line(r, type, line, n, out);
 }
 
 aredis_err aredis_reader_get_reply(aredis_reader *r, void **reply) {

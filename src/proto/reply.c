@@ -20,7 +20,11 @@
 #include "aredis/reader.h"
 #include "util/alloc.h"
 
-#define REPLY_ELEMENTS_MIN 4 /* first element array size */
+/*
+ * First element array size: aggregates up to this size (most of them) get an
+ * exact array in one allocation; a claim alone still costs nothing.
+ */
+#define REPLY_ELEMENTS_MIN 16
 
 /* ---- Allocation --------------------------------------------------------- */
 
@@ -39,7 +43,7 @@ static aredis_reply *reply_new(aredis_reply_type type, size_t extra) {
 /*
  * Store `child` at t->idx of t->parent, if any. Elements arrive in order, so
  * the array holds `elements` filled slots and its capacity follows from that
- * count: 0, then min(claimed, 4), then doubling at each power of two, capped
+ * count: 0, then min(claimed, 16), then doubling at each power of two, capped
  * at the claimed count (kept in `integer` while the aggregate fills). Grown
  * before the child is made, so a failure here strands nothing.
  */

@@ -85,7 +85,8 @@ static int conf_run_until(aredis_loop *l, const int *v, int target, uint64_t ms)
 
     assert_non_null(guard);
     aredis__timer_arm(l, guard, ms);
-    while (*v < target && !expired) aredis_loop_run_once(l, 1);
+    while (*v < target && !expired)
+        aredis_loop_run_once(l, 1);
     aredis__timer_free(l, guard);
     return *v >= target;
 }
@@ -170,12 +171,12 @@ typedef struct conf_cnt {
     aredis_loop *loop;
     void *h;
     int count;
-    uint64_t at_ms;         /* aredis_loop_now_ms() at the last call */
-    int rearm_until;        /* timer: re-arm itself (1 ms) until count reaches this */
-    int free_self;          /* free its own handle (timer or defer) */
+    uint64_t at_ms;  /* aredis_loop_now_ms() at the last call */
+    int rearm_until; /* timer: re-arm itself (1 ms) until count reaches this */
+    int free_self;   /* free its own handle (timer or defer) */
     int is_defer;
-    int rearm_defer;        /* defer: re-arm itself every time */
-    void *other;            /* defer: arm (chain) or free (kill) this one */
+    int rearm_defer; /* defer: re-arm itself every time */
+    void *other;     /* defer: arm (chain) or free (kill) this one */
     int kill_other;
 } conf_cnt;
 
@@ -301,7 +302,8 @@ static void conf_io_set_zero_stops(void **state) {
     aredis__io_set(l, r.io, 0);
     int before = r.count;
     conf_run_for(l, 50);
-    for (int i = 0; i < 5; i++) aredis_loop_run_once(l, 0);
+    for (int i = 0; i < 5; i++)
+        aredis_loop_run_once(l, 0);
     assert_int_equal(r.count, before);
     aredis__io_set(l, r.io, AREDIS_EV_READ);
     assert_true(conf_run_until(l, &r.count, before + 1, 2000));
@@ -345,7 +347,8 @@ static void conf_io_free_other_same_turn(void **state) {
     ra.victim = &rb;
     rb.victim = &ra;
     ra.drain = rb.drain = 1; /* the survivor must not fire again */
-    while (ra.count + rb.count == 0) aredis_loop_run_once(l, 1);
+    while (ra.count + rb.count == 0)
+        aredis_loop_run_once(l, 1);
     assert_int_equal(ra.count + rb.count, 1);
     conf_run_for(l, 50);
     assert_int_equal(ra.count + rb.count, 1);
@@ -487,11 +490,11 @@ static uint64_t conf_rng(uint64_t *s) {
 
 typedef struct conf_many {
     aredis_loop *loop;
-    uint64_t due[CONF_NTIMERS];   /* now_ms at the last arm + ms */
+    uint64_t due[CONF_NTIMERS]; /* now_ms at the last arm + ms */
     int fired[CONF_NTIMERS];
     int order[CONF_NTIMERS];
     int nfired;
-    int early;                    /* a timer fired before its due ms */
+    int early; /* a timer fired before its due ms */
 } conf_many;
 
 typedef struct conf_many_arg {
@@ -551,7 +554,8 @@ static void conf_timers_many(void **state) {
             assert_true(m.due[m.order[k - 1]] <= m.due[m.order[k]]);
         }
     }
-    for (int i = 0; i < CONF_NTIMERS; i++) aredis__timer_free(l, h[i]);
+    for (int i = 0; i < CONF_NTIMERS; i++)
+        aredis__timer_free(l, h[i]);
 }
 
 /* ---- Defers ------------------------------------------------------------ */
@@ -601,7 +605,8 @@ static void conf_defer_from_io_same_turn(void **state) {
     r.defer_count = &d.count;
     r.defers_seen = -1;
     conf_put(sv[1]);
-    while (r.count == 0) aredis_loop_run_once(l, 1);
+    while (r.count == 0)
+        aredis_loop_run_once(l, 1);
     assert_int_equal(r.count, 1);
     assert_int_equal(r.defers_seen, 0); /* ran after the io callback... */
     assert_int_equal(d.count, 1);       /* ...and within the same run_once */
@@ -628,7 +633,8 @@ static void conf_defer_chain_no_block(void **state) {
     void *guard = aredis__timer_new(l, conf_flag_cb, &(int){0});
     aredis__timer_arm(l, guard, 3000);
     aredis__defer_arm(l, a.h);
-    for (int i = 0; i < 2 && b.count == 0; i++) aredis_loop_run_once(l, 1);
+    for (int i = 0; i < 2 && b.count == 0; i++)
+        aredis_loop_run_once(l, 1);
     assert_int_equal(a.count, 1);
     assert_int_equal(b.count, 1);
     assert_true(aredis_loop_now_ms(l) - t0 < 1000);
@@ -718,7 +724,8 @@ static void conf_run_once_nonblocking(void **state) {
     conf_io_unwatch(&r);
     aredis__timer_free(l, t.h);
     int left = 1;
-    for (int i = 0; i < 10 && left; i++) left = aredis_loop_run_once(l, 0);
+    for (int i = 0; i < 10 && left; i++)
+        left = aredis_loop_run_once(l, 0);
     assert_int_equal(left, 0);
     close(sv[0]);
     close(sv[1]);
@@ -828,20 +835,20 @@ static void conf_d_cleanup(void *ld) { (*(int *)ld)++; }
 /* aredis_loop_from_vtable refuses a vtable with any NULL entry. */
 static void conf_from_vtable_null(void **state) {
     const aredis_loop_vtable full = {
-        conf_d_io_new, conf_d_io_set, conf_d_free,     conf_d_new,      conf_d_arm,
-        conf_d_free,   conf_d_free,   conf_d_new,      conf_d_free,     conf_d_free,
-        conf_d_run_once, conf_d_now,  conf_d_cleanup,
+        conf_d_io_new,   conf_d_io_set, conf_d_free,    conf_d_new,  conf_d_arm,
+        conf_d_free,     conf_d_free,   conf_d_new,     conf_d_free, conf_d_free,
+        conf_d_run_once, conf_d_now,    conf_d_cleanup,
     };
     int cleaned = 0;
     aredis_loop_vtable vt;
 
     (void)state;
     assert_null(aredis_loop_from_vtable(NULL, &cleaned));
-#define CONF_NULL_ONE(field)                                  \
-    do {                                                      \
-        vt = full;                                            \
-        vt.field = NULL;                                      \
-        assert_null(aredis_loop_from_vtable(&vt, &cleaned));  \
+#define CONF_NULL_ONE(field)                                                                       \
+    do {                                                                                           \
+        vt = full;                                                                                 \
+        vt.field = NULL;                                                                           \
+        assert_null(aredis_loop_from_vtable(&vt, &cleaned));                                       \
     } while (0)
     CONF_NULL_ONE(io_new);
     CONF_NULL_ONE(io_set);

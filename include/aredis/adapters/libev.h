@@ -54,10 +54,10 @@ typedef struct aredis__ev_link {
 
 typedef struct aredis__ev {
     struct ev_loop *loop;
-    ev_prepare prepare;         /* runs the pending defers before blocking */
-    ev_idle idle;               /* active while defers pend: no blocking */
+    ev_prepare prepare; /* runs the pending defers before blocking */
+    ev_idle idle;       /* active while defers pend: no blocking */
     aredis__ev_link pending;
-    long nactive;               /* io with a mask + armed timers */
+    long nactive; /* io with a mask + armed timers */
 } aredis__ev;
 
 typedef struct aredis__ev_io {
@@ -73,11 +73,11 @@ typedef struct aredis__ev_timer {
     aredis__ev *a;
     aredis_timer_fn *cb;
     void *arg;
-    uint64_t due;               /* ns */
+    uint64_t due; /* ns */
 } aredis__ev_timer;
 
 typedef struct aredis__ev_defer {
-    aredis__ev_link link;       /* first: a link is a defer */
+    aredis__ev_link link; /* first: a link is a defer */
     aredis__ev *a;
     aredis_timer_fn *cb;
     void *arg;
@@ -305,10 +305,9 @@ static inline void aredis__ev_cleanup(void *ld) {
 /* Wrap a libev loop (which stays the caller's). NULL when out of memory. */
 static inline aredis_loop *aredis_loop_libev(struct ev_loop *evl) {
     static const aredis_loop_vtable vt = {
-        aredis__ev_io_new,       aredis__ev_io_set,      aredis__ev_io_free,
-        aredis__ev_timer_new,    aredis__ev_timer_arm,   aredis__ev_timer_cancel,
-        aredis__ev_timer_free,   aredis__ev_defer_new,   aredis__ev_defer_arm,
-        aredis__ev_defer_free,   aredis__ev_run_once,    aredis__ev_now_ms,
+        aredis__ev_io_new,    aredis__ev_io_set,       aredis__ev_io_free,    aredis__ev_timer_new,
+        aredis__ev_timer_arm, aredis__ev_timer_cancel, aredis__ev_timer_free, aredis__ev_defer_new,
+        aredis__ev_defer_arm, aredis__ev_defer_free,   aredis__ev_run_once,   aredis__ev_now_ms,
         aredis__ev_cleanup,
     };
     aredis__ev *a;

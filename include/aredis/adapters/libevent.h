@@ -49,7 +49,7 @@ typedef struct aredis__le_link {
 
 typedef struct aredis__le {
     struct event_base *base;
-    struct event *runner;       /* fd -1: runs the pending defers */
+    struct event *runner; /* fd -1: runs the pending defers */
     aredis__le_link pending;
     int in_runner;
 } aredis__le;
@@ -68,11 +68,11 @@ typedef struct aredis__le_timer {
     aredis__le *a;
     aredis_timer_fn *cb;
     void *arg;
-    uint64_t due;               /* us */
+    uint64_t due; /* us */
 } aredis__le_timer;
 
 typedef struct aredis__le_defer {
-    aredis__le_link link;       /* first: a link is a defer */
+    aredis__le_link link; /* first: a link is a defer */
     aredis__le *a;
     aredis_timer_fn *cb;
     void *arg;
@@ -296,10 +296,9 @@ static inline void aredis__le_cleanup(void *ld) {
 /* Wrap a libevent base (which stays the caller's). NULL when out of memory. */
 static inline aredis_loop *aredis_loop_libevent(struct event_base *base) {
     static const aredis_loop_vtable vt = {
-        aredis__le_io_new,       aredis__le_io_set,      aredis__le_io_free,
-        aredis__le_timer_new,    aredis__le_timer_arm,   aredis__le_timer_cancel,
-        aredis__le_timer_free,   aredis__le_defer_new,   aredis__le_defer_arm,
-        aredis__le_defer_free,   aredis__le_run_once,    aredis__le_now_ms,
+        aredis__le_io_new,    aredis__le_io_set,       aredis__le_io_free,    aredis__le_timer_new,
+        aredis__le_timer_arm, aredis__le_timer_cancel, aredis__le_timer_free, aredis__le_defer_new,
+        aredis__le_defer_arm, aredis__le_defer_free,   aredis__le_run_once,   aredis__le_now_ms,
         aredis__le_cleanup,
     };
     aredis__le *a;

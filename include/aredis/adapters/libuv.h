@@ -51,10 +51,10 @@ typedef struct aredis__uv_link {
 
 typedef struct aredis__uv {
     uv_loop_t *loop;
-    uv_prepare_t prepare;       /* runs the pending defers before polling */
-    uv_idle_t idle;             /* active while defers pend: poll won't block */
+    uv_prepare_t prepare; /* runs the pending defers before polling */
+    uv_idle_t idle;       /* active while defers pend: poll won't block */
     aredis__uv_link pending;
-    int closing;                /* handles not yet closed after cleanup */
+    int closing; /* handles not yet closed after cleanup */
 } aredis__uv;
 
 typedef struct aredis__uv_io {
@@ -68,11 +68,11 @@ typedef struct aredis__uv_timer {
     uv_timer_t h;
     aredis_timer_fn *cb;
     void *arg;
-    uint64_t due;               /* uv_hrtime() ns */
+    uint64_t due; /* uv_hrtime() ns */
 } aredis__uv_timer;
 
 typedef struct aredis__uv_defer {
-    aredis__uv_link link;       /* first: a link is a defer */
+    aredis__uv_link link; /* first: a link is a defer */
     aredis__uv *a;
     aredis_timer_fn *cb;
     void *arg;
@@ -276,10 +276,9 @@ static inline void aredis__uv_cleanup(void *ld) {
 /* Wrap a libuv loop (which stays the caller's). NULL when out of memory. */
 static inline aredis_loop *aredis_loop_libuv(uv_loop_t *uv) {
     static const aredis_loop_vtable vt = {
-        aredis__uv_io_new,       aredis__uv_io_set,      aredis__uv_io_free,
-        aredis__uv_timer_new,    aredis__uv_timer_arm,   aredis__uv_timer_cancel,
-        aredis__uv_timer_free,   aredis__uv_defer_new,   aredis__uv_defer_arm,
-        aredis__uv_defer_free,   aredis__uv_run_once,    aredis__uv_now_ms,
+        aredis__uv_io_new,    aredis__uv_io_set,       aredis__uv_io_free,    aredis__uv_timer_new,
+        aredis__uv_timer_arm, aredis__uv_timer_cancel, aredis__uv_timer_free, aredis__uv_defer_new,
+        aredis__uv_defer_arm, aredis__uv_defer_free,   aredis__uv_run_once,   aredis__uv_now_ms,
         aredis__uv_cleanup,
     };
     aredis__uv *a;
