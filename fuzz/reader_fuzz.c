@@ -53,7 +53,8 @@ static void check_reply(const aredis_reply *r) {
     case AREDIS_REPLY_ATTR:
         if ((r->type == AREDIS_REPLY_MAP || r->type == AREDIS_REPLY_ATTR) && r->elements % 2)
             abort();
-        for (size_t i = 0; i < r->elements; i++) check_reply(r->element[i]);
+        for (size_t i = 0; i < r->elements; i++)
+            check_reply(r->element[i]);
         break;
     case AREDIS_REPLY_BOOL:
         if (r->integer != 0 && r->integer != 1) abort();
@@ -126,7 +127,8 @@ static void parse(const char *s, size_t n, size_t chunk, int small, int zero_cop
 }
 
 static void run_free(run *x) {
-    for (size_t i = 0; i < x->n; i++) aredis_reply_free(x->rep[i]);
+    for (size_t i = 0; i < x->n; i++)
+        aredis_reply_free(x->rep[i]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -140,8 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     parse(s, n, n ? n : 1, small, 0, &whole);
     parse(s, n, (ctl & 0x3f) + 1, small, zero_copy, &pieces);
 
-    if (whole.n != pieces.n || whole.err != pieces.err ||
-        strcmp(whole.errstr, pieces.errstr) != 0)
+    if (whole.n != pieces.n || whole.err != pieces.err || strcmp(whole.errstr, pieces.errstr) != 0)
         abort();
     for (size_t i = 0; i < whole.n; i++)
         if (!same_reply(whole.rep[i], pieces.rep[i])) abort();

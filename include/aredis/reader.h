@@ -32,7 +32,11 @@ extern "C" {
 
 typedef struct aredis_reader aredis_reader;
 
-/* Limits. Exceeding one is AREDIS_ERR_PROTOCOL. */
+/*
+ * Limits. Exceeding one is AREDIS_ERR_PROTOCOL. A field left 0 takes its
+ * default. max_bulk_len also bounds a simple line (+ - , ( ), so a peer
+ * cannot make the reader buffer an endless header.
+ */
 typedef struct aredis_reader_limits {
     size_t max_bulk_len; /* longest blob string/error/verbatim (bytes) */
     size_t max_elements; /* most elements in one aggregate (pairs × 2 for maps) */
@@ -70,6 +74,17 @@ typedef struct aredis_reader_task {
  * and ATTR) — do NOT allocate that much up front; the count is untrusted.
  * Every entry is required except set_attribute (NULL: attributes are parsed
  * and dropped).
+ *
+ * create_string serves STRING, STATUS, ERROR, BIGNUM and VERB (t->type says
+ * which); for VERB it gets the whole payload, "xxx:" prefix included
+ * (len >= 4, s[3] == ':'). create_nil serves $-1, *-1 and _.
+ *
+ * An attribute is built detached and, when complete, handed with
+ * set_attribute to the next value made at the same position (set before that
+ * value's own elements arrive); of two attributes in a row the later is kept.
+ * free_object may get an aggregate that is only partly filled (elements
+ * 0 .. idx-1 stored): the reader frees a half-built reply when it fails or is
+ * freed mid-reply.
  */
 typedef struct aredis_reply_builder {
     void *(*create_string)(const aredis_reader_task *t, const char *s, size_t len);
@@ -95,17 +110,22 @@ AREDIS_API aredis_reader *aredis_reader_new(const aredis_reply_builder *builder,
 /* Free the reader and any partial reply it holds. NULL is ignored. */
 AREDIS_API void aredis_reader_free(aredis_reader *r);
 
-/* Set limits (copied). Applies to replies not yet started. */
+/* Set limits (copied; NULL = defaults). Applies to replies not yet started. */
 AREDIS_API void aredis_reader_set_limits(aredis_reader *r, const aredis_reader_limits *l);
 
-/* Copy `len` bytes into the reader. AREDIS_ERR_NOMEM if they don't fit. */
+/*
+ * Copy `len` bytes into the reader. AREDIS_ERR_NOMEM if they don't fit (the
+ * reader is unchanged and still usable). After a parse error, returns that
+ * error and drops the bytes.
+ */
 AREDIS_API aredis_err aredis_reader_feed(aredis_reader *r, const char *buf, size_t len);
 
 /*
  * Zero-copy feeding: get at least `min` writable bytes at the end of the
  * reader's buffer (*avail tells how many), read into them, then commit how
  * many were written. The buffer is compacted at most once per call.
- * Returns NULL when out of memory.
+ * Returns NULL when out of memory. After a parse error, committed bytes are
+ * dropped.
  */
 AREDIS_API char *aredis_reader_space(aredis_reader *r, size_t min, size_t *avail);
 AREDIS_API void aredis_reader_commit(aredis_reader *r, size_t n);

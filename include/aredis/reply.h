@@ -39,7 +39,10 @@ typedef enum aredis_reply_type {
 
 typedef struct aredis_reply {
     aredis_reply_type type;
-    /* INTEGER: the value. BOOL: 1 or 0. */
+    /*
+     * INTEGER: the value. BOOL: 1 or 0. Aggregates: the element count the
+     * peer claimed (equal to `elements` once the reply is complete).
+     */
     long long integer;
     /* DOUBLE: the value (may be +/-inf or nan). */
     double dval;

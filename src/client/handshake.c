@@ -5,7 +5,8 @@
  *                (a server without HELLO, or refusing RESP3, falls back to
  *                the RESP2 sequence below)
  *   protocol 2:  AUTH [user] pass, SELECT db, CLIENT SETNAME name
- *                (pipelined: one round trip)
+ *                (pipelined: one round trip; a lone PING when none of them
+ *                is needed, so an unauthenticated connect fails here)
  *
  * Refused credentials (NOAUTH, WRONGPASS, ...) fail the connection with
  * AREDIS_ERR_AUTH; any other refusal with AREDIS_ERR_SERVER. Handshake
@@ -23,7 +24,7 @@ static int starts_with(const aredis_reply *r, const char *p) {
 }
 
 static int is_auth_error(const aredis_reply *r) {
-    return starts_with(r, "NOAUTH") || starts_with(r, "WRONGPASS") ||
+    return starts_with(r, "NOAUTH") || starts_with(r, "NOPERM") || starts_with(r, "WRONGPASS") ||
            starts_with(r, "ERR invalid password") || starts_with(r, "ERR invalid username") ||
            starts_with(r, "ERR AUTH") || starts_with(r, "ERR Client sent AUTH");
 }
@@ -73,6 +74,13 @@ static void send_tail(aredis_client *c, int with_auth_and_name) {
     if (with_auth_and_name && c->opt.client_name) {
         const char *a[] = {"CLIENT", "SETNAME", c->opt.client_name};
         if (send_step(c, "CLIENT SETNAME", 3, a)) return;
+    }
+    if (c->hs_pending == 0 && with_auth_and_name) {
+        /* RESP2 with nothing to send: PING once, so that a server wanting a
+         * password (NOAUTH) or still loading fails the connect, not the
+         * first user command. */
+        const char *a[] = {"PING"};
+        if (send_step(c, "PING", 1, a)) return;
     }
     if (c->hs_pending == 0) aredis__set_ready(c);
 }

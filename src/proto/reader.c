@@ -35,11 +35,11 @@
 
 #include "util/alloc.h"
 
-#define READER_BUF_MIN 512                /* first buffer size for feed()        */
-#define READER_BUF_KEEP (256 * 1024)      /* an empty buffer above this is freed */
-#define READER_NUM_LINE_MAX 64            /* longest numeric header line         */
-#define READER_DOUBLE_MAX 255             /* longest double text we accept       */
-#define READER_STACK_MIN 4                /* first frame stack size              */
+#define READER_BUF_MIN 512           /* first buffer size for feed()        */
+#define READER_BUF_KEEP (256 * 1024) /* an empty buffer above this is freed */
+#define READER_NUM_LINE_MAX 64       /* longest numeric header line         */
+#define READER_DOUBLE_MAX 255        /* longest double text we accept       */
+#define READER_STACK_MIN 4           /* first frame stack size              */
 
 /* The per-object helpers sit on the hot path; GCC would not inline them all. */
 #if defined(__GNUC__)
@@ -56,10 +56,10 @@ typedef enum reader_state {
 
 /* One open aggregate. */
 typedef struct reader_frame {
-    void *obj;        /* the aggregate being filled */
-    void *attr;       /* a finished attribute waiting for this frame's next child */
-    size_t claimed;   /* elements the peer announced (pairs × 2 for maps) */
-    size_t idx;       /* next element position */
+    void *obj;      /* the aggregate being filled */
+    void *attr;     /* a finished attribute waiting for this frame's next child */
+    size_t claimed; /* elements the peer announced (pairs × 2 for maps) */
+    size_t idx;     /* next element position */
     aredis_reply_type type;
 } reader_frame;
 
@@ -82,7 +82,7 @@ struct aredis_reader {
     void *privdata;
     aredis_reader_limits limits; /* as set; copied into `cur` when a reply starts */
     aredis_reader_limits cur;
-    int limits_changed;          /* `limits` differs from `cur` */
+    int limits_changed; /* `limits` differs from `cur` */
 
     aredis_err err;
     char errstr[128];
@@ -291,8 +291,7 @@ static int parse_double(const char *s, size_t n, double *out) {
     char tmp[READER_DOUBLE_MAX + 1];
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' ||
-              c == 'E'))
+        if (!((c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E'))
             return -1;
         tmp[i] = c;
     }
@@ -341,7 +340,8 @@ static int parse_count(aredis_reader *r, char type, const char *s, size_t n, int
 /* ---- Building ----------------------------------------------------------- */
 
 /* Where an object made now goes. Attributes are built detached. */
-static READER_INLINE void make_task(const aredis_reader *r, aredis_reply_type type, aredis_reader_task *t) {
+static READER_INLINE void make_task(const aredis_reader *r, aredis_reply_type type,
+                                    aredis_reader_task *t) {
     t->type = type;
     t->privdata = r->privdata;
     if (r->depth && type != AREDIS_REPLY_ATTR) {
@@ -480,11 +480,16 @@ static int open_bulk(aredis_reader *r, char type, long long v, void **out) {
 
 static aredis_reply_type aggregate_type(char c) {
     switch (c) {
-    case '%': return AREDIS_REPLY_MAP;
-    case '~': return AREDIS_REPLY_SET;
-    case '|': return AREDIS_REPLY_ATTR;
-    case '>': return AREDIS_REPLY_PUSH;
-    default: return AREDIS_REPLY_ARRAY;
+    case '%':
+        return AREDIS_REPLY_MAP;
+    case '~':
+        return AREDIS_REPLY_SET;
+    case '|':
+        return AREDIS_REPLY_ATTR;
+    case '>':
+        return AREDIS_REPLY_PUSH;
+    default:
+        return AREDIS_REPLY_ARRAY;
     }
 }
 
@@ -497,11 +502,10 @@ static int open_aggregate(aredis_reader *r, char type, long long v, void **out) 
     aredis_reply_type at = aggregate_type(type);
     size_t claimed = (size_t)v;
     int paired = at == AREDIS_REPLY_MAP || at == AREDIS_REPLY_ATTR;
-    if ((unsigned long long)v > SIZE_MAX || (paired && aredis__mul_overflow(claimed, 2, &claimed)) ||
-        claimed > r->cur.max_elements)
-        return reader_fail(r, AREDIS_ERR_PROTOCOL,
-                           "aggregate of %lld%s exceeds max_elements %zu", v,
-                           paired ? " pairs" : " elements", r->cur.max_elements);
+    if ((unsigned long long)v > SIZE_MAX ||
+        (paired && aredis__mul_overflow(claimed, 2, &claimed)) || claimed > r->cur.max_elements)
+        return reader_fail(r, AREDIS_ERR_PROTOCOL, "aggregate of %lld%s exceeds max_elements %zu",
+                           v, paired ? " pairs" : " elements", r->cur.max_elements);
     if (r->depth >= r->cur.max_depth)
         return reader_fail(r, AREDIS_ERR_PROTOCOL, "nesting deeper than max_depth %u",
                            r->cur.max_depth);
@@ -541,6 +545,7 @@ static int make_integer(aredis_reader *r, long long v, void **out) {
  * buffer an endless header.
  */
 enum { TC_NONE, TC_TEXT, TC_NUM, TC_STREAMED };
+/* clang-format off */
 static const unsigned char type_class[256] = {
     ['+'] = TC_TEXT, ['-'] = TC_TEXT, [','] = TC_TEXT, ['('] = TC_TEXT,
     [':'] = TC_NUM,  ['$'] = TC_NUM,  ['!'] = TC_NUM,  ['='] = TC_NUM,
@@ -548,6 +553,7 @@ static const unsigned char type_class[256] = {
     ['>'] = TC_NUM,  ['#'] = TC_NUM,  ['_'] = TC_NUM,  [';'] = TC_STREAMED,
     ['.'] = TC_STREAMED,
 };
+/* clang-format on */
 
 /*
  * The header line is complete and consumed: `line` holds its n bytes (CRLF
@@ -564,14 +570,12 @@ static int dispatch_line(aredis_reader *r, char type, const char *line, size_t n
     case '-':
         if (memchr(line, '\n', n))
             return reader_fail(r, AREDIS_ERR_PROTOCOL, "bare LF in simple string");
-        return make_string(r, type == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, line, n,
-                           out);
+        return make_string(r, type == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, line, n, out);
     case ':':
         if (parse_ll(line, n, &ll) < 0) return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad integer");
         return make_integer(r, ll, out);
     case ',':
-        if (parse_double(line, n, &d) < 0)
-            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad double");
+        if (parse_double(line, n, &d) < 0) return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad double");
         make_task(r, AREDIS_REPLY_DOUBLE, &t);
         return leaf_done(r, r->fn->create_double(&t, d, line, n), out);
     case '#':
@@ -583,8 +587,7 @@ static int dispatch_line(aredis_reader *r, char type, const char *line, size_t n
         if (n != 0) return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad null");
         return make_nil(r, out);
     case '(':
-        if (!valid_bignum(line, n))
-            return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad big number");
+        if (!valid_bignum(line, n)) return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad big number");
         return make_string(r, AREDIS_REPLY_BIGNUM, line, n, out);
     case '$':
     case '!':
@@ -619,11 +622,14 @@ static int read_numeric_fast(aredis_reader *r, char type, void **out) {
     if (p == first || end - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
     r->pos = (size_t)(p + 2 - r->buf);
     switch (type) {
-    case ':': return make_integer(r, (long long)v, out);
+    case ':':
+        return make_integer(r, (long long)v, out);
     case '$':
     case '!':
-    case '=': return open_bulk(r, type, (long long)v, out);
-    default: return open_aggregate(r, type, (long long)v, out);
+    case '=':
+        return open_bulk(r, type, (long long)v, out);
+    default:
+        return open_aggregate(r, type, (long long)v, out);
     }
 }
 
@@ -666,8 +672,7 @@ static int read_line(aredis_reader *r, void **out) {
         return 0;
     }
     size_t n = (size_t)(cr - line);
-    if (n > limit)
-        return reader_fail(r, AREDIS_ERR_PROTOCOL, "header line of '%c' too long", type);
+    if (n > limit) return reader_fail(r, AREDIS_ERR_PROTOCOL, "header line of '%c' too long", type);
     if (cr[1] != '\n') return reader_fail(r, AREDIS_ERR_PROTOCOL, "expected LF after CR");
     r->scanned = 0;
     r->pos += 1 + n + 2;

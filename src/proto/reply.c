@@ -152,7 +152,7 @@ static void build_set_attribute(void *obj, void *attr) {
 static void build_free(void *obj) { aredis_reply_free(obj); }
 
 static const aredis_reply_builder default_builder = {
-    build_string, build_aggregate, build_integer, build_double,
+    build_string, build_aggregate, build_integer,       build_double,
     build_nil,    build_bool,      build_set_attribute, build_free,
 };
 
@@ -215,20 +215,34 @@ void aredis_reply_release(aredis_reply *r) {
 
 const char *aredis_reply_type_name(aredis_reply_type t) {
     switch (t) {
-    case AREDIS_REPLY_STRING: return "string";
-    case AREDIS_REPLY_ARRAY: return "array";
-    case AREDIS_REPLY_INTEGER: return "integer";
-    case AREDIS_REPLY_NIL: return "nil";
-    case AREDIS_REPLY_STATUS: return "status";
-    case AREDIS_REPLY_ERROR: return "error";
-    case AREDIS_REPLY_DOUBLE: return "double";
-    case AREDIS_REPLY_BOOL: return "bool";
-    case AREDIS_REPLY_MAP: return "map";
-    case AREDIS_REPLY_SET: return "set";
-    case AREDIS_REPLY_ATTR: return "attribute";
-    case AREDIS_REPLY_PUSH: return "push";
-    case AREDIS_REPLY_BIGNUM: return "bignum";
-    case AREDIS_REPLY_VERB: return "verbatim";
+    case AREDIS_REPLY_STRING:
+        return "string";
+    case AREDIS_REPLY_ARRAY:
+        return "array";
+    case AREDIS_REPLY_INTEGER:
+        return "integer";
+    case AREDIS_REPLY_NIL:
+        return "nil";
+    case AREDIS_REPLY_STATUS:
+        return "status";
+    case AREDIS_REPLY_ERROR:
+        return "error";
+    case AREDIS_REPLY_DOUBLE:
+        return "double";
+    case AREDIS_REPLY_BOOL:
+        return "bool";
+    case AREDIS_REPLY_MAP:
+        return "map";
+    case AREDIS_REPLY_SET:
+        return "set";
+    case AREDIS_REPLY_ATTR:
+        return "attribute";
+    case AREDIS_REPLY_PUSH:
+        return "push";
+    case AREDIS_REPLY_BIGNUM:
+        return "bignum";
+    case AREDIS_REPLY_VERB:
+        return "verbatim";
     }
     return "unknown";
 }

@@ -82,9 +82,9 @@ static void dump_into(sbuf *b, const aredis_reply *r) {
         puts_(b, "nil");
         break;
     default: {
-        const char *open = r->type == AREDIS_REPLY_ARRAY ? "["
-                           : r->type == AREDIS_REPLY_MAP ? "{"
-                           : r->type == AREDIS_REPLY_SET ? "~{"
+        const char *open = r->type == AREDIS_REPLY_ARRAY  ? "["
+                           : r->type == AREDIS_REPLY_MAP  ? "{"
+                           : r->type == AREDIS_REPLY_SET  ? "~{"
                            : r->type == AREDIS_REPLY_ATTR ? "|{"
                                                           : ">[";
         int paired = r->type == AREDIS_REPLY_MAP || r->type == AREDIS_REPLY_ATTR;
@@ -230,9 +230,10 @@ static void test_doubles(void **state) {
 static void test_double_locale(void **state) {
     (void)state;
     static const char *const names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8",
-                                        "fr_FR.utf8", "de_DE", NULL};
+                                        "fr_FR.utf8",  "de_DE",      NULL};
     const char *got = NULL;
-    for (int i = 0; names[i] && !got; i++) got = setlocale(LC_NUMERIC, names[i]);
+    for (int i = 0; names[i] && !got; i++)
+        got = setlocale(LC_NUMERIC, names[i]);
     if (!got) fprintf(stderr, "# no comma-decimal locale installed: C locale only\n");
     aredis_reader *r = aredis_reader_new(NULL, NULL);
     FEED(r, ",2.5\r\n,-1.25e2\r\n");
@@ -284,7 +285,8 @@ static void test_aggregates(void **state) {
     aredis_reader_feed(r, in.s, in.n);
     assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
     assert_int_equal(rep->elements, 40);
-    for (int i = 0; i < 40; i++) assert_int_equal(rep->element[i]->integer, i);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(rep->element[i]->integer, i);
     aredis_reply_free(rep);
     aredis_reader_free(r);
 }
@@ -353,8 +355,7 @@ static void test_bad_lines(void **state) {
     EXPECT_ERR("+OK\rX", "expected LF after CR");
     EXPECT_ERR("+O\nK\r\n", "bare LF");
     EXPECT_ERR(":1\n:2\r\n", "bad integer");
-    EXPECT_ERR(":12345678901234567890123456789012345678901234567890123456789012345",
-               "too long");
+    EXPECT_ERR(":12345678901234567890123456789012345678901234567890123456789012345", "too long");
 }
 
 static void test_bad_integers(void **state) {
@@ -453,7 +454,8 @@ static void test_space_commit(void **state) {
         assert_non_null(p);
         assert_true(avail >= 7);
         size_t n = total - off < 7 ? total - off : 7; /* a short "read" */
-        for (size_t i = 0; i < n; i++) p[i] = unit[(off + i) % ul];
+        for (size_t i = 0; i < n; i++)
+            p[i] = unit[(off + i) % ul];
         off += n;
         aredis_reader_commit(r, n);
         void *rep;
@@ -535,7 +537,8 @@ static void t_free(void *obj) {
     /* Test trees are shallow: recursion is fine here. */
     tnode *x = obj;
     if (!x) return;
-    for (size_t i = 0; i < x->nkids; i++) t_free(x->kids[i]);
+    for (size_t i = 0; i < x->nkids; i++)
+        t_free(x->kids[i]);
     t_free(x->attr);
     live_nodes--;
     free(x);
@@ -563,7 +566,7 @@ static void t_render(const tnode *x, char *out, size_t cap) {
 
 static void test_custom_builder(void **state) {
     (void)state;
-    aredis_reply_builder b = {t_string, t_aggregate, t_integer, t_double,
+    aredis_reply_builder b = {t_string, t_aggregate, t_integer,  t_double,
                               t_nil,    t_bool,      t_set_attr, t_free};
     int priv = 7;
     aredis_reader *r = aredis_reader_new(&b, &priv);
@@ -576,9 +579,8 @@ static void test_custom_builder(void **state) {
     assert_non_null(rep);
     char text[512] = "";
     t_render(rep, text, sizeof text);
-    assert_string_equal(text,
-                        "array/3(int(1) @attribute/2(str(a) true)map/2(str(k) dbl(2.5)) "
-                        "verb(txt:hi))");
+    assert_string_equal(text, "array/3(int(1) @attribute/2(str(a) true)map/2(str(k) dbl(2.5)) "
+                              "verb(txt:hi))");
     t_free(rep);
     assert_int_equal(aredis_reader_get_reply(r, &rep), AREDIS_ERR_OK);
     t_render(rep, text, sizeof text);

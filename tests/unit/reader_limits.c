@@ -140,7 +140,8 @@ static char *nested(size_t depth, size_t *len) {
     *len = depth * 4 + 4;
     char *s = malloc(*len + 1);
     assert_non_null(s);
-    for (size_t i = 0; i < depth; i++) memcpy(s + i * 4, "*1\r\n", 4);
+    for (size_t i = 0; i < depth; i++)
+        memcpy(s + i * 4, "*1\r\n", 4);
     memcpy(s + depth * 4, ":1\r\n", 5);
     return s;
 }
@@ -319,7 +320,8 @@ static void test_buffer_stays_bounded(void **state) {
         /* Feed one and a half replies at a time so data is always pending. */
         const char *piece = i % 2 ? "K\r\n+OK\r\n" : "+OK\r\n+O";
         assert_int_equal(aredis_reader_feed(r, piece, strlen(piece)), AREDIS_ERR_OK);
-        while (aredis_reader_get_reply(r, &rep) == AREDIS_ERR_OK && rep) aredis_reply_free(rep);
+        while (aredis_reader_get_reply(r, &rep) == AREDIS_ERR_OK && rep)
+            aredis_reply_free(rep);
     }
     assert_true(peak_bytes < 4096);
 
@@ -425,8 +427,8 @@ static void test_alloc_failure_everywhere(void **state) {
                 assert_int_equal(live_blocks, 0);
                 if (!failed) break; /* every allocation point has been failed */
             }
-            NOTE("step %zu%s: failed each of %zu allocations", steps[s],
-                   zc ? " zero-copy" : "", n - 1);
+            NOTE("step %zu%s: failed each of %zu allocations", steps[s], zc ? " zero-copy" : "",
+                 n - 1);
             assert_true(n > 20);
         }
     }
@@ -447,7 +449,8 @@ static void test_deep_nesting_freed_iteratively(void **state) {
     assert_non_null(rep);
     const aredis_reply *x = rep;
     size_t depth = 0;
-    while (x->type == AREDIS_REPLY_ARRAY) x = x->element[0], depth++;
+    while (x->type == AREDIS_REPLY_ARRAY)
+        x = x->element[0], depth++;
     assert_int_equal(depth, DEEP);
     assert_int_equal(x->integer, 1);
     aredis_reply_free(rep);
@@ -474,7 +477,8 @@ static void test_deep_attributes_freed_iteratively(void **state) {
     const char unit[] = "%1\r\n|1\r\n+k\r\n|1\r\n+a\r\n+b\r\n+v\r\n+key\r\n";
     size_t ul = sizeof unit - 1, n = DEEP / 2;
     char *s = malloc(ul * n + 5);
-    for (size_t i = 0; i < n; i++) memcpy(s + i * ul, unit, ul);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + i * ul, unit, ul);
     memcpy(s + n * ul, ":1\r\n", 5);
     aredis_reader *r = reader_with(0, 0, DEEP + 10);
     void *rep;

@@ -30,7 +30,7 @@ static int reply_eq(const aredis_reply *a, const aredis_reply *b) {
         return 0;
     if ((a->str == NULL) != (b->str == NULL)) return 0;
     if (a->str && memcmp(a->str, b->str, a->len + 1) != 0) return 0; /* NUL included */
-    if (memcmp(&a->dval, &b->dval, sizeof a->dval) != 0) return 0;  /* nan == nan */
+    if (memcmp(&a->dval, &b->dval, sizeof a->dval) != 0) return 0;   /* nan == nan */
     if (!reply_eq(a->attribute, b->attribute)) return 0;
     for (size_t i = 0; i < a->elements; i++)
         if (!reply_eq(a->element[i], b->element[i])) return 0;
@@ -38,13 +38,13 @@ static int reply_eq(const aredis_reply *a, const aredis_reply *b) {
 }
 
 static void outcome_free(outcome *o) {
-    for (size_t i = 0; i < o->n; i++) aredis_reply_free(o->rep[i]);
+    for (size_t i = 0; i < o->n; i++)
+        aredis_reply_free(o->rep[i]);
     o->n = 0;
 }
 
 static void outcome_expect(const outcome *want, const outcome *got, const char *how, size_t arg) {
-    if (got->n != want->n)
-        fail_msg("%s(%zu): %zu replies, want %zu", how, arg, got->n, want->n);
+    if (got->n != want->n) fail_msg("%s(%zu): %zu replies, want %zu", how, arg, got->n, want->n);
     for (size_t i = 0; i < want->n; i++)
         if (!reply_eq(want->rep[i], got->rep[i]))
             fail_msg("%s(%zu): reply %zu differs", how, arg, i);
@@ -73,7 +73,7 @@ static int drain(aredis_reader *r, outcome *o) {
 
 /* How the next chunk is chosen: fixed `step`, or pseudo-random from `seed`. */
 typedef struct cutter {
-    size_t step;     /* 0: random sizes */
+    size_t step; /* 0: random sizes */
     unsigned seed;
     size_t split_at; /* SIZE_MAX: not used; else two feeds cut here */
 } cutter;
@@ -162,7 +162,8 @@ static void build_stream(text *t) {
     ADD(t, "|0\r\n|1\r\n+m\r\n+n\r\n:7\r\n");
     /* A blob larger than the reader's first buffer. */
     char big[3000];
-    for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
     big[100] = '\r';
     big[101] = '\n';
     ADD(t, "*2\r\n$3000\r\n");
@@ -171,7 +172,8 @@ static void build_stream(text *t) {
     add(t, big, 3000);
     ADD(t, "\r\n");
     /* Deep-ish nesting. */
-    for (int i = 0; i < 40; i++) ADD(t, "*1\r\n");
+    for (int i = 0; i < 40; i++)
+        ADD(t, "*1\r\n");
     ADD(t, ":1\r\n");
     ADD(t, "+done\r\n");
 }
@@ -232,10 +234,10 @@ static void test_every_split_then_error(void **state) {
     (void)state;
     static const char *const tails[] = {
         "*2\r\n:1\r\n%1\r\n+k\r\n:12x\r\n", /* error deep in a partial reply */
-        "|1\r\n+a\r\n+b\r\n$3\r\nabcd\r\n",  /* blob overrun after an attribute */
-        "*1\r\n$?\r\n",                      /* streamed */
-        "@",                                 /* unknown type byte */
-        "+OK\n",                             /* bare LF: the error needs the full line */
+        "|1\r\n+a\r\n+b\r\n$3\r\nabcd\r\n", /* blob overrun after an attribute */
+        "*1\r\n$?\r\n",                     /* streamed */
+        "@",                                /* unknown type byte */
+        "+OK\n",                            /* bare LF: the error needs the full line */
     };
     for (size_t k = 0; k < sizeof tails / sizeof *tails; k++) {
         text t = {0};

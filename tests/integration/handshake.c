@@ -1,0 +1,220 @@
+/*
+ * The handshake against real servers: password and ACL authentication (via
+ * HELLO and via AUTH), typed AUTH errors, the RESP2 fallback when a server
+ * has no HELLO, SELECT and SETNAME, the connect timeout against a peer that
+ * never answers, IPv6 and URIs.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ts.h"
+
+static aredis_err connect_wait(aredis_loop *loop, aredis_options *o, aredis_client **out,
+                               char *detail, size_t dlen) {
+    aredis_client *c = aredis_client_new(loop, o);
+    assert_non_null(c);
+    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    aredis_future *f = aredis_future_ready(c);
+    aredis_err e = aredis_await(f);
+    if (detail) snprintf(detail, dlen, "%s", e ? aredis_future_error(f)->detail : "");
+    aredis_future_release(f);
+    *out = c;
+    return e;
+}
+
+static void test_password(void **state) {
+    (void)state;
+    static const char *const conf[] = {"requirepass s3cret-pw", NULL};
+    ts_server *s = ts_server_start(conf, 0);
+    aredis_loop *loop = aredis_loop_new();
+    char why[256];
+    for (int proto = 2; proto <= 3; proto++) {
+        aredis_options o = ts_options(s);
+        o.protocol = proto;
+        aredis_client *c;
+        /* Right password. */
+        o.password = "s3cret-pw";
+        assert_int_equal(connect_wait(loop, &o, &c, why, sizeof why), AREDIS_ERR_OK);
+        assert_int_equal(aredis_client_protocol(c), proto);
+        ts_cmd_ok(c, "SET auth:k v");
+        aredis_client_free(c);
+        /* Wrong password: AUTH, not retried, and the secret is not echoed. */
+        o.password = "wrong-pw-xyz";
+        assert_int_equal(connect_wait(loop, &o, &c, why, sizeof why), AREDIS_ERR_AUTH);
+        ts_log("proto %d, wrong password: %s", proto, why);
+        assert_null(strstr(why, "wrong-pw-xyz"));
+        assert_int_equal(aredis_client_state(c), AREDIS_STATE_IDLE);
+        aredis_client_free(c);
+        /* No password: AUTH naming NOAUTH. */
+        o.password = NULL;
+        assert_int_equal(connect_wait(loop, &o, &c, why, sizeof why), AREDIS_ERR_AUTH);
+        ts_log("proto %d, no password: %s", proto, why);
+        if (proto == 3) assert_non_null(strstr(why, "NOAUTH"));
+        aredis_client_free(c);
+    }
+    aredis_loop_free(loop);
+    ts_server_stop(s);
+}
+
+static void test_acl_user(void **state) {
+    (void)state;
+    static const char *const conf[] = {"user testuser on >testpass ~* &* +@all", NULL};
+    ts_server *s = ts_server_start(conf, 0);
+    aredis_loop *loop = aredis_loop_new();
+    for (int proto = 2; proto <= 3; proto++) {
+        aredis_options o = ts_options(s);
+        o.protocol = proto;
+        o.username = "testuser";
+        o.password = "testpass";
+        aredis_client *c;
+        assert_int_equal(connect_wait(loop, &o, &c, NULL, 0), AREDIS_ERR_OK);
+        aredis_future *f = ts_cmd(c, "ACL WHOAMI");
+        assert_string_equal(aredis_future_reply(f)->str, "testuser");
+        aredis_future_release(f);
+        aredis_client_free(c);
+        o.password = "nope";
+        char why[256];
+        assert_int_equal(connect_wait(loop, &o, &c, why, sizeof why), AREDIS_ERR_AUTH);
+        assert_non_null(strstr(why, "WRONGPASS"));
+        aredis_client_free(c);
+    }
+    /* A username without a password is refused up front. */
+    aredis_options o = ts_options(s);
+    o.username = "testuser";
+    assert_null(aredis_client_new(loop, &o));
+    aredis_loop_free(loop);
+    ts_server_stop(s);
+}
+
+/* A server without HELLO: protocol 3 falls back to RESP2, and AUTH, SELECT
+ * and SETNAME still happen. */
+static void test_fallback_without_hello(void **state) {
+    (void)state;
+    static const char *const conf[] = {"rename-command HELLO \"\"", "requirepass pw", NULL};
+    ts_server *s = ts_server_start(conf, 0);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_options o = ts_options(s);
+    o.password = "pw";
+    o.db = 2;
+    o.client_name = "fallback-client";
+    aredis_client *c;
+    char why[256];
+    aredis_err e = connect_wait(loop, &o, &c, why, sizeof why);
+    if (e) fail_msg("connect: %s", why);
+    assert_int_equal(aredis_client_protocol(c), 2);
+    aredis_future *f = ts_cmd(c, "CLIENT INFO");
+    const char *info = aredis_future_reply(f)->str;
+    assert_non_null(strstr(info, " db=2 "));
+    assert_non_null(strstr(info, "name=fallback-client "));
+    assert_non_null(strstr(info, "resp=2"));
+    aredis_future_release(f);
+    /* RESP2 shape: HGETALL is a flat array. */
+    aredis_future_release(ts_cmd(c, "HSET fb:h a 1"));
+    f = ts_cmd(c, "HGETALL fb:h");
+    assert_int_equal(aredis_future_reply(f)->type, AREDIS_REPLY_ARRAY);
+    aredis_future_release(f);
+    aredis_client_free(c);
+    aredis_loop_free(loop);
+    ts_server_stop(s);
+}
+
+/* A peer that accepts but never answers: the handshake is bounded by
+ * connect_timeout_ms, and waiting commands fail with TIMEOUT. */
+static void test_connect_timeout(void **state) {
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_options o = AREDIS_OPTIONS_INIT;
+    o.port = ntohs(a.sin_port);
+    o.connect_timeout_ms = 300;
+    aredis_client *c = aredis_client_new(loop, &o);
+    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    uint64_t t0 = ts_now_ms();
+    aredis_future *cmd = aredis_future_command(c, "PING");
+    assert_int_equal(aredis_await(cmd), AREDIS_ERR_TIMEOUT);
+    uint64_t took = ts_now_ms() - t0;
+    ts_log("silent peer: failed after %llu ms: %s", (unsigned long long)took,
+           aredis_future_error(cmd)->detail);
+    assert_true(took >= 250 && took < 2000);
+    aredis_future_release(cmd);
+    aredis_client_free(c);
+    aredis_loop_free(loop);
+    close(lfd);
+}
+
+static int have_ipv6_loopback(void) {
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in6 a;
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_ipv6_and_uri(void **state) {
+    (void)state;
+    int v6 = have_ipv6_loopback();
+    static const char *const conf6[] = {"bind 127.0.0.1 ::1", NULL};
+    ts_server *s = ts_server_start(v6 ? conf6 : NULL, 1);
+    aredis_loop *loop = aredis_loop_new();
+    char uri[512], err[256];
+    const char *forms[3];
+    int n = 0;
+    snprintf(uri, sizeof uri, "redis://127.0.0.1:%d/4?client_name=uri-client&timeout=2",
+             ts_server_port(s));
+    forms[n++] = strdup(uri);
+    snprintf(uri, sizeof uri, "unix://%s?db=4", ts_server_unix(s));
+    forms[n++] = strdup(uri);
+    if (v6) {
+        snprintf(uri, sizeof uri, "redis://[::1]:%d/4", ts_server_port(s));
+        forms[n++] = strdup(uri);
+    } else {
+        ts_log("no IPv6 loopback here: the [::1] form is not exercised");
+    }
+    for (int i = 0; i < n; i++) {
+        aredis_uri *u;
+        assert_int_equal(aredis_uri_parse(forms[i], &u, err, sizeof err), AREDIS_ERR_OK);
+        aredis_options o = AREDIS_OPTIONS_INIT;
+        aredis_uri_apply(u, &o);
+        aredis_client *c;
+        char why[256];
+        aredis_err e = connect_wait(loop, &o, &c, why, sizeof why);
+        aredis_uri_free(u);
+        if (e) fail_msg("%s: %s", forms[i], why);
+        aredis_future *f = ts_cmd(c, "CLIENT INFO");
+        assert_non_null(strstr(aredis_future_reply(f)->str, " db=4 "));
+        ts_log("connected via %s", forms[i]);
+        aredis_future_release(f);
+        aredis_client_free(c);
+        free((void *)forms[i]);
+    }
+    aredis_loop_free(loop);
+    ts_server_stop(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_password),
+        cmocka_unit_test(test_acl_user),
+        cmocka_unit_test(test_fallback_without_hello),
+        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_ipv6_and_uri),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
