@@ -57,63 +57,108 @@ typedef void aredis_reply_fn(aredis_client *c, aredis_reply *reply, const aredis
 
 /* Out-of-band RESP3 push (not a reply to a command). Borrowed reply. */
 typedef void aredis_push_fn(aredis_client *c, aredis_reply *push, void *data);
-/* Connected and handshake done. */
+/* Connected and handshake done (the first time and after every reconnect). */
 typedef void aredis_connect_fn(aredis_client *c, void *data);
-/* The connection ended; err says why (AREDIS_ERR_CLOSED after close()). */
+/*
+ * An established connection ended; err says why (AREDIS_ERR_CLOSED after
+ * close() or a graceful disconnect()).
+ */
 typedef void aredis_disconnect_fn(aredis_client *c, const aredis_error *err, void *data);
+/*
+ * A connection-level error: a connect attempt failed, a connection was lost,
+ * or the reconnect policy gave up. Informational; commands get their own
+ * errors.
+ */
+typedef void aredis_conn_error_fn(aredis_client *c, const aredis_error *err, void *data);
+/* A reconnect is scheduled: attempt number (1, 2, ...) and its delay. */
+typedef void aredis_reconnect_fn(aredis_client *c, unsigned attempt, uint32_t delay_ms,
+                                 void *data);
 
 /*
  * Options. Start from AREDIS_OPTIONS_INIT so that fields added later keep
  * their defaults. Strings are copied by aredis_client_new().
  */
 typedef struct aredis_options {
+    /* ---- where ---- */
     const char *host;      /* "127.0.0.1"; a name, IPv4 or IPv6 literal */
     int port;              /* 6379 */
     const char *unix_path; /* a unix socket path; when set, host/port unused */
-    const char *username;  /* ACL user (NULL: "default" / plain AUTH) */
-    const char *password;  /* NULL: no AUTH */
-    int db;                /* SELECT db after connecting when nonzero */
+    /* ---- handshake ---- */
+    const char *username;    /* ACL user (NULL: "default" / plain AUTH) */
+    const char *password;    /* NULL: no AUTH */
+    int db;                  /* SELECT db after connecting when nonzero */
     const char *client_name; /* CLIENT SETNAME when set */
-    int protocol;          /* 3: HELLO 3, falling back to RESP2 if the server
-                              lacks HELLO; 2: RESP2 only */
-    uint32_t connect_timeout_ms; /* 0 = none; connect + handshake */
-    uint32_t request_timeout_ms; /* 0 = none; per command, from issue time */
+    int protocol;            /* 3: HELLO 3, falling back to RESP2 if the server
+                                lacks HELLO; 2: RESP2 only */
+    /* ---- timeouts ---- */
+    uint32_t connect_timeout_ms; /* 10000; 0 = none; connect + handshake */
+    uint32_t request_timeout_ms; /* 0 = none; per command, from issue time
+                                    (time spent queued counts) */
     /*
      * After a command has timed out while its bytes were on the wire, the
      * connection is kept (the late reply is discarded and later commands
      * still get their own replies). If nothing at all arrives from the
      * server for this long past that deadline, the connection is dead: it is
-     * closed and what was in flight fails with AREDIS_ERR_TIMEOUT.
-     * 0 = never give up.
+     * closed (and reconnected, per the policy below). 10000; 0 = never.
      */
     uint32_t dead_timeout_ms;
     aredis_reader_limits limits;
+    /* ---- reconnection (see docs/RESILIENCE.md) ---- */
+    int reconnect;                   /* 1: reconnect after a lost or failed
+                                        connection, the initial one included */
+    uint32_t reconnect_delay_ms;     /* 100: first delay; doubles per failure */
+    uint32_t max_reconnect_delay_ms; /* 30000: the cap */
+    double reconnect_jitter;         /* 0.1: each delay is scaled by a random
+                                        factor in [1 - j, 1 + j] */
+    unsigned max_reconnect_attempts; /* 0 = unlimited; else give up after
+                                        this many failed attempts in a row */
+    int reconnect_on_auth_error;     /* 0: an AUTH failure stops the policy */
+    /* ---- queueing and delivery ---- */
+    int queue_during_reconnect; /* 1: commands issued while disconnected wait
+                                   for the reconnect; 0: refused at once with
+                                   AREDIS_ERR_NOT_CONNECTED */
+    size_t max_queue_size;      /* 0 = unbounded; else commands waiting plus
+                                   in flight; one more is refused with
+                                   AREDIS_ERR_QUEUE_FULL */
+    int retry_read_only;        /* 0: at most once for every command; 1:
+                                   read-only commands (GET, HGETALL, ...) are
+                                   re-sent after a reconnect if their reply
+                                   was lost */
+    /* ---- dead connections ---- */
+    uint32_t keepalive_s;             /* 60: TCP keepalive idle time; 0 = off */
+    uint32_t health_check_interval_ms; /* 0 = off; else PING after this long
+                                          idle; no answer within
+                                          request_timeout_ms (or the interval)
+                                          means the link is dead */
+    /* ---- callbacks ---- */
     aredis_push_fn *on_push;
     aredis_connect_fn *on_connect;
     aredis_disconnect_fn *on_disconnect;
-    void *cb_data; /* passed to on_push / on_connect / on_disconnect */
+    aredis_conn_error_fn *on_error;
+    aredis_reconnect_fn *on_reconnect_attempt;
+    void *cb_data; /* passed to every callback above */
 } aredis_options;
 
-#define AREDIS_OPTIONS_INIT                                                    \
-    {                                                                          \
-        "127.0.0.1", 6379, NULL, NULL, NULL, 0, NULL, 3, 10000, 0, 10000,      \
-            AREDIS_READER_LIMITS_INIT, NULL, NULL, NULL, NULL                  \
-    }
+#define AREDIS_OPTIONS_INIT                                                        {                                                                                  .host = "127.0.0.1", .port = 6379, .protocol = 3,                              .connect_timeout_ms = 10000, .dead_timeout_ms = 10000,                         .limits = AREDIS_READER_LIMITS_INIT, .reconnect = 1,                           .reconnect_delay_ms = 100, .max_reconnect_delay_ms = 30000,                    .reconnect_jitter = 0.1, .queue_during_reconnect = 1,                          .keepalive_s = 60                                                          }
 
 /* Per-command options; start from AREDIS_CMD_OPTS_INIT. */
 typedef struct aredis_cmd_opts {
     /* Override the client's request_timeout_ms when nonzero. */
     uint32_t timeout_ms;
     /* AREDIS_CMD_NO_TIMEOUT: this command has no deadline at all (blocking
-     * commands). */
+     * commands). AREDIS_CMD_RETRYABLE: safe to send again after a reconnect
+     * if its reply was lost (idempotent commands); by default a command whose
+     * bytes may have reached the server is never sent twice. */
     unsigned flags;
 } aredis_cmd_opts;
 #define AREDIS_CMD_NO_TIMEOUT 1u
+#define AREDIS_CMD_RETRYABLE 2u
 #define AREDIS_CMD_OPTS_INIT {0, 0}
 
 /* The client's connection state, with a name for traces. */
 #define AREDIS_STATE_MAP(X)                                                    \
     X(IDLE, "idle")                                                            \
+    X(RECONNECTING, "waiting to reconnect")                                    \
     X(CONNECTING, "connecting")                                                \
     X(HANDSHAKE, "handshake")                                                  \
     X(READY, "ready")                                                          \
@@ -151,8 +196,8 @@ AREDIS_API void aredis_client_disconnect(aredis_client *c);
 
 /*
  * Immediate: close the socket now; every pending callback runs once with
- * AREDIS_ERR_CANCELLED (before this returns, unless called from inside a
- * callback of this client, then right after that callback returns).
+ * AREDIS_ERR_CANCELLED before this returns (also when called from inside a
+ * callback: they then run nested inside it).
  */
 AREDIS_API void aredis_client_close(aredis_client *c);
 

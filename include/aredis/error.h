@@ -36,6 +36,7 @@ extern "C" {
     X(PROTOCOL, "protocol error")                                              \
     X(SERVER, "server error reply")                                            \
     X(AUTH, "authentication failed")                                           \
+    X(HANDSHAKE, "connection setup refused by server")                         \
     X(TLS, "TLS error")                                                        \
     X(QUEUE_FULL, "command queue full")                                        \
     X(CANCELLED, "cancelled")                                                  \

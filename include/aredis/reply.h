@@ -39,6 +39,8 @@ typedef enum aredis_reply_type {
 
 typedef struct aredis_reply {
     aredis_reply_type type;
+    /* Private: reference count of a top-level reply. */
+    unsigned int priv_refs;
     /*
      * INTEGER: the value. BOOL: 1 or 0. Aggregates: the element count the
      * peer claimed (equal to `elements` once the reply is complete).
@@ -53,8 +55,6 @@ typedef struct aredis_reply {
      */
     size_t len;
     char *str;
-    /* VERB: the three-letter format ("txt", "mkd"), NUL-terminated. */
-    char vtype[4];
     /*
      * ARRAY, SET, PUSH: the number of elements. MAP and ATTR: twice the
      * number of pairs, laid out key, value, key, value, ...
@@ -63,8 +63,10 @@ typedef struct aredis_reply {
     struct aredis_reply **element;
     /* The RESP3 attribute map that preceded this reply, or NULL. */
     struct aredis_reply *attribute;
-    /* Private: reference count of a top-level reply. */
-    unsigned int priv_refs;
+    /* VERB: the three-letter format ("txt", "mkd"), NUL-terminated. */
+    char vtype[4];
+    /* Private: how the reply's memory is held (see aredis_reply_free). */
+    unsigned int priv_alloc;
 } aredis_reply;
 
 /* The name of a type ("string", "map", ...). Never NULL. */

@@ -21,12 +21,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client/client_internal.h"
 #include "loop/loop_internal.h"
 #include "net/socket.h"
 #include "util/alloc.h"
+#include "util/fork.h"
 
 #define READ_CHUNK 16384
 
@@ -119,52 +121,131 @@ static void close_socket(aredis_client *c) {
     }
 }
 
+/*
+ * Fail every command of a queue taken from a connection that is gone. The
+ * records are first marked unsent, so a cancel from one of the callbacks
+ * does not count an orphan on the next connection. A free() from inside a
+ * callback turns the rest into CANCELLED: nothing else is reported as if
+ * the client still existed.
+ */
 static void fail_queue(aredis_client *c, aredis__cmdq *q, aredis_err code, const char *detail) {
+    for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next) cmd->flags &= ~AREDIS__CMD_SENT;
     aredis__cmd *cmd;
     while ((cmd = aredis__cmdq_pop(q))) {
         aredis__heap_remove(c, cmd);
-        if (!(cmd->flags & AREDIS__CMD_ORPHAN)) aredis__complete(c, cmd, NULL, code, detail);
+        if (c->free_pending && code != AREDIS_ERR_FORKED) {
+            code = AREDIS_ERR_CANCELLED;
+            detail = "client freed";
+        }
+        if (!(cmd->flags & AREDIS__CMD_ORPHAN)) {
+            if (code == AREDIS_ERR_TIMEOUT && !(cmd->flags & AREDIS__CMD_INTERNAL))
+                c->stats.timeouts++;
+            aredis__complete(c, cmd, NULL, code, detail);
+        }
         aredis__cmd_recycle(c, cmd);
     }
 }
 
-static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, int final) {
+static void cmdq_append(aredis__cmdq *q, aredis__cmdq *more) {
+    if (!more->head) return;
+    if (q->tail) q->tail->next = more->head;
+    else q->head = more->head;
+    q->tail = more->tail;
+    q->n += more->n;
+    memset(more, 0, sizeof *more);
+}
+
+static void report(aredis_client *c, aredis_conn_error_fn *fn, aredis_err code, const char *why) {
+    if (!fn) return;
+    aredis_error e;
+    e.code = code;
+    e.detail = why;
+    e.prefix[0] = '\0';
+    fn(c, &e, c->opt.cb_data);
+}
+
+/*
+ * Where a connection ends. LOST: a failure (the reconnect policy decides
+ * what happens next); GRACEFUL: disconnect() finished; FINAL: close/free.
+ */
+typedef enum { TEARDOWN_LOST, TEARDOWN_GRACEFUL, TEARDOWN_FINAL } teardown_mode;
+
+static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
+                        teardown_mode mode) {
     char why[256];
     snprintf(why, sizeof why, "%s", detail ? detail : aredis_strerror(code));
     aredis_state was = c->state;
+    int was_ready = was == AREDIS_STATE_READY;
     c->gen++;
+
+    /* Take the queues first: callbacks may issue new commands. */
+    aredis__cmdq sent = c->sent, waiting = c->waiting, keep = {0}, fail = {0};
+    memset(&c->sent, 0, sizeof c->sent);
+    memset(&c->waiting, 0, sizeof c->waiting);
+    int retry = mode == TEARDOWN_LOST && aredis__reconnect_decide(c, code);
+    if (retry) aredis__reconnect_sort(c, &sent, &keep, &fail); /* needs `out` intact */
+    else fail = sent;
+
     close_socket(c);
     aredis_reader_free(c->reader);
     c->reader = NULL;
     c->out.off = c->out.len = 0;
+    c->appended = c->written = 0;
     c->conn_deadline = 0;
     c->orphans = 0;
     c->orphan_since = 0;
     c->hs_pending = 0;
-    c->disconnecting = 0;
+    c->health_inflight = 0;
     c->proto = 0;
-    c->state = final ? AREDIS_STATE_CLOSED : AREDIS_STATE_IDLE;
+    if (!retry) {
+        c->disconnecting = 0;
+        c->reconnect_at = 0;
+        c->state = mode == TEARDOWN_FINAL ? AREDIS_STATE_CLOSED : AREDIS_STATE_IDLE;
+        if (mode == TEARDOWN_LOST && c->attempt && c->opt.reconnect) {
+            char gave[320];
+            snprintf(gave, sizeof gave, "gave up after %u reconnect attempt(s): %.200s",
+                     c->attempt, why);
+            snprintf(why, sizeof why, "%.255s", gave);
+        }
+        c->attempt = 0;
+    }
     if (code != AREDIS_ERR_OK) aredis__set_error(c, code, "%s", why);
 
-    /* Take the queues first: callbacks may issue new commands. */
-    aredis__cmdq sent = c->sent, waiting = c->waiting;
-    memset(&c->sent, 0, sizeof c->sent);
-    memset(&c->waiting, 0, sizeof c->waiting);
-    fail_queue(c, &sent, code, why);
-    fail_queue(c, &waiting, code, why);
-    aredis__ready_notify(c, code == AREDIS_ERR_OK ? AREDIS_ERR_CLOSED : code, why);
+    /* What is kept waits for the reconnect, ahead of anything issued from the
+     * callbacks below. */
+    if (retry && c->opt.queue_during_reconnect) {
+        cmdq_append(&c->waiting, &keep);
+        cmdq_append(&c->waiting, &waiting);
+    }
+    aredis__ready_waiter *waiters = retry ? NULL : c->ready_waiters;
+    if (!retry) c->ready_waiters = NULL;
+    uint64_t gen = c->gen;
 
-    if (was != AREDIS_STATE_IDLE && was != AREDIS_STATE_CLOSED && c->opt.on_disconnect) {
+    /* First what happened to the connection, then each command's fate. */
+    if (mode == TEARDOWN_LOST) report(c, c->opt.on_error, code, why);
+    if (!c->free_pending && c->opt.on_disconnect &&
+        (was_ready || (mode != TEARDOWN_LOST && was != AREDIS_STATE_IDLE &&
+                       was != AREDIS_STATE_CLOSED && was != AREDIS_STATE_RECONNECTING))) {
         aredis_error e;
-        e.code = final ? AREDIS_ERR_CLOSED : code;
+        e.code = mode == TEARDOWN_LOST ? code : AREDIS_ERR_CLOSED;
         e.detail = why;
         e.prefix[0] = '\0';
         c->opt.on_disconnect(c, &e, c->opt.cb_data);
     }
+    fail_queue(c, &fail, code, why);
+    fail_queue(c, &waiting, code, why);
+    aredis__ready_notify_list(waiters, code == AREDIS_ERR_OK ? AREDIS_ERR_CLOSED : code, why);
+    if (retry && c->gen == gen && c->state == AREDIS_STATE_RECONNECTING && !c->free_pending &&
+        c->opt.on_reconnect_attempt) {
+        uint64_t now = aredis__now_ms(c->loop);
+        uint32_t delay = c->reconnect_at > now ? (uint32_t)(c->reconnect_at - now) : 0;
+        c->opt.on_reconnect_attempt(c, c->attempt, delay, c->opt.cb_data);
+    }
+    if (!c->free_pending) aredis__timer_update(c);
 }
 
 void aredis__teardown(aredis_client *c, aredis_err code, const char *detail) {
-    teardown_ex(c, code, detail, 0);
+    teardown_ex(c, code, detail, TEARDOWN_LOST);
 }
 
 /* ---- Writing ------------------------------------------------------------ */
@@ -186,21 +267,26 @@ void aredis__arm_flush(aredis_client *c) {
 /* Write what `out` holds. Returns -1 if the connection was torn down. */
 static int do_write(aredis_client *c) {
     while (aredis__buf_used(&c->out)) {
-        ssize_t n = write(c->fd, c->out.data + c->out.off, aredis__buf_used(&c->out));
+        /* send(MSG_NOSIGNAL), not write(): a peer that went away must give
+         * EPIPE, not kill the application with SIGPIPE. */
+        ssize_t n = send(c->fd, c->out.data + c->out.off, aredis__buf_used(&c->out), MSG_NOSIGNAL);
         if (n > 0) {
+            c->last_tx = aredis__now_ms(c->loop);
             c->stats.write_calls++;
             c->stats.bytes_out += (uint64_t)n;
+            c->written += (uint64_t)n;
             aredis__buf_consume(&c->out, (size_t)n);
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        int err = n < 0 ? errno : EPIPE;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) {
             set_mask(c, AREDIS_EV_READ | AREDIS_EV_WRITE);
             return 0;
         }
         char msg[128];
-        snprintf(msg, sizeof msg, "write failed: %s", strerror(errno));
-        aredis__teardown(c, aredis__errno_code(errno), msg);
+        snprintf(msg, sizeof msg, "write failed: %s", strerror(err));
+        aredis__teardown(c, aredis__errno_code(err), msg);
         return -1;
     }
     set_mask(c, AREDIS_EV_READ);
@@ -211,7 +297,7 @@ static int do_write(aredis_client *c) {
 
 static void maybe_finish_disconnect(aredis_client *c) {
     if (c->disconnecting && !c->sent.n && !c->waiting.n && !aredis__buf_used(&c->out))
-        teardown_ex(c, AREDIS_ERR_CLOSED, "disconnected", 1);
+        teardown_ex(c, AREDIS_ERR_CLOSED, "disconnected", TEARDOWN_GRACEFUL);
 }
 
 static void dispatch(aredis_client *c, aredis_reply *r) {
@@ -256,11 +342,12 @@ static void do_read(aredis_client *c) {
             return;
         }
         if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            int err = errno;
+            if (err == EINTR) continue;
+            if (err == EAGAIN || err == EWOULDBLOCK) return;
             char msg[128];
-            snprintf(msg, sizeof msg, "read failed: %s", strerror(errno));
-            aredis__teardown(c, aredis__errno_code(errno), msg);
+            snprintf(msg, sizeof msg, "read failed: %s", strerror(err));
+            aredis__teardown(c, aredis__errno_code(err), msg);
             return;
         }
         aredis_reader_commit(c->reader, (size_t)n);
@@ -370,8 +457,13 @@ static void on_flush(void *arg) {
     c->flush_armed = 0;
     aredis__enter(c);
     if (c->state == AREDIS_STATE_CONNECTING && c->fd < 0) {
-        if (c->deferred_errno) connect_failed(c, c->deferred_errno);
-        else aredis__teardown(c, c->last_err.code, c->last_detail);
+        if (c->deferred_errno) {
+            connect_failed(c, c->deferred_errno);
+        } else {
+            char why[256];
+            snprintf(why, sizeof why, "%s", c->last_detail);
+            aredis__teardown(c, c->last_err.code, why);
+        }
     } else if (c->fd >= 0 && c->state != AREDIS_STATE_CONNECTING && aredis__buf_used(&c->out)) {
         do_write(c);
     }
@@ -382,6 +474,7 @@ static void on_flush(void *arg) {
 void aredis__set_ready(aredis_client *c) {
     c->state = AREDIS_STATE_READY;
     c->conn_deadline = 0;
+    c->attempt = 0;
     aredis__cmd *cmd;
     /* What waited goes out now, in issue order, behind nothing. */
     while ((cmd = aredis__cmdq_pop(&c->waiting))) {
@@ -394,13 +487,19 @@ void aredis__set_ready(aredis_client *c) {
             aredis__teardown(c, AREDIS_ERR_NOMEM, "out of memory queueing commands");
             return;
         }
-        aredis__free(cmd->buf);
-        cmd->buf = NULL;
+        cmd->start = c->appended;
+        c->appended += cmd->len;
+        cmd->end = c->appended;
+        if (!(cmd->flags & AREDIS__CMD_RETRY)) {
+            aredis__free(cmd->buf);
+            cmd->buf = NULL;
+        }
         cmd->flags |= AREDIS__CMD_SENT;
         aredis__cmdq_push(&c->sent, cmd);
     }
     aredis__arm_flush(c);
     c->stats.connects++;
+    c->last_rx = c->last_tx = aredis__now_ms(c->loop);
     uint64_t gen = c->gen;
     aredis__ready_notify(c, AREDIS_ERR_OK, NULL);
     if (c->gen == gen && c->opt.on_connect) c->opt.on_connect(c, c->opt.cb_data);
@@ -437,9 +536,15 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
     if (!c) return NULL;
     c->loop = loop;
     c->opt = *opts;
+    /* The copies below replace the caller's pointers one by one; clear them
+     * first so that a failure frees only what is ours. */
+    c->opt.host = c->opt.unix_path = c->opt.username = c->opt.password = NULL;
+    c->opt.client_name = NULL;
     c->fd = -1;
     c->state = AREDIS_STATE_IDLE;
     c->last_err.detail = c->last_detail;
+    c->fork_gen = aredis__fork_generation();
+    c->rng = (uint64_t)(uintptr_t)c ^ ((uint64_t)getpid() << 32) ^ aredis__now_ms(loop);
     if (copy_str(&c->opt.host, opts->host) || copy_str(&c->opt.unix_path, opts->unix_path) ||
         copy_str(&c->opt.username, opts->username) ||
         copy_str(&c->opt.password, opts->password) ||
@@ -457,50 +562,67 @@ fail:
     return NULL;
 }
 
-aredis_err aredis_client_connect(aredis_client *c) {
-    if (c->state == AREDIS_STATE_CLOSED || c->free_pending) return AREDIS_ERR_CLOSED;
-    if (c->state != AREDIS_STATE_IDLE) return AREDIS_ERR_INVALID;
-    c->reader = aredis_reader_new(NULL, NULL);
-    if (!c->reader) return AREDIS_ERR_NOMEM;
-    aredis_reader_set_limits(c->reader, &c->opt.limits);
+/*
+ * Start one connect attempt. Failures found here are reported from the loop
+ * (the deferred flush), never from inside the caller, and go through the
+ * same teardown and reconnect decision as a failure found later.
+ */
+void aredis__connect_start(aredis_client *c) {
     c->state = AREDIS_STATE_CONNECTING;
-    c->last_err.code = AREDIS_ERR_OK;
-    c->last_detail[0] = '\0';
+    c->reconnect_at = 0;
+    c->deferred_errno = 0;
     uint64_t now = aredis__now_ms(c->loop);
     c->conn_deadline = c->opt.connect_timeout_ms ? now + c->opt.connect_timeout_ms : 0;
     int err = 0;
-    if (c->opt.unix_path) {
+    c->reader = aredis_reader_new(NULL, NULL);
+    if (!c->reader) {
+        aredis__set_error(c, AREDIS_ERR_NOMEM, "out of memory");
+        err = -1;
+    } else if (c->opt.unix_path) {
+        aredis_reader_set_limits(c->reader, &c->opt.limits);
         int in_progress;
         int fd = aredis__connect_unix(c->opt.unix_path, &in_progress);
         if (fd < 0) {
             err = errno;
         } else if (attach_fd(c, fd) != 0) {
-            close(fd);
-            c->fd = -1;
             err = ENOMEM;
         }
         (void)in_progress; /* reported by the first writable event either way */
     } else {
+        aredis_reader_set_limits(c->reader, &c->opt.limits);
         char msg[256];
         if (aredis__resolve(c->opt.host, c->opt.port, &c->addrs, msg, sizeof msg) != 0) {
             aredis__set_error(c, AREDIS_ERR_RESOLVE, "%s", msg);
             err = -1;
         } else {
             c->addr_next = c->addrs;
-            if (try_next_addr(c, &err) != 0 && !err) err = ECONNREFUSED;
+            /* An earlier address may have failed at once (err set) and a
+             * later one be under way: only a total failure counts. */
+            if (try_next_addr(c, &err) == 0) err = 0;
+            else if (!err) err = ECONNREFUSED;
         }
     }
     if (err) {
-        /* Report from the loop, not from inside this call. */
         if (err > 0) aredis__set_error(c, aredis__errno_code(err), "%s", strerror(err));
         if (c->io) aredis__io_free(c->loop, c->io);
         c->io = NULL;
+        c->io_mask = 0;
         if (c->fd >= 0) close(c->fd);
         c->fd = -1;
         c->deferred_errno = err > 0 ? err : 0;
         aredis__arm_flush(c);
     }
     aredis__timer_update(c);
+}
+
+aredis_err aredis_client_connect(aredis_client *c) {
+    if (c->state == AREDIS_STATE_CLOSED || c->free_pending) return AREDIS_ERR_CLOSED;
+    if (c->fork_gen != aredis__fork_generation()) return AREDIS_ERR_FORKED;
+    if (c->state != AREDIS_STATE_IDLE) return AREDIS_ERR_INVALID;
+    c->last_err.code = AREDIS_ERR_OK;
+    c->last_detail[0] = '\0';
+    c->attempt = 0;
+    aredis__connect_start(c);
     return AREDIS_ERR_OK;
 }
 
@@ -508,14 +630,17 @@ void aredis_client_disconnect(aredis_client *c) {
     if (c->state == AREDIS_STATE_IDLE || c->state == AREDIS_STATE_CLOSED) return;
     aredis__enter(c);
     c->disconnecting = 1;
-    if (c->state == AREDIS_STATE_READY) maybe_finish_disconnect(c);
+    if (c->state == AREDIS_STATE_RECONNECTING)
+        teardown_ex(c, AREDIS_ERR_CLOSED, "disconnected while reconnecting", TEARDOWN_GRACEFUL);
+    else if (c->state == AREDIS_STATE_READY)
+        maybe_finish_disconnect(c);
     aredis__leave(c);
 }
 
 void aredis_client_close(aredis_client *c) {
     if (!c || c->state == AREDIS_STATE_CLOSED) return;
     aredis__enter(c);
-    teardown_ex(c, AREDIS_ERR_CANCELLED, "client closed", 1);
+    teardown_ex(c, AREDIS_ERR_CANCELLED, "client closed", TEARDOWN_FINAL);
     aredis__leave(c);
 }
 
@@ -531,12 +656,20 @@ static void client_destroy(aredis_client *c) {
 void aredis_client_free(aredis_client *c) {
     if (!c || c->free_pending) return;
     aredis__enter(c);
-    if (c->state != AREDIS_STATE_CLOSED) teardown_ex(c, AREDIS_ERR_CANCELLED, "client freed", 1);
+    if (c->state != AREDIS_STATE_CLOSED) {
+        if (c->fork_gen != aredis__fork_generation())
+            teardown_ex(c, AREDIS_ERR_FORKED, "client freed in a forked child", TEARDOWN_FINAL);
+        else
+            teardown_ex(c, AREDIS_ERR_CANCELLED, "client freed", TEARDOWN_FINAL);
+    }
     c->free_pending = 1;
     aredis__leave(c);
 }
 
-aredis_state aredis_client_state(const aredis_client *c) { return c->state; }
+aredis_state aredis_client_state(const aredis_client *c) {
+    if (c->disconnecting && c->state == AREDIS_STATE_READY) return AREDIS_STATE_CLOSING;
+    return c->state;
+}
 int aredis_client_protocol(const aredis_client *c) { return c->proto; }
 aredis_loop *aredis_client_loop(const aredis_client *c) { return c->loop; }
 size_t aredis_client_pending(const aredis_client *c) { return c->user_pending; }

@@ -5,6 +5,7 @@
  *   timeout.c    the one loop timer per client: request, connect, dead-link
  *   command.c    the public command functions
  *   handshake.c  HELLO / AUTH / SELECT / CLIENT SETNAME
+ *   reconnect.c  whether and when to reconnect; what survives a lost link
  *   future.c     futures
  */
 #ifndef AREDIS_CLIENT_INTERNAL_H
@@ -23,6 +24,7 @@ struct addrinfo;
 #define AREDIS__CMD_ORPHAN 1u   /* callback already ran (timeout, cancel): drop the reply */
 #define AREDIS__CMD_INTERNAL 2u /* handshake command: not counted as user pending */
 #define AREDIS__CMD_SENT 4u     /* bytes are in `out` or on the wire */
+#define AREDIS__CMD_RETRY 8u    /* may be sent again after a reconnect (buf kept) */
 
 typedef struct aredis__cmd {
     struct aredis__cmd *next;
@@ -30,8 +32,11 @@ typedef struct aredis__cmd {
     void *data;
     uint64_t deadline; /* loop ms; 0 = none */
     size_t heap_idx;   /* position in the deadline heap, SIZE_MAX if not in it */
-    char *buf;         /* the encoded command while it waits for a connection */
+    char *buf;         /* the encoded command while it waits for a connection
+                          (and, for a retryable command, while in flight) */
     size_t len;
+    uint64_t start;    /* its bytes in the output stream: [start, end) */
+    uint64_t end;
     unsigned flags;
 } aredis__cmd;
 
@@ -61,6 +66,8 @@ struct aredis_client {
     struct addrinfo *addrs, *addr_next; /* candidates while connecting */
     aredis_reader *reader;
     aredis__buf out; /* encoded commands not yet written */
+    uint64_t appended; /* bytes ever appended to `out` (stream position) */
+    uint64_t written;  /* bytes ever written to the socket */
     void *flush_defer;
     int flush_armed;
     uint64_t gen; /* bumped at every teardown: stale callers stop */
@@ -88,6 +95,19 @@ struct aredis_client {
 
     /* graceful disconnect */
     int disconnecting;
+
+    /* reconnection (reconnect.c) */
+    unsigned attempt;      /* failed attempts in a row */
+    uint64_t reconnect_at; /* when the next attempt starts; 0 = none */
+    uint64_t rng;          /* jitter */
+    int was_ready;         /* the connection being torn down had been READY */
+
+    /* health check */
+    uint64_t last_tx;
+    int health_inflight;
+
+    /* fork safety */
+    unsigned fork_gen;
 
     /* reentrancy: callbacks may close or free the client */
     int depth;
@@ -132,6 +152,27 @@ void aredis__set_ready(aredis_client *c);
 void aredis__set_error(aredis_client *c, aredis_err code, const char *fmt, ...)
     AREDIS_PRINTF(3, 4);
 
+/* ---- reconnect.c ------------------------------------------------------- */
+/*
+ * The connection was lost or could not be made (code says why). Decide
+ * whether to reconnect; if so schedule it and keep what may be kept.
+ * Returns 1 when a reconnect is scheduled.
+ */
+int aredis__reconnect_decide(aredis_client *c, aredis_err code);
+/*
+ * Split the sent queue of a lost connection: what is kept goes to `keep` (in
+ * order, marked unsent, bytes in cmd->buf), the rest to `fail`. Call before
+ * `out` is reset.
+ */
+void aredis__reconnect_sort(aredis_client *c, aredis__cmdq *sent, aredis__cmdq *keep,
+                            aredis__cmdq *fail);
+/* The delay before attempt n (1-based), jitter applied. */
+uint32_t aredis__backoff_ms(const aredis_options *o, unsigned attempt, uint64_t *rng);
+/* Start a connect attempt now (socket, then the handshake on connect). */
+void aredis__connect_start(aredis_client *c);
+/* Is this command (argv[0]) read-only, hence safe to retry? */
+int aredis__cmd_is_read_only(const char *name, size_t len);
+
 /* ---- command.c --------------------------------------------------------- */
 /*
  * Queue one encoded command (bytes in buf, taken over, or appended to `out`
@@ -152,5 +193,7 @@ void aredis__handshake_start(aredis_client *c);
 /* ---- future.c ---------------------------------------------------------- */
 /* Complete waiters of aredis_future_ready(). code OK = ready. */
 void aredis__ready_notify(aredis_client *c, aredis_err code, const char *detail);
+/* The same for a list already taken from the client. */
+void aredis__ready_notify_list(aredis__ready_waiter *w, aredis_err code, const char *detail);
 
 #endif

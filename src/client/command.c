@@ -4,11 +4,13 @@
  * path); before that it is encoded into a buffer of its own and waits.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "client/client_internal.h"
 #include "loop/loop_internal.h"
 #include "proto/writer_internal.h"
 #include "util/alloc.h"
+#include "util/fork.h"
 
 static aredis_err encode(aredis__buf *b, int argc, const char *const *argv,
                          const size_t *argvlen, const char *fmt, va_list *ap) {
@@ -22,17 +24,44 @@ static aredis_err encode(aredis__buf *b, int argc, const char *const *argv,
     return aredis__write_argv(b, argc, argv, argvlen);
 }
 
+/* The command name of an encoded command ("*N\r\n$L\r\nNAME\r\n..."). */
+static int encoded_name(const char *p, size_t len, const char **name, size_t *nlen) {
+    const char *end = p + len;
+    const char *q = memchr(p, '\n', len);
+    if (!q || ++q >= end || *q != '$') return -1;
+    size_t n = 0;
+    for (q++; q < end && *q >= '0' && *q <= '9'; q++) n = n * 10 + (size_t)(*q - '0');
+    if (q + 2 > end || q[0] != '\r' || q[1] != '\n' || (size_t)(end - (q + 2)) < n) return -1;
+    *name = q + 2;
+    *nlen = n;
+    return 0;
+}
+
+/* Refusals at issue time: the callback never runs. */
+static aredis_err admission(const aredis_client *c, int internal) {
+    if (c->free_pending || c->state == AREDIS_STATE_CLOSED) return AREDIS_ERR_CLOSED;
+    if (c->fork_gen != aredis__fork_generation()) return AREDIS_ERR_FORKED;
+    if (internal) return AREDIS_ERR_OK;
+    if (c->disconnecting) return AREDIS_ERR_CLOSED;
+    if (c->state == AREDIS_STATE_IDLE) return AREDIS_ERR_NOT_CONNECTED;
+    /* Disconnected and told not to queue: fail at once. */
+    if (!c->opt.queue_during_reconnect && c->state != AREDIS_STATE_READY && c->attempt > 0)
+        return AREDIS_ERR_NOT_CONNECTED;
+    if (c->opt.max_queue_size && c->user_pending >= c->opt.max_queue_size)
+        return AREDIS_ERR_QUEUE_FULL;
+    return AREDIS_ERR_OK;
+}
+
 aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
                           void *data, int internal, int argc, const char *const *argv,
                           const size_t *argvlen, const char *fmt, va_list *ap,
                           aredis__cmd **out) {
-    if (c->free_pending || c->state == AREDIS_STATE_CLOSED) return AREDIS_ERR_CLOSED;
-    if (c->disconnecting && !internal) return AREDIS_ERR_CLOSED;
-    if (c->state == AREDIS_STATE_IDLE) return AREDIS_ERR_NOT_CONNECTED;
+    aredis_err e = admission(c, internal);
+    if (e != AREDIS_ERR_OK) return e;
 
     uint64_t timeout = 0;
-    if (!internal && !(o && (o->flags & AREDIS_CMD_NO_TIMEOUT)))
-        timeout = (o && o->timeout_ms) ? o->timeout_ms : c->opt.request_timeout_ms;
+    if (!(o && (o->flags & AREDIS_CMD_NO_TIMEOUT)))
+        timeout = (o && o->timeout_ms) ? o->timeout_ms : internal ? 0 : c->opt.request_timeout_ms;
     /* Make room in the heap first, so nothing can fail after encoding. */
     if (timeout && c->heap_n == c->heap_cap) {
         size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
@@ -47,24 +76,45 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     cmd->data = data;
     if (internal) cmd->flags |= AREDIS__CMD_INTERNAL;
 
-    aredis_err e;
-    if (c->state == AREDIS_STATE_READY || internal) {
-        e = encode(&c->out, argc, argv, argvlen, fmt, ap);
-        if (e != AREDIS_ERR_OK) goto fail;
+    int direct = c->state == AREDIS_STATE_READY || internal;
+    aredis__buf own = {0};
+    aredis__buf *b = direct ? &c->out : &own;
+    size_t before = b->len;
+    e = encode(b, argc, argv, argvlen, fmt, ap);
+    if (e != AREDIS_ERR_OK) goto fail;
+    size_t len = b->len - before;
+
+    /* Retryable: by flag, or read-only under retry_read_only. It keeps a copy
+     * of its bytes to send again after a reconnect. */
+    int retry = !internal && o && (o->flags & AREDIS_CMD_RETRYABLE);
+    if (!retry && !internal && c->opt.retry_read_only) {
+        const char *name;
+        size_t nlen;
+        retry = encoded_name(b->data + before, len, &name, &nlen) == 0 &&
+                aredis__cmd_is_read_only(name, nlen);
+    }
+    if (direct) {
+        if (retry) {
+            cmd->buf = aredis__memdup0(b->data + before, len);
+            if (!cmd->buf) {
+                b->len = before; /* roll back: nothing was issued */
+                e = AREDIS_ERR_NOMEM;
+                goto fail;
+            }
+            cmd->len = len;
+        }
+        cmd->start = c->appended;
+        c->appended += len;
+        cmd->end = c->appended;
         cmd->flags |= AREDIS__CMD_SENT;
         aredis__cmdq_push(&c->sent, cmd);
         aredis__arm_flush(c);
     } else {
-        aredis__buf b = {0};
-        e = encode(&b, argc, argv, argvlen, fmt, ap);
-        if (e != AREDIS_ERR_OK) {
-            aredis__buf_free(&b);
-            goto fail;
-        }
-        cmd->buf = b.data;
-        cmd->len = b.len;
+        cmd->buf = own.data;
+        cmd->len = len;
         aredis__cmdq_push(&c->waiting, cmd);
     }
+    if (retry) cmd->flags |= AREDIS__CMD_RETRY;
     if (!internal) {
         c->user_pending++;
         c->stats.commands++;
@@ -77,6 +127,7 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     if (out) *out = cmd;
     return AREDIS_ERR_OK;
 fail:
+    aredis__buf_free(&own);
     aredis__cmd_recycle(c, cmd);
     return e;
 }

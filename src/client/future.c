@@ -166,8 +166,10 @@ aredis_future *aredis_future_ready(aredis_client *c) {
         }
         f->refs++;
         w->f = f;
-        w->next = c->ready_waiters;
-        c->ready_waiters = w;
+        w->next = NULL;
+        aredis__ready_waiter **pp = &c->ready_waiters; /* FIFO: notified in order */
+        while (*pp) pp = &(*pp)->next;
+        *pp = w;
     }
     return f;
 }
@@ -175,6 +177,10 @@ aredis_future *aredis_future_ready(aredis_client *c) {
 void aredis__ready_notify(aredis_client *c, aredis_err code, const char *detail) {
     aredis__ready_waiter *w = c->ready_waiters;
     c->ready_waiters = NULL;
+    aredis__ready_notify_list(w, code, detail);
+}
+
+void aredis__ready_notify_list(aredis__ready_waiter *w, aredis_err code, const char *detail) {
     while (w) {
         aredis__ready_waiter *n = w->next;
         future_complete(w->f, NULL, code, detail, NULL);

@@ -9,7 +9,9 @@
  *                is needed, so an unauthenticated connect fails here)
  *
  * Refused credentials (NOAUTH, WRONGPASS, ...) fail the connection with
- * AREDIS_ERR_AUTH; any other refusal with AREDIS_ERR_SERVER. Handshake
+ * AREDIS_ERR_AUTH; any other refusal (SELECT of a db out of range, ...) with
+ * AREDIS_ERR_HANDSHAKE, the server's words in the detail. Neither is retried
+ * by the reconnect policy (by default): the next attempt would be refused too. Handshake
  * commands are INTERNAL: they bypass the waiting queue and have no request
  * deadline (the connect deadline covers them).
  */
@@ -33,12 +35,12 @@ static void fail(aredis_client *c, const char *step, const aredis_reply *r) {
     char msg[256];
     snprintf(msg, sizeof msg, "%s refused: %.*s", step, (int)(r && r->len < 200 ? r->len : 200),
              r && r->str ? r->str : "");
-    aredis__teardown(c, is_auth_error(r) ? AREDIS_ERR_AUTH : AREDIS_ERR_SERVER, msg);
+    aredis__teardown(c, is_auth_error(r) ? AREDIS_ERR_AUTH : AREDIS_ERR_HANDSHAKE, msg);
 }
 
 /* One step of the pipelined tail; the last one to answer makes us READY. */
 static void step_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    if (err && err->code != AREDIS_ERR_SERVER) return; /* teardown under way */
+    if (err && (err->code != AREDIS_ERR_SERVER || !r)) return; /* teardown under way */
     if (err) {
         fail(c, (const char *)data, r);
         return;
@@ -87,7 +89,7 @@ static void send_tail(aredis_client *c, int with_auth_and_name) {
 
 static void hello_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     (void)data;
-    if (err && err->code != AREDIS_ERR_SERVER) return;
+    if (err && (err->code != AREDIS_ERR_SERVER || !r)) return;
     if (!err) {
         c->proto = 3;
         send_tail(c, 0);

@@ -1,13 +1,15 @@
 /*
  * Where a command times out.
  *
- * One loop timer per client serves three kinds of deadline:
+ * One loop timer per client serves every deadline the client has:
  *   - each command's request deadline (a min-heap in queue.c);
  *   - the connect deadline (connect + handshake);
  *   - the dead-link deadline: once a command has timed out with its bytes
  *     on the wire, its late reply is still expected (Redis answers in
  *     order). If nothing at all arrives for dead_timeout_ms after that, the
  *     link is declared dead and torn down.
+ *   - the next reconnect attempt (reconnect.c decides when);
+ *   - the health check: a PING after health_check_interval_ms of silence.
  * The timer is armed for the earliest of them. It is only re-armed when a
  * deadline earlier than the armed one appears; when it fires early (the
  * earliest deadline went away) it just recomputes.
@@ -27,15 +29,51 @@ static uint64_t earliest(uint64_t a, uint64_t b) {
     return a < b ? a : b;
 }
 
+/* When an idle READY connection is due a health-check PING. */
+static uint64_t health_at(const aredis_client *c) {
+    if (!c->opt.health_check_interval_ms || c->state != AREDIS_STATE_READY ||
+        c->health_inflight || c->sent.n)
+        return 0;
+    uint64_t last = c->last_rx > c->last_tx ? c->last_rx : c->last_tx;
+    return last + c->opt.health_check_interval_ms;
+}
+
 static uint64_t next_deadline(const aredis_client *c) {
     uint64_t next = c->heap_n ? c->heap[0]->deadline : 0;
     next = earliest(next, c->conn_deadline);
+    next = earliest(next, c->reconnect_at);
+    next = earliest(next, health_at(c));
     return earliest(next, dead_at(c));
+}
+
+static void health_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)r;
+    (void)data;
+    c->health_inflight = 0;
+    if (err && err->code == AREDIS_ERR_TIMEOUT)
+        aredis__teardown(c, AREDIS_ERR_TIMEOUT, "health check: no answer to PING");
+}
+
+static void health_check(aredis_client *c) {
+    aredis_cmd_opts o = AREDIS_CMD_OPTS_INIT;
+    o.timeout_ms = c->opt.request_timeout_ms ? c->opt.request_timeout_ms
+                                             : c->opt.health_check_interval_ms;
+    const char *argv[] = {"PING"};
+    if (aredis__submit(c, &o, health_reply, NULL, 1, 1, argv, NULL, NULL, NULL, NULL) ==
+        AREDIS_ERR_OK)
+        c->health_inflight = 1;
 }
 
 void aredis__timer_update(aredis_client *c) {
     uint64_t next = next_deadline(c);
-    if (!next) return; /* an armed timer will fire and find nothing: cheaper than cancel */
+    if (!next) {
+        /* Nothing due: a timer left armed would keep aredis_loop_run() alive. */
+        if (c->timer_at) {
+            aredis__timer_cancel(c->loop, c->timer);
+            c->timer_at = 0;
+        }
+        return;
+    }
     if (c->timer_at && c->timer_at <= next) return;
     uint64_t now = aredis__now_ms(c->loop);
     aredis__timer_arm(c->loop, c->timer, next > now ? next - now : 0);
@@ -60,6 +98,10 @@ void aredis__on_timer(void *arg) {
     while (c->heap_n && c->heap[0]->deadline <= now) {
         aredis__cmd_abort(c, c->heap[0], AREDIS_ERR_TIMEOUT, "request timed out");
     }
+    uint64_t health = health_at(c);
+    if (health && now >= health) health_check(c);
+    if (c->reconnect_at && now >= c->reconnect_at && c->state == AREDIS_STATE_RECONNECTING)
+        aredis__connect_start(c);
     if (!c->free_pending) aredis__timer_update(c);
     aredis__leave(c);
 }

@@ -43,7 +43,9 @@ static int finish_connect(int fd, const struct sockaddr *sa, socklen_t len, int 
     for (;;) {
         if (connect(fd, sa, len) == 0) return fd;
         if (errno == EINTR) continue;
-        if (errno == EINPROGRESS || errno == EAGAIN) {
+        /* EAGAIN on a unix socket means a full backlog, not "in progress":
+         * the socket is not connecting, so it is a failure. */
+        if (errno == EINPROGRESS) {
             *in_progress = 1;
             return fd;
         }

@@ -15,10 +15,20 @@
  * in yet is remembered by length (state RS_BULK): nothing is scanned or
  * allocated until every byte has arrived.
  *
+ * The default builder's fast path: when the reader is given the default
+ * builder (NULL), it builds aredis_reply trees itself, without a call through
+ * the builder table per object, and carves every object of one top-level
+ * reply out of an arena — a short chain of chunks owned by the top-level
+ * reply (see "Arena" below). A reply of any shape then costs one or a few
+ * allocations instead of one or two per object, and freeing it frees its
+ * chunks without walking the tree. A copied or wrapped default builder goes
+ * through the table like any other builder (reply.c serves those calls).
+ *
  * Hostile input: lengths and counts are parsed strictly into int64 and
  * checked against the limits before anything is sized from them, and the
  * builder is told the claimed count but must grow as elements arrive. Memory
- * therefore tracks the bytes actually received.
+ * therefore tracks the bytes actually received. The arena sizes what it
+ * allocates ahead from bytes already in the buffer, never from a claim alone.
  *
  * Errors are sticky: the first one frees the partial reply, drops the
  * buffered bytes, and is returned from every later call.
@@ -29,6 +39,7 @@
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +51,18 @@
 #define READER_NUM_LINE_MAX 64       /* longest numeric header line         */
 #define READER_DOUBLE_MAX 255        /* longest double text we accept       */
 #define READER_STACK_MIN 4           /* first frame stack size              */
+#define READER_SHORT_LINE 32         /* simple lines scanned inline up to this */
+#define READER_STEAL_MIN 1024        /* a top-level blob this long may take the buffer */
 
 /* The per-object helpers sit on the hot path; GCC would not inline them all. */
 #if defined(__GNUC__)
 #define READER_INLINE inline __attribute__((always_inline))
+#define READER_NOINLINE __attribute__((noinline))
+#define READER_LIKELY(x) __builtin_expect(!!(x), 1)
 #else
 #define READER_INLINE inline
+#define READER_NOINLINE
+#define READER_LIKELY(x) (x)
 #endif
 
 /* What the reader is waiting for. */
@@ -60,8 +77,16 @@ typedef struct reader_frame {
     void *attr;     /* a finished attribute waiting for this frame's next child */
     size_t claimed; /* elements the peer announced (pairs × 2 for maps) */
     size_t idx;     /* next element position */
+    /* Fast path only: the element array of `obj` and how many slots it has. */
+    aredis_reply **elems;
+    size_t cap;
     aredis_reply_type type;
 } reader_frame;
+
+/* A chunk of a reply's arena: a link, then objects (8-byte aligned). */
+typedef struct arena_chunk {
+    struct arena_chunk *next;
+} arena_chunk;
 
 struct aredis_reader {
     /* The buffer: bytes [pos, len) are received and not yet consumed. */
@@ -80,6 +105,24 @@ struct aredis_reader {
 
     const aredis_reply_builder *fn;
     void *privdata;
+    int fast; /* fn is the default builder: build inline, in an arena */
+
+    /*
+     * The arena of the reply being built (fast path). `ahead` is its first
+     * chunk (NULL between replies), whose first object slot is kept for the
+     * top-level reply (`aroot`); new objects are carved at `acur`, `aroom`
+     * bytes being left there. `atotal` counts the bytes allocated so far.
+     */
+    arena_chunk *ahead;
+    aredis_reply *aroot;
+    char *acur;
+    size_t aroom, atotal;
+    /*
+     * Buffer offset up to which received bytes already back an element slot
+     * allocated ahead of its element (see reserve_slots()).
+     */
+    size_t reserved_to;
+
     aredis_reader_limits limits; /* as set; copied into `cur` when a reply starts */
     aredis_reader_limits cur;
     int limits_changed; /* `limits` differs from `cur` */
@@ -88,21 +131,162 @@ struct aredis_reader {
     char errstr[128];
 };
 
+/* ---- Arena (the default builder's fast path) ---------------------------- */
+
+/*
+ * Every object of one top-level reply — the reply itself, its elements,
+ * element arrays, strings, attributes — is carved out of a chain of chunks.
+ * The top-level reply sits right after the link of the first chunk, so
+ * freeing it finds the chain; nested replies are never freed on their own.
+ * priv_alloc says which is which: reply.c's aredis_reply_free() hands any
+ * reply whose priv_alloc is not REPLY_OWN to aredis__reply_arena_free().
+ *
+ * Sizing, so that memory follows the bytes received: the first chunk of a
+ * reply is sized exactly for a leaf, and for an aggregate by the element
+ * slots the buffered bytes can back (reserve_slots()) plus an estimate of
+ * those elements; a later chunk doubles the arena (so a big reply makes
+ * O(log n) chunks) but is never larger than what the bytes still buffered
+ * could make, and never over ARENA_CHUNK_MAX unless one object needs it. An
+ * object of ARENA_OWN_CHUNK bytes or more that does not fit gets a chunk of
+ * its own, so the room left in the current chunk is not wasted.
+ */
+enum { REPLY_OWN = 0, REPLY_ARENA_ROOT = 1, REPLY_ARENA_MEMBER = 2 };
+
+#define ARENA_CHUNK_MAX (16 * 1024)
+#define ARENA_OWN_CHUNK (4 * 1024)
+#define ARENA_EST_PAYLOAD 32 /* string bytes assumed per element, at most */
+#define ARENA_MIN_ELEMENT 3  /* the shortest RESP value ("_\r\n", "+\r\n") */
+#define ARENA_ALIGN(n) (((n) + 7) & ~(size_t)7)
+
+_Static_assert(sizeof(aredis_reply) % 8 == 0, "replies keep 8-byte alignment in the arena");
+_Static_assert(sizeof(arena_chunk) % 8 == 0, "chunk links keep 8-byte alignment");
+
+/* Called by aredis_reply_free() (reply.c) for a reply built in an arena. */
+void aredis__reply_arena_free(aredis_reply *r);
+
+static void arena_free_chain(arena_chunk *c) {
+    while (c) {
+        arena_chunk *next = c->next;
+        aredis__free(c);
+        c = next;
+    }
+}
+
+void aredis__reply_arena_free(aredis_reply *r) {
+    /* A nested reply belongs to its top-level reply's arena: nothing to do. */
+    if (r->priv_alloc != REPLY_ARENA_ROOT) return;
+    arena_chunk *c = (arena_chunk *)r - 1, *next;
+    do {
+        next = c->next;
+        aredis__free(c);
+    } while ((c = next) != NULL);
+}
+
+/* Forget the arena (handed to a finished reply, or freed). */
+static READER_INLINE void arena_reset(aredis_reader *r) {
+    r->ahead = NULL;
+    r->aroot = NULL;
+    r->acur = NULL;
+    r->aroom = 0;
+    r->atotal = 0;
+}
+
+/*
+ * Slow path of arena_alloc(): make a chunk and carve `need` (> 0, or 0 for the
+ * first chunk) bytes from it. `want` is the caller's idea of a good chunk size.
+ * The first chunk also holds the top-level reply's slot. Returns NULL when out
+ * of memory (the arena is unchanged).
+ */
+static READER_NOINLINE void *arena_grow(aredis_reader *r, size_t need, size_t want) {
+    size_t bytes;
+    if (r->ahead && need >= ARENA_OWN_CHUNK) {
+        if (aredis__add_overflow(sizeof(arena_chunk), need, &bytes)) return NULL;
+        arena_chunk *c = aredis__malloc(bytes);
+        if (!c) return NULL;
+        c->next = r->ahead->next;
+        r->ahead->next = c;
+        r->atotal += bytes;
+        return c + 1;
+    }
+    /*
+     * Double the arena, but not past what the bytes still buffered could
+     * make: each ARENA_MIN_ELEMENT bytes at most one reply and its slot.
+     */
+    size_t buffered = r->len - r->pos;
+    size_t could = need + buffered / ARENA_MIN_ELEMENT * (sizeof(aredis_reply) + sizeof(void *)) +
+                   buffered;
+    size_t size = r->atotal < could ? r->atotal : could;
+    if (size < want) size = want;
+    if (size > ARENA_CHUNK_MAX) size = ARENA_CHUNK_MAX;
+    if (size < need) size = need;
+    size_t head = sizeof(arena_chunk) + (r->ahead ? 0 : sizeof(aredis_reply));
+    if (aredis__add_overflow(head, size, &bytes)) return NULL;
+    arena_chunk *c = aredis__malloc(bytes);
+    if (!c) return NULL;
+    char *p = (char *)(c + 1);
+    if (!r->ahead) {
+        c->next = NULL;
+        r->ahead = c;
+        r->aroot = (aredis_reply *)p;
+        p += sizeof(aredis_reply);
+    } else {
+        /* The first chunk stays first: the top-level reply finds the chain there. */
+        c->next = r->ahead->next;
+        r->ahead->next = c;
+    }
+    r->atotal += bytes;
+    r->acur = p + need;
+    r->aroom = size - need;
+    return p;
+}
+
+/* `n` (> 0, a multiple of 8) bytes from the arena, or NULL when out of memory. */
+static READER_INLINE void *arena_alloc(aredis_reader *r, size_t n, size_t want) {
+    if (READER_LIKELY(r->aroom >= n)) {
+        char *p = r->acur;
+        r->acur += n;
+        r->aroom -= n;
+        return p;
+    }
+    return arena_grow(r, n, want);
+}
+
+/*
+ * How many element slots an aggregate claiming `claimed` may get up front:
+ * as many as the bytes buffered after its header could fill, each element
+ * taking at least ARENA_MIN_ELEMENT bytes. Each buffered byte backs at most
+ * one slot over the life of the reader (`reserved_to` moves forward only), so
+ * nested aggregates cannot multiply one received byte into many slots.
+ */
+static READER_INLINE size_t reserve_slots(aredis_reader *r, size_t claimed) {
+    size_t from = r->pos > r->reserved_to ? r->pos : r->reserved_to;
+    size_t n = (r->len - from) / ARENA_MIN_ELEMENT;
+    if (n > claimed) n = claimed;
+    r->reserved_to = from + n * ARENA_MIN_ELEMENT;
+    return n;
+}
+
 /* ---- Errors and cleanup ------------------------------------------------- */
 
 /*
  * Free every object of the reply being built. Each frame's object is owned by
  * the frame below it (the builder stored it there) except the bottom one and
- * attributes, which are built detached; pending attributes belong to us.
+ * attributes, which are built detached; pending attributes belong to us. On
+ * the fast path all of them live in the arena.
  */
 static void reader_discard_partial(aredis_reader *r) {
-    for (size_t i = r->depth; i-- > 0;) {
-        reader_frame *f = &r->stack[i];
-        if (f->attr) r->fn->free_object(f->attr);
-        if (i == 0 || f->type == AREDIS_REPLY_ATTR) r->fn->free_object(f->obj);
+    if (r->fast) {
+        arena_free_chain(r->ahead);
+        arena_reset(r);
+    } else {
+        for (size_t i = r->depth; i-- > 0;) {
+            reader_frame *f = &r->stack[i];
+            if (f->attr) r->fn->free_object(f->attr);
+            if (i == 0 || f->type == AREDIS_REPLY_ATTR) r->fn->free_object(f->obj);
+        }
+        if (r->top_attr) r->fn->free_object(r->top_attr);
     }
     r->depth = 0;
-    if (r->top_attr) r->fn->free_object(r->top_attr);
     r->top_attr = NULL;
     r->state = RS_LINE;
     r->scanned = 0;
@@ -110,7 +294,7 @@ static void reader_discard_partial(aredis_reader *r) {
 
 /* Enter the sticky error state. Always returns -1 so callers can `return`. */
 AREDIS_PRINTF(3, 4)
-static int reader_fail(aredis_reader *r, aredis_err code, const char *fmt, ...) {
+static READER_NOINLINE int reader_fail(aredis_reader *r, aredis_err code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->errstr, sizeof r->errstr, fmt, ap);
@@ -119,6 +303,7 @@ static int reader_fail(aredis_reader *r, aredis_err code, const char *fmt, ...) 
     reader_discard_partial(r);
     /* The stream cannot be resynchronised: nothing buffered is worth keeping. */
     r->pos = r->len = 0;
+    r->reserved_to = 0;
     return -1;
 }
 
@@ -136,10 +321,13 @@ static void byte_repr(unsigned char c, char out[8]) {
 
 /* ---- Lifecycle and limits ----------------------------------------------- */
 
+static void buf_free(aredis_reader *r);
+
 aredis_reader *aredis_reader_new(const aredis_reply_builder *builder, void *privdata) {
     aredis_reader *r = aredis__calloc(1, sizeof *r);
     if (!r) return NULL;
     r->fn = builder ? builder : aredis_reply_builder_default();
+    r->fast = r->fn == aredis_reply_builder_default();
     r->privdata = privdata;
     aredis_reader_set_limits(r, NULL);
     r->cur = r->limits;
@@ -151,7 +339,7 @@ void aredis_reader_free(aredis_reader *r) {
     if (!r) return;
     reader_discard_partial(r);
     aredis__free(r->stack);
-    aredis__free(r->buf);
+    buf_free(r);
     aredis__free(r);
 }
 
@@ -172,50 +360,111 @@ size_t aredis_reader_pending(const aredis_reader *r) { return r->len - r->pos; }
 /* ---- Buffer ------------------------------------------------------------- */
 
 /*
- * Make `need` bytes writable after `len`. Consumed bytes are dropped by one
- * memmove, only when the free tail is too short — never once per reply.
+ * The buffer's block starts with room for an arena chunk link and a reply
+ * (READER_BUF_HEAD bytes) before the bytes at `buf`: a big top-level blob can
+ * then become a reply without copying its payload — the reply takes the whole
+ * block (see buf_steal()).
  */
-static int buf_reserve(aredis_reader *r, size_t need) {
+#define READER_BUF_HEAD (sizeof(arena_chunk) + sizeof(aredis_reply))
+
+static READER_NOINLINE void buf_free(aredis_reader *r) {
+    if (r->buf) aredis__free(r->buf - READER_BUF_HEAD);
+    r->buf = NULL;
+    r->cap = 0;
+}
+
+/*
+ * Make `need` bytes writable after `len`. Consumed bytes are dropped by one
+ * memmove, only when the free tail is too short — never once per reply. A
+ * new buffer is sized to what is needed (at least READER_BUF_MIN); a full
+ * one doubles.
+ */
+static READER_NOINLINE int buf_reserve(aredis_reader *r, size_t need) {
     if (r->cap - r->len >= need) return 0;
     if (r->pos > 0) {
         size_t live = r->len - r->pos;
         if (live) memmove(r->buf, r->buf + r->pos, live);
+        r->reserved_to = r->reserved_to > r->pos ? r->reserved_to - r->pos : 0;
         r->len = live;
         r->pos = 0;
         if (r->cap - r->len >= need) return 0;
     }
     size_t want;
     if (aredis__add_overflow(r->len, need, &want)) return -1;
-    size_t cap = r->cap ? r->cap : READER_BUF_MIN;
-    while (cap < want) {
-        if (aredis__mul_overflow(cap, 2, &cap)) {
-            cap = want;
-            break;
+    size_t cap = r->cap;
+    if (cap == 0) {
+        cap = want < READER_BUF_MIN ? READER_BUF_MIN : want;
+    } else {
+        while (cap < want) {
+            if (aredis__mul_overflow(cap, 2, &cap)) {
+                cap = want;
+                break;
+            }
         }
     }
-    char *nb = aredis__realloc(r->buf, cap);
+    size_t bytes;
+    if (aredis__add_overflow(cap, READER_BUF_HEAD, &bytes)) return -1;
+    char *nb = aredis__realloc(r->buf ? r->buf - READER_BUF_HEAD : NULL, bytes);
     if (!nb) return -1;
-    r->buf = nb;
+    r->buf = nb + READER_BUF_HEAD;
     r->cap = cap;
     return 0;
 }
 
 /* Everything consumed: start again at offset 0, and give back a huge buffer. */
-static void buf_rewind_if_empty(aredis_reader *r) {
+static READER_INLINE void buf_rewind_if_empty(aredis_reader *r) {
     if (r->pos != r->len) return;
     r->pos = r->len = 0;
-    if (r->cap > READER_BUF_KEEP) {
-        aredis__free(r->buf);
-        r->buf = NULL;
-        r->cap = 0;
+    r->reserved_to = 0;
+    if (r->cap > READER_BUF_KEEP) buf_free(r);
+}
+
+/*
+ * May the top-level blob whose payload is the n bytes at s take the buffer?
+ * When it is big (copying it would cost about what a new buffer costs), it
+ * ends the buffered bytes (nothing to move out), and it fills at least half
+ * of the buffer (the reply holds no more than twice its size).
+ */
+static READER_INLINE int buf_can_steal(const aredis_reader *r, const char *s, size_t n) {
+    return n >= READER_STEAL_MIN && s + n + 2 == r->buf + r->len && n >= r->cap / 2;
+}
+
+/*
+ * The buffer's block becomes a one-chunk arena holding the reply, whose
+ * payload stays where it was received (NUL-terminated over its CR). The
+ * reader starts over with no buffer.
+ */
+static aredis_reply *buf_steal(aredis_reader *r, aredis_reply_type type, char *s, size_t n);
+
+/* Copy 1 to 16 bytes without a call: two overlapping moves of a fixed size. */
+static READER_INLINE void copy_small(char *d, const char *s, size_t n) {
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
     }
 }
 
 aredis_err aredis_reader_feed(aredis_reader *r, const char *buf, size_t len) {
     if (r->err) return r->err;
     if (len == 0) return AREDIS_ERR_OK;
-    if (buf_reserve(r, len) < 0) return AREDIS_ERR_NOMEM;
-    memcpy(r->buf + r->len, buf, len);
+    if (r->cap - r->len < len && buf_reserve(r, len) < 0) return AREDIS_ERR_NOMEM;
+    if (len <= 16)
+        copy_small(r->buf + r->len, buf, len);
+    else
+        memcpy(r->buf + r->len, buf, len);
     r->len += len;
     return AREDIS_ERR_OK;
 }
@@ -337,7 +586,7 @@ static int parse_count(aredis_reader *r, char type, const char *s, size_t n, int
                        type);
 }
 
-/* ---- Building ----------------------------------------------------------- */
+/* ---- Building through the builder table ---------------------------------- */
 
 /* Where an object made now goes. Attributes are built detached. */
 static READER_INLINE void make_task(const aredis_reader *r, aredis_reply_type type,
@@ -422,23 +671,292 @@ static READER_INLINE int leaf_done(aredis_reader *r, void *obj, void **out) {
     return value_done(r, obj, 0, out);
 }
 
-static int make_string(aredis_reader *r, aredis_reply_type type, const char *s, size_t n,
-                       void **out) {
+/* ---- Building on the fast path (default builder, arena) ------------------- */
+
+/* Room for one more element in frame f: double (at least 16), up to the claim. */
+static READER_NOINLINE int elems_grow(aredis_reader *r, reader_frame *f) {
+    size_t ncap;
+    if (f->cap < 8)
+        ncap = 16;
+    else if (aredis__mul_overflow(f->cap, 2, &ncap))
+        ncap = f->claimed;
+    if (ncap > f->claimed) ncap = f->claimed;
+    size_t bytes;
+    if (aredis__mul_overflow(ncap, sizeof(aredis_reply *), &bytes)) return -1;
+    aredis_reply **e = arena_alloc(r, bytes, bytes);
+    if (!e) return -1;
+    /* The old array stays in the arena: growth is geometric, the waste bounded. */
+    if (f->idx) memcpy(e, f->elems, f->idx * sizeof *e);
+    f->elems = e;
+    f->cap = ncap;
+    ((aredis_reply *)f->obj)->element = e;
+    return 0;
+}
+
+/* Every field zero but type, refs and how it is held (stores, no memset call). */
+static READER_INLINE void fast_init(aredis_reply *o, aredis_reply_type type, unsigned alloc) {
+    o->type = type;
+    o->priv_refs = 1;
+    o->integer = 0;
+    o->dval = 0;
+    o->len = 0;
+    o->str = NULL;
+    o->elements = 0;
+    o->element = NULL;
+    o->attribute = NULL;
+    memset(o->vtype, 0, sizeof o->vtype);
+    o->priv_alloc = alloc;
+}
+
+static aredis_reply *buf_steal(aredis_reader *r, aredis_reply_type type, char *s, size_t n) {
+    arena_chunk *c = (arena_chunk *)(void *)(r->buf - READER_BUF_HEAD);
+    c->next = NULL;
+    aredis_reply *o = (aredis_reply *)(void *)(c + 1);
+    fast_init(o, type, REPLY_ARENA_ROOT);
+    o->str = s;
+    o->len = n;
+    s[n] = '\0';
+    r->buf = NULL;
+    r->cap = 0;
+    r->pos = r->len = 0;
+    r->reserved_to = 0;
+    return o;
+}
+
+/*
+ * A zeroed reply for the value at the current position, with `extra` bytes
+ * (a multiple of 8) for its payload at *payload. NULL when out of memory.
+ *
+ * The top-level reply takes the slot kept for it in the first chunk; a
+ * top-level leaf with no attribute before it — most replies — is a chunk of
+ * its own, made here without touching the arena state. `want` sizes a chunk
+ * if one must be made; `leaf` is a constant at every call.
+ */
+static READER_INLINE aredis_reply *fast_new(aredis_reader *r, aredis_reply_type type, int leaf,
+                                            size_t extra, size_t want, char **payload) {
+    aredis_reply *o;
+    char *p = NULL;
+    unsigned alloc;
+    if (r->depth == 0 && type != AREDIS_REPLY_ATTR) {
+        if (!r->ahead && leaf) {
+            size_t bytes;
+            if (aredis__add_overflow(sizeof(arena_chunk) + sizeof(aredis_reply), extra, &bytes))
+                return NULL;
+            arena_chunk *c = aredis__malloc(bytes);
+            if (!c) return NULL;
+            c->next = NULL;
+            o = (aredis_reply *)(void *)(c + 1);
+            p = (char *)(o + 1);
+        } else {
+            if (!r->ahead) {
+                p = arena_grow(r, extra, want);
+                if (!p) return NULL;
+            } else if (extra) {
+                p = arena_alloc(r, extra, want);
+                if (!p) return NULL;
+            }
+            o = r->aroot;
+        }
+        alloc = REPLY_ARENA_ROOT;
+    } else {
+        /* An element's slot first: it is made from the bytes buffered before the element's own. */
+        if (r->depth && type != AREDIS_REPLY_ATTR) {
+            reader_frame *f = &r->stack[r->depth - 1];
+            if (f->idx == f->cap && elems_grow(r, f) < 0) return NULL;
+        }
+        size_t n;
+        if (aredis__add_overflow(sizeof *o, extra, &n)) return NULL;
+        p = arena_alloc(r, n, want);
+        if (!p) return NULL;
+        o = (aredis_reply *)(void *)p;
+        p += sizeof *o;
+        alloc = REPLY_ARENA_MEMBER;
+    }
+    fast_init(o, type, alloc);
+    *payload = p;
+    return o;
+}
+
+/* A top-level reply is complete: it takes its arena, if any, with it. */
+static READER_INLINE int fast_reply_done(aredis_reader *r, aredis_reply *root, void **out) {
+    *out = root;
+    if (r->ahead) arena_reset(r);
+    return 1;
+}
+
+/*
+ * A value is complete at the current position (and already stored in its
+ * parent's element array): like value_done(), for the fast path.
+ */
+static int fast_value_done(aredis_reader *r, aredis_reply *obj, int is_attr, void **out) {
+    for (;;) {
+        if (is_attr) {
+            /* Two attributes in a row: the later one wins (both are in the arena). */
+            *attr_slot(r) = obj;
+            return 1;
+        }
+        if (r->depth == 0) return fast_reply_done(r, obj, out);
+        reader_frame *f = &r->stack[r->depth - 1];
+        if (++f->idx < f->claimed) return 1;
+        obj = f->obj;
+        obj->elements = f->claimed;
+        is_attr = f->type == AREDIS_REPLY_ATTR;
+        r->depth--;
+    }
+}
+
+/* Store a new value (not an attribute) at the current position, adopting its attribute. */
+static READER_INLINE void fast_attach(aredis_reader *r, aredis_reply *o) {
+    if (r->depth == 0) {
+        if (r->top_attr) {
+            o->attribute = r->top_attr;
+            r->top_attr = NULL;
+        }
+        return;
+    }
+    reader_frame *f = &r->stack[r->depth - 1];
+    if (f->attr) {
+        o->attribute = f->attr;
+        f->attr = NULL;
+    }
+    f->elems[f->idx] = o; /* fast_new() made the room */
+}
+
+/* A leaf was made at the current position: store and complete it. */
+static READER_INLINE int fast_leaf_done(aredis_reader *r, aredis_reply *o, void **out) {
+    if (!o) return reader_nomem(r);
+    fast_attach(r, o);
+    if (r->depth == 0) return fast_reply_done(r, o, out);
+    reader_frame *f = &r->stack[r->depth - 1];
+    if (f->idx + 1 < f->claimed) {
+        f->idx++;
+        return 1;
+    }
+    return fast_value_done(r, o, 0, out);
+}
+
+static READER_INLINE int fast_string(aredis_reader *r, aredis_reply_type type, const char *s,
+                                     size_t n, void **out) {
+    const char *src = s;
+    size_t len = n;
+    if (type == AREDIS_REPLY_VERB) {
+        /* The reader checked n >= 4 and s[3] == ':'. */
+        src += 4;
+        len -= 4;
+    }
+    aredis_reply *o;
+    if (r->depth == 0 && !r->ahead && buf_can_steal(r, s, n)) {
+        /* s is in the buffer, which the reply now owns: writable. */
+        o = buf_steal(r, type, (char *)(uintptr_t)src, len);
+        if (type == AREDIS_REPLY_VERB) memcpy(o->vtype, s, 3);
+        *out = o;
+        return 1;
+    }
+    if (len > SIZE_MAX - 16) return reader_nomem(r);
+    char *p;
+    o = fast_new(r, type, 1, ARENA_ALIGN(len + 1), 0, &p);
+    if (o) {
+        o->str = p;
+        o->len = len;
+        memcpy(p, src, len);
+        p[len] = '\0';
+        if (type == AREDIS_REPLY_VERB) memcpy(o->vtype, s, 3);
+    }
+    return fast_leaf_done(r, o, out);
+}
+
+static int fast_aggregate(aredis_reader *r, aredis_reply_type at, size_t claimed, void **out) {
+    size_t slots = claimed ? reserve_slots(r, claimed) : 0;
+    size_t arr = slots * sizeof(aredis_reply *); /* slots <= buffered bytes: no overflow */
+    /* A chunk made now: the array, then about this many bytes of elements. */
+    size_t payload = r->len - r->pos;
+    if (payload > slots * ARENA_EST_PAYLOAD) payload = slots * ARENA_EST_PAYLOAD;
+    size_t want = arr + slots * sizeof(aredis_reply) + payload;
+    char *p;
+    aredis_reply *o = fast_new(r, at, 0, arr, want, &p);
+    if (!o) return reader_nomem(r);
+    o->integer = claimed > (size_t)LLONG_MAX ? LLONG_MAX : (long long)claimed;
+    if (slots) o->element = (aredis_reply **)(void *)p;
+    if (at != AREDIS_REPLY_ATTR) fast_attach(r, o);
+    if (claimed == 0) return fast_value_done(r, o, at == AREDIS_REPLY_ATTR, out);
+    reader_frame *f = &r->stack[r->depth++];
+    f->obj = o;
+    f->attr = NULL;
+    f->claimed = claimed;
+    f->idx = 0;
+    f->elems = o->element;
+    f->cap = slots;
+    f->type = at;
+    return 1;
+}
+
+/* ---- Making values (either path) ---------------------------------------- */
+
+static READER_INLINE int make_string(aredis_reader *r, aredis_reply_type type, const char *s,
+                                     size_t n, void **out) {
+    if (r->fast) return fast_string(r, type, s, n, out);
     aredis_reader_task t;
     make_task(r, type, &t);
     return leaf_done(r, r->fn->create_string(&t, s, n), out);
 }
 
-static int make_nil(aredis_reader *r, void **out) {
+static READER_INLINE int make_nil(aredis_reader *r, void **out) {
+    if (r->fast) {
+        char *p;
+        return fast_leaf_done(r, fast_new(r, AREDIS_REPLY_NIL, 1, 0, 0, &p), out);
+    }
     aredis_reader_task t;
     make_task(r, AREDIS_REPLY_NIL, &t);
     return leaf_done(r, r->fn->create_nil(&t), out);
 }
 
+static READER_INLINE int make_integer(aredis_reader *r, long long v, void **out) {
+    if (r->fast) {
+        char *p;
+        aredis_reply *o = fast_new(r, AREDIS_REPLY_INTEGER, 1, 0, 0, &p);
+        if (o) o->integer = v;
+        return fast_leaf_done(r, o, out);
+    }
+    aredis_reader_task t;
+    make_task(r, AREDIS_REPLY_INTEGER, &t);
+    return leaf_done(r, r->fn->create_integer(&t, v), out);
+}
+
+static int make_double(aredis_reader *r, double d, const char *s, size_t n, void **out) {
+    if (r->fast) {
+        char *p;
+        aredis_reply *o = fast_new(r, AREDIS_REPLY_DOUBLE, 1, ARENA_ALIGN(n + 1), 0, &p);
+        if (o) {
+            o->dval = d;
+            o->str = p;
+            o->len = n;
+            memcpy(p, s, n);
+            p[n] = '\0';
+        }
+        return fast_leaf_done(r, o, out);
+    }
+    aredis_reader_task t;
+    make_task(r, AREDIS_REPLY_DOUBLE, &t);
+    return leaf_done(r, r->fn->create_double(&t, d, s, n), out);
+}
+
+static int make_bool(aredis_reader *r, int v, void **out) {
+    if (r->fast) {
+        char *p;
+        aredis_reply *o = fast_new(r, AREDIS_REPLY_BOOL, 1, 0, 0, &p);
+        if (o) o->integer = v;
+        return fast_leaf_done(r, o, out);
+    }
+    aredis_reader_task t;
+    make_task(r, AREDIS_REPLY_BOOL, &t);
+    return leaf_done(r, r->fn->create_bool(&t, v), out);
+}
+
 /* ---- Items -------------------------------------------------------------- */
 
 /* A blob payload is complete in the buffer at pos: check it, build it. */
-static int finish_bulk(aredis_reader *r, aredis_reply_type type, size_t n, void **out) {
+static READER_INLINE int finish_bulk(aredis_reader *r, aredis_reply_type type, size_t n,
+                                     void **out) {
     const char *p = r->buf + r->pos;
     if (p[n] != '\r' || p[n + 1] != '\n')
         return reader_fail(r, AREDIS_ERR_PROTOCOL, "blob of %zu bytes not followed by CRLF", n);
@@ -459,7 +977,7 @@ static int read_bulk(aredis_reader *r, void **out) {
  * A blob header ($ ! =) claiming `v` bytes (>= 0, or -1 for $'s null) is
  * consumed: build it now if the payload is all in, else wait in RS_BULK.
  */
-static int open_bulk(aredis_reader *r, char type, long long v, void **out) {
+static READER_INLINE int open_bulk(aredis_reader *r, char type, long long v, void **out) {
     if (v < 0) return make_nil(r, out);
     /* Compare as unsigned long long: the limit is a size_t, v is >= 0. */
     if ((unsigned long long)v > r->cur.max_bulk_len || (unsigned long long)v > SIZE_MAX - 2)
@@ -517,6 +1035,7 @@ static int open_aggregate(aredis_reader *r, char type, long long v, void **out) 
         r->stack = ns;
         r->stack_cap = ncap;
     }
+    if (r->fast) return fast_aggregate(r, at, claimed, out);
     aredis_reader_task t;
     make_task(r, at, &t);
     void *obj = r->fn->create_aggregate(&t, claimed);
@@ -528,14 +1047,10 @@ static int open_aggregate(aredis_reader *r, char type, long long v, void **out) 
     f->attr = NULL;
     f->claimed = claimed;
     f->idx = 0;
+    f->elems = NULL;
+    f->cap = 0;
     f->type = at;
     return 1;
-}
-
-static int make_integer(aredis_reader *r, long long v, void **out) {
-    aredis_reader_task t;
-    make_task(r, AREDIS_REPLY_INTEGER, &t);
-    return leaf_done(r, r->fn->create_integer(&t, v), out);
 }
 
 /*
@@ -562,7 +1077,6 @@ static const unsigned char type_class[256] = {
 static int dispatch_line(aredis_reader *r, char type, const char *line, size_t n, void **out) {
     long long ll;
     double d;
-    aredis_reader_task t;
     int rc;
 
     switch (type) {
@@ -576,13 +1090,11 @@ static int dispatch_line(aredis_reader *r, char type, const char *line, size_t n
         return make_integer(r, ll, out);
     case ',':
         if (parse_double(line, n, &d) < 0) return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad double");
-        make_task(r, AREDIS_REPLY_DOUBLE, &t);
-        return leaf_done(r, r->fn->create_double(&t, d, line, n), out);
+        return make_double(r, d, line, n, out);
     case '#':
         if (n != 1 || (line[0] != 't' && line[0] != 'f'))
             return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad boolean");
-        make_task(r, AREDIS_REPLY_BOOL, &t);
-        return leaf_done(r, r->fn->create_bool(&t, line[0] == 't'), out);
+        return make_bool(r, line[0] == 't', out);
     case '_':
         if (n != 0) return reader_fail(r, AREDIS_ERR_PROTOCOL, "bad null");
         return make_nil(r, out);
@@ -603,43 +1115,12 @@ static int dispatch_line(aredis_reader *r, char type, const char *line, size_t n
 }
 
 /*
- * The fast path for the commonest headers — a length, count or integer of
- * 1 to 18 plain digits — parsed and its CRLF found in one inline pass.
- * Returns 0 (nothing consumed) for anything else, which the strict general
- * path then handles, errors included.
+ * RS_LINE, the general path: find the header line with memchr (resuming an
+ * incomplete one where the last search stopped), check it strictly, and make
+ * what it announces. Like every step: returns 1 after progress (with *out set
+ * when a reply is complete), 0 when more bytes are needed, -1 on error.
  */
-static int read_numeric_fast(aredis_reader *r, char type, void **out) {
-    const char *p = r->buf + r->pos + 1, *first = p;
-    const char *end = r->buf + r->len;
-    const char *lim = end - p > 18 ? p + 18 : end;
-    unsigned long long v = 0;
-    while (p < lim) {
-        unsigned d = (unsigned char)*p - (unsigned)'0';
-        if (d > 9) break;
-        v = v * 10 + d;
-        p++;
-    }
-    if (p == first || end - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
-    r->pos = (size_t)(p + 2 - r->buf);
-    switch (type) {
-    case ':':
-        return make_integer(r, (long long)v, out);
-    case '$':
-    case '!':
-    case '=':
-        return open_bulk(r, type, (long long)v, out);
-    default:
-        return open_aggregate(r, type, (long long)v, out);
-    }
-}
-
-/*
- * RS_LINE: parse one header line and whatever it makes. Like every step:
- * returns 1 after progress (with *out set when a reply is complete), 0 when
- * more bytes are needed, -1 on error.
- */
-static int read_line(aredis_reader *r, void **out) {
-    if (r->len == r->pos) return 0;
+static READER_NOINLINE int read_line(aredis_reader *r, void **out) {
     const char *start = r->buf + r->pos;
     char type = start[0];
     unsigned tc = type_class[(unsigned char)type];
@@ -650,15 +1131,6 @@ static int read_line(aredis_reader *r, void **out) {
         byte_repr((unsigned char)type, b);
         return reader_fail(r, AREDIS_ERR_PROTOCOL, "unknown type byte %s", b);
     }
-    if (r->limits_changed && r->depth == 0 && !r->top_attr) { /* a new reply starts */
-        r->cur = r->limits;
-        r->limits_changed = 0;
-    }
-    if (tc == TC_NUM && type != '#' && type != '_' && r->scanned == 0) {
-        int rc = read_numeric_fast(r, type, out);
-        if (rc) return rc;
-    }
-
     size_t limit = tc == TC_TEXT ? r->cur.max_bulk_len : READER_NUM_LINE_MAX;
     const char *line = start + 1;
     const char *from = line + r->scanned;
@@ -679,14 +1151,213 @@ static int read_line(aredis_reader *r, void **out) {
     return dispatch_line(r, type, line, n, out);
 }
 
-aredis_err aredis_reader_get_reply(aredis_reader *r, void **reply) {
+/*
+ * A header number in its plain form — an optional '-', 1 to 18 digits (no
+ * overflow possible), CRLF — starting at p. Returns the byte after the CRLF,
+ * or NULL for anything else, incomplete included: the strict general path
+ * then parses the line again and reports any error.
+ */
+static READER_INLINE const char *scan_num(const char *p, const char *end, unsigned long long *v,
+                                          int *neg) {
+    *neg = p < end && *p == '-';
+    p += *neg;
+    const char *first = p;
+    const char *lim = end - p > 18 ? p + 18 : end;
+    unsigned long long x = 0;
+    while (p < lim) {
+        unsigned d = (unsigned char)*p - (unsigned)'0';
+        if (d > 9) break;
+        x = x * 10 + d;
+        p++;
+    }
+    if (p == first || end - p < 2 || p[0] != '\r' || p[1] != '\n') return NULL;
+    *v = x;
+    return p + 2;
+}
+
+/*
+ * A short simple line (+ -) starting at p: returns its CR, or NULL when it is
+ * longer than READER_SHORT_LINE, incomplete, holds a bare CR or LF, or is
+ * over the limit — all left to the general path.
+ */
+static READER_INLINE const char *scan_short_line(const aredis_reader *r, const char *p,
+                                                 const char *end) {
+    const char *q = p;
+    const char *lim = end - p > READER_SHORT_LINE ? p + READER_SHORT_LINE : end;
+    while (q < lim && *q != '\r' && *q != '\n')
+        q++;
+    if (end - q < 2 || q[0] != '\r' || q[1] != '\n') return NULL;
+    if ((size_t)(q - p) > r->cur.max_bulk_len) return NULL;
+    return q;
+}
+
+/*
+ * RS_LINE: one item. The commonest shapes, complete in the buffer, are taken
+ * in one inline pass: a length, count or integer of at most 18 plain digits
+ * (with a '-' where one can be valid), a short simple string, "_" and "#t/f".
+ * Anything else — longer, incomplete, malformed, over a limit — goes to the
+ * strict general path, which parses it again from its type byte and reports
+ * any error.
+ */
+static READER_INLINE int read_item(aredis_reader *r, void **out) {
+    const char *p = r->buf + r->pos;
+    const char *end = r->buf + r->len;
+    const char *q;
+    unsigned long long v;
+    int neg;
+    if (p == end) return 0;
+    if (r->scanned) return read_line(r, out);
+    char type = *p;
+    switch (type) {
+    case ':':
+        if (!(q = scan_num(p + 1, end, &v, &neg))) break;
+        r->pos = (size_t)(q - r->buf);
+        return make_integer(r, neg ? -(long long)v : (long long)v, out);
+    case '$':
+        if (!(q = scan_num(p + 1, end, &v, &neg))) break;
+        if (neg) {
+            if (v != 1) break; /* "-0" and the like: the general path */
+            r->pos = (size_t)(q - r->buf);
+            return make_nil(r, out);
+        }
+        r->pos = (size_t)(q - r->buf);
+        return open_bulk(r, type, (long long)v, out);
+    case '*':
+    case '%':
+    case '~':
+    case '>':
+    case '|':
+        if (!(q = scan_num(p + 1, end, &v, &neg))) break;
+        if (neg && (type != '*' || v != 1)) break;
+        r->pos = (size_t)(q - r->buf);
+        return open_aggregate(r, type, neg ? -1 : (long long)v, out);
+    case '!':
+    case '=':
+        if (!(q = scan_num(p + 1, end, &v, &neg)) || neg) break;
+        r->pos = (size_t)(q - r->buf);
+        return open_bulk(r, type, (long long)v, out);
+    case '+':
+    case '-':
+        if (!(q = scan_short_line(r, p + 1, end))) break;
+        r->pos = (size_t)(q + 2 - r->buf);
+        return make_string(r, type == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, p + 1,
+                           (size_t)(q - (p + 1)), out);
+    case '_':
+        if (end - p < 3 || p[1] != '\r' || p[2] != '\n') break;
+        r->pos += 3;
+        return make_nil(r, out);
+    case '#':
+        if (end - p < 4 || (p[1] != 't' && p[1] != 'f') || p[2] != '\r' || p[3] != '\n') break;
+        r->pos += 4;
+        return make_bool(r, p[1] == 't', out);
+    default:
+        break;
+    }
+    return read_line(r, out);
+}
+
+/* A top-level leaf with no attribute: one chunk, link + reply + payload. */
+static READER_INLINE aredis_reply *root_leaf_new(aredis_reply_type type, size_t extra) {
+    arena_chunk *c = aredis__malloc(sizeof(arena_chunk) + sizeof(aredis_reply) + extra);
+    if (!c) return NULL;
+    c->next = NULL;
+    aredis_reply *o = (aredis_reply *)(void *)(c + 1);
+    fast_init(o, type, REPLY_ARENA_ROOT);
+    return o;
+}
+
+/*
+ * The commonest replies of all — a complete top-level $bulk, $-1, +status,
+ * -error or :integer, with the default builder — made here in one pass,
+ * without the state machine or the frame stack. Returns 1 with *o set, 0
+ * when the bytes are anything else (the general path takes them), -1 when
+ * out of memory (the reader has failed). Runs only at the start of a reply
+ * (depth 0, no partial header, no pending attribute).
+ */
+static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
+    const char *p = r->buf + r->pos;
+    const char *end = r->buf + r->len;
+    const char *q;
+    unsigned long long v;
+    int neg;
+    aredis_reply *x;
+    switch (*p) {
+    case '$':
+        if (!(q = scan_num(p + 1, end, &v, &neg))) return 0;
+        if (neg) {
+            if (v != 1) return 0;
+            x = root_leaf_new(AREDIS_REPLY_NIL, 0);
+            if (!x) return reader_nomem(r);
+            r->pos = (size_t)(q - r->buf);
+            *o = x;
+            return 1;
+        }
+        /* v < 10^18: no overflow below; the payload is in the buffer. */
+        if (v > r->cur.max_bulk_len || (size_t)(end - q) < v + 2 || q[v] != '\r' ||
+            q[v + 1] != '\n')
+            return 0;
+        if (buf_can_steal(r, q, (size_t)v)) {
+            *o = buf_steal(r, AREDIS_REPLY_STRING, (char *)(uintptr_t)q, (size_t)v);
+            return 1;
+        }
+        x = root_leaf_new(AREDIS_REPLY_STRING, ARENA_ALIGN((size_t)v + 1));
+        if (!x) return reader_nomem(r);
+        x->str = (char *)(x + 1);
+        x->len = (size_t)v;
+        memcpy(x->str, q, (size_t)v);
+        x->str[v] = '\0';
+        r->pos = (size_t)(q + v + 2 - r->buf);
+        *o = x;
+        return 1;
+    case ':':
+        if (!(q = scan_num(p + 1, end, &v, &neg))) return 0;
+        x = root_leaf_new(AREDIS_REPLY_INTEGER, 0);
+        if (!x) return reader_nomem(r);
+        x->integer = neg ? -(long long)v : (long long)v;
+        r->pos = (size_t)(q - r->buf);
+        *o = x;
+        return 1;
+    case '+':
+    case '-': {
+        const char *line = p + 1;
+        if (!(q = scan_short_line(r, line, end))) return 0;
+        size_t n = (size_t)(q - line);
+        x = root_leaf_new(*p == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, ARENA_ALIGN(n + 1));
+        if (!x) return reader_nomem(r);
+        x->str = (char *)(x + 1);
+        x->len = n;
+        memcpy(x->str, line, n);
+        x->str[n] = '\0';
+        r->pos = (size_t)(q + 2 - r->buf);
+        *o = x;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+/*
+ * The body of get_reply for everything but the two commonest calls: out of
+ * line, so that those pay for no big stack frame.
+ */
+static READER_NOINLINE aredis_err get_reply_parse(aredis_reader *r, void **reply) {
     void *out = NULL;
-    if (reply) *reply = NULL;
-    if (r->err) return r->err;
+    /*
+     * New limits apply from the next reply on. A reply ends inside one call
+     * and the call then returns, so a reply can only start here, at the top.
+     */
+    if (r->limits_changed && r->depth == 0 && !r->top_attr && r->state == RS_LINE) {
+        r->cur = r->limits;
+        r->limits_changed = 0;
+    }
     for (;;) {
-        int rc = r->state == RS_BULK ? read_bulk(r, &out) : read_line(r, &out);
-        if (rc < 0) return r->err;
-        if (out || rc == 0) break;
+        int rc = r->state == RS_BULK ? read_bulk(r, &out) : read_item(r, &out);
+        if (rc <= 0) {
+            if (rc < 0) return r->err;
+            break;
+        }
+        if (out) break;
     }
     buf_rewind_if_empty(r);
     if (reply)
@@ -694,4 +1365,29 @@ aredis_err aredis_reader_get_reply(aredis_reader *r, void **reply) {
     else if (out)
         r->fn->free_object(out);
     return AREDIS_ERR_OK;
+}
+
+aredis_err aredis_reader_get_reply(aredis_reader *r, void **reply) {
+    if (reply) *reply = NULL;
+    if (r->err) return r->err;
+    if (r->pos == r->len) { /* nothing to parse: the common last call of a batch */
+        buf_rewind_if_empty(r);
+        return AREDIS_ERR_OK;
+    }
+    /* A reply starts here, nothing pending (depth 0, no partial header, no attribute). */
+    if (r->fast && !(r->depth | r->scanned | (uintptr_t)r->ahead | (unsigned)r->state |
+                     (unsigned)r->limits_changed)) {
+        aredis_reply *o = NULL;
+        int rc = read_top_leaf(r, &o);
+        if (rc < 0) return r->err;
+        if (rc) {
+            buf_rewind_if_empty(r);
+            if (reply)
+                *reply = o;
+            else
+                aredis_reply_free(o);
+            return AREDIS_ERR_OK;
+        }
+    }
+    return get_reply_parse(r, reply);
 }

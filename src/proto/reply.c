@@ -2,15 +2,25 @@
  * src/proto/reply.c — the default reply builder (aredis_reply trees), and
  * freeing, reference counting and type names for aredis_reply.
  *
- * Layout: one allocation per object. A string-carrying reply keeps its bytes
- * right after the struct (str == (char *)(reply + 1)), so a leaf costs one
- * malloc and one free. An aggregate has a separate element array that grows
- * as its children arrive (doubling, capped at the claimed count): a peer that
- * claims four billion elements and sends none costs one struct.
+ * Two ways to build with the default builder:
  *
- * Freeing is iterative: a work list is threaded through the `attribute`
- * field of the nodes waiting to be freed, so a tree of any depth is freed in
- * constant C stack and without allocating.
+ * - A reader given the default builder (NULL) builds the trees itself, in one
+ *   arena per top-level reply (src/proto/reader.c): priv_alloc is not
+ *   REPLY_OWN, and aredis__reply_arena_free() frees the whole chain at once
+ *   when the top-level reply is freed.
+ *
+ * - The builder table below serves everyone else: a builder that copies or
+ *   wraps the default one calls these functions one object at a time. Layout:
+ *   one allocation per object (priv_alloc REPLY_OWN, i.e. 0). A
+ *   string-carrying reply keeps its bytes right after the struct
+ *   (str == (char *)(reply + 1)), so a leaf costs one malloc and one free. An
+ *   aggregate has a separate element array that grows as its children arrive
+ *   (doubling, capped at the claimed count): a peer that claims four billion
+ *   elements and sends none costs one struct.
+ *
+ * Freeing such a tree is iterative: a work list is threaded through the
+ * `attribute` field of the nodes waiting to be freed, so a tree of any depth
+ * is freed in constant C stack and without allocating.
  */
 #include "aredis/reply.h"
 
@@ -25,6 +35,9 @@
  * exact array in one allocation; a claim alone still costs nothing.
  */
 #define REPLY_ELEMENTS_MIN 16
+
+/* Frees a reply the reader built in an arena (defined in reader.c). */
+void aredis__reply_arena_free(aredis_reply *r);
 
 /* ---- Allocation --------------------------------------------------------- */
 
@@ -175,6 +188,10 @@ static void push_work(aredis_reply **todo, aredis_reply *n) {
 }
 
 void aredis_reply_free(aredis_reply *r) {
+    if (r && r->priv_alloc) { /* built by the reader: the arena goes at once */
+        aredis__reply_arena_free(r);
+        return;
+    }
     if (r && !r->element && !r->attribute) { /* a leaf: the common case */
         aredis__free(r);
         return;

@@ -197,6 +197,7 @@ static void test_dead_link_detected(void **state) {
     aredis_options o = ts_options(s);
     o.request_timeout_ms = 200;
     o.dead_timeout_ms = 300;
+    o.reconnect = 0; /* observe the dead link, not the recovery */
     aredis_client *c = aredis_client_new(loop, &o);
     assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
     result r = {0};

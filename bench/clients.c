@@ -1,0 +1,489 @@
+/*
+ * bench/clients.c — one workload, four clients: aredis on its built-in loop,
+ * aredis on libevent, hiredis async on libevent and hiredis sync. Every
+ * driver issues the same commands (same format string, same keys, same
+ * value), checks every reply (an error or a GET of the wrong length is
+ * counted) and times only the command phase, after a PING has shown that the
+ * connection is up.
+ *
+ * Modes (see common.h): WINDOW keeps `depth` commands in flight and issues
+ * the next from each reply callback; BATCH issues `depth`, waits for all of
+ * them and repeats (what redis-benchmark -P and a sync client do); AUTO issues
+ * chunks of `depth` commands in one loop turn without waiting in between;
+ * SEQ awaits each (aredis: a future per command). A sync client cannot keep a
+ * window: it runs WINDOW as BATCH.
+ */
+#include "common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <aredis/aredis.h>
+
+#ifdef BENCH_HAVE_LIBEVENT
+#include <event2/event.h>
+
+#include <aredis/adapters/libevent.h>
+#endif
+#ifdef BENCH_HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+#ifdef BENCH_HAVE_LIBEVENT
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#endif
+#endif
+
+static const char *const client_names[BENCH_NCLIENTS] = {
+    "aredis", "aredis-libevent", "hiredis-async", "hiredis-sync"};
+
+const char *bench_client_name(bench_client c) {
+    return (unsigned)c < BENCH_NCLIENTS ? client_names[c] : "?";
+}
+
+int bench_client_parse(const char *s) {
+    for (int i = 0; i < BENCH_NCLIENTS; i++)
+        if (!strcmp(s, client_names[i])) return i;
+    return -1;
+}
+
+int bench_client_available(bench_client c) {
+    switch (c) {
+    case BENCH_AREDIS:
+        return 1;
+    case BENCH_AREDIS_LIBEVENT:
+#ifdef BENCH_HAVE_LIBEVENT
+        return 1;
+#else
+        return 0;
+#endif
+    case BENCH_HIREDIS_ASYNC:
+#if defined(BENCH_HAVE_HIREDIS) && defined(BENCH_HAVE_LIBEVENT)
+        return 1;
+#else
+        return 0;
+#endif
+    case BENCH_HIREDIS_SYNC:
+#ifdef BENCH_HAVE_HIREDIS
+        return 1;
+#else
+        return 0;
+#endif
+    default:
+        return 0;
+    }
+}
+
+/* ---- What every driver shares ------------------------------------------- */
+
+typedef struct run_state {
+    const bench_job *job;
+    char **keys;  /* keyspace strings, or NULL: job->key */
+    char *val;
+    long issued, done, target;
+    long errors, bad;
+    double *t_issue; /* when latencies are wanted: issue time by index */
+    void (*issue)(struct run_state *s, const char *key); /* client-specific */
+    void (*stop)(struct run_state *s);
+    void *client; /* aredis_client * / redisAsyncContext * / redisContext * */
+    void *base;   /* struct event_base *, or the aredis loop */
+    int stopped;
+} run_state;
+
+static int state_init(run_state *s, const bench_job *job) {
+    memset(s, 0, sizeof *s);
+    s->job = job;
+    s->val = malloc(job->value_size + 1);
+    if (!s->val) return -1;
+    memset(s->val, 'x', job->value_size);
+    s->val[job->value_size] = '\0';
+    if (job->keyspace > 0) {
+        s->keys = calloc((size_t)job->keyspace, sizeof *s->keys);
+        if (!s->keys) return -1;
+        for (long i = 0; i < job->keyspace; i++) {
+            char k[64];
+            snprintf(k, sizeof k, "bench:%ld", i);
+            s->keys[i] = strdup(k);
+            if (!s->keys[i]) return -1;
+        }
+    }
+    if (job->lat_us) {
+        s->t_issue = malloc(sizeof *s->t_issue * (size_t)(job->n ? job->n : 1));
+        if (!s->t_issue) return -1;
+    }
+    return 0;
+}
+
+static void state_free(run_state *s) {
+    if (s->keys)
+        for (long i = 0; i < s->job->keyspace; i++) free(s->keys[i]);
+    free(s->keys);
+    free(s->val);
+    free(s->t_issue);
+}
+
+static const char *key_of(const run_state *s, long i) {
+    return s->keys ? s->keys[i % s->job->keyspace] : s->job->key;
+}
+
+static void issue_one(run_state *s) {
+    long i = s->issued++;
+    if (s->t_issue) s->t_issue[i] = bench_now();
+    s->issue(s, key_of(s, i));
+}
+
+/* Issue the next chunk of a BATCH / AUTO run. */
+static void issue_batch(run_state *s) {
+    long k = s->job->n - s->issued;
+    if (k > s->job->depth) k = s->job->depth;
+    s->target = s->done + k;
+    for (long j = 0; j < k; j++) issue_one(s);
+}
+
+/* Issue what the mode wants in flight at the start. */
+static void issue_start(run_state *s) {
+    if (s->job->mode == BENCH_WINDOW) {
+        while (s->issued < s->job->n && s->issued < s->job->depth) issue_one(s);
+    } else {
+        issue_batch(s);
+    }
+}
+
+/* A reply (or failure) arrived for the oldest command in flight. */
+static void on_done(run_state *s, int failed, int is_string, size_t len) {
+    if (failed) s->errors++;
+    else if (s->job->is_get && (!is_string || len != s->job->value_size)) s->bad++;
+    if (s->t_issue) s->job->lat_us[s->done] = (bench_now() - s->t_issue[s->done]) * 1e6;
+    s->done++;
+    if (s->done >= s->job->n) {
+        if (!s->stopped) {
+            s->stopped = 1;
+            s->stop(s);
+        }
+        return;
+    }
+    if (s->job->mode == BENCH_WINDOW) {
+        if (s->issued < s->job->n) issue_one(s);
+    } else if (s->done == s->target) {
+        issue_batch(s);
+    }
+}
+
+static void result_fill(bench_result *res, const run_state *s, const bench_mark *a,
+                        const bench_mark *b) {
+    res->ops = s->done;
+    res->errors = s->errors;
+    res->bad = s->bad;
+    res->secs = b->t - a->t;
+    res->user = b->user - a->user;
+    res->sys = b->sys - a->sys;
+    res->syscr = b->syscr - a->syscr;
+    res->syscw = b->syscw - a->syscw;
+}
+
+/* ---- aredis (built-in loop or libevent) --------------------------------- */
+
+static void ad_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)c;
+    on_done(data, err != NULL, r && r->type == AREDIS_REPLY_STRING, r ? r->len : 0);
+}
+
+static void ad_issue(run_state *s, const char *key) {
+    aredis_err e;
+    if (s->job->use_argv) {
+        const char *argv[3] = {s->job->is_get ? "GET" : "SET", key, s->val};
+        size_t len[3] = {3, strlen(key), s->job->value_size};
+        e = aredis_command_argv(s->client, ad_reply, s, s->job->is_get ? 2 : 3, argv, len);
+    } else if (s->job->is_get) {
+        e = aredis_command(s->client, ad_reply, s, "GET %s", key);
+    } else {
+        e = aredis_command(s->client, ad_reply, s, "SET %s %b", key, s->val, s->job->value_size);
+    }
+    if (e != AREDIS_ERR_OK) {
+        fprintf(stderr, "aredis_command: %s\n", aredis_strerror(e));
+        exit(1);
+    }
+}
+
+static void ad_stop_builtin(run_state *s) { aredis_loop_stop(s->base); }
+
+#ifdef BENCH_HAVE_LIBEVENT
+static void ad_stop_libevent(run_state *s) { event_base_loopbreak(s->base); }
+#endif
+
+/* SEQ: a future per command, awaited before the next is issued. */
+static void ad_run_seq(run_state *s) {
+    for (long i = 0; i < s->job->n; i++) {
+        const char *key = key_of(s, i);
+        double t0 = s->t_issue ? bench_now() : 0;
+        aredis_future *f = s->job->is_get
+            ? aredis_future_command(s->client, "GET %s", key)
+            : aredis_future_command(s->client, "SET %s %b", key, s->val, s->job->value_size);
+        aredis_err e = aredis_await(f);
+        aredis_reply *r = aredis_future_reply(f);
+        if (e != AREDIS_ERR_OK) s->errors++;
+        else if (s->job->is_get && (r->type != AREDIS_REPLY_STRING || r->len != s->job->value_size))
+            s->bad++;
+        aredis_future_release(f);
+        if (s->t_issue) s->job->lat_us[i] = (bench_now() - t0) * 1e6;
+        s->done++;
+    }
+}
+
+static int run_aredis(const bench_job *job, bench_result *res, int use_libevent) {
+    run_state s;
+    aredis_options o = AREDIS_OPTIONS_INIT;
+    aredis_loop *loop = NULL;
+#ifdef BENCH_HAVE_LIBEVENT
+    struct event_base *base = NULL;
+#endif
+    int rc = -1;
+
+    if (state_init(&s, job) != 0) goto out;
+    if (job->unix_path) {
+        o.unix_path = job->unix_path;
+    } else {
+        o.host = job->host;
+        o.port = job->port;
+    }
+    /* Default options: the per-command deadline (request_timeout_ms) stays on. */
+    if (job->no_timeout) o.request_timeout_ms = 0;
+    if (use_libevent) {
+#ifdef BENCH_HAVE_LIBEVENT
+        base = event_base_new();
+        loop = base ? aredis_loop_libevent(base) : NULL;
+        s.base = base;
+        s.stop = ad_stop_libevent;
+#endif
+    } else {
+        loop = aredis_loop_new();
+        s.base = loop;
+        s.stop = ad_stop_builtin;
+    }
+    if (!loop) goto out;
+    aredis_client *c = aredis_client_new(loop, &o);
+    if (!c) goto out;
+    s.client = c;
+    s.issue = ad_issue;
+    aredis_client_connect(c);
+    aredis_future *ready = aredis_future_ready(c);
+    if (aredis_await(ready) != AREDIS_ERR_OK) {
+        fprintf(stderr, "aredis: connect failed: %s\n", aredis_future_error(ready)->detail);
+        aredis_future_release(ready);
+        aredis_client_free(c);
+        goto out;
+    }
+    aredis_future_release(ready);
+
+    aredis_client_stats st0, st1;
+    bench_mark a, b;
+    aredis_client_get_stats(c, &st0);
+    bench_mark_take(&a);
+    if (job->n > 0) {
+        if (job->mode == BENCH_SEQ) {
+            ad_run_seq(&s);
+        } else {
+            issue_start(&s);
+#ifdef BENCH_HAVE_LIBEVENT
+            if (use_libevent) {
+                while (s.done < job->n) event_base_dispatch(base);
+            } else
+#endif
+            {
+                while (s.done < job->n) aredis_loop_run(loop);
+            }
+        }
+    }
+    bench_mark_take(&b);
+    aredis_client_get_stats(c, &st1);
+    result_fill(res, &s, &a, &b);
+    res->write_calls = st1.write_calls - st0.write_calls;
+    res->read_calls = st1.read_calls - st0.read_calls;
+    aredis_client_free(c);
+    rc = 0;
+out:
+    if (loop) aredis_loop_free(loop);
+#ifdef BENCH_HAVE_LIBEVENT
+    if (base) event_base_free(base);
+#endif
+    state_free(&s);
+    if (rc != 0) fprintf(stderr, "aredis: cannot run the job\n");
+    return rc;
+}
+
+/* ---- hiredis async on libevent ------------------------------------------ */
+
+#if defined(BENCH_HAVE_HIREDIS) && defined(BENCH_HAVE_LIBEVENT)
+static void ha_reply(redisAsyncContext *ac, void *reply, void *data) {
+    redisReply *r = reply;
+    (void)ac;
+    on_done(data, !r || r->type == REDIS_REPLY_ERROR, r && r->type == REDIS_REPLY_STRING,
+            r ? r->len : 0);
+}
+
+static void ha_issue(run_state *s, const char *key) {
+    int e;
+    if (s->job->is_get) e = redisAsyncCommand(s->client, ha_reply, s, "GET %s", key);
+    else e = redisAsyncCommand(s->client, ha_reply, s, "SET %s %b", key, s->val,
+                               s->job->value_size);
+    if (e != REDIS_OK) {
+        fprintf(stderr, "redisAsyncCommand failed\n");
+        exit(1);
+    }
+}
+
+static void ha_stop(run_state *s) { event_base_loopbreak(s->base); }
+
+static void ha_ping(redisAsyncContext *ac, void *reply, void *data) {
+    int *ok = data;
+    redisReply *r = reply;
+    *ok = r && r->type == REDIS_REPLY_STATUS ? 1 : -1;
+    event_base_loopbreak(((run_state *)ac->data)->base);
+}
+
+static int run_hiredis_async(const bench_job *job, bench_result *res) {
+    run_state s;
+    struct event_base *base = NULL;
+    redisAsyncContext *ac = NULL;
+    int rc = -1, ok = 0;
+
+    if (state_init(&s, job) != 0) goto out;
+    base = event_base_new();
+    if (!base) goto out;
+    ac = job->unix_path ? redisAsyncConnectUnix(job->unix_path)
+                        : redisAsyncConnect(job->host, job->port);
+    if (!ac || ac->err) {
+        fprintf(stderr, "hiredis: connect failed: %s\n", ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        ac = NULL;
+        goto out;
+    }
+    s.client = ac;
+    s.base = base;
+    s.issue = ha_issue;
+    s.stop = ha_stop;
+    ac->data = &s;
+    redisLibeventAttach(ac, base);
+    redisAsyncCommand(ac, ha_ping, &ok, "PING");
+    while (ok == 0) event_base_dispatch(base);
+    if (ok < 0) {
+        fprintf(stderr, "hiredis: PING failed\n");
+        goto out;
+    }
+    bench_mark a, b;
+    bench_mark_take(&a);
+    if (job->n > 0) {
+        issue_start(&s);
+        while (s.done < job->n) event_base_dispatch(base);
+    }
+    bench_mark_take(&b);
+    result_fill(res, &s, &a, &b);
+    rc = 0;
+out:
+    if (ac) redisAsyncFree(ac);
+    if (base) event_base_free(base);
+    state_free(&s);
+    return rc;
+}
+#endif
+
+/* ---- hiredis sync -------------------------------------------------------- */
+
+#ifdef BENCH_HAVE_HIREDIS
+static void hs_append(run_state *s, const char *key) {
+    redisContext *rc = s->client;
+    int e;
+    if (s->job->is_get) e = redisAppendCommand(rc, "GET %s", key);
+    else e = redisAppendCommand(rc, "SET %s %b", key, s->val, s->job->value_size);
+    if (e != REDIS_OK) {
+        fprintf(stderr, "redisAppendCommand failed\n");
+        exit(1);
+    }
+}
+
+static int run_hiredis_sync(const bench_job *job, bench_result *res) {
+    run_state s;
+    redisContext *rc = NULL;
+    int ret = -1;
+
+    if (state_init(&s, job) != 0) goto out;
+    rc = job->unix_path ? redisConnectUnix(job->unix_path) : redisConnect(job->host, job->port);
+    if (!rc || rc->err) {
+        fprintf(stderr, "hiredis: connect failed: %s\n", rc ? rc->errstr : "out of memory");
+        goto out;
+    }
+    redisReply *ping = redisCommand(rc, "PING");
+    if (!ping) {
+        fprintf(stderr, "hiredis: PING failed: %s\n", rc->errstr);
+        goto out;
+    }
+    freeReplyObject(ping);
+    s.client = rc;
+    /* A blocking client can only send a batch and read it back. */
+    int depth = job->mode == BENCH_SEQ ? 1 : job->depth;
+    bench_mark a, b;
+    bench_mark_take(&a);
+    while (s.done < job->n) {
+        long k = job->n - s.issued;
+        if (k > depth) k = depth;
+        long first = s.issued;
+        for (long j = 0; j < k; j++) {
+            if (s.t_issue) s.t_issue[s.issued] = bench_now();
+            hs_append(&s, key_of(&s, s.issued));
+            s.issued++;
+        }
+        for (long j = 0; j < k; j++) {
+            void *reply = NULL;
+            if (redisGetReply(rc, &reply) != REDIS_OK) {
+                fprintf(stderr, "hiredis: %s\n", rc->errstr);
+                goto out;
+            }
+            redisReply *r = reply;
+            if (r->type == REDIS_REPLY_ERROR) s.errors++;
+            else if (job->is_get && (r->type != REDIS_REPLY_STRING || (size_t)r->len != job->value_size))
+                s.bad++;
+            freeReplyObject(r);
+            if (s.t_issue) job->lat_us[first + j] = (bench_now() - s.t_issue[first + j]) * 1e6;
+            s.done++;
+        }
+    }
+    bench_mark_take(&b);
+    result_fill(res, &s, &a, &b);
+    ret = 0;
+out:
+    if (rc) redisFree(rc);
+    state_free(&s);
+    return ret;
+}
+#endif
+
+/* ---- Entry --------------------------------------------------------------- */
+
+int bench_run(bench_client client, const bench_job *job, bench_result *res) {
+    memset(res, 0, sizeof *res);
+    switch (client) {
+    case BENCH_AREDIS:
+        return run_aredis(job, res, 0);
+    case BENCH_AREDIS_LIBEVENT:
+#ifdef BENCH_HAVE_LIBEVENT
+        return run_aredis(job, res, 1);
+#else
+        break;
+#endif
+    case BENCH_HIREDIS_ASYNC:
+#if defined(BENCH_HAVE_HIREDIS) && defined(BENCH_HAVE_LIBEVENT)
+        return run_hiredis_async(job, res);
+#else
+        break;
+#endif
+    case BENCH_HIREDIS_SYNC:
+#ifdef BENCH_HAVE_HIREDIS
+        return run_hiredis_sync(job, res);
+#else
+        break;
+#endif
+    default:
+        break;
+    }
+    fprintf(stderr, "%s: not built (hiredis or libevent missing)\n", bench_client_name(client));
+    return -1;
+}

@@ -1,0 +1,129 @@
+/*
+ * bench/common.c — clocks, process counters, statistics, option parsing and
+ * output helpers shared by the bench programs (see common.h). The client
+ * drivers live in clients.c.
+ */
+#include "common.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+double bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* syscr / syscw from /proc/self/io: counted by the kernel at no cost to us. */
+static void proc_io(unsigned long long *syscr, unsigned long long *syscw) {
+    char line[128];
+    FILE *f = fopen("/proc/self/io", "r");
+
+    *syscr = *syscw = 0;
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "syscr:", 6)) *syscr = strtoull(line + 6, NULL, 10);
+        else if (!strncmp(line, "syscw:", 6)) *syscw = strtoull(line + 6, NULL, 10);
+    }
+    fclose(f);
+}
+
+void bench_mark_take(bench_mark *m) {
+    struct rusage ru;
+
+    /* Read the counters first: fopen/fgets above are syscalls of their own,
+     * and they land before the clock and CPU reads, outside the interval. */
+    proc_io(&m->syscr, &m->syscw);
+    getrusage(RUSAGE_SELF, &ru);
+    m->user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+    m->sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    m->t = bench_now();
+}
+
+/* ---- Statistics --------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_sort(double *v, size_t n) { qsort(v, n, sizeof *v, cmp_double); }
+
+double bench_median(double *v, size_t n) {
+    if (!n) return 0;
+    bench_sort(v, n);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double bench_percentile(const double *sorted, size_t n, double p) {
+    if (!n) return 0;
+    size_t rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return sorted[rank - 1];
+}
+
+/* ---- Options ------------------------------------------------------------ */
+
+int bench_parse_list(const char *s, long *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s) break;
+        out[n++] = v;
+        s = end;
+        if (*s == ',') s++;
+    }
+    return n;
+}
+
+const char *bench_opt(int argc, char **argv, int *i, const char *name) {
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s needs a value\n", name);
+        exit(2);
+    }
+    return argv[++*i];
+}
+
+const char *bench_opt_eq(char **argv, int i, const char *name) {
+    size_t n = strlen(name);
+    const char *a = argv[i];
+
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    return a[n] == '\0' ? "" : NULL;
+}
+
+/* ---- Output ------------------------------------------------------------- */
+
+FILE *bench_open_out(const char *path) {
+    FILE *f;
+    if (!path || !*path || !strcmp(path, "-")) return stdout;
+    f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    return f;
+}
+
+void bench_close_out(FILE *f) {
+    if (f && f != stdout) fclose(f);
+    else fflush(stdout);
+}
+
+const char *bench_fmt_rate(double v, char *buf, size_t n) {
+    if (v >= 1e6) snprintf(buf, n, "%.2fM", v / 1e6);
+    else if (v >= 1e3) snprintf(buf, n, "%.1fk", v / 1e3);
+    else snprintf(buf, n, "%.0f", v);
+    return buf;
+}

@@ -1,0 +1,866 @@
+/*
+ * bench/compare.c — aredis against the C client people use today (Debian's
+ * hiredis, async on libevent and sync), the server's own redis-benchmark
+ * and, when installed, Perl's Redis::Fast (the client the reference design
+ * compared itself with): the same workload, one connection, at equal depth,
+ * in one run, alternating.
+ *
+ * Workload: SET (then GET) of the key "key:__rand_int__" (the key
+ * redis-benchmark uses without -r) with a value of -s bytes (default 3, as
+ * redis-benchmark -d 3), at depths 1, 16, 64 and 256. Async clients keep
+ * `depth` commands in flight (a reply issues the next); redis-benchmark -P,
+ * hiredis sync and Redis::Fast can only send a batch of `depth` and wait for
+ * it. Every client runs in its own process:
+ *   - aredis, aredis-libevent, hiredis-async, hiredis-sync: this program
+ *     re-executed as a worker (compare --worker ...);
+ *   - redis-benchmark -c 1 -P depth -n N -d size -t set|get --csv;
+ *   - perl bench/redis_fast.pl (when Redis::Fast loads).
+ *
+ * For each depth, every client runs once per round, the order rotating from
+ * round to round, and the median of the rounds is reported, so that noise on
+ * a machine shared with the server hits every client alike. Reported:
+ *   ops/s          the client's own timing of the command phase;
+ *   CPU s / M cmds the client process's user+sys CPU over the command phase
+ *                  (redis-benchmark: its whole process, from wait4);
+ *   w+r / cmd      read- and write-type syscalls per command, counted by the
+ *                  kernel (/proc/<pid>/io syscr+syscw) over the same phase
+ *                  (JSON only; not for redis-benchmark, whose send/recv
+ *                  those counters miss);
+ * then, in a separate pass (tracing costs time, so it is kept out of the
+ * numbers above), syscalls per command by kind, counted with perf stat on
+ * the syscalls:sys_enter_* tracepoints or, without perf, strace -c -f; a run
+ * of one batch is subtracted so that start-up (connect, Perl's module
+ * loading) is not counted.
+ *
+ * --md writes the tables in Markdown, --dat the ops/s for gnuplot, --summary
+ * a few Markdown bullets with the headline ratios (for the README).
+ *
+ *   compare [-h HOST] [-p PORT] [-u UNIXPATH] [--depths 1,16,64,256]
+ *           [--rounds 3] [--ops set,get] [-s SIZE] [--clients LIST]
+ *           [--scale X] [--perl-script PATH] [--syscalls auto|perf|strace|none]
+ *           [--json[=PATH]] [--md=PATH] [--dat=PATH] [--summary=PATH]
+ *   compare --worker CLIENT --op set|get --depth D --mode window|batch -n N
+ *           [-s SIZE] [-h HOST] [-p PORT] [-u UNIXPATH] [--argv] [--no-timeout]
+ *
+ * --argv and --no-timeout are what-ifs for profiling aredis (argv instead of
+ * the format string; no per-command deadline); the tables never use them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <aredis/aredis.h>
+
+#include "common.h"
+
+#define MAX_DEPTHS 8
+#define MAX_ROUNDS 9
+#define KEY "key:__rand_int__"
+
+/* ---- Worker: one client, one workload, one RESULT line ------------------ */
+
+static int worker(int argc, char **argv) {
+    const char *v;
+    bench_job job = {0};
+    bench_result res;
+    int client = -1;
+
+    job.host = "127.0.0.1";
+    job.port = 6379;
+    job.key = KEY;
+    job.value_size = 3;
+    job.depth = 1;
+    job.mode = BENCH_WINDOW;
+    for (int i = 1; i < argc; i++) {
+        if ((v = bench_opt(argc, argv, &i, "--worker"))) client = bench_client_parse(v);
+        else if ((v = bench_opt(argc, argv, &i, "--op"))) job.is_get = !strcmp(v, "get");
+        else if ((v = bench_opt(argc, argv, &i, "--depth"))) job.depth = atoi(v);
+        else if ((v = bench_opt(argc, argv, &i, "--mode")))
+            job.mode = !strcmp(v, "batch") ? BENCH_BATCH : BENCH_WINDOW;
+        else if ((v = bench_opt(argc, argv, &i, "-n"))) job.n = atol(v);
+        else if ((v = bench_opt(argc, argv, &i, "-s"))) job.value_size = (size_t)atol(v);
+        else if ((v = bench_opt(argc, argv, &i, "-h"))) job.host = v;
+        else if ((v = bench_opt(argc, argv, &i, "-p"))) job.port = atoi(v);
+        else if ((v = bench_opt(argc, argv, &i, "-u"))) job.unix_path = v;
+        else if (!strcmp(argv[i], "--argv")) job.use_argv = 1;
+        else if (!strcmp(argv[i], "--no-timeout")) job.no_timeout = 1;
+        else {
+            fprintf(stderr, "worker: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (client < 0 || job.depth < 1) return 2;
+    if (bench_run((bench_client)client, &job, &res) != 0) return 1;
+    printf("RESULT ops=%ld errors=%ld secs=%.6f user=%.6f sys=%.6f syscr=%llu syscw=%llu "
+           "wcalls=%llu rcalls=%llu\n",
+           res.ops, res.errors + res.bad, res.secs, res.user, res.sys, res.syscr, res.syscw,
+           res.write_calls, res.read_calls);
+    return res.errors + res.bad ? 1 : 0;
+}
+
+/* ---- Running a child ----------------------------------------------------- */
+
+typedef struct child {
+    char out[8192];
+    int status;
+    double cpu; /* user + sys from wait4 */
+    unsigned long long syscr, syscw;
+} child;
+
+/* Read syscr/syscw of an exited child that has not been reaped yet. */
+static void zombie_io(pid_t pid, unsigned long long *r, unsigned long long *w) {
+    char path[64], line[128];
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
+    *r = *w = 0;
+    if (!(f = fopen(path, "r"))) return;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "syscr:", 6)) *r = strtoull(line + 6, NULL, 10);
+        else if (!strncmp(line, "syscw:", 6)) *w = strtoull(line + 6, NULL, 10);
+    }
+    fclose(f);
+}
+
+/* Run argv with stdout captured (stderr passed through, stdin /dev/null).
+ * Returns 0 when it exited with status 0. */
+static int run_child(char *const *argv, child *c) {
+    int pfd[2];
+    memset(c, 0, sizeof *c);
+    fflush(stdout);
+    if (pipe(pfd) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0) dup2(null, 0);
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "compare: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    for (;;) {
+        char tmp[4096];
+        ssize_t n = read(pfd[0], tmp, sizeof tmp);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        /* Keep the tail: the RESULT / CSV lines come last. */
+        size_t k = (size_t)n;
+        if (len + k >= sizeof c->out) {
+            size_t drop = len + k - (sizeof c->out - 1);
+            if (drop > len) drop = len;
+            memmove(c->out, c->out + drop, len - drop);
+            len -= drop;
+            if (k > sizeof c->out - 1 - len) k = sizeof c->out - 1 - len;
+        }
+        memcpy(c->out + len, tmp + (size_t)n - k, k);
+        len += k;
+    }
+    c->out[len] = '\0';
+    close(pfd[0]);
+    siginfo_t si;
+    while (waitid(P_PID, pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+    }
+    zombie_io(pid, &c->syscr, &c->syscw);
+    struct rusage ru;
+    while (wait4(pid, &c->status, 0, &ru) < 0 && errno == EINTR) {
+    }
+    c->cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    return WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 ? 0 : -1;
+}
+
+/* "key=number" in s, or `def`. */
+static double field(const char *s, const char *key, double def) {
+    size_t n = strlen(key);
+    for (const char *p = s; (p = strstr(p, key)); p += n)
+        if ((p == s || p[-1] == ' ') && p[n] == '=') return strtod(p + n + 1, NULL);
+    return def;
+}
+
+/* ---- The clients compared ------------------------------------------------ */
+
+enum { K_WORKER, K_RB, K_PERL };
+
+typedef struct dclient {
+    const char *name, *how;
+    int kind;
+    int worker;   /* bench_client for K_WORKER */
+    int batch;    /* can only send batches */
+    int available;
+} dclient;
+
+static dclient dclients[] = {
+    {"aredis", "window", K_WORKER, BENCH_AREDIS, 0, 0},
+    {"aredis-libevent", "window", K_WORKER, BENCH_AREDIS_LIBEVENT, 0, 0},
+    {"hiredis-async", "window", K_WORKER, BENCH_HIREDIS_ASYNC, 0, 0},
+    {"hiredis-sync", "batch", K_WORKER, BENCH_HIREDIS_SYNC, 1, 0},
+    {"redis-benchmark", "batch (-P)", K_RB, 0, 1, 0},
+    {"redis-fast", "batch", K_PERL, 0, 1, 0},
+};
+#define NDC ((int)(sizeof dclients / sizeof dclients[0]))
+
+enum { DC_AREDIS, DC_AREDIS_LE, DC_HI_ASYNC, DC_HI_SYNC, DC_RB, DC_PERL };
+
+typedef struct cfg {
+    const char *host, *unix_path, *perl_script, *self;
+    int port;
+    long size;
+} cfg;
+
+typedef struct sample {
+    double ops_s, cpu_per_m, rw_per_cmd;
+    long ops, errors;
+    int ok;
+} sample;
+
+/* Build the command line of one run. `prefix` (perf / strace) goes first. */
+static int build_argv(const cfg *g, int dc, int is_get, int depth, long n, char **prefix,
+                      char **av, char (*buf)[64]) {
+    int k = 0, b = 0;
+    for (; prefix && *prefix; prefix++) av[k++] = *prefix;
+#define NUM(fmt, x) (snprintf(buf[b], 64, fmt, x), buf[b++])
+    const dclient *d = &dclients[dc];
+    if (d->kind == K_WORKER) {
+        av[k++] = (char *)g->self;
+        av[k++] = "--worker";
+        av[k++] = (char *)d->name;
+        av[k++] = "--op";
+        av[k++] = is_get ? "get" : "set";
+        av[k++] = "--depth";
+        av[k++] = NUM("%d", depth);
+        av[k++] = "--mode";
+        av[k++] = d->batch ? "batch" : "window";
+        av[k++] = "-n";
+        av[k++] = NUM("%ld", n);
+        av[k++] = "-s";
+        av[k++] = NUM("%ld", g->size);
+        if (g->unix_path) {
+            av[k++] = "-u";
+            av[k++] = (char *)g->unix_path;
+        } else {
+            av[k++] = "-h";
+            av[k++] = (char *)g->host;
+            av[k++] = "-p";
+            av[k++] = NUM("%d", g->port);
+        }
+    } else if (d->kind == K_RB) {
+        av[k++] = "redis-benchmark";
+        if (g->unix_path) {
+            av[k++] = "-s";
+            av[k++] = (char *)g->unix_path;
+        } else {
+            av[k++] = "-h";
+            av[k++] = (char *)g->host;
+            av[k++] = "-p";
+            av[k++] = NUM("%d", g->port);
+        }
+        av[k++] = "-c";
+        av[k++] = "1";
+        av[k++] = "-P";
+        av[k++] = NUM("%d", depth);
+        av[k++] = "-n";
+        av[k++] = NUM("%ld", n);
+        av[k++] = "-d";
+        av[k++] = NUM("%ld", g->size);
+        av[k++] = "-t";
+        av[k++] = is_get ? "get" : "set";
+        av[k++] = "--csv";
+    } else {
+        av[k++] = "perl";
+        av[k++] = (char *)g->perl_script;
+        if (g->unix_path) {
+            av[k++] = "--sock";
+            av[k++] = (char *)g->unix_path;
+        } else {
+            av[k++] = "--host";
+            av[k++] = (char *)g->host;
+            av[k++] = "--port";
+            av[k++] = NUM("%d", g->port);
+        }
+        av[k++] = "--op";
+        av[k++] = is_get ? "get" : "set";
+        av[k++] = "-P";
+        av[k++] = NUM("%d", depth);
+        av[k++] = "-n";
+        av[k++] = NUM("%ld", n);
+        av[k++] = "-d";
+        av[k++] = NUM("%ld", g->size);
+    }
+#undef NUM
+    av[k] = NULL;
+    return k;
+}
+
+/* redis-benchmark --csv: "SET","123456.79",... */
+static double rb_rps(const char *out, int is_get) {
+    char pat[16];
+    snprintf(pat, sizeof pat, "\"%s\",\"", is_get ? "GET" : "SET");
+    const char *p = strstr(out, pat);
+    return p ? strtod(p + strlen(pat), NULL) : 0;
+}
+
+static int run_one(const cfg *g, int dc, int is_get, int depth, long n, sample *s) {
+    char *av[48], buf[16][64];
+    child c;
+    memset(s, 0, sizeof *s);
+    build_argv(g, dc, is_get, depth, n, NULL, av, buf);
+    if (run_child(av, &c) != 0) {
+        fprintf(stderr, "compare: %s failed (status %d): %s\n", dclients[dc].name, c.status,
+                c.out);
+        return -1;
+    }
+    if (dclients[dc].kind == K_RB) {
+        s->ops = n;
+        s->ops_s = rb_rps(c.out, is_get);
+        s->cpu_per_m = c.cpu * 1e6 / (double)n;
+        /* redis-benchmark uses send/recv, which syscr/syscw do not count: its
+         * syscalls come from the traced pass only. */
+        s->rw_per_cmd = -1;
+        (void)c.syscr;
+        if (s->ops_s <= 0) {
+            fprintf(stderr, "compare: cannot read redis-benchmark's output: %s\n", c.out);
+            return -1;
+        }
+    } else {
+        double ops = field(c.out, "ops", 0), secs = field(c.out, "secs", 0);
+        if (ops <= 0 || secs <= 0) {
+            fprintf(stderr, "compare: no RESULT from %s: %s\n", dclients[dc].name, c.out);
+            return -1;
+        }
+        s->ops = (long)ops;
+        s->errors = (long)field(c.out, "errors", 0);
+        s->ops_s = ops / secs;
+        s->cpu_per_m = (field(c.out, "user", 0) + field(c.out, "sys", 0)) * 1e6 / ops;
+        s->rw_per_cmd = (field(c.out, "syscr", 0) + field(c.out, "syscw", 0)) / ops;
+    }
+    s->ok = 1;
+    return 0;
+}
+
+/* ---- Syscalls by kind (perf stat or strace -c) --------------------------- */
+
+enum { SC_RW, SC_POLL, SC_CTL, SC_ALL, SC_N };
+
+static const char *const sc_rw[] = {"read", "write", "readv", "writev", "recvfrom",
+                                    "sendto", "recvmsg", "sendmsg", NULL};
+static const char *const sc_poll[] = {"epoll_wait", "epoll_pwait", "poll", "ppoll",
+                                      "select", "pselect6", NULL};
+
+static int in_list(const char *const *l, const char *s) {
+    for (; *l; l++)
+        if (!strcmp(*l, s)) return 1;
+    return 0;
+}
+
+static void sc_add(double *acc, const char *name, double count) {
+    if (in_list(sc_rw, name)) acc[SC_RW] += count;
+    else if (in_list(sc_poll, name)) acc[SC_POLL] += count;
+    else if (!strcmp(name, "epoll_ctl")) acc[SC_CTL] += count;
+    acc[SC_ALL] += count;
+}
+
+static int tool_works(char *const *av) {
+    child c;
+    return run_child(av, &c) == 0;
+}
+
+/* Count syscalls of one run by kind into acc[SC_N]. tool: 1 perf, 2 strace. */
+static int count_syscalls(const cfg *g, int tool, int dc, int is_get, int depth, long n,
+                          double *acc) {
+    char tmpl[] = "/tmp/aredis-sc-XXXXXX";
+    int fd = mkstemp(tmpl);
+    if (fd < 0) return -1;
+    close(fd);
+    char *perf[] = {"perf", "stat", "-x,", "-o", tmpl, "-e",
+                    "syscalls:sys_enter_read,syscalls:sys_enter_write,"
+                    "syscalls:sys_enter_readv,syscalls:sys_enter_writev,"
+                    "syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,"
+                    "syscalls:sys_enter_recvmsg,syscalls:sys_enter_sendmsg,"
+                    "syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,"
+                    "syscalls:sys_enter_poll,syscalls:sys_enter_ppoll,"
+                    "syscalls:sys_enter_select,syscalls:sys_enter_pselect6,"
+                    "syscalls:sys_enter_epoll_ctl",
+                    "--", NULL};
+    char *strace[] = {"strace", "-f", "-c", "-o", tmpl, "--", NULL};
+    char *av[64], buf[16][64];
+    child c;
+    build_argv(g, dc, is_get, depth, n, tool == 1 ? perf : strace, av, buf);
+    int rc = run_child(av, &c);
+    FILE *f = fopen(tmpl, "r");
+    char line[512];
+    for (int i = 0; i < SC_N; i++) acc[i] = 0;
+    while (rc == 0 && f && fgets(line, sizeof line, f)) {
+        if (tool == 1) {
+            /* count,unit,syscalls:sys_enter_NAME,... */
+            char *ev = strstr(line, "syscalls:sys_enter_");
+            if (!ev || line[0] == '<') continue;
+            char name[64];
+            if (sscanf(ev + 19, "%63[a-z0-9_]", name) == 1) sc_add(acc, name, strtod(line, NULL));
+        } else {
+            /* % time  seconds  usecs/call  calls  [errors]  syscall */
+            char *tok[8];
+            int nt = 0;
+            for (char *save = NULL, *t = strtok_r(line, " \t\n", &save); t && nt < 8;
+                 t = strtok_r(NULL, " \t\n", &save))
+                tok[nt++] = t;
+            if (nt < 5 || tok[0][0] < '0' || tok[0][0] > '9' || !strcmp(tok[nt - 1], "total"))
+                continue;
+            sc_add(acc, tok[nt - 1], strtod(tok[3], NULL));
+        }
+    }
+    if (f) fclose(f);
+    unlink(tmpl);
+    return rc;
+}
+
+/* ---- Driver --------------------------------------------------------------- */
+
+static long default_count(long depth) {
+    if (depth <= 1) return 40000;
+    if (depth <= 16) return 250000;
+    return 500000;
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: compare [-h HOST] [-p PORT] [-u UNIXPATH] [--depths LIST] [--rounds R]\n"
+            "               [--ops set,get] [-s SIZE] [--clients LIST] [--scale X]\n"
+            "               [--perl-script PATH] [--syscalls auto|perf|strace|none]\n"
+            "               [--json[=PATH]] [--md=PATH] [--dat=PATH] [--summary=PATH]\n"
+            "       compare --worker CLIENT --op set|get --depth D --mode window|batch -n N\n"
+            "               [-s SIZE] [-h HOST] [-p PORT] [-u UNIXPATH]\n");
+    exit(2);
+}
+
+static const char *mark(int ok) { return ok ? "met" : "**missed**"; }
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "--worker", 8)) return worker(argc, argv);
+
+    cfg g = {"127.0.0.1", NULL, NULL, NULL, 6379, 3};
+    const char *json = NULL, *md = NULL, *dat = NULL, *v, *clients_s = NULL, *scmode = "auto";
+    const char *summary = NULL;
+    const char *ops_s = "set,get";
+    long depths[MAX_DEPTHS] = {1, 16, 64, 256};
+    int ndepths = 4, rounds = 3;
+    double scale = 1.0;
+    static char self[4096];
+
+    for (int i = 1; i < argc; i++) {
+        if ((v = bench_opt(argc, argv, &i, "-h")) || (v = bench_opt(argc, argv, &i, "--host")))
+            g.host = v;
+        else if ((v = bench_opt(argc, argv, &i, "-p")) || (v = bench_opt(argc, argv, &i, "--port")))
+            g.port = atoi(v);
+        else if ((v = bench_opt(argc, argv, &i, "-u")) || (v = bench_opt(argc, argv, &i, "--unix")))
+            g.unix_path = v;
+        else if ((v = bench_opt(argc, argv, &i, "--depths")))
+            ndepths = bench_parse_list(v, depths, MAX_DEPTHS);
+        else if ((v = bench_opt(argc, argv, &i, "--rounds")))
+            rounds = atoi(v);
+        else if ((v = bench_opt(argc, argv, &i, "--ops")))
+            ops_s = v;
+        else if ((v = bench_opt(argc, argv, &i, "-s")))
+            g.size = atol(v);
+        else if ((v = bench_opt(argc, argv, &i, "--clients")))
+            clients_s = v;
+        else if ((v = bench_opt(argc, argv, &i, "--scale")))
+            scale = atof(v);
+        else if ((v = bench_opt(argc, argv, &i, "--perl-script")))
+            g.perl_script = v;
+        else if ((v = bench_opt(argc, argv, &i, "--syscalls")))
+            scmode = v;
+        else if ((v = bench_opt_eq(argv, i, "--json")))
+            json = v;
+        else if ((v = bench_opt(argc, argv, &i, "--md")))
+            md = v;
+        else if ((v = bench_opt(argc, argv, &i, "--dat")))
+            dat = v;
+        else if ((v = bench_opt(argc, argv, &i, "--summary")))
+            summary = v;
+        else
+            usage();
+    }
+    if (ndepths < 1 || rounds < 1 || rounds > MAX_ROUNDS || scale <= 0 || g.size < 0) usage();
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) {
+        fprintf(stderr, "compare: cannot find my own path\n");
+        return 1;
+    }
+    self[sl] = '\0';
+    g.self = self;
+    int human = !json || *json;
+
+    /* Which clients can run here. */
+    for (int d = 0; d < NDC; d++) {
+        dclient *dc = &dclients[d];
+        if (clients_s) {
+            char w[64];
+            snprintf(w, sizeof w, ",%s,", dc->name);
+            char *l = malloc(strlen(clients_s) + 3);
+            sprintf(l, ",%s,", clients_s);
+            int want = strstr(l, w) != NULL;
+            free(l);
+            if (!want) continue;
+        }
+        if (dc->kind == K_WORKER) {
+            dc->available = bench_client_available((bench_client)dc->worker);
+        } else if (dc->kind == K_RB) {
+            char *av[] = {"redis-benchmark", "--version", NULL};
+            dc->available = tool_works(av);
+        } else if (g.perl_script && access(g.perl_script, R_OK) == 0) {
+            char *av[] = {"perl", "-MRedis::Fast", "-e", "1", NULL};
+            dc->available = tool_works(av);
+        }
+        if (!dc->available && human)
+            fprintf(stderr, "compare: %s not available, skipped\n", dc->name);
+    }
+    if (!dclients[DC_AREDIS].available) {
+        fprintf(stderr, "compare: the aredis client is needed\n");
+        return 1;
+    }
+    int nops = 0, ops[2];
+    if (strstr(ops_s, "set")) ops[nops++] = 0;
+    if (strstr(ops_s, "get")) ops[nops++] = 1;
+    if (!nops) usage();
+
+    /* For GET the key must hold a value of the right size. */
+    {
+        char *av[48], buf[16][64];
+        child c;
+        build_argv(&g, DC_AREDIS, 0, 1, 1, NULL, av, buf);
+        if (run_child(av, &c) != 0) {
+            fprintf(stderr, "compare: cannot reach the server\n");
+            return 1;
+        }
+    }
+
+    static sample S[2][MAX_DEPTHS][8][MAX_ROUNDS];
+    double med[2][MAX_DEPTHS][8][3]; /* ops/s, cpu per M, rw per cmd */
+    long cnt[MAX_DEPTHS];
+    memset(med, 0, sizeof med);
+    double t_start = bench_now();
+
+    for (int oi = 0; oi < nops; oi++) {
+        int op = ops[oi];
+        for (int di = 0; di < ndepths; di++) {
+            cnt[di] = (long)((double)default_count(depths[di]) * scale);
+            if (cnt[di] < depths[di] * 4) cnt[di] = depths[di] * 4;
+            if (human) {
+                printf("%s, depth %ld, %ld commands, %d rounds:\n", op ? "GET" : "SET",
+                       depths[di], cnt[di], rounds);
+                fflush(stdout);
+            }
+            for (int r = 0; r < rounds; r++) {
+                for (int k = 0; k < NDC; k++) {
+                    int d = (k + r) % NDC; /* rotate the order from round to round */
+                    if (!dclients[d].available) continue;
+                    if (run_one(&g, d, op, (int)depths[di], cnt[di], &S[op][di][d][r]) != 0)
+                        return 1;
+                }
+            }
+            for (int d = 0; d < NDC; d++) {
+                if (!dclients[d].available) continue;
+                double a[MAX_ROUNDS], b[MAX_ROUNDS], c[MAX_ROUNDS];
+                long errors = 0;
+                for (int r = 0; r < rounds; r++) {
+                    a[r] = S[op][di][d][r].ops_s;
+                    b[r] = S[op][di][d][r].cpu_per_m;
+                    c[r] = S[op][di][d][r].rw_per_cmd;
+                    errors += S[op][di][d][r].errors;
+                }
+                med[op][di][d][0] = bench_median(a, (size_t)rounds);
+                med[op][di][d][1] = bench_median(b, (size_t)rounds);
+                med[op][di][d][2] = bench_median(c, (size_t)rounds);
+                if (human) {
+                    char rw[32] = "     n/a";
+                    if (med[op][di][d][2] >= 0)
+                        snprintf(rw, sizeof rw, "%8.4f", med[op][di][d][2]);
+                    printf("  %-16s %-11s %12.0f ops/s %9.2f CPU s/M %s w+r/cmd%s\n",
+                           dclients[d].name, dclients[d].how, med[op][di][d][0],
+                           med[op][di][d][1], rw, errors ? "  ERRORS" : "");
+                    fflush(stdout);
+                }
+                if (errors) {
+                    fprintf(stderr, "compare: %s had %ld errors\n", dclients[d].name, errors);
+                    return 1;
+                }
+            }
+        }
+    }
+    double t_rounds = bench_now() - t_start;
+
+    /* The syscall pass: SET only, one run per client and depth, minus a run of
+     * one batch (start-up). */
+    int tool = 0;
+    if (!strcmp(scmode, "auto") || !strcmp(scmode, "perf")) {
+        char *av[] = {"perf", "stat", "-x,", "-o", "/dev/null", "-e", "syscalls:sys_enter_read",
+                      "--", "true", NULL};
+        if (tool_works(av)) tool = 1;
+    }
+    if (!tool && (!strcmp(scmode, "auto") || !strcmp(scmode, "strace"))) {
+        char *av[] = {"strace", "-c", "-o", "/dev/null", "--", "true", NULL};
+        if (tool_works(av)) tool = 2;
+    }
+    double sc[MAX_DEPTHS][8][SC_N];
+    memset(sc, 0, sizeof sc);
+    if (tool) {
+        if (human) {
+            printf("syscalls per SET command (%s; a one-batch run subtracted):\n",
+                   tool == 1 ? "perf stat, syscalls:sys_enter_*" : "strace -c -f");
+            printf("  %-16s %6s %9s %9s %9s %9s\n", "client", "depth", "w+r", "poll", "ctl",
+                   "all");
+        }
+        for (int di = 0; di < ndepths; di++) {
+            long n = cnt[di] / 2, n0 = depths[di];
+            for (int d = 0; d < NDC; d++) {
+                double full[SC_N], base[SC_N];
+                if (!dclients[d].available) continue;
+                if (count_syscalls(&g, tool, d, 0, (int)depths[di], n, full) != 0 ||
+                    count_syscalls(&g, tool, d, 0, (int)depths[di], n0, base) != 0) {
+                    fprintf(stderr, "compare: counting syscalls of %s failed\n",
+                            dclients[d].name);
+                    continue;
+                }
+                for (int i = 0; i < SC_N; i++) {
+                    double x = (full[i] - base[i]) / (double)(n - n0);
+                    sc[di][d][i] = x > 0 ? x : 0;
+                }
+                if (human)
+                    printf("  %-16s %6ld %9.4f %9.4f %9.4f %9.4f\n", dclients[d].name,
+                           depths[di], sc[di][d][SC_RW], sc[di][d][SC_POLL], sc[di][d][SC_CTL],
+                           sc[di][d][SC_ALL]);
+            }
+        }
+    }
+    double t_all = bench_now() - t_start;
+
+    /* ---- Targets --------------------------------------------------------- */
+    int at64 = -1;
+    for (int di = 0; di < ndepths; di++)
+        if (depths[di] == 64) at64 = di;
+    int have_hi = dclients[DC_HI_ASYNC].available, have_rb = dclients[DC_RB].available;
+    int t_ops = 1, t_cpu = -1, t_sys = -1;
+    for (int oi = 0; oi < nops; oi++)
+        for (int di = 0; di < ndepths; di++) {
+            double a = med[ops[oi]][di][DC_AREDIS][0];
+            if (have_hi && a < 1.3 * med[ops[oi]][di][DC_HI_ASYNC][0]) t_ops = 0;
+            if (have_rb && a < med[ops[oi]][di][DC_RB][0]) t_ops = 0;
+        }
+    double cpu64 = 0, hcpu64 = 0, sys64 = 0, sys64_proc = 0;
+    if (at64 >= 0) {
+        cpu64 = med[ops[0]][at64][DC_AREDIS][1];
+        hcpu64 = med[ops[0]][at64][DC_HI_ASYNC][1];
+        sys64_proc = med[ops[0]][at64][DC_AREDIS][2];
+        sys64 = tool ? sc[at64][DC_AREDIS][SC_RW] : sys64_proc;
+        if (have_hi) t_cpu = cpu64 <= 0.5 * hcpu64;
+        t_sys = sys64 <= 0.05;
+    }
+
+    if (human) {
+        printf("\nratios (aredis / other, ops/s):\n  %-4s %6s %14s %14s %16s\n", "op", "depth",
+               "/hiredis-async", "/hiredis-sync", "/redis-benchmark");
+        for (int oi = 0; oi < nops; oi++)
+            for (int di = 0; di < ndepths; di++) {
+                double (*m)[3] = med[ops[oi]][di];
+                printf("  %-4s %6ld %13.2fx %13.2fx %15.2fx\n", ops[oi] ? "GET" : "SET",
+                       depths[di], m[DC_HI_ASYNC][0] > 0 ? m[DC_AREDIS][0] / m[DC_HI_ASYNC][0] : 0,
+                       m[DC_HI_SYNC][0] > 0 ? m[DC_AREDIS][0] / m[DC_HI_SYNC][0] : 0,
+                       m[DC_RB][0] > 0 ? m[DC_AREDIS][0] / m[DC_RB][0] : 0);
+            }
+        printf("targets: ops >= 1.3x hiredis-async and >= redis-benchmark at every depth: %s\n",
+               t_ops ? "met" : "MISSED");
+        if (t_cpu >= 0)
+            printf("         CPU/M at depth 64 <= 0.5x hiredis-async (%.2f vs %.2f s): %s\n",
+                   cpu64, hcpu64, t_cpu ? "met" : "MISSED");
+        if (t_sys >= 0)
+            printf("         w+r syscalls/cmd at depth 64 <= 0.05 (%.4f): %s\n", sys64,
+                   t_sys ? "met" : "MISSED");
+        printf("(%.0f s of rounds, %.0f s in all)\n", t_rounds, t_all);
+    }
+
+    if (dat) {
+        /* For gnuplot: one block per op, a row per depth, a column per client. */
+        FILE *f = bench_open_out(dat);
+        for (int oi = 0; oi < nops; oi++) {
+            fprintf(f, "# %s\ndepth", ops[oi] ? "GET" : "SET");
+            for (int d = 0; d < NDC; d++)
+                if (dclients[d].available) fprintf(f, " %s", dclients[d].name);
+            fprintf(f, "\n");
+            for (int di = 0; di < ndepths; di++) {
+                fprintf(f, "%ld", depths[di]);
+                for (int d = 0; d < NDC; d++)
+                    if (dclients[d].available) fprintf(f, " %.0f", med[ops[oi]][di][d][0]);
+                fprintf(f, "\n");
+            }
+            fprintf(f, "\n\n");
+        }
+        bench_close_out(f);
+    }
+
+    if (json) {
+        FILE *f = bench_open_out(json);
+        fprintf(f, "{\"bench\":\"compare\",\"value_size\":%ld,\"rounds\":%d,\"transport\":\"%s\","
+                   "\"syscall_tool\":\"%s\",\"results\":[\n",
+                g.size, rounds, g.unix_path ? "unix" : "tcp",
+                tool == 1 ? "perf" : tool == 2 ? "strace" : "none");
+        int first = 1;
+        for (int oi = 0; oi < nops; oi++)
+            for (int di = 0; di < ndepths; di++)
+                for (int d = 0; d < NDC; d++) {
+                    if (!dclients[d].available) continue;
+                    double *m = med[ops[oi]][di][d];
+                    fprintf(f,
+                            "%s  {\"op\":\"%s\",\"depth\":%ld,\"client\":\"%s\",\"how\":\"%s\","
+                            "\"count\":%ld,\"ops_per_sec\":%.1f,\"cpu_s_per_million\":%.4f,"
+                            "\"write_read_per_cmd\":%.5f",
+                            first ? "" : ",\n", ops[oi] ? "GET" : "SET", depths[di],
+                            dclients[d].name, dclients[d].how, cnt[di], m[0], m[1], m[2]);
+                    if (tool && ops[oi] == 0)
+                        fprintf(f, ",\"traced_per_cmd\":{\"write_read\":%.5f,\"poll\":%.5f,"
+                                   "\"epoll_ctl\":%.5f,\"all\":%.5f}",
+                                sc[di][d][SC_RW], sc[di][d][SC_POLL], sc[di][d][SC_CTL],
+                                sc[di][d][SC_ALL]);
+                    fprintf(f, "}");
+                    first = 0;
+                }
+        fprintf(f, "\n],\"targets\":{\"throughput\":%s,\"cpu_depth64\":%s,"
+                   "\"syscalls_depth64\":%s}}\n",
+                t_ops ? "true" : "false", t_cpu < 0 ? "null" : t_cpu ? "true" : "false",
+                t_sys < 0 ? "null" : t_sys ? "true" : "false");
+        bench_close_out(f);
+    }
+
+    if (summary) {
+        FILE *f = bench_open_out(summary);
+        for (int oi = 0; oi < nops; oi++) {
+            int op = ops[oi];
+            fprintf(f, "- %s, %ld-byte value, one connection, depth", op ? "GET" : "SET", g.size);
+            for (int di = 0; di < ndepths; di++) fprintf(f, "%s%ld", di ? "/" : " ", depths[di]);
+            fprintf(f, ": aredis");
+            for (int di = 0; di < ndepths; di++)
+                fprintf(f, "%s%.0f", di ? "/" : " ", med[op][di][DC_AREDIS][0]);
+            fprintf(f, " ops/s");
+            static const int other[] = {DC_HI_ASYNC, DC_HI_SYNC, DC_RB};
+            for (int k = 0; k < 3; k++) {
+                if (!dclients[other[k]].available) continue;
+                fprintf(f, "%s", k ? ";" : " =");
+                for (int di = 0; di < ndepths; di++) {
+                    double o = med[op][di][other[k]][0];
+                    fprintf(f, "%s%.2f", di ? "/" : " ", o > 0 ? med[op][di][DC_AREDIS][0] / o : 0);
+                }
+                fprintf(f, "× %s", dclients[other[k]].name);
+            }
+            fprintf(f, ".\n");
+        }
+        if (at64 >= 0 && have_hi)
+            fprintf(f, "- Client CPU per million %s at depth 64: aredis %.2f s, hiredis-async "
+                       "%.2f s (%.2f×).\n",
+                    ops[0] ? "GETs" : "SETs", cpu64, hcpu64, hcpu64 > 0 ? cpu64 / hcpu64 : 0);
+        if (at64 >= 0)
+            fprintf(f, "- Write+read syscalls per command at depth 64: aredis %.4f.\n", sys64);
+        bench_close_out(f);
+    }
+
+    if (md) {
+        FILE *f = bench_open_out(md);
+        for (int oi = 0; oi < nops; oi++) {
+            int op = ops[oi];
+            fprintf(f, "#### %s, %ld-byte value: ops/s (median of %d rounds)\n\n| depth |",
+                    op ? "GET" : "SET", g.size, rounds);
+            for (int d = 0; d < NDC; d++)
+                if (dclients[d].available) fprintf(f, " %s |", dclients[d].name);
+            fprintf(f, "\n|---:|");
+            for (int d = 0; d < NDC; d++)
+                if (dclients[d].available) fprintf(f, "---:|");
+            fprintf(f, "\n");
+            for (int di = 0; di < ndepths; di++) {
+                fprintf(f, "| %ld |", depths[di]);
+                for (int d = 0; d < NDC; d++)
+                    if (dclients[d].available) {
+                        double x = med[op][di][d][0], best = 0;
+                        for (int e = 0; e < NDC; e++)
+                            if (dclients[e].available && med[op][di][e][0] > best)
+                                best = med[op][di][e][0];
+                        fprintf(f, x == best ? " **%.0f** |" : " %.0f |", x);
+                    }
+                fprintf(f, "\n");
+            }
+            fprintf(f, "\n");
+        }
+        fprintf(f, "#### Client CPU seconds (user+sys) per million commands\n\n| op | depth |");
+        for (int d = 0; d < NDC; d++)
+            if (dclients[d].available) fprintf(f, " %s |", dclients[d].name);
+        fprintf(f, "\n|---|---:|");
+        for (int d = 0; d < NDC; d++)
+            if (dclients[d].available) fprintf(f, "---:|");
+        fprintf(f, "\n");
+        for (int oi = 0; oi < nops; oi++)
+            for (int di = 0; di < ndepths; di++) {
+                fprintf(f, "| %s | %ld |", ops[oi] ? "GET" : "SET", depths[di]);
+                for (int d = 0; d < NDC; d++)
+                    if (dclients[d].available) fprintf(f, " %.2f |", med[ops[oi]][di][d][1]);
+                fprintf(f, "\n");
+            }
+        if (tool) {
+            fprintf(f, "\n#### Syscalls per SET command by kind (%s, start-up subtracted)\n\n"
+                       "w+r = read/write/readv/writev/recv*/send*; poll = epoll_wait/poll/"
+                       "select; ctl = epoll_ctl.\n\n| depth | client | w+r | poll | ctl | all "
+                       "counted |\n|---:|---|---:|---:|---:|---:|\n",
+                    tool == 1 ? "`perf stat -e syscalls:sys_enter_*`" : "`strace -c -f`");
+            for (int di = 0; di < ndepths; di++)
+                for (int d = 0; d < NDC; d++)
+                    if (dclients[d].available)
+                        fprintf(f, "| %ld | %s | %.4f | %.4f | %.4f | %.4f |\n", depths[di],
+                                dclients[d].name, sc[di][d][SC_RW], sc[di][d][SC_POLL],
+                                sc[di][d][SC_CTL], sc[di][d][SC_ALL]);
+        }
+        fprintf(f, "\n#### Ratios, aredis (built-in loop) / other, ops/s\n\n"
+                   "| op | depth | / hiredis-async | / hiredis-sync | / redis-benchmark | "
+                   "aredis-libevent / hiredis-async | target (≥ 1.3× hiredis-async, "
+                   "≥ 1× redis-benchmark) |\n|---|---:|---:|---:|---:|---:|:-:|\n");
+        for (int oi = 0; oi < nops; oi++)
+            for (int di = 0; di < ndepths; di++) {
+                double (*m)[3] = med[ops[oi]][di];
+                double ha = m[DC_HI_ASYNC][0], hs = m[DC_HI_SYNC][0], rb = m[DC_RB][0];
+                int ok = (!have_hi || m[DC_AREDIS][0] >= 1.3 * ha) &&
+                         (!have_rb || m[DC_AREDIS][0] >= rb);
+                fprintf(f, "| %s | %ld |", ops[oi] ? "GET" : "SET", depths[di]);
+                if (ha > 0) fprintf(f, " %.2f× |", m[DC_AREDIS][0] / ha);
+                else fprintf(f, " – |");
+                if (hs > 0) fprintf(f, " %.2f× |", m[DC_AREDIS][0] / hs);
+                else fprintf(f, " – |");
+                if (rb > 0) fprintf(f, " %.2f× |", m[DC_AREDIS][0] / rb);
+                else fprintf(f, " – |");
+                if (ha > 0 && m[DC_AREDIS_LE][0] > 0)
+                    fprintf(f, " %.2f× |", m[DC_AREDIS_LE][0] / ha);
+                else fprintf(f, " – |");
+                fprintf(f, " %s |\n", mark(ok));
+            }
+        fprintf(f, "\n#### Targets\n\n| target | measured | |\n|---|---|:-:|\n");
+        fprintf(f, "| ops/s ≥ 1.3× hiredis-async and ≥ redis-benchmark, every depth, one "
+                   "connection | see ratios above | %s |\n",
+                mark(t_ops));
+        if (t_cpu >= 0)
+            fprintf(f, "| client CPU per million commands ≤ 0.5× hiredis-async at depth 64 (%s) "
+                       "| %.2f s vs %.2f s (%.2f×) | %s |\n",
+                    ops[0] ? "GET" : "SET", cpu64, hcpu64, hcpu64 > 0 ? cpu64 / hcpu64 : 0,
+                    mark(t_cpu));
+        if (t_sys >= 0)
+            fprintf(f, "| ≤ 0.05 write+read syscalls per command at depth 64 | %.4f (%s); "
+                       "%.4f at full speed | %s |\n",
+                    sys64, tool ? "traced pass" : "/proc", sys64_proc, mark(t_sys));
+        bench_close_out(f);
+    }
+    return 0;
+}

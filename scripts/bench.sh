@@ -1,0 +1,269 @@
+#!/bin/sh
+# make bench: run bench/ (parser, throughput, latency, compare) against a
+# throwaway redis-server on a free 127.0.0.1 port (and a unix socket in its
+# temp dir), then write docs/BENCHMARKS.md (tables, machine, exact commands,
+# ratios, targets, bench/limits.md) and docs/bench-throughput.png (gnuplot).
+# The server is stopped at the end, also on Ctrl-C.
+#
+#   scripts/bench.sh [BUILD_DIR]      (default: build)
+#
+# Environment: BENCH_QUICK=1 runs a short smoke version (the document says
+# so); BENCH_OUT overrides the output file (default docs/BENCHMARKS.md).
+# As root, installs Perl's Redis::Fast (libredis-fast-perl) when missing.
+set -e
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+BIN="$BUILD/bench"
+OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
+PNG="$(dirname "$OUT")/bench-throughput.png"
+T_START=$(date +%s)
+
+say() { echo "bench: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+for b in parser throughput latency compare; do
+    [ -x "$BIN/$b" ] || die "$BIN/$b not found: build first (make bench, or cmake --build $BUILD)"
+done
+command -v redis-server >/dev/null || die "redis-server not found (scripts/deps.sh installs it)"
+command -v redis-cli >/dev/null || die "redis-cli not found (scripts/deps.sh installs it)"
+
+# Perl's Redis::Fast: the client the reference design compared itself with.
+if ! perl -MRedis::Fast -e 1 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing libredis-fast-perl (Perl's Redis::Fast, for compare)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            libredis-fast-perl >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null 2>&1 &&
+              DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                  libredis-fast-perl >/dev/null 2>&1; } ||
+            say "could not install libredis-fast-perl: compare runs without Redis::Fast"
+    else
+        say "Perl's Redis::Fast is not installed (apt-get install libredis-fast-perl): skipped"
+    fi
+fi
+command -v gnuplot >/dev/null || say "gnuplot not found: no chart (apt-get install gnuplot-nox)"
+
+# ---- The throwaway server ----------------------------------------------------
+DIR=$(mktemp -d /tmp/aredis-bench-XXXXXX)
+PID=""
+cleanup() {
+    if [ -n "$PID" ]; then
+        kill "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
+    fi
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' \
+        2>/dev/null || echo $((20000 + $$ % 30000))
+}
+SOCK="$DIR/redis.sock"
+tries=0
+while :; do
+    PORT=$(free_port)
+    redis-server --port "$PORT" --bind 127.0.0.1 --unixsocket "$SOCK" --unixsocketperm 700 \
+        --dir "$DIR" --save "" --appendonly no --daemonize no --logfile "$DIR/redis.log" &
+    PID=$!
+    i=0
+    while [ $i -lt 100 ] && kill -0 "$PID" 2>/dev/null &&
+        ! redis-cli -p "$PORT" ping >/dev/null 2>&1; do
+        i=$((i + 1)); sleep 0.05
+    done
+    redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
+    kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""
+    tries=$((tries + 1))
+    [ $tries -ge 5 ] && { cat "$DIR/redis.log" >&2; die "redis-server did not start"; }
+done
+say "throwaway redis-server on 127.0.0.1:$PORT and $SOCK (pid $PID)"
+
+# ---- Sizes ---------------------------------------------------------------------
+if [ -n "$BENCH_QUICK" ]; then
+    P_ARGS="--time 0.05 --rounds 1"
+    T_ARGS="-n 20000 --seq-count 2000 --rounds 1"
+    L_ARGS="-n 20000"
+    C_ARGS="--rounds 1 --scale 0.1"
+else
+    P_ARGS="--time 0.25 --rounds 3"
+    T_ARGS="-n 200000 --seq-count 10000 --rounds 3"
+    L_ARGS="-n 100000"
+    C_ARGS="--rounds 3"
+fi
+
+W="$DIR/work"
+mkdir -p "$W"
+: >"$W/commands"
+# run NAME CMD...: run and log the exact command line (paths shortened).
+run() {
+    name=$1; shift
+    echo "$*" | sed -e "s#$BIN/#bench/#g" -e "s#$SOCK#/tmp/…/redis.sock#g" \
+        -e "s#$ROOT/##g" -e "s#$W/#out/#g" -e "s#-p $PORT#-p \$PORT#g" >>"$W/commands"
+    say "$name: $*"
+    "$@"
+}
+
+run parser "$BIN/parser" $P_ARGS --md="$W/parser.md"
+run throughput "$BIN/throughput" -h 127.0.0.1 -p "$PORT" -u "$SOCK" $T_ARGS \
+    --json="$W/throughput.json" --md="$W/throughput.md"
+run latency "$BIN/latency" -h 127.0.0.1 -p "$PORT" $L_ARGS --md="$W/latency.md"
+run compare "$BIN/compare" -h 127.0.0.1 -p "$PORT" $C_ARGS \
+    --perl-script "$ROOT/bench/redis_fast.pl" --md="$W/compare.md" --dat="$W/compare.dat" \
+    --summary="$W/summary.md" --json="$W/compare.json"
+
+# ---- Chart -------------------------------------------------------------------
+CHART=""
+if command -v gnuplot >/dev/null; then
+    ncol=$(awk '!/^#/ && NF { print NF; exit }' "$W/compare.dat")
+    cores=$(nproc 2>/dev/null || echo "?")
+    gnuplot <<EOF && CHART=1
+set terminal pngcairo size 1200,520 font "DejaVu Sans,10"
+set output '$PNG'
+set multiplot layout 1,2 title "ops/s on one connection, client and server sharing $cores cores (higher is better)"
+set logscale xy
+set xrange [0.8:320]
+set xtics ("1" 1, "16" 16, "64" 64, "256" 256)
+set format y "%.0s%c"
+set grid ytics mytics xtics
+set key top left box opaque
+set xlabel "commands in flight (depth)"
+set ylabel "ops/s"
+set title "SET, 3-byte value"
+plot for [i=2:$ncol] '$W/compare.dat' index 0 using 1:i with linespoints lw 2 pt 7 title columnheader(i)
+set title "GET, 3-byte value"
+plot for [i=2:$ncol] '$W/compare.dat' index 1 using 1:i with linespoints lw 2 pt 7 title columnheader(i)
+unset multiplot
+EOF
+fi
+
+# ---- The document --------------------------------------------------------------
+cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+ver() { "$@" 2>/dev/null | head -1; }
+aredis_ver=$("$BIN/throughput" --version 2>/dev/null | sed -n 's/^aredis //p')
+[ -n "$aredis_ver" ] || aredis_ver=$(sed -n 's/^project(aredis VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
+git_rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "?")
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+hiredis_ver=$(dpkg-query -W -f='${Version}' libhiredis-dev 2>/dev/null || pkg-config --modversion hiredis 2>/dev/null || echo "not installed")
+libevent_ver=$(pkg-config --modversion libevent 2>/dev/null || echo "not installed")
+rfast_ver=$(perl -MRedis::Fast -e 'print $Redis::Fast::VERSION' 2>/dev/null || echo "not installed")
+syscall_tool=$(sed -n 's/.*"syscall_tool":"\([a-z]*\)".*/\1/p' "$W/compare.json")
+T_END=$(date +%s)
+
+mkdir -p "$(dirname "$OUT")"
+{
+    echo "# aredis benchmarks"
+    echo
+    echo "<!-- GENERATED by scripts/bench.sh (make bench) from one run: do not edit by hand."
+    echo "     The \"What limits the rest\" section comes from bench/limits.md. -->"
+    echo
+    [ -n "$BENCH_QUICK" ] && { echo "**BENCH_QUICK smoke run: counts cut tenfold, one round; not for quoting.**"; echo; }
+    echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') in $((T_END - T_START)) s by \`make bench\`."
+    echo "Every number below comes from that one run."
+    echo
+    echo "## Summary"
+    echo
+    cat "$W/summary.md"
+    echo
+    if [ -n "$CHART" ]; then
+        echo "![ops/s by depth: aredis, hiredis, redis-benchmark, Redis::Fast](bench-throughput.png)"
+        echo
+    fi
+    echo "## The machine"
+    echo
+    echo "- CPU: ${cpu_model:-unknown}, \`nproc\` = $(nproc 2>/dev/null || echo ?)."
+    echo "  **Client and server share these cores**: redis-server runs on the same"
+    echo "  machine, so at high depth the server's own time bounds every client and the"
+    echo "  clients' ratios shrink; compare alternates the clients in rounds so that noise"
+    echo "  from other work on the machine hits all of them alike."
+    echo "- Kernel: $(uname -sr); $(ver gcc --version)."
+    echo "- redis-server: $(ver redis-server --version)."
+    echo "- aredis $aredis_ver (git $git_rev), build type ${build_type:-?} (-O2 -g), static library."
+    echo "- hiredis (Debian libhiredis-dev) $hiredis_ver; libevent $libevent_ver;"
+    echo "  Perl Redis::Fast $rfast_ver."
+    echo "- The server: \`redis-server --bind 127.0.0.1 --save \"\" --appendonly no\`, TCP on"
+    echo "  127.0.0.1 and a unix socket, started for the run and stopped after it."
+    echo
+    echo "## Compare: aredis, hiredis, redis-benchmark, Redis::Fast"
+    echo
+    echo "SET then GET of one key (\`key:__rand_int__\`, as redis-benchmark without \`-r\`)"
+    echo "with a 3-byte value, one connection, TCP, at depth 1, 16, 64 and 256. Each"
+    echo "client runs in its own process; the order rotates from round to round; the"
+    echo "median of the rounds is shown."
+    echo
+    echo "- **aredis**: built-in epoll loop, callbacks, default options (10 s request"
+    echo "  timeout on); a reply callback issues the next command (a window of depth)."
+    echo "- **aredis-libevent**: the same on aredis's libevent adapter, so the loop is the"
+    echo "  one hiredis-async uses."
+    echo "- **hiredis-async**: Debian's hiredis $hiredis_ver, \`redisAsyncCommand\` on its"
+    echo "  libevent adapter, same window."
+    echo "- **hiredis-sync**, **redis-benchmark** (\`-c 1 -P depth\`), **redis-fast**"
+    echo "  (Perl Redis::Fast, callbacks + \`wait_all_responses\`): can only send a batch"
+    echo "  of \`depth\` and wait for all of it."
+    echo
+    echo "Columns: ops/s is each client's own timing of the command phase. CPU is the"
+    echo "client process's user+sys over that phase (redis-benchmark: its whole"
+    echo "process). Syscalls are counted with \`${syscall_tool:-none}\` in a separate pass"
+    echo "(tracing costs time), minus a one-batch run so that start-up is not counted."
+    echo
+    sed 's/^#### /### /' "$W/compare.md"
+    echo
+    echo "## Throughput (aredis alone)"
+    echo
+    echo "ops/s, median of the rounds; keys \`bench:0\`..\`bench:9999\`. sequential = a"
+    echo "future per command, awaited; concurrent = 64 in flight; pipeline = batches of"
+    echo "100, each waited for; auto-pipelined = 10,000 issued in one loop turn (they"
+    echo "leave in one write)."
+    echo
+    cat "$W/throughput.md"
+    echo
+    echo "## Latency"
+    echo
+    echo "SET of a 3-byte value over TCP; latency from issue to reply callback, N"
+    echo "commands kept in flight on one connection."
+    echo
+    cat "$W/latency.md"
+    echo
+    echo "## Parser (reader alone)"
+    echo
+    echo "No I/O: one reply repeated to fill a 16 KB chunk (the size both libraries read"
+    echo "at a time), fed to the reader, every reply taken out and freed, repeated; median"
+    echo "of the rounds. hiredis 0.14 has no RESP3, so for the map it parses the RESP2"
+    echo "equivalent (HGETALL's flat array of 100). The zero-copy column feeds aredis"
+    echo "through \`aredis_reader_space/commit\`, as its client does."
+    echo
+    cat "$W/parser.md"
+    echo
+    echo "## The exact commands"
+    echo
+    echo "\`\$PORT\` is the throwaway server's port; \`out/\` is a temp dir."
+    echo
+    echo '```sh'
+    echo "redis-server --port \$PORT --bind 127.0.0.1 --unixsocket /tmp/…/redis.sock --unixsocketperm 700 --save \"\" --appendonly no"
+    cat "$W/commands"
+    echo '```'
+    echo
+    echo "compare runs, per client and round: \`compare --worker NAME --op set|get --depth D"
+    echo "--mode window|batch -n N -s 3 -h 127.0.0.1 -p \$PORT\`, \`redis-benchmark -h 127.0.0.1"
+    echo "-p \$PORT -c 1 -P D -n N -d 3 -t set|get --csv\` and \`perl bench/redis_fast.pl --host"
+    echo "127.0.0.1 --port \$PORT --op set|get -P D -n N -d 3\`."
+    echo
+    if [ -f "$ROOT/bench/limits.md" ]; then
+        cat "$ROOT/bench/limits.md"
+    fi
+} >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+
+# The README's numbers come from this run: replace what sits between the
+# markers, when the README has them.
+README="$ROOT/README.md"
+if [ -z "$BENCH_QUICK" ] && [ -z "$BENCH_OUT" ] && grep -q '<!-- bench:start -->' "$README" 2>/dev/null &&
+    grep -q '<!-- bench:end -->' "$README"; then
+    awk -v f="$W/summary.md" '
+        /<!-- bench:start -->/ { print; while ((getline l < f) > 0) print l; skip = 1; next }
+        /<!-- bench:end -->/ { skip = 0 }
+        !skip' "$README" >"$W/README.md" && cat "$W/README.md" >"$README"
+    say "updated the numbers in README.md"
+fi
+say "wrote $OUT${CHART:+ and $PNG} in $((T_END - T_START)) s"

@@ -1,0 +1,142 @@
+/*
+ * Where a reconnect is decided.
+ *
+ * After a connection is lost, or a connect attempt fails, the policy in the
+ * options says whether to try again and when: the delay doubles per failed
+ * attempt from reconnect_delay_ms up to max_reconnect_delay_ms, each delay
+ * scaled by a random factor within ±reconnect_jitter, and the policy gives up
+ * after max_reconnect_attempts failures in a row (0 = never). An AUTH failure
+ * stops it at once unless reconnect_on_auth_error is set: retrying a wrong
+ * password only hammers the server.
+ *
+ * What survives a lost connection (delivery is at most once by default):
+ *   - commands never written to the socket are kept, in order, and sent
+ *     after the reconnect (when queue_during_reconnect is on);
+ *   - commands whose bytes may have reached the server fail once with the
+ *     connection error — unless marked retryable, then they are re-sent;
+ *   - timed-out and cancelled commands are simply dropped.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "client/client_internal.h"
+#include "loop/loop_internal.h"
+#include "util/alloc.h"
+
+/* xorshift64*: jitter needs spread, not cryptographic strength. */
+static double rand01(uint64_t *s) {
+    uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+uint32_t aredis__backoff_ms(const aredis_options *o, unsigned attempt, uint64_t *rng) {
+    double d = (double)o->reconnect_delay_ms;
+    double cap = (double)o->max_reconnect_delay_ms;
+    if (cap < d) cap = d;
+    for (unsigned i = 1; i < attempt && d < cap; i++) d *= 2;
+    if (d > cap) d = cap;
+    double j = o->reconnect_jitter;
+    if (j > 0) {
+        if (j > 1) j = 1;
+        d *= 1.0 + j * (2.0 * rand01(rng) - 1.0);
+    }
+    if (d < 0) d = 0;
+    if (d > 4294967295.0) d = 4294967295.0;
+    return (uint32_t)(d + 0.5);
+}
+
+/* ---- Read-only commands (retry_read_only) ------------------------------- */
+
+/* Sorted, upper case. Commands that only read data or server state. */
+static const char *const k_read_only[] = {
+    "BITCOUNT", "BITPOS",     "DBSIZE",    "DUMP",        "ECHO",      "EXISTS",
+    "GEODIST",  "GEOHASH",    "GEOPOS",    "GEOSEARCH",   "GET",       "GETBIT",
+    "GETRANGE", "HEXISTS",    "HGET",      "HGETALL",     "HKEYS",     "HLEN",
+    "HMGET",    "HRANDFIELD", "HSCAN",     "HSTRLEN",     "HVALS",     "INFO",
+    "KEYS",     "LINDEX",     "LLEN",      "LPOS",        "LRANGE",    "MGET",
+    "PFCOUNT",  "PING",       "PTTL",      "RANDOMKEY",   "SCAN",      "SCARD",
+    "SDIFF",    "SINTER",     "SISMEMBER", "SMEMBERS",    "SMISMEMBER", "SRANDMEMBER",
+    "SSCAN",    "STRLEN",     "SUNION",    "TIME",        "TTL",       "TYPE",
+    "XLEN",     "XRANGE",     "XREVRANGE", "ZCARD",       "ZCOUNT",    "ZLEXCOUNT",
+    "ZMSCORE",  "ZRANDMEMBER", "ZRANGE",   "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANK",
+    "ZREVRANGE", "ZREVRANGEBYLEX", "ZREVRANGEBYSCORE", "ZREVRANK", "ZSCAN", "ZSCORE",
+};
+
+int aredis__cmd_is_read_only(const char *name, size_t len) {
+    size_t lo = 0, hi = sizeof k_read_only / sizeof *k_read_only;
+    if (len == 0 || len > 24) return 0;
+    char up[25];
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        up[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
+    }
+    up[len] = '\0';
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int cmp = strcmp(up, k_read_only[mid]);
+        if (cmp == 0) return 1;
+        if (cmp < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return 0;
+}
+
+/* ---- What survives ------------------------------------------------------ */
+
+/*
+ * A sent command whose bytes never left `out` can be kept: copy them out of
+ * the output buffer before it is reset. Returns 0 when kept.
+ */
+static int keep_unwritten(aredis_client *c, aredis__cmd *cmd) {
+    if (cmd->buf) return 0; /* retryable: has its own copy */
+    if (cmd->start < c->written) return -1; /* may have reached the server */
+    size_t at = c->out.off + (size_t)(cmd->start - c->written);
+    size_t len = (size_t)(cmd->end - cmd->start);
+    if (at + len > c->out.len) return -1;
+    cmd->buf = aredis__memdup0(c->out.data + at, len);
+    if (!cmd->buf) return -1;
+    cmd->len = len;
+    return 0;
+}
+
+static int may_retry(const aredis_client *c, aredis_err code) {
+    if (!c->opt.reconnect || c->disconnecting) return 0;
+    if (code == AREDIS_ERR_AUTH && !c->opt.reconnect_on_auth_error) return 0;
+    if (code == AREDIS_ERR_HANDSHAKE && !c->opt.reconnect_on_auth_error) return 0;
+    if (code == AREDIS_ERR_NOMEM || code == AREDIS_ERR_FORKED || code == AREDIS_ERR_CLOSED ||
+        code == AREDIS_ERR_CANCELLED)
+        return 0;
+    if (c->opt.max_reconnect_attempts && c->attempt >= c->opt.max_reconnect_attempts)
+        return 0;
+    return 1;
+}
+
+int aredis__reconnect_decide(aredis_client *c, aredis_err code) {
+    if (!may_retry(c, code)) return 0;
+    c->attempt++;
+    uint32_t delay = aredis__backoff_ms(&c->opt, c->attempt, &c->rng);
+    c->reconnect_at = aredis__now_ms(c->loop) + delay;
+    if (c->reconnect_at == 0) c->reconnect_at = 1;
+    c->state = AREDIS_STATE_RECONNECTING;
+    return 1;
+}
+
+void aredis__reconnect_sort(aredis_client *c, aredis__cmdq *sent, aredis__cmdq *keep,
+                            aredis__cmdq *fail) {
+    aredis__cmd *cmd;
+    while ((cmd = aredis__cmdq_pop(sent))) {
+        if (cmd->flags & (AREDIS__CMD_ORPHAN | AREDIS__CMD_INTERNAL)) {
+            aredis__cmdq_push(fail, cmd); /* dropped (orphans) or failed quietly */
+        } else if (c->opt.queue_during_reconnect && keep_unwritten(c, cmd) == 0) {
+            cmd->flags &= ~AREDIS__CMD_SENT;
+            aredis__cmdq_push(keep, cmd);
+        } else {
+            aredis__cmdq_push(fail, cmd);
+        }
+    }
+}
