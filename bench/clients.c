@@ -33,8 +33,8 @@
 #endif
 #endif
 
-static const char *const client_names[BENCH_NCLIENTS] = {
-    "aredis", "aredis-libevent", "hiredis-async", "hiredis-sync"};
+static const char *const client_names[BENCH_NCLIENTS] = {"aredis", "aredis-libevent",
+                                                         "hiredis-async", "hiredis-sync"};
 
 const char *bench_client_name(bench_client c) {
     return (unsigned)c < BENCH_NCLIENTS ? client_names[c] : "?";
@@ -77,7 +77,7 @@ int bench_client_available(bench_client c) {
 
 typedef struct run_state {
     const bench_job *job;
-    char **keys;  /* keyspace strings, or NULL: job->key */
+    char **keys; /* keyspace strings, or NULL: job->key */
     char *val;
     long issued, done, target;
     long errors, bad;
@@ -115,7 +115,8 @@ static int state_init(run_state *s, const bench_job *job) {
 
 static void state_free(run_state *s) {
     if (s->keys)
-        for (long i = 0; i < s->job->keyspace; i++) free(s->keys[i]);
+        for (long i = 0; i < s->job->keyspace; i++)
+            free(s->keys[i]);
     free(s->keys);
     free(s->val);
     free(s->t_issue);
@@ -136,13 +137,15 @@ static void issue_batch(run_state *s) {
     long k = s->job->n - s->issued;
     if (k > s->job->depth) k = s->job->depth;
     s->target = s->done + k;
-    for (long j = 0; j < k; j++) issue_one(s);
+    for (long j = 0; j < k; j++)
+        issue_one(s);
 }
 
 /* Issue what the mode wants in flight at the start. */
 static void issue_start(run_state *s) {
     if (s->job->mode == BENCH_WINDOW) {
-        while (s->issued < s->job->n && s->issued < s->job->depth) issue_one(s);
+        while (s->issued < s->job->n && s->issued < s->job->depth)
+            issue_one(s);
     } else {
         issue_batch(s);
     }
@@ -150,8 +153,10 @@ static void issue_start(run_state *s) {
 
 /* A reply (or failure) arrived for the oldest command in flight. */
 static void on_done(run_state *s, int failed, int is_string, size_t len) {
-    if (failed) s->errors++;
-    else if (s->job->is_get && (!is_string || len != s->job->value_size)) s->bad++;
+    if (failed)
+        s->errors++;
+    else if (s->job->is_get && (!is_string || len != s->job->value_size))
+        s->bad++;
     if (s->t_issue) s->job->lat_us[s->done] = (bench_now() - s->t_issue[s->done]) * 1e6;
     s->done++;
     if (s->done >= s->job->n) {
@@ -215,12 +220,13 @@ static void ad_run_seq(run_state *s) {
     for (long i = 0; i < s->job->n; i++) {
         const char *key = key_of(s, i);
         double t0 = s->t_issue ? bench_now() : 0;
-        aredis_future *f = s->job->is_get
-            ? aredis_future_command(s->client, "GET %s", key)
-            : aredis_future_command(s->client, "SET %s %b", key, s->val, s->job->value_size);
+        aredis_future *f = s->job->is_get ? aredis_future_command(s->client, "GET %s", key)
+                                          : aredis_future_command(s->client, "SET %s %b", key,
+                                                                  s->val, s->job->value_size);
         aredis_err e = aredis_await(f);
         aredis_reply *r = aredis_future_reply(f);
-        if (e != AREDIS_ERR_OK) s->errors++;
+        if (e != AREDIS_ERR_OK)
+            s->errors++;
         else if (s->job->is_get && (r->type != AREDIS_REPLY_STRING || r->len != s->job->value_size))
             s->bad++;
         aredis_future_release(f);
@@ -285,11 +291,13 @@ static int run_aredis(const bench_job *job, bench_result *res, int use_libevent)
             issue_start(&s);
 #ifdef BENCH_HAVE_LIBEVENT
             if (use_libevent) {
-                while (s.done < job->n) event_base_dispatch(base);
+                while (s.done < job->n)
+                    event_base_dispatch(base);
             } else
 #endif
             {
-                while (s.done < job->n) aredis_loop_run(loop);
+                while (s.done < job->n)
+                    aredis_loop_run(loop);
             }
         }
     }
@@ -322,9 +330,10 @@ static void ha_reply(redisAsyncContext *ac, void *reply, void *data) {
 
 static void ha_issue(run_state *s, const char *key) {
     int e;
-    if (s->job->is_get) e = redisAsyncCommand(s->client, ha_reply, s, "GET %s", key);
-    else e = redisAsyncCommand(s->client, ha_reply, s, "SET %s %b", key, s->val,
-                               s->job->value_size);
+    if (s->job->is_get)
+        e = redisAsyncCommand(s->client, ha_reply, s, "GET %s", key);
+    else
+        e = redisAsyncCommand(s->client, ha_reply, s, "SET %s %b", key, s->val, s->job->value_size);
     if (e != REDIS_OK) {
         fprintf(stderr, "redisAsyncCommand failed\n");
         exit(1);
@@ -364,7 +373,8 @@ static int run_hiredis_async(const bench_job *job, bench_result *res) {
     ac->data = &s;
     redisLibeventAttach(ac, base);
     redisAsyncCommand(ac, ha_ping, &ok, "PING");
-    while (ok == 0) event_base_dispatch(base);
+    while (ok == 0)
+        event_base_dispatch(base);
     if (ok < 0) {
         fprintf(stderr, "hiredis: PING failed\n");
         goto out;
@@ -373,7 +383,8 @@ static int run_hiredis_async(const bench_job *job, bench_result *res) {
     bench_mark_take(&a);
     if (job->n > 0) {
         issue_start(&s);
-        while (s.done < job->n) event_base_dispatch(base);
+        while (s.done < job->n)
+            event_base_dispatch(base);
     }
     bench_mark_take(&b);
     result_fill(res, &s, &a, &b);
@@ -392,8 +403,10 @@ out:
 static void hs_append(run_state *s, const char *key) {
     redisContext *rc = s->client;
     int e;
-    if (s->job->is_get) e = redisAppendCommand(rc, "GET %s", key);
-    else e = redisAppendCommand(rc, "SET %s %b", key, s->val, s->job->value_size);
+    if (s->job->is_get)
+        e = redisAppendCommand(rc, "GET %s", key);
+    else
+        e = redisAppendCommand(rc, "SET %s %b", key, s->val, s->job->value_size);
     if (e != REDIS_OK) {
         fprintf(stderr, "redisAppendCommand failed\n");
         exit(1);
@@ -438,8 +451,10 @@ static int run_hiredis_sync(const bench_job *job, bench_result *res) {
                 goto out;
             }
             redisReply *r = reply;
-            if (r->type == REDIS_REPLY_ERROR) s.errors++;
-            else if (job->is_get && (r->type != REDIS_REPLY_STRING || (size_t)r->len != job->value_size))
+            if (r->type == REDIS_REPLY_ERROR)
+                s.errors++;
+            else if (job->is_get &&
+                     (r->type != REDIS_REPLY_STRING || (size_t)r->len != job->value_size))
                 s.bad++;
             freeReplyObject(r);
             if (s.t_issue) job->lat_us[first + j] = (bench_now() - s.t_issue[first + j]) * 1e6;

@@ -24,8 +24,10 @@ static void proc_io(unsigned long long *syscr, unsigned long long *syscw) {
     *syscr = *syscw = 0;
     if (!f) return;
     while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "syscr:", 6)) *syscr = strtoull(line + 6, NULL, 10);
-        else if (!strncmp(line, "syscw:", 6)) *syscw = strtoull(line + 6, NULL, 10);
+        if (!strncmp(line, "syscr:", 6))
+            *syscr = strtoull(line + 6, NULL, 10);
+        else if (!strncmp(line, "syscw:", 6))
+            *syscw = strtoull(line + 6, NULL, 10);
     }
     fclose(f);
 }
@@ -117,13 +119,18 @@ FILE *bench_open_out(const char *path) {
 }
 
 void bench_close_out(FILE *f) {
-    if (f && f != stdout) fclose(f);
-    else fflush(stdout);
+    if (f && f != stdout)
+        fclose(f);
+    else
+        fflush(stdout);
 }
 
 const char *bench_fmt_rate(double v, char *buf, size_t n) {
-    if (v >= 1e6) snprintf(buf, n, "%.2fM", v / 1e6);
-    else if (v >= 1e3) snprintf(buf, n, "%.1fk", v / 1e3);
-    else snprintf(buf, n, "%.0f", v);
+    if (v >= 1e6)
+        snprintf(buf, n, "%.2fM", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, n, "%.1fk", v / 1e3);
+    else
+        snprintf(buf, n, "%.0f", v);
     return buf;
 }

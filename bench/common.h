@@ -90,17 +90,17 @@ typedef struct bench_job {
     const char *host; /* TCP when unix_path is NULL */
     int port;
     const char *unix_path;
-    int is_get;         /* GET instead of SET */
-    size_t value_size;  /* SET value length; GET checks the reply length */
-    long keyspace;      /* keys "<key_prefix><i % keyspace>"; 0: the one key */
-    const char *key;    /* the one key when keyspace == 0 */
-    long n;             /* commands to run */
-    int depth;          /* in flight (WINDOW), batch size (BATCH, AUTO) */
+    int is_get;        /* GET instead of SET */
+    size_t value_size; /* SET value length; GET checks the reply length */
+    long keyspace;     /* keys "<key_prefix><i % keyspace>"; 0: the one key */
+    const char *key;   /* the one key when keyspace == 0 */
+    long n;            /* commands to run */
+    int depth;         /* in flight (WINDOW), batch size (BATCH, AUTO) */
     bench_mode mode;
-    double *lat_us;     /* optional: per-command latency in us, n entries */
+    double *lat_us; /* optional: per-command latency in us, n entries */
     /* aredis what-ifs, for profiling (never in the compare tables): */
-    int use_argv;       /* aredis_command_argv instead of the format string */
-    int no_timeout;     /* request_timeout_ms = 0 (no per-command deadline) */
+    int use_argv;   /* aredis_command_argv instead of the format string */
+    int no_timeout; /* request_timeout_ms = 0 (no per-command deadline) */
 } bench_job;
 
 typedef struct bench_result {

@@ -32,13 +32,15 @@
  * of one batch is subtracted so that start-up (connect, Perl's module
  * loading) is not counted.
  *
+ * --cpu N pins every client process to CPU N (scripts/bench.sh pins the
+ * server to another), so that placement is the same for every client.
  * --md writes the tables in Markdown, --dat the ops/s for gnuplot, --summary
  * a few Markdown bullets with the headline ratios (for the README).
  *
  *   compare [-h HOST] [-p PORT] [-u UNIXPATH] [--depths 1,16,64,256]
  *           [--rounds 3] [--ops set,get] [-s SIZE] [--clients LIST]
  *           [--scale X] [--perl-script PATH] [--syscalls auto|perf|strace|none]
- *           [--json[=PATH]] [--md=PATH] [--dat=PATH] [--summary=PATH]
+ *           [--cpu N] [--json[=PATH]] [--md=PATH] [--dat=PATH] [--summary=PATH]
  *   compare --worker CLIENT --op set|get --depth D --mode window|batch -n N
  *           [-s SIZE] [-h HOST] [-p PORT] [-u UNIXPATH] [--argv] [--no-timeout]
  *
@@ -47,6 +49,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -78,18 +81,28 @@ static int worker(int argc, char **argv) {
     job.depth = 1;
     job.mode = BENCH_WINDOW;
     for (int i = 1; i < argc; i++) {
-        if ((v = bench_opt(argc, argv, &i, "--worker"))) client = bench_client_parse(v);
-        else if ((v = bench_opt(argc, argv, &i, "--op"))) job.is_get = !strcmp(v, "get");
-        else if ((v = bench_opt(argc, argv, &i, "--depth"))) job.depth = atoi(v);
+        if ((v = bench_opt(argc, argv, &i, "--worker")))
+            client = bench_client_parse(v);
+        else if ((v = bench_opt(argc, argv, &i, "--op")))
+            job.is_get = !strcmp(v, "get");
+        else if ((v = bench_opt(argc, argv, &i, "--depth")))
+            job.depth = atoi(v);
         else if ((v = bench_opt(argc, argv, &i, "--mode")))
             job.mode = !strcmp(v, "batch") ? BENCH_BATCH : BENCH_WINDOW;
-        else if ((v = bench_opt(argc, argv, &i, "-n"))) job.n = atol(v);
-        else if ((v = bench_opt(argc, argv, &i, "-s"))) job.value_size = (size_t)atol(v);
-        else if ((v = bench_opt(argc, argv, &i, "-h"))) job.host = v;
-        else if ((v = bench_opt(argc, argv, &i, "-p"))) job.port = atoi(v);
-        else if ((v = bench_opt(argc, argv, &i, "-u"))) job.unix_path = v;
-        else if (!strcmp(argv[i], "--argv")) job.use_argv = 1;
-        else if (!strcmp(argv[i], "--no-timeout")) job.no_timeout = 1;
+        else if ((v = bench_opt(argc, argv, &i, "-n")))
+            job.n = atol(v);
+        else if ((v = bench_opt(argc, argv, &i, "-s")))
+            job.value_size = (size_t)atol(v);
+        else if ((v = bench_opt(argc, argv, &i, "-h")))
+            job.host = v;
+        else if ((v = bench_opt(argc, argv, &i, "-p")))
+            job.port = atoi(v);
+        else if ((v = bench_opt(argc, argv, &i, "-u")))
+            job.unix_path = v;
+        else if (!strcmp(argv[i], "--argv"))
+            job.use_argv = 1;
+        else if (!strcmp(argv[i], "--no-timeout"))
+            job.no_timeout = 1;
         else {
             fprintf(stderr, "worker: unknown option %s\n", argv[i]);
             return 2;
@@ -121,11 +134,15 @@ static void zombie_io(pid_t pid, unsigned long long *r, unsigned long long *w) {
     *r = *w = 0;
     if (!(f = fopen(path, "r"))) return;
     while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "syscr:", 6)) *r = strtoull(line + 6, NULL, 10);
-        else if (!strncmp(line, "syscw:", 6)) *w = strtoull(line + 6, NULL, 10);
+        if (!strncmp(line, "syscr:", 6))
+            *r = strtoull(line + 6, NULL, 10);
+        else if (!strncmp(line, "syscw:", 6))
+            *w = strtoull(line + 6, NULL, 10);
     }
     fclose(f);
 }
+
+static int g_cpu = -1; /* --cpu: pin every client process to this CPU */
 
 /* Run argv with stdout captured (stderr passed through, stdin /dev/null).
  * Returns 0 when it exited with status 0. */
@@ -142,6 +159,13 @@ static int run_child(char *const *argv, child *c) {
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);
+        if (g_cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(g_cpu, &set);
+            if (sched_setaffinity(0, sizeof set, &set) != 0)
+                fprintf(stderr, "compare: cannot pin to CPU %d: %s\n", g_cpu, strerror(errno));
+        }
         execvp(argv[0], argv);
         fprintf(stderr, "compare: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -194,8 +218,8 @@ enum { K_WORKER, K_RB, K_PERL };
 typedef struct dclient {
     const char *name, *how;
     int kind;
-    int worker;   /* bench_client for K_WORKER */
-    int batch;    /* can only send batches */
+    int worker; /* bench_client for K_WORKER */
+    int batch;  /* can only send batches */
     int available;
 } dclient;
 
@@ -224,10 +248,11 @@ typedef struct sample {
 } sample;
 
 /* Build the command line of one run. `prefix` (perf / strace) goes first. */
-static int build_argv(const cfg *g, int dc, int is_get, int depth, long n, char **prefix,
-                      char **av, char (*buf)[64]) {
+static int build_argv(const cfg *g, int dc, int is_get, int depth, long n, char **prefix, char **av,
+                      char (*buf)[64]) {
     int k = 0, b = 0;
-    for (; prefix && *prefix; prefix++) av[k++] = *prefix;
+    for (; prefix && *prefix; prefix++)
+        av[k++] = *prefix;
 #define NUM(fmt, x) (snprintf(buf[b], 64, fmt, x), buf[b++])
     const dclient *d = &dclients[dc];
     if (d->kind == K_WORKER) {
@@ -315,8 +340,7 @@ static int run_one(const cfg *g, int dc, int is_get, int depth, long n, sample *
     memset(s, 0, sizeof *s);
     build_argv(g, dc, is_get, depth, n, NULL, av, buf);
     if (run_child(av, &c) != 0) {
-        fprintf(stderr, "compare: %s failed (status %d): %s\n", dclients[dc].name, c.status,
-                c.out);
+        fprintf(stderr, "compare: %s failed (status %d): %s\n", dclients[dc].name, c.status, c.out);
         return -1;
     }
     if (dclients[dc].kind == K_RB) {
@@ -351,10 +375,10 @@ static int run_one(const cfg *g, int dc, int is_get, int depth, long n, sample *
 
 enum { SC_RW, SC_POLL, SC_CTL, SC_ALL, SC_N };
 
-static const char *const sc_rw[] = {"read", "write", "readv", "writev", "recvfrom",
+static const char *const sc_rw[] = {"read",   "write",   "readv",   "writev", "recvfrom",
                                     "sendto", "recvmsg", "sendmsg", NULL};
 static const char *const sc_poll[] = {"epoll_wait", "epoll_pwait", "poll", "ppoll",
-                                      "select", "pselect6", NULL};
+                                      "select",     "pselect6",    NULL};
 
 static int in_list(const char *const *l, const char *s) {
     for (; *l; l++)
@@ -363,9 +387,12 @@ static int in_list(const char *const *l, const char *s) {
 }
 
 static void sc_add(double *acc, const char *name, double count) {
-    if (in_list(sc_rw, name)) acc[SC_RW] += count;
-    else if (in_list(sc_poll, name)) acc[SC_POLL] += count;
-    else if (!strcmp(name, "epoll_ctl")) acc[SC_CTL] += count;
+    if (in_list(sc_rw, name))
+        acc[SC_RW] += count;
+    else if (in_list(sc_poll, name))
+        acc[SC_POLL] += count;
+    else if (!strcmp(name, "epoll_ctl"))
+        acc[SC_CTL] += count;
     acc[SC_ALL] += count;
 }
 
@@ -381,7 +408,12 @@ static int count_syscalls(const cfg *g, int tool, int dc, int is_get, int depth,
     int fd = mkstemp(tmpl);
     if (fd < 0) return -1;
     close(fd);
-    char *perf[] = {"perf", "stat", "-x,", "-o", tmpl, "-e",
+    char *perf[] = {"perf",
+                    "stat",
+                    "-x,",
+                    "-o",
+                    tmpl,
+                    "-e",
                     "syscalls:sys_enter_read,syscalls:sys_enter_write,"
                     "syscalls:sys_enter_readv,syscalls:sys_enter_writev,"
                     "syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,"
@@ -390,7 +422,8 @@ static int count_syscalls(const cfg *g, int tool, int dc, int is_get, int depth,
                     "syscalls:sys_enter_poll,syscalls:sys_enter_ppoll,"
                     "syscalls:sys_enter_select,syscalls:sys_enter_pselect6,"
                     "syscalls:sys_enter_epoll_ctl",
-                    "--", NULL};
+                    "--",
+                    NULL};
     char *strace[] = {"strace", "-f", "-c", "-o", tmpl, "--", NULL};
     char *av[64], buf[16][64];
     child c;
@@ -398,7 +431,8 @@ static int count_syscalls(const cfg *g, int tool, int dc, int is_get, int depth,
     int rc = run_child(av, &c);
     FILE *f = fopen(tmpl, "r");
     char line[512];
-    for (int i = 0; i < SC_N; i++) acc[i] = 0;
+    for (int i = 0; i < SC_N; i++)
+        acc[i] = 0;
     while (rc == 0 && f && fgets(line, sizeof line, f)) {
         if (tool == 1) {
             /* count,unit,syscalls:sys_enter_NAME,... */
@@ -426,7 +460,7 @@ static int count_syscalls(const cfg *g, int tool, int dc, int is_get, int depth,
 /* ---- Driver --------------------------------------------------------------- */
 
 static long default_count(long depth) {
-    if (depth <= 1) return 40000;
+    if (depth <= 1) return 30000;
     if (depth <= 16) return 250000;
     return 500000;
 }
@@ -435,7 +469,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: compare [-h HOST] [-p PORT] [-u UNIXPATH] [--depths LIST] [--rounds R]\n"
             "               [--ops set,get] [-s SIZE] [--clients LIST] [--scale X]\n"
-            "               [--perl-script PATH] [--syscalls auto|perf|strace|none]\n"
+            "               [--perl-script PATH] [--syscalls auto|perf|strace|none] [--cpu N]\n"
             "               [--json[=PATH]] [--md=PATH] [--dat=PATH] [--summary=PATH]\n"
             "       compare --worker CLIENT --op set|get --depth D --mode window|batch -n N\n"
             "               [-s SIZE] [-h HOST] [-p PORT] [-u UNIXPATH]\n");
@@ -488,6 +522,8 @@ int main(int argc, char **argv) {
             dat = v;
         else if ((v = bench_opt(argc, argv, &i, "--summary")))
             summary = v;
+        else if ((v = bench_opt(argc, argv, &i, "--cpu")))
+            g_cpu = atoi(v);
         else
             usage();
     }
@@ -557,8 +593,8 @@ int main(int argc, char **argv) {
             cnt[di] = (long)((double)default_count(depths[di]) * scale);
             if (cnt[di] < depths[di] * 4) cnt[di] = depths[di] * 4;
             if (human) {
-                printf("%s, depth %ld, %ld commands, %d rounds:\n", op ? "GET" : "SET",
-                       depths[di], cnt[di], rounds);
+                printf("%s, depth %ld, %ld commands, %d rounds:\n", op ? "GET" : "SET", depths[di],
+                       cnt[di], rounds);
                 fflush(stdout);
             }
             for (int r = 0; r < rounds; r++) {
@@ -584,11 +620,10 @@ int main(int argc, char **argv) {
                 med[op][di][d][2] = bench_median(c, (size_t)rounds);
                 if (human) {
                     char rw[32] = "     n/a";
-                    if (med[op][di][d][2] >= 0)
-                        snprintf(rw, sizeof rw, "%8.4f", med[op][di][d][2]);
+                    if (med[op][di][d][2] >= 0) snprintf(rw, sizeof rw, "%8.4f", med[op][di][d][2]);
                     printf("  %-16s %-11s %12.0f ops/s %9.2f CPU s/M %s w+r/cmd%s\n",
-                           dclients[d].name, dclients[d].how, med[op][di][d][0],
-                           med[op][di][d][1], rw, errors ? "  ERRORS" : "");
+                           dclients[d].name, dclients[d].how, med[op][di][d][0], med[op][di][d][1],
+                           rw, errors ? "  ERRORS" : "");
                     fflush(stdout);
                 }
                 if (errors) {
@@ -605,7 +640,7 @@ int main(int argc, char **argv) {
     int tool = 0;
     if (!strcmp(scmode, "auto") || !strcmp(scmode, "perf")) {
         char *av[] = {"perf", "stat", "-x,", "-o", "/dev/null", "-e", "syscalls:sys_enter_read",
-                      "--", "true", NULL};
+                      "--",   "true", NULL};
         if (tool_works(av)) tool = 1;
     }
     if (!tool && (!strcmp(scmode, "auto") || !strcmp(scmode, "strace"))) {
@@ -618,8 +653,7 @@ int main(int argc, char **argv) {
         if (human) {
             printf("syscalls per SET command (%s; a one-batch run subtracted):\n",
                    tool == 1 ? "perf stat, syscalls:sys_enter_*" : "strace -c -f");
-            printf("  %-16s %6s %9s %9s %9s %9s\n", "client", "depth", "w+r", "poll", "ctl",
-                   "all");
+            printf("  %-16s %6s %9s %9s %9s %9s\n", "client", "depth", "w+r", "poll", "ctl", "all");
         }
         for (int di = 0; di < ndepths; di++) {
             long n = cnt[di] / 2, n0 = depths[di];
@@ -628,8 +662,7 @@ int main(int argc, char **argv) {
                 if (!dclients[d].available) continue;
                 if (count_syscalls(&g, tool, d, 0, (int)depths[di], n, full) != 0 ||
                     count_syscalls(&g, tool, d, 0, (int)depths[di], n0, base) != 0) {
-                    fprintf(stderr, "compare: counting syscalls of %s failed\n",
-                            dclients[d].name);
+                    fprintf(stderr, "compare: counting syscalls of %s failed\n", dclients[d].name);
                     continue;
                 }
                 for (int i = 0; i < SC_N; i++) {
@@ -637,8 +670,8 @@ int main(int argc, char **argv) {
                     sc[di][d][i] = x > 0 ? x : 0;
                 }
                 if (human)
-                    printf("  %-16s %6ld %9.4f %9.4f %9.4f %9.4f\n", dclients[d].name,
-                           depths[di], sc[di][d][SC_RW], sc[di][d][SC_POLL], sc[di][d][SC_CTL],
+                    printf("  %-16s %6ld %9.4f %9.4f %9.4f %9.4f\n", dclients[d].name, depths[di],
+                           sc[di][d][SC_RW], sc[di][d][SC_POLL], sc[di][d][SC_CTL],
                            sc[di][d][SC_ALL]);
             }
         }
@@ -672,17 +705,17 @@ int main(int argc, char **argv) {
                "/hiredis-async", "/hiredis-sync", "/redis-benchmark");
         for (int oi = 0; oi < nops; oi++)
             for (int di = 0; di < ndepths; di++) {
-                double (*m)[3] = med[ops[oi]][di];
-                printf("  %-4s %6ld %13.2fx %13.2fx %15.2fx\n", ops[oi] ? "GET" : "SET",
-                       depths[di], m[DC_HI_ASYNC][0] > 0 ? m[DC_AREDIS][0] / m[DC_HI_ASYNC][0] : 0,
+                double(*m)[3] = med[ops[oi]][di];
+                printf("  %-4s %6ld %13.2fx %13.2fx %15.2fx\n", ops[oi] ? "GET" : "SET", depths[di],
+                       m[DC_HI_ASYNC][0] > 0 ? m[DC_AREDIS][0] / m[DC_HI_ASYNC][0] : 0,
                        m[DC_HI_SYNC][0] > 0 ? m[DC_AREDIS][0] / m[DC_HI_SYNC][0] : 0,
                        m[DC_RB][0] > 0 ? m[DC_AREDIS][0] / m[DC_RB][0] : 0);
             }
         printf("targets: ops >= 1.3x hiredis-async and >= redis-benchmark at every depth: %s\n",
                t_ops ? "met" : "MISSED");
         if (t_cpu >= 0)
-            printf("         CPU/M at depth 64 <= 0.5x hiredis-async (%.2f vs %.2f s): %s\n",
-                   cpu64, hcpu64, t_cpu ? "met" : "MISSED");
+            printf("         CPU/M at depth 64 <= 0.5x hiredis-async (%.2f vs %.2f s): %s\n", cpu64,
+                   hcpu64, t_cpu ? "met" : "MISSED");
         if (t_sys >= 0)
             printf("         w+r syscalls/cmd at depth 64 <= 0.05 (%.4f): %s\n", sys64,
                    t_sys ? "met" : "MISSED");
@@ -710,10 +743,13 @@ int main(int argc, char **argv) {
 
     if (json) {
         FILE *f = bench_open_out(json);
-        fprintf(f, "{\"bench\":\"compare\",\"value_size\":%ld,\"rounds\":%d,\"transport\":\"%s\","
-                   "\"syscall_tool\":\"%s\",\"results\":[\n",
+        fprintf(f,
+                "{\"bench\":\"compare\",\"value_size\":%ld,\"rounds\":%d,\"transport\":\"%s\","
+                "\"syscall_tool\":\"%s\",\"results\":[\n",
                 g.size, rounds, g.unix_path ? "unix" : "tcp",
-                tool == 1 ? "perf" : tool == 2 ? "strace" : "none");
+                tool == 1   ? "perf"
+                : tool == 2 ? "strace"
+                            : "none");
         int first = 1;
         for (int oi = 0; oi < nops; oi++)
             for (int di = 0; di < ndepths; di++)
@@ -727,17 +763,24 @@ int main(int argc, char **argv) {
                             first ? "" : ",\n", ops[oi] ? "GET" : "SET", depths[di],
                             dclients[d].name, dclients[d].how, cnt[di], m[0], m[1], m[2]);
                     if (tool && ops[oi] == 0)
-                        fprintf(f, ",\"traced_per_cmd\":{\"write_read\":%.5f,\"poll\":%.5f,"
-                                   "\"epoll_ctl\":%.5f,\"all\":%.5f}",
+                        fprintf(f,
+                                ",\"traced_per_cmd\":{\"write_read\":%.5f,\"poll\":%.5f,"
+                                "\"epoll_ctl\":%.5f,\"all\":%.5f}",
                                 sc[di][d][SC_RW], sc[di][d][SC_POLL], sc[di][d][SC_CTL],
                                 sc[di][d][SC_ALL]);
                     fprintf(f, "}");
                     first = 0;
                 }
-        fprintf(f, "\n],\"targets\":{\"throughput\":%s,\"cpu_depth64\":%s,"
-                   "\"syscalls_depth64\":%s}}\n",
-                t_ops ? "true" : "false", t_cpu < 0 ? "null" : t_cpu ? "true" : "false",
-                t_sys < 0 ? "null" : t_sys ? "true" : "false");
+        fprintf(f,
+                "\n],\"targets\":{\"throughput\":%s,\"cpu_depth64\":%s,"
+                "\"syscalls_depth64\":%s}}\n",
+                t_ops ? "true" : "false",
+                t_cpu < 0 ? "null"
+                : t_cpu   ? "true"
+                          : "false",
+                t_sys < 0 ? "null"
+                : t_sys   ? "true"
+                          : "false");
         bench_close_out(f);
     }
 
@@ -746,7 +789,8 @@ int main(int argc, char **argv) {
         for (int oi = 0; oi < nops; oi++) {
             int op = ops[oi];
             fprintf(f, "- %s, %ld-byte value, one connection, depth", op ? "GET" : "SET", g.size);
-            for (int di = 0; di < ndepths; di++) fprintf(f, "%s%ld", di ? "/" : " ", depths[di]);
+            for (int di = 0; di < ndepths; di++)
+                fprintf(f, "%s%ld", di ? "/" : " ", depths[di]);
             fprintf(f, ": aredis");
             for (int di = 0; di < ndepths; di++)
                 fprintf(f, "%s%.0f", di ? "/" : " ", med[op][di][DC_AREDIS][0]);
@@ -764,8 +808,9 @@ int main(int argc, char **argv) {
             fprintf(f, ".\n");
         }
         if (at64 >= 0 && have_hi)
-            fprintf(f, "- Client CPU per million %s at depth 64: aredis %.2f s, hiredis-async "
-                       "%.2f s (%.2f×).\n",
+            fprintf(f,
+                    "- Client CPU per million %s at depth 64: aredis %.2f s, hiredis-async "
+                    "%.2f s (%.2f×).\n",
                     ops[0] ? "GETs" : "SETs", cpu64, hcpu64, hcpu64 > 0 ? cpu64 / hcpu64 : 0);
         if (at64 >= 0)
             fprintf(f, "- Write+read syscalls per command at depth 64: aredis %.4f.\n", sys64);
@@ -813,10 +858,11 @@ int main(int argc, char **argv) {
                 fprintf(f, "\n");
             }
         if (tool) {
-            fprintf(f, "\n#### Syscalls per SET command by kind (%s, start-up subtracted)\n\n"
-                       "w+r = read/write/readv/writev/recv*/send*; poll = epoll_wait/poll/"
-                       "select; ctl = epoll_ctl.\n\n| depth | client | w+r | poll | ctl | all "
-                       "counted |\n|---:|---|---:|---:|---:|---:|\n",
+            fprintf(f,
+                    "\n#### Syscalls per SET command by kind (%s, start-up subtracted)\n\n"
+                    "w+r = read/write/readv/writev/recv*/send*; poll = epoll_wait/poll/"
+                    "select; ctl = epoll_ctl.\n\n| depth | client | w+r | poll | ctl | all "
+                    "counted |\n|---:|---|---:|---:|---:|---:|\n",
                     tool == 1 ? "`perf stat -e syscalls:sys_enter_*`" : "`strace -c -f`");
             for (int di = 0; di < ndepths; di++)
                 for (int d = 0; d < NDC; d++)
@@ -831,34 +877,44 @@ int main(int argc, char **argv) {
                    "≥ 1× redis-benchmark) |\n|---|---:|---:|---:|---:|---:|:-:|\n");
         for (int oi = 0; oi < nops; oi++)
             for (int di = 0; di < ndepths; di++) {
-                double (*m)[3] = med[ops[oi]][di];
+                double(*m)[3] = med[ops[oi]][di];
                 double ha = m[DC_HI_ASYNC][0], hs = m[DC_HI_SYNC][0], rb = m[DC_RB][0];
                 int ok = (!have_hi || m[DC_AREDIS][0] >= 1.3 * ha) &&
                          (!have_rb || m[DC_AREDIS][0] >= rb);
                 fprintf(f, "| %s | %ld |", ops[oi] ? "GET" : "SET", depths[di]);
-                if (ha > 0) fprintf(f, " %.2f× |", m[DC_AREDIS][0] / ha);
-                else fprintf(f, " – |");
-                if (hs > 0) fprintf(f, " %.2f× |", m[DC_AREDIS][0] / hs);
-                else fprintf(f, " – |");
-                if (rb > 0) fprintf(f, " %.2f× |", m[DC_AREDIS][0] / rb);
-                else fprintf(f, " – |");
+                if (ha > 0)
+                    fprintf(f, " %.2f× |", m[DC_AREDIS][0] / ha);
+                else
+                    fprintf(f, " – |");
+                if (hs > 0)
+                    fprintf(f, " %.2f× |", m[DC_AREDIS][0] / hs);
+                else
+                    fprintf(f, " – |");
+                if (rb > 0)
+                    fprintf(f, " %.2f× |", m[DC_AREDIS][0] / rb);
+                else
+                    fprintf(f, " – |");
                 if (ha > 0 && m[DC_AREDIS_LE][0] > 0)
                     fprintf(f, " %.2f× |", m[DC_AREDIS_LE][0] / ha);
-                else fprintf(f, " – |");
+                else
+                    fprintf(f, " – |");
                 fprintf(f, " %s |\n", mark(ok));
             }
         fprintf(f, "\n#### Targets\n\n| target | measured | |\n|---|---|:-:|\n");
-        fprintf(f, "| ops/s ≥ 1.3× hiredis-async and ≥ redis-benchmark, every depth, one "
-                   "connection | see ratios above | %s |\n",
+        fprintf(f,
+                "| ops/s ≥ 1.3× hiredis-async and ≥ redis-benchmark, every depth, one "
+                "connection | see ratios above | %s |\n",
                 mark(t_ops));
         if (t_cpu >= 0)
-            fprintf(f, "| client CPU per million commands ≤ 0.5× hiredis-async at depth 64 (%s) "
-                       "| %.2f s vs %.2f s (%.2f×) | %s |\n",
+            fprintf(f,
+                    "| client CPU per million commands ≤ 0.5× hiredis-async at depth 64 (%s) "
+                    "| %.2f s vs %.2f s (%.2f×) | %s |\n",
                     ops[0] ? "GET" : "SET", cpu64, hcpu64, hcpu64 > 0 ? cpu64 / hcpu64 : 0,
                     mark(t_cpu));
         if (t_sys >= 0)
-            fprintf(f, "| ≤ 0.05 write+read syscalls per command at depth 64 | %.4f (%s); "
-                       "%.4f at full speed | %s |\n",
+            fprintf(f,
+                    "| ≤ 0.05 write+read syscalls per command at depth 64 | %.4f (%s); "
+                    "%.4f at full speed | %s |\n",
                     sys64, tool ? "traced pass" : "/proc", sys64_proc, mark(t_sys));
         bench_close_out(f);
     }

@@ -47,7 +47,8 @@ int main(int argc, char **argv) {
             unix_path = v;
         else if ((v = bench_opt(argc, argv, &i, "-c")))
             nlevels = bench_parse_list(v, levels, 8);
-        else if ((v = bench_opt(argc, argv, &i, "-n")) || (v = bench_opt(argc, argv, &i, "--count")))
+        else if ((v = bench_opt(argc, argv, &i, "-n")) ||
+                 (v = bench_opt(argc, argv, &i, "--count")))
             n = atol(v);
         else if ((v = bench_opt(argc, argv, &i, "--op")))
             is_get = !strcmp(v, "get") || !strcmp(v, "GET");
@@ -70,8 +71,10 @@ int main(int argc, char **argv) {
         for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             int c = bench_client_parse(t);
             if (c < 0 || nclients == BENCH_NCLIENTS) usage();
-            if (bench_client_available((bench_client)c)) clients[nclients++] = c;
-            else fprintf(stderr, "latency: %s not built, skipped\n", t);
+            if (bench_client_available((bench_client)c))
+                clients[nclients++] = c;
+            else
+                fprintf(stderr, "latency: %s not built, skipped\n", t);
         }
         free(dup);
     } else {
@@ -142,8 +145,9 @@ int main(int argc, char **argv) {
 
     if (json) {
         FILE *f = bench_open_out(json);
-        fprintf(f, "{\"bench\":\"latency\",\"op\":\"%s\",\"size\":%ld,\"unit\":\"us\","
-                   "\"results\":[\n",
+        fprintf(f,
+                "{\"bench\":\"latency\",\"op\":\"%s\",\"size\":%ld,\"unit\":\"us\","
+                "\"results\":[\n",
                 is_get ? "GET" : "SET", size);
         for (int i = 0; i < nrows; i++)
             fprintf(f,
@@ -151,8 +155,8 @@ int main(int argc, char **argv) {
                     "\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"p99_9\":%.2f,\"max\":%.2f,"
                     "\"errors\":%ld}%s\n",
                     bench_client_name((bench_client)rows[i].client), rows[i].conc, rows[i].n,
-                    rows[i].ops_s, rows[i].p50, rows[i].p90, rows[i].p99, rows[i].p999,
-                    rows[i].max, rows[i].errors, i + 1 < nrows ? "," : "");
+                    rows[i].ops_s, rows[i].p50, rows[i].p90, rows[i].p99, rows[i].p999, rows[i].max,
+                    rows[i].errors, i + 1 < nrows ? "," : "");
         fprintf(f, "]}\n");
         bench_close_out(f);
     }

@@ -51,7 +51,7 @@ typedef struct canned {
     const char *name, *what;
     char *buf, *hbuf; /* aredis's and hiredis's chunk (the same unless RESP3) */
     size_t len, hlen;
-    long replies, hreplies; /* replies per chunk */
+    long replies, hreplies;  /* replies per chunk */
     double rate[3], bpns[3]; /* median: aredis feed, hiredis, aredis zero-copy */
 } canned;
 
@@ -122,8 +122,10 @@ static void make_canned(canned *c) {
         }
     }
     c->buf = fill_chunk(&one, &c->len, &c->replies);
-    if (hone.len) c->hbuf = fill_chunk(&hone, &c->hlen, &c->hreplies);
-    else c->hbuf = c->buf, c->hlen = c->len, c->hreplies = c->replies;
+    if (hone.len)
+        c->hbuf = fill_chunk(&hone, &c->hlen, &c->hreplies);
+    else
+        c->hbuf = c->buf, c->hlen = c->len, c->hreplies = c->replies;
     free(one.p);
     free(hone.p);
 }
@@ -205,8 +207,9 @@ static long run_hiredis(const canned *c, double secs, double *elapsed, double *b
 #endif
 
 static void usage(void) {
-    fprintf(stderr, "usage: parser [--time SECONDS] [--rounds R] [--buffers LIST]\n"
-                    "              [--only aredis|hiredis] [--chunks N] [--json[=PATH]] [--md=PATH]\n");
+    fprintf(stderr,
+            "usage: parser [--time SECONDS] [--rounds R] [--buffers LIST]\n"
+            "              [--only aredis|hiredis] [--chunks N] [--json[=PATH]] [--md=PATH]\n");
     exit(2);
 }
 
@@ -221,14 +224,22 @@ int main(int argc, char **argv) {
 #endif
 
     for (int i = 1; i < argc; i++) {
-        if ((v = bench_opt(argc, argv, &i, "--time"))) secs = atof(v);
-        else if ((v = bench_opt(argc, argv, &i, "--rounds"))) rounds = atoi(v);
-        else if ((v = bench_opt(argc, argv, &i, "--buffers"))) buffers = v;
-        else if ((v = bench_opt(argc, argv, &i, "--only"))) only = v;
-        else if ((v = bench_opt(argc, argv, &i, "--chunks"))) g_chunks = atol(v);
-        else if ((v = bench_opt_eq(argv, i, "--json"))) json = v;
-        else if ((v = bench_opt(argc, argv, &i, "--md"))) md = v;
-        else usage();
+        if ((v = bench_opt(argc, argv, &i, "--time")))
+            secs = atof(v);
+        else if ((v = bench_opt(argc, argv, &i, "--rounds")))
+            rounds = atoi(v);
+        else if ((v = bench_opt(argc, argv, &i, "--buffers")))
+            buffers = v;
+        else if ((v = bench_opt(argc, argv, &i, "--only")))
+            only = v;
+        else if ((v = bench_opt(argc, argv, &i, "--chunks")))
+            g_chunks = atol(v);
+        else if ((v = bench_opt_eq(argv, i, "--json")))
+            json = v;
+        else if ((v = bench_opt(argc, argv, &i, "--md")))
+            md = v;
+        else
+            usage();
     }
     if (secs <= 0 || rounds < 1 || rounds > 64) usage();
 
@@ -243,10 +254,10 @@ int main(int argc, char **argv) {
     int human = !json || *json;
 
     if (human) {
-        printf("reader alone, 16 KB chunks, median of %d x %.2f s (replies/s; bytes/ns)\n",
-               rounds, secs);
-        printf("%-9s %14s %8s %14s %8s %14s %7s\n", "buffer", "aredis", "B/ns", "hiredis",
-               "B/ns", "aredis 0-copy", "ratio");
+        printf("reader alone, 16 KB chunks, median of %d x %.2f s (replies/s; bytes/ns)\n", rounds,
+               secs);
+        printf("%-9s %14s %8s %14s %8s %14s %7s\n", "buffer", "aredis", "B/ns", "hiredis", "B/ns",
+               "aredis 0-copy", "ratio");
     }
     for (int k = 0; k < ncs; k++) {
         canned *c = &cs[k];
@@ -319,7 +330,10 @@ int main(int argc, char **argv) {
             double ratio = cs[k].rate[1] > 0 ? cs[k].rate[0] / cs[k].rate[1] : 0;
             fprintf(f, "| %s (%s) | %.0f | %.3f | %.0f | %.3f | %.2f× | %s | %.0f |\n", cs[k].name,
                     cs[k].what, cs[k].rate[0], cs[k].bpns[0], cs[k].rate[1], cs[k].bpns[1], ratio,
-                    !have_hiredis ? "n/a" : ratio >= 2 ? "met" : "**missed**", cs[k].rate[2]);
+                    !have_hiredis ? "n/a"
+                    : ratio >= 2  ? "met"
+                                  : "**missed**",
+                    cs[k].rate[2]);
         }
         bench_close_out(f);
     }

@@ -38,11 +38,10 @@ typedef struct row {
 } row;
 
 static void usage(void) {
-    fprintf(stderr,
-            "usage: throughput [--url URL | -h HOST -p PORT] [-u UNIXPATH] [-n COUNT]\n"
-            "                  [--seq-count N] [-d DEPTH] [-s SIZES] [--ops set,get]\n"
-            "                  [--modes seq,conc,pipe,auto] [--client NAME] [--rounds R]\n"
-            "                  [--json[=PATH]] [--md=PATH]\n");
+    fprintf(stderr, "usage: throughput [--url URL | -h HOST -p PORT] [-u UNIXPATH] [-n COUNT]\n"
+                    "                  [--seq-count N] [-d DEPTH] [-s SIZES] [--ops set,get]\n"
+                    "                  [--modes seq,conc,pipe,auto] [--client NAME] [--rounds R]\n"
+                    "                  [--json[=PATH]] [--md=PATH]\n");
     exit(2);
 }
 
@@ -77,19 +76,25 @@ int main(int argc, char **argv) {
                 port = aredis_uri_port(u);
             }
             aredis_uri_free(u);
-        } else if ((v = bench_opt(argc, argv, &i, "-h")) || (v = bench_opt(argc, argv, &i, "--host"))) {
+        } else if ((v = bench_opt(argc, argv, &i, "-h")) ||
+                   (v = bench_opt(argc, argv, &i, "--host"))) {
             host = v;
-        } else if ((v = bench_opt(argc, argv, &i, "-p")) || (v = bench_opt(argc, argv, &i, "--port"))) {
+        } else if ((v = bench_opt(argc, argv, &i, "-p")) ||
+                   (v = bench_opt(argc, argv, &i, "--port"))) {
             port = atoi(v);
-        } else if ((v = bench_opt(argc, argv, &i, "-u")) || (v = bench_opt(argc, argv, &i, "--unix"))) {
+        } else if ((v = bench_opt(argc, argv, &i, "-u")) ||
+                   (v = bench_opt(argc, argv, &i, "--unix"))) {
             unix_path = v;
-        } else if ((v = bench_opt(argc, argv, &i, "-n")) || (v = bench_opt(argc, argv, &i, "--count"))) {
+        } else if ((v = bench_opt(argc, argv, &i, "-n")) ||
+                   (v = bench_opt(argc, argv, &i, "--count"))) {
             n = atol(v);
         } else if ((v = bench_opt(argc, argv, &i, "--seq-count"))) {
             seq_n = atol(v);
-        } else if ((v = bench_opt(argc, argv, &i, "-d")) || (v = bench_opt(argc, argv, &i, "--depth"))) {
+        } else if ((v = bench_opt(argc, argv, &i, "-d")) ||
+                   (v = bench_opt(argc, argv, &i, "--depth"))) {
             depth = atoi(v);
-        } else if ((v = bench_opt(argc, argv, &i, "-s")) || (v = bench_opt(argc, argv, &i, "--sizes"))) {
+        } else if ((v = bench_opt(argc, argv, &i, "-s")) ||
+                   (v = bench_opt(argc, argv, &i, "--sizes"))) {
             nsizes = bench_parse_list(v, sizes, 8);
         } else if ((v = bench_opt(argc, argv, &i, "--ops"))) {
             ops = v;
@@ -156,7 +161,7 @@ int main(int argc, char **argv) {
                 for (int m = 0; m < M_COUNT; m++) {
                     if (!has_word(modes, mode_names[m])) continue;
                     static const bench_mode bm[M_COUNT] = {BENCH_SEQ, BENCH_WINDOW, BENCH_BATCH,
-                                                            BENCH_AUTO};
+                                                           BENCH_AUTO};
                     static const int mdepth[M_COUNT] = {1, 0, 100, 10000};
                     job.mode = bm[m];
                     job.depth = mdepth[m] ? mdepth[m] : depth;
@@ -182,9 +187,8 @@ int main(int argc, char **argv) {
                     w->n = job.n;
                     w->errors = errors;
                     if (human) {
-                        printf("%-5s %-4s %6ld %-5s %12.0f %10.2f %10.4f %7ld\n", w->transport,
-                               op, w->size, mode_names[m], w->ops_s, w->cpu_us, w->sys_per_cmd,
-                               errors);
+                        printf("%-5s %-4s %6ld %-5s %12.0f %10.2f %10.4f %7ld\n", w->transport, op,
+                               w->size, mode_names[m], w->ops_s, w->cpu_us, w->sys_per_cmd, errors);
                         fflush(stdout);
                     }
                 }
@@ -194,8 +198,9 @@ int main(int argc, char **argv) {
 
     if (json) {
         FILE *f = bench_open_out(json);
-        fprintf(f, "{\"bench\":\"throughput\",\"client\":\"%s\",\"depth\":%d,\"rounds\":%d,"
-                   "\"results\":[\n",
+        fprintf(f,
+                "{\"bench\":\"throughput\",\"client\":\"%s\",\"depth\":%d,\"rounds\":%d,"
+                "\"results\":[\n",
                 bench_client_name(client), depth, rounds);
         for (int i = 0; i < nrows; i++)
             fprintf(f,
@@ -203,16 +208,17 @@ int main(int argc, char **argv) {
                     "\"count\":%ld,\"ops_per_sec\":%.1f,\"cpu_us_per_op\":%.4f,"
                     "\"write_read_per_cmd\":%.5f,\"errors\":%ld}%s\n",
                     rows[i].transport, rows[i].op, rows[i].size, mode_names[rows[i].mode],
-                    rows[i].n, rows[i].ops_s, rows[i].cpu_us, rows[i].sys_per_cmd,
-                    rows[i].errors, i + 1 < nrows ? "," : "");
+                    rows[i].n, rows[i].ops_s, rows[i].cpu_us, rows[i].sys_per_cmd, rows[i].errors,
+                    i + 1 < nrows ? "," : "");
         fprintf(f, "]}\n");
         bench_close_out(f);
     }
     if (md) {
         /* One row per (transport, op, size); one column per mode. */
         FILE *f = bench_open_out(md);
-        fprintf(f, "| transport | op | value | sequential | concurrent (depth %d) | "
-                   "pipeline (100) | auto-pipelined | errors |\n",
+        fprintf(f,
+                "| transport | op | value | sequential | concurrent (depth %d) | "
+                "pipeline (100) | auto-pipelined | errors |\n",
                 depth);
         fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|\n");
         for (int i = 0; i < nrows;) {
@@ -227,8 +233,10 @@ int main(int argc, char **argv) {
             }
             fprintf(f, "| %s | %s | %ld B |", rows[i].transport, rows[i].op, rows[i].size);
             for (int m = 0; m < M_COUNT; m++) {
-                if (cell[m] > 0) fprintf(f, " %.0f |", cell[m]);
-                else fprintf(f, " – |");
+                if (cell[m] > 0)
+                    fprintf(f, " %.0f |", cell[m]);
+                else
+                    fprintf(f, " – |");
             }
             fprintf(f, " %ld |\n", errs);
             i = j;

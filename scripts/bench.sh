@@ -8,7 +8,9 @@
 #   scripts/bench.sh [BUILD_DIR]      (default: build)
 #
 # Environment: BENCH_QUICK=1 runs a short smoke version (the document says
-# so); BENCH_OUT overrides the output file (default docs/BENCHMARKS.md).
+# so); BENCH_OUT overrides the output file (default docs/BENCHMARKS.md);
+# BENCH_PIN=0 leaves placement to the scheduler (by default, with 2+ CPUs and
+# taskset, the server is pinned to CPU 0 and every client to CPU 1).
 # As root, installs Perl's Redis::Fast (libredis-fast-perl) when missing.
 set -e
 BUILD=${1:-build}
@@ -61,12 +63,25 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' \
         2>/dev/null || echo $((20000 + $$ % 30000))
 }
+# Pinning: the same placement for every client, run after run.
+SRV_PIN=""
+CLI_PIN=""
+C_PIN=""
+PIN_NOTE="placement left to the scheduler"
+if [ "${BENCH_PIN:-1}" != 0 ] && command -v taskset >/dev/null &&
+    [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ]; then
+    SRV_PIN="taskset -c 0"
+    CLI_PIN="taskset -c 1"
+    C_PIN="--cpu 1"
+    PIN_NOTE="redis-server pinned to CPU 0 and every client process to CPU 1 (taskset)"
+fi
 SOCK="$DIR/redis.sock"
 tries=0
 while :; do
     PORT=$(free_port)
-    redis-server --port "$PORT" --bind 127.0.0.1 --unixsocket "$SOCK" --unixsocketperm 700 \
-        --dir "$DIR" --save "" --appendonly no --daemonize no --logfile "$DIR/redis.log" &
+    $SRV_PIN redis-server --port "$PORT" --bind 127.0.0.1 --unixsocket "$SOCK" \
+        --unixsocketperm 700 --dir "$DIR" --save "" --appendonly no --daemonize no \
+        --logfile "$DIR/redis.log" &
     PID=$!
     i=0
     while [ $i -lt 100 ] && kill -0 "$PID" 2>/dev/null &&
@@ -90,7 +105,7 @@ else
     P_ARGS="--time 0.25 --rounds 3"
     T_ARGS="-n 200000 --seq-count 10000 --rounds 3"
     L_ARGS="-n 100000"
-    C_ARGS="--rounds 3"
+    C_ARGS="--rounds 5"
 fi
 
 W="$DIR/work"
@@ -105,11 +120,11 @@ run() {
     "$@"
 }
 
-run parser "$BIN/parser" $P_ARGS --md="$W/parser.md"
-run throughput "$BIN/throughput" -h 127.0.0.1 -p "$PORT" -u "$SOCK" $T_ARGS \
+run parser $CLI_PIN "$BIN/parser" $P_ARGS --md="$W/parser.md"
+run throughput $CLI_PIN "$BIN/throughput" -h 127.0.0.1 -p "$PORT" -u "$SOCK" $T_ARGS \
     --json="$W/throughput.json" --md="$W/throughput.md"
-run latency "$BIN/latency" -h 127.0.0.1 -p "$PORT" $L_ARGS --md="$W/latency.md"
-run compare "$BIN/compare" -h 127.0.0.1 -p "$PORT" $C_ARGS \
+run latency $CLI_PIN "$BIN/latency" -h 127.0.0.1 -p "$PORT" $L_ARGS --md="$W/latency.md"
+run compare "$BIN/compare" -h 127.0.0.1 -p "$PORT" $C_ARGS $C_PIN \
     --perl-script "$ROOT/bench/redis_fast.pl" --md="$W/compare.md" --dat="$W/compare.dat" \
     --summary="$W/summary.md" --json="$W/compare.json"
 
@@ -128,12 +143,18 @@ set xtics ("1" 1, "16" 16, "64" 64, "256" 256)
 set format y "%.0s%c"
 set grid ytics mytics xtics
 set key top left box opaque
+set linetype 1 lc rgb "#c0392b" lw 3 pt 7
+set linetype 2 lc rgb "#e67e22" lw 2 pt 5 dt 2
+set linetype 3 lc rgb "#2471a3" lw 2 pt 9
+set linetype 4 lc rgb "#76b7e8" lw 2 pt 11 dt 2
+set linetype 5 lc rgb "#1e8449" lw 2 pt 13
+set linetype 6 lc rgb "#7d3c98" lw 2 pt 3 dt 3
 set xlabel "commands in flight (depth)"
 set ylabel "ops/s"
 set title "SET, 3-byte value"
-plot for [i=2:$ncol] '$W/compare.dat' index 0 using 1:i with linespoints lw 2 pt 7 title columnheader(i)
+plot for [i=2:$ncol] '$W/compare.dat' index 0 using 1:i with linespoints lt (i-1) title columnheader(i)
 set title "GET, 3-byte value"
-plot for [i=2:$ncol] '$W/compare.dat' index 1 using 1:i with linespoints lw 2 pt 7 title columnheader(i)
+plot for [i=2:$ncol] '$W/compare.dat' index 1 using 1:i with linespoints lt (i-1) title columnheader(i)
 unset multiplot
 EOF
 fi
@@ -176,7 +197,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "  **Client and server share these cores**: redis-server runs on the same"
     echo "  machine, so at high depth the server's own time bounds every client and the"
     echo "  clients' ratios shrink; compare alternates the clients in rounds so that noise"
-    echo "  from other work on the machine hits all of them alike."
+    echo "  from other work on the machine hits all of them alike. Placement: $PIN_NOTE."
     echo "- Kernel: $(uname -sr); $(ver gcc --version)."
     echo "- redis-server: $(ver redis-server --version)."
     echo "- aredis $aredis_ver (git $git_rev), build type ${build_type:-?} (-O2 -g), static library."
@@ -240,7 +261,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "\`\$PORT\` is the throwaway server's port; \`out/\` is a temp dir."
     echo
     echo '```sh'
-    echo "redis-server --port \$PORT --bind 127.0.0.1 --unixsocket /tmp/…/redis.sock --unixsocketperm 700 --save \"\" --appendonly no"
+    echo "$SRV_PIN${SRV_PIN:+ }redis-server --port \$PORT --bind 127.0.0.1 --unixsocket /tmp/…/redis.sock --unixsocketperm 700 --save \"\" --appendonly no"
     cat "$W/commands"
     echo '```'
     echo

@@ -59,6 +59,7 @@
 
 #include "loop/loop_internal.h"
 #include "util/alloc.h"
+#include "util/fork.h"
 
 #define BL_MAXEVENTS 64
 #define BL_NOT_ARMED SIZE_MAX
@@ -112,6 +113,7 @@ typedef struct bl_ready {
 } bl_ready;
 
 struct bl_loop {
+    unsigned fork_gen; /* fork generation at creation: a copy in a child is inert */
     int depth;       /* nesting of run_once() */
     size_t nwatched; /* live watchers with a nonzero mask */
     bl_timer **heap; /* min-heap on (deadline, seq) */
@@ -129,6 +131,15 @@ struct bl_loop {
     size_t npfd, pcap, nio, rr;
 #endif
 };
+
+/*
+ * A loop inherited by a forked child shares its kernel state (the epoll
+ * instance, the fds) with the parent: touching it would steal the parent's
+ * events or unregister its sockets. In the child it is inert: it runs
+ * nothing and changes nothing in the kernel; memory can still be freed.
+ * Make a new loop in the child.
+ */
+static int forked(const bl_loop *l) { return l->fork_gen != aredis__fork_generation(); }
 
 /* ---- Clock ------------------------------------------------------------- */
 
@@ -197,6 +208,10 @@ static int backend_set(bl_loop *l, bl_io *io, int events) {
     struct epoll_event ee;
     int op;
 
+    if (forked(l)) {
+        io->in_kernel = 0;
+        return 0;
+    }
     memset(&ee, 0, sizeof ee);
     ee.data.ptr = io;
     if (events == 0) {
@@ -589,6 +604,8 @@ static int bl_run_once(void *ld, int block) {
     bl_ready ready[BL_MAXEVENTS];
     int n = 0, i, timeout;
 
+    if (forked(l)) return 0;
+
     l->depth++;
     run_defers(l);
     if (bl_active(l)) {
@@ -637,6 +654,7 @@ void *aredis__builtin_new(void) {
 #ifdef BL_EPOLL
     l->epfd = -1;
 #endif
+    l->fork_gen = aredis__fork_generation();
     if (backend_init(l) != 0) {
         bl_cleanup(l);
         return NULL;

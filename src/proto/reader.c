@@ -65,6 +65,35 @@
 #define READER_LIKELY(x) (x)
 #endif
 
+/* Copy 1 to 16 bytes without a call: two overlapping moves of a fixed size. */
+static READER_INLINE void copy_small(char *d, const char *s, size_t n) {
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    }
+}
+
+/* Copy n bytes, short ones inline (a call costs more than the copy). */
+static READER_INLINE void copy_bytes(char *d, const char *s, size_t n) {
+    if (n - 1 < 16)
+        copy_small(d, s, n);
+    else if (n)
+        memcpy(d, s, n);
+}
+
 /* What the reader is waiting for. */
 typedef enum reader_state {
     RS_LINE, /* a type byte and its header line */
@@ -436,37 +465,23 @@ static READER_INLINE int buf_can_steal(const aredis_reader *r, const char *s, si
  */
 static aredis_reply *buf_steal(aredis_reader *r, aredis_reply_type type, char *s, size_t n);
 
-/* Copy 1 to 16 bytes without a call: two overlapping moves of a fixed size. */
-static READER_INLINE void copy_small(char *d, const char *s, size_t n) {
-    if (n >= 8) {
-        uint64_t a, b;
-        memcpy(&a, s, 8);
-        memcpy(&b, s + n - 8, 8);
-        memcpy(d, &a, 8);
-        memcpy(d + n - 8, &b, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, s, 4);
-        memcpy(&b, s + n - 4, 4);
-        memcpy(d, &a, 4);
-        memcpy(d + n - 4, &b, 4);
-    } else {
-        d[0] = s[0];
-        d[n / 2] = s[n / 2];
-        d[n - 1] = s[n - 1];
-    }
+static READER_NOINLINE aredis_err feed_copy(aredis_reader *r, const char *buf, size_t len) {
+    if (len == 0) return AREDIS_ERR_OK;
+    if (r->cap - r->len < len && buf_reserve(r, len) < 0) return AREDIS_ERR_NOMEM;
+    memcpy(r->buf + r->len, buf, len);
+    r->len += len;
+    return AREDIS_ERR_OK;
 }
 
 aredis_err aredis_reader_feed(aredis_reader *r, const char *buf, size_t len) {
     if (r->err) return r->err;
-    if (len == 0) return AREDIS_ERR_OK;
-    if (r->cap - r->len < len && buf_reserve(r, len) < 0) return AREDIS_ERR_NOMEM;
-    if (len <= 16)
+    /* A few bytes that fit: no call at all. */
+    if (len - 1 < 16 && r->cap - r->len >= len) {
         copy_small(r->buf + r->len, buf, len);
-    else
-        memcpy(r->buf + r->len, buf, len);
-    r->len += len;
-    return AREDIS_ERR_OK;
+        r->len += len;
+        return AREDIS_ERR_OK;
+    }
+    return feed_copy(r, buf, len);
 }
 
 char *aredis_reader_space(aredis_reader *r, size_t min, size_t *avail) {
@@ -858,7 +873,7 @@ static READER_INLINE int fast_string(aredis_reader *r, aredis_reply_type type, c
     if (o) {
         o->str = p;
         o->len = len;
-        memcpy(p, src, len);
+        copy_bytes(p, src, len);
         p[len] = '\0';
         if (type == AREDIS_REPLY_VERB) memcpy(o->vtype, s, 3);
     }
@@ -1304,7 +1319,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         if (!x) return reader_nomem(r);
         x->str = (char *)(x + 1);
         x->len = (size_t)v;
-        memcpy(x->str, q, (size_t)v);
+        copy_bytes(x->str, q, (size_t)v);
         x->str[v] = '\0';
         r->pos = (size_t)(q + v + 2 - r->buf);
         *o = x;
@@ -1326,7 +1341,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         if (!x) return reader_nomem(r);
         x->str = (char *)(x + 1);
         x->len = n;
-        memcpy(x->str, line, n);
+        copy_bytes(x->str, line, n);
         x->str[n] = '\0';
         r->pos = (size_t)(q + 2 - r->buf);
         *o = x;
@@ -1367,13 +1382,8 @@ static READER_NOINLINE aredis_err get_reply_parse(aredis_reader *r, void **reply
     return AREDIS_ERR_OK;
 }
 
-aredis_err aredis_reader_get_reply(aredis_reader *r, void **reply) {
-    if (reply) *reply = NULL;
-    if (r->err) return r->err;
-    if (r->pos == r->len) { /* nothing to parse: the common last call of a batch */
-        buf_rewind_if_empty(r);
-        return AREDIS_ERR_OK;
-    }
+/* get_reply with bytes to parse: the commonest replies first, in one pass. */
+static READER_NOINLINE aredis_err get_reply_some(aredis_reader *r, void **reply) {
     /* A reply starts here, nothing pending (depth 0, no partial header, no attribute). */
     if (r->fast && !(r->depth | r->scanned | (uintptr_t)r->ahead | (unsigned)r->state |
                      (unsigned)r->limits_changed)) {
@@ -1390,4 +1400,14 @@ aredis_err aredis_reader_get_reply(aredis_reader *r, void **reply) {
         }
     }
     return get_reply_parse(r, reply);
+}
+
+aredis_err aredis_reader_get_reply(aredis_reader *r, void **reply) {
+    if (reply) *reply = NULL;
+    if (r->err) return r->err;
+    if (r->pos == r->len) { /* nothing to parse: the common last call of a batch */
+        buf_rewind_if_empty(r);
+        return AREDIS_ERR_OK;
+    }
+    return get_reply_some(r, reply);
 }

@@ -187,15 +187,8 @@ static void push_work(aredis_reply **todo, aredis_reply *n) {
     }
 }
 
-void aredis_reply_free(aredis_reply *r) {
-    if (r && r->priv_alloc) { /* built by the reader: the arena goes at once */
-        aredis__reply_arena_free(r);
-        return;
-    }
-    if (r && !r->element && !r->attribute) { /* a leaf: the common case */
-        aredis__free(r);
-        return;
-    }
+/* A tree of individually allocated replies (the builder table's). */
+static void reply_free_tree(aredis_reply *r) {
     aredis_reply *todo = NULL;
     push_work(&todo, r);
     while (todo) {
@@ -212,6 +205,16 @@ void aredis_reply_free(aredis_reply *r) {
         aredis__free(n->element); /* the string, if any, is inside n */
         aredis__free(n);
     }
+}
+
+void aredis_reply_free(aredis_reply *r) {
+    if (!r) return;
+    if (r->priv_alloc) /* built by the reader: its arena goes at once */
+        aredis__reply_arena_free(r);
+    else if (!r->element && !r->attribute) /* a leaf */
+        aredis__free(r);
+    else
+        reply_free_tree(r);
 }
 
 aredis_reply *aredis_reply_retain(aredis_reply *r) {

@@ -79,7 +79,8 @@ static void on_get(aredis_client *c, aredis_reply *r, const aredis_error *err, v
     char want[48];
     (void)c;
     value_of(want, sizeof want, g_batch, (uintptr_t)data);
-    if (err || !r) g_errors++;
+    if (err || !r)
+        g_errors++;
     else if (r->type != AREDIS_REPLY_STRING || r->len != strlen(want) ||
              memcmp(r->str, want, r->len) != 0)
         g_wrong++;
@@ -118,7 +119,8 @@ static void test_long_running(void **state) {
     for (unsigned s = 0; s < nsamples; s++) {
         uint64_t t0 = ts_now_ms(), end = t0 + (uint64_t)step * 1000;
         unsigned long b0 = g_batch;
-        while (ts_now_ms() < end) run_batch();
+        while (ts_now_ms() < end)
+            run_batch();
         uint64_t ms = ts_now_ms() - t0;
         rate[s] = (double)(g_batch - b0) * 2 * BATCH * 1000.0 / (double)(ms ? ms : 1);
         size_t rss = rss_bytes();
@@ -132,9 +134,8 @@ static void test_long_running(void **state) {
     aredis_client_get_stats(g_c, &st1);
     ts_log("%lu batches, %llu commands; last/first throughput %.2f; RSS %.1f -> %.1f MiB "
            "(peak %.1f)",
-           g_batch, (unsigned long long)(st1.commands - st0.commands),
-           rate[nsamples - 1] / rate[0], (double)rss_warm / 1048576.0,
-           (double)rss_end / 1048576.0, (double)rss_peak / 1048576.0);
+           g_batch, (unsigned long long)(st1.commands - st0.commands), rate[nsamples - 1] / rate[0],
+           (double)rss_warm / 1048576.0, (double)rss_end / 1048576.0, (double)rss_peak / 1048576.0);
 
     assert_int_equal(g_errors, 0);
     assert_int_equal(g_wrong, 0);

@@ -248,7 +248,9 @@ static void test_claimed_count_costs_nothing(void **state) {
     grew = parse_peak(r, "*4294967295\r\n", 13, AREDIS_ERR_OK);
     NOTE("*4294967295: %zu bytes during get_reply, %zu live in all", grew, live_bytes);
     assert_true(grew <= 400);
-    assert_true(live_bytes <= 1200); /* reader, its 512-byte buffer, frames, one array */
+    /* The reader, its 512-byte buffer (and the room kept before it for a reply
+     * that takes the buffer over), frames, one array. */
+    assert_true(live_bytes <= 1300);
     /* Elements arriving grow the array a little at a time. */
     grew = parse_peak(r, ":1\r\n:2\r\n:3\r\n:4\r\n:5\r\n", 20, AREDIS_ERR_OK);
     assert_true(grew <= 600);

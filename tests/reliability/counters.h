@@ -1,0 +1,80 @@
+/*
+ * Shared by the reliability tests: connection-event counters wired into a
+ * client's options, and a reply recorder.
+ */
+#ifndef AREDIS_TEST_COUNTERS_H
+#define AREDIS_TEST_COUNTERS_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ts.h"
+
+typedef struct {
+    int connects;
+    int disconnects;
+    int errors;
+    int attempts;
+    uint64_t attempt_at[32];   /* when each reconnect was scheduled */
+    uint32_t attempt_delay[32];
+    uint64_t error_at[32];     /* when each connection error was reported */
+    aredis_err last_disconnect;
+} conn_counters;
+
+static inline void cc_on_connect(aredis_client *c, void *data) {
+    (void)c;
+    ((conn_counters *)data)->connects++;
+}
+
+static inline void cc_on_disconnect(aredis_client *c, const aredis_error *err, void *data) {
+    (void)c;
+    conn_counters *k = data;
+    k->disconnects++;
+    k->last_disconnect = err->code;
+}
+
+static inline void cc_on_error(aredis_client *c, const aredis_error *err, void *data) {
+    (void)c;
+    (void)err;
+    conn_counters *k = data;
+    if (k->errors < 32) k->error_at[k->errors] = ts_now_ms();
+    k->errors++;
+}
+
+static inline void cc_on_attempt(aredis_client *c, unsigned attempt, uint32_t delay, void *data) {
+    (void)c;
+    (void)attempt;
+    conn_counters *k = data;
+    if (k->attempts < 32) {
+        k->attempt_at[k->attempts] = ts_now_ms();
+        k->attempt_delay[k->attempts] = delay;
+    }
+    k->attempts++;
+}
+
+static inline void cc_wire(aredis_options *o, conn_counters *k) {
+    memset(k, 0, sizeof *k);
+    o->on_connect = cc_on_connect;
+    o->on_disconnect = cc_on_disconnect;
+    o->on_error = cc_on_error;
+    o->on_reconnect_attempt = cc_on_attempt;
+    o->cb_data = k;
+}
+
+typedef struct {
+    int done;
+    int calls;
+    aredis_err code;
+    char value[128];
+} reply_rec;
+
+static inline void rr_on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)c;
+    reply_rec *x = data;
+    x->calls++;
+    x->done = 1;
+    x->code = err ? err->code : AREDIS_ERR_OK;
+    if (r && r->str) snprintf(x->value, sizeof x->value, "%s", r->str);
+}
+
+#endif
