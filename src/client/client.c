@@ -395,7 +395,7 @@ static int try_next_addr(aredis_client *c, int *last_errno) {
         struct addrinfo *ai = c->addr_next;
         c->addr_next = ai->ai_next;
         int in_progress;
-        int fd = aredis__connect_addr(ai, &in_progress);
+        int fd = aredis__connect_addr(ai, c->opt.keepalive_s, &in_progress);
         if (fd < 0) {
             *last_errno = errno;
             continue;

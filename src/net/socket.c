@@ -56,11 +56,11 @@ static int finish_connect(int fd, const struct sockaddr *sa, socklen_t len, int 
     }
 }
 
-int aredis__connect_addr(const struct addrinfo *ai, int *in_progress) {
+int aredis__connect_addr(const struct addrinfo *ai, unsigned keepalive_s, int *in_progress) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     ai->ai_protocol);
     if (fd < 0) return -1;
-    aredis__sock_tune(fd, 1);
+    aredis__sock_tune(fd, keepalive_s);
     return finish_connect(fd, ai->ai_addr, ai->ai_addrlen, in_progress);
 }
 
@@ -86,12 +86,21 @@ int aredis__connect_result(int fd) {
     return err;
 }
 
-void aredis__sock_tune(int fd, int is_tcp) {
-    if (!is_tcp) return;
+void aredis__sock_tune(int fd, unsigned keepalive_s) {
     int one = 1;
     /* Commands are batched by the loop turn; Nagle would only add latency. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!keepalive_s) return;
+    /* Keepalive finds a peer that vanished without a FIN (a half-open link)
+     * after about idle + 3 probes × interval. */
+    int idle = keepalive_s > 32767 ? 32767 : (int)keepalive_s;
+    int intvl = idle / 3 > 0 ? idle / 3 : 1, cnt = 3;
     (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+#ifdef TCP_KEEPIDLE
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+#endif
 }
 
 aredis_err aredis__errno_code(int err) {

@@ -25,15 +25,15 @@ aredis_err aredis__resolve(const char *host, int port, struct addrinfo **out, ch
  * Start a non-blocking connect. Returns the fd (connected or in progress;
  * *in_progress tells) or -1 with errno set.
  */
-int aredis__connect_addr(const struct addrinfo *ai, int *in_progress);
+int aredis__connect_addr(const struct addrinfo *ai, unsigned keepalive_s, int *in_progress);
 int aredis__connect_unix(const char *path, int *in_progress);
 
 /* After a writable event on a connecting fd: 0 when connected, else the
  * errno of the failure. */
 int aredis__connect_result(int fd);
 
-/* TCP_NODELAY and SO_KEEPALIVE (TCP only). */
-void aredis__sock_tune(int fd, int is_tcp);
+/* TCP_NODELAY, and keepalive after keepalive_s idle seconds (0 = off). */
+void aredis__sock_tune(int fd, unsigned keepalive_s);
 
 /* Map a connect/read/write errno to an aredis error code. */
 aredis_err aredis__errno_code(int err);
