@@ -181,8 +181,6 @@ static void result_fill(bench_result *res, const run_state *s, const bench_mark 
     res->secs = b->t - a->t;
     res->user = b->user - a->user;
     res->sys = b->sys - a->sys;
-    res->syscr = b->syscr - a->syscr;
-    res->syscw = b->syscw - a->syscw;
 }
 
 /* ---- aredis (built-in loop or libevent) --------------------------------- */
@@ -251,8 +249,8 @@ static int run_aredis(const bench_job *job, bench_result *res, int use_libevent)
         o.host = job->host;
         o.port = job->port;
     }
-    /* Default options: the per-command deadline (request_timeout_ms) stays on. */
-    if (job->no_timeout) o.request_timeout_ms = 0;
+    /* Default options (AREDIS_OPTIONS_INIT), unless a what-if asks for a deadline. */
+    if (job->timeout_ms) o.request_timeout_ms = job->timeout_ms;
     if (use_libevent) {
 #ifdef BENCH_HAVE_LIBEVENT
         base = event_base_new();
@@ -295,7 +293,10 @@ static int run_aredis(const bench_job *job, bench_result *res, int use_libevent)
                     event_base_dispatch(base);
             } else
 #endif
-            {
+                if (job->spin) {
+                while (s.done < job->n)
+                    aredis_loop_run_once(loop, 0);
+            } else {
                 while (s.done < job->n)
                     aredis_loop_run(loop);
             }

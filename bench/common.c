@@ -16,28 +16,9 @@ double bench_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* syscr / syscw from /proc/self/io: counted by the kernel at no cost to us. */
-static void proc_io(unsigned long long *syscr, unsigned long long *syscw) {
-    char line[128];
-    FILE *f = fopen("/proc/self/io", "r");
-
-    *syscr = *syscw = 0;
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "syscr:", 6))
-            *syscr = strtoull(line + 6, NULL, 10);
-        else if (!strncmp(line, "syscw:", 6))
-            *syscw = strtoull(line + 6, NULL, 10);
-    }
-    fclose(f);
-}
-
 void bench_mark_take(bench_mark *m) {
     struct rusage ru;
 
-    /* Read the counters first: fopen/fgets above are syscalls of their own,
-     * and they land before the clock and CPU reads, outside the interval. */
-    proc_io(&m->syscr, &m->syscw);
     getrusage(RUSAGE_SELF, &ru);
     m->user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
     m->sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;

@@ -20,14 +20,9 @@
 /* Monotonic seconds. */
 double bench_now(void);
 
-/*
- * A snapshot of this process: wall clock, CPU (user, sys) and the kernel's
- * count of read- and write-type syscalls (/proc/self/io syscr, syscw; 0 when
- * unavailable).
- */
+/* A snapshot of this process: wall clock and CPU (user, sys), in seconds. */
 typedef struct bench_mark {
     double t, user, sys;
-    unsigned long long syscr, syscw;
 } bench_mark;
 
 void bench_mark_take(bench_mark *m);
@@ -99,14 +94,14 @@ typedef struct bench_job {
     bench_mode mode;
     double *lat_us; /* optional: per-command latency in us, n entries */
     /* aredis what-ifs, for profiling (never in the compare tables): */
-    int use_argv;   /* aredis_command_argv instead of the format string */
-    int no_timeout; /* request_timeout_ms = 0 (no per-command deadline) */
+    int use_argv;        /* aredis_command_argv instead of the format string */
+    unsigned timeout_ms; /* request_timeout_ms (default options: 0, no deadline) */
+    int spin;            /* never block: run the built-in loop without waiting (busy-poll) */
 } bench_job;
 
 typedef struct bench_result {
     long ops, errors, bad; /* bad: a GET whose reply had the wrong length */
     double secs, user, sys;
-    unsigned long long syscr, syscw; /* read/write syscalls in the timed part */
     /* aredis only: the client's own counters over the timed part */
     unsigned long long write_calls, read_calls;
 } bench_result;

@@ -7,8 +7,7 @@
 #
 # Depth 1 awaits each command; depth D sends D commands with callbacks, then
 # wait_all_responses (Redis::Fast's pipelining: a batch, not a window).
-# CPU is the process's user+sys (times) and syscalls /proc/self/io, both over
-# the command phase only.
+# CPU is the process's user+sys (times) over the command phase only.
 use strict;
 use warnings;
 use Getopt::Long;
@@ -23,15 +22,6 @@ my $r = $sock ? Redis::Fast->new(sock => $sock, reconnect => 0)
               : Redis::Fast->new(server => "$host:$port", reconnect => 0);
 $r->ping;
 
-sub proc_io {
-    my %io = (syscr => 0, syscw => 0);
-    if (open(my $f, '<', '/proc/self/io')) {
-        while (<$f>) { $io{$1} = $2 if /^(syscr|syscw):\s*(\d+)/ }
-        close $f;
-    }
-    return ($io{syscr}, $io{syscw});
-}
-
 my $key = 'key:__rand_int__';
 my $val = 'x' x $size;
 my $is_get = $op eq 'get';
@@ -40,7 +30,6 @@ my $cb = $is_get
     ? sub { my ($v, $e) = @_; $errors++ if $e || !defined $v || length($v) != $size; $done++ }
     : sub { my ($v, $e) = @_; $errors++ if $e; $done++ };
 
-my ($r0, $w0) = proc_io();
 my ($u0, $s0) = times;
 my $t0 = time;
 if ($depth <= 1) {
@@ -62,7 +51,6 @@ if ($depth <= 1) {
 }
 my $secs = time - $t0;
 my ($u1, $s1) = times;
-my ($r1, $w1) = proc_io();
-printf "RESULT ops=%d errors=%d secs=%.6f user=%.6f sys=%.6f syscr=%d syscw=%d\n",
-    $done, $errors, $secs, $u1 - $u0, $s1 - $s0, $r1 - $r0, $w1 - $w0;
+printf "RESULT ops=%d errors=%d secs=%.6f user=%.6f sys=%.6f\n",
+    $done, $errors, $secs, $u1 - $u0, $s1 - $s0;
 exit($errors ? 1 : 0);

@@ -83,6 +83,20 @@ typedef struct aredis_options {
     const char *host;      /* "127.0.0.1"; a name, IPv4 or IPv6 literal */
     int port;              /* 6379 */
     const char *unix_path; /* a unix socket path; when set, host/port unused */
+    /* ---- TLS (see docs/SECURITY.md) ---- */
+    int tls;                      /* 1: TLS (rediss://); 0: plain TCP */
+    const char *tls_ca_file;      /* PEM CA bundle to verify the server; NULL:
+                                     the system store (or tls_ca_path) */
+    const char *tls_ca_path;      /* a directory of hashed CA certificates */
+    const char *tls_cert_file;    /* client certificate (mutual TLS) */
+    const char *tls_key_file;     /* its private key */
+    const char *tls_server_name;  /* SNI and the name to verify; NULL: host */
+    /*
+     * DANGER: 1 turns off ALL verification of the server (certificate chain
+     * and name). Anyone on the path can then read and change your traffic.
+     * For throwaway test setups only.
+     */
+    int tls_insecure_skip_verify;
     /* ---- handshake ---- */
     const char *username;    /* ACL user (NULL: "default" / plain AUTH) */
     const char *password;    /* NULL: no AUTH */

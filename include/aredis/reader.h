@@ -97,7 +97,16 @@ typedef struct aredis_reply_builder {
     void (*free_object)(void *obj);
 } aredis_reply_builder;
 
-/* The default builder: makes aredis_reply trees. */
+/*
+ * The default builder: makes aredis_reply trees. A reader given it (or NULL)
+ * builds them itself, without a call per object: all of one top-level reply
+ * lives in one block or a short chain of blocks, freed together by
+ * aredis_reply_free() on the top-level reply (see aredis/reply.h). A big
+ * top-level blob that ends the bytes received so far takes over the reader's
+ * buffer instead of being copied (the reader then allocates a new one). The
+ * functions of the table also work one object at a time, for builders that
+ * copy or wrap them.
+ */
 AREDIS_API const aredis_reply_builder *aredis_reply_builder_default(void);
 
 /*
@@ -125,7 +134,8 @@ AREDIS_API aredis_err aredis_reader_feed(aredis_reader *r, const char *buf, size
  * reader's buffer (*avail tells how many), read into them, then commit how
  * many were written. The buffer is compacted at most once per call.
  * Returns NULL when out of memory. After a parse error, committed bytes are
- * dropped.
+ * dropped. The pointer is good until the next call on the reader: ask again
+ * before each read.
  */
 AREDIS_API char *aredis_reader_space(aredis_reader *r, size_t min, size_t *avail);
 AREDIS_API void aredis_reader_commit(aredis_reader *r, size_t n);

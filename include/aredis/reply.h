@@ -8,6 +8,12 @@
  * aredis_reply_release() when done. A reply that came from
  * aredis_reader_get_reply() is owned by the caller: free it with
  * aredis_reply_free() (or release it; the two are the same at count one).
+ *
+ * A top-level reply owns everything in it — elements, their strings,
+ * attributes — and all of it goes when the top-level reply is freed. Free,
+ * retain and release only top-level replies; a nested reply is never freed on
+ * its own (with a reader's default builder, freeing or releasing one does
+ * nothing). To keep part of a reply, keep the top-level reply.
  */
 #ifndef AREDIS_REPLY_H
 #define AREDIS_REPLY_H
@@ -73,8 +79,8 @@ typedef struct aredis_reply {
 AREDIS_API const char *aredis_reply_type_name(aredis_reply_type t);
 
 /*
- * Free a reply tree made by the default builder. Does not recurse on the C
- * stack, however deep the tree. NULL is ignored.
+ * Free a top-level reply made by the default builder, and everything in it.
+ * Does not recurse on the C stack, however deep the tree. NULL is ignored.
  */
 AREDIS_API void aredis_reply_free(aredis_reply *r);
 

@@ -27,6 +27,7 @@
 #include "client/client_internal.h"
 #include "loop/loop_internal.h"
 #include "net/socket.h"
+#include "net/tls.h"
 #include "util/alloc.h"
 #include "util/fork.h"
 
@@ -106,6 +107,9 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
 /* ---- Teardown ----------------------------------------------------------- */
 
 static void close_socket(aredis_client *c) {
+    aredis__tls_free(c->tls);
+    c->tls = NULL;
+    c->tls_handshaking = 0;
     if (c->io) {
         aredis__io_free(c->loop, c->io);
         c->io = NULL;
@@ -264,12 +268,65 @@ void aredis__arm_flush(aredis_client *c) {
     }
 }
 
+/*
+ * The byte pipe: plain socket or TLS. Both return > 0 bytes, 0 for EOF
+ * (reads), or -1 with *want set to the event to wait for, or *want = 0 on a
+ * failure (then the teardown code and a message are set).
+ */
+static ssize_t conn_read(aredis_client *c, void *buf, size_t n, int *want, aredis_err *code,
+                         char *msg, size_t msglen) {
+    if (c->tls) {
+        errno = 0;
+        ssize_t r = aredis__tls_read(c->tls, buf, n, want, msg, msglen);
+        if (r < 0 && !*want) *code = errno ? aredis__errno_code(errno) : AREDIS_ERR_TLS;
+        return r;
+    }
+    for (;;) {
+        ssize_t r = read(c->fd, buf, n);
+        if (r >= 0) return r;
+        int err = errno;
+        if (err == EINTR) continue;
+        *want = (err == EAGAIN || err == EWOULDBLOCK) ? AREDIS_EV_READ : 0;
+        if (!*want) {
+            *code = aredis__errno_code(err);
+            snprintf(msg, msglen, "read failed: %s", strerror(err));
+        }
+        return -1;
+    }
+}
+
+static ssize_t conn_write(aredis_client *c, const void *buf, size_t n, int *want,
+                          aredis_err *code, char *msg, size_t msglen) {
+    if (c->tls) {
+        errno = 0;
+        ssize_t r = aredis__tls_write(c->tls, buf, n, want, msg, msglen);
+        if (r < 0 && !*want) *code = errno ? aredis__errno_code(errno) : AREDIS_ERR_TLS;
+        return r;
+    }
+    for (;;) {
+        /* send(MSG_NOSIGNAL), not write(): a peer that went away must give
+         * EPIPE, not kill the application with SIGPIPE. */
+        ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL);
+        int err = r == 0 ? EPIPE : errno;
+        if (r > 0) return r;
+        if (err == EINTR) continue;
+        *want = (err == EAGAIN || err == EWOULDBLOCK) ? AREDIS_EV_WRITE : 0;
+        if (!*want) {
+            *code = aredis__errno_code(err);
+            snprintf(msg, msglen, "write failed: %s", strerror(err));
+        }
+        return -1;
+    }
+}
+
 /* Write what `out` holds. Returns -1 if the connection was torn down. */
 static int do_write(aredis_client *c) {
     while (aredis__buf_used(&c->out)) {
-        /* send(MSG_NOSIGNAL), not write(): a peer that went away must give
-         * EPIPE, not kill the application with SIGPIPE. */
-        ssize_t n = send(c->fd, c->out.data + c->out.off, aredis__buf_used(&c->out), MSG_NOSIGNAL);
+        int want = 0;
+        aredis_err code = AREDIS_ERR_IO;
+        char msg[256];
+        ssize_t n = conn_write(c, c->out.data + c->out.off, aredis__buf_used(&c->out), &want,
+                               &code, msg, sizeof msg);
         if (n > 0) {
             c->last_tx = aredis__now_ms(c->loop);
             c->stats.write_calls++;
@@ -278,15 +335,12 @@ static int do_write(aredis_client *c) {
             aredis__buf_consume(&c->out, (size_t)n);
             continue;
         }
-        int err = n < 0 ? errno : EPIPE;
-        if (err == EINTR) continue;
-        if (err == EAGAIN || err == EWOULDBLOCK) {
+        if (want) {
+            /* TLS may want to read before it can write: watch both. */
             set_mask(c, AREDIS_EV_READ | AREDIS_EV_WRITE);
             return 0;
         }
-        char msg[128];
-        snprintf(msg, sizeof msg, "write failed: %s", strerror(err));
-        aredis__teardown(c, aredis__errno_code(err), msg);
+        aredis__teardown(c, code, msg);
         return -1;
     }
     set_mask(c, AREDIS_EV_READ);
@@ -336,18 +390,16 @@ static void do_read(aredis_client *c) {
             aredis__teardown(c, AREDIS_ERR_NOMEM, "out of memory reading a reply");
             return;
         }
-        ssize_t n = read(c->fd, p, avail);
+        int want = 0;
+        aredis_err code = AREDIS_ERR_IO;
+        char msg[256];
+        ssize_t n = conn_read(c, p, avail, &want, &code, msg, sizeof msg);
         if (n == 0) {
             aredis__teardown(c, AREDIS_ERR_EOF, "server closed the connection");
             return;
         }
         if (n < 0) {
-            int err = errno;
-            if (err == EINTR) continue;
-            if (err == EAGAIN || err == EWOULDBLOCK) return;
-            char msg[128];
-            snprintf(msg, sizeof msg, "read failed: %s", strerror(err));
-            aredis__teardown(c, aredis__errno_code(err), msg);
+            if (!want) aredis__teardown(c, code, msg);
             return;
         }
         aredis_reader_commit(c->reader, (size_t)n);
@@ -358,9 +410,9 @@ static void do_read(aredis_client *c) {
             void *r = NULL;
             aredis_err e = aredis_reader_get_reply(c->reader, &r);
             if (e != AREDIS_ERR_OK) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "%s", aredis_reader_errstr(c->reader));
-                aredis__teardown(c, e, msg);
+                char why[200];
+                snprintf(why, sizeof why, "%s", aredis_reader_errstr(c->reader));
+                aredis__teardown(c, e, why);
                 return;
             }
             if (!r) break;
@@ -368,8 +420,11 @@ static void do_read(aredis_client *c) {
             if (c->gen != gen) return;
         }
         maybe_finish_disconnect(c);
-        /* A full buffer means more is likely waiting: read again. */
-        if ((size_t)n < avail || c->gen != gen) return;
+        if (c->gen != gen) return;
+        /* A plain socket that gave less than asked for is drained. TLS may
+         * hold decrypted bytes the socket no longer shows: read on until it
+         * would block. */
+        if (!c->tls && (size_t)n < avail) return;
     }
 }
 
@@ -383,10 +438,41 @@ static int attach_fd(aredis_client *c, int fd) {
     return 0;
 }
 
+/* Drive the TLS handshake; when it is done, the Redis handshake starts. */
+static void tls_step(aredis_client *c) {
+    char msg[256];
+    int r = aredis__tls_handshake(c->tls, msg, sizeof msg);
+    if (r < 0) {
+        aredis__teardown(c, AREDIS_ERR_TLS, msg);
+    } else if (r > 0) {
+        set_mask(c, r);
+    } else {
+        c->tls_handshaking = 0;
+        set_mask(c, AREDIS_EV_READ);
+        aredis__handshake_start(c);
+    }
+}
+
 static void connected(aredis_client *c) {
     set_mask(c, AREDIS_EV_READ);
     c->last_rx = aredis__now_ms(c->loop);
-    aredis__handshake_start(c);
+    if (!c->opt.tls) {
+        aredis__handshake_start(c);
+        return;
+    }
+    char msg[256];
+    if (!c->tls_ctx && aredis__tls_ctx_new(&c->opt, &c->tls_ctx, msg, sizeof msg) != 0) {
+        aredis__teardown(c, AREDIS_ERR_TLS, msg);
+        return;
+    }
+    const char *name = c->opt.tls_server_name ? c->opt.tls_server_name : c->opt.host;
+    c->tls = aredis__tls_new(c->tls_ctx, c->fd, name, msg, sizeof msg);
+    if (!c->tls) {
+        aredis__teardown(c, AREDIS_ERR_TLS, msg);
+        return;
+    }
+    c->tls_handshaking = 1;
+    tls_step(c);
 }
 
 /* Try the next resolved address. Returns 0 when a connect is under way. */
@@ -426,7 +512,9 @@ static void on_io(void *arg, int events) {
     aredis_client *c = arg;
     aredis__enter(c);
     uint64_t gen = c->gen;
-    if (c->state == AREDIS_STATE_CONNECTING) {
+    if (c->state == AREDIS_STATE_CONNECTING && c->tls_handshaking) {
+        tls_step(c);
+    } else if (c->state == AREDIS_STATE_CONNECTING) {
         int err = aredis__connect_result(c->fd);
         if (err == 0) {
             connected(c);
@@ -517,6 +605,11 @@ static int copy_str(const char **dst, const char *src) {
 }
 
 static void free_opts(aredis_options *o) {
+    aredis__free((void *)o->tls_ca_file);
+    aredis__free((void *)o->tls_ca_path);
+    aredis__free((void *)o->tls_cert_file);
+    aredis__free((void *)o->tls_key_file);
+    aredis__free((void *)o->tls_server_name);
     aredis__free((void *)o->host);
     aredis__free((void *)o->unix_path);
     aredis__free((void *)o->username);
@@ -540,6 +633,8 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
      * first so that a failure frees only what is ours. */
     c->opt.host = c->opt.unix_path = c->opt.username = c->opt.password = NULL;
     c->opt.client_name = NULL;
+    c->opt.tls_ca_file = c->opt.tls_ca_path = c->opt.tls_cert_file = NULL;
+    c->opt.tls_key_file = c->opt.tls_server_name = NULL;
     c->fd = -1;
     c->state = AREDIS_STATE_IDLE;
     c->last_err.detail = c->last_detail;
@@ -548,7 +643,12 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
     if (copy_str(&c->opt.host, opts->host) || copy_str(&c->opt.unix_path, opts->unix_path) ||
         copy_str(&c->opt.username, opts->username) ||
         copy_str(&c->opt.password, opts->password) ||
-        copy_str(&c->opt.client_name, opts->client_name))
+        copy_str(&c->opt.client_name, opts->client_name) ||
+        copy_str(&c->opt.tls_ca_file, opts->tls_ca_file) ||
+        copy_str(&c->opt.tls_ca_path, opts->tls_ca_path) ||
+        copy_str(&c->opt.tls_cert_file, opts->tls_cert_file) ||
+        copy_str(&c->opt.tls_key_file, opts->tls_key_file) ||
+        copy_str(&c->opt.tls_server_name, opts->tls_server_name))
         goto fail;
     c->timer = aredis__timer_new(loop, aredis__on_timer, c);
     c->flush_defer = aredis__defer_new(loop, on_flush, c);
@@ -645,6 +745,7 @@ void aredis_client_close(aredis_client *c) {
 }
 
 static void client_destroy(aredis_client *c) {
+    aredis__tls_ctx_free(c->tls_ctx);
     aredis__timer_free(c->loop, c->timer);
     aredis__defer_free(c->loop, c->flush_defer);
     aredis__buf_free(&c->out);

@@ -65,6 +65,9 @@ struct aredis_client {
     int io_mask;
     struct addrinfo *addrs, *addr_next; /* candidates while connecting */
     aredis_reader *reader;
+    struct aredis__tls_ctx *tls_ctx; /* made at the first TLS connect */
+    struct aredis__tls *tls;         /* this connection's TLS, or NULL */
+    int tls_handshaking;
     aredis__buf out; /* encoded commands not yet written */
     uint64_t appended; /* bytes ever appended to `out` (stream position) */
     uint64_t written;  /* bytes ever written to the socket */

@@ -107,7 +107,11 @@ static int keep_unwritten(aredis_client *c, aredis__cmd *cmd) {
 static int may_retry(const aredis_client *c, aredis_err code) {
     if (!c->opt.reconnect || c->disconnecting) return 0;
     if (code == AREDIS_ERR_AUTH && !c->opt.reconnect_on_auth_error) return 0;
-    if (code == AREDIS_ERR_HANDSHAKE && !c->opt.reconnect_on_auth_error) return 0;
+    /* Refusals that the next attempt would meet again: a handshake the
+     * server rejects, a certificate that does not verify. */
+    if ((code == AREDIS_ERR_HANDSHAKE || code == AREDIS_ERR_TLS) &&
+        !c->opt.reconnect_on_auth_error)
+        return 0;
     if (code == AREDIS_ERR_NOMEM || code == AREDIS_ERR_FORKED || code == AREDIS_ERR_CLOSED ||
         code == AREDIS_ERR_CANCELLED)
         return 0;

@@ -65,9 +65,15 @@
 #define READER_LIKELY(x) (x)
 #endif
 
-/* Copy 1 to 16 bytes without a call: two overlapping moves of a fixed size. */
+/* Copy 1 to 32 bytes without a call: two overlapping moves of a fixed size. */
 static READER_INLINE void copy_small(char *d, const char *s, size_t n) {
-    if (n >= 8) {
+    if (n >= 16) {
+        char a[16], b[16];
+        memcpy(a, s, 16);
+        memcpy(b, s + n - 16, 16);
+        memcpy(d, a, 16);
+        memcpy(d + n - 16, b, 16);
+    } else if (n >= 8) {
         uint64_t a, b;
         memcpy(&a, s, 8);
         memcpy(&b, s + n - 8, 8);
@@ -88,7 +94,7 @@ static READER_INLINE void copy_small(char *d, const char *s, size_t n) {
 
 /* Copy n bytes, short ones inline (a call costs more than the copy). */
 static READER_INLINE void copy_bytes(char *d, const char *s, size_t n) {
-    if (n - 1 < 16)
+    if (n - 1 < 32)
         copy_small(d, s, n);
     else if (n)
         memcpy(d, s, n);
@@ -433,7 +439,7 @@ static READER_NOINLINE int buf_reserve(aredis_reader *r, size_t need) {
     }
     size_t bytes;
     if (aredis__add_overflow(cap, READER_BUF_HEAD, &bytes)) return -1;
-    char *nb = aredis__realloc(r->buf ? r->buf - READER_BUF_HEAD : NULL, bytes);
+    char *nb = r->buf ? aredis__realloc(r->buf - READER_BUF_HEAD, bytes) : aredis__malloc(bytes);
     if (!nb) return -1;
     r->buf = nb + READER_BUF_HEAD;
     r->cap = cap;
@@ -476,7 +482,7 @@ static READER_NOINLINE aredis_err feed_copy(aredis_reader *r, const char *buf, s
 aredis_err aredis_reader_feed(aredis_reader *r, const char *buf, size_t len) {
     if (r->err) return r->err;
     /* A few bytes that fit: no call at all. */
-    if (len - 1 < 16 && r->cap - r->len >= len) {
+    if (len - 1 < 32 && r->cap - r->len >= len) {
         copy_small(r->buf + r->len, buf, len);
         r->len += len;
         return AREDIS_ERR_OK;
@@ -723,6 +729,22 @@ static READER_INLINE void fast_init(aredis_reply *o, aredis_reply_type type, uns
     o->priv_alloc = alloc;
 }
 
+/*
+ * A top-level leaf with no attribute before it — most replies: a chunk of its
+ * own (link, reply, `extra` payload bytes), made without the arena state.
+ */
+static READER_INLINE aredis_reply *root_leaf_new(aredis_reply_type type, size_t extra) {
+    size_t bytes;
+    if (aredis__add_overflow(sizeof(arena_chunk) + sizeof(aredis_reply), extra, &bytes))
+        return NULL;
+    arena_chunk *c = aredis__malloc(bytes);
+    if (!c) return NULL;
+    c->next = NULL;
+    aredis_reply *o = (aredis_reply *)(void *)(c + 1);
+    fast_init(o, type, REPLY_ARENA_ROOT);
+    return o;
+}
+
 static aredis_reply *buf_steal(aredis_reader *r, aredis_reply_type type, char *s, size_t n) {
     arena_chunk *c = (arena_chunk *)(void *)(r->buf - READER_BUF_HEAD);
     c->next = NULL;
@@ -742,10 +764,9 @@ static aredis_reply *buf_steal(aredis_reader *r, aredis_reply_type type, char *s
  * A zeroed reply for the value at the current position, with `extra` bytes
  * (a multiple of 8) for its payload at *payload. NULL when out of memory.
  *
- * The top-level reply takes the slot kept for it in the first chunk; a
- * top-level leaf with no attribute before it — most replies — is a chunk of
- * its own, made here without touching the arena state. `want` sizes a chunk
- * if one must be made; `leaf` is a constant at every call.
+ * The top-level reply takes the slot kept for it in the first chunk, or is
+ * a chunk of its own (root_leaf_new()). `want` sizes a chunk if one must be
+ * made; `leaf` is a constant at every call.
  */
 static READER_INLINE aredis_reply *fast_new(aredis_reader *r, aredis_reply_type type, int leaf,
                                             size_t extra, size_t want, char **payload) {
@@ -754,24 +775,18 @@ static READER_INLINE aredis_reply *fast_new(aredis_reader *r, aredis_reply_type 
     unsigned alloc;
     if (r->depth == 0 && type != AREDIS_REPLY_ATTR) {
         if (!r->ahead && leaf) {
-            size_t bytes;
-            if (aredis__add_overflow(sizeof(arena_chunk) + sizeof(aredis_reply), extra, &bytes))
-                return NULL;
-            arena_chunk *c = aredis__malloc(bytes);
-            if (!c) return NULL;
-            c->next = NULL;
-            o = (aredis_reply *)(void *)(c + 1);
-            p = (char *)(o + 1);
-        } else {
-            if (!r->ahead) {
-                p = arena_grow(r, extra, want);
-                if (!p) return NULL;
-            } else if (extra) {
-                p = arena_alloc(r, extra, want);
-                if (!p) return NULL;
-            }
-            o = r->aroot;
+            o = root_leaf_new(type, extra);
+            if (o) *payload = (char *)(o + 1);
+            return o;
         }
+        if (!r->ahead) {
+            p = arena_grow(r, extra, want);
+            if (!p) return NULL;
+        } else if (extra) {
+            p = arena_alloc(r, extra, want);
+            if (!p) return NULL;
+        }
+        o = r->aroot;
         alloc = REPLY_ARENA_ROOT;
     } else {
         /* An element's slot first: it is made from the bytes buffered before the element's own. */
@@ -1166,14 +1181,60 @@ static READER_NOINLINE int read_line(aredis_reader *r, void **out) {
     return dispatch_line(r, type, line, n, out);
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+#define READER_SWAR 1
+#endif
+
 /*
  * A header number in its plain form — an optional '-', 1 to 18 digits (no
- * overflow possible), CRLF — starting at p. Returns the byte after the CRLF,
- * or NULL for anything else, incomplete included: the strict general path
- * then parses the line again and reports any error.
+ * overflow possible), CRLF — after the type byte at t. Returns the byte after
+ * the CRLF, or NULL for anything else, incomplete included: the strict
+ * general path then parses the line again and reports any error.
+ *
+ * `wide` (a constant at each call) is for integers, which often run to many
+ * digits: with eight bytes buffered from t, one load takes the type byte and
+ * up to seven more, and the digits are found and converted in the register
+ * (SWAR), in flat time. Lengths and counts are mostly 1 to 3 digits, for
+ * which the plain loop has the shorter dependency chain (the next item's
+ * position waits on the value), so they keep the loop.
  */
-static READER_INLINE const char *scan_num(const char *p, const char *end, unsigned long long *v,
-                                          int *neg) {
+static READER_INLINE const char *scan_num(const char *t, const char *end, unsigned long long *v,
+                                          int *neg, int wide) {
+    const char *p = t + 1;
+#ifdef READER_SWAR
+    if (wide && end - t >= 8) {
+        uint64_t x;
+        memcpy(&x, t, 8);
+        x >>= 8; /* drop the type byte: 7 bytes, then a zero byte (a non-digit) */
+        unsigned have = 7;
+        *neg = (x & 0xff) == '-';
+        if (*neg) {
+            x >>= 8;
+            have = 6;
+            p++;
+        }
+        /* A byte is a digit when its high nibble is 3 and adding 6 keeps it so. */
+        const uint64_t nib = 0xF0F0F0F0F0F0F0F0ULL, threes = 0x3030303030303030ULL;
+        uint64_t nondigit = ((x & nib) ^ threes) | (((x + 0x0606060606060606ULL) & nib) ^ threes);
+        unsigned d = (unsigned)__builtin_ctzll(nondigit) / 8; /* nondigit != 0: the top byte */
+        if (d == 0 || d == have) goto bytewise;                /* none, or maybe more beyond */
+        /* The d digits to the top of the register, first digit most significant. */
+        uint64_t y = x << (8 * (8 - d));
+        y = ((y & 0x0F0F0F0F0F0F0F0FULL) * 2561) >> 8;
+        y = ((y & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
+        y = ((y & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32;
+        p += d;
+        if (d + 2 <= have) {
+            if (((x >> (8 * d)) & 0xFFFF) != 0x0A0D) return NULL;
+        } else if (end - p < 2 || p[0] != '\r' || p[1] != '\n') {
+            return NULL;
+        }
+        *v = y;
+        return p + 2;
+    }
+bytewise:
+    p = t + 1;
+#endif
     *neg = p < end && *p == '-';
     p += *neg;
     const char *first = p;
@@ -1225,11 +1286,11 @@ static READER_INLINE int read_item(aredis_reader *r, void **out) {
     char type = *p;
     switch (type) {
     case ':':
-        if (!(q = scan_num(p + 1, end, &v, &neg))) break;
+        if (!(q = scan_num(p, end, &v, &neg, 1))) break;
         r->pos = (size_t)(q - r->buf);
         return make_integer(r, neg ? -(long long)v : (long long)v, out);
     case '$':
-        if (!(q = scan_num(p + 1, end, &v, &neg))) break;
+        if (!(q = scan_num(p, end, &v, &neg, 0))) break;
         if (neg) {
             if (v != 1) break; /* "-0" and the like: the general path */
             r->pos = (size_t)(q - r->buf);
@@ -1242,13 +1303,13 @@ static READER_INLINE int read_item(aredis_reader *r, void **out) {
     case '~':
     case '>':
     case '|':
-        if (!(q = scan_num(p + 1, end, &v, &neg))) break;
+        if (!(q = scan_num(p, end, &v, &neg, 0))) break;
         if (neg && (type != '*' || v != 1)) break;
         r->pos = (size_t)(q - r->buf);
         return open_aggregate(r, type, neg ? -1 : (long long)v, out);
     case '!':
     case '=':
-        if (!(q = scan_num(p + 1, end, &v, &neg)) || neg) break;
+        if (!(q = scan_num(p, end, &v, &neg, 0)) || neg) break;
         r->pos = (size_t)(q - r->buf);
         return open_bulk(r, type, (long long)v, out);
     case '+':
@@ -1271,14 +1332,11 @@ static READER_INLINE int read_item(aredis_reader *r, void **out) {
     return read_line(r, out);
 }
 
-/* A top-level leaf with no attribute: one chunk, link + reply + payload. */
-static READER_INLINE aredis_reply *root_leaf_new(aredis_reply_type type, size_t extra) {
-    arena_chunk *c = aredis__malloc(sizeof(arena_chunk) + sizeof(aredis_reply) + extra);
-    if (!c) return NULL;
-    c->next = NULL;
-    aredis_reply *o = (aredis_reply *)(void *)(c + 1);
-    fast_init(o, type, REPLY_ARENA_ROOT);
-    return o;
+/* Four bytes as one word (a constant when s is a literal). */
+static READER_INLINE uint32_t load32(const char *s) {
+    uint32_t w;
+    memcpy(&w, s, 4);
+    return w;
 }
 
 /*
@@ -1296,9 +1354,30 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
     unsigned long long v;
     int neg;
     aredis_reply *x;
+    /* "$-1\r\n" (a missing key) and "+OK\r\n", the two commonest replies: by one compare. */
+    if (end - p >= 5 && p[4] == '\n') {
+        uint32_t w = load32(p);
+        if (w == load32("$-1\r")) {
+            x = root_leaf_new(AREDIS_REPLY_NIL, 0);
+            if (!x) return reader_nomem(r);
+            r->pos += 5;
+            *o = x;
+            return 1;
+        }
+        if (w == load32("+OK\r") && r->cur.max_bulk_len >= 2) {
+            x = root_leaf_new(AREDIS_REPLY_STATUS, 8);
+            if (!x) return reader_nomem(r);
+            x->str = (char *)(x + 1);
+            x->len = 2;
+            memcpy(x->str, "OK", 3);
+            r->pos += 5;
+            *o = x;
+            return 1;
+        }
+    }
     switch (*p) {
     case '$':
-        if (!(q = scan_num(p + 1, end, &v, &neg))) return 0;
+        if (!(q = scan_num(p, end, &v, &neg, 0))) return 0;
         if (neg) {
             if (v != 1) return 0;
             x = root_leaf_new(AREDIS_REPLY_NIL, 0);
@@ -1325,7 +1404,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         *o = x;
         return 1;
     case ':':
-        if (!(q = scan_num(p + 1, end, &v, &neg))) return 0;
+        if (!(q = scan_num(p, end, &v, &neg, 1))) return 0;
         x = root_leaf_new(AREDIS_REPLY_INTEGER, 0);
         if (!x) return reader_nomem(r);
         x->integer = neg ? -(long long)v : (long long)v;

@@ -140,6 +140,7 @@ static void test_connect_timeout(void **state) {
     aredis_options o = AREDIS_OPTIONS_INIT;
     o.port = ntohs(a.sin_port);
     o.connect_timeout_ms = 300;
+    o.reconnect = 0;
     aredis_client *c = aredis_client_new(loop, &o);
     assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
     uint64_t t0 = ts_now_ms();
@@ -149,6 +150,22 @@ static void test_connect_timeout(void **state) {
     ts_log("silent peer: failed after %llu ms: %s", (unsigned long long)took,
            aredis_future_error(cmd)->detail);
     assert_true(took >= 250 && took < 2000);
+    aredis_future_release(cmd);
+    aredis_client_free(c);
+
+    /* With reconnect on, the client keeps trying; a command's own deadline
+     * still bounds it: time spent queued counts. */
+    o.reconnect = 1;
+    o.reconnect_delay_ms = 50;
+    o.request_timeout_ms = 400;
+    c = aredis_client_new(loop, &o);
+    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    t0 = ts_now_ms();
+    cmd = aredis_future_command(c, "PING");
+    assert_int_equal(aredis_await(cmd), AREDIS_ERR_TIMEOUT);
+    took = ts_now_ms() - t0;
+    assert_true(took >= 350 && took < 2000);
+    assert_string_equal(aredis_future_error(cmd)->detail, "request timed out");
     aredis_future_release(cmd);
     aredis_client_free(c);
     aredis_loop_free(loop);

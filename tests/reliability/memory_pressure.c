@@ -10,8 +10,7 @@
 
 #include "ts.h"
 
-static const char *const k_lowmem_conf[] = {"maxmemory 1mb", "maxmemory-policy noeviction",
-                                            NULL};
+static const char *const k_lowmem_conf[] = {"maxmemory 1mb", "maxmemory-policy noeviction", NULL};
 
 #define MIB (1024u * 1024u)
 #define CHUNK (100u * 1024u)
@@ -43,7 +42,8 @@ static void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err,
 static char *patterned(size_t n, unsigned seed) {
     char *v = malloc(n);
     assert_non_null(v);
-    for (size_t i = 0; i < n; i++) v[i] = (char)('a' + (i * 7 + seed) % 26);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (char)('a' + (i * 7 + seed) % 26);
     return v;
 }
 
@@ -102,7 +102,9 @@ static void set_small_eventually(aredis_loop *loop, aredis_client *c, const char
                                  const char *val) {
     uint64_t t0 = ts_now_ms();
     int attempts = 0;
-    aredis_timer *t = NULL;
+    int fired = 0;
+    aredis_timer *t = aredis_timer_new(loop, tick, &fired);
+    assert_non_null(t);
     for (;;) {
         attempts++;
         aredis_future *f = ts_cmd(c, "SET %s %s", key, val);
@@ -117,13 +119,7 @@ static void set_small_eventually(aredis_loop *loop, aredis_client *c, const char
         assert_string_equal(e->prefix, "OOM");
         aredis_future_release(f);
         assert_true(ts_now_ms() - t0 < 10000);
-        if (!t) {
-            t = aredis_timer_new(loop, NULL, NULL);
-        }
-        int fired = 0;
-        aredis_timer_free(t);
-        t = aredis_timer_new(loop, tick, &fired);
-        assert_non_null(t);
+        fired = 0;
         aredis_timer_start(t, 50, 0);
         assert_true(ts_wait(loop, &fired, 5000));
     }

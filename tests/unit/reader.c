@@ -482,6 +482,173 @@ static void test_space_commit(void **state) {
     aredis_reader_free(r);
 }
 
+/*
+ * A big top-level blob that ends the buffered bytes takes the reader's buffer
+ * as its memory (no copy of the payload). It must read like any other reply,
+ * and the reader must go on as if nothing happened.
+ */
+static char *big_blob(const char *head, size_t n, const char *tail, size_t *len) {
+    size_t hl = strlen(head), tl = strlen(tail);
+    char *s = malloc(hl + n + tl + 1);
+    assert_non_null(s);
+    memcpy(s, head, hl);
+    for (size_t i = 0; i < n; i++)
+        s[hl + i] = (char)('a' + i % 26);
+    s[hl + 7] = '\r'; /* CR, LF and NUL inside the payload are data */
+    s[hl + 8] = '\n';
+    s[hl + 9] = '\0';
+    memcpy(s + hl + n, tail, tl + 1);
+    *len = hl + n + tl;
+    return s;
+}
+
+static void check_big(const aredis_reply *rep, aredis_reply_type type, const char *want, size_t n) {
+    assert_non_null(rep);
+    assert_int_equal(rep->type, type);
+    assert_int_equal(rep->len, n);
+    assert_memory_equal(rep->str, want, n);
+    assert_int_equal(rep->str[n], '\0');
+    assert_null(rep->attribute);
+}
+
+static void test_big_blob_takes_buffer(void **state) {
+    (void)state;
+    size_t len;
+    aredis_reply *rep;
+    aredis_reader *r = aredis_reader_new(NULL, NULL);
+
+    /* Alone in one feed. */
+    char *s = big_blob("$2000\r\n", 2000, "\r\n", &len);
+    assert_int_equal(aredis_reader_feed(r, s, len), AREDIS_ERR_OK);
+    assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+    check_big(rep, AREDIS_REPLY_STRING, s + 7, 2000);
+    assert_int_equal(aredis_reader_pending(r), 0);
+    /* The reader goes on, and the reply outlives the next feeds. */
+    FEED(r, "+OK\r\n:7\r\n");
+    void *next;
+    assert_int_equal(aredis_reader_get_reply(r, &next), AREDIS_ERR_OK);
+    assert_string_equal(dump(next), "+OK");
+    aredis_reply_free(next);
+    assert_int_equal(aredis_reader_get_reply(r, &next), AREDIS_ERR_OK);
+    assert_string_equal(dump(next), ":7");
+    aredis_reply_free(next);
+    check_big(rep, AREDIS_REPLY_STRING, s + 7, 2000);
+    assert_ptr_equal(aredis_reply_retain(rep), rep);
+    aredis_reply_release(rep);
+    aredis_reply_release(rep);
+
+    /* Followed by more bytes: copied as usual, both replies right. */
+    free(s);
+    s = big_blob("$2000\r\n", 2000, "\r\n+after\r\n", &len);
+    assert_int_equal(aredis_reader_feed(r, s, len), AREDIS_ERR_OK);
+    assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+    check_big(rep, AREDIS_REPLY_STRING, s + 7, 2000);
+    aredis_reply_free(rep);
+    assert_int_equal(aredis_reader_get_reply(r, &next), AREDIS_ERR_OK);
+    assert_string_equal(dump(next), "+after");
+    aredis_reply_free(next);
+
+    /* Arriving in pieces (the reader waits in its blob state). */
+    free(s);
+    s = big_blob("$3000\r\n", 3000, "\r\n", &len);
+    for (size_t off = 0; off < len; off += 700) {
+        size_t n = len - off < 700 ? len - off : 700;
+        assert_int_equal(aredis_reader_feed(r, s + off, n), AREDIS_ERR_OK);
+        assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+        if (off + n < len) assert_null(rep);
+    }
+    check_big(rep, AREDIS_REPLY_STRING, s + 7, 3000);
+    aredis_reply_free(rep);
+
+    /* A verbatim string, a blob error and a long status line. */
+    free(s);
+    s = big_blob("=2004\r\nmkd:", 2000, "\r\n", &len);
+    assert_int_equal(aredis_reader_feed(r, s, len), AREDIS_ERR_OK);
+    assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+    check_big(rep, AREDIS_REPLY_VERB, s + 11, 2000);
+    assert_string_equal(rep->vtype, "mkd");
+    aredis_reply_free(rep);
+    free(s);
+    s = big_blob("!1500\r\n", 1500, "\r\n", &len);
+    assert_int_equal(aredis_reader_feed(r, s, len), AREDIS_ERR_OK);
+    assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+    check_big(rep, AREDIS_REPLY_ERROR, s + 7, 1500);
+    aredis_reply_free(rep);
+    free(s);
+    s = malloc(1203);
+    s[0] = '+';
+    memset(s + 1, 's', 1200);
+    memcpy(s + 1201, "\r\n", 2);
+    assert_int_equal(aredis_reader_feed(r, s, 1203), AREDIS_ERR_OK);
+    assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+    check_big(rep, AREDIS_REPLY_STATUS, s + 1, 1200);
+    aredis_reply_free(rep);
+
+    /* After an attribute the blob is built in the reply's arena instead. */
+    free(s);
+    s = big_blob("|1\r\n+a\r\n+b\r\n$2000\r\n", 2000, "\r\n", &len);
+    assert_int_equal(aredis_reader_feed(r, s, len), AREDIS_ERR_OK);
+    assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+    assert_non_null(rep->attribute);
+    assert_string_equal(dump(rep->attribute), "|{+a:+b}");
+    assert_int_equal(rep->len, 2000);
+    assert_memory_equal(rep->str, s + 19, 2000);
+    aredis_reply_free(rep);
+
+    /* Through space()/commit(), then space() again. */
+    free(s);
+    s = big_blob("$2000\r\n", 2000, "\r\n", &len);
+    size_t avail;
+    char *p = aredis_reader_space(r, len, &avail);
+    assert_non_null(p);
+    memcpy(p, s, len);
+    aredis_reader_commit(r, len);
+    assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+    check_big(rep, AREDIS_REPLY_STRING, s + 7, 2000);
+    p = aredis_reader_space(r, 16, &avail);
+    assert_non_null(p);
+    assert_true(avail >= 16);
+    memcpy(p, "$2\r\nhi\r\n", 8);
+    aredis_reader_commit(r, 8);
+    assert_int_equal(aredis_reader_get_reply(r, &next), AREDIS_ERR_OK);
+    assert_string_equal(dump(next), "\"hi\"");
+    aredis_reply_free(next);
+    aredis_reader_free(r); /* the reply does not depend on the reader */
+    check_big(rep, AREDIS_REPLY_STRING, s + 7, 2000);
+    aredis_reply_free(rep);
+    free(s);
+
+    /* Taken with a NULL reply pointer: freed at once. */
+    r = aredis_reader_new(NULL, NULL);
+    s = big_blob("$2000\r\n", 2000, "\r\n", &len);
+    assert_int_equal(aredis_reader_feed(r, s, len), AREDIS_ERR_OK);
+    assert_int_equal(aredis_reader_get_reply(r, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_reader_pending(r), 0);
+    aredis_reader_free(r);
+    free(s);
+}
+
+/*
+ * With the default builder a top-level reply owns the memory of everything
+ * in it: freeing or releasing a nested reply does nothing (ASan would catch
+ * a bad free), and the tree stays intact until the top-level reply goes.
+ */
+static void test_nested_replies_belong_to_top(void **state) {
+    (void)state;
+    aredis_reader *r = aredis_reader_new(NULL, NULL);
+    FEED(r, "*3\r\n$1\r\na\r\n|1\r\n+k\r\n+v\r\n%1\r\n:1\r\n*1\r\n_\r\n:2\r\n");
+    aredis_reply *rep;
+    assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+    assert_string_equal(dump(rep), "[\"a\",|{+k:+v} {:1:[nil]},:2]");
+    aredis_reply_free(rep->element[0]);
+    aredis_reply_free(rep->element[1]->attribute);
+    aredis_reply_release(aredis_reply_retain(rep->element[1]));
+    aredis_reply_release(rep->element[2]);
+    assert_string_equal(dump(rep), "[\"a\",|{+k:+v} {:1:[nil]},:2]");
+    aredis_reply_free(rep);
+    aredis_reader_free(r);
+}
+
 /* ---- Custom builder ----------------------------------------------------- */
 
 /*
@@ -685,6 +852,8 @@ int main(void) {
         cmocka_unit_test(test_streamed_unsupported),
         cmocka_unit_test(test_error_frees_partial),
         cmocka_unit_test(test_space_commit),
+        cmocka_unit_test(test_big_blob_takes_buffer),
+        cmocka_unit_test(test_nested_replies_belong_to_top),
         cmocka_unit_test(test_custom_builder),
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_refcount_and_names),

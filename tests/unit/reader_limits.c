@@ -158,6 +158,27 @@ static void test_max_bulk_len(void **state) {
     EXPECT_OK(reader_with(10, 0, 0), "+0123456789\r\n");
     EXPECT_LIMIT(reader_with(10, 0, 0), "+01234567890\r\n", "too long");
     EXPECT_LIMIT(reader_with(10, 0, 0), "-01234567890", "too long");
+    /* The commonest reply too, on every path (the first reply after new
+     * limits takes the general one, later ones a shortcut). */
+    EXPECT_LIMIT(reader_with(1, 0, 0), "+OK\r\n", "too long");
+    EXPECT_OK(reader_with(2, 0, 0), "+OK\r\n");
+    aredis_reader *r1 = reader_with(1, 0, 0);
+    void *rep;
+    assert_int_equal(PARSE1(r1, ":1\r\n+OK\r\n", &rep), AREDIS_ERR_OK);
+    aredis_reply_free(rep);
+    assert_int_equal(aredis_reader_get_reply(r1, &rep), AREDIS_ERR_PROTOCOL);
+    assert_non_null(strstr(aredis_reader_errstr(r1), "too long"));
+    aredis_reader_free(r1);
+    r1 = reader_with(10, 0, 0);
+    assert_int_equal(PARSE1(r1, ":1\r\n$10\r\n0123456789\r\n$11\r\n01234567890\r\n", &rep),
+                     AREDIS_ERR_OK);
+    aredis_reply_free(rep);
+    assert_int_equal(aredis_reader_get_reply(r1, &rep), AREDIS_ERR_OK);
+    assert_int_equal(((aredis_reply *)rep)->len, 10);
+    aredis_reply_free(rep);
+    assert_int_equal(aredis_reader_get_reply(r1, &rep), AREDIS_ERR_PROTOCOL);
+    assert_non_null(strstr(aredis_reader_errstr(r1), "max_bulk_len 10"));
+    aredis_reader_free(r1);
     /* The default limit. */
     aredis_reader *r = aredis_reader_new(NULL, NULL);
     char head[64];
@@ -286,6 +307,29 @@ static void test_claimed_length_costs_nothing(void **state) {
     aredis_reader_free(r);
 }
 
+/*
+ * Element slots are made ahead only as far as the bytes received can fill
+ * them, and each received byte backs at most one such slot: aggregates nested
+ * 2000 deep, each claiming a million elements, must not each size an array
+ * from the same buffered bytes (that would be quadratic).
+ */
+static void test_nested_claims_cost_linear(void **state) {
+    (void)state;
+    const size_t depth = 2000;
+    const char unit[] = "*1000000\r\n";
+    size_t ul = sizeof unit - 1, len = depth * ul;
+    char *s = malloc(len);
+    assert_non_null(s);
+    for (size_t i = 0; i < depth; i++)
+        memcpy(s + i * ul, unit, ul);
+    aredis_reader *r = reader_with(0, SIZE_MAX, 5000);
+    size_t grew = parse_peak(r, s, len, AREDIS_ERR_OK);
+    NOTE("%zu nested claims (%zu bytes): %zu bytes during get_reply", depth, len, grew);
+    assert_true(grew <= 40 * len);
+    aredis_reader_free(r);
+    free(s);
+}
+
 /* A blob is built once, in one allocation, when its last byte is in. */
 static void test_blob_allocated_once_complete(void **state) {
     (void)state;
@@ -344,7 +388,7 @@ static void test_buffer_stays_bounded(void **state) {
 /* ---- Allocation failure ------------------------------------------------- */
 
 /* A nested stream of every type, with a blob that outgrows the first buffer. */
-static char fail_input[1024];
+static char fail_input[2048];
 static size_t fail_len;
 #define FAIL_REPLIES 7
 
@@ -352,11 +396,12 @@ static void make_fail_input(void) {
     static const char head[] =
         "*3\r\n:1\r\n|1\r\n+ttl\r\n:3600\r\n%2\r\n$3\r\nkey\r\n*6\r\n:1\r\n:2\r\n:3\r\n"
         ":4\r\n:5\r\n:6\r\n+k\r\n~1\r\n,1.5\r\n=7\r\ntxt:abc\r\n"
-        ">2\r\n+message\r\n$2\r\nhi\r\n_\r\n#t\r\n(123\r\n!3\r\nERR\r\n$600\r\n";
+        ">2\r\n+message\r\n$2\r\nhi\r\n_\r\n#t\r\n(123\r\n!3\r\nERR\r\n$1500\r\n";
     memcpy(fail_input, head, sizeof head - 1);
     fail_len = sizeof head - 1;
-    memset(fail_input + fail_len, 'x', 600);
-    fail_len += 600;
+    /* Big enough to take the reader's buffer over when it ends the bytes fed. */
+    memset(fail_input + fail_len, 'x', 1500);
+    fail_len += 1500;
     memcpy(fail_input + fail_len, "\r\n", 2);
     fail_len += 2;
 }
@@ -505,6 +550,7 @@ int main(void) {
         T(test_limits_apply_to_next_reply),
         T(test_claimed_count_costs_nothing),
         T(test_claimed_length_costs_nothing),
+        T(test_nested_claims_cost_linear),
         T(test_blob_allocated_once_complete),
         T(test_buffer_stays_bounded),
         T(test_alloc_failure_everywhere),

@@ -176,9 +176,26 @@ static void build_stream(text *t) {
         ADD(t, "*1\r\n");
     ADD(t, ":1\r\n");
     ADD(t, "+done\r\n");
+    /*
+     * Big top-level blobs, which take the reader's buffer as their memory
+     * when they end the bytes fed so far (so for some cuts and not others),
+     * and one after an attribute, which never does.
+     */
+    ADD(t, "$2000\r\n");
+    add(t, big, 2000);
+    ADD(t, "\r\n=1504\r\ntxt:");
+    add(t, big + 1000, 1500);
+    ADD(t, "\r\n|1\r\n+a\r\n+b\r\n$1200\r\n");
+    add(t, big, 1200);
+    ADD(t, "\r\n+");
+    for (int i = 0; i < 1100; i++)
+        ADD(t, "s");
+    ADD(t, "\r\n");
 }
 
+/* Replies up to "+done", then the big ones. */
 #define STREAM_REPLIES 34
+#define STREAM_TOTAL (STREAM_REPLIES + 4)
 
 /* ---- Tests -------------------------------------------------------------- */
 
@@ -211,7 +228,7 @@ static void test_every_split(void **state) {
     outcome want;
     parse_once(t.s, t.n, &want);
     assert_int_equal(want.err, AREDIS_ERR_OK);
-    assert_int_equal(want.n, STREAM_REPLIES);
+    assert_int_equal(want.n, STREAM_TOTAL);
     /* Spot checks that the one-shot parse is itself right. */
     assert_int_equal(want.rep[0]->type, AREDIS_REPLY_STATUS);
     assert_int_equal(want.rep[10]->len, 8);
@@ -225,6 +242,11 @@ static void test_every_split(void **state) {
     assert_int_equal(big->element[1]->type, AREDIS_REPLY_VERB);
     assert_int_equal(big->element[1]->len, 3000);
     assert_string_equal(want.rep[STREAM_REPLIES - 1]->str, "done");
+    assert_int_equal(want.rep[STREAM_REPLIES]->len, 2000);
+    assert_string_equal(want.rep[STREAM_REPLIES + 1]->vtype, "txt");
+    assert_int_equal(want.rep[STREAM_REPLIES + 1]->len, 1500);
+    assert_non_null(want.rep[STREAM_REPLIES + 2]->attribute);
+    assert_int_equal(want.rep[STREAM_REPLIES + 3]->len, 1100);
     check_all_cuts(&t, &want);
     outcome_free(&want);
     free(t.s);
@@ -247,7 +269,7 @@ static void test_every_split_then_error(void **state) {
         outcome want;
         parse_once(t.s, t.n, &want);
         assert_int_equal(want.err, AREDIS_ERR_PROTOCOL);
-        assert_int_equal(want.n, STREAM_REPLIES);
+        assert_int_equal(want.n, STREAM_TOTAL);
         check_all_cuts(&t, &want);
         outcome_free(&want);
         free(t.s);
