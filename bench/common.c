@@ -1,5 +1,5 @@
 /*
- * bench/common.c — clocks, process counters, statistics, option parsing and
+ * bench/common.c — clocks, the process's CPU time, statistics, option parsing and
  * output helpers shared by the bench programs (see common.h). The client
  * drivers live in clients.c.
  */

@@ -1,6 +1,6 @@
 /*
- * bench/common.h — what every bench program shares: clocks, CPU and
- * syscall counters of the calling process, medians and percentiles, simple
+ * bench/common.h — what every bench program shares: clocks and the CPU
+ * time of the calling process, medians and percentiles, simple
  * option parsing, output to a table / JSON / Markdown, and the client
  * drivers (aredis on its built-in loop and on libevent; hiredis async on
  * libevent and sync) behind one "job" interface, so that every client runs
@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* ---- Clocks and counters ------------------------------------------------ */
+/* ---- Clocks and CPU time ------------------------------------------------ */
 
 /* Monotonic seconds. */
 double bench_now(void);

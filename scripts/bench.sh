@@ -19,6 +19,7 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 BIN="$BUILD/bench"
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 PNG="$(dirname "$OUT")/bench-throughput.png"
+mkdir -p "$(dirname "$OUT")"
 T_START=$(date +%s)
 
 say() { echo "bench: $*" >&2; }
@@ -133,7 +134,8 @@ CHART=""
 if command -v gnuplot >/dev/null; then
     ncol=$(awk '!/^#/ && NF { print NF; exit }' "$W/compare.dat")
     cores=$(nproc 2>/dev/null || echo "?")
-    gnuplot <<EOF && CHART=1
+    rm -f "$PNG"
+    gnuplot <<EOF >/dev/null && [ -s "$PNG" ] && CHART=1
 set terminal pngcairo size 1200,520 font "DejaVu Sans,10"
 set output '$PNG'
 set multiplot layout 1,2 title \
@@ -182,7 +184,6 @@ rfast_ver=$(perl -MRedis::Fast -e 'print $Redis::Fast::VERSION' 2>/dev/null || e
 syscall_tool=$(sed -n 's/.*"syscall_tool":"\([a-z]*\)".*/\1/p' "$W/compare.json")
 T_END=$(date +%s)
 
-mkdir -p "$(dirname "$OUT")"
 {
     echo "# aredis benchmarks"
     echo
@@ -211,14 +212,17 @@ mkdir -p "$(dirname "$OUT")"
     echo "  **Client and server share these cores**: redis-server runs on the same"
     echo "  machine, so at high depth the server's own time bounds every client and the"
     echo "  clients' ratios shrink; compare alternates the clients in rounds so that noise"
-    echo "  from other work on the machine hits all of them alike. Placement: $PIN_NOTE."
+    echo "  from other work on the machine hits all of them alike."
+    echo "- Placement: $PIN_NOTE."
     echo "- Kernel: $(uname -sr); $(ver gcc --version)."
     echo "- redis-server: $(ver redis-server --version)."
     if [ -n "$hypervisor" ]; then
-        echo "- A virtual machine ($hypervisor), cpuidle driver $cpuidle${haltpoll_ns:+, guest halt"
-        echo "  polling $haltpoll_ns ns}: an idle vCPU halts, and waking it (the other side's"
-        echo "  reply arriving) costs a trip through the host. At low depth that wake-up,"
-        echo "  not the client, sets the round trip."
+        halt=""
+        [ -n "$haltpoll_ns" ] && halt=", guest halt polling $haltpoll_ns ns"
+        echo "- A virtual machine ($hypervisor), cpuidle driver $cpuidle$halt: an idle"
+        echo "  vCPU halts, and waking it (the other side's reply arriving) costs a trip"
+        echo "  through the host. At low depth that wake-up, not the client, sets the"
+        echo "  round trip."
     fi
     echo "- aredis $aredis_ver (git $git_rev), build type ${build_type:-?}"
     echo "  (${build_flags:-?}), static library."

@@ -3,7 +3,7 @@
 # Says what it installs; without root it prints the apt-get line and stops.
 set -e
 PKGS="build-essential cmake pkg-config libssl-dev libcmocka-dev libuv1-dev libevent-dev
-libev-dev libhiredis-dev redis-server redis-tools redis-sentinel valgrind strace gnuplot-nox"
+libev-dev libhiredis-dev redis-server redis-tools redis-sentinel openssl valgrind strace gnuplot-nox"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

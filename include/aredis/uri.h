@@ -2,8 +2,8 @@
  * aredis/uri.h — connection URIs.
  *
  *   redis://[user[:password]@]host[:port][/db][?key=value&...]
- *   rediss://...                      (TLS; reserved — AREDIS_ERR_UNSUPPORTED
- *                                      until TLS lands)
+ *   rediss://...                      (TLS: the same syntax; apply() sets
+ *                                      opts->tls = 1 — see docs/SECURITY.md)
  *   unix:///path/to/socket[?db=N&password=...&username=...]
  *   redis+unix:///path, and redis://  with a [v6:addr] host in brackets
  *
@@ -41,6 +41,12 @@ AREDIS_API aredis_err aredis_uri_parse(const char *uri, aredis_uri **out, char *
  * Copy what the URI says into *opts (fields it doesn't mention are left as
  * they are). The strings point into `u`: keep u alive until
  * aredis_client_new() has copied them.
+ *
+ * TLS: rediss:// sets opts->tls = 1. redis:// and unix:// leave opts->tls
+ * unchanged, so a URI can turn TLS on but never off: a program that set
+ * tls = 1 is not downgraded to plain text by a "redis://" in a config file.
+ * The other TLS options (CA, client certificate, server name, skip-verify)
+ * are never set by a URI; set them in opts.
  */
 AREDIS_API void aredis_uri_apply(const aredis_uri *u, aredis_options *opts);
 

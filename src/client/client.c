@@ -30,6 +30,8 @@
 #include "net/tls.h"
 #include "util/alloc.h"
 #include "util/fork.h"
+#include "util/log.h"
+#include "util/redact.h"
 
 #define READ_CHUNK 16384
 
@@ -82,6 +84,13 @@ static void error_prefix(const aredis_reply *r, char *out, size_t outlen) {
     out[n] = '\0';
 }
 
+const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len) {
+    if (c->opt.unix_path) snprintf(buf, len, "%s", c->opt.unix_path);
+    else if (strchr(c->opt.host, ':')) snprintf(buf, len, "[%s]:%d", c->opt.host, c->opt.port);
+    else snprintf(buf, len, "%s:%d", c->opt.host, c->opt.port);
+    return buf;
+}
+
 void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredis_err code,
                       const char *detail) {
     if (!(cmd->flags & AREDIS__CMD_INTERNAL)) c->user_pending--;
@@ -95,9 +104,17 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
     aredis_error e;
     e.code = code;
     e.prefix[0] = '\0';
+    char safe[256];
     if (code == AREDIS_ERR_SERVER && r) {
         error_prefix(r, e.prefix, sizeof e.prefix);
         e.detail = r->str;
+        /* A server may quote the arguments back ("Error in ACL SETUSER
+         * modifier '>...'"): the detail of a secret-bearing command is
+         * redacted; the reply itself is the server's words, unchanged. */
+        if (cmd->flags & AREDIS__CMD_SENSITIVE) {
+            aredis__redact_message(r->str, r->len, safe, sizeof safe);
+            e.detail = safe;
+        }
     } else {
         e.detail = detail ? detail : aredis_strerror(code);
     }
@@ -186,6 +203,13 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
     aredis__cmdq sent = c->sent, waiting = c->waiting, keep = {0}, fail = {0};
     memset(&c->sent, 0, sizeof c->sent);
     memset(&c->waiting, 0, sizeof c->waiting);
+    int level = code == AREDIS_ERR_PROTOCOL ? AREDIS_LOG_WARN : AREDIS_LOG_INFO;
+    if (mode == TEARDOWN_LOST && aredis__log_enabled(level)) {
+        char where[160];
+        aredis__log(level, "%s %s: %s: %s",
+                    was_ready ? "lost connection to" : "could not connect to",
+                    aredis__endpoint(c, where, sizeof where), aredis_err_name(code), why);
+    }
     int retry = mode == TEARDOWN_LOST && aredis__reconnect_decide(c, code);
     if (retry) aredis__reconnect_sort(c, &sent, &keep, &fail); /* needs `out` intact */
     else fail = sent;
@@ -210,6 +234,9 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
             snprintf(gave, sizeof gave, "gave up after %u reconnect attempt(s): %.200s",
                      c->attempt, why);
             snprintf(why, sizeof why, "%.255s", gave);
+            aredis__log(AREDIS_LOG_INFO, "reconnect: %s", why);
+        } else if (mode == TEARDOWN_LOST && c->opt.reconnect) {
+            aredis__log(AREDIS_LOG_INFO, "reconnect: not retrying after %s", aredis_err_name(code));
         }
         c->attempt = 0;
     }
@@ -587,6 +614,11 @@ void aredis__set_ready(aredis_client *c) {
     }
     aredis__arm_flush(c);
     c->stats.connects++;
+    if (aredis__log_enabled(AREDIS_LOG_INFO)) {
+        char where[160];
+        aredis__log(AREDIS_LOG_INFO, "connected to %s (RESP%d)",
+                    aredis__endpoint(c, where, sizeof where), c->proto);
+    }
     c->last_rx = c->last_tx = aredis__now_ms(c->loop);
     uint64_t gen = c->gen;
     aredis__ready_notify(c, AREDIS_ERR_OK, NULL);
@@ -673,6 +705,16 @@ void aredis__connect_start(aredis_client *c) {
     c->deferred_errno = 0;
     uint64_t now = aredis__now_ms(c->loop);
     c->conn_deadline = c->opt.connect_timeout_ms ? now + c->opt.connect_timeout_ms : 0;
+    if (aredis__log_enabled(AREDIS_LOG_INFO)) {
+        char where[160];
+        if (c->attempt)
+            aredis__log(AREDIS_LOG_INFO, "reconnecting to %s%s (attempt %u)",
+                        aredis__endpoint(c, where, sizeof where), c->opt.tls ? " with TLS" : "",
+                        c->attempt);
+        else
+            aredis__log(AREDIS_LOG_INFO, "connecting to %s%s",
+                        aredis__endpoint(c, where, sizeof where), c->opt.tls ? " with TLS" : "");
+    }
     int err = 0;
     c->reader = aredis_reader_new(NULL, NULL);
     if (!c->reader) {

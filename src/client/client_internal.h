@@ -25,6 +25,7 @@ struct addrinfo;
 #define AREDIS__CMD_INTERNAL 2u /* handshake command: not counted as user pending */
 #define AREDIS__CMD_SENT 4u     /* bytes are in `out` or on the wire */
 #define AREDIS__CMD_RETRY 8u    /* may be sent again after a reconnect (buf kept) */
+#define AREDIS__CMD_SENSITIVE 16u /* AUTH, CONFIG SET, ...: redact its error detail */
 
 typedef struct aredis__cmd {
     struct aredis__cmd *next;
@@ -154,6 +155,8 @@ void aredis__arm_flush(aredis_client *c);
 void aredis__set_ready(aredis_client *c);
 void aredis__set_error(aredis_client *c, aredis_err code, const char *fmt, ...)
     AREDIS_PRINTF(3, 4);
+/* "host:port" or the unix path, for log lines (never credentials). */
+const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len);
 
 /* ---- reconnect.c ------------------------------------------------------- */
 /*

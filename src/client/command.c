@@ -11,6 +11,8 @@
 #include "proto/writer_internal.h"
 #include "util/alloc.h"
 #include "util/fork.h"
+#include "util/log.h"
+#include "util/redact.h"
 
 static aredis_err encode(aredis__buf *b, int argc, const char *const *argv,
                          const size_t *argvlen, const char *fmt, va_list *ap) {
@@ -35,6 +37,14 @@ static int encoded_name(const char *p, size_t len, const char **name, size_t *nl
     *name = q + 2;
     *nlen = n;
     return 0;
+}
+
+/* DEBUG: the command as text, secrets redacted. Off the fast path. */
+static void log_command(const aredis_client *c, const char *p, size_t len, int internal) {
+    char text[320], where[160];
+    aredis__redact_command(p, len, text, sizeof text);
+    aredis__log(AREDIS_LOG_DEBUG, "%s %s: %s", aredis__endpoint(c, where, sizeof where),
+                internal ? "handshake" : "command", text);
 }
 
 /* Refusals at issue time: the callback never runs. */
@@ -83,6 +93,8 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     e = encode(b, argc, argv, argvlen, fmt, ap);
     if (e != AREDIS_ERR_OK) goto fail;
     size_t len = b->len - before;
+    if (aredis__redact_is_sensitive(b->data + before, len)) cmd->flags |= AREDIS__CMD_SENSITIVE;
+    if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_command(c, b->data + before, len, internal);
 
     /* Retryable: by flag, or read-only under retry_read_only. It keeps a copy
      * of its bytes to send again after a reconnect. */

@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include "client/client_internal.h"
+#include "util/log.h"
+#include "util/redact.h"
 
 static int starts_with(const aredis_reply *r, const char *p) {
     size_t n = strlen(p);
@@ -31,10 +33,22 @@ static int is_auth_error(const aredis_reply *r) {
            starts_with(r, "ERR AUTH") || starts_with(r, "ERR Client sent AUTH");
 }
 
+/*
+ * The server's words go into the error detail, the log and on_error: a
+ * server that echoes what it was sent ("unknown command 'HELLO', with args
+ * beginning with: ... 'pass'") must not leak the credentials, so they are
+ * cut out, and for the steps that carry them so is anything quoted.
+ */
 static void fail(aredis_client *c, const char *step, const aredis_reply *r) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "%s refused: %.*s", step, (int)(r && r->len < 200 ? r->len : 200),
-             r && r->str ? r->str : "");
+    char said[220], safe[220], msg[256];
+    const char *secrets[] = {c->opt.password, c->opt.username};
+    size_t n = aredis__redact_secrets(r && r->str ? r->str : "", r && r->str ? r->len : 0,
+                                      secrets, 2, said, sizeof said);
+    if (strcmp(step, "AUTH") == 0 || strcmp(step, "HELLO") == 0)
+        aredis__redact_message(said, n, safe, sizeof safe);
+    else
+        snprintf(safe, sizeof safe, "%s", said);
+    snprintf(msg, sizeof msg, "%s refused: %s", step, safe);
     aredis__teardown(c, is_auth_error(r) ? AREDIS_ERR_AUTH : AREDIS_ERR_HANDSHAKE, msg);
 }
 
@@ -100,6 +114,7 @@ static void hello_done(aredis_client *c, aredis_reply *r, const aredis_error *er
         return;
     }
     /* No HELLO (Redis < 6) or no RESP3: speak RESP2. */
+    aredis__log(AREDIS_LOG_DEBUG, "HELLO refused: falling back to RESP2");
     c->hs_fallback = 1;
     c->proto = 2;
     send_tail(c, 1);

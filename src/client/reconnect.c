@@ -23,6 +23,7 @@
 #include "client/client_internal.h"
 #include "loop/loop_internal.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 /* xorshift64*: jitter needs spread, not cryptographic strength. */
 static double rand01(uint64_t *s) {
@@ -127,6 +128,11 @@ int aredis__reconnect_decide(aredis_client *c, aredis_err code) {
     c->reconnect_at = aredis__now_ms(c->loop) + delay;
     if (c->reconnect_at == 0) c->reconnect_at = 1;
     c->state = AREDIS_STATE_RECONNECTING;
+    if (aredis__log_enabled(AREDIS_LOG_INFO)) {
+        char where[160];
+        aredis__log(AREDIS_LOG_INFO, "reconnect to %s scheduled in %u ms (attempt %u)",
+                    aredis__endpoint(c, where, sizeof where), (unsigned)delay, c->attempt);
+    }
     return 1;
 }
 

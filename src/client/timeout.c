@@ -86,9 +86,10 @@ void aredis__on_timer(void *arg) {
     aredis__enter(c);
     uint64_t now = aredis__now_ms(c->loop);
     if (c->conn_deadline && now >= c->conn_deadline) {
-        aredis__teardown(c, AREDIS_ERR_TIMEOUT, c->state == AREDIS_STATE_HANDSHAKE
-                                                    ? "handshake timed out"
-                                                    : "connect timed out");
+        aredis__teardown(c, AREDIS_ERR_TIMEOUT,
+                         c->state == AREDIS_STATE_HANDSHAKE ? "handshake timed out"
+                         : c->tls_handshaking               ? "TLS handshake timed out"
+                                                            : "connect timed out");
     }
     uint64_t dead = dead_at(c);
     if (dead && now >= dead) {

@@ -3,6 +3,7 @@
  * an aredis_uri, and copy what one says into aredis_options.
  *
  *   redis://[user[:password]@]host[:port][/db][?key=value&...]
+ *   rediss://...                          (the same, over TLS)
  *   unix:///abs/path[?key=value&...]      (also redis+unix:///abs/path)
  *
  * The parser is strict: anything it does not understand is AREDIS_ERR_URI
@@ -27,11 +28,11 @@
 #include "util/alloc.h"
 
 /*
- * rediss:// is parsed in full so that its errors are the same as redis://,
- * then refused. When TLS lands, set this to 1 (and have the client honour
- * aredis_uri_is_tls()).
+ * rediss:// is TLS: the same syntax as redis://, and aredis_uri_apply() sets
+ * opts->tls = 1. Kept as a switch so a build without TLS could refuse it
+ * with AREDIS_ERR_UNSUPPORTED after a full parse.
  */
-#define URI_TLS_SUPPORTED 0
+#define URI_TLS_SUPPORTED 1
 
 #define DEFAULT_PORT 6379
 #define MAX_DB 2147483647UL
@@ -587,6 +588,12 @@ aredis_err aredis_uri_parse(const char *uri, aredis_uri **out, char *errbuf, siz
 
 void aredis_uri_apply(const aredis_uri *u, aredis_options *opts) {
     if (u == NULL || opts == NULL) return;
+    /*
+     * rediss:// turns TLS on. redis:// and unix:// leave opts->tls as it
+     * was: a URI from a config file can add TLS but never silently take
+     * away TLS that the program asked for.
+     */
+    if (u->is_tls) opts->tls = 1;
     if (u->is_unix) {
         opts->unix_path = u->unix_path;
     } else {

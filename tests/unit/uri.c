@@ -2,8 +2,8 @@
  * Unit tests for connection URIs (src/net/uri.c): a table of valid URIs
  * checked field by field through aredis_uri_apply(), a table of malformed
  * ones that must fail with a clear message, the promise that no message ever
- * contains the password, percent-decoding, IPv6, allocation failure, and
- * random inputs that must never crash.
+ * contains the password, percent-decoding, IPv6, rediss:// (TLS), allocation
+ * failure, and random inputs that must never crash.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -324,21 +324,74 @@ static void test_long_inputs(void **state) {
 
 /* ---- TLS, NULLs, errbuf ----------------------------------------------- */
 
-static void test_rediss_unsupported(void **state) {
+/*
+ * rediss:// is TLS: the same syntax as redis://; apply() turns tls on. A
+ * redis:// or unix:// URI never turns it off (no silent downgrade), and no
+ * URI touches the other TLS options.
+ */
+static void test_rediss(void **state) {
     (void)state;
-    const char *ok_tls[] = {
-        "rediss://host",
-        "rediss://:pw@host:6380/1?timeout=1",
-        "REDISS://[::1]",
+    static const struct {
+        const char *uri;
+        const char *host;
+        int port;
+        const char *pass;
+        int db;
+    } ok_tls[] = {
+        {"rediss://host", "host", 6379, NULL, 0},
+        {"rediss://:pw@host:6380/1?timeout=1", "host", 6380, "pw", 1},
+        {"REDISS://[::1]", "::1", 6379, NULL, 0},
+        {"rediss://127.0.0.1:6390", "127.0.0.1", 6390, NULL, 0},
+        {"Rediss://user:p%40ss@redis.example.com:16379/3?name=app", "redis.example.com", 16379,
+         "p@ss", 3},
     };
     for (size_t i = 0; i < sizeof ok_tls / sizeof ok_tls[0]; i++) {
-        char err[128] = "";
+        char err[128] = "untouched";
         aredis_uri *u = (aredis_uri *)1;
-        assert_int_equal(aredis_uri_parse(ok_tls[i], &u, err, sizeof err),
-                         AREDIS_ERR_UNSUPPORTED);
-        assert_null(u);
-        assert_string_equal(err, "TLS (rediss://) is not supported yet");
+        aredis_err rc = aredis_uri_parse(ok_tls[i].uri, &u, err, sizeof err);
+        if (rc != AREDIS_ERR_OK) fail_msg("%s: %s (%s)", ok_tls[i].uri, aredis_err_name(rc), err);
+        assert_string_equal(err, "");
+        assert_int_equal(aredis_uri_is_tls(u), 1);
+        check_str(aredis_uri_host(u), ok_tls[i].host, "host", ok_tls[i].uri);
+        assert_int_equal(aredis_uri_port(u), ok_tls[i].port);
+        check_str(aredis_uri_password(u), ok_tls[i].pass, "password", ok_tls[i].uri);
+        assert_int_equal(aredis_uri_db(u), ok_tls[i].db);
+
+        aredis_options o = AREDIS_OPTIONS_INIT;
+        o.tls_ca_file = "/ca.pem";
+        o.tls_server_name = "sni.example";
+        aredis_uri_apply(u, &o);
+        assert_int_equal(o.tls, 1);
+        check_str(o.host, ok_tls[i].host, "opts.host", ok_tls[i].uri);
+        assert_int_equal(o.port, ok_tls[i].port);
+        /* TLS options the URI does not speak of are left alone. */
+        assert_string_equal(o.tls_ca_file, "/ca.pem");
+        assert_string_equal(o.tls_server_name, "sni.example");
+        assert_null(o.tls_cert_file);
+        assert_int_equal(o.tls_insecure_skip_verify, 0);
+        aredis_uri_free(u);
     }
+
+    /* redis:// and unix:// leave tls as it was: off stays off, on stays on. */
+    static const char *const plain[] = {"redis://host:7000", "unix:///tmp/r.sock",
+                                        "redis+unix:///tmp/r.sock"};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        aredis_uri *u;
+        char err[128];
+        assert_int_equal(aredis_uri_parse(plain[i], &u, err, sizeof err), AREDIS_ERR_OK);
+        assert_int_equal(aredis_uri_is_tls(u), 0);
+        for (int before = 0; before <= 1; before++) {
+            aredis_options o = AREDIS_OPTIONS_INIT;
+            o.tls = before;
+            aredis_uri_apply(u, &o);
+            assert_int_equal(o.tls, before);
+        }
+        aredis_uri_free(u);
+    }
+    /* The default options have TLS off, and verification on when enabled. */
+    aredis_options d = AREDIS_OPTIONS_INIT;
+    assert_int_equal(d.tls, 0);
+    assert_int_equal(d.tls_insecure_skip_verify, 0);
 }
 
 static void test_null_args_and_errbuf(void **state) {
@@ -421,8 +474,10 @@ static void test_password_never_in_error(void **state) {
         "unix://:Zq7SECRETpw@/tmp/s",
         "unix:///tmp/s?password=Zq7SECRETpw&x=1",
         "unix:///tmp/s?password=Zq7SECRETpw&password=2",
-        "rediss://:Zq7SECRETpw@host",
+        "rediss://:Zq7SECRETpw@ho$t",
         "rediss://:Zq7SECRETpw@host:99999",
+        "rediss://:Zq7SECRETpw@host?bogus=Zq7SECRETpw",
+        "rediss://:Zq7SECRETpw",
     };
     for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
         char err[512] = "";
@@ -698,7 +753,7 @@ int main(void) {
         cmocka_unit_test(test_valid_table),
         cmocka_unit_test(test_malformed_table),
         cmocka_unit_test(test_long_inputs),
-        cmocka_unit_test(test_rediss_unsupported),
+        cmocka_unit_test(test_rediss),
         cmocka_unit_test(test_null_args_and_errbuf),
         cmocka_unit_test(test_password_never_in_error),
         cmocka_unit_test(test_percent_decoding),
