@@ -47,7 +47,9 @@ AREDIS_API aredis_future *aredis_future_argv_ex(aredis_client *c, const aredis_c
                                                 const size_t *argvlen);
 
 /* A future that is done when the client is connected and ready (or failed
- * with the reason it could not connect). */
+ * with the reason it could not connect, after the reconnect policy gave up).
+ * On an idle client (never connected, or connection over) it fails at once
+ * with the last connection error, or AREDIS_ERR_NOT_CONNECTED. */
 AREDIS_API aredis_future *aredis_future_ready(aredis_client *c);
 
 /* Run the loop until f is done. Returns the error code (OK on success). */

@@ -43,8 +43,11 @@ static int encoded_name(const char *p, size_t len, const char **name, size_t *nl
 static void log_command(const aredis_client *c, const char *p, size_t len, int internal) {
     char text[320], where[160];
     aredis__redact_command(p, len, text, sizeof text);
-    aredis__log(AREDIS_LOG_DEBUG, "%s %s: %s", aredis__endpoint(c, where, sizeof where),
-                internal ? "handshake" : "command", text);
+    const char *what = !internal                            ? "command"
+                       : c->state == AREDIS_STATE_HANDSHAKE ? "handshake"
+                                                            : "internal";
+    aredis__log(AREDIS_LOG_DEBUG, "%s %s: %s", aredis__endpoint(c, where, sizeof where), what,
+                text);
 }
 
 /* Refusals at issue time: the callback never runs. */

@@ -158,6 +158,14 @@ aredis_future *aredis_future_ready(aredis_client *c) {
         future_complete(f, NULL, AREDIS_ERR_OK, NULL, NULL);
     } else if (c->state == AREDIS_STATE_CLOSED || c->free_pending) {
         future_complete(f, NULL, AREDIS_ERR_CLOSED, "client closed", NULL);
+    } else if (c->state == AREDIS_STATE_IDLE) {
+        /* Nothing under way that could make it ready: say so now. */
+        future_complete(f, NULL,
+                        c->last_err.code != AREDIS_ERR_OK ? c->last_err.code
+                                                          : AREDIS_ERR_NOT_CONNECTED,
+                        c->last_err.code != AREDIS_ERR_OK ? c->last_detail
+                                                          : "not connected: call aredis_client_connect()",
+                        NULL);
     } else {
         aredis__ready_waiter *w = aredis__malloc(sizeof *w);
         if (!w) {

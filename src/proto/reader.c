@@ -33,6 +33,7 @@
  * Errors are sticky: the first one frees the partial reply, drops the
  * buffered bytes, and is returned from every later call.
  */
+#include "proto/reply_internal.h"
 #include "aredis/reader.h"
 
 #include <limits.h>
@@ -197,7 +198,6 @@ _Static_assert(sizeof(aredis_reply) % 8 == 0, "replies keep 8-byte alignment in 
 _Static_assert(sizeof(arena_chunk) % 8 == 0, "chunk links keep 8-byte alignment");
 
 /* Called by aredis_reply_free() (reply.c) for a reply built in an arena. */
-void aredis__reply_arena_free(aredis_reply *r);
 
 static void arena_free_chain(arena_chunk *c) {
     while (c) {

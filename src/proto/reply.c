@@ -22,6 +22,7 @@
  * `attribute` field of the nodes waiting to be freed, so a tree of any depth
  * is freed in constant C stack and without allocating.
  */
+#include "proto/reply_internal.h"
 #include "aredis/reply.h"
 
 #include <limits.h>
@@ -37,7 +38,6 @@
 #define REPLY_ELEMENTS_MIN 16
 
 /* Frees a reply the reader built in an arena (defined in reader.c). */
-void aredis__reply_arena_free(aredis_reply *r);
 
 /* ---- Allocation --------------------------------------------------------- */
 

@@ -2,24 +2,30 @@
  * The command writer: a printf-like format or an argv array in, one RESP
  * command ("*N\r\n$len\r\narg\r\n...") out. No I/O.
  *
- * This is on the hot path of every command, so it works in two passes over
- * the input and never allocates per argument (hiredis builds an sds string
- * per argument and then copies them all again):
+ * This is on the hot path of every command, so it makes ONE pass over the
+ * input, writes straight into the output and never allocates per argument
+ * (hiredis builds an sds string per argument and then copies them all again):
  *
- *   1. measure: validate every conversion, count the arguments and compute
- *      each argument's length and the exact size of the whole command;
- *   2. emit: reserve that size once and write the bytes in place.
+ *   - An argument of the format is a word: a run of literal bytes and
+ *     conversions up to the next ' '. Its pieces (pointer, length) are
+ *     collected on the stack (integers are converted into a stack scratch)
+ *     so its length is known before its "$len\r\n" header is written, and
+ *     then the pieces are copied once. A word with more than NPIECE pieces
+ *     (rare) spills: its payload is written after a HDR_MAX slot and moved
+ *     back behind its header once at the end of the word.
+ *   - The argument count is only known at the end. Space for "*N\r\n" with
+ *     N < 10 is kept in front; a command with more arguments moves its body
+ *     once to make room for the longer header.
+ *   - argv knows its count up front; each argument is measured and written
+ *     in turn.
  *
- * Pass 2 needs each argument's length before its bytes (the "$len" header
- * comes first). Pass 1 remembers the first LEN_CACHE lengths on the stack;
- * for the rare command with more arguments, pass 2 re-measures that one
- * argument from a va_copy just before writing it. Either way, nothing is
- * allocated besides the output itself.
- *
- * Because everything is validated in pass 1, pass 2 cannot fail, and a
- * failed call leaves the caller's buffer untouched.
+ * Room is checked per argument against a generous bound (payload + header +
+ * CRLF); the buffer grows only when that check fails. A conversion error is
+ * only found when the scan reaches it, so on ANY error the output is rolled
+ * back: b->len returns to where the command started, and the bytes before it
+ * are untouched (a growth on the way may have enlarged the buffer or
+ * reclaimed its consumed prefix, which aredis__buf_reserve() does anyway).
  */
-#include <assert.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
@@ -29,8 +35,16 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 
-/* Argument lengths remembered between the passes, on the stack. */
-#define LEN_CACHE 32
+/* Pieces of one format word collected before it is written. */
+#define NPIECE 8
+/* The longest "$<len>\r\n" or "*<n>\r\n": 1 + 20 digits + 2. */
+#define HDR_MAX 23
+/* Room asked for per argument besides its payload: header and CRLF. */
+#define ARG_SLACK (HDR_MAX + 2)
+/* The public API formats into this much stack before it needs the heap. */
+#define STACK_OUT 512
+
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ---- Integer to ASCII ------------------------------------------------- */
 
@@ -52,319 +66,475 @@ static inline size_t u64_digits(uint64_t v) {
     }
 }
 
-/* Write v in decimal at dst; returns the end of what was written. */
-static inline char *u64_put(char *dst, uint64_t v) {
-    size_t n = u64_digits(v);
-    char *p = dst + n;
+/* Write v in decimal so that it ends just before `end`; returns its start. */
+static inline char *u64_rev(char *end, uint64_t v) {
     while (v >= 100) {
         size_t i = (size_t)(v % 100) * 2;
         v /= 100;
-        *--p = digits2[i + 1];
-        *--p = digits2[i];
+        end -= 2;
+        end[0] = digits2[i];
+        end[1] = digits2[i + 1];
     }
     if (v >= 10) {
         size_t i = (size_t)v * 2;
-        *--p = digits2[i + 1];
-        *--p = digits2[i];
+        end -= 2;
+        end[0] = digits2[i];
+        end[1] = digits2[i + 1];
     } else {
-        *--p = (char)('0' + (int)v);
+        *--end = (char)('0' + (int)v);
     }
-    return dst + n;
+    return end;
+}
+
+/* The magnitude is taken in unsigned arithmetic so that LLONG_MIN is fine. */
+static inline char *i64_rev(char *end, long long v) {
+    char *p = u64_rev(end, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+    if (v < 0) *--p = '-';
+    return p;
+}
+
+/* "<type><v>\r\n" at p (at most HDR_MAX bytes); returns its end. */
+static inline char *put_hdr(char *p, char type, size_t v) {
+    p[0] = type;
+    if (v < 10) {
+        p[1] = (char)('0' + (int)v);
+        p[2] = '\r';
+        p[3] = '\n';
+        return p + 4;
+    }
+    if (v < 100) {
+        p[1] = digits2[v * 2];
+        p[2] = digits2[v * 2 + 1];
+        p[3] = '\r';
+        p[4] = '\n';
+        return p + 5;
+    }
+    p += 1 + u64_digits((uint64_t)v);
+    u64_rev(p, (uint64_t)v);
+    p[0] = '\r';
+    p[1] = '\n';
+    return p + 2;
 }
 
 /*
- * A signed value's decimal length, or its bytes when dst is not NULL. The
- * magnitude is computed in unsigned arithmetic so that LLONG_MIN is fine.
+ * memcpy for the short keys and values that dominate: a few fixed-size
+ * (overlapping) moves instead of a call. Nothing is read when n is 0.
  */
-static inline size_t i64_put(char *dst, long long v) {
-    uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    size_t neg = v < 0;
-    if (dst) {
-        if (neg) *dst++ = '-';
-        u64_put(dst, mag);
+static inline void copy_bytes(char *d, const char *s, size_t n) {
+    if (n > 32) {
+        memcpy(d, s, n);
+    } else if (n >= 16) {
+        char a[16], z[16];
+        memcpy(a, s, 16);
+        memcpy(z, s + n - 16, 16);
+        memcpy(d, a, 16);
+        memcpy(d + n - 16, z, 16);
+    } else if (n >= 8) {
+        uint64_t a, z;
+        memcpy(&a, s, 8);
+        memcpy(&z, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &z, 8);
+    } else if (n >= 4) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &z, 4);
+    } else if (n) {
+        char a = s[0], m = s[n / 2], z = s[n - 1];
+        d[0] = a;
+        d[n / 2] = m;
+        d[n - 1] = z;
     }
-    return neg + u64_digits(mag);
 }
 
-static inline size_t uns_put(char *dst, unsigned long long v) {
-    if (dst) u64_put(dst, (uint64_t)v);
-    return u64_digits((uint64_t)v);
-}
-
-/* "$<len>\r\n<len bytes>\r\n" */
-static inline size_t bulk_overhead(size_t len) { return 5 + u64_digits((uint64_t)len); }
-
-/* ---- The format scanner ----------------------------------------------- */
-
-enum { SCAN_END = 0, SCAN_ARG = 1, SCAN_INVALID = -1, SCAN_TOOBIG = -2 };
+/* ---- The output ------------------------------------------------------- */
 
 /*
- * Consume one argument from the format at *pf, taking conversions from *ap.
- * With dst NULL it only measures (and validates); otherwise it also writes
- * the argument's bytes at dst. *len receives the argument's length.
- *
- * Returns SCAN_ARG, SCAN_END when only spaces are left, SCAN_INVALID for a
- * bad conversion or a NULL pointer, SCAN_TOOBIG when the length would
- * overflow size_t.
- *
- * An argument is present as soon as it holds any literal character or any
- * conversion, so "%s" with "" is an empty argument, not a missing one.
+ * Where a command is written: the tail of an aredis__buf (b set), or, for
+ * the public API, a stack array that moves to the heap when it is too small.
+ * Between growths the writers work on local copies of p and cap.
  */
-static int scan_arg(const char **pf, va_list *ap, char *dst, size_t *len) {
-    const char *f = *pf;
-    size_t n = 0;
+typedef struct {
+    char *p;         /* b->data, the stack array or the heap block */
+    size_t pos;      /* the write offset (synced around a growth only) */
+    size_t cap;      /* bytes at p */
+    size_t start;    /* where this command starts */
+    aredis__buf *b;  /* appending to b, or NULL */
+    int heap;        /* b == NULL: p is an aredis__malloc'd block */
+} wbuf;
 
-    while (*f == ' ') f++;
-    if (*f == '\0') {
+/*
+ * Make room for `need` bytes at w->pos, the first `keep` of which are
+ * already written (a spilled word in flight) and must survive. Cold.
+ * Returns -1 when out of memory; then nothing has changed.
+ */
+static __attribute__((noinline, cold)) int wb_grow(wbuf *w, size_t need, size_t keep) {
+    if (w->b) {
+        aredis__buf *b = w->b;
+        /* Count the partial command as used so that a compaction keeps it. */
+        size_t hold = w->pos + keep;
+        size_t saved = b->len;
+        b->len = hold;
+        if (aredis__buf_reserve(b, need - keep) != 0) {
+            b->len = saved;
+            return -1;
+        }
+        /* A compaction moved everything down by the consumed prefix. */
+        size_t shift = hold - b->len;
+        w->start -= shift;
+        w->pos -= shift;
+        w->p = b->data;
+        w->cap = b->cap;
+        return 0;
+    }
+    size_t want, cap;
+    if (aredis__add_overflow(w->pos, need, &want)) return -1;
+    cap = w->cap > ((size_t)-1) / 2 ? want : w->cap * 2;
+    if (cap < want) cap = want;
+    char *np;
+    if (w->heap) {
+        np = aredis__realloc(w->p, cap);
+    } else {
+        np = aredis__malloc(cap);
+        if (np) memcpy(np, w->p, w->pos + keep);
+    }
+    if (np == NULL) return -1;
+    w->p = np;
+    w->cap = cap;
+    w->heap = 1;
+    return 0;
+}
+
+/* ---- Format ----------------------------------------------------------- */
+
+/* Bytes that end a run of literal format bytes. */
+static const unsigned char lit_stop[256] = {[0] = 1, [' '] = 1, ['%'] = 1};
+
+/* Bytes that end a word. */
+#define WORD_END(c) ((c) == ' ' || (c) == '\0')
+
+/*
+ * One piece of a word at *pf: a run of literal bytes, or one conversion
+ * (an integer is converted so that it ends just before `e`). An empty
+ * conversion is still a piece, so "%s" with "" makes an empty argument, not
+ * a missing one. Returns AREDIS_ERR_INVALID for a bad conversion or a NULL
+ * pointer.
+ */
+static inline __attribute__((always_inline)) aredis_err
+next_piece(const char **pf, va_list *ap, char *e, const char **ps, size_t *pn) {
+    const char *f = *pf, *s;
+    if (*f != '%') {
+        s = f;
+        do f++;
+        while (!lit_stop[(unsigned char)*f]);
+        *ps = s;
+        *pn = (size_t)(f - s);
         *pf = f;
-        return SCAN_END;
+        return AREDIS_ERR_OK;
     }
-    while (*f != '\0' && *f != ' ') {
-        if (*f != '%') {
-            /* A run of literal bytes (bounded by the format's own length). */
-            const char *s = f;
-            while (*f != '\0' && *f != ' ' && *f != '%') f++;
-            if (dst) memcpy(dst + n, s, (size_t)(f - s));
-            n += (size_t)(f - s);
-            continue;
-        }
-        f++; /* past '%' */
-        const char *s;
-        size_t piece;
-        char *at = dst ? dst + n : NULL;
-        switch (*f) {
-        case '%':
-            if (at) *at = '%';
-            piece = 1;
-            break;
-        case 's':
-            s = va_arg(*ap, const char *);
-            if (s == NULL) return SCAN_INVALID;
-            piece = strlen(s);
-            if (at) memcpy(at, s, piece);
-            break;
-        case 'b':
-            s = va_arg(*ap, const void *);
-            piece = va_arg(*ap, size_t);
-            if (s == NULL && piece != 0) return SCAN_INVALID;
-            if (at && piece) memcpy(at, s, piece);
-            break;
-        case 'd':
-        case 'i':
-            piece = i64_put(at, va_arg(*ap, int));
-            break;
-        case 'u':
-            piece = uns_put(at, va_arg(*ap, unsigned int));
-            break;
-        case 'l':
-            f++;
-            if (*f == 'l') {
-                f++;
-                if (*f == 'd' || *f == 'i')
-                    piece = i64_put(at, va_arg(*ap, long long));
-                else if (*f == 'u')
-                    piece = uns_put(at, va_arg(*ap, unsigned long long));
-                else
-                    return SCAN_INVALID;
-            } else if (*f == 'd' || *f == 'i') {
-                piece = i64_put(at, va_arg(*ap, long));
-            } else if (*f == 'u') {
-                piece = uns_put(at, va_arg(*ap, unsigned long));
-            } else {
-                return SCAN_INVALID;
-            }
-            break;
-        case 'z':
-            f++;
-            if (*f == 'u')
-                piece = uns_put(at, va_arg(*ap, size_t));
-            else if (*f == 'd')
-                piece = i64_put(at, va_arg(*ap, ssize_t));
+    switch (f[1]) {
+    case 's':
+        s = va_arg(*ap, const char *);
+        if (s == NULL) return AREDIS_ERR_INVALID;
+        *pn = strlen(s);
+        f += 2;
+        break;
+    case 'b':
+        s = va_arg(*ap, const char *);
+        *pn = va_arg(*ap, size_t);
+        if (s == NULL && *pn != 0) return AREDIS_ERR_INVALID;
+        f += 2;
+        break;
+    case 'd':
+    case 'i':
+        s = i64_rev(e, va_arg(*ap, int));
+        *pn = (size_t)(e - s);
+        f += 2;
+        break;
+    case 'u':
+        s = u64_rev(e, va_arg(*ap, unsigned int));
+        *pn = (size_t)(e - s);
+        f += 2;
+        break;
+    case '%':
+        s = f + 1;
+        *pn = 1;
+        f += 2;
+        break;
+    case 'l':
+        if (f[2] == 'l') {
+            if (f[3] == 'd' || f[3] == 'i')
+                s = i64_rev(e, va_arg(*ap, long long));
+            else if (f[3] == 'u')
+                s = u64_rev(e, va_arg(*ap, unsigned long long));
             else
-                return SCAN_INVALID;
-            break;
-        default: /* unknown conversion, or a '%' that ends the format */
-            return SCAN_INVALID;
+                return AREDIS_ERR_INVALID;
+            f += 4;
+        } else {
+            if (f[2] == 'd' || f[2] == 'i')
+                s = i64_rev(e, va_arg(*ap, long));
+            else if (f[2] == 'u')
+                s = u64_rev(e, va_arg(*ap, unsigned long));
+            else
+                return AREDIS_ERR_INVALID;
+            f += 3;
         }
-        f++; /* past the conversion letter */
-        if (aredis__add_overflow(n, piece, &n)) return SCAN_TOOBIG;
+        *pn = (size_t)(e - s);
+        break;
+    case 'z':
+        if (f[2] == 'u')
+            s = u64_rev(e, va_arg(*ap, size_t));
+        else if (f[2] == 'd')
+            s = i64_rev(e, va_arg(*ap, ssize_t));
+        else
+            return AREDIS_ERR_INVALID;
+        *pn = (size_t)(e - s);
+        f += 3;
+        break;
+    default: /* unknown conversion, or a '%' that ends the format */
+        return AREDIS_ERR_INVALID;
     }
+    *ps = s;
     *pf = f;
-    *len = n;
-    return SCAN_ARG;
-}
-
-/*
- * Pass 1. Fills lens[0..min(argc, LEN_CACHE)) and returns the argument count
- * and the exact size of the command.
- */
-static aredis_err fmt_measure(const char *fmt, va_list ap, size_t *lens, size_t *argc_out,
-                              size_t *total_out) {
-    va_list cp;
-    const char *f = fmt;
-    size_t argc = 0, total = 0, len = 0;
-    aredis_err rc = AREDIS_ERR_OK;
-
-    va_copy(cp, ap);
-    for (;;) {
-        int r = scan_arg(&f, &cp, NULL, &len);
-        if (r == SCAN_END) break;
-        if (r != SCAN_ARG) {
-            rc = r == SCAN_INVALID ? AREDIS_ERR_INVALID : AREDIS_ERR_NOMEM;
-            break;
-        }
-        if (argc < LEN_CACHE) lens[argc] = len;
-        argc++;
-        if (aredis__add_overflow(total, bulk_overhead(len), &total) ||
-            aredis__add_overflow(total, len, &total)) {
-            rc = AREDIS_ERR_NOMEM;
-            break;
-        }
-    }
-    va_end(cp);
-    if (rc != AREDIS_ERR_OK) return rc;
-    if (argc == 0) return AREDIS_ERR_INVALID;
-    /* "*<argc>\r\n" */
-    if (aredis__add_overflow(total, 3 + u64_digits((uint64_t)argc), &total))
-        return AREDIS_ERR_NOMEM;
-    *argc_out = argc;
-    *total_out = total;
     return AREDIS_ERR_OK;
 }
 
-static inline char *put_header(char *p, char type, size_t v) {
-    *p++ = type;
-    p = u64_put(p, (uint64_t)v);
-    *p++ = '\r';
-    *p++ = '\n';
-    return p;
+/*
+ * Copy pieces to a word's payload area (after a HDR_MAX slot at w->pos),
+ * behind the `done` bytes already there; `total` is the payload length with
+ * these pieces. For a word with more than NPIECE pieces.
+ */
+static aredis_err spill(wbuf *w, size_t done, size_t total, const char *const *pp,
+                        const size_t *pl, size_t np) {
+    size_t need;
+    if (aredis__add_overflow(total, ARG_SLACK, &need)) return AREDIS_ERR_NOMEM;
+    if (w->cap - w->pos < need && wb_grow(w, need, HDR_MAX + done) != 0)
+        return AREDIS_ERR_NOMEM;
+    char *q = w->p + w->pos + HDR_MAX + done;
+    for (size_t i = 0; i < np; i++) {
+        copy_bytes(q, pp[i], pl[i]);
+        q += pl[i];
+    }
+    return AREDIS_ERR_OK;
 }
 
-/* Pass 2: write the command measured by fmt_measure(); returns its end. */
-static char *fmt_emit(char *p, const char *fmt, va_list ap, const size_t *lens, size_t argc) {
-    va_list cp;
-    const char *f = fmt;
-    size_t len = 0, got = 0;
+/*
+ * A word of several pieces ("key:%d"), the first (s, n) already taken:
+ * collect the rest and write the argument at w->pos.
+ */
+static __attribute__((noinline)) aredis_err fmt_word(wbuf *w, const char **pf, va_list *ap,
+                                                     const char *s, size_t n) {
+    const char *pp[NPIECE];
+    size_t pl[NPIECE];
+    char num[NPIECE][24];
+    const char *f = *pf;
+    size_t np = 1, len = n, done = 0;
+    int spilled = 0;
+    aredis_err rc;
 
-    va_copy(cp, ap);
-    p = put_header(p, '*', argc);
-    for (size_t i = 0; i < argc; i++) {
-        if (i < LEN_CACHE) {
-            len = lens[i];
-        } else {
-            /* Past the cache: measure this one argument on a copy. */
-            va_list m;
-            const char *mf = f;
-            va_copy(m, cp);
-            (void)scan_arg(&mf, &m, NULL, &len);
-            va_end(m);
+    pp[0] = s;
+    pl[0] = n;
+    do {
+        if (UNLIKELY(np == NPIECE)) {
+            rc = spill(w, done, len, pp, pl, np);
+            if (rc != AREDIS_ERR_OK) return rc;
+            done = len;
+            spilled = 1;
+            np = 0;
         }
-        p = put_header(p, '$', len);
-        (void)scan_arg(&f, &cp, p, &got);
-        p += len;
-        *p++ = '\r';
-        *p++ = '\n';
+        rc = next_piece(&f, ap, num[np] + sizeof num[np], &pp[np], &pl[np]);
+        if (rc != AREDIS_ERR_OK) return rc;
+        if (aredis__add_overflow(len, pl[np], &len)) return AREDIS_ERR_NOMEM;
+        np++;
+    } while (!WORD_END(*f));
+    *pf = f;
+
+    char *q;
+    if (UNLIKELY(spilled)) {
+        rc = spill(w, done, len, pp, pl, np);
+        if (rc != AREDIS_ERR_OK) return rc;
+        char *at = w->p + w->pos;
+        q = put_hdr(at, '$', len);
+        memmove(q, at + HDR_MAX, len);
+    } else {
+        size_t need;
+        if (aredis__add_overflow(len, ARG_SLACK, &need)) return AREDIS_ERR_NOMEM;
+        if (w->cap - w->pos < need && wb_grow(w, need, 0) != 0) return AREDIS_ERR_NOMEM;
+        q = put_hdr(w->p + w->pos, '$', len);
+        for (size_t i = 0; i < np; i++) {
+            copy_bytes(q, pp[i], pl[i]);
+            q += pl[i];
+        }
+        q -= len;
     }
-    va_end(cp);
-    return p;
+    q += len;
+    q[0] = '\r';
+    q[1] = '\n';
+    w->pos = (size_t)(q + 2 - w->p);
+    return AREDIS_ERR_OK;
+}
+
+/*
+ * Append the command at w->pos. On error w->pos is meaningless and the
+ * caller rolls back to w->start. The common word of one piece ("GET", "%s")
+ * is written here; longer words go to fmt_word().
+ */
+static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const char *f,
+                                                                  va_list *ap) {
+    char num[24];
+    size_t argc = 0;
+    aredis_err rc;
+
+    /* "*N\r\n" for N < 10; more arguments move the body at the end. */
+    if (w->cap - w->pos < 4 && wb_grow(w, 4, 0) != 0) return AREDIS_ERR_NOMEM;
+    char *q = w->p + w->pos + 4;
+    char *end = w->p + w->cap;
+
+    for (;;) {
+        while (*f == ' ') f++;
+        if (*f == '\0') break;
+        const char *s;
+        size_t n, need;
+        rc = next_piece(&f, ap, num + sizeof num, &s, &n);
+        if (rc != AREDIS_ERR_OK) return rc;
+        if (UNLIKELY(!WORD_END(*f))) {
+            w->pos = (size_t)(q - w->p);
+            rc = fmt_word(w, &f, ap, s, n);
+            if (rc != AREDIS_ERR_OK) return rc;
+            q = w->p + w->pos;
+            end = w->p + w->cap;
+        } else {
+            if (aredis__add_overflow(n, ARG_SLACK, &need)) return AREDIS_ERR_NOMEM;
+            if (UNLIKELY((size_t)(end - q) < need)) {
+                w->pos = (size_t)(q - w->p);
+                if (wb_grow(w, need, 0) != 0) return AREDIS_ERR_NOMEM;
+                q = w->p + w->pos;
+                end = w->p + w->cap;
+            }
+            q = put_hdr(q, '$', n);
+            copy_bytes(q, s, n);
+            q += n;
+            q[0] = '\r';
+            q[1] = '\n';
+            q += 2;
+        }
+        argc++;
+    }
+    w->pos = (size_t)(q - w->p);
+
+    if (argc == 0) return AREDIS_ERR_INVALID;
+    if (argc < 10) {
+        put_hdr(w->p + w->start, '*', argc);
+    } else {
+        size_t extra = 3 + u64_digits((uint64_t)argc) - 4;
+        if (w->cap - w->pos < extra && wb_grow(w, extra, 0) != 0) return AREDIS_ERR_NOMEM;
+        char *at = w->p + w->start;
+        memmove(at + 4 + extra, at + 4, w->pos - w->start - 4);
+        put_hdr(at, '*', argc);
+        w->pos += extra;
+    }
+    return AREDIS_ERR_OK;
 }
 
 /* ---- argv ------------------------------------------------------------- */
 
-static aredis_err argv_measure(int argc, const char *const *argv, const size_t *argvlen,
-                               size_t *lens, size_t *total_out) {
-    size_t total = 0;
-
+static aredis_err argv_write(wbuf *w, int argc, const char *const *argv, const size_t *argvlen) {
     if (argc < 1 || argv == NULL) return AREDIS_ERR_INVALID;
+    if (w->cap - w->pos < HDR_MAX && wb_grow(w, HDR_MAX, 0) != 0) return AREDIS_ERR_NOMEM;
+    char *q = put_hdr(w->p + w->pos, '*', (size_t)argc);
+    char *end = w->p + w->cap;
     for (int i = 0; i < argc; i++) {
-        if (argv[i] == NULL) return AREDIS_ERR_INVALID;
-        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
-        if (i < LEN_CACHE) lens[i] = len;
-        if (aredis__add_overflow(total, bulk_overhead(len), &total) ||
-            aredis__add_overflow(total, len, &total))
-            return AREDIS_ERR_NOMEM;
+        const char *s = argv[i];
+        if (s == NULL) return AREDIS_ERR_INVALID;
+        size_t len = argvlen ? argvlen[i] : strlen(s), need;
+        if (aredis__add_overflow(len, ARG_SLACK, &need)) return AREDIS_ERR_NOMEM;
+        if (UNLIKELY((size_t)(end - q) < need)) {
+            w->pos = (size_t)(q - w->p);
+            if (wb_grow(w, need, 0) != 0) return AREDIS_ERR_NOMEM;
+            q = w->p + w->pos;
+            end = w->p + w->cap;
+        }
+        q = put_hdr(q, '$', len);
+        copy_bytes(q, s, len);
+        q += len;
+        q[0] = '\r';
+        q[1] = '\n';
+        q += 2;
     }
-    if (aredis__add_overflow(total, 3 + u64_digits((uint64_t)argc), &total))
-        return AREDIS_ERR_NOMEM;
-    *total_out = total;
+    w->pos = (size_t)(q - w->p);
     return AREDIS_ERR_OK;
-}
-
-static char *argv_emit(char *p, int argc, const char *const *argv, const size_t *argvlen,
-                       const size_t *lens) {
-    p = put_header(p, '*', (size_t)argc);
-    for (int i = 0; i < argc; i++) {
-        size_t len = argvlen ? argvlen[i] : i < LEN_CACHE ? lens[i] : strlen(argv[i]);
-        p = put_header(p, '$', len);
-        if (len) memcpy(p, argv[i], len);
-        p += len;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    return p;
 }
 
 /* ---- Internal API: append to a buffer --------------------------------- */
 
 aredis_err aredis__write_vfmt(aredis__buf *b, const char *fmt, va_list ap) {
-    size_t lens[LEN_CACHE];
-    size_t argc = 0, total = 0;
-
     if (b == NULL || fmt == NULL) return AREDIS_ERR_INVALID;
-    aredis_err rc = fmt_measure(fmt, ap, lens, &argc, &total);
-    if (rc != AREDIS_ERR_OK) return rc;
-    if (aredis__buf_reserve(b, total) != 0) return AREDIS_ERR_NOMEM;
-    char *end = fmt_emit(b->data + b->len, fmt, ap, lens, argc);
-    assert(end == b->data + b->len + total);
-    (void)end;
-    b->len += total;
-    return AREDIS_ERR_OK;
+    wbuf w = {b->data, b->len, b->cap, b->len, b, 0};
+    va_list cp;
+    va_copy(cp, ap);
+    aredis_err rc = fmt_write(&w, fmt, &cp);
+    va_end(cp);
+    b->len = rc == AREDIS_ERR_OK ? w.pos : w.start;
+    return rc;
 }
 
 aredis_err aredis__write_argv(aredis__buf *b, int argc, const char *const *argv,
                               const size_t *argvlen) {
-    size_t lens[LEN_CACHE];
-    size_t total = 0;
-
     if (b == NULL) return AREDIS_ERR_INVALID;
-    aredis_err rc = argv_measure(argc, argv, argvlen, lens, &total);
-    if (rc != AREDIS_ERR_OK) return rc;
-    if (aredis__buf_reserve(b, total) != 0) return AREDIS_ERR_NOMEM;
-    char *end = argv_emit(b->data + b->len, argc, argv, argvlen, lens);
-    assert(end == b->data + b->len + total);
-    (void)end;
-    b->len += total;
-    return AREDIS_ERR_OK;
+    wbuf w = {b->data, b->len, b->cap, b->len, b, 0};
+    aredis_err rc = argv_write(&w, argc, argv, argvlen);
+    b->len = rc == AREDIS_ERR_OK ? w.pos : w.start;
+    return rc;
 }
 
 /* ---- Public API: an allocated command --------------------------------- */
 
 /*
- * The result is allocated at its exact size plus a NUL (handy when the
- * command is printed; the length is still authoritative).
+ * Hand out what w holds, allocated at its exact size plus a NUL (handy when
+ * the command is printed; the length is still authoritative). Frees w's
+ * heap block on error. One allocation when the command fit on the stack.
  */
-static char *alloc_command(size_t total) {
-    size_t n;
-    if (aredis__add_overflow(total, 1, &n)) return NULL;
-    return aredis__malloc(n);
+static aredis_err finish(wbuf *w, aredis_err rc, char **out, size_t *outlen) {
+    if (rc != AREDIS_ERR_OK) {
+        if (w->heap) aredis__free(w->p);
+        return rc;
+    }
+    size_t len = w->pos, n;
+    char *cmd;
+    if (aredis__add_overflow(len, 1, &n)) {
+        cmd = NULL;
+    } else if (w->heap) {
+        cmd = aredis__realloc(w->p, n);
+        /* A failed shrink keeps the larger block. */
+        if (cmd == NULL && w->cap >= n) cmd = w->p;
+    } else {
+        cmd = aredis__malloc(n);
+        if (cmd) memcpy(cmd, w->p, len);
+    }
+    if (cmd == NULL) {
+        if (w->heap) aredis__free(w->p);
+        return AREDIS_ERR_NOMEM;
+    }
+    cmd[len] = '\0';
+    *out = cmd;
+    *outlen = len;
+    return AREDIS_ERR_OK;
 }
 
 aredis_err aredis_vformat_command(char **out, size_t *outlen, const char *fmt, va_list ap) {
-    size_t lens[LEN_CACHE];
-    size_t argc = 0, total = 0;
+    char stack[STACK_OUT];
+    wbuf w = {stack, 0, sizeof stack, 0, NULL, 0};
 
     if (out) *out = NULL;
     if (outlen) *outlen = 0;
     if (out == NULL || outlen == NULL || fmt == NULL) return AREDIS_ERR_INVALID;
-    aredis_err rc = fmt_measure(fmt, ap, lens, &argc, &total);
-    if (rc != AREDIS_ERR_OK) return rc;
-    char *cmd = alloc_command(total);
-    if (cmd == NULL) return AREDIS_ERR_NOMEM;
-    char *end = fmt_emit(cmd, fmt, ap, lens, argc);
-    *end = '\0';
-    *out = cmd;
-    *outlen = total;
-    return AREDIS_ERR_OK;
+    va_list cp;
+    va_copy(cp, ap);
+    aredis_err rc = fmt_write(&w, fmt, &cp);
+    va_end(cp);
+    return finish(&w, rc, out, outlen);
 }
 
 aredis_err aredis_format_command(char **out, size_t *outlen, const char *fmt, ...) {
@@ -377,21 +547,13 @@ aredis_err aredis_format_command(char **out, size_t *outlen, const char *fmt, ..
 
 aredis_err aredis_format_argv(char **out, size_t *outlen, int argc, const char *const *argv,
                               const size_t *argvlen) {
-    size_t lens[LEN_CACHE];
-    size_t total = 0;
+    char stack[STACK_OUT];
+    wbuf w = {stack, 0, sizeof stack, 0, NULL, 0};
 
     if (out) *out = NULL;
     if (outlen) *outlen = 0;
     if (out == NULL || outlen == NULL) return AREDIS_ERR_INVALID;
-    aredis_err rc = argv_measure(argc, argv, argvlen, lens, &total);
-    if (rc != AREDIS_ERR_OK) return rc;
-    char *cmd = alloc_command(total);
-    if (cmd == NULL) return AREDIS_ERR_NOMEM;
-    char *end = argv_emit(cmd, argc, argv, argvlen, lens);
-    *end = '\0';
-    *out = cmd;
-    *outlen = total;
-    return AREDIS_ERR_OK;
+    return finish(&w, argv_write(&w, argc, argv, argvlen), out, outlen);
 }
 
 void aredis_free_command(char *cmd) { aredis__free(cmd); }
