@@ -153,7 +153,7 @@ static void fail_queue(aredis_client *c, aredis__cmdq *q, aredis_err code, const
     for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next) cmd->flags &= ~AREDIS__CMD_SENT;
     aredis__cmd *cmd;
     while ((cmd = aredis__cmdq_pop(q))) {
-        aredis__heap_remove(c, cmd);
+        aredis__heap_del(&c->deadlines, &cmd->dl);
         if (c->free_pending && code != AREDIS_ERR_FORKED) {
             code = AREDIS_ERR_CANCELLED;
             detail = "client freed";
@@ -400,7 +400,7 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
         aredis__cmd_recycle(c, cmd);
         return;
     }
-    aredis__heap_remove(c, cmd);
+    aredis__heap_del(&c->deadlines, &cmd->dl);
     if (!(cmd->flags & AREDIS__CMD_INTERNAL)) c->stats.replies++;
     aredis__complete(c, cmd, r, r->type == AREDIS_REPLY_ERROR ? AREDIS_ERR_SERVER : AREDIS_ERR_OK,
                      NULL);

@@ -1,7 +1,7 @@
 /*
  * The client's private state, shared by the files of src/client/:
  *   client.c     lifecycle, socket events, reply dispatch, teardown
- *   queue.c      command records, the FIFO queues, the deadline heap
+ *   queue.c      command records and the FIFO queues
  *   timeout.c    the one loop timer per client: request, connect, dead-link
  *   command.c    the public command functions
  *   handshake.c  HELLO / AUTH / SELECT / CLIENT SETNAME
@@ -17,6 +17,7 @@
 #include "aredis/client.h"
 #include "aredis/future.h"
 #include "util/buf.h"
+#include "util/heap.h"
 
 struct addrinfo;
 
@@ -31,8 +32,7 @@ typedef struct aredis__cmd {
     struct aredis__cmd *next;
     aredis_reply_fn *cb;
     void *data;
-    uint64_t deadline; /* loop ms; 0 = none */
-    size_t heap_idx;   /* position in the deadline heap, SIZE_MAX if not in it */
+    aredis__hnode dl;  /* its deadline (loop ms) in the client's heap, if any */
     char *buf;         /* the encoded command while it waits for a connection
                           (and, for a retryable command, while in flight) */
     size_t len;
@@ -85,8 +85,7 @@ struct aredis_client {
     size_t orphans;      /* timed-out / cancelled commands still in `sent` */
 
     /* deadlines */
-    aredis__cmd **heap;
-    size_t heap_n, heap_cap;
+    aredis__heap deadlines; /* commands with a deadline, earliest first */
     void *timer;
     uint64_t timer_at;    /* when the loop timer is armed for; 0 = not armed */
     uint64_t conn_deadline; /* connect + handshake deadline; 0 = none */
@@ -131,8 +130,9 @@ aredis__cmd *aredis__cmd_new(aredis_client *c);
 void aredis__cmd_recycle(aredis_client *c, aredis__cmd *cmd);
 void aredis__cmdq_push(aredis__cmdq *q, aredis__cmd *cmd);
 aredis__cmd *aredis__cmdq_pop(aredis__cmdq *q);
-int aredis__heap_push(aredis_client *c, aredis__cmd *cmd);
-void aredis__heap_remove(aredis_client *c, aredis__cmd *cmd);
+static inline aredis__cmd *aredis__cmd_of(aredis__hnode *n) {
+    return (aredis__cmd *)(void *)((char *)n - offsetof(aredis__cmd, dl));
+}
 void aredis__client_free_queues(aredis_client *c);
 
 /* ---- timeout.c --------------------------------------------------------- */

@@ -53,7 +53,7 @@ static void log_command(const aredis_client *c, const char *p, size_t len, int i
 /* Refusals at issue time: the callback never runs. */
 static aredis_err admission(const aredis_client *c, int internal) {
     if (c->free_pending || c->state == AREDIS_STATE_CLOSED) return AREDIS_ERR_CLOSED;
-    if (c->fork_gen != aredis__fork_generation()) return AREDIS_ERR_FORKED;
+    if (c->fork_gen != aredis__fork_current()) return AREDIS_ERR_FORKED;
     if (internal) return AREDIS_ERR_OK;
     if (c->disconnecting) return AREDIS_ERR_CLOSED;
     if (c->state == AREDIS_STATE_IDLE) return AREDIS_ERR_NOT_CONNECTED;
@@ -76,13 +76,8 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     if (!(o && (o->flags & AREDIS_CMD_NO_TIMEOUT)))
         timeout = (o && o->timeout_ms) ? o->timeout_ms : internal ? 0 : c->opt.request_timeout_ms;
     /* Make room in the heap first, so nothing can fail after encoding. */
-    if (timeout && c->heap_n == c->heap_cap) {
-        size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        aredis__cmd **h = aredis__reallocarray(c->heap, cap, sizeof *h);
-        if (!h) return AREDIS_ERR_NOMEM;
-        c->heap = h;
-        c->heap_cap = cap;
-    }
+    if (timeout && aredis__heap_reserve(&c->deadlines, c->deadlines.n + 1) != 0)
+        return AREDIS_ERR_NOMEM;
     aredis__cmd *cmd = aredis__cmd_new(c);
     if (!cmd) return AREDIS_ERR_NOMEM;
     cmd->cb = cb;
@@ -135,8 +130,7 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
         c->stats.commands++;
     }
     if (timeout) {
-        cmd->deadline = aredis__now_ms(c->loop) + timeout;
-        (void)aredis__heap_push(c, cmd); /* cannot fail: room was made */
+        aredis__heap_set(&c->deadlines, &cmd->dl, aredis__now_ms(c->loop) + timeout);
         aredis__timer_update(c);
     }
     if (out) *out = cmd;
@@ -148,7 +142,7 @@ fail:
 }
 
 void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail) {
-    aredis__heap_remove(c, cmd);
+    aredis__heap_del(&c->deadlines, &cmd->dl);
     if (cmd->flags & AREDIS__CMD_ORPHAN) return;
     cmd->flags |= AREDIS__CMD_ORPHAN;
     if (cmd->flags & AREDIS__CMD_SENT) {

@@ -2,7 +2,7 @@
  * Where a command times out.
  *
  * One loop timer per client serves every deadline the client has:
- *   - each command's request deadline (a min-heap in queue.c);
+ *   - each command's request deadline (a min-heap, util/heap.h);
  *   - the connect deadline (connect + handshake);
  *   - the dead-link deadline: once a command has timed out with its bytes
  *     on the wire, its late reply is still expected (Redis answers in
@@ -39,7 +39,8 @@ static uint64_t health_at(const aredis_client *c) {
 }
 
 static uint64_t next_deadline(const aredis_client *c) {
-    uint64_t next = c->heap_n ? c->heap[0]->deadline : 0;
+    aredis__hnode *first = aredis__heap_min(&c->deadlines);
+    uint64_t next = first ? first->key : 0;
     next = earliest(next, c->conn_deadline);
     next = earliest(next, c->reconnect_at);
     next = earliest(next, health_at(c));
@@ -96,9 +97,9 @@ void aredis__on_timer(void *arg) {
         aredis__teardown(c, AREDIS_ERR_TIMEOUT,
                          "server silent after a request timed out: connection declared dead");
     }
-    while (c->heap_n && c->heap[0]->deadline <= now) {
-        aredis__cmd_abort(c, c->heap[0], AREDIS_ERR_TIMEOUT, "request timed out");
-    }
+    aredis__hnode *due;
+    while ((due = aredis__heap_min(&c->deadlines)) && due->key <= now)
+        aredis__cmd_abort(c, aredis__cmd_of(due), AREDIS_ERR_TIMEOUT, "request timed out");
     uint64_t health = health_at(c);
     if (health && now >= health) health_check(c);
     if (c->reconnect_at && now >= c->reconnect_at && c->state == AREDIS_STATE_RECONNECTING)

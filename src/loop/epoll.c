@@ -44,6 +44,7 @@
  * reads or writes.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
@@ -60,6 +61,7 @@
 #include "loop/loop_internal.h"
 #include "util/alloc.h"
 #include "util/fork.h"
+#include "util/heap.h"
 
 #define BL_MAXEVENTS 64
 #define BL_NOT_ARMED SIZE_MAX
@@ -88,10 +90,12 @@ typedef struct bl_timer {
     bl_loop *loop;
     aredis_timer_fn *cb;
     void *arg;
-    uint64_t deadline; /* ns, CLOCK_MONOTONIC */
-    uint64_t seq;      /* arming order: breaks deadline ties */
-    size_t idx;        /* heap index, or BL_NOT_ARMED */
+    aredis__hnode hn; /* deadline in ns of CLOCK_MONOTONIC; arming order breaks ties */
 } bl_timer;
+
+static bl_timer *timer_of(aredis__hnode *n) {
+    return (bl_timer *)(void *)((char *)n - offsetof(bl_timer, hn));
+}
 
 /* Circular doubly linked list: unlinking needs no knowledge of the head, so a
  * defer can be freed whether it sits in the pending list or in a batch that a
@@ -116,9 +120,8 @@ struct bl_loop {
     unsigned fork_gen; /* fork generation at creation: a copy in a child is inert */
     int depth;       /* nesting of run_once() */
     size_t nwatched; /* live watchers with a nonzero mask */
-    bl_timer **heap; /* min-heap on (deadline, seq) */
-    size_t nheap, heapcap, ntimers;
-    uint64_t seq;
+    aredis__heap timers; /* armed timers, earliest first */
+    size_t ntimers;
     uint64_t now;    /* ns, read once per timer phase */
     bl_link pending; /* armed defers */
     bl_io *dead;     /* watchers freed during a turn */
@@ -139,7 +142,7 @@ struct bl_loop {
  * nothing and changes nothing in the kernel; memory can still be freed.
  * Make a new loop in the child.
  */
-static int forked(const bl_loop *l) { return l->fork_gen != aredis__fork_generation(); }
+static int forked(const bl_loop *l) { return l->fork_gen != aredis__fork_current(); }
 
 /* ---- Clock ------------------------------------------------------------- */
 
@@ -429,51 +432,7 @@ static void free_dead(bl_loop *l) {
     }
 }
 
-/* ---- Timers: a binary min-heap on (deadline, seq) ------------------------ */
-
-static int t_before(const bl_timer *a, const bl_timer *b) {
-    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
-}
-
-static void heap_put(bl_loop *l, size_t i, bl_timer *t) {
-    l->heap[i] = t;
-    t->idx = i;
-}
-
-static void heap_up(bl_loop *l, size_t i) {
-    bl_timer *t = l->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!t_before(t, l->heap[parent])) break;
-        heap_put(l, i, l->heap[parent]);
-        i = parent;
-    }
-    heap_put(l, i, t);
-}
-
-static void heap_down(bl_loop *l, size_t i) {
-    bl_timer *t = l->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= l->nheap) break;
-        if (c + 1 < l->nheap && t_before(l->heap[c + 1], l->heap[c])) c++;
-        if (!t_before(l->heap[c], t)) break;
-        heap_put(l, i, l->heap[c]);
-        i = c;
-    }
-    heap_put(l, i, t);
-}
-
-static void heap_remove(bl_loop *l, bl_timer *t) {
-    size_t i = t->idx;
-    bl_timer *last = l->heap[--l->nheap];
-
-    t->idx = BL_NOT_ARMED;
-    if (last == t) return;
-    heap_put(l, i, last);
-    heap_up(l, i);
-    heap_down(l, last->idx);
-}
+/* ---- Timers (util/heap.h) ------------------------------------------------ */
 
 static void *bl_timer_new(void *ld, aredis_timer_fn *cb, void *arg) {
     bl_loop *l = ld;
@@ -481,19 +440,13 @@ static void *bl_timer_new(void *ld, aredis_timer_fn *cb, void *arg) {
 
     if (!cb) return NULL;
     /* Reserve the heap slot now: timer_arm cannot report failure. */
-    if (l->ntimers == l->heapcap) {
-        size_t cap = l->heapcap ? l->heapcap * 2 : 16;
-        bl_timer **h = aredis__reallocarray(l->heap, cap, sizeof *h);
-        if (!h) return NULL;
-        l->heap = h;
-        l->heapcap = cap;
-    }
+    if (aredis__heap_reserve(&l->timers, l->ntimers + 1) != 0) return NULL;
     t = aredis__calloc(1, sizeof *t);
     if (!t) return NULL;
     t->loop = l;
     t->cb = cb;
     t->arg = arg;
-    t->idx = BL_NOT_ARMED;
+    aredis__hnode_init(&t->hn);
     l->ntimers++;
     return t;
 }
@@ -507,21 +460,12 @@ static void bl_timer_arm(void *p, uint64_t ms) {
     /* Never due within the timer phase that armed it (l->now <= now, so this
      * only moves a 0 ms timer by 1 ns). */
     if (d <= l->now) d = l->now + 1;
-    t->deadline = d;
-    t->seq = l->seq++;
-    if (t->idx == BL_NOT_ARMED) {
-        t->idx = l->nheap++;
-        l->heap[t->idx] = t;
-        heap_up(l, t->idx);
-    } else {
-        heap_up(l, t->idx);
-        heap_down(l, t->idx);
-    }
+    aredis__heap_set(&l->timers, &t->hn, d);
 }
 
 static void bl_timer_cancel(void *p) {
     bl_timer *t = p;
-    if (t->idx != BL_NOT_ARMED) heap_remove(t->loop, t);
+    aredis__heap_del(&t->loop->timers, &t->hn);
 }
 
 static void bl_timer_free(void *p) {
@@ -537,9 +481,10 @@ static void bl_timer_free(void *p) {
 static int next_timeout(bl_loop *l) {
     uint64_t now, d, ms;
 
-    if (l->nheap == 0) return -1;
+    aredis__hnode *first = aredis__heap_min(&l->timers);
+    if (!first) return -1;
     now = bl_clock_ns();
-    d = l->heap[0]->deadline;
+    d = first->key;
     if (d <= now) return 0;
     ms = (d - now + 999999u) / 1000000u;
     return ms > INT_MAX ? INT_MAX : (int)ms;
@@ -547,9 +492,10 @@ static int next_timeout(bl_loop *l) {
 
 static void run_timers(bl_loop *l) {
     l->now = bl_clock_ns();
-    while (l->nheap > 0 && l->heap[0]->deadline <= l->now) {
-        bl_timer *t = l->heap[0];
-        heap_remove(l, t);
+    aredis__hnode *due;
+    while ((due = aredis__heap_min(&l->timers)) && due->key <= l->now) {
+        bl_timer *t = timer_of(due);
+        aredis__heap_del(&l->timers, due);
         t->cb(t->arg); /* may re-arm or free t: not touched afterwards */
     }
 }
@@ -596,7 +542,7 @@ static void run_defers(bl_loop *l) {
 /* ---- The turn ---------------------------------------------------------- */
 
 static int bl_active(const bl_loop *l) {
-    return l->nwatched > 0 || l->nheap > 0 || !link_empty(&l->pending);
+    return l->nwatched > 0 || l->timers.n > 0 || !link_empty(&l->pending);
 }
 
 static int bl_run_once(void *ld, int block) {
@@ -629,7 +575,7 @@ static int bl_run_once(void *ld, int block) {
             int ev = ready[i].events & io->mask;
             if (ev) io->cb(io->arg, ev);
         }
-        if (l->nheap > 0) run_timers(l);
+        if (l->timers.n > 0) run_timers(l);
         run_defers(l);
     }
     if (--l->depth == 0) free_dead(l);
@@ -643,7 +589,7 @@ static void bl_cleanup(void *ld) {
     if (!l) return;
     free_dead(l);
     backend_free(l);
-    aredis__free(l->heap);
+    aredis__heap_free(&l->timers);
     aredis__free(l);
 }
 

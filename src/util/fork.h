@@ -6,7 +6,13 @@
 #ifndef AREDIS_UTIL_FORK_H
 #define AREDIS_UTIL_FORK_H
 
-/* The current generation (registers the atfork handler on first use). */
+/* The current generation; registers the atfork handler on first use. Call
+ * it when an object that must notice a fork is made. */
 unsigned aredis__fork_generation(void);
+
+/* The current generation without the registration check (one load): for
+ * hot paths of objects made with aredis__fork_generation(). */
+extern volatile unsigned aredis__fork_gen_value;
+static inline unsigned aredis__fork_current(void) { return aredis__fork_gen_value; }
 
 #endif
