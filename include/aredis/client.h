@@ -144,6 +144,13 @@ typedef struct aredis_options {
                                           idle; no answer within
                                           request_timeout_ms (or the interval)
                                           means the link is dead */
+    /* ---- fork ---- */
+    int reconnect_in_child; /* 0: in a forked child the inherited client
+                               fails everything with AREDIS_ERR_FORKED;
+                               1: on first use there it drops the inherited
+                               connection (sending nothing) and connects anew
+                               (built-in loop: call aredis_loop_after_fork()
+                               in the child first) */
     /* ---- callbacks ---- */
     aredis_push_fn *on_push;
     aredis_connect_fn *on_connect;

@@ -130,6 +130,18 @@ AREDIS_API void aredis_loop_stop(aredis_loop *loop);
 /* Monotonic milliseconds by the loop's clock. */
 AREDIS_API uint64_t aredis_loop_now_ms(aredis_loop *loop);
 
+/*
+ * In a forked child, make an inherited built-in loop usable (it is inert in
+ * the child until then: it shares the parent's epoll instance). The loop gets
+ * its own epoll instance; watchers made before the fork stay dormant until
+ * set again, so the child never reads a socket it shares with the parent by
+ * accident; timers carry on. Clients on it with reconnect_in_child then open
+ * their own connections. Returns AREDIS_ERR_UNSUPPORTED for adapter loops
+ * (use the foreign loop's own call, e.g. uv_loop_fork()). A no-op outside a
+ * forked child.
+ */
+AREDIS_API aredis_err aredis_loop_after_fork(aredis_loop *loop);
+
 /* ---- User timers (any loop) -------------------------------------------- */
 
 typedef struct aredis_timer aredis_timer;

@@ -537,6 +537,7 @@ static void connect_failed(aredis_client *c, int err) {
 
 static void on_io(void *arg, int events) {
     aredis_client *c = arg;
+    if (!aredis__fork_ok(c)) return; /* a copy in a forked child: inert */
     aredis__enter(c);
     uint64_t gen = c->gen;
     if (c->state == AREDIS_STATE_CONNECTING && c->tls_handshaking) {
@@ -570,6 +571,7 @@ static void on_io(void *arg, int events) {
 static void on_flush(void *arg) {
     aredis_client *c = arg;
     c->flush_armed = 0;
+    if (!aredis__fork_ok(c)) return;
     aredis__enter(c);
     if (c->state == AREDIS_STATE_CONNECTING && c->fd < 0) {
         if (c->deferred_errno) {
@@ -623,6 +625,25 @@ void aredis__set_ready(aredis_client *c) {
     uint64_t gen = c->gen;
     aredis__ready_notify(c, AREDIS_ERR_OK, NULL);
     if (c->gen == gen && c->opt.on_connect) c->opt.on_connect(c, c->opt.cb_data);
+}
+
+/* ---- Fork --------------------------------------------------------------- */
+
+int aredis__fork_ok(aredis_client *c) {
+    if (c->fork_gen == aredis__fork_current()) return 1;
+    if (!c->opt.reconnect_in_child) return 0;
+    /* The connection belongs to the parent: drop the child's copy (closing a
+     * descriptor sends nothing; TLS sends no close_notify), fail what the
+     * parent had pending here with FORKED, and connect anew. */
+    aredis_state was = c->state;
+    c->fork_gen = aredis__fork_current();
+    aredis__enter(c);
+    aredis__teardown(c, AREDIS_ERR_FORKED, "inherited across fork(): reconnecting in the child");
+    if (!c->free_pending && c->state == AREDIS_STATE_IDLE && was != AREDIS_STATE_IDLE &&
+        was != AREDIS_STATE_CLOSED)
+        aredis__connect_start(c);
+    aredis__leave(c);
+    return !c->free_pending;
 }
 
 /* ---- Public lifecycle --------------------------------------------------- */
@@ -759,7 +780,7 @@ void aredis__connect_start(aredis_client *c) {
 
 aredis_err aredis_client_connect(aredis_client *c) {
     if (c->state == AREDIS_STATE_CLOSED || c->free_pending) return AREDIS_ERR_CLOSED;
-    if (c->fork_gen != aredis__fork_generation()) return AREDIS_ERR_FORKED;
+    if (!aredis__fork_ok(c)) return AREDIS_ERR_FORKED;
     if (c->state != AREDIS_STATE_IDLE) return AREDIS_ERR_INVALID;
     c->last_err.code = AREDIS_ERR_OK;
     c->last_detail[0] = '\0';

@@ -153,6 +153,11 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
 void aredis__arm_flush(aredis_client *c);
 /* Handshake finished: READY, send what waited. */
 void aredis__set_ready(aredis_client *c);
+/*
+ * In a forked child: 1 when the client may act (not forked, or it has just
+ * adopted the child per reconnect_in_child), 0 when it must stay inert.
+ */
+int aredis__fork_ok(aredis_client *c);
 void aredis__set_error(aredis_client *c, aredis_err code, const char *fmt, ...)
     AREDIS_PRINTF(3, 4);
 /* "host:port" or the unix path, for log lines (never credentials). */

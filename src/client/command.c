@@ -51,9 +51,9 @@ static void log_command(const aredis_client *c, const char *p, size_t len, int i
 }
 
 /* Refusals at issue time: the callback never runs. */
-static aredis_err admission(const aredis_client *c, int internal) {
+static aredis_err admission(aredis_client *c, int internal) {
     if (c->free_pending || c->state == AREDIS_STATE_CLOSED) return AREDIS_ERR_CLOSED;
-    if (c->fork_gen != aredis__fork_current()) return AREDIS_ERR_FORKED;
+    if (c->fork_gen != aredis__fork_current() && !aredis__fork_ok(c)) return AREDIS_ERR_FORKED;
     if (internal) return AREDIS_ERR_OK;
     if (c->disconnecting) return AREDIS_ERR_CLOSED;
     if (c->state == AREDIS_STATE_IDLE) return AREDIS_ERR_NOT_CONNECTED;

@@ -84,6 +84,7 @@ void aredis__timer_update(aredis_client *c) {
 void aredis__on_timer(void *arg) {
     aredis_client *c = arg;
     c->timer_at = 0;
+    if (!aredis__fork_ok(c)) return; /* a copy in a forked child: inert */
     aredis__enter(c);
     uint64_t now = aredis__now_ms(c->loop);
     if (c->conn_deadline && now >= c->conn_deadline) {

@@ -78,7 +78,8 @@ typedef struct bl_io {
     int dead;   /* freed during a turn, memory not yet released */
     int failed; /* the kernel refused it: on the failed list */
 #ifdef BL_EPOLL
-    int in_kernel; /* registered with epoll */
+    int in_kernel; /* registered with epoll (valid when epoch matches) */
+    unsigned epoch; /* the loop's epoch when it was registered */
 #else
     size_t slot; /* index in pfd[] / pio[], or BL_NOT_ARMED */
 #endif
@@ -118,6 +119,7 @@ typedef struct bl_ready {
 
 struct bl_loop {
     unsigned fork_gen; /* fork generation at creation: a copy in a child is inert */
+    unsigned epoch;    /* bumped by aredis_loop_after_fork(): a new epoll instance */
     int depth;       /* nesting of run_once() */
     size_t nwatched; /* live watchers with a nonzero mask */
     aredis__heap timers; /* armed timers, earliest first */
@@ -214,6 +216,11 @@ static int backend_set(bl_loop *l, bl_io *io, int events) {
     if (forked(l)) {
         io->in_kernel = 0;
         return 0;
+    }
+    if (io->epoch != l->epoch) {
+        /* Registered with the epoll instance of before a fork: not in ours. */
+        io->in_kernel = 0;
+        io->epoch = l->epoch;
     }
     memset(&ee, 0, sizeof ee);
     ee.data.ptr = io;
@@ -380,6 +387,7 @@ static void *bl_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
     io->cb = cb;
     io->arg = arg;
     io->fd = fd;
+    io->epoch = l->epoch;
 #ifndef BL_EPOLL
     io->slot = BL_NOT_ARMED;
 #endif
@@ -391,6 +399,13 @@ static void bl_io_set(void *p, int events) {
     bl_loop *l = io->loop;
 
     events &= BL_EV_ALL;
+    if (io->epoch != l->epoch && !io->dead) {
+        /* Made before aredis_loop_after_fork(): dormant, watching nothing in
+         * this epoll instance until set again. */
+        io->mask = 0;
+        io->in_kernel = 0;
+        io->epoch = l->epoch;
+    }
     if (io->dead || events == io->mask) return; /* idempotent: no syscall */
     if (backend_set(l, io, events) == 0) {
         failed_del(l, io);
@@ -591,6 +606,28 @@ static void bl_cleanup(void *ld) {
     backend_free(l);
     aredis__heap_free(&l->timers);
     aredis__free(l);
+}
+
+/*
+ * In a forked child: give the loop its own epoll instance and make it usable
+ * again. Watchers made before the fork stay dormant (not watched) until
+ * io_set is called on them again, so the child never reads a socket it
+ * shares with the parent by accident. Timers and defers carry on.
+ */
+int aredis__builtin_after_fork(void *ld) {
+    bl_loop *l = ld;
+    if (!forked(l)) return 0;
+#ifdef BL_EPOLL
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    if (fd < 0) return -1;
+    close(l->epfd); /* the child's copy: the parent's instance is untouched */
+    l->epfd = fd;
+#endif
+    l->epoch++;
+    l->nwatched = 0; /* every older watcher is dormant now */
+    while (l->failed) failed_del(l, l->failed);
+    l->fork_gen = aredis__fork_current();
+    return 0;
 }
 
 void *aredis__builtin_new(void) {

@@ -136,3 +136,9 @@ void aredis_timer_free(aredis_timer *t) {
         aredis__free(t);
     }
 }
+
+aredis_err aredis_loop_after_fork(aredis_loop *loop) {
+    if (!loop) return AREDIS_ERR_INVALID;
+    if (!loop->builtin) return AREDIS_ERR_UNSUPPORTED;
+    return aredis__builtin_after_fork(loop->ld) == 0 ? AREDIS_ERR_OK : AREDIS_ERR_IO;
+}

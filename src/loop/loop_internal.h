@@ -37,5 +37,6 @@ static inline uint64_t aredis__now_ms(aredis_loop *l) { return l->vt.now_ms(l->l
 /* The built-in loop's vtable and constructor (src/loop/epoll.c). */
 extern const aredis_loop_vtable aredis__builtin_vtable;
 void *aredis__builtin_new(void);
+int aredis__builtin_after_fork(void *ld);
 
 #endif

@@ -35,8 +35,6 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 
-/* Pieces of one format word collected before it is written. */
-#define NPIECE 8
 /* The longest "$<len>\r\n" or "*<n>\r\n": 1 + 20 digits + 2. */
 #define HDR_MAX 23
 /* Room asked for per argument besides its payload: header and CRLF. */
@@ -44,6 +42,7 @@
 /* The public API formats into this much stack before it needs the heap. */
 #define STACK_OUT 512
 
+#define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ---- Integer to ASCII ------------------------------------------------- */
@@ -66,31 +65,34 @@ static inline size_t u64_digits(uint64_t v) {
     }
 }
 
-/* Write v in decimal so that it ends just before `end`; returns its start. */
-static inline char *u64_rev(char *end, uint64_t v) {
+/*
+ * Write v in decimal so that it ends just before `end`; returns its start.
+ * Values that fit 32 bits (nearly all) take the cheaper 32-bit divisions.
+ */
+static inline char *u32_rev(char *end, uint32_t v) {
     while (v >= 100) {
-        size_t i = (size_t)(v % 100) * 2;
+        uint32_t i = (v % 100) * 2;
         v /= 100;
         end -= 2;
-        end[0] = digits2[i];
-        end[1] = digits2[i + 1];
+        memcpy(end, digits2 + i, 2);
     }
     if (v >= 10) {
-        size_t i = (size_t)v * 2;
         end -= 2;
-        end[0] = digits2[i];
-        end[1] = digits2[i + 1];
+        memcpy(end, digits2 + v * 2, 2);
     } else {
-        *--end = (char)('0' + (int)v);
+        *--end = (char)('0' + v);
     }
     return end;
 }
 
-/* The magnitude is taken in unsigned arithmetic so that LLONG_MIN is fine. */
-static inline char *i64_rev(char *end, long long v) {
-    char *p = u64_rev(end, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
-    if (v < 0) *--p = '-';
-    return p;
+static inline char *u64_rev(char *end, uint64_t v) {
+    while (v > UINT32_MAX) {
+        size_t i = (size_t)(v % 100) * 2;
+        v /= 100;
+        end -= 2;
+        memcpy(end, digits2 + i, 2);
+    }
+    return u32_rev(end, (uint32_t)v);
 }
 
 /* "<type><v>\r\n" at p (at most HDR_MAX bytes); returns its end. */
@@ -118,35 +120,47 @@ static inline char *put_hdr(char *p, char type, size_t v) {
 
 /*
  * memcpy for the short keys and values that dominate: a few fixed-size
- * (overlapping) moves instead of a call. Nothing is read when n is 0.
+ * (overlapping) moves instead of a call. Up to 32 bytes every byte is loaded
+ * before any is stored, so it is also a memmove there. Nothing is read when
+ * n is 0.
  */
 static inline void copy_bytes(char *d, const char *s, size_t n) {
-    if (n > 32) {
-        memcpy(d, s, n);
-    } else if (n >= 16) {
+    if (n <= 16) {
+        if (n >= 8) {
+            uint64_t a, z;
+            memcpy(&a, s, 8);
+            memcpy(&z, s + n - 8, 8);
+            memcpy(d, &a, 8);
+            memcpy(d + n - 8, &z, 8);
+        } else if (n >= 4) {
+            uint32_t a, z;
+            memcpy(&a, s, 4);
+            memcpy(&z, s + n - 4, 4);
+            memcpy(d, &a, 4);
+            memcpy(d + n - 4, &z, 4);
+        } else if (n) {
+            char a = s[0], m = s[n / 2], z = s[n - 1];
+            d[0] = a;
+            d[n / 2] = m;
+            d[n - 1] = z;
+        }
+    } else if (n <= 32) {
         char a[16], z[16];
         memcpy(a, s, 16);
         memcpy(z, s + n - 16, 16);
         memcpy(d, a, 16);
         memcpy(d + n - 16, z, 16);
-    } else if (n >= 8) {
-        uint64_t a, z;
-        memcpy(&a, s, 8);
-        memcpy(&z, s + n - 8, 8);
-        memcpy(d, &a, 8);
-        memcpy(d + n - 8, &z, 8);
-    } else if (n >= 4) {
-        uint32_t a, z;
-        memcpy(&a, s, 4);
-        memcpy(&z, s + n - 4, 4);
-        memcpy(d, &a, 4);
-        memcpy(d + n - 4, &z, 4);
-    } else if (n) {
-        char a = s[0], m = s[n / 2], z = s[n - 1];
-        d[0] = a;
-        d[n / 2] = m;
-        d[n - 1] = z;
+    } else {
+        memcpy(d, s, n);
     }
+}
+
+/* copy_bytes() for ranges that may overlap (it loads before it stores). */
+static inline void move_bytes(char *d, const char *s, size_t n) {
+    if (n > 32)
+        memmove(d, s, n);
+    else
+        copy_bytes(d, s, n);
 }
 
 /* ---- The output ------------------------------------------------------- */
@@ -224,9 +238,12 @@ static const unsigned char lit_stop[256] = {[0] = 1, [' '] = 1, ['%'] = 1};
  */
 static inline __attribute__((always_inline)) aredis_err
 next_piece(const char **pf, va_list *ap, char *e, const char **ps, size_t *pn) {
-    const char *f = *pf, *s;
+    const char *f = *pf;
+    uint64_t mag;
+    int neg;
+
     if (*f != '%') {
-        s = f;
+        const char *s = f;
         do f++;
         while (!lit_stop[(unsigned char)*f]);
         *ps = s;
@@ -234,152 +251,100 @@ next_piece(const char **pf, va_list *ap, char *e, const char **ps, size_t *pn) {
         *pf = f;
         return AREDIS_ERR_OK;
     }
+    /* Every integer is a sign and a magnitude, converted in one place. The
+     * magnitude is taken in unsigned arithmetic so that INT_MIN is fine. */
+#define SIGNED(T)                                                                                  \
+    do {                                                                                           \
+        T v_ = va_arg(*ap, T);                                                                     \
+        neg = v_ < 0;                                                                              \
+        mag = neg ? (uint64_t)0 - (uint64_t)v_ : (uint64_t)v_;                                     \
+    } while (0)
+#define UNSIGNED(T)                                                                                \
+    do {                                                                                           \
+        neg = 0;                                                                                   \
+        mag = va_arg(*ap, T);                                                                      \
+    } while (0)
     switch (f[1]) {
-    case 's':
-        s = va_arg(*ap, const char *);
+    case 's': {
+        const char *s = va_arg(*ap, const char *);
         if (s == NULL) return AREDIS_ERR_INVALID;
+        *ps = s;
         *pn = strlen(s);
-        f += 2;
-        break;
-    case 'b':
-        s = va_arg(*ap, const char *);
-        *pn = va_arg(*ap, size_t);
-        if (s == NULL && *pn != 0) return AREDIS_ERR_INVALID;
-        f += 2;
-        break;
+        *pf = f + 2;
+        return AREDIS_ERR_OK;
+    }
+    case 'b': {
+        const char *s = va_arg(*ap, const char *);
+        size_t n = va_arg(*ap, size_t);
+        if (s == NULL && n != 0) return AREDIS_ERR_INVALID;
+        *ps = s;
+        *pn = n;
+        *pf = f + 2;
+        return AREDIS_ERR_OK;
+    }
+    case '%':
+        *ps = f + 1;
+        *pn = 1;
+        *pf = f + 2;
+        return AREDIS_ERR_OK;
     case 'd':
     case 'i':
-        s = i64_rev(e, va_arg(*ap, int));
-        *pn = (size_t)(e - s);
+        SIGNED(int);
         f += 2;
         break;
     case 'u':
-        s = u64_rev(e, va_arg(*ap, unsigned int));
-        *pn = (size_t)(e - s);
-        f += 2;
-        break;
-    case '%':
-        s = f + 1;
-        *pn = 1;
+        UNSIGNED(unsigned int);
         f += 2;
         break;
     case 'l':
         if (f[2] == 'l') {
             if (f[3] == 'd' || f[3] == 'i')
-                s = i64_rev(e, va_arg(*ap, long long));
+                SIGNED(long long);
             else if (f[3] == 'u')
-                s = u64_rev(e, va_arg(*ap, unsigned long long));
+                UNSIGNED(unsigned long long);
             else
                 return AREDIS_ERR_INVALID;
             f += 4;
         } else {
             if (f[2] == 'd' || f[2] == 'i')
-                s = i64_rev(e, va_arg(*ap, long));
+                SIGNED(long);
             else if (f[2] == 'u')
-                s = u64_rev(e, va_arg(*ap, unsigned long));
+                UNSIGNED(unsigned long);
             else
                 return AREDIS_ERR_INVALID;
             f += 3;
         }
-        *pn = (size_t)(e - s);
         break;
     case 'z':
         if (f[2] == 'u')
-            s = u64_rev(e, va_arg(*ap, size_t));
+            UNSIGNED(size_t);
         else if (f[2] == 'd')
-            s = i64_rev(e, va_arg(*ap, ssize_t));
+            SIGNED(ssize_t);
         else
             return AREDIS_ERR_INVALID;
-        *pn = (size_t)(e - s);
         f += 3;
         break;
     default: /* unknown conversion, or a '%' that ends the format */
         return AREDIS_ERR_INVALID;
     }
+#undef SIGNED
+#undef UNSIGNED
+    char *s = u64_rev(e, mag);
+    if (neg) *--s = '-';
     *ps = s;
+    *pn = (size_t)(e - s);
     *pf = f;
-    return AREDIS_ERR_OK;
-}
-
-/*
- * Copy pieces to a word's payload area (after a HDR_MAX slot at w->pos),
- * behind the `done` bytes already there; `total` is the payload length with
- * these pieces. For a word with more than NPIECE pieces.
- */
-static aredis_err spill(wbuf *w, size_t done, size_t total, const char *const *pp,
-                        const size_t *pl, size_t np) {
-    size_t need;
-    if (aredis__add_overflow(total, ARG_SLACK, &need)) return AREDIS_ERR_NOMEM;
-    if (w->cap - w->pos < need && wb_grow(w, need, HDR_MAX + done) != 0)
-        return AREDIS_ERR_NOMEM;
-    char *q = w->p + w->pos + HDR_MAX + done;
-    for (size_t i = 0; i < np; i++) {
-        copy_bytes(q, pp[i], pl[i]);
-        q += pl[i];
-    }
-    return AREDIS_ERR_OK;
-}
-
-/*
- * A word of several pieces ("key:%d"), the first (s, n) already taken:
- * collect the rest and write the argument at w->pos.
- */
-static __attribute__((noinline)) aredis_err fmt_word(wbuf *w, const char **pf, va_list *ap,
-                                                     const char *s, size_t n) {
-    const char *pp[NPIECE];
-    size_t pl[NPIECE];
-    char num[NPIECE][24];
-    const char *f = *pf;
-    size_t np = 1, len = n, done = 0;
-    int spilled = 0;
-    aredis_err rc;
-
-    pp[0] = s;
-    pl[0] = n;
-    do {
-        if (UNLIKELY(np == NPIECE)) {
-            rc = spill(w, done, len, pp, pl, np);
-            if (rc != AREDIS_ERR_OK) return rc;
-            done = len;
-            spilled = 1;
-            np = 0;
-        }
-        rc = next_piece(&f, ap, num[np] + sizeof num[np], &pp[np], &pl[np]);
-        if (rc != AREDIS_ERR_OK) return rc;
-        if (aredis__add_overflow(len, pl[np], &len)) return AREDIS_ERR_NOMEM;
-        np++;
-    } while (!WORD_END(*f));
-    *pf = f;
-
-    char *q;
-    if (UNLIKELY(spilled)) {
-        rc = spill(w, done, len, pp, pl, np);
-        if (rc != AREDIS_ERR_OK) return rc;
-        char *at = w->p + w->pos;
-        q = put_hdr(at, '$', len);
-        memmove(q, at + HDR_MAX, len);
-    } else {
-        size_t need;
-        if (aredis__add_overflow(len, ARG_SLACK, &need)) return AREDIS_ERR_NOMEM;
-        if (w->cap - w->pos < need && wb_grow(w, need, 0) != 0) return AREDIS_ERR_NOMEM;
-        q = put_hdr(w->p + w->pos, '$', len);
-        for (size_t i = 0; i < np; i++) {
-            copy_bytes(q, pp[i], pl[i]);
-            q += pl[i];
-        }
-        q -= len;
-    }
-    q += len;
-    q[0] = '\r';
-    q[1] = '\n';
-    w->pos = (size_t)(q + 2 - w->p);
     return AREDIS_ERR_OK;
 }
 
 /*
  * Append the command at w->pos. On error w->pos is meaningless and the
- * caller rolls back to w->start. The common word of one piece ("GET", "%s")
- * is written here; longer words go to fmt_word().
+ * caller rolls back to w->start.
+ *
+ * A word of one piece ("GET", "%s"), the common case, has its length before
+ * its bytes: header, then one copy. A word of several pieces ("key:%d") is
+ * copied piece by piece behind a 4-byte header slot ("$N\r\n", N < 10); a
+ * payload of 10 bytes or more is then moved up behind its longer header.
  */
 static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const char *f,
                                                                   va_list *ap) {
@@ -399,13 +364,7 @@ static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const
         size_t n, need;
         rc = next_piece(&f, ap, num + sizeof num, &s, &n);
         if (rc != AREDIS_ERR_OK) return rc;
-        if (UNLIKELY(!WORD_END(*f))) {
-            w->pos = (size_t)(q - w->p);
-            rc = fmt_word(w, &f, ap, s, n);
-            if (rc != AREDIS_ERR_OK) return rc;
-            q = w->p + w->pos;
-            end = w->p + w->cap;
-        } else {
+        if (LIKELY(WORD_END(*f))) {
             if (aredis__add_overflow(n, ARG_SLACK, &need)) return AREDIS_ERR_NOMEM;
             if (UNLIKELY((size_t)(end - q) < need)) {
                 w->pos = (size_t)(q - w->p);
@@ -416,10 +375,32 @@ static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const
             q = put_hdr(q, '$', n);
             copy_bytes(q, s, n);
             q += n;
-            q[0] = '\r';
-            q[1] = '\n';
-            q += 2;
+        } else {
+            /* A word of several pieces: append each to the payload. */
+            size_t len = 0;
+            for (;;) {
+                size_t total;
+                if (aredis__add_overflow(len, n, &total) ||
+                    aredis__add_overflow(total, ARG_SLACK, &need))
+                    return AREDIS_ERR_NOMEM;
+                if (UNLIKELY((size_t)(end - q) < need)) {
+                    w->pos = (size_t)(q - w->p);
+                    if (wb_grow(w, need, 4 + len) != 0) return AREDIS_ERR_NOMEM;
+                    q = w->p + w->pos;
+                    end = w->p + w->cap;
+                }
+                copy_bytes(q + 4 + len, s, n);
+                len = total;
+                if (WORD_END(*f)) break;
+                rc = next_piece(&f, ap, num + sizeof num, &s, &n);
+                if (rc != AREDIS_ERR_OK) return rc;
+            }
+            if (len >= 10) move_bytes(q + 3 + u64_digits((uint64_t)len), q + 4, len);
+            q = put_hdr(q, '$', len) + len;
         }
+        q[0] = '\r';
+        q[1] = '\n';
+        q += 2;
         argc++;
     }
     w->pos = (size_t)(q - w->p);
@@ -440,10 +421,9 @@ static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const
 
 /* ---- argv ------------------------------------------------------------- */
 
-static aredis_err argv_write(wbuf *w, int argc, const char *const *argv, const size_t *argvlen) {
-    if (argc < 1 || argv == NULL) return AREDIS_ERR_INVALID;
-    if (w->cap - w->pos < HDR_MAX && wb_grow(w, HDR_MAX, 0) != 0) return AREDIS_ERR_NOMEM;
-    char *q = put_hdr(w->p + w->pos, '*', (size_t)argc);
+/* The arguments of argv_write(), with or without argvlen (unswitched). */
+static inline __attribute__((always_inline)) aredis_err
+argv_args(wbuf *w, char *q, int argc, const char *const *argv, const size_t *argvlen) {
     char *end = w->p + w->cap;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
@@ -465,6 +445,15 @@ static aredis_err argv_write(wbuf *w, int argc, const char *const *argv, const s
     }
     w->pos = (size_t)(q - w->p);
     return AREDIS_ERR_OK;
+}
+
+static inline __attribute__((always_inline)) aredis_err
+argv_write(wbuf *w, int argc, const char *const *argv, const size_t *argvlen) {
+    if (argc < 1 || argv == NULL) return AREDIS_ERR_INVALID;
+    if (w->cap - w->pos < HDR_MAX && wb_grow(w, HDR_MAX, 0) != 0) return AREDIS_ERR_NOMEM;
+    char *q = put_hdr(w->p + w->pos, '*', (size_t)argc);
+    if (argvlen) return argv_args(w, q, argc, argv, argvlen);
+    return argv_args(w, q, argc, argv, NULL);
 }
 
 /* ---- Internal API: append to a buffer --------------------------------- */

@@ -43,29 +43,24 @@
 #include <ev.h>
 
 #include "../loop.h"
+#include "adapter_common.h"
 
 #if !EV_MULTIPLICITY
 #error "aredis/adapters/libev.h needs libev built with EV_MULTIPLICITY"
 #endif
 
-typedef struct aredis__ev_link {
-    struct aredis__ev_link *prev, *next;
-} aredis__ev_link;
-
 typedef struct aredis__ev {
     struct ev_loop *loop;
     ev_prepare prepare; /* runs the pending defers before blocking */
     ev_idle idle;       /* active while defers pend: no blocking */
-    aredis__ev_link pending;
+    aredis__adapter_link pending;
     long nactive; /* io with a mask + armed timers */
 } aredis__ev;
 
 typedef struct aredis__ev_io {
     ev_io w;
     aredis__ev *a;
-    aredis_io_fn *cb;
-    void *arg;
-    int mask;
+    aredis__adapter_io io;
 } aredis__ev_io;
 
 typedef struct aredis__ev_timer {
@@ -76,18 +71,9 @@ typedef struct aredis__ev_timer {
     uint64_t due; /* ns */
 } aredis__ev_timer;
 
-typedef struct aredis__ev_defer {
-    aredis__ev_link link; /* first: a link is a defer */
-    aredis__ev *a;
-    aredis_timer_fn *cb;
-    void *arg;
-} aredis__ev_defer;
-
 static inline uint64_t aredis__ev_now_ns(void) {
-#if defined(CLOCK_MONOTONIC)
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#ifdef AREDIS__ADAPTER_HAVE_MONOTONIC
+    return aredis__adapter_monotonic_ns();
 #else
     return (uint64_t)(ev_time() * 1e9);
 #endif
@@ -97,19 +83,13 @@ static inline uint64_t aredis__ev_now_ns(void) {
 
 static inline void aredis__ev_io_cb(struct ev_loop *loop, ev_io *iow, int revents) {
     aredis__ev_io *w = (aredis__ev_io *)iow->data;
-    int ev = 0;
+    int error = (revents & EV_ERROR) != 0; /* libev has stopped the watcher */
 
     (void)loop;
-    if (revents & EV_ERROR) {
-        ev = w->mask; /* libev has stopped the watcher */
-        if (w->mask) w->a->nactive--;
-        w->mask = 0;
-    } else {
-        if (revents & EV_READ) ev |= AREDIS_EV_READ;
-        if (revents & EV_WRITE) ev |= AREDIS_EV_WRITE;
-        ev &= w->mask;
-    }
-    if (ev) w->cb(w->arg, ev);
+    if (error && w->io.mask) w->a->nactive--;
+    aredis__adapter_io_fire(
+        &w->io, error,
+        aredis__adapter_map_events(revents, EV_READ, EV_WRITE, AREDIS_EV_READ, AREDIS_EV_WRITE));
 }
 
 static inline void *aredis__ev_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
@@ -119,25 +99,24 @@ static inline void *aredis__ev_io_new(void *ld, int fd, aredis_io_fn *cb, void *
     ev_io_init(&w->w, aredis__ev_io_cb, fd, 0);
     w->w.data = w;
     w->a = (aredis__ev *)ld;
-    w->cb = cb;
-    w->arg = arg;
+    w->io.cb = cb;
+    w->io.arg = arg;
     return w;
 }
 
 static inline void aredis__ev_io_set(void *p, int events) {
     aredis__ev_io *w = (aredis__ev_io *)p;
     aredis__ev *a = w->a;
-    int flags = 0;
+    int flags;
 
     events &= AREDIS_EV_READ | AREDIS_EV_WRITE;
-    if (events == w->mask) return;
-    if (w->mask == 0) a->nactive++;
+    if (events == w->io.mask) return;
+    if (w->io.mask == 0) a->nactive++;
     if (events == 0) a->nactive--;
-    w->mask = events;
+    w->io.mask = events;
     ev_io_stop(a->loop, &w->w);
     if (events == 0) return;
-    if (events & AREDIS_EV_READ) flags |= EV_READ;
-    if (events & AREDIS_EV_WRITE) flags |= EV_WRITE;
+    flags = aredis__adapter_map_events(events, AREDIS_EV_READ, AREDIS_EV_WRITE, EV_READ, EV_WRITE);
 #ifdef ev_io_modify
     ev_io_modify(&w->w, flags);
 #else
@@ -149,7 +128,7 @@ static inline void aredis__ev_io_set(void *p, int events) {
 static inline void aredis__ev_io_free(void *p) {
     aredis__ev_io *w = (aredis__ev_io *)p;
     if (!w) return;
-    if (w->mask) w->a->nactive--;
+    if (w->io.mask) w->a->nactive--;
     ev_io_stop(w->a->loop, &w->w); /* also clears a pending event */
     free(w);
 }
@@ -158,7 +137,7 @@ static inline void aredis__ev_io_free(void *p) {
 
 static inline void aredis__ev_timer_start(aredis__ev_timer *t, uint64_t now) {
     ev_timer_stop(t->a->loop, &t->w);
-    ev_timer_set(&t->w, t->due > now ? (double)(t->due - now) / 1e9 : 0., 0.);
+    ev_timer_set(&t->w, (double)aredis__adapter_left(t->due, now) / 1e9, 0.);
     ev_timer_start(t->a->loop, &t->w);
 }
 
@@ -193,7 +172,7 @@ static inline void aredis__ev_timer_arm(void *p, uint64_t ms) {
     uint64_t now = aredis__ev_now_ns();
 
     if (!ev_is_active(&t->w)) t->a->nactive++;
-    t->due = ms > (UINT64_MAX - now) / 1000000u ? UINT64_MAX : now + ms * 1000000u;
+    t->due = aredis__adapter_deadline(now, ms, 1000000u);
     aredis__ev_timer_start(t, now);
 }
 
@@ -211,30 +190,9 @@ static inline void aredis__ev_timer_free(void *p) {
 
 /* ---- defers ---- */
 
-static inline int aredis__ev_empty(const aredis__ev_link *h) { return h->next == h; }
-
-static inline void aredis__ev_unlink(aredis__ev_link *n) {
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = NULL;
-}
-
-/* Run the defers pending now (those armed meanwhile wait for the next call). */
+/* Run the defers pending now; stop polling without blocking once none is. */
 static inline void aredis__ev_run_defers(aredis__ev *a) {
-    aredis__ev_link batch;
-
-    if (aredis__ev_empty(&a->pending)) return;
-    batch.next = a->pending.next;
-    batch.prev = a->pending.prev;
-    batch.next->prev = &batch;
-    batch.prev->next = &batch;
-    a->pending.next = a->pending.prev = &a->pending;
-    while (batch.next != &batch) {
-        aredis__ev_defer *d = (aredis__ev_defer *)batch.next;
-        aredis__ev_unlink(&d->link);
-        d->cb(d->arg);
-    }
-    if (aredis__ev_empty(&a->pending)) {
+    if (aredis__adapter_run_defers(&a->pending) && aredis__adapter_list_empty(&a->pending)) {
         ev_prepare_stop(a->loop, &a->prepare);
         ev_idle_stop(a->loop, &a->idle);
     }
@@ -253,32 +211,16 @@ static inline void aredis__ev_idle_cb(struct ev_loop *loop, ev_idle *w, int reve
 }
 
 static inline void *aredis__ev_defer_new(void *ld, aredis_timer_fn *cb, void *arg) {
-    aredis__ev_defer *d = (aredis__ev_defer *)calloc(1, sizeof *d);
-    if (!d) return NULL;
-    d->a = (aredis__ev *)ld;
-    d->cb = cb;
-    d->arg = arg;
-    return d;
+    return aredis__adapter_defer_new(ld, &((aredis__ev *)ld)->pending, cb, arg);
 }
 
 static inline void aredis__ev_defer_arm(void *p) {
-    aredis__ev_defer *d = (aredis__ev_defer *)p;
-    aredis__ev *a = d->a;
+    aredis__adapter_defer *d = (aredis__adapter_defer *)p;
+    aredis__ev *a = (aredis__ev *)d->owner;
 
-    if (d->link.next) return; /* already pending */
-    d->link.prev = a->pending.prev;
-    d->link.next = &a->pending;
-    a->pending.prev->next = &d->link;
-    a->pending.prev = &d->link;
+    if (!aredis__adapter_defer_enqueue(d)) return; /* already pending */
     if (!ev_is_active(&a->prepare)) ev_prepare_start(a->loop, &a->prepare);
     if (!ev_is_active(&a->idle)) ev_idle_start(a->loop, &a->idle);
-}
-
-static inline void aredis__ev_defer_free(void *p) {
-    aredis__ev_defer *d = (aredis__ev_defer *)p;
-    if (!d) return;
-    if (d->link.next) aredis__ev_unlink(&d->link);
-    free(d);
 }
 
 /* ---- the loop ---- */
@@ -287,7 +229,7 @@ static inline int aredis__ev_run_once(void *ld, int block) {
     aredis__ev *a = (aredis__ev *)ld;
     int r = ev_run(a->loop, block ? EVRUN_ONCE : EVRUN_NOWAIT);
     aredis__ev_run_defers(a); /* armed by this turn's callbacks */
-    return r != 0 || a->nactive > 0 || !aredis__ev_empty(&a->pending);
+    return r != 0 || a->nactive > 0 || !aredis__adapter_list_empty(&a->pending);
 }
 
 static inline uint64_t aredis__ev_now_ms(void *ld) {
@@ -304,27 +246,19 @@ static inline void aredis__ev_cleanup(void *ld) {
 
 /* Wrap a libev loop (which stays the caller's). NULL when out of memory. */
 static inline aredis_loop *aredis_loop_libev(struct ev_loop *evl) {
-    static const aredis_loop_vtable vt = {
-        aredis__ev_io_new,    aredis__ev_io_set,       aredis__ev_io_free,    aredis__ev_timer_new,
-        aredis__ev_timer_arm, aredis__ev_timer_cancel, aredis__ev_timer_free, aredis__ev_defer_new,
-        aredis__ev_defer_arm, aredis__ev_defer_free,   aredis__ev_run_once,   aredis__ev_now_ms,
-        aredis__ev_cleanup,
-    };
+    static const aredis_loop_vtable vt = AREDIS__ADAPTER_VTABLE(aredis__ev);
     aredis__ev *a;
-    aredis_loop *loop;
 
     if (!evl) return NULL;
     a = (aredis__ev *)calloc(1, sizeof *a);
     if (!a) return NULL;
     a->loop = evl;
-    a->pending.next = a->pending.prev = &a->pending;
+    aredis__adapter_list_init(&a->pending);
     ev_prepare_init(&a->prepare, aredis__ev_prepare_cb);
     ev_idle_init(&a->idle, aredis__ev_idle_cb);
     a->prepare.data = a;
     a->idle.data = a;
-    loop = aredis_loop_from_vtable(&vt, a);
-    if (!loop) aredis__ev_cleanup(a);
-    return loop;
+    return aredis__adapter_loop(&vt, a);
 }
 
 #endif

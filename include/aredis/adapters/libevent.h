@@ -42,25 +42,20 @@
 #include <event2/event.h>
 
 #include "../loop.h"
-
-typedef struct aredis__le_link {
-    struct aredis__le_link *prev, *next;
-} aredis__le_link;
+#include "adapter_common.h"
 
 typedef struct aredis__le {
     struct event_base *base;
     struct event *runner; /* fd -1: runs the pending defers */
-    aredis__le_link pending;
+    aredis__adapter_link pending;
     int in_runner;
 } aredis__le;
 
 typedef struct aredis__le_io {
     struct event *ev;
     aredis__le *a;
-    aredis_io_fn *cb;
-    void *arg;
+    aredis__adapter_io io;
     evutil_socket_t fd;
-    int mask;
 } aredis__le_io;
 
 typedef struct aredis__le_timer {
@@ -71,19 +66,10 @@ typedef struct aredis__le_timer {
     uint64_t due; /* us */
 } aredis__le_timer;
 
-typedef struct aredis__le_defer {
-    aredis__le_link link; /* first: a link is a defer */
-    aredis__le *a;
-    aredis_timer_fn *cb;
-    void *arg;
-} aredis__le_defer;
-
 static inline uint64_t aredis__le_now_us(aredis__le *a) {
-#if defined(CLOCK_MONOTONIC)
-    struct timespec ts;
+#ifdef AREDIS__ADAPTER_HAVE_MONOTONIC
     (void)a;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return aredis__adapter_monotonic_ns() / 1000u;
 #else
     struct timeval tv;
     event_gettime_monotonic(a->base, &tv);
@@ -95,13 +81,11 @@ static inline uint64_t aredis__le_now_us(aredis__le *a) {
 
 static inline void aredis__le_io_cb(evutil_socket_t fd, short what, void *arg) {
     aredis__le_io *w = (aredis__le_io *)arg;
-    int ev = 0;
 
     (void)fd;
-    if (what & EV_READ) ev |= AREDIS_EV_READ;
-    if (what & EV_WRITE) ev |= AREDIS_EV_WRITE;
-    ev &= w->mask;
-    if (ev) w->cb(w->arg, ev);
+    aredis__adapter_io_fire(
+        &w->io, 0,
+        aredis__adapter_map_events(what, EV_READ, EV_WRITE, AREDIS_EV_READ, AREDIS_EV_WRITE));
 }
 
 static inline void *aredis__le_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
@@ -115,8 +99,8 @@ static inline void *aredis__le_io_new(void *ld, int fd, aredis_io_fn *cb, void *
         return NULL;
     }
     w->a = a;
-    w->cb = cb;
-    w->arg = arg;
+    w->io.cb = cb;
+    w->io.arg = arg;
     w->fd = fd;
     return w;
 }
@@ -126,12 +110,12 @@ static inline void aredis__le_io_set(void *p, int events) {
     short flags = EV_PERSIST;
 
     events &= AREDIS_EV_READ | AREDIS_EV_WRITE;
-    if (events == w->mask) return;
-    w->mask = events;
+    if (events == w->io.mask) return;
+    w->io.mask = events;
     event_del(w->ev); /* event_assign needs a non-pending event */
     if (events == 0) return;
-    if (events & AREDIS_EV_READ) flags |= EV_READ;
-    if (events & AREDIS_EV_WRITE) flags |= EV_WRITE;
+    flags |= (short)aredis__adapter_map_events(events, AREDIS_EV_READ, AREDIS_EV_WRITE, EV_READ,
+                                               EV_WRITE);
     event_assign(w->ev, w->a->base, w->fd, flags, aredis__le_io_cb, w);
     event_add(w->ev, NULL);
 }
@@ -146,7 +130,7 @@ static inline void aredis__le_io_free(void *p) {
 /* ---- timers ---- */
 
 static inline void aredis__le_timer_add(aredis__le_timer *t, uint64_t now) {
-    uint64_t us = t->due > now ? t->due - now : 0;
+    uint64_t us = aredis__adapter_left(t->due, now);
     struct timeval tv;
 
     tv.tv_sec = (time_t)(us / 1000000u);
@@ -190,7 +174,7 @@ static inline void aredis__le_timer_arm(void *p, uint64_t ms) {
 
     /* Capped at ~31 years so that the timeval cannot overflow. */
     if (ms > 1000000000000u) ms = 1000000000000u;
-    t->due = now + ms * 1000u;
+    t->due = aredis__adapter_deadline(now, ms, 1000u);
     aredis__le_timer_add(t, now);
 }
 
@@ -205,73 +189,32 @@ static inline void aredis__le_timer_free(void *p) {
 
 /* ---- defers ---- */
 
-static inline int aredis__le_empty(const aredis__le_link *h) { return h->next == h; }
-
-static inline void aredis__le_unlink(aredis__le_link *n) {
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = NULL;
-}
-
-/* Run the defers pending now (those armed meanwhile wait for the next call). */
-static inline void aredis__le_run_defers(aredis__le *a) {
-    aredis__le_link batch;
-
-    if (aredis__le_empty(&a->pending)) return;
-    batch.next = a->pending.next;
-    batch.prev = a->pending.prev;
-    batch.next->prev = &batch;
-    batch.prev->next = &batch;
-    a->pending.next = a->pending.prev = &a->pending;
-    while (batch.next != &batch) {
-        aredis__le_defer *d = (aredis__le_defer *)batch.next;
-        aredis__le_unlink(&d->link);
-        d->cb(d->arg);
-    }
-}
-
 static inline void aredis__le_runner_cb(evutil_socket_t fd, short what, void *arg) {
     aredis__le *a = (aredis__le *)arg;
 
     (void)fd;
     (void)what;
     a->in_runner = 1;
-    aredis__le_run_defers(a);
+    aredis__adapter_run_defers(&a->pending);
     a->in_runner = 0;
-    if (!aredis__le_empty(&a->pending)) {
+    if (!aredis__adapter_list_empty(&a->pending)) {
         struct timeval zero = {0, 0};
         event_add(a->runner, &zero); /* next turn, without blocking */
     }
 }
 
 static inline void *aredis__le_defer_new(void *ld, aredis_timer_fn *cb, void *arg) {
-    aredis__le_defer *d = (aredis__le_defer *)calloc(1, sizeof *d);
-    if (!d) return NULL;
-    d->a = (aredis__le *)ld;
-    d->cb = cb;
-    d->arg = arg;
-    return d;
+    return aredis__adapter_defer_new(ld, &((aredis__le *)ld)->pending, cb, arg);
 }
 
 static inline void aredis__le_defer_arm(void *p) {
-    aredis__le_defer *d = (aredis__le_defer *)p;
-    aredis__le *a = d->a;
-    int was_empty;
+    aredis__adapter_defer *d = (aredis__adapter_defer *)p;
+    aredis__le *a = (aredis__le *)d->owner;
+    int was_empty = aredis__adapter_list_empty(&a->pending);
 
-    if (d->link.next) return; /* already pending */
-    was_empty = aredis__le_empty(&a->pending);
-    d->link.prev = a->pending.prev;
-    d->link.next = &a->pending;
-    a->pending.prev->next = &d->link;
-    a->pending.prev = &d->link;
-    if (was_empty && !a->in_runner) event_active(a->runner, EV_TIMEOUT, 0);
-}
-
-static inline void aredis__le_defer_free(void *p) {
-    aredis__le_defer *d = (aredis__le_defer *)p;
-    if (!d) return;
-    if (d->link.next) aredis__le_unlink(&d->link);
-    free(d);
+    /* (not when already pending: the list was not empty then) */
+    if (aredis__adapter_defer_enqueue(d) && was_empty && !a->in_runner)
+        event_active(a->runner, EV_TIMEOUT, 0);
 }
 
 /* ---- the loop ---- */
@@ -279,7 +222,7 @@ static inline void aredis__le_defer_free(void *p) {
 static inline int aredis__le_run_once(void *ld, int block) {
     aredis__le *a = (aredis__le *)ld;
     event_base_loop(a->base, block ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
-    aredis__le_run_defers(a); /* armed by this turn's callbacks */
+    aredis__adapter_run_defers(&a->pending); /* armed by this turn's callbacks */
     return event_base_get_num_events(a->base, EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE) > 0;
 }
 
@@ -295,24 +238,20 @@ static inline void aredis__le_cleanup(void *ld) {
 
 /* Wrap a libevent base (which stays the caller's). NULL when out of memory. */
 static inline aredis_loop *aredis_loop_libevent(struct event_base *base) {
-    static const aredis_loop_vtable vt = {
-        aredis__le_io_new,    aredis__le_io_set,       aredis__le_io_free,    aredis__le_timer_new,
-        aredis__le_timer_arm, aredis__le_timer_cancel, aredis__le_timer_free, aredis__le_defer_new,
-        aredis__le_defer_arm, aredis__le_defer_free,   aredis__le_run_once,   aredis__le_now_ms,
-        aredis__le_cleanup,
-    };
+    static const aredis_loop_vtable vt = AREDIS__ADAPTER_VTABLE(aredis__le);
     aredis__le *a;
-    aredis_loop *loop;
 
     if (!base) return NULL;
     a = (aredis__le *)calloc(1, sizeof *a);
     if (!a) return NULL;
     a->base = base;
-    a->pending.next = a->pending.prev = &a->pending;
+    aredis__adapter_list_init(&a->pending);
     a->runner = event_new(base, -1, 0, aredis__le_runner_cb, a);
-    loop = a->runner ? aredis_loop_from_vtable(&vt, a) : NULL;
-    if (!loop) aredis__le_cleanup(a);
-    return loop;
+    if (!a->runner) {
+        aredis__le_cleanup(a);
+        return NULL;
+    }
+    return aredis__adapter_loop(&vt, a);
 }
 
 #endif

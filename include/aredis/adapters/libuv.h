@@ -44,24 +44,19 @@
 #include <uv.h>
 
 #include "../loop.h"
-
-typedef struct aredis__uv_link {
-    struct aredis__uv_link *prev, *next;
-} aredis__uv_link;
+#include "adapter_common.h"
 
 typedef struct aredis__uv {
     uv_loop_t *loop;
     uv_prepare_t prepare; /* runs the pending defers before polling */
     uv_idle_t idle;       /* active while defers pend: poll won't block */
-    aredis__uv_link pending;
+    aredis__adapter_link pending;
     int closing; /* handles not yet closed after cleanup */
 } aredis__uv;
 
 typedef struct aredis__uv_io {
     uv_poll_t h;
-    aredis_io_fn *cb;
-    void *arg;
-    int mask;
+    aredis__adapter_io io;
 } aredis__uv_io;
 
 typedef struct aredis__uv_timer {
@@ -71,30 +66,16 @@ typedef struct aredis__uv_timer {
     uint64_t due; /* uv_hrtime() ns */
 } aredis__uv_timer;
 
-typedef struct aredis__uv_defer {
-    aredis__uv_link link; /* first: a link is a defer */
-    aredis__uv *a;
-    aredis_timer_fn *cb;
-    void *arg;
-} aredis__uv_defer;
-
 static inline void aredis__uv_free_cb(uv_handle_t *h) { free(h->data); }
 
 /* ---- io ---- */
 
 static inline void aredis__uv_poll_cb(uv_poll_t *h, int status, int events) {
     aredis__uv_io *w = (aredis__uv_io *)h->data;
-    int ev = 0;
-
-    if (status < 0) {
-        ev = w->mask;
-        w->mask = 0; /* libuv has stopped the handle */
-    } else {
-        if (events & UV_READABLE) ev |= AREDIS_EV_READ;
-        if (events & UV_WRITABLE) ev |= AREDIS_EV_WRITE;
-        ev &= w->mask;
-    }
-    if (ev) w->cb(w->arg, ev);
+    /* on an error libuv has stopped the handle */
+    aredis__adapter_io_fire(&w->io, status < 0,
+                            aredis__adapter_map_events(events, UV_READABLE, UV_WRITABLE,
+                                                       AREDIS_EV_READ, AREDIS_EV_WRITE));
 }
 
 static inline void *aredis__uv_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
@@ -107,25 +88,25 @@ static inline void *aredis__uv_io_new(void *ld, int fd, aredis_io_fn *cb, void *
         return NULL;
     }
     w->h.data = w;
-    w->cb = cb;
-    w->arg = arg;
+    w->io.cb = cb;
+    w->io.arg = arg;
     return w;
 }
 
 static inline void aredis__uv_io_set(void *p, int events) {
     aredis__uv_io *w = (aredis__uv_io *)p;
-    int flags = 0;
 
     events &= AREDIS_EV_READ | AREDIS_EV_WRITE;
-    if (events == w->mask) return;
-    w->mask = events;
+    if (events == w->io.mask) return;
+    w->io.mask = events;
     if (events == 0) {
         uv_poll_stop(&w->h);
         return;
     }
-    if (events & AREDIS_EV_READ) flags |= UV_READABLE;
-    if (events & AREDIS_EV_WRITE) flags |= UV_WRITABLE;
-    uv_poll_start(&w->h, flags, aredis__uv_poll_cb);
+    uv_poll_start(&w->h,
+                  aredis__adapter_map_events(events, AREDIS_EV_READ, AREDIS_EV_WRITE, UV_READABLE,
+                                             UV_WRITABLE),
+                  aredis__uv_poll_cb);
 }
 
 static inline void aredis__uv_io_free(void *p) {
@@ -141,8 +122,7 @@ static inline void aredis__uv_timer_cb(uv_timer_t *h);
  * its cached loop time, which lags our clock, so count from that. */
 static inline void aredis__uv_timer_start(aredis__uv_timer *t) {
     uint64_t due_ms = t->due / 1000000u + (t->due % 1000000u != 0);
-    uint64_t now_ms = uv_now(t->h.loop);
-    uv_timer_start(&t->h, aredis__uv_timer_cb, due_ms > now_ms ? due_ms - now_ms : 0, 0);
+    uv_timer_start(&t->h, aredis__uv_timer_cb, aredis__adapter_left(due_ms, uv_now(t->h.loop)), 0);
 }
 
 static inline void aredis__uv_timer_cb(uv_timer_t *h) {
@@ -170,7 +150,7 @@ static inline void aredis__uv_timer_arm(void *p, uint64_t ms) {
     aredis__uv_timer *t = (aredis__uv_timer *)p;
     uint64_t now = uv_hrtime();
 
-    t->due = ms > (UINT64_MAX - now) / 1000000u ? UINT64_MAX : now + ms * 1000000u;
+    t->due = aredis__adapter_deadline(now, ms, 1000000u);
     aredis__uv_timer_start(t);
 }
 
@@ -183,30 +163,9 @@ static inline void aredis__uv_timer_free(void *p) {
 
 /* ---- defers ---- */
 
-static inline int aredis__uv_empty(const aredis__uv_link *h) { return h->next == h; }
-
-static inline void aredis__uv_unlink(aredis__uv_link *n) {
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = NULL;
-}
-
-/* Run the defers pending now (those armed meanwhile wait for the next call). */
+/* Run the defers pending now; stop polling without blocking once none is. */
 static inline void aredis__uv_run_defers(aredis__uv *a) {
-    aredis__uv_link batch;
-
-    if (aredis__uv_empty(&a->pending)) return;
-    batch.next = a->pending.next;
-    batch.prev = a->pending.prev;
-    batch.next->prev = &batch;
-    batch.prev->next = &batch;
-    a->pending.next = a->pending.prev = &a->pending;
-    while (batch.next != &batch) {
-        aredis__uv_defer *d = (aredis__uv_defer *)batch.next;
-        aredis__uv_unlink(&d->link);
-        d->cb(d->arg);
-    }
-    if (aredis__uv_empty(&a->pending)) {
+    if (aredis__adapter_run_defers(&a->pending) && aredis__adapter_list_empty(&a->pending)) {
         uv_prepare_stop(&a->prepare);
         uv_idle_stop(&a->idle);
     }
@@ -219,32 +178,16 @@ static inline void aredis__uv_prepare_cb(uv_prepare_t *h) {
 static inline void aredis__uv_idle_cb(uv_idle_t *h) { (void)h; }
 
 static inline void *aredis__uv_defer_new(void *ld, aredis_timer_fn *cb, void *arg) {
-    aredis__uv_defer *d = (aredis__uv_defer *)calloc(1, sizeof *d);
-    if (!d) return NULL;
-    d->a = (aredis__uv *)ld;
-    d->cb = cb;
-    d->arg = arg;
-    return d;
+    return aredis__adapter_defer_new(ld, &((aredis__uv *)ld)->pending, cb, arg);
 }
 
 static inline void aredis__uv_defer_arm(void *p) {
-    aredis__uv_defer *d = (aredis__uv_defer *)p;
-    aredis__uv *a = d->a;
+    aredis__adapter_defer *d = (aredis__adapter_defer *)p;
+    aredis__uv *a = (aredis__uv *)d->owner;
 
-    if (d->link.next) return; /* already pending */
-    d->link.prev = a->pending.prev;
-    d->link.next = &a->pending;
-    a->pending.prev->next = &d->link;
-    a->pending.prev = &d->link;
+    if (!aredis__adapter_defer_enqueue(d)) return;        /* already pending */
     uv_prepare_start(&a->prepare, aredis__uv_prepare_cb); /* no-ops when active */
     uv_idle_start(&a->idle, aredis__uv_idle_cb);
-}
-
-static inline void aredis__uv_defer_free(void *p) {
-    aredis__uv_defer *d = (aredis__uv_defer *)p;
-    if (!d) return;
-    if (d->link.next) aredis__uv_unlink(&d->link);
-    free(d);
 }
 
 /* ---- the loop ---- */
@@ -275,27 +218,19 @@ static inline void aredis__uv_cleanup(void *ld) {
 
 /* Wrap a libuv loop (which stays the caller's). NULL when out of memory. */
 static inline aredis_loop *aredis_loop_libuv(uv_loop_t *uv) {
-    static const aredis_loop_vtable vt = {
-        aredis__uv_io_new,    aredis__uv_io_set,       aredis__uv_io_free,    aredis__uv_timer_new,
-        aredis__uv_timer_arm, aredis__uv_timer_cancel, aredis__uv_timer_free, aredis__uv_defer_new,
-        aredis__uv_defer_arm, aredis__uv_defer_free,   aredis__uv_run_once,   aredis__uv_now_ms,
-        aredis__uv_cleanup,
-    };
+    static const aredis_loop_vtable vt = AREDIS__ADAPTER_VTABLE(aredis__uv);
     aredis__uv *a;
-    aredis_loop *loop;
 
     if (!uv) return NULL;
     a = (aredis__uv *)calloc(1, sizeof *a);
     if (!a) return NULL;
     a->loop = uv;
-    a->pending.next = a->pending.prev = &a->pending;
+    aredis__adapter_list_init(&a->pending);
     uv_prepare_init(uv, &a->prepare);
     uv_idle_init(uv, &a->idle);
     a->prepare.data = a;
     a->idle.data = a;
-    loop = aredis_loop_from_vtable(&vt, a);
-    if (!loop) aredis__uv_cleanup(a);
-    return loop;
+    return aredis__adapter_loop(&vt, a);
 }
 
 #endif
