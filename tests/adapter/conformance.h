@@ -166,6 +166,19 @@ static void conf_io_unwatch(conf_io *r) {
     r->io = NULL;
 }
 
+/* A non-blocking socketpair sv, and r watching sv[0] for `events`. */
+static void conf_io_pair(conf_io *r, aredis_loop *l, int sv[2], int events) {
+    conf_socketpair(sv);
+    conf_io_watch(r, l, sv[0], events);
+}
+
+/* Undo conf_io_pair: stop watching (if still watching) and close both ends. */
+static void conf_io_pair_close(conf_io *r, const int sv[2]) {
+    conf_io_unwatch(r);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* A counting callback for timers and defers. */
 typedef struct conf_cnt {
     aredis_loop *loop;
@@ -227,15 +240,12 @@ static void conf_io_read_fires(void **state) {
     int sv[2];
     conf_io r = {0};
 
-    conf_socketpair(sv);
-    conf_io_watch(&r, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&r, l, sv, AREDIS_EV_READ);
     r.drain = 1;
     conf_put(sv[1]);
     assert_true(conf_run_until(l, &r.count, 1, 2000));
     assert_int_equal(r.events, AREDIS_EV_READ);
-    conf_io_unwatch(&r);
-    close(sv[0]);
-    close(sv[1]);
+    conf_io_pair_close(&r, sv);
 }
 
 /* Setting the same mask twice is harmless: one callback per readiness. */
@@ -244,8 +254,7 @@ static void conf_io_set_idempotent(void **state) {
     int sv[2];
     conf_io r = {0};
 
-    conf_socketpair(sv);
-    conf_io_watch(&r, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&r, l, sv, AREDIS_EV_READ);
     aredis__io_set(l, r.io, AREDIS_EV_READ);
     r.drain = 1;
     conf_put(sv[1]);
@@ -257,9 +266,7 @@ static void conf_io_set_idempotent(void **state) {
     assert_true(conf_run_until(l, &r.count, 2, 2000));
     conf_run_for(l, 30);
     assert_int_equal(r.count, 2);
-    conf_io_unwatch(&r);
-    close(sv[0]);
-    close(sv[1]);
+    conf_io_pair_close(&r, sv);
 }
 
 /* Switching READ -> WRITE fires WRITE on a writable socket; READ|WRITE with
@@ -269,8 +276,7 @@ static void conf_io_write(void **state) {
     int sv[2];
     conf_io r = {0};
 
-    conf_socketpair(sv);
-    conf_io_watch(&r, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&r, l, sv, AREDIS_EV_READ);
     conf_run_for(l, 20);
     assert_int_equal(r.count, 0);
     aredis__io_set(l, r.io, AREDIS_EV_WRITE);
@@ -282,9 +288,7 @@ static void conf_io_write(void **state) {
     aredis__io_set(l, r.io, AREDIS_EV_READ | AREDIS_EV_WRITE);
     assert_true(conf_run_until(l, &r.count, 1, 2000));
     assert_int_equal(r.events, AREDIS_EV_READ | AREDIS_EV_WRITE);
-    conf_io_unwatch(&r);
-    close(sv[0]);
-    close(sv[1]);
+    conf_io_pair_close(&r, sv);
 }
 
 /* io_set(0) stops events even though the fd stays ready; setting the mask
@@ -294,8 +298,7 @@ static void conf_io_set_zero_stops(void **state) {
     int sv[2];
     conf_io r = {0};
 
-    conf_socketpair(sv);
-    conf_io_watch(&r, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&r, l, sv, AREDIS_EV_READ);
     conf_put(sv[1]); /* never drained: level-triggered readiness stays */
     assert_true(conf_run_until(l, &r.count, 1, 2000));
     aredis__io_set(l, r.io, 0);
@@ -307,9 +310,7 @@ static void conf_io_set_zero_stops(void **state) {
     assert_int_equal(r.count, before);
     aredis__io_set(l, r.io, AREDIS_EV_READ);
     assert_true(conf_run_until(l, &r.count, before + 1, 2000));
-    conf_io_unwatch(&r);
-    close(sv[0]);
-    close(sv[1]);
+    conf_io_pair_close(&r, sv);
 }
 
 /* A watcher may free itself from its callback. */
@@ -318,16 +319,14 @@ static void conf_io_free_in_own_cb(void **state) {
     int sv[2];
     conf_io r = {0};
 
-    conf_socketpair(sv);
-    conf_io_watch(&r, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&r, l, sv, AREDIS_EV_READ);
     r.free_self = 1;
     conf_put(sv[1]);
     assert_true(conf_run_until(l, &r.count, 1, 2000));
     assert_null(r.io);
     conf_run_for(l, 50);
     assert_int_equal(r.count, 1);
-    close(sv[0]);
-    close(sv[1]);
+    conf_io_pair_close(&r, sv); /* r.io is NULL: only closes */
 }
 
 /* Two watchers ready in the same turn; the first callback frees the other,
@@ -353,12 +352,8 @@ static void conf_io_free_other_same_turn(void **state) {
     conf_run_for(l, 50);
     assert_int_equal(ra.count + rb.count, 1);
     assert_true((ra.io == NULL) != (rb.io == NULL));
-    conf_io_unwatch(&ra);
-    conf_io_unwatch(&rb);
-    close(a[0]);
-    close(a[1]);
-    close(b[0]);
-    close(b[1]);
+    conf_io_pair_close(&ra, a);
+    conf_io_pair_close(&rb, b);
 }
 
 /* Free a watcher and watch the same fd with a new one, from the callback. */
@@ -367,14 +362,11 @@ static void conf_io_replace_in_cb(void **state) {
     int sv[2];
     conf_io r = {0};
 
-    conf_socketpair(sv);
-    conf_io_watch(&r, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&r, l, sv, AREDIS_EV_READ);
     r.replace = 1;
     conf_put(sv[1]); /* not drained: the new watcher must see it too */
     assert_true(conf_run_until(l, &r.count, 2, 2000));
-    conf_io_unwatch(&r);
-    close(sv[0]);
-    close(sv[1]);
+    conf_io_pair_close(&r, sv);
 }
 
 /* The peer hanging up wakes a READ watcher (with READ set). */
@@ -383,8 +375,7 @@ static void conf_io_hangup(void **state) {
     int sv[2];
     conf_io r = {0};
 
-    conf_socketpair(sv);
-    conf_io_watch(&r, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&r, l, sv, AREDIS_EV_READ);
     close(sv[1]);
     assert_true(conf_run_until(l, &r.count, 1, 2000));
     assert_true(r.events & AREDIS_EV_READ);
@@ -597,9 +588,8 @@ static void conf_defer_from_io_same_turn(void **state) {
     conf_io r = {0};
     conf_cnt d;
 
-    conf_socketpair(sv);
     conf_defer(&d, l);
-    conf_io_watch(&r, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&r, l, sv, AREDIS_EV_READ);
     r.drain = 1;
     r.defer = d.h;
     r.defer_count = &d.count;
@@ -610,10 +600,8 @@ static void conf_defer_from_io_same_turn(void **state) {
     assert_int_equal(r.count, 1);
     assert_int_equal(r.defers_seen, 0); /* ran after the io callback... */
     assert_int_equal(d.count, 1);       /* ...and within the same run_once */
-    conf_io_unwatch(&r);
     aredis__defer_free(l, d.h);
-    close(sv[0]);
-    close(sv[1]);
+    conf_io_pair_close(&r, sv);
 }
 
 /* A defer armed from a defer callback still runs before the loop blocks,
@@ -624,8 +612,7 @@ static void conf_defer_chain_no_block(void **state) {
     conf_io idle = {0};
     conf_cnt a, b;
 
-    conf_socketpair(sv);
-    conf_io_watch(&idle, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&idle, l, sv, AREDIS_EV_READ);
     conf_defer(&a, l);
     conf_defer(&b, l);
     a.other = b.h;
@@ -641,9 +628,7 @@ static void conf_defer_chain_no_block(void **state) {
     aredis__timer_free(l, guard);
     aredis__defer_free(l, a.h);
     aredis__defer_free(l, b.h);
-    conf_io_unwatch(&idle);
-    close(sv[0]);
-    close(sv[1]);
+    conf_io_pair_close(&idle, sv);
 }
 
 /* A defer re-arming itself from its callback neither live-locks run_once nor
@@ -654,8 +639,7 @@ static void conf_defer_self_rearm_bounded(void **state) {
     conf_io idle = {0};
     conf_cnt d;
 
-    conf_socketpair(sv);
-    conf_io_watch(&idle, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&idle, l, sv, AREDIS_EV_READ);
     conf_defer(&d, l);
     d.rearm_defer = 1;
     aredis__defer_arm(l, d.h);
@@ -667,9 +651,7 @@ static void conf_defer_self_rearm_bounded(void **state) {
     assert_true(d.count > before && d.count <= before + 3);
     assert_true(aredis_loop_now_ms(l) - t0 < 1000);
     aredis__defer_free(l, d.h);
-    conf_io_unwatch(&idle);
-    close(sv[0]);
-    close(sv[1]);
+    conf_io_pair_close(&idle, sv);
 }
 
 /* Freeing a pending defer (from outside, from another defer's callback, or
@@ -712,8 +694,7 @@ static void conf_run_once_nonblocking(void **state) {
     conf_io r = {0};
     conf_cnt t;
 
-    conf_socketpair(sv);
-    conf_io_watch(&r, l, sv[0], AREDIS_EV_READ);
+    conf_io_pair(&r, l, sv, AREDIS_EV_READ);
     conf_timer(&t, l);
     aredis__timer_arm(l, t.h, 10000);
     assert_true(aredis_loop_run_once(l, 0) != 0);

@@ -192,7 +192,8 @@ static inline void aredis__ev_timer_free(void *p) {
 
 /* Run the defers pending now; stop polling without blocking once none is. */
 static inline void aredis__ev_run_defers(aredis__ev *a) {
-    if (aredis__adapter_run_defers(&a->pending) && aredis__adapter_list_empty(&a->pending)) {
+    (void)aredis__adapter_run_defers(&a->pending);
+    if (aredis__adapter_list_empty(&a->pending)) { /* also when the last one was freed */
         ev_prepare_stop(a->loop, &a->prepare);
         ev_idle_stop(a->loop, &a->idle);
     }

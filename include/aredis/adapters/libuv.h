@@ -165,7 +165,8 @@ static inline void aredis__uv_timer_free(void *p) {
 
 /* Run the defers pending now; stop polling without blocking once none is. */
 static inline void aredis__uv_run_defers(aredis__uv *a) {
-    if (aredis__adapter_run_defers(&a->pending) && aredis__adapter_list_empty(&a->pending)) {
+    (void)aredis__adapter_run_defers(&a->pending);
+    if (aredis__adapter_list_empty(&a->pending)) { /* also when the last one was freed */
         uv_prepare_stop(&a->prepare);
         uv_idle_stop(&a->idle);
     }
