@@ -8,34 +8,15 @@
 
 #include "ts.h"
 
-static ts_server *g_srv;
-static aredis_loop *g_loop;
-static aredis_client *g_c;
-
-static int setup(void **state) {
-    (void)state;
-    g_srv = ts_server_start_default();
-    g_loop = aredis_loop_new();
-    g_c = ts_client(g_loop, g_srv);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    aredis_client_free(g_c);
-    aredis_loop_free(g_loop);
-    ts_server_stop(g_srv);
-    return 0;
-}
-
 /* SET key val (argv), GET key (format %b), compare whole. */
 static void roundtrip(const char *key, size_t klen, const char *val, size_t vlen) {
+    ts_env *env = ts_env_get();
     const char *argv[] = {"SET", key, val};
     size_t lens[] = {3, klen, vlen};
-    aredis_future *f = aredis_future_argv(g_c, 3, argv, lens);
+    aredis_future *f = aredis_future_argv(env->c, 3, argv, lens);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
     aredis_future_release(f);
-    f = ts_cmd(g_c, "GET %b", key, klen);
+    f = ts_cmd(env->c, "GET %b", key, klen);
     assert_null(aredis_future_error(f));
     aredis_reply *r = aredis_future_reply(f);
     assert_int_equal(r->type, AREDIS_REPLY_STRING);
@@ -53,24 +34,26 @@ static void test_nul_bytes(void **state) {
 
 static void test_all_256_bytes(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     char v[256];
     for (int i = 0; i < 256; i++) v[i] = (char)i;
     roundtrip("bin:all", 7, v, sizeof v);
     /* And through %b on the SET side too. */
-    aredis_future *f = ts_cmd(g_c, "SET %s %b", "bin:all2", v, sizeof v);
+    aredis_future *f = ts_cmd(env->c, "SET %s %b", "bin:all2", v, sizeof v);
     assert_null(aredis_future_error(f));
     aredis_future_release(f);
-    f = ts_cmd(g_c, "STRLEN bin:all2");
+    f = ts_cmd(env->c, "STRLEN bin:all2");
     assert_int_equal(aredis_future_reply(f)->integer, 256);
     aredis_future_release(f);
 }
 
 static void test_binary_key(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     static const char k[] = "key\0with\xFFhigh";
     roundtrip(k, sizeof k - 1, "value", 5);
     /* The key exists under its exact bytes, not a truncated one. */
-    aredis_future *f = ts_cmd(g_c, "EXISTS %b", "key", (size_t)3);
+    aredis_future *f = ts_cmd(env->c, "EXISTS %b", "key", (size_t)3);
     assert_int_equal(aredis_future_reply(f)->integer, 0);
     aredis_future_release(f);
 }
@@ -119,18 +102,19 @@ static void test_1m(void **state) {
 
 static void test_10m(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     size_t n = 10 * 1024 * 1024;
     char *v = pattern(n);
     const char *argv[] = {"SET", "bin:10m", v};
     size_t lens[] = {3, 7, n};
-    aredis_future *f = aredis_future_argv(g_c, 3, argv, lens);
+    aredis_future *f = aredis_future_argv(env->c, 3, argv, lens);
     aredis_err e = aredis_await(f);
     if (e == AREDIS_ERR_SERVER) {
         ts_log("server refused 10 MiB: %s", aredis_future_error(f)->detail);
         assert_true(strlen(aredis_future_error(f)->detail) > 0);
     } else {
         assert_int_equal(e, AREDIS_ERR_OK);
-        aredis_future *g = ts_cmd(g_c, "GET bin:10m");
+        aredis_future *g = ts_cmd(env->c, "GET bin:10m");
         assert_int_equal(aredis_future_reply(g)->len, n);
         assert_memory_equal(aredis_future_reply(g)->str, v, n);
         aredis_future_release(g);
@@ -147,5 +131,5 @@ int main(void) {
         cmocka_unit_test(test_100k),       cmocka_unit_test(test_1m),
         cmocka_unit_test(test_10m),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, ts_env_setup, ts_env_teardown);
 }

@@ -5,26 +5,6 @@
  */
 #include "ts.h"
 
-static ts_server *g_srv;
-static aredis_loop *g_loop;
-static aredis_client *g_c;
-
-static int setup(void **state) {
-    (void)state;
-    g_srv = ts_server_start_default();
-    g_loop = aredis_loop_new();
-    g_c = ts_client(g_loop, g_srv);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    aredis_client_free(g_c);
-    aredis_loop_free(g_loop);
-    ts_server_stop(g_srv);
-    return 0;
-}
-
 static size_t g_done;
 static int g_errors;
 
@@ -58,16 +38,17 @@ static void chain_next(aredis_client *c, aredis_reply *r, const aredis_error *er
 
 static void test_timer_ticks_while_sets_run(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     int ticks = 0;
-    aredis_timer *t = aredis_timer_new(g_loop, on_tick, &ticks);
+    aredis_timer *t = aredis_timer_new(env->loop, on_tick, &ticks);
     aredis_timer_start(t, 10, 10);
     g_errors = 0;
     g_chain_n = 0;
     g_chain_stop = 0;
     uint64_t t0 = ts_now_ms();
-    assert_int_equal(aredis_command(g_c, chain_next, NULL, "SET ev:start x"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(env->c, chain_next, NULL, "SET ev:start x"), AREDIS_ERR_OK);
     while ((ticks < 5 || g_chain_n < 100) && ts_now_ms() - t0 < 20000)
-        aredis_loop_run_once(g_loop, 1);
+        aredis_loop_run_once(env->loop, 1);
     g_chain_stop = 1;
     ts_log("10 ms timer ticked %d times while %d SETs ran (%llu ms)", ticks, g_chain_n,
            (unsigned long long)(ts_now_ms() - t0));
@@ -76,7 +57,7 @@ static void test_timer_ticks_while_sets_run(void **state) {
     assert_int_equal(g_errors, 0);
     aredis_timer_free(t);
     /* Let the last SET of the chain finish. */
-    aredis_future_release(ts_cmd(g_c, "PING"));
+    aredis_future_release(ts_cmd(env->c, "PING"));
 }
 
 typedef struct {
@@ -95,15 +76,16 @@ static void on_sleep(void *arg) {
 
 static void test_other_work_alongside(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     sleeper s = {NULL, 10, 0};
-    s.t = aredis_timer_new(g_loop, on_sleep, &s);
+    s.t = aredis_timer_new(env->loop, on_sleep, &s);
     aredis_timer_start(s.t, 10, 10);
     g_done = 0;
     g_errors = 0;
     for (int i = 0; i < 50; i++)
-        assert_int_equal(aredis_command(g_c, count, NULL, "SET other:%d y", i), AREDIS_ERR_OK);
-    assert_true(ts_wait_count(g_loop, &g_done, 50, 10000));
-    assert_true(ts_wait(g_loop, &s.done, 10000));
+        assert_int_equal(aredis_command(env->c, count, NULL, "SET other:%d y", i), AREDIS_ERR_OK);
+    assert_true(ts_wait_count(env->loop, &g_done, 50, 10000));
+    assert_true(ts_wait(env->loop, &s.done, 10000));
     assert_int_equal(s.remaining, 0);
     assert_int_equal(g_errors, 0);
     aredis_timer_free(s.t);
@@ -126,9 +108,10 @@ static void on_incr(aredis_client *c, aredis_reply *r, const aredis_error *err, 
 }
 
 static void after_sleep(void *arg) {
+    ts_env *env = ts_env_get();
     step *s = arg;
     g_completions++; /* the sleep itself */
-    if (aredis_command(g_c, on_incr, s, "INCR ev:counter") != AREDIS_ERR_OK) g_errors++;
+    if (aredis_command(env->c, on_incr, s, "INCR ev:counter") != AREDIS_ERR_OK) g_errors++;
 }
 
 static void on_set_then_sleep(aredis_client *c, aredis_reply *r, const aredis_error *err,
@@ -143,20 +126,21 @@ static void on_set_then_sleep(aredis_client *c, aredis_reply *r, const aredis_er
 
 static void test_set_sleep_incr(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     static step steps[50];
-    ts_cmd_ok(g_c, "SET ev:counter 0");
+    ts_cmd_ok(env->c, "SET ev:counter 0");
     g_completions = 0;
     g_errors = 0;
     for (int i = 0; i < 50; i++) {
         steps[i].i = i;
-        steps[i].t = aredis_timer_new(g_loop, after_sleep, &steps[i]);
-        assert_int_equal(aredis_command(g_c, on_set_then_sleep, &steps[i], "SET ev:s:%d v", i),
+        steps[i].t = aredis_timer_new(env->loop, after_sleep, &steps[i]);
+        assert_int_equal(aredis_command(env->c, on_set_then_sleep, &steps[i], "SET ev:s:%d v", i),
                          AREDIS_ERR_OK);
     }
-    assert_true(ts_wait_count(g_loop, &g_completions, 150, 10000));
+    assert_true(ts_wait_count(env->loop, &g_completions, 150, 10000));
     assert_int_equal(g_completions, 150);
     assert_int_equal(g_errors, 0);
-    aredis_future *f = ts_cmd(g_c, "GET ev:counter");
+    aredis_future *f = ts_cmd(env->c, "GET ev:counter");
     assert_string_equal(aredis_future_reply(f)->str, "50");
     aredis_future_release(f);
     for (int i = 0; i < 50; i++) aredis_timer_free(steps[i].t);
@@ -168,5 +152,5 @@ int main(void) {
         cmocka_unit_test(test_other_work_alongside),
         cmocka_unit_test(test_set_sleep_incr),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, ts_env_setup, ts_env_teardown);
 }

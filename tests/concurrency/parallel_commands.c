@@ -8,26 +8,6 @@
 
 #include "ts.h"
 
-static ts_server *g_srv;
-static aredis_loop *g_loop;
-static aredis_client *g_c;
-
-static int setup(void **state) {
-    (void)state;
-    g_srv = ts_server_start_default();
-    g_loop = aredis_loop_new();
-    g_c = ts_client(g_loop, g_srv);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    aredis_client_free(g_c);
-    aredis_loop_free(g_loop);
-    ts_server_stop(g_srv);
-    return 0;
-}
-
 static size_t g_ok, g_fail;
 
 static void count_ok(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
@@ -40,15 +20,16 @@ static void count_ok(aredis_client *c, aredis_reply *r, const aredis_error *err,
 
 static void test_sequential_vs_concurrent(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     uint64_t t0 = ts_now_ms();
-    for (int i = 0; i < 100; i++) ts_cmd_ok(g_c, "SET seq:%d %d", i, i);
+    for (int i = 0; i < 100; i++) ts_cmd_ok(env->c, "SET seq:%d %d", i, i);
     uint64_t seq = ts_now_ms() - t0;
     g_ok = g_fail = 0;
     t0 = ts_now_ms();
     for (int i = 0; i < 100; i++)
-        assert_int_equal(aredis_command(g_c, count_ok, NULL, "SET conc:%d %d", i, i),
+        assert_int_equal(aredis_command(env->c, count_ok, NULL, "SET conc:%d %d", i, i),
                          AREDIS_ERR_OK);
-    assert_true(ts_wait_count(g_loop, &g_ok, 100, 10000));
+    assert_true(ts_wait_count(env->loop, &g_ok, 100, 10000));
     ts_log("100 sequential SETs: %llu ms; 100 concurrent: %llu ms", (unsigned long long)seq,
            (unsigned long long)(ts_now_ms() - t0));
     assert_int_equal(g_fail, 0);
@@ -56,12 +37,13 @@ static void test_sequential_vs_concurrent(void **state) {
 
 static void test_writes_then_reads(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     aredis_future *w[50], *r[50];
-    for (int i = 0; i < 50; i++) w[i] = aredis_future_command(g_c, "SET wr:%d value-%d", i, i);
+    for (int i = 0; i < 50; i++) w[i] = aredis_future_command(env->c, "SET wr:%d value-%d", i, i);
     aredis_future *all = aredis_future_all(w, 50);
     assert_int_equal(aredis_await(all), AREDIS_ERR_OK);
     aredis_future_release(all);
-    for (int i = 0; i < 50; i++) r[i] = aredis_future_command(g_c, "GET wr:%d", i);
+    for (int i = 0; i < 50; i++) r[i] = aredis_future_command(env->c, "GET wr:%d", i);
     all = aredis_future_all(r, 50);
     assert_int_equal(aredis_await(all), AREDIS_ERR_OK);
     for (int i = 0; i < 50; i++) {
@@ -100,14 +82,15 @@ static void on_set(aredis_client *c, aredis_reply *r, const aredis_error *err, v
 
 static void test_set_get_chains(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     static chain ch[1000];
     g_chains_done = g_chains_ok = 0;
     for (int i = 0; i < 1000; i++) {
         ch[i].i = i;
-        assert_int_equal(aredis_command(g_c, on_set, &ch[i], "SET chain:%d chain-%d", i, i),
+        assert_int_equal(aredis_command(env->c, on_set, &ch[i], "SET chain:%d chain-%d", i, i),
                          AREDIS_ERR_OK);
     }
-    assert_true(ts_wait_count(g_loop, &g_chains_done, 1000, 20000));
+    assert_true(ts_wait_count(env->loop, &g_chains_done, 1000, 20000));
     assert_int_equal(g_chains_ok, 1000);
 }
 
@@ -117,5 +100,5 @@ int main(void) {
         cmocka_unit_test(test_writes_then_reads),
         cmocka_unit_test(test_set_get_chains),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, ts_env_setup, ts_env_teardown);
 }

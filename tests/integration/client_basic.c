@@ -44,34 +44,14 @@ static void test_set_get_future(void **state) {
     aredis_client_free(c);
 }
 
-typedef struct {
-    int done;
-    int calls;
-    aredis_err code;
-    char prefix[32];
-    char value[64];
-    aredis_reply_type type;
-} result;
-
-static void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    (void)c;
-    result *res = data;
-    res->calls++;
-    res->done = 1;
-    res->code = err ? err->code : AREDIS_ERR_OK;
-    if (err) strcpy(res->prefix, err->prefix);
-    if (r) {
-        res->type = r->type;
-        if (r->str) snprintf(res->value, sizeof res->value, "%s", r->str);
-    }
-}
+typedef ts_result result;
 
 static void test_callbacks_and_server_error(void **state) {
     (void)state;
     aredis_client *c = ts_client(g_loop, g_srv);
     result a = {0}, b = {0};
-    assert_int_equal(aredis_command(c, on_reply, &a, "SET %s %d", "basic:n", 41), AREDIS_ERR_OK);
-    assert_int_equal(aredis_command(c, on_reply, &b, "INCR %s", "basic:n"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &a, "SET %s %d", "basic:n", 41), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &b, "INCR %s", "basic:n"), AREDIS_ERR_OK);
     assert_int_equal(a.calls, 0); /* never from inside the issuing call */
     assert_true(ts_wait(g_loop, &b.done, 5000));
     assert_int_equal(a.code, AREDIS_ERR_OK);
@@ -80,7 +60,7 @@ static void test_callbacks_and_server_error(void **state) {
     /* A server error is an answer, typed SERVER with its prefix. */
     result e = {0};
     ts_cmd_ok(c, "SET %s %s", "basic:str", "x");
-    assert_int_equal(aredis_command(c, on_reply, &e, "LPUSH %s %s", "basic:str", "y"),
+    assert_int_equal(aredis_command(c, ts_on_reply, &e, "LPUSH %s %s", "basic:str", "y"),
                      AREDIS_ERR_OK);
     assert_true(ts_wait(g_loop, &e.done, 5000));
     assert_int_equal(e.code, AREDIS_ERR_SERVER);
@@ -150,7 +130,7 @@ static void test_connection_refused(void **state) {
     aredis_client *c = aredis_client_new(g_loop, &o);
     assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
     result r = {0};
-    assert_int_equal(aredis_command(c, on_reply, &r, "PING"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "PING"), AREDIS_ERR_OK);
     assert_true(ts_wait(g_loop, &r.done, 5000));
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.code, AREDIS_ERR_CONNREFUSED);
@@ -158,7 +138,7 @@ static void test_connection_refused(void **state) {
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_IDLE);
     /* Not connected now: refused at once, callback never runs. */
     result r2 = {0};
-    assert_int_equal(aredis_command(c, on_reply, &r2, "PING"), AREDIS_ERR_NOT_CONNECTED);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r2, "PING"), AREDIS_ERR_NOT_CONNECTED);
     aredis_client_free(c);
     assert_int_equal(r2.calls, 0);
 }
@@ -169,13 +149,13 @@ static void test_close_cancels_exactly_once(void **state) {
     result r[10];
     memset(r, 0, sizeof r);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(aredis_command(c, on_reply, &r[i], "PING"), AREDIS_ERR_OK);
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "PING"), AREDIS_ERR_OK);
     aredis_client_close(c);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(r[i].calls, 1);
         assert_int_equal(r[i].code, AREDIS_ERR_CANCELLED);
     }
-    assert_int_equal(aredis_command(c, on_reply, &r[0], "PING"), AREDIS_ERR_CLOSED);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r[0], "PING"), AREDIS_ERR_CLOSED);
     assert_int_equal(r[0].calls, 1);
     aredis_client_free(c);
 }
@@ -215,11 +195,11 @@ static void test_graceful_disconnect(void **state) {
     result r[5];
     memset(r, 0, sizeof r);
     for (int i = 0; i < 5; i++)
-        assert_int_equal(aredis_command(c, on_reply, &r[i], "INCR basic:graceful"),
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "INCR basic:graceful"),
                          AREDIS_ERR_OK);
     aredis_client_disconnect(c);
     result late = {0};
-    assert_int_equal(aredis_command(c, on_reply, &late, "PING"), AREDIS_ERR_CLOSED);
+    assert_int_equal(aredis_command(c, ts_on_reply, &late, "PING"), AREDIS_ERR_CLOSED);
     assert_true(ts_wait(g_loop, &r[4].done, 5000));
     for (int i = 0; i < 5; i++) assert_int_equal(r[i].code, AREDIS_ERR_OK);
     /* Disconnected by request: idle (connect() may be called again), and no
@@ -265,9 +245,9 @@ static void test_bad_inputs(void **state) {
     assert_null(aredis_client_new(NULL, NULL));
     aredis_client *c = ts_client(g_loop, g_srv);
     result r = {0};
-    assert_int_equal(aredis_command(c, on_reply, &r, "GET %q", "x"), AREDIS_ERR_INVALID);
-    assert_int_equal(aredis_command(c, on_reply, &r, "   "), AREDIS_ERR_INVALID);
-    assert_int_equal(aredis_command_argv(c, on_reply, &r, 0, NULL, NULL), AREDIS_ERR_INVALID);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "GET %q", "x"), AREDIS_ERR_INVALID);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "   "), AREDIS_ERR_INVALID);
+    assert_int_equal(aredis_command_argv(c, ts_on_reply, &r, 0, NULL, NULL), AREDIS_ERR_INVALID);
     assert_int_equal(aredis_client_connect(c), AREDIS_ERR_INVALID);
     aredis_future *f = aredis_future_command(c, "GET %q", "x");
     assert_true(aredis_future_is_done(f));

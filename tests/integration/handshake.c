@@ -14,19 +14,6 @@
 
 #include "ts.h"
 
-static aredis_err connect_wait(aredis_loop *loop, aredis_options *o, aredis_client **out,
-                               char *detail, size_t dlen) {
-    aredis_client *c = aredis_client_new(loop, o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    aredis_future *f = aredis_future_ready(c);
-    aredis_err e = aredis_await(f);
-    if (detail) snprintf(detail, dlen, "%s", e ? aredis_future_error(f)->detail : "");
-    aredis_future_release(f);
-    *out = c;
-    return e;
-}
-
 static void test_password(void **state) {
     (void)state;
     static const char *const conf[] = {"requirepass s3cret-pw", NULL};
@@ -39,20 +26,20 @@ static void test_password(void **state) {
         aredis_client *c;
         /* Right password. */
         o.password = "s3cret-pw";
-        assert_int_equal(connect_wait(loop, &o, &c, why, sizeof why), AREDIS_ERR_OK);
+        assert_int_equal(ts_connect_err(loop, &o, &c, why, sizeof why), AREDIS_ERR_OK);
         assert_int_equal(aredis_client_protocol(c), proto);
         ts_cmd_ok(c, "SET auth:k v");
         aredis_client_free(c);
         /* Wrong password: AUTH, not retried, and the secret is not echoed. */
         o.password = "wrong-pw-xyz";
-        assert_int_equal(connect_wait(loop, &o, &c, why, sizeof why), AREDIS_ERR_AUTH);
+        assert_int_equal(ts_connect_err(loop, &o, &c, why, sizeof why), AREDIS_ERR_AUTH);
         ts_log("proto %d, wrong password: %s", proto, why);
         assert_null(strstr(why, "wrong-pw-xyz"));
         assert_int_equal(aredis_client_state(c), AREDIS_STATE_IDLE);
         aredis_client_free(c);
         /* No password: AUTH naming NOAUTH. */
         o.password = NULL;
-        assert_int_equal(connect_wait(loop, &o, &c, why, sizeof why), AREDIS_ERR_AUTH);
+        assert_int_equal(ts_connect_err(loop, &o, &c, why, sizeof why), AREDIS_ERR_AUTH);
         ts_log("proto %d, no password: %s", proto, why);
         if (proto == 3) assert_non_null(strstr(why, "NOAUTH"));
         aredis_client_free(c);
@@ -72,14 +59,14 @@ static void test_acl_user(void **state) {
         o.username = "testuser";
         o.password = "testpass";
         aredis_client *c;
-        assert_int_equal(connect_wait(loop, &o, &c, NULL, 0), AREDIS_ERR_OK);
+        assert_int_equal(ts_connect_err(loop, &o, &c, NULL, 0), AREDIS_ERR_OK);
         aredis_future *f = ts_cmd(c, "ACL WHOAMI");
         assert_string_equal(aredis_future_reply(f)->str, "testuser");
         aredis_future_release(f);
         aredis_client_free(c);
         o.password = "nope";
         char why[256];
-        assert_int_equal(connect_wait(loop, &o, &c, why, sizeof why), AREDIS_ERR_AUTH);
+        assert_int_equal(ts_connect_err(loop, &o, &c, why, sizeof why), AREDIS_ERR_AUTH);
         assert_non_null(strstr(why, "WRONGPASS"));
         aredis_client_free(c);
     }
@@ -104,7 +91,7 @@ static void test_fallback_without_hello(void **state) {
     o.client_name = "fallback-client";
     aredis_client *c;
     char why[256];
-    aredis_err e = connect_wait(loop, &o, &c, why, sizeof why);
+    aredis_err e = ts_connect_err(loop, &o, &c, why, sizeof why);
     if (e) fail_msg("connect: %s", why);
     assert_int_equal(aredis_client_protocol(c), 2);
     aredis_future *f = ts_cmd(c, "CLIENT INFO");
@@ -211,7 +198,7 @@ static void test_ipv6_and_uri(void **state) {
         aredis_uri_apply(u, &o);
         aredis_client *c;
         char why[256];
-        aredis_err e = connect_wait(loop, &o, &c, why, sizeof why);
+        aredis_err e = ts_connect_err(loop, &o, &c, why, sizeof why);
         aredis_uri_free(u);
         if (e) fail_msg("%s: %s", forms[i], why);
         aredis_future *f = ts_cmd(c, "CLIENT INFO");

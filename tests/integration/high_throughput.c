@@ -9,26 +9,7 @@
 
 #include "ts.h"
 
-static ts_server *g_srv;
-static aredis_loop *g_loop;
-static aredis_client *g_c;
 static size_t g_ok, g_err;
-
-static int setup(void **state) {
-    (void)state;
-    g_srv = ts_server_start_default();
-    g_loop = aredis_loop_new();
-    g_c = ts_client(g_loop, g_srv);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    aredis_client_free(g_c);
-    aredis_loop_free(g_loop);
-    ts_server_stop(g_srv);
-    return 0;
-}
 
 static void count(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     (void)c;
@@ -46,14 +27,15 @@ static void log_rate(const char *what, size_t n, uint64_t t0) {
 
 static void test_10k_concurrent_sets(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     g_ok = g_err = 0;
     uint64_t t0 = ts_now_ms();
     for (int i = 0; i < 10000; i++)
-        assert_int_equal(aredis_command(g_c, count, NULL, "SET ht:%d %d", i, i), AREDIS_ERR_OK);
-    assert_true(ts_wait_count(g_loop, &g_ok, 10000, 60000));
+        assert_int_equal(aredis_command(env->c, count, NULL, "SET ht:%d %d", i, i), AREDIS_ERR_OK);
+    assert_true(ts_wait_count(env->loop, &g_ok, 10000, 60000));
     log_rate("10,000 concurrent SETs", 10000, t0);
     assert_int_equal(g_err, 0);
-    aredis_future *f = ts_cmd(g_c, "GET ht:9999");
+    aredis_future *f = ts_cmd(env->c, "GET ht:9999");
     assert_string_equal(aredis_future_reply(f)->str, "9999");
     aredis_future_release(f);
 }
@@ -84,20 +66,21 @@ static void sgi_incr(aredis_client *c, aredis_reply *r, const aredis_error *err,
 
 static void test_set_get_incr_5000(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     static sgi s[5000];
-    ts_cmd_ok(g_c, "SET ht:counter 0");
+    ts_cmd_ok(env->c, "SET ht:counter 0");
     g_sgi_done = g_sgi_bad = 0;
     uint64_t t0 = ts_now_ms();
     for (int i = 0; i < 5000; i++) {
         s[i].i = i;
-        assert_int_equal(aredis_command(g_c, sgi_incr, &s[i], "SET ht:s:%d v%d", i, i), 0);
-        assert_int_equal(aredis_command(g_c, sgi_get, &s[i], "GET ht:s:%d", i), 0);
-        assert_int_equal(aredis_command(g_c, sgi_incr, &s[i], "INCR ht:counter"), 0);
+        assert_int_equal(aredis_command(env->c, sgi_incr, &s[i], "SET ht:s:%d v%d", i, i), 0);
+        assert_int_equal(aredis_command(env->c, sgi_get, &s[i], "GET ht:s:%d", i), 0);
+        assert_int_equal(aredis_command(env->c, sgi_incr, &s[i], "INCR ht:counter"), 0);
     }
-    assert_true(ts_wait_count(g_loop, &g_sgi_done, 15000, 60000));
+    assert_true(ts_wait_count(env->loop, &g_sgi_done, 15000, 60000));
     log_rate("5,000 x (SET, GET, INCR)", 15000, t0);
     assert_int_equal(g_sgi_bad, 0);
-    aredis_future *f = ts_cmd(g_c, "GET ht:counter");
+    aredis_future *f = ts_cmd(env->c, "GET ht:counter");
     assert_string_equal(aredis_future_reply(f)->str, "5000");
     aredis_future_release(f);
 }
@@ -116,16 +99,17 @@ static void in_order(aredis_client *c, aredis_reply *r, const aredis_error *err,
 
 static void test_pipeline_10000(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     g_order_next = 0;
     g_order_bad = 0;
     uint64_t t0 = ts_now_ms();
     for (uintptr_t i = 0; i < 10000; i++)
-        assert_int_equal(aredis_command(g_c, in_order, (void *)i, "SET pl:%d x", (int)i), 0);
-    assert_int_equal(aredis_client_pending(g_c), 10000);
-    assert_true(ts_wait_count(g_loop, &g_order_next, 10000, 60000));
+        assert_int_equal(aredis_command(env->c, in_order, (void *)i, "SET pl:%d x", (int)i), 0);
+    assert_int_equal(aredis_client_pending(env->c), 10000);
+    assert_true(ts_wait_count(env->loop, &g_order_next, 10000, 60000));
     log_rate("pipeline of 10,000 SETs", 10000, t0);
     assert_int_equal(g_order_bad, 0);
-    assert_int_equal(aredis_client_pending(g_c), 0);
+    assert_int_equal(aredis_client_pending(env->c), 0);
 }
 
 int main(void) {
@@ -134,5 +118,5 @@ int main(void) {
         cmocka_unit_test(test_set_get_incr_5000),
         cmocka_unit_test(test_pipeline_10000),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, ts_env_setup, ts_env_teardown);
 }

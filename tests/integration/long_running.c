@@ -23,10 +23,6 @@
 #define LIVE_BOUND (1u * 1024 * 1024)
 #define MAX_SAMPLES 64
 
-static ts_server *g_srv;
-static aredis_loop *g_loop;
-static aredis_client *g_c;
-
 static size_t g_done;   /* replies of the current batch */
 static size_t g_errors; /* error replies or failures */
 static size_t g_wrong;  /* GETs that did not return what was set */
@@ -68,21 +64,9 @@ static void *cnt_realloc(void *q, size_t n) {
 }
 
 static int setup(void **state) {
-    (void)state;
     static const aredis_allocator counting = {cnt_malloc, cnt_calloc, cnt_realloc, cnt_free};
     aredis_set_allocator(&counting);
-    g_srv = ts_server_start_default();
-    g_loop = aredis_loop_new();
-    g_c = ts_client(g_loop, g_srv);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    aredis_client_free(g_c);
-    aredis_loop_free(g_loop);
-    ts_server_stop(g_srv);
-    return 0;
+    return ts_env_setup(state);
 }
 
 /* Resident set size in bytes. */
@@ -127,22 +111,24 @@ static void on_get(aredis_client *c, aredis_reply *r, const aredis_error *err, v
 
 /* One batch: 100 SETs then 100 GETs of the same keys, all issued at once. */
 static void run_batch(void) {
+    ts_env *env = ts_env_get();
     char val[48];
     g_done = 0;
     for (uintptr_t i = 0; i < BATCH; i++) {
         value_of(val, sizeof val, g_batch, i);
-        assert_int_equal(aredis_command(g_c, on_set, NULL, "SET lr:%zu %s", (size_t)i, val),
+        assert_int_equal(aredis_command(env->c, on_set, NULL, "SET lr:%zu %s", (size_t)i, val),
                          AREDIS_ERR_OK);
     }
     for (uintptr_t i = 0; i < BATCH; i++)
-        assert_int_equal(aredis_command(g_c, on_get, (void *)i, "GET lr:%zu", (size_t)i),
+        assert_int_equal(aredis_command(env->c, on_get, (void *)i, "GET lr:%zu", (size_t)i),
                          AREDIS_ERR_OK);
-    assert_true(ts_wait_count(g_loop, &g_done, 2 * BATCH, 30000));
+    assert_true(ts_wait_count(env->loop, &g_done, 2 * BATCH, 30000));
     g_batch++;
 }
 
 static void test_long_running(void **state) {
     (void)state;
+    ts_env *env = ts_env_get();
     unsigned dur = duration_s();
     unsigned step = dur / 6 < 2 ? 2 : dur / 6;
     unsigned nsamples = dur / step < 2 ? 2 : dur / step;
@@ -153,7 +139,7 @@ static void test_long_running(void **state) {
 
     ts_log("long-running: %u s, %u samples of %u s, batches of %d SET + %d GET", dur, nsamples,
            step, BATCH, BATCH);
-    aredis_client_get_stats(g_c, &st0);
+    aredis_client_get_stats(env->c, &st0);
     for (unsigned s = 0; s < nsamples; s++) {
         uint64_t t0 = ts_now_ms(), end = t0 + (uint64_t)step * 1000;
         unsigned long b0 = g_batch;
@@ -171,7 +157,7 @@ static void test_long_running(void **state) {
         assert_int_equal(g_wrong, 0);
     }
     size_t rss_end = rss_bytes();
-    aredis_client_get_stats(g_c, &st1);
+    aredis_client_get_stats(env->c, &st1);
     ts_log("%lu batches, %llu commands; last/first throughput %.2f; RSS %.1f -> %.1f MiB "
            "(peak %.1f)",
            g_batch, (unsigned long long)(st1.commands - st0.commands), rate[nsamples - 1] / rate[0],
@@ -183,7 +169,7 @@ static void test_long_running(void **state) {
     assert_int_equal(st1.commands - st0.commands, (uint64_t)g_batch * 2 * BATCH);
     assert_int_equal(st1.replies - st0.replies, (uint64_t)g_batch * 2 * BATCH);
     assert_int_equal(st1.timeouts - st0.timeouts, 0);
-    assert_int_equal(aredis_client_pending(g_c), 0);
+    assert_int_equal(aredis_client_pending(env->c), 0);
     assert_true(rate[0] > 0);
     assert_true(rate[nsamples - 1] > 0.5 * rate[0]);
     ts_log("library heap: %zu KiB after warm-up, %zu KiB at the end (peak %zu KiB)",
@@ -200,7 +186,7 @@ static void test_long_running(void **state) {
     /* The server agrees with the last batch. */
     char want[48];
     value_of(want, sizeof want, g_batch - 1, BATCH - 1);
-    aredis_future *f = ts_cmd(g_c, "GET lr:%d", BATCH - 1);
+    aredis_future *f = ts_cmd(env->c, "GET lr:%d", BATCH - 1);
     assert_non_null(aredis_future_reply(f));
     assert_string_equal(aredis_future_reply(f)->str, want);
     aredis_future_release(f);
@@ -210,5 +196,5 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_running),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, ts_env_teardown);
 }

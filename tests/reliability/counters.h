@@ -61,20 +61,7 @@ static inline void cc_wire(aredis_options *o, conn_counters *k) {
     o->cb_data = k;
 }
 
-typedef struct {
-    int done;
-    int calls;
-    aredis_err code;
-    char value[128];
-} reply_rec;
-
-static inline void rr_on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    (void)c;
-    reply_rec *x = data;
-    x->calls++;
-    x->done = 1;
-    x->code = err ? err->code : AREDIS_ERR_OK;
-    if (r && r->str) snprintf(x->value, sizeof x->value, "%s", r->str);
-}
+/* Reply recorder: the shared one from test support. */
+typedef ts_result reply_rec;
 
 #endif

@@ -11,16 +11,6 @@
 #include "counters.h"
 #include "proxy.h"
 
-static aredis_client *connect_to(aredis_loop *loop, aredis_options *o) {
-    aredis_client *c = aredis_client_new(loop, o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    aredis_future *f = aredis_future_ready(c);
-    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    aredis_future_release(f);
-    return c;
-}
-
 /* ---- SIGKILL mid-pipeline ---------------------------------------------- */
 
 typedef struct {
@@ -60,7 +50,7 @@ static void test_sigkill_mid_pipeline(void **state) {
     o.reconnect_delay_ms = 50;
     conn_counters k;
     cc_wire(&o, &k);
-    aredis_client *c = connect_to(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     ts_cmd_ok(c, "SET pipe:n 0");
     for (int i = 0; i < 1000; i++)
         assert_int_equal(aredis_command(c, pipe_reply_slot, &g_slots[i], "INCR pipe:n"), 0);
@@ -97,41 +87,32 @@ static void test_sigkill_mid_pipeline(void **state) {
 
 static void test_cut_reply_never_delivered(void **state) {
     (void)state;
-    ts_server *s = ts_server_start_default();
-    ts_proxy *px = ts_proxy_start("127.0.0.1", ts_server_port(s));
-    aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_proxy_port(px);
+    ts_proxied rig;
+    aredis_options o = ts_proxied_start(&rig);
     o.reconnect = 0;
-    aredis_client *c = connect_to(loop, &o);
+    aredis_client *c = ts_connect(rig.loop, &o);
     char big[4096];
     memset(big, 'z', sizeof big);
     aredis_future_release(ts_cmd(c, "SET cut:big %b", big, sizeof big));
-    ts_proxy_cut_next_reply(px);
+    ts_proxy_cut_next_reply(rig.px);
     reply_rec r = {0};
-    assert_int_equal(aredis_command(c, rr_on_reply, &r, "GET cut:big"), AREDIS_ERR_OK);
-    assert_true(ts_wait(loop, &r.done, 5000));
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "GET cut:big"), AREDIS_ERR_OK);
+    assert_true(ts_wait(rig.loop, &r.done, 5000));
     assert_int_equal(r.calls, 1);
     assert_true(aredis_err_is_connection(r.code));
-    assert_int_equal(r.value[0], '\0'); /* no partial value was handed over */
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_proxy_stop(px);
-    ts_server_stop(s);
+    assert_int_equal(r.text[0], '\0'); /* no partial value was handed over */
+    ts_proxied_stop(&rig, c);
 }
 
 /* ---- Timeouts over a slow link never misroute replies ------------------ */
 
 static void test_timeouts_keep_replies_in_place(void **state) {
     (void)state;
-    ts_server *s = ts_server_start_default();
-    ts_proxy *px = ts_proxy_start("127.0.0.1", ts_server_port(s));
-    aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_proxy_port(px);
-    aredis_client *c = connect_to(loop, &o);
+    ts_proxied rig;
+    aredis_options o = ts_proxied_start(&rig);
+    aredis_client *c = ts_connect(rig.loop, &o);
     for (int i = 0; i < 20; i++) ts_cmd_ok(c, "SET cve:%d value-%d", i, i);
-    ts_proxy_delay(px, 150);
+    ts_proxy_delay(rig.px, 150);
     /* Every other GET times out (50 ms), the rest wait long enough. */
     aredis_future *f[20];
     for (int i = 0; i < 20; i++) {
@@ -155,26 +136,20 @@ static void test_timeouts_keep_replies_in_place(void **state) {
             assert_string_equal(aredis_future_reply(f[i])->str, want);
         }
     }
-    ts_proxy_pass(px);
+    ts_proxy_pass(rig.px);
     aredis_future *after = ts_cmd(c, "GET cve:7");
     assert_string_equal(aredis_future_reply(after)->str, "value-7");
     aredis_future_release(after);
     for (int i = 0; i < 20; i++) aredis_future_release(f[i]);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_proxy_stop(px);
-    ts_server_stop(s);
+    ts_proxied_stop(&rig, c);
 }
 
 /* ---- Blackhole: found dead, recovered ---------------------------------- */
 
 static void test_blackhole_detected_and_recovered(void **state) {
     (void)state;
-    ts_server *s = ts_server_start_default();
-    ts_proxy *px = ts_proxy_start("127.0.0.1", ts_server_port(s));
-    aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_proxy_port(px);
+    ts_proxied rig;
+    aredis_options o = ts_proxied_start(&rig);
     o.request_timeout_ms = 200;
     o.dead_timeout_ms = 300;
     o.health_check_interval_ms = 200;
@@ -183,19 +158,19 @@ static void test_blackhole_detected_and_recovered(void **state) {
     o.max_reconnect_delay_ms = 200;
     conn_counters k;
     cc_wire(&o, &k);
-    aredis_client *c = connect_to(loop, &o);
+    aredis_client *c = ts_connect(rig.loop, &o);
     ts_cmd_ok(c, "SET bh:key before");
 
-    ts_proxy_blackhole(px, 1);
+    ts_proxy_blackhole(rig.px, 1);
     reply_rec r = {0};
-    assert_int_equal(aredis_command(c, rr_on_reply, &r, "GET bh:key"), AREDIS_ERR_OK);
-    assert_true(ts_wait(loop, &r.done, 3000));
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "GET bh:key"), AREDIS_ERR_OK);
+    assert_true(ts_wait(rig.loop, &r.done, 3000));
     assert_int_equal(r.code, AREDIS_ERR_TIMEOUT); /* what was in flight fails */
-    assert_true(ts_wait(loop, &k.disconnects, 3000)); /* the dead link is found */
-    while (k.errors < 2) assert_true(aredis_loop_run_once(loop, 1)); /* retries time out */
-    ts_proxy_blackhole(px, 0);
-    ts_proxy_close_all(px); /* drop the frozen attempts */
-    while (k.connects < 2) assert_true(aredis_loop_run_once(loop, 1));
+    assert_true(ts_wait(rig.loop, &k.disconnects, 3000)); /* the dead link is found */
+    while (k.errors < 2) assert_true(aredis_loop_run_once(rig.loop, 1)); /* retries time out */
+    ts_proxy_blackhole(rig.px, 0);
+    ts_proxy_close_all(rig.px); /* drop the frozen attempts */
+    while (k.connects < 2) assert_true(aredis_loop_run_once(rig.loop, 1));
     aredis_future *f = ts_cmd(c, "GET bh:key");
     assert_null(aredis_future_error(f));
     assert_string_equal(aredis_future_reply(f)->str, "before");
@@ -205,34 +180,28 @@ static void test_blackhole_detected_and_recovered(void **state) {
     aredis_client_stats st0, st1;
     aredis_client_get_stats(c, &st0);
     uint64_t t0 = ts_now_ms();
-    while (ts_now_ms() - t0 < 700) aredis_loop_run_once(loop, 1);
+    while (ts_now_ms() - t0 < 700) aredis_loop_run_once(rig.loop, 1);
     aredis_client_get_stats(c, &st1);
     ts_log("blackhole: connects=%d disconnects=%d; idle health PINGs written: %llu", k.connects,
            k.disconnects, (unsigned long long)(st1.write_calls - st0.write_calls));
     assert_true(st1.write_calls - st0.write_calls >= 2);
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_proxy_stop(px);
-    ts_server_stop(s);
+    ts_proxied_stop(&rig, c);
 }
 
 /* ---- Retryable vs at-most-once ------------------------------------------ */
 
 static void test_retryable_resent_others_not(void **state) {
     (void)state;
-    ts_server *s = ts_server_start_default();
-    ts_proxy *px = ts_proxy_start("127.0.0.1", ts_server_port(s));
-    aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_proxy_port(px);
+    ts_proxied rig;
+    aredis_options o = ts_proxied_start(&rig);
     o.reconnect_delay_ms = 20;
     o.retry_read_only = 1;
-    aredis_client *c = connect_to(loop, &o);
+    aredis_client *c = ts_connect(rig.loop, &o);
     ts_cmd_ok(c, "SET rt:k v");
     ts_cmd_ok(c, "SET rt:n 0");
 
-    ts_proxy_blackhole(px, 1);
+    ts_proxy_blackhole(rig.px, 1);
     aredis_future *get = aredis_future_command(c, "GET rt:k");  /* read-only: retried */
     aredis_future *incr = aredis_future_command(c, "INCR rt:n"); /* at most once */
     aredis_cmd_opts co = AREDIS_CMD_OPTS_INIT;
@@ -241,11 +210,11 @@ static void test_retryable_resent_others_not(void **state) {
     aredis_future *flagged = aredis_future_argv_ex(c, &co, 3, set, NULL); /* opted in */
     aredis_client_stats st;
     do {
-        aredis_loop_run_once(loop, 0);
+        aredis_loop_run_once(rig.loop, 0);
         aredis_client_get_stats(c, &st);
     } while (st.bytes_out == 0 || aredis_client_pending(c) < 3);
-    ts_proxy_close_all(px);
-    ts_proxy_blackhole(px, 0);
+    ts_proxy_close_all(rig.px);
+    ts_proxy_blackhole(rig.px, 0);
     assert_int_equal(aredis_await(get), AREDIS_ERR_OK);
     assert_string_equal(aredis_future_reply(get)->str, "v");
     assert_true(aredis_err_is_connection(aredis_await(incr)));
@@ -256,10 +225,7 @@ static void test_retryable_resent_others_not(void **state) {
     aredis_future_release(get);
     aredis_future_release(incr);
     aredis_future_release(flagged);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_proxy_stop(px);
-    ts_server_stop(s);
+    ts_proxied_stop(&rig, c);
 }
 
 int main(void) {

@@ -47,34 +47,7 @@ static const struct {
     {CK_STRAY_CALLBACK, "the callback of a command refused in the child ran"},
 };
 
-typedef struct {
-    int calls;
-    aredis_err code;
-    aredis_reply_type type;
-    long long integer;
-    size_t elements;
-    char text[64];
-    char text2[64];
-    size_t *done_counter;
-} result;
-
-static void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    (void)c;
-    result *res = data;
-    res->calls++;
-    res->code = err ? err->code : AREDIS_ERR_OK;
-    if (r) {
-        res->type = r->type;
-        res->integer = r->integer;
-        res->elements = r->elements;
-        if (r->str) snprintf(res->text, sizeof res->text, "%s", r->str);
-        if (r->type == AREDIS_REPLY_ARRAY && r->elements == 2) {
-            snprintf(res->text, sizeof res->text, "%s", r->element[0]->str);
-            snprintf(res->text2, sizeof res->text2, "%s", r->element[1]->str);
-        }
-    }
-    if (res->done_counter) (*res->done_counter)++;
-}
+typedef ts_result result;
 
 static aredis_options opts_for(const ts_server *s) {
     aredis_options o = ts_options(s);
@@ -82,17 +55,6 @@ static aredis_options opts_for(const ts_server *s) {
     o.connect_timeout_ms = 5000;
     o.request_timeout_ms = 15000;
     return o;
-}
-
-static aredis_client *client_with(aredis_loop *loop, aredis_options *o) {
-    aredis_client *c = aredis_client_new(loop, o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    aredis_future *f = aredis_future_ready(c);
-    assert_non_null(f);
-    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    aredis_future_release(f);
-    return c;
 }
 
 static long long client_id(aredis_client *c) {
@@ -154,7 +116,7 @@ static int child_main(inherited *in) {
 
     /* 1. The inherited client refuses commands, both ways. */
     result stray = {0};
-    if (aredis_command(in->c, on_reply, &stray, "SET fork:stray %s", "child") != AREDIS_ERR_FORKED)
+    if (aredis_command(in->c, ts_on_reply, &stray, "SET fork:stray %s", "child") != AREDIS_ERR_FORKED)
         bad |= CK_CMD_NOT_FORKED;
     aredis_future *cf = aredis_future_command(in->c, "SET fork:stray2 %s", "child");
     if (!cf || !aredis_future_is_done(cf) || !aredis_future_error(cf) ||
@@ -243,7 +205,7 @@ static void test_fork_child_cannot_use_inherited_client(void **state) {
     aredis_loop *loop = aredis_loop_new();
     assert_non_null(loop);
     aredis_options o = opts_for(s);
-    aredis_client *c = client_with(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     /* The observer lives on a loop of its own, so using it never runs the
      * parent client's loop. */
     aredis_loop *obs_loop = aredis_loop_new();
@@ -259,7 +221,7 @@ static void test_fork_child_cannot_use_inherited_client(void **state) {
     const char *bargv[] = {"BLPOP", "fork:list", "10"};
     aredis_cmd_opts co = AREDIS_CMD_OPTS_INIT;
     co.timeout_ms = 20000;
-    assert_int_equal(aredis_command_argv_ex(c, &co, on_reply, &blpop, 3, bargv, NULL),
+    assert_int_equal(aredis_command_argv_ex(c, &co, ts_on_reply, &blpop, 3, bargv, NULL),
                      AREDIS_ERR_OK);
     flush_now(loop, c);
     char flags[32] = "", cmd[64] = "";
@@ -276,7 +238,7 @@ static void test_fork_child_cannot_use_inherited_client(void **state) {
     memset(incr, 0, sizeof incr);
     for (int i = 0; i < NINCR; i++) {
         incr[i].done_counter = &done;
-        assert_int_equal(aredis_command(c, on_reply, &incr[i], "INCR %s", "fork:counter"),
+        assert_int_equal(aredis_command(c, ts_on_reply, &incr[i], "INCR %s", "fork:counter"),
                          AREDIS_ERR_OK);
     }
     aredis_future *echo = aredis_future_command(c, "ECHO %s", "parent-own");
@@ -360,7 +322,7 @@ static int child_close_main(aredis_client *c, aredis_loop *loop) {
     int bad = 0;
     alarm(30);
     result stray = {0};
-    if (aredis_command(c, on_reply, &stray, "SET fork:closed %s", "child") != AREDIS_ERR_FORKED)
+    if (aredis_command(c, ts_on_reply, &stray, "SET fork:closed %s", "child") != AREDIS_ERR_FORKED)
         bad |= CK_CMD_NOT_FORKED;
     aredis_client_close(c);
     aredis_client_free(c);
@@ -375,7 +337,7 @@ static void test_fork_child_closes_inherited_client(void **state) {
     ts_server *s = ts_server_start_default();
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = opts_for(s);
-    aredis_client *c = client_with(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     aredis_loop *obs_loop = aredis_loop_new();
     aredis_client *obs = ts_client(obs_loop, s);
     long long id = client_id(c);
@@ -400,7 +362,7 @@ static void test_fork_child_closes_inherited_client(void **state) {
     size_t done = 0;
     for (int i = 0; i < 20; i++) {
         r[i].done_counter = &done;
-        assert_int_equal(aredis_command(c, on_reply, &r[i], "ECHO after-%d", i), AREDIS_ERR_OK);
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "ECHO after-%d", i), AREDIS_ERR_OK);
     }
     assert_true(ts_wait_count(loop, &done, 20, 10000));
     for (int i = 0; i < 20; i++) {

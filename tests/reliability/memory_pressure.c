@@ -15,29 +15,7 @@ static const char *const k_lowmem_conf[] = {"maxmemory 1mb", "maxmemory-policy n
 #define MIB (1024u * 1024u)
 #define CHUNK (100u * 1024u)
 
-typedef struct {
-    int done;
-    int calls;
-    aredis_err code;
-    char prefix[32];
-    char text[160];
-    aredis_reply_type type;
-    int had_reply;
-} result;
-
-static void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    (void)c;
-    result *res = data;
-    res->calls++;
-    res->done = 1;
-    res->code = err ? err->code : AREDIS_ERR_OK;
-    if (err) snprintf(res->prefix, sizeof res->prefix, "%s", err->prefix);
-    res->had_reply = r != NULL;
-    if (r) {
-        res->type = r->type;
-        if (r->str) snprintf(res->text, sizeof res->text, "%s", r->str);
-    }
-}
+typedef ts_result result;
 
 static char *patterned(size_t n, unsigned seed) {
     char *v = malloc(n);
@@ -51,7 +29,7 @@ static char *patterned(size_t n, unsigned seed) {
 static void set_bytes(aredis_loop *loop, aredis_client *c, const char *key, const char *val,
                       size_t len, result *out) {
     memset(out, 0, sizeof *out);
-    assert_int_equal(aredis_command(c, on_reply, out, "SET %s %b", key, val, len), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, out, "SET %s %b", key, val, len), AREDIS_ERR_OK);
     assert_true(ts_wait(loop, &out->done, 10000));
     assert_int_equal(out->calls, 1);
 }
@@ -270,9 +248,9 @@ static void test_pipelined_oom_keeps_order(void **state) {
     memset(r, 0, sizeof r);
     result echo = {0};
     for (int i = 0; i < N; i++)
-        assert_int_equal(aredis_command(c, on_reply, &r[i], "SET mp:p%d %b", i, big, (size_t)MIB),
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "SET mp:p%d %b", i, big, (size_t)MIB),
                          AREDIS_ERR_OK);
-    assert_int_equal(aredis_command(c, on_reply, &echo, "ECHO %s", "behind-the-ooms"),
+    assert_int_equal(aredis_command(c, ts_on_reply, &echo, "ECHO %s", "behind-the-ooms"),
                      AREDIS_ERR_OK);
     free(big);
     assert_true(ts_wait(loop, &echo.done, 20000));

@@ -29,13 +29,7 @@ static int teardown(void **state) {
 
 static aredis_client *via_proxy(aredis_loop *loop, aredis_options *o) {
     o->port = ts_proxy_port(g_proxy);
-    aredis_client *c = aredis_client_new(loop, o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    aredis_future *f = aredis_future_ready(c);
-    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    aredis_future_release(f);
-    return c;
+    return ts_connect(loop, o);
 }
 
 static void test_closed_during_slow_command(void **state) {
@@ -46,7 +40,7 @@ static void test_closed_during_slow_command(void **state) {
     o.reconnect = 0;
     aredis_client *c = via_proxy(loop, &o);
     reply_rec r = {0};
-    assert_int_equal(aredis_command(c, rr_on_reply, &r, "DEBUG SLEEP 5"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "DEBUG SLEEP 5"), AREDIS_ERR_OK);
     /* Once the command has left the client, cut the link. */
     aredis_client_stats st;
     do {
@@ -107,7 +101,7 @@ static void test_in_flight_finish_once(void **state) {
     reply_rec r[3];
     memset(r, 0, sizeof r);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(aredis_command(c, rr_on_reply, &r[i], "SET inflight:%d x", i), 0);
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "SET inflight:%d x", i), 0);
     aredis_client_stats st;
     do {
         aredis_loop_run_once(loop, 0);

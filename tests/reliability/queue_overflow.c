@@ -14,38 +14,7 @@
 #define LIMIT 10
 #define BURST 20
 
-typedef struct {
-    int calls;
-    aredis_err code;
-    aredis_reply_type type;
-    long long integer;
-    char text[64];
-    size_t *done_counter; /* bumped on every completion, when set */
-} result;
-
-static void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    (void)c;
-    result *res = data;
-    res->calls++;
-    res->code = err ? err->code : AREDIS_ERR_OK;
-    if (r) {
-        res->type = r->type;
-        res->integer = r->integer;
-        if (r->str) snprintf(res->text, sizeof res->text, "%s", r->str);
-    }
-    if (res->done_counter) (*res->done_counter)++;
-}
-
-static aredis_client *client_with(aredis_loop *loop, aredis_options *o) {
-    aredis_client *c = aredis_client_new(loop, o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    aredis_future *f = aredis_future_ready(c);
-    assert_non_null(f);
-    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    aredis_future_release(f);
-    return c;
-}
+typedef ts_result result;
 
 static long long exists(aredis_client *c, const char *key) {
     aredis_future *f = ts_cmd(c, "EXISTS %s", key);
@@ -68,7 +37,7 @@ static void test_thousand_concurrent_sets(void **state) {
     size_t done = 0;
     for (int i = 0; i < N; i++) {
         r[i].done_counter = &done;
-        assert_int_equal(aredis_command(c, on_reply, &r[i], "SET qo:set:%d v%d", i, i),
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "SET qo:set:%d v%d", i, i),
                          AREDIS_ERR_OK);
     }
     assert_int_equal(aredis_client_pending(c), N);
@@ -88,7 +57,7 @@ static void test_thousand_concurrent_sets(void **state) {
     done = 0;
     for (int i = 0; i < N; i++) {
         r[i].done_counter = &done;
-        assert_int_equal(aredis_command(c, on_reply, &r[i], "GET qo:set:%d", i), AREDIS_ERR_OK);
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "GET qo:set:%d", i), AREDIS_ERR_OK);
     }
     assert_true(ts_wait_count(loop, &done, N, 30000));
     for (int i = 0; i < N; i++) {
@@ -115,7 +84,7 @@ static void test_500_concurrent_incrs(void **state) {
     size_t done = 0;
     for (int i = 0; i < N; i++) {
         r[i].done_counter = &done;
-        assert_int_equal(aredis_command(c, on_reply, &r[i], "INCR %s", "qo:counter"),
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "INCR %s", "qo:counter"),
                          AREDIS_ERR_OK);
     }
     assert_true(ts_wait_count(loop, &done, N, 30000));
@@ -143,7 +112,7 @@ static void test_500_concurrent_incrs(void **state) {
 static void burst_sets(aredis_client *c, const char *tag, result *r, size_t *done) {
     for (int i = 0; i < BURST; i++) {
         r[i].done_counter = done;
-        aredis_err e = aredis_command(c, on_reply, &r[i], "SET qo:%s:%d %d", tag, i, i);
+        aredis_err e = aredis_command(c, ts_on_reply, &r[i], "SET qo:%s:%d %d", tag, i, i);
         if (i < LIMIT)
             assert_int_equal(e, AREDIS_ERR_OK);
         else
@@ -177,7 +146,7 @@ static void test_bound_callbacks(void **state) {
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = ts_options(s);
     o.max_queue_size = LIMIT;
-    aredis_client *c = client_with(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
 
     result r[BURST];
     memset(r, 0, sizeof r);
@@ -220,7 +189,7 @@ static void on_chain(aredis_client *c, aredis_reply *r, const aredis_error *err,
     (void)err;
     chain_ctx *x = data;
     x->calls++;
-    x->chained = aredis_command(c, on_reply, &x->next, "SET qo:chained %s", "yes");
+    x->chained = aredis_command(c, ts_on_reply, &x->next, "SET qo:chained %s", "yes");
 }
 
 static void test_bound_slot_freed_in_callback(void **state) {
@@ -229,7 +198,7 @@ static void test_bound_slot_freed_in_callback(void **state) {
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = ts_options(s);
     o.max_queue_size = LIMIT;
-    aredis_client *c = client_with(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     chain_ctx x = {0};
     size_t done = 0;
     result r[LIMIT];
@@ -237,9 +206,9 @@ static void test_bound_slot_freed_in_callback(void **state) {
     assert_int_equal(aredis_command(c, on_chain, &x, "PING"), AREDIS_ERR_OK);
     for (int i = 1; i < LIMIT; i++) {
         r[i].done_counter = &done;
-        assert_int_equal(aredis_command(c, on_reply, &r[i], "PING"), AREDIS_ERR_OK);
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "PING"), AREDIS_ERR_OK);
     }
-    assert_int_equal(aredis_command(c, on_reply, &r[0], "PING"), AREDIS_ERR_QUEUE_FULL);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r[0], "PING"), AREDIS_ERR_QUEUE_FULL);
     x.next.done_counter = &done;
     assert_true(ts_wait_count(loop, &done, LIMIT, 10000)); /* 9 PINGs + the chained SET */
     assert_int_equal(x.calls, 1);
@@ -258,7 +227,7 @@ static void test_bound_futures(void **state) {
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = ts_options(s);
     o.max_queue_size = LIMIT;
-    aredis_client *c = client_with(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
 
     aredis_future *f[BURST];
     for (int i = 0; i < BURST; i++) {
@@ -347,7 +316,7 @@ static void test_bound_while_disconnected(void **state) {
     o.on_disconnect = on_disc;
     o.on_reconnect_attempt = on_attempt;
     o.cb_data = &cc;
-    aredis_client *c = client_with(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     assert_int_equal(cc.connects, 1);
 
     ts_server_kill(s);
@@ -372,7 +341,7 @@ static void test_bound_while_disconnected(void **state) {
     assert_int_equal(cc.connects, 1);
     assert_int_equal(done, 0);
     assert_int_equal(aredis_client_pending(c), LIMIT);
-    assert_int_equal(aredis_command(c, on_reply, &r[BURST - 1], "PING"), AREDIS_ERR_QUEUE_FULL);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r[BURST - 1], "PING"), AREDIS_ERR_QUEUE_FULL);
 
     ts_server_restart(s);
     assert_true(ts_wait_count(loop, &done, LIMIT, 15000));

@@ -9,16 +9,6 @@
 
 static const char *const k_aof[] = {"appendonly yes", "appendfsync always", NULL};
 
-static aredis_client *make_client(aredis_loop *loop, aredis_options *o) {
-    aredis_client *c = aredis_client_new(loop, o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    aredis_future *f = aredis_future_ready(c);
-    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    aredis_future_release(f);
-    return c;
-}
-
 static void test_reconnects_after_restart(void **state) {
     (void)state;
     ts_server *s = ts_server_start(k_aof, 0);
@@ -28,7 +18,7 @@ static void test_reconnects_after_restart(void **state) {
     o.max_reconnect_delay_ms = 2000;
     conn_counters k;
     cc_wire(&o, &k);
-    aredis_client *c = make_client(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     ts_cmd_ok(c, "SET restart:key %s", "survives");
 
     ts_server_restart(s); /* SIGKILL, then start again on the same port */
@@ -62,10 +52,10 @@ static void test_fails_while_down_without_reconnect(void **state) {
     o.request_timeout_ms = 1000;
     conn_counters k;
     cc_wire(&o, &k);
-    aredis_client *c = make_client(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     ts_server_kill(s);
     reply_rec r = {0};
-    aredis_err e = aredis_command(c, rr_on_reply, &r, "GET restart:x");
+    aredis_err e = aredis_command(c, ts_on_reply, &r, "GET restart:x");
     if (e == AREDIS_ERR_OK) {
         assert_true(ts_wait(loop, &r.done, 5000));
         assert_int_equal(r.calls, 1);
@@ -88,32 +78,29 @@ static void test_fails_while_down_without_reconnect(void **state) {
 
 static void test_queued_commands_run_after_reconnect(void **state) {
     (void)state;
-    ts_server *s = ts_server_start_default();
-    ts_proxy *p = ts_proxy_start("127.0.0.1", ts_server_port(s));
-    aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_proxy_port(p);
+    ts_proxied rig;
+    aredis_options o = ts_proxied_start(&rig);
     o.reconnect_delay_ms = 50;
     o.max_reconnect_delay_ms = 200;
     conn_counters k;
     cc_wire(&o, &k);
-    aredis_client *c = make_client(loop, &o);
+    aredis_client *c = ts_connect(rig.loop, &o);
 
     /* Cut the connection and keep the way closed. */
-    ts_proxy_refuse(p, 1);
-    ts_proxy_close_all(p);
-    assert_true(ts_wait(loop, &k.disconnects, 5000));
+    ts_proxy_refuse(rig.px, 1);
+    ts_proxy_close_all(rig.px);
+    assert_true(ts_wait(rig.loop, &k.disconnects, 5000));
     reply_rec r[3];
     memset(r, 0, sizeof r);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(aredis_command(c, rr_on_reply, &r[i], "SET queued:%d v%d", i, i),
+        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "SET queued:%d v%d", i, i),
                          AREDIS_ERR_OK);
     /* Some attempts fail while the way is closed; the SETs wait. */
-    while (k.errors < 3) assert_true(aredis_loop_run_once(loop, 1));
+    while (k.errors < 3) assert_true(aredis_loop_run_once(rig.loop, 1));
     for (int i = 0; i < 3; i++) assert_int_equal(r[i].calls, 0);
 
-    ts_proxy_refuse(p, 0);
-    assert_true(ts_wait(loop, &r[2].done, 5000));
+    ts_proxy_refuse(rig.px, 0);
+    assert_true(ts_wait(rig.loop, &r[2].done, 5000));
     for (int i = 0; i < 3; i++) {
         assert_int_equal(r[i].calls, 1);
         assert_int_equal(r[i].code, AREDIS_ERR_OK);
@@ -124,10 +111,7 @@ static void test_queued_commands_run_after_reconnect(void **state) {
         aredis_future_release(f);
     }
     assert_true(k.connects >= 2);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_proxy_stop(p);
-    ts_server_stop(s);
+    ts_proxied_stop(&rig, c);
 }
 
 int main(void) {

@@ -10,34 +10,12 @@
 
 static const char *const k_debug_conf[] = {"enable-debug-command local", NULL};
 
-typedef struct {
-    int done;
-    int calls;
-    aredis_err code;
-    uint64_t at;
-    char value[64];
-} result;
-
-static void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    (void)c;
-    result *res = data;
-    res->calls++;
-    res->done = 1;
-    res->at = ts_now_ms();
-    res->code = err ? err->code : AREDIS_ERR_OK;
-    if (r && r->str) snprintf(res->value, sizeof res->value, "%s", r->str);
-}
+typedef ts_result result;
 
 static aredis_client *client_with_timeout(aredis_loop *loop, ts_server *s, uint32_t timeout) {
     aredis_options o = ts_options(s);
     o.request_timeout_ms = timeout;
-    aredis_client *c = aredis_client_new(loop, &o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    aredis_future *f = aredis_future_ready(c);
-    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    aredis_future_release(f);
-    return c;
+    return ts_connect(loop, &o);
 }
 
 static void test_request_timeout(void **state) {
@@ -47,7 +25,7 @@ static void test_request_timeout(void **state) {
     aredis_client *c = client_with_timeout(loop, s, 500);
     result r = {0};
     uint64_t t0 = ts_now_ms();
-    assert_int_equal(aredis_command(c, on_reply, &r, "DEBUG SLEEP 5"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "DEBUG SLEEP 5"), AREDIS_ERR_OK);
     assert_true(ts_wait(loop, &r.done, 3000));
     uint64_t took = r.at - t0;
     ts_log("DEBUG SLEEP 5 with 0.5 s timeout failed after %llu ms", (unsigned long long)took);
@@ -71,7 +49,7 @@ static void test_per_command_timeout(void **state) {
     const char *argv[] = {"DEBUG", "SLEEP", "5"};
     result r = {0};
     uint64_t t0 = ts_now_ms();
-    assert_int_equal(aredis_command_argv_ex(c, &co, on_reply, &r, 3, argv, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command_argv_ex(c, &co, ts_on_reply, &r, 3, argv, NULL), AREDIS_ERR_OK);
     assert_true(ts_wait(loop, &r.done, 3000));
     assert_int_equal(r.code, AREDIS_ERR_TIMEOUT);
     assert_true(r.at - t0 < 1500);
@@ -93,7 +71,7 @@ static void test_timer_ticks_during_sleep(void **state) {
     aredis_timer *t = aredis_timer_new(loop, tick, &ticks);
     aredis_timer_start(t, 20, 20);
     result r = {0};
-    assert_int_equal(aredis_command(c, on_reply, &r, "DEBUG SLEEP 0.2"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "DEBUG SLEEP 0.2"), AREDIS_ERR_OK);
     assert_true(ts_wait(loop, &r.done, 5000));
     assert_int_equal(r.code, AREDIS_ERR_OK);
     ts_log("20 ms timer ticked %d times during DEBUG SLEEP 0.2", ticks);
@@ -114,9 +92,9 @@ static void test_no_reply_goes_astray(void **state) {
     ts_cmd_ok(c, "SET k1 v1");
     ts_cmd_ok(c, "SET k2 v2");
     result sl = {0}, g1 = {0}, g2 = {0};
-    assert_int_equal(aredis_command(c, on_reply, &sl, "DEBUG SLEEP 5"), AREDIS_ERR_OK);
-    assert_int_equal(aredis_command(c, on_reply, &g1, "GET k1"), AREDIS_ERR_OK);
-    assert_int_equal(aredis_command(c, on_reply, &g2, "GET k2"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &sl, "DEBUG SLEEP 5"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &g1, "GET k1"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &g2, "GET k2"), AREDIS_ERR_OK);
     assert_true(ts_wait(loop, &g2.done, 3000));
     assert_int_equal(sl.code, AREDIS_ERR_TIMEOUT);
     assert_int_equal(g1.code, AREDIS_ERR_TIMEOUT);
@@ -127,11 +105,11 @@ static void test_no_reply_goes_astray(void **state) {
     co.timeout_ms = 15000;
     const char *argv[] = {"GET", "k2"};
     result after = {0};
-    assert_int_equal(aredis_command_argv_ex(c, &co, on_reply, &after, 2, argv, NULL),
+    assert_int_equal(aredis_command_argv_ex(c, &co, ts_on_reply, &after, 2, argv, NULL),
                      AREDIS_ERR_OK);
     assert_true(ts_wait(loop, &after.done, 15000));
     assert_int_equal(after.code, AREDIS_ERR_OK);
-    assert_string_equal(after.value, "v2");
+    assert_string_equal(after.text, "v2");
     assert_int_equal(sl.calls + g1.calls + g2.calls + after.calls, 4);
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);
     aredis_client_free(c);
@@ -150,14 +128,14 @@ static void test_get_behind_timed_out_command(void **state) {
     co.timeout_ms = 200;
     const char *sleep_argv[] = {"DEBUG", "SLEEP", "0.8"};
     result sl = {0}, g = {0};
-    assert_int_equal(aredis_command_argv_ex(c, &co, on_reply, &sl, 3, sleep_argv, NULL),
+    assert_int_equal(aredis_command_argv_ex(c, &co, ts_on_reply, &sl, 3, sleep_argv, NULL),
                      AREDIS_ERR_OK);
-    assert_int_equal(aredis_command(c, on_reply, &g, "GET behind"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &g, "GET behind"), AREDIS_ERR_OK);
     assert_true(ts_wait(loop, &g.done, 5000));
     assert_int_equal(sl.code, AREDIS_ERR_TIMEOUT);
     assert_true(sl.at < g.at);
     assert_int_equal(g.code, AREDIS_ERR_OK);
-    assert_string_equal(g.value, "mine");
+    assert_string_equal(g.text, "mine");
     aredis_client_free(c);
     aredis_loop_free(loop);
     ts_server_stop(s);
@@ -201,7 +179,7 @@ static void test_dead_link_detected(void **state) {
     aredis_client *c = aredis_client_new(loop, &o);
     assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
     result r = {0};
-    assert_int_equal(aredis_command(c, on_reply, &r, "DEBUG SLEEP 3"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "DEBUG SLEEP 3"), AREDIS_ERR_OK);
     assert_true(ts_wait(loop, &r.done, 3000));
     assert_int_equal(r.code, AREDIS_ERR_TIMEOUT);
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);

@@ -15,18 +15,35 @@ aredis_options ts_options(const ts_server *s) {
     return o;
 }
 
-aredis_client *ts_client(aredis_loop *loop, const ts_server *s) {
-    aredis_options o = ts_options(s);
-    aredis_client *c = aredis_client_new(loop, &o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+aredis_err ts_await_ready(aredis_client *c, char *detail, size_t dlen) {
     aredis_future *f = aredis_future_ready(c);
     assert_non_null(f);
     aredis_err e = aredis_await(f);
-    if (e != AREDIS_ERR_OK)
-        fail_msg("connect failed: %s: %s", aredis_err_name(e), aredis_future_error(f)->detail);
+    if (detail && dlen) snprintf(detail, dlen, "%s", e ? aredis_future_error(f)->detail : "");
     aredis_future_release(f);
+    return e;
+}
+
+aredis_err ts_connect_err(aredis_loop *loop, const aredis_options *o, aredis_client **out,
+                          char *detail, size_t dlen) {
+    aredis_client *c = aredis_client_new(loop, o);
+    assert_non_null(c);
+    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    *out = c;
+    return ts_await_ready(c, detail, dlen);
+}
+
+aredis_client *ts_connect(aredis_loop *loop, const aredis_options *o) {
+    aredis_client *c;
+    char why[512];
+    aredis_err e = ts_connect_err(loop, o, &c, why, sizeof why);
+    if (e != AREDIS_ERR_OK) fail_msg("connect failed: %s: %s", aredis_err_name(e), why);
     return c;
+}
+
+aredis_client *ts_client(aredis_loop *loop, const ts_server *s) {
+    aredis_options o = ts_options(s);
+    return ts_connect(loop, &o);
 }
 
 static void noop(void *arg) { (void)arg; }
@@ -95,4 +112,27 @@ void ts_cmd_ok(aredis_client *c, const char *fmt, ...) {
     assert_int_equal(r->type, AREDIS_REPLY_STATUS);
     assert_string_equal(r->str, "OK");
     aredis_future_release(f);
+}
+
+void ts_on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)c;
+    ts_result *res = data;
+    res->calls++;
+    res->done = 1;
+    res->at = ts_now_ms();
+    res->code = err ? err->code : AREDIS_ERR_OK;
+    if (err) snprintf(res->prefix, sizeof res->prefix, "%s", err->prefix);
+    res->had_reply = r != NULL;
+    if (r) {
+        res->type = r->type;
+        res->integer = r->integer;
+        res->elements = r->elements;
+        if (r->str) snprintf(res->text, sizeof res->text, "%s", r->str);
+        if (r->type == AREDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->str &&
+            r->element[1]->str) {
+            snprintf(res->text, sizeof res->text, "%s", r->element[0]->str);
+            snprintf(res->text2, sizeof res->text2, "%s", r->element[1]->str);
+        }
+    }
+    if (res->done_counter) (*res->done_counter)++;
 }

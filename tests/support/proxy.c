@@ -628,3 +628,20 @@ void ts_proxy_stop(ts_proxy *p) {
     free(p->pfds);
     free(p);
 }
+
+aredis_options ts_proxied_start(ts_proxied *r) {
+    r->srv = ts_server_start_default();
+    r->px = ts_proxy_start("127.0.0.1", ts_server_port(r->srv));
+    r->loop = aredis_loop_new();
+    assert_non_null(r->loop);
+    aredis_options o = AREDIS_OPTIONS_INIT;
+    o.port = ts_proxy_port(r->px);
+    return o;
+}
+
+void ts_proxied_stop(ts_proxied *r, aredis_client *c) {
+    if (c) aredis_client_free(c);
+    aredis_loop_free(r->loop);
+    ts_proxy_stop(r->px);
+    ts_server_stop(r->srv);
+}

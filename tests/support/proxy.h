@@ -29,6 +29,8 @@
 
 #include <stddef.h>
 
+#include "ts.h"
+
 typedef struct ts_proxy ts_proxy;
 
 /*
@@ -106,5 +108,19 @@ size_t ts_proxy_open(const ts_proxy *p);
 /* Close every connection (FIN) and the listening socket, join the thread,
  * free. NULL is ignored. */
 void ts_proxy_stop(ts_proxy *p);
+
+/* ---- The usual fault rig: a default server behind a proxy, and a loop ---- */
+
+typedef struct ts_proxied {
+    ts_server *srv;
+    ts_proxy *px;
+    aredis_loop *loop;
+} ts_proxied;
+
+/* Start a default redis-server, a proxy in front of it and a loop; returns
+ * AREDIS_OPTIONS_INIT with the port set to the proxy's. */
+aredis_options ts_proxied_start(ts_proxied *r);
+/* Free c (NULL ignored), then the loop, the proxy and the server. */
+void ts_proxied_stop(ts_proxied *r, aredis_client *c);
 
 #endif

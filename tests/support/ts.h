@@ -54,6 +54,37 @@ int ts_server_major_version(void);
 aredis_options ts_options(const ts_server *s);
 /* A new client on loop connected to s; asserts it becomes ready. */
 aredis_client *ts_client(aredis_loop *loop, const ts_server *s);
+/* A new client on loop with options o; asserts it becomes ready (the failure
+ * message carries the error's detail). */
+aredis_client *ts_connect(aredis_loop *loop, const aredis_options *o);
+/*
+ * A new client on loop with options o, connected and waited for: returns the
+ * ready future's outcome, the client in *out (caller frees, also on error)
+ * and, when detail is not NULL, the error detail ("" on success).
+ */
+aredis_err ts_connect_err(aredis_loop *loop, const aredis_options *o, aredis_client **out,
+                          char *detail, size_t dlen);
+/* Wait until c (connect() already called) is ready or failed; the outcome,
+ * and the error detail in detail when not NULL ("" on success). */
+aredis_err ts_await_ready(aredis_client *c, char *detail, size_t dlen);
+
+/* ---- Shared fixture: one default server, a loop, a connected client ---- */
+
+typedef struct ts_env {
+    ts_server *srv;
+    aredis_loop *loop;
+    aredis_client *c;
+} ts_env;
+
+/*
+ * cmocka group setup / teardown: start a default redis-server, a loop and a
+ * client connected to it (ts_env_setup), and free them (ts_env_teardown).
+ * The env is stored in *state and is also returned by ts_env_get().
+ */
+int ts_env_setup(void **state);
+int ts_env_teardown(void **state);
+/* The env of the running group (NULL outside ts_env_setup..teardown). */
+ts_env *ts_env_get(void);
 
 /*
  * Run the loop until *flag becomes nonzero or timeout_ms passes. Returns 1
@@ -72,6 +103,27 @@ uint64_t ts_now_ms(void);
 aredis_future *ts_cmd(aredis_client *c, const char *fmt, ...);
 /* Assert the command succeeds and returns a STATUS "OK". */
 void ts_cmd_ok(aredis_client *c, const char *fmt, ...);
+
+/*
+ * A reply recorder for callback tests: pass a ts_result as the data of
+ * ts_on_reply. Records what arrived; `done` and `calls` show it ran (and
+ * how often); *done_counter, when set, is bumped on every completion.
+ */
+typedef struct ts_result {
+    int done;
+    int calls;
+    aredis_err code;
+    char prefix[32]; /* err->prefix of a server error */
+    char text[160];  /* the reply's string (first element's, for a pair) */
+    char text2[64];  /* the second element's string, for a 2-element array */
+    aredis_reply_type type;
+    long long integer;
+    size_t elements;
+    int had_reply;
+    uint64_t at; /* ts_now_ms() at completion */
+    size_t *done_counter;
+} ts_result;
+void ts_on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data);
 
 /* Log a line to stderr prefixed with "# " (TAP-style comment). */
 void ts_log(const char *fmt, ...);

@@ -15,14 +15,6 @@
 
 #include "tls.h"
 
-static aredis_client *connect_ok(aredis_loop *loop, const aredis_options *o) {
-    aredis_client *c;
-    char detail[512];
-    aredis_err e = ts_tls_connect(loop, o, &c, detail, sizeof detail);
-    if (e != AREDIS_ERR_OK) fail_msg("connect: %s: %s", aredis_err_name(e), detail);
-    return c;
-}
-
 static void fill(char *buf, size_t n, unsigned seed) {
     for (size_t i = 0; i < n; i++)
         buf[i] = (char)((i * 31u + seed) & 0xff); /* binary, NULs too */
@@ -33,7 +25,7 @@ static void test_one_mib_value(void **state) {
     ts_tls_server *s = ts_tls_server_start(NULL, NULL, NULL);
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = ts_tls_options(s);
-    aredis_client *c = connect_ok(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     size_t n = 1u << 20;
     char *val = malloc(n);
     assert_non_null(val);
@@ -73,7 +65,7 @@ static void test_pipeline_1000(void **state) {
     ts_tls_server *s = ts_tls_server_start(NULL, NULL, NULL);
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = ts_tls_options(s);
-    aredis_client *c = connect_ok(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     pipe_rec p = {0, 0, 0};
     for (int i = 0; i < 1000; i++)
         assert_int_equal(aredis_command(c, on_incr, &p, "INCR tls:counter"), AREDIS_ERR_OK);
@@ -100,7 +92,7 @@ static void test_writes_while_buffer_moves(void **state) {
     ts_tls_server *s = ts_tls_server_start(NULL, NULL, NULL);
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = ts_tls_options(s);
-    aredis_client *c = connect_ok(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     enum { N = 12 };
     size_t n = 3u << 18; /* 768 KiB each */
     char *val = malloc(n);
@@ -165,7 +157,7 @@ static void test_pubsub_push(void **state) {
     push_rec pr = {0, ""};
     o.on_push = on_push;
     o.cb_data = &pr;
-    aredis_client *sub = connect_ok(loop, &o);
+    aredis_client *sub = ts_connect(loop, &o);
     if (aredis_client_protocol(sub) != 3) {
         ts_log("server speaks RESP2 only: no push messages to test");
         aredis_client_free(sub);
@@ -176,7 +168,7 @@ static void test_pubsub_push(void **state) {
     /* In RESP3 the confirmation is itself a push: the command gets no reply. */
     assert_int_equal(aredis_command(sub, NULL, NULL, "SUBSCRIBE tls:ch"), AREDIS_ERR_OK);
     aredis_options po = ts_tls_options(s);
-    aredis_client *pub = connect_ok(loop, &po);
+    aredis_client *pub = ts_connect(loop, &po);
     uint64_t until = ts_now_ms() + 5000;
     while (pr.messages == 0 && ts_now_ms() < until) {
         aredis_future *f = ts_cmd(pub, "PUBLISH tls:ch %s", "hello over tls");
@@ -217,7 +209,7 @@ static void test_reconnect(void **state) {
     o.on_connect = on_connect;
     o.on_disconnect = on_disconnect;
     o.cb_data = &k;
-    aredis_client *c = connect_ok(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     ts_cmd_ok(c, "SET tls:before %s", "x");
     assert_int_equal(k.connects, 1);
 
@@ -290,7 +282,7 @@ static void test_no_sigpipe(void **state) {
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = ts_tls_options(s);
     o.reconnect = 0;
-    aredis_client *c = connect_ok(loop, &o);
+    aredis_client *c = ts_connect(loop, &o);
     size_t n = 8u << 20;
     char *val = malloc(n);
     assert_non_null(val);

@@ -1,0 +1,54 @@
+/*
+ * Internal to the test support library (server.c, tls.c): one core that
+ * runs redis-server processes — start on a free port, wait until ready
+ * (by a predicate: a plain PING, or the log line for TLS-only servers),
+ * kill, restart on the same port, stop. Processes die with the test process
+ * (PR_SET_PDEATHSIG + an atexit sweep in the process that started them).
+ */
+#ifndef AREDIS_TS_SERVER_CORE_H
+#define AREDIS_TS_SERVER_CORE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct tsp_proc tsp_proc;
+
+struct tsp_proc {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char conf[300];
+    char log[300];                   /* when set: emptied before every start */
+    int (*ready)(const tsp_proc *p); /* polled until it returns 1 */
+    int rm_dir_at_exit;              /* the atexit sweep also removes dir */
+    tsp_proc *next_live;
+};
+
+/* Readiness predicates: a plain-text PING on 127.0.0.1:port answered by
+ * +PONG (or -NOAUTH); the line "Ready to accept connections" in p->log. */
+int tsp_ready_ping(const tsp_proc *p);
+int tsp_ready_log(const tsp_proc *p);
+
+/* The redis-server binary ($REDIS_SERVER, the usual places, $PATH), or NULL. */
+const char *tsp_server_path(void);
+void tsp_sleep_ms(int ms);
+/* rm -rf dir, waited for. */
+void tsp_rm_rf(const char *dir);
+
+/* Make p->dir ("$TMPDIR/<prefix>-XXXXXX") and set p->conf to its redis.conf. */
+void tsp_make_dir(tsp_proc *p, const char *prefix);
+/*
+ * Up to 20 times: a free port in p->port, write_conf(p, arg), start and
+ * wait until ready. On success p is in the live list and 0 is returned;
+ * -1 if it never came up.
+ */
+int tsp_start(tsp_proc *p, void (*write_conf)(tsp_proc *p, const void *arg), const void *arg);
+/* SIGKILL and reap (no-op when not running). */
+void tsp_kill(tsp_proc *p);
+/* Kill, then start again on the same port and config (retrying while the
+ * kernel releases the port). 0 when it is ready, -1 otherwise. */
+int tsp_restart(tsp_proc *p);
+/* SIGTERM (SIGKILL after 3 s), reap, leave the live list, remove the dir. */
+void tsp_stop(tsp_proc *p);
+
+#endif
