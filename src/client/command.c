@@ -87,9 +87,12 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     int direct = c->state == AREDIS_STATE_READY || internal;
     aredis__buf own = {0};
     aredis__buf *b = direct ? &c->out : &own;
-    size_t before = b->len;
+    /* Bytes in use before, not an absolute offset: growing the buffer may
+     * reclaim its consumed prefix and move everything to the front. */
+    size_t used = b->len - b->off;
     e = encode(b, argc, argv, argvlen, fmt, ap);
     if (e != AREDIS_ERR_OK) goto fail;
+    size_t before = b->off + used; /* where this command starts now */
     size_t len = b->len - before;
     if (aredis__redact_is_sensitive(b->data + before, len)) cmd->flags |= AREDIS__CMD_SENSITIVE;
     if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_command(c, b->data + before, len, internal);

@@ -6,26 +6,28 @@
  * input, writes straight into the output and never allocates per argument
  * (hiredis builds an sds string per argument and then copies them all again):
  *
- *   - An argument of the format is a word: a run of literal bytes and
- *     conversions up to the next ' '. Its pieces (pointer, length) are
- *     collected on the stack (integers are converted into a stack scratch)
- *     so its length is known before its "$len\r\n" header is written, and
- *     then the pieces are copied once. A word with more than NPIECE pieces
- *     (rare) spills: its payload is written after a HDR_MAX slot and moved
- *     back behind its header once at the end of the word.
+ *   - A format argument is a word: literal bytes and conversions up to the
+ *     next ' '. A word of one piece ("GET", "%s", "%d") is measured first
+ *     (strlen, the %b length, an integer converted on the stack), so its
+ *     "$len\r\n" header is written before its bytes and it is copied once.
+ *     A word of several pieces ("key:%d") is copied piece by piece behind a
+ *     4-byte header slot ("$N\r\n", N < 10); once the word is complete, a
+ *     payload of 10 bytes or more is moved up once behind its longer header.
  *   - The argument count is only known at the end. Space for "*N\r\n" with
  *     N < 10 is kept in front; a command with more arguments moves its body
  *     once to make room for the longer header.
  *   - argv knows its count up front; each argument is measured and written
  *     in turn.
  *
- * Room is checked per argument against a generous bound (payload + header +
- * CRLF); the buffer grows only when that check fails. A conversion error is
- * only found when the scan reaches it, so on ANY error the output is rolled
- * back: b->len returns to where the command started, and the bytes before it
- * are untouched (a growth on the way may have enlarged the buffer or
- * reclaimed its consumed prefix, which aredis__buf_reserve() does anyway).
+ * Room is checked per argument (per piece in a several-piece word) against a
+ * bound that covers the payload, the longest header and the CRLF; the output
+ * grows only when that check fails. A bad conversion is only found when the
+ * scan reaches it, so on ANY error the command is rolled back: b->len goes
+ * back to where the command started and the bytes before it are untouched.
+ * A growth on the way may have enlarged the buffer or, through
+ * aredis__buf_reserve(), reclaimed its consumed prefix.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
@@ -171,20 +173,23 @@ static inline void move_bytes(char *d, const char *s, size_t n) {
  * Between growths the writers work on local copies of p and cap.
  */
 typedef struct {
-    char *p;         /* b->data, the stack array or the heap block */
-    size_t pos;      /* the write offset (synced around a growth only) */
-    size_t cap;      /* bytes at p */
-    size_t start;    /* where this command starts */
-    aredis__buf *b;  /* appending to b, or NULL */
-    int heap;        /* b == NULL: p is an aredis__malloc'd block */
+    char *p;        /* b->data, the stack array or the heap block */
+    size_t pos;     /* the write offset (synced around a growth only) */
+    size_t cap;     /* bytes at p */
+    size_t start;   /* where this command starts */
+    aredis__buf *b; /* appending to b, or NULL */
+    int heap;       /* b == NULL: p is an aredis__malloc'd block */
 } wbuf;
 
 /*
  * Make room for `need` bytes at w->pos, the first `keep` of which are
- * already written (a spilled word in flight) and must survive. Cold.
+ * already written (a several-piece word in flight) and must survive. Cold.
  * Returns -1 when out of memory; then nothing has changed.
  */
 static __attribute__((noinline, cold)) int wb_grow(wbuf *w, size_t need, size_t keep) {
+    /* No object is larger than PTRDIFF_MAX: a bogus %b length or argvlen
+     * fails here rather than in the allocator. */
+    if (need > (size_t)PTRDIFF_MAX - w->pos) return -1;
     if (w->b) {
         aredis__buf *b = w->b;
         /* Count the partial command as used so that a compaction keeps it. */
@@ -244,8 +249,9 @@ next_piece(const char **pf, va_list *ap, char *e, const char **ps, size_t *pn) {
 
     if (*f != '%') {
         const char *s = f;
-        do f++;
-        while (!lit_stop[(unsigned char)*f]);
+        do {
+            f++;
+        } while (!lit_stop[(unsigned char)*f]);
         *ps = s;
         *pn = (size_t)(f - s);
         *pf = f;

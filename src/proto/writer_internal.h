@@ -3,9 +3,16 @@
  * a client's output buffer, with no intermediate allocation.
  *
  * Both functions APPEND exactly one complete RESP command
- * ("*N\r\n$len\r\narg\r\n...") at b->len. On any error the buffer is left
- * exactly as it was: everything is validated and measured before the first
- * byte is written, and the single reserve either succeeds or changes nothing.
+ * ("*N\r\n$len\r\narg\r\n...") after the buffer's used bytes, in one pass:
+ * the buffer grows (aredis__buf_reserve) as the command is written. On any
+ * error the command is rolled back: the used bytes (b->off .. b->len) hold
+ * exactly what they held before the call, though the storage may have grown
+ * on the way (an error is typically found only when the scan reaches it).
+ *
+ * A growth may reclaim the consumed prefix (b->off becomes 0 and the used
+ * bytes move to the front), so b->len before the call is not where the
+ * command starts: it starts at b->off + (b->len - b->off as it was before the
+ * call), and on error that is where b->len is left.
  *
  * Errors: AREDIS_ERR_INVALID for a NULL/unknown conversion, a NULL format, a
  * format with no arguments, argc < 1, a NULL argv or argv entry, a NULL %s

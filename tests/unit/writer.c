@@ -295,8 +295,8 @@ static void test_size_overflow(void **state) {
 }
 
 /*
- * More arguments than the writer remembers between its passes (32): the
- * rest are re-measured one by one. Compare with the argv form.
+ * Many arguments: past 9 the format writer moves the body once to widen the
+ * "*N" header it kept room for. Compare with the argv form.
  */
 static void test_many_args(void **state) {
     (void)state;
@@ -544,6 +544,411 @@ static void test_alloc_failure(void **state) {
     }
 }
 
+/* ---- One pass: words of several pieces, headers, growth ---------------- */
+
+/* A deterministic byte pattern (includes ' ', '%', NUL, CR and LF). */
+static void fill_pattern(char *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) p[i] = (char)((i * 131u + seed * 7u + 3u) % 256u);
+}
+
+/* A NUL-free pattern for %s. */
+static void fill_text(char *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) p[i] = (char)('a' + (i + seed) % 26u);
+    p[n] = '\0';
+}
+
+/*
+ * Words of several pieces whose payload crosses the lengths where its header
+ * gets another digit (9/10, 99/100, 999/1000) and where the small copies
+ * change strategy (4, 8, 16, 32 bytes).
+ */
+static void test_multi_piece_words(void **state) {
+    (void)state;
+    static const size_t lens[] = {0,  1,  2,   3,   4,   5,   6,   7,   8,   9,   10,   11,  14,
+                                  15, 16, 17,  28,  29,  30,  31,  32,  33,  34,  95,   96,  97,
+                                  98, 99, 100, 101, 200, 995, 996, 997, 998, 999, 1000, 5000};
+    static char str[5001], bin[5001];
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        size_t n = lens[k];
+        fill_text(str, n, (unsigned)k);
+        fill_pattern(bin, n, (unsigned)k);
+        char *out;
+        size_t len;
+
+        /* "k:%s" is 2 + n bytes, "%b|%s" is 2n + 1 bytes. */
+        char *w1 = malloc(n + 3), *w2 = malloc(2 * n + 2);
+        assert_non_null(w1);
+        assert_non_null(w2);
+        memcpy(w1, "k:", 2);
+        memcpy(w1 + 2, str, n);
+        memcpy(w2, bin, n);
+        w2[n] = '|';
+        memcpy(w2 + n + 1, str, n);
+        const char *argv[4] = {"SET", w1, w2, "x-7"};
+        size_t al[4] = {3, n + 2, 2 * n + 1, 3};
+        bytes exp = resp(4, argv, al);
+        assert_int_equal(
+            aredis_format_command(&out, &len, "SET k:%s %b|%s x%d", str, bin, n, str, -7),
+            AREDIS_ERR_OK);
+        check_out(out, len, &exp);
+
+        /* The same through the buffer API, behind some earlier bytes. */
+        aredis__buf b = {NULL, 0, 0, 0};
+        assert_int_equal(aredis__buf_append(&b, "prefix", 6), 0);
+        assert_int_equal(buf_fmt(&b, "SET k:%s %b|%s x%d", str, bin, n, str, -7), AREDIS_ERR_OK);
+        assert_int_equal(b.len, 6 + exp.n);
+        assert_memory_equal(b.data, "prefix", 6);
+        assert_memory_equal(b.data + 6, exp.p, exp.n);
+        aredis__buf_free(&b);
+        free(exp.p);
+        free(w1);
+        free(w2);
+    }
+
+    /* A word of many pieces of every kind. */
+    static const char want[] = "*2\r\n$4\r\nECHO\r\n"
+                               "$70\r\n"
+                               "a-1b2c-3d4e5f6g7h%i8j9k10l11m12n-13o14pq\0rstu"
+                               "v|x%y-9223372036854775808\r\n";
+    EXPECT_FMT(want,
+               "ECHO a%db%uc%ldd%lue%llif%llug%zuh%%i%zdj%lik%dl%um%dn%do%dp%s%bt%su%b|x%%y%lld",
+               -1, 2u, -3L, 4UL, 5LL, 6ULL, (size_t)7, (ssize_t)8, 9L, 10, 11u, 12, -13, 14, "",
+               "q\0rs", (size_t)4, "", "v", (size_t)1, LLONG_MIN);
+}
+
+/* A format of `n` literal words "w0 w1 ...", then " %s %d". */
+static char *words_fmt(int n) {
+    size_t cap = (size_t)n * 8 + 16;
+    char *f = malloc(cap), *p = f;
+    assert_non_null(f);
+    for (int i = 0; i < n; i++) p += snprintf(p, cap - (size_t)(p - f), "w%d ", i);
+    strcpy(p, "%s %d");
+    return f;
+}
+
+/* The "*N" header around its widths, against the argv form. */
+static void test_arg_counts(void **state) {
+    (void)state;
+    static const int counts[] = {1, 2, 7, 8, 9, 10, 11, 98, 99, 100, 101, 998, 1000, 1003};
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+        int total = counts[k], lit = total - 2 > 0 ? total - 2 : 0;
+        const char **argv = malloc((size_t)(lit + 2) * sizeof *argv);
+        char(*store)[16] = malloc((size_t)(lit + 2) * sizeof *store);
+        assert_non_null(argv);
+        assert_non_null(store);
+        for (int i = 0; i < lit; i++) {
+            snprintf(store[i], sizeof store[i], "w%d", i);
+            argv[i] = store[i];
+        }
+        argv[lit] = "s";
+        argv[lit + 1] = "-5";
+        bytes exp;
+        char *out, *fmt;
+        size_t len;
+        if (total == 1) {
+            exp = resp(1, argv + lit, NULL);
+            fmt = strdup("%s");
+        } else {
+            exp = resp(lit + 2, argv, NULL);
+            fmt = words_fmt(lit);
+        }
+        assert_non_null(fmt);
+        assert_int_equal(aredis_format_command(&out, &len, fmt, "s", -5), AREDIS_ERR_OK);
+        check_out(out, len, &exp);
+        const char *const *av = total == 1 ? argv + lit : argv;
+        assert_int_equal(aredis_format_argv(&out, &len, total, av, NULL), AREDIS_ERR_OK);
+        check_out(out, len, &exp);
+
+        aredis__buf b = {NULL, 0, 0, 0};
+        assert_int_equal(buf_fmt(&b, fmt, "s", -5), AREDIS_ERR_OK);
+        assert_int_equal(aredis__write_argv(&b, total, av, NULL), AREDIS_ERR_OK);
+        assert_int_equal(b.len, 2 * exp.n);
+        assert_memory_equal(b.data, exp.p, exp.n);
+        assert_memory_equal(b.data + exp.n, exp.p, exp.n);
+        aredis__buf_free(&b);
+        free(exp.p);
+        free(fmt);
+        free(store);
+        free(argv);
+    }
+}
+
+/* The va_list is only copied: the same one formats the same command twice. */
+static aredis_err buf_fmt_twice(aredis__buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    aredis_err rc = aredis__write_vfmt(b, fmt, ap);
+    if (rc == AREDIS_ERR_OK) rc = aredis__write_vfmt(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void test_va_list_reuse(void **state) {
+    (void)state;
+    aredis__buf b = {NULL, 0, 0, 0};
+    /* More arguments than registers, so some come from the stack. */
+    assert_int_equal(buf_fmt_twice(&b, "MSET %s %d k:%u:%lld %b %zu %s%s %d %d %d", "a", 1, 2u,
+                                   3LL, "b\0", (size_t)2, (size_t)4, "c", "d", 5, 6, 7),
+                     AREDIS_ERR_OK);
+    static const char one[] = "*10\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$5\r\nk:2:3\r\n"
+                              "$2\r\nb\0\r\n$1\r\n4\r\n$2\r\ncd\r\n$1\r\n5\r\n$1\r\n6\r\n"
+                              "$1\r\n7\r\n";
+    assert_int_equal(b.len, 2 * (sizeof one - 1));
+    assert_memory_equal(b.data, one, sizeof one - 1);
+    assert_memory_equal(b.data + sizeof one - 1, one, sizeof one - 1);
+    aredis__buf_free(&b);
+}
+
+/*
+ * Buffer states that make the one-pass writer grow in the middle of a
+ * command: an empty buffer, and buffers with `room` bytes left, with and
+ * without a consumed prefix (which a growth may reclaim by moving the used
+ * bytes down). After the call the used bytes that were there must be intact
+ * and followed by exactly `exp` (or, on error, by nothing).
+ */
+typedef aredis_err (*buf_call)(aredis__buf *b);
+
+static const char *g_big_s;
+static const char *g_big_b;
+static size_t g_big_n;
+
+static aredis_err call_single(aredis__buf *b) {
+    return buf_fmt(b, "SET %s %b", g_big_s, g_big_b, g_big_n);
+}
+static aredis_err call_multi(aredis__buf *b) {
+    return buf_fmt(b, "SET k:%s:%d v%b%s%b. %u", g_big_s, 42, g_big_b, g_big_n, g_big_s, g_big_b,
+                   g_big_n, 9u);
+}
+static aredis_err call_many(aredis__buf *b) {
+    return buf_fmt(b, "A B C D E F G H I J K%s %b", g_big_s, g_big_b, g_big_n);
+}
+static aredis_err call_argv(aredis__buf *b) {
+    const char *argv[4] = {"SET", g_big_s, g_big_b, "end"};
+    size_t lens[4] = {3, strlen(g_big_s), g_big_n, 3};
+    return aredis__write_argv(b, 4, argv, lens);
+}
+static aredis_err call_late_error(aredis__buf *b) {
+    return buf_fmt(b, "SET k:%s %b %d %q", g_big_s, g_big_b, g_big_n, 1, 2);
+}
+static aredis_err call_late_null(aredis__buf *b) {
+    const char *argv[4] = {"SET", g_big_s, g_big_b, NULL};
+    size_t lens[4] = {3, strlen(g_big_s), g_big_n, 0};
+    return aredis__write_argv(b, 4, argv, lens);
+}
+
+static bytes expect_of(buf_call call) {
+    bytes e = {NULL, 0};
+    if (call == call_single) {
+        const char *argv[3] = {"SET", g_big_s, g_big_b};
+        size_t l[3] = {3, strlen(g_big_s), g_big_n};
+        return resp(3, argv, l);
+    }
+    if (call == call_argv) {
+        const char *argv[4] = {"SET", g_big_s, g_big_b, "end"};
+        size_t l[4] = {3, strlen(g_big_s), g_big_n, 3};
+        return resp(4, argv, l);
+    }
+    size_t sn = strlen(g_big_s);
+    if (call == call_many) {
+        const char *argv[12] = {"A", "B", "C", "D", "E", "F", "G", "H", "I", "J", NULL, g_big_b};
+        size_t l[12] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 + sn, g_big_n};
+        char *k = malloc(sn + 1);
+        assert_non_null(k);
+        k[0] = 'K';
+        memcpy(k + 1, g_big_s, sn);
+        argv[10] = k;
+        e = resp(12, argv, l);
+        free(k);
+        return e;
+    }
+    /* call_multi: "k:<s>:42" "v<b><s><b>." "9" */
+    char *w1 = malloc(sn + 5), *w2 = malloc(2 * g_big_n + sn + 2);
+    assert_non_null(w1);
+    assert_non_null(w2);
+    memcpy(w1, "k:", 2);
+    memcpy(w1 + 2, g_big_s, sn);
+    memcpy(w1 + 2 + sn, ":42", 3);
+    w2[0] = 'v';
+    memcpy(w2 + 1, g_big_b, g_big_n);
+    memcpy(w2 + 1 + g_big_n, g_big_s, sn);
+    memcpy(w2 + 1 + g_big_n + sn, g_big_b, g_big_n);
+    w2[1 + 2 * g_big_n + sn] = '.';
+    const char *argv[4] = {"SET", w1, w2, "9"};
+    size_t l[4] = {3, sn + 5, 2 * g_big_n + sn + 2, 1};
+    e = resp(4, argv, l);
+    free(w1);
+    free(w2);
+    return e;
+}
+
+/*
+ * Run `call` on a buffer of capacity >= 1024 filled to `room` bytes from its
+ * end, the first `consumed` of them consumed. Returns the call's result and
+ * checks the buffer against `exp` (NULL: the call must have failed).
+ */
+static aredis_err run_in_state(buf_call call, const bytes *exp, size_t room, size_t consumed) {
+    aredis__buf b = {NULL, 0, 0, 0};
+    assert_int_equal(aredis__buf_reserve(&b, 1024), 0);
+    size_t fill = room < b.cap ? b.cap - room : 0;
+    char *pre = malloc(fill + 1);
+    assert_non_null(pre);
+    fill_pattern(pre, fill, 5);
+    assert_int_equal(aredis__buf_append(&b, pre, fill), 0);
+    if (consumed >= fill) consumed = fill ? fill - 1 : 0;
+    aredis__buf_consume(&b, consumed);
+    size_t used = aredis__buf_used(&b);
+    assert_int_equal(used, fill - consumed);
+
+    aredis_err rc = call(&b);
+
+    assert_int_equal(aredis__buf_used(&b), used + (rc == AREDIS_ERR_OK ? exp->n : 0));
+    assert_memory_equal(b.data + b.off, pre + consumed, used);
+    if (rc == AREDIS_ERR_OK) assert_memory_equal(b.data + b.off + used, exp->p, exp->n);
+    /* The buffer still works after it. */
+    assert_int_equal(buf_fmt(&b, "PING"), AREDIS_ERR_OK);
+    assert_memory_equal(b.data + b.len - 14, "*1\r\n$4\r\nPING\r\n", 14);
+    aredis__buf_free(&b);
+    free(pre);
+    return rc;
+}
+
+static void test_growth_mid_command(void **state) {
+    (void)state;
+    static const size_t sizes[] = {0, 1, 9, 10, 33, 100, 700, 1500, 5000};
+    static const buf_call ok_calls[] = {call_single, call_multi, call_many, call_argv};
+    static const buf_call bad_calls[] = {call_late_error, call_late_null};
+    static char s[5001], bin[5001];
+
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        fill_text(s, sizes[z] / 3, (unsigned)z);
+        fill_pattern(bin, sizes[z], (unsigned)z);
+        g_big_s = s;
+        g_big_b = bin;
+        g_big_n = sizes[z];
+        for (size_t c = 0; c < sizeof ok_calls / sizeof ok_calls[0]; c++) {
+            bytes exp = expect_of(ok_calls[c]);
+            size_t rooms[] = {0,  1,  3,  4,  5,  9,  17, 23, 24, 25, 26, 27, 31, 40,
+                              60, 64, 100, exp.n / 2, exp.n - 1, exp.n, exp.n + 1, exp.n + 40};
+            for (size_t r = 0; r < sizeof rooms / sizeof rooms[0]; r++) {
+                assert_int_equal(run_in_state(ok_calls[c], &exp, rooms[r], 0), AREDIS_ERR_OK);
+                assert_int_equal(run_in_state(ok_calls[c], &exp, rooms[r], 900), AREDIS_ERR_OK);
+                assert_int_equal(run_in_state(ok_calls[c], &exp, rooms[r], 20), AREDIS_ERR_OK);
+            }
+            free(exp.p);
+        }
+        for (size_t c = 0; c < sizeof bad_calls / sizeof bad_calls[0]; c++) {
+            size_t rooms[] = {0, 4, 25, 64, 200, 2000, 20000};
+            for (size_t r = 0; r < sizeof rooms / sizeof rooms[0]; r++) {
+                assert_int_equal(run_in_state(bad_calls[c], NULL, rooms[r], 0), AREDIS_ERR_INVALID);
+                assert_int_equal(run_in_state(bad_calls[c], NULL, rooms[r], 900),
+                                 AREDIS_ERR_INVALID);
+            }
+        }
+    }
+}
+
+/*
+ * Allocation failure at every growth of a command that grows several times
+ * on its way: NOMEM with the used bytes intact, or the exact command; no
+ * leak either way, in the buffer and the public API.
+ */
+static void test_alloc_failure_mid_command(void **state) {
+    (void)state;
+    static char s[3001], bin[20000];
+    fill_text(s, 3000, 1);
+    fill_pattern(bin, sizeof bin, 2);
+    g_big_s = s;
+    g_big_b = bin;
+    g_big_n = sizeof bin;
+    static const buf_call calls[] = {call_single, call_multi, call_many, call_argv};
+
+    for (size_t c = 0; c < sizeof calls / sizeof calls[0]; c++) {
+        bytes exp = expect_of(calls[c]);
+        for (long k = 1; k <= 8; k++) {
+            for (int consumed = 0; consumed < 2; consumed++) {
+                use_test_allocator(0, 0);
+                aredis__buf b = {NULL, 0, 0, 0};
+                assert_int_equal(aredis__buf_append(&b, "0123456789", 10), 0);
+                if (consumed) aredis__buf_consume(&b, 4);
+                size_t used = aredis__buf_used(&b);
+                g_fail_at = g_calls + k;
+                aredis_err rc = calls[c](&b);
+                if (rc == AREDIS_ERR_OK) {
+                    assert_int_equal(aredis__buf_used(&b), used + exp.n);
+                    assert_memory_equal(b.data + b.off + used, exp.p, exp.n);
+                } else {
+                    assert_int_equal(rc, AREDIS_ERR_NOMEM);
+                    assert_int_equal(aredis__buf_used(&b), used);
+                }
+                assert_memory_equal(b.data + b.off, "0123456789" + (consumed ? 4 : 0), used);
+                aredis__buf_free(&b);
+                assert_int_equal(g_live, 0);
+                aredis_reset_allocator();
+            }
+        }
+        free(exp.p);
+    }
+
+    /* The public API: on the stack first, then the heap. */
+    const char *argv[3] = {"SET", s, bin};
+    size_t lens[3] = {3, strlen(s), sizeof bin};
+    bytes exp = resp(3, argv, lens);
+    for (long k = 1; k <= 10; k++) {
+        use_test_allocator(0, k);
+        char *out = NULL;
+        size_t len = 0;
+        aredis_err rc = aredis_format_command(&out, &len, "SET %s %b", s, bin, sizeof bin);
+        if (rc == AREDIS_ERR_OK) {
+            assert_int_equal(len, exp.n);
+            assert_memory_equal(out, exp.p, exp.n);
+            assert_int_equal(out[len], '\0');
+            aredis_free_command(out);
+        } else {
+            assert_int_equal(rc, AREDIS_ERR_NOMEM);
+            assert_null(out);
+        }
+        rc = aredis_format_argv(&out, &len, 3, argv, lens);
+        if (rc == AREDIS_ERR_OK) {
+            assert_int_equal(len, exp.n);
+            assert_memory_equal(out, exp.p, exp.n);
+            aredis_free_command(out);
+        } else {
+            assert_int_equal(rc, AREDIS_ERR_NOMEM);
+        }
+        assert_int_equal(g_live, 0);
+        aredis_reset_allocator();
+    }
+    free(exp.p);
+}
+
+/* Lengths no object can have fail with NOMEM before anything is read. */
+static void test_huge_lengths(void **state) {
+    (void)state;
+    static const size_t huge[] = {SIZE_MAX, SIZE_MAX - 24, SIZE_MAX / 2 + 1, (size_t)PTRDIFF_MAX,
+                                  (size_t)PTRDIFF_MAX - 30};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        size_t n = huge[i];
+        EXPECT_FMT_ERR(AREDIS_ERR_NOMEM, "SET k %b", "x", n);
+        EXPECT_FMT_ERR(AREDIS_ERR_NOMEM, "SET k:%b", "x", n);
+        EXPECT_FMT_ERR(AREDIS_ERR_NOMEM, "SET k %s%b", "abc", "x", n);
+
+        aredis__buf b = {NULL, 0, 0, 0};
+        assert_int_equal(buf_fmt(&b, "PING"), AREDIS_ERR_OK);
+        assert_int_equal(buf_fmt(&b, "SET k %b", "x", n), AREDIS_ERR_NOMEM);
+        assert_int_equal(buf_fmt(&b, "SET k:%b", "x", n), AREDIS_ERR_NOMEM);
+        const char *argv[3] = {"SET", "k", "x"};
+        size_t lens[3] = {3, 1, n};
+        assert_int_equal(aredis__write_argv(&b, 3, argv, lens), AREDIS_ERR_NOMEM);
+        char *out = (char *)1;
+        size_t len = 9;
+        assert_int_equal(aredis_format_argv(&out, &len, 3, argv, lens), AREDIS_ERR_NOMEM);
+        assert_null(out);
+        assert_int_equal(b.len, 14);
+        assert_memory_equal(b.data, "*1\r\n$4\r\nPING\r\n", 14);
+        aredis__buf_free(&b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple),
@@ -562,6 +967,12 @@ int main(void) {
         cmocka_unit_test(test_internal_append),
         cmocka_unit_test(test_internal_rollback),
         cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_multi_piece_words),
+        cmocka_unit_test(test_arg_counts),
+        cmocka_unit_test(test_va_list_reuse),
+        cmocka_unit_test(test_growth_mid_command),
+        cmocka_unit_test(test_alloc_failure_mid_command),
+        cmocka_unit_test(test_huge_lengths),
     };
     return cmocka_run_group_tests_name("writer", tests, NULL, NULL);
 }
