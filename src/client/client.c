@@ -268,9 +268,7 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
     aredis__ready_notify_list(waiters, code == AREDIS_ERR_OK ? AREDIS_ERR_CLOSED : code, why);
     if (retry && c->gen == gen && c->state == AREDIS_STATE_RECONNECTING && !c->free_pending &&
         c->opt.on_reconnect_attempt) {
-        uint64_t now = aredis__now_ms(c->loop);
-        uint32_t delay = c->reconnect_at > now ? (uint32_t)(c->reconnect_at - now) : 0;
-        c->opt.on_reconnect_attempt(c, c->attempt, delay, c->opt.cb_data);
+        c->opt.on_reconnect_attempt(c, c->attempt, c->reconnect_delay, c->opt.cb_data);
     }
     if (!c->free_pending) aredis__timer_update(c);
 }

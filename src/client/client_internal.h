@@ -102,6 +102,7 @@ struct aredis_client {
     /* reconnection (reconnect.c) */
     unsigned attempt;      /* failed attempts in a row */
     uint64_t reconnect_at; /* when the next attempt starts; 0 = none */
+    uint32_t reconnect_delay; /* the delay chosen for it (reported as is) */
     uint64_t rng;          /* jitter */
     int was_ready;         /* the connection being torn down had been READY */
 

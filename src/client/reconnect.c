@@ -125,6 +125,7 @@ int aredis__reconnect_decide(aredis_client *c, aredis_err code) {
     if (!may_retry(c, code)) return 0;
     c->attempt++;
     uint32_t delay = aredis__backoff_ms(&c->opt, c->attempt, &c->rng);
+    c->reconnect_delay = delay;
     c->reconnect_at = aredis__now_ms(c->loop) + delay;
     if (c->reconnect_at == 0) c->reconnect_at = 1;
     c->state = AREDIS_STATE_RECONNECTING;
