@@ -114,18 +114,11 @@ static void test_fallback_without_hello(void **state) {
  * connect_timeout_ms, and waiting commands fail with TIMEOUT. */
 static void test_connect_timeout(void **state) {
     (void)state;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(lfd, 8), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    int port;
+    int lfd = ts_silent_listener(&port);
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ntohs(a.sin_port);
+    o.port = port;
     o.connect_timeout_ms = 300;
     o.reconnect = 0;
     aredis_client *c = aredis_client_new(loop, &o);

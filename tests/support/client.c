@@ -2,9 +2,12 @@
  * Test support: clients against fixture servers, and waiting on the loop
  * for a condition (tests never sleep and hope).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "ts.h"
 
@@ -135,4 +138,19 @@ void ts_on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, voi
         }
     }
     if (res->done_counter) (*res->done_counter)++;
+}
+
+int ts_silent_listener(int *port) {
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return lfd;
 }

@@ -125,6 +125,13 @@ typedef struct ts_result {
 } ts_result;
 void ts_on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data);
 
+/*
+ * A 127.0.0.1 listener that never accepts or answers (connects complete in
+ * the kernel's backlog, then silence): for connect/handshake timeouts.
+ * Returns the fd (close it when done) and sets *port.
+ */
+int ts_silent_listener(int *port);
+
 /* Log a line to stderr prefixed with "# " (TAP-style comment). */
 void ts_log(const char *fmt, ...);
 
