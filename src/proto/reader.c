@@ -34,6 +34,7 @@
  * buffered bytes, and is returned from every later call.
  */
 #include "proto/reply_internal.h"
+#include "util/copy.h"
 #include "aredis/reader.h"
 
 #include <limits.h>
@@ -65,41 +66,6 @@
 #define READER_NOINLINE
 #define READER_LIKELY(x) (x)
 #endif
-
-/* Copy 1 to 32 bytes without a call: two overlapping moves of a fixed size. */
-static READER_INLINE void copy_small(char *d, const char *s, size_t n) {
-    if (n >= 16) {
-        char a[16], b[16];
-        memcpy(a, s, 16);
-        memcpy(b, s + n - 16, 16);
-        memcpy(d, a, 16);
-        memcpy(d + n - 16, b, 16);
-    } else if (n >= 8) {
-        uint64_t a, b;
-        memcpy(&a, s, 8);
-        memcpy(&b, s + n - 8, 8);
-        memcpy(d, &a, 8);
-        memcpy(d + n - 8, &b, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, s, 4);
-        memcpy(&b, s + n - 4, 4);
-        memcpy(d, &a, 4);
-        memcpy(d + n - 4, &b, 4);
-    } else {
-        d[0] = s[0];
-        d[n / 2] = s[n / 2];
-        d[n - 1] = s[n - 1];
-    }
-}
-
-/* Copy n bytes, short ones inline (a call costs more than the copy). */
-static READER_INLINE void copy_bytes(char *d, const char *s, size_t n) {
-    if (n - 1 < 32)
-        copy_small(d, s, n);
-    else if (n)
-        memcpy(d, s, n);
-}
 
 /* What the reader is waiting for. */
 typedef enum reader_state {
@@ -483,7 +449,7 @@ aredis_err aredis_reader_feed(aredis_reader *r, const char *buf, size_t len) {
     if (r->err) return r->err;
     /* A few bytes that fit: no call at all. */
     if (len - 1 < 32 && r->cap - r->len >= len) {
-        copy_small(r->buf + r->len, buf, len);
+        aredis__copy_small(r->buf + r->len, buf, len);
         r->len += len;
         return AREDIS_ERR_OK;
     }
@@ -888,7 +854,7 @@ static READER_INLINE int fast_string(aredis_reader *r, aredis_reply_type type, c
     if (o) {
         o->str = p;
         o->len = len;
-        copy_bytes(p, src, len);
+        aredis__copy(p, src, len);
         p[len] = '\0';
         if (type == AREDIS_REPLY_VERB) memcpy(o->vtype, s, 3);
     }
@@ -1398,7 +1364,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         if (!x) return reader_nomem(r);
         x->str = (char *)(x + 1);
         x->len = (size_t)v;
-        copy_bytes(x->str, q, (size_t)v);
+        aredis__copy(x->str, q, (size_t)v);
         x->str[v] = '\0';
         r->pos = (size_t)(q + v + 2 - r->buf);
         *o = x;
@@ -1420,7 +1386,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         if (!x) return reader_nomem(r);
         x->str = (char *)(x + 1);
         x->len = n;
-        copy_bytes(x->str, line, n);
+        aredis__copy(x->str, line, n);
         x->str[n] = '\0';
         r->pos = (size_t)(q + 2 - r->buf);
         *o = x;

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "util/copy.h"
 #include "aredis/writer.h"
 #include "proto/writer_internal.h"
 #include "util/alloc.h"
@@ -118,51 +119,6 @@ static inline char *put_hdr(char *p, char type, size_t v) {
     p[0] = '\r';
     p[1] = '\n';
     return p + 2;
-}
-
-/*
- * memcpy for the short keys and values that dominate: a few fixed-size
- * (overlapping) moves instead of a call. Up to 32 bytes every byte is loaded
- * before any is stored, so it is also a memmove there. Nothing is read when
- * n is 0.
- */
-static inline void copy_bytes(char *d, const char *s, size_t n) {
-    if (n <= 16) {
-        if (n >= 8) {
-            uint64_t a, z;
-            memcpy(&a, s, 8);
-            memcpy(&z, s + n - 8, 8);
-            memcpy(d, &a, 8);
-            memcpy(d + n - 8, &z, 8);
-        } else if (n >= 4) {
-            uint32_t a, z;
-            memcpy(&a, s, 4);
-            memcpy(&z, s + n - 4, 4);
-            memcpy(d, &a, 4);
-            memcpy(d + n - 4, &z, 4);
-        } else if (n) {
-            char a = s[0], m = s[n / 2], z = s[n - 1];
-            d[0] = a;
-            d[n / 2] = m;
-            d[n - 1] = z;
-        }
-    } else if (n <= 32) {
-        char a[16], z[16];
-        memcpy(a, s, 16);
-        memcpy(z, s + n - 16, 16);
-        memcpy(d, a, 16);
-        memcpy(d + n - 16, z, 16);
-    } else {
-        memcpy(d, s, n);
-    }
-}
-
-/* copy_bytes() for ranges that may overlap (it loads before it stores). */
-static inline void move_bytes(char *d, const char *s, size_t n) {
-    if (n > 32)
-        memmove(d, s, n);
-    else
-        copy_bytes(d, s, n);
 }
 
 /* ---- The output ------------------------------------------------------- */
@@ -379,7 +335,7 @@ static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const
                 end = w->p + w->cap;
             }
             q = put_hdr(q, '$', n);
-            copy_bytes(q, s, n);
+            aredis__copy(q, s, n);
             q += n;
         } else {
             /* A word of several pieces: append each to the payload. */
@@ -395,13 +351,13 @@ static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const
                     q = w->p + w->pos;
                     end = w->p + w->cap;
                 }
-                copy_bytes(q + 4 + len, s, n);
+                aredis__copy(q + 4 + len, s, n);
                 len = total;
                 if (WORD_END(*f)) break;
                 rc = next_piece(&f, ap, num + sizeof num, &s, &n);
                 if (rc != AREDIS_ERR_OK) return rc;
             }
-            if (len >= 10) move_bytes(q + 3 + u64_digits((uint64_t)len), q + 4, len);
+            if (len >= 10) aredis__move(q + 3 + u64_digits((uint64_t)len), q + 4, len);
             q = put_hdr(q, '$', len) + len;
         }
         q[0] = '\r';
@@ -443,7 +399,7 @@ argv_args(wbuf *w, char *q, int argc, const char *const *argv, const size_t *arg
             end = w->p + w->cap;
         }
         q = put_hdr(q, '$', len);
-        copy_bytes(q, s, len);
+        aredis__copy(q, s, len);
         q += len;
         q[0] = '\r';
         q[1] = '\n';
