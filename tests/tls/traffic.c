@@ -255,6 +255,7 @@ static void test_handshake_timeout(void **state) {
     ts_log("silent TLS peer: %s after %llu ms: %s", aredis_err_name(e), (unsigned long long)took,
            detail);
     assert_int_equal(e, AREDIS_ERR_TIMEOUT);
+    assert_non_null(strstr(detail, "TLS handshake timed out"));
     assert_true(took >= 250);
     assert_true(took < 3000);
     aredis_client_free(c);
