@@ -291,7 +291,22 @@ size_t aredis__redact_command(const char *resp, size_t len, char *o, size_t outl
     return finish(&w);
 }
 
+/*
+ * The first letter of the only sensitive name of each length 3..8 (ACL, AUTH,
+ * HELLO, CONFIG, MIGRATE, SENTINEL), lower case; 0 for other lengths.
+ */
+static const char sensitive_initial[9] = {0, 0, 0, 'a', 'a', 'h', 'c', 'm', 's'};
+
 int aredis__redact_is_sensitive(const char *resp, size_t len) {
+    /*
+     * Every command issued comes through here: most are told apart by the
+     * name's length and first letter, read straight from the common layout
+     * "*<1 digit>\r\n$<1 digit>\r\n<name>", before any real parsing.
+     */
+    if (len >= 9 && resp[0] == '*' && resp[2] == '\r' && resp[4] == '$' && resp[6] == '\r') {
+        unsigned d = (unsigned char)resp[5] - '0';
+        if (d < 3 || d > 8 || lower(resp[8]) != sensitive_initial[d]) return 0;
+    }
     cursor c = {resp, resp + len};
     size_t argc;
     const char *a;
