@@ -120,6 +120,13 @@ struct aredis_reader {
     char *acur;
     size_t aroom, atotal;
     /*
+     * Small-leaf chunks handed back by aredis__reader_recycle(), linked
+     * through `next`: the next small top-level leaf reuses one instead of
+     * a malloc/free pair (see SMALL_LEAF_BYTES).
+     */
+    arena_chunk *spare;
+    unsigned nspare;
+    /*
      * Buffer offset up to which received bytes already back an element slot
      * allocated ahead of its element (see reserve_slots()).
      */
@@ -152,7 +159,41 @@ struct aredis_reader {
  * object of ARENA_OWN_CHUNK bytes or more that does not fit gets a chunk of
  * its own, so the room left in the current chunk is not wasted.
  */
-enum { REPLY_OWN = 0, REPLY_ARENA_ROOT = 1, REPLY_ARENA_MEMBER = 2 };
+enum { REPLY_OWN = 0, REPLY_ARENA_ROOT = 1, REPLY_ARENA_MEMBER = 2, REPLY_ARENA_SMALL = 3 };
+
+/*
+ * A top-level leaf whose payload fits in SMALL_LEAF_EXTRA bytes (nil, +OK,
+ * integers, short strings: most replies) gets a chunk of exactly
+ * SMALL_LEAF_BYTES, priv_alloc REPLY_ARENA_SMALL. Freed like any root, or
+ * parked by aredis__reader_recycle() on the reader's spare list (at most
+ * SPARE_MAX) when its last reference goes, for the next small leaf to reuse.
+ */
+#define SMALL_LEAF_EXTRA 48
+#define SMALL_LEAF_BYTES (sizeof(arena_chunk) + sizeof(aredis_reply) + SMALL_LEAF_EXTRA)
+#define SPARE_MAX 16
+
+/* A parked chunk is off limits until reused: ASan reports any touch of it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define READER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define READER_ASAN 1
+#endif
+#endif
+#ifdef READER_ASAN
+#include <sanitizer/asan_interface.h>
+static void spare_poison(arena_chunk *c) {
+    ASAN_POISON_MEMORY_REGION((char *)(c + 1), SMALL_LEAF_BYTES - sizeof *c);
+}
+static void spare_unpoison(arena_chunk *c) {
+    ASAN_UNPOISON_MEMORY_REGION((char *)(c + 1), SMALL_LEAF_BYTES - sizeof *c);
+}
+#else
+static void spare_poison(arena_chunk *c) { (void)c; }
+static void spare_unpoison(arena_chunk *c) { (void)c; }
+#endif
+
+static void spare_free_all(aredis_reader *r);
 
 #define ARENA_CHUNK_MAX (16 * 1024)
 #define ARENA_OWN_CHUNK (4 * 1024)
@@ -175,7 +216,7 @@ static void arena_free_chain(arena_chunk *c) {
 
 void aredis__reply_arena_free(aredis_reply *r) {
     /* A nested reply belongs to its top-level reply's arena: nothing to do. */
-    if (r->priv_alloc != REPLY_ARENA_ROOT) return;
+    if (r->priv_alloc != REPLY_ARENA_ROOT && r->priv_alloc != REPLY_ARENA_SMALL) return;
     arena_chunk *c = (arena_chunk *)r - 1, *next;
     do {
         next = c->next;
@@ -339,6 +380,7 @@ aredis_reader *aredis_reader_new(const aredis_reply_builder *builder, void *priv
 void aredis_reader_free(aredis_reader *r) {
     if (!r) return;
     reader_discard_partial(r);
+    spare_free_all(r);
     aredis__free(r->stack);
     buf_free(r);
     aredis__free(r);
@@ -697,18 +739,55 @@ static READER_INLINE void fast_init(aredis_reply *o, aredis_reply_type type, uns
 
 /*
  * A top-level leaf with no attribute before it — most replies: a chunk of its
- * own (link, reply, `extra` payload bytes), made without the arena state.
+ * own (link, reply, `extra` payload bytes), made without the arena state. A
+ * small one reuses a spare chunk when there is one.
  */
-static READER_INLINE aredis_reply *root_leaf_new(aredis_reply_type type, size_t extra) {
-    size_t bytes;
-    if (aredis__add_overflow(sizeof(arena_chunk) + sizeof(aredis_reply), extra, &bytes))
-        return NULL;
-    arena_chunk *c = aredis__malloc(bytes);
-    if (!c) return NULL;
+static READER_INLINE aredis_reply *root_leaf_new(aredis_reader *r, aredis_reply_type type,
+                                                 size_t extra) {
+    arena_chunk *c;
+    unsigned alloc = REPLY_ARENA_SMALL;
+    if (READER_LIKELY(extra <= SMALL_LEAF_EXTRA)) {
+        if ((c = r->spare) != NULL) {
+            spare_unpoison(c);
+            r->spare = c->next;
+            r->nspare--;
+        } else if (!(c = aredis__malloc(SMALL_LEAF_BYTES))) {
+            return NULL;
+        }
+    } else {
+        size_t bytes;
+        if (aredis__add_overflow(sizeof(arena_chunk) + sizeof(aredis_reply), extra, &bytes))
+            return NULL;
+        if (!(c = aredis__malloc(bytes))) return NULL;
+        alloc = REPLY_ARENA_ROOT;
+    }
     c->next = NULL;
     aredis_reply *o = (aredis_reply *)(void *)(c + 1);
-    fast_init(o, type, REPLY_ARENA_ROOT);
+    fast_init(o, type, alloc);
     return o;
+}
+
+void aredis__reader_recycle(aredis_reader *r, aredis_reply *reply) {
+    if (r && reply && reply->priv_alloc == REPLY_ARENA_SMALL && reply->priv_refs <= 1 &&
+        r->nspare < SPARE_MAX) {
+        arena_chunk *c = (arena_chunk *)(void *)reply - 1;
+        c->next = r->spare;
+        r->spare = c;
+        r->nspare++;
+        spare_poison(c);
+        return;
+    }
+    aredis_reply_release(reply);
+}
+
+static void spare_free_all(aredis_reader *r) {
+    while (r->spare) {
+        arena_chunk *c = r->spare;
+        spare_unpoison(c);
+        r->spare = c->next;
+        aredis__free(c);
+    }
+    r->nspare = 0;
 }
 
 static aredis_reply *buf_steal(aredis_reader *r, aredis_reply_type type, char *s, size_t n) {
@@ -741,7 +820,7 @@ static READER_INLINE aredis_reply *fast_new(aredis_reader *r, aredis_reply_type 
     unsigned alloc;
     if (r->depth == 0 && type != AREDIS_REPLY_ATTR) {
         if (!r->ahead && leaf) {
-            o = root_leaf_new(type, extra);
+            o = root_leaf_new(r, type, extra);
             if (o) *payload = (char *)(o + 1);
             return o;
         }
@@ -1324,14 +1403,14 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
     if (end - p >= 5 && p[4] == '\n') {
         uint32_t w = load32(p);
         if (w == load32("$-1\r")) {
-            x = root_leaf_new(AREDIS_REPLY_NIL, 0);
+            x = root_leaf_new(r, AREDIS_REPLY_NIL, 0);
             if (!x) return reader_nomem(r);
             r->pos += 5;
             *o = x;
             return 1;
         }
         if (w == load32("+OK\r") && r->cur.max_bulk_len >= 2) {
-            x = root_leaf_new(AREDIS_REPLY_STATUS, 8);
+            x = root_leaf_new(r, AREDIS_REPLY_STATUS, 8);
             if (!x) return reader_nomem(r);
             x->str = (char *)(x + 1);
             x->len = 2;
@@ -1346,7 +1425,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         if (!(q = scan_num(p, end, &v, &neg, 0))) return 0;
         if (neg) {
             if (v != 1) return 0;
-            x = root_leaf_new(AREDIS_REPLY_NIL, 0);
+            x = root_leaf_new(r, AREDIS_REPLY_NIL, 0);
             if (!x) return reader_nomem(r);
             r->pos = (size_t)(q - r->buf);
             *o = x;
@@ -1360,7 +1439,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
             *o = buf_steal(r, AREDIS_REPLY_STRING, (char *)(uintptr_t)q, (size_t)v);
             return 1;
         }
-        x = root_leaf_new(AREDIS_REPLY_STRING, ARENA_ALIGN((size_t)v + 1));
+        x = root_leaf_new(r, AREDIS_REPLY_STRING, ARENA_ALIGN((size_t)v + 1));
         if (!x) return reader_nomem(r);
         x->str = (char *)(x + 1);
         x->len = (size_t)v;
@@ -1371,7 +1450,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         return 1;
     case ':':
         if (!(q = scan_num(p, end, &v, &neg, 1))) return 0;
-        x = root_leaf_new(AREDIS_REPLY_INTEGER, 0);
+        x = root_leaf_new(r, AREDIS_REPLY_INTEGER, 0);
         if (!x) return reader_nomem(r);
         x->integer = neg ? -(long long)v : (long long)v;
         r->pos = (size_t)(q - r->buf);
@@ -1382,7 +1461,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         const char *line = p + 1;
         if (!(q = scan_short_line(r, line, end))) return 0;
         size_t n = (size_t)(q - line);
-        x = root_leaf_new(*p == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, ARENA_ALIGN(n + 1));
+        x = root_leaf_new(r, *p == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, ARENA_ALIGN(n + 1));
         if (!x) return reader_nomem(r);
         x->str = (char *)(x + 1);
         x->len = n;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/reply_internal.h"
 #include "ts.h"
 
 /* ---- Rendering replies -------------------------------------------------- */
@@ -836,6 +837,92 @@ static void test_refcount_and_names(void **state) {
         assert_string_not_equal(aredis_reply_type_name((aredis_reply_type)t), "unknown");
 }
 
+/*
+ * aredis__reader_recycle() (what the client calls after a reply's callback):
+ * a small top-level leaf whose last reference goes is reused for the next
+ * small leaf, every field reset; a retained, large or aggregate reply is
+ * released as usual; the spares are bounded and freed with the reader (ASan
+ * and the valgrind run see a leak otherwise).
+ */
+static aredis_reply *next_reply(aredis_reader *r) {
+    aredis_reply *rep = NULL;
+    assert_int_equal(aredis_reader_get_reply(r, (void **)&rep), AREDIS_ERR_OK);
+    assert_non_null(rep);
+    return rep;
+}
+
+static void test_small_replies_recycled(void **state) {
+    (void)state;
+    aredis_reader *r = aredis_reader_new(NULL, NULL);
+    assert_non_null(r);
+    char big[200];
+    memset(big, 'b', sizeof big);
+    assert_int_equal(FEED(r, "+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n"), AREDIS_ERR_OK);
+    assert_int_equal(FEED(r, "$200\r\n"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_reader_feed(r, big, sizeof big), AREDIS_ERR_OK);
+    assert_int_equal(FEED(r, "\r\n*1\r\n:1\r\n#t\r\n"), AREDIS_ERR_OK);
+
+    aredis_reply *ok = next_reply(r);
+    assert_string_equal(dump(ok), "+OK");
+    aredis__reader_recycle(r, ok);
+
+    aredis_reply *num = next_reply(r);
+    assert_ptr_equal(num, ok); /* the same memory, reset */
+    assert_int_equal(num->type, AREDIS_REPLY_INTEGER);
+    assert_int_equal(num->integer, 42);
+    assert_null(num->str);
+    assert_int_equal(num->len, 0);
+    assert_int_equal(num->priv_refs, 1);
+
+    /* Retained: the recycle drops one reference and keeps the reply. */
+    aredis_reply_retain(num);
+    aredis__reader_recycle(r, num);
+    assert_int_equal(num->priv_refs, 1);
+    assert_int_equal(num->integer, 42);
+    aredis_reply *hello = next_reply(r);
+    assert_ptr_not_equal(hello, num);
+    assert_string_equal(dump(hello), "\"hello\"");
+    aredis__reader_recycle(r, num);
+    aredis__reader_recycle(r, hello);
+
+    aredis_reply *nil = next_reply(r);
+    assert_ptr_equal(nil, hello); /* last parked, first reused */
+    assert_int_equal(nil->type, AREDIS_REPLY_NIL);
+    assert_null(nil->str);
+    assert_int_equal(nil->len, 0);
+
+    /* Too big to be a small leaf: released (freed), never parked. */
+    aredis_reply *blob = next_reply(r);
+    assert_int_equal(blob->len, sizeof big);
+    assert_ptr_not_equal(blob, num);
+    aredis__reader_recycle(r, blob);
+    /* An aggregate: released too. */
+    aredis_reply *arr = next_reply(r);
+    assert_string_equal(dump(arr), "[:1]");
+    aredis__reader_recycle(r, arr);
+    aredis_reply *yes = next_reply(r);
+    assert_ptr_equal(yes, num);
+    assert_string_equal(dump(yes), "#t");
+    aredis__reader_recycle(r, yes);
+    aredis__reader_recycle(r, nil);
+    aredis__reader_recycle(r, NULL);
+    aredis__reader_recycle(NULL, NULL);
+
+    /* More live small replies than spares: the extra ones are freed. */
+    enum { N = 40 };
+    aredis_reply *many[N];
+    for (int i = 0; i < N; i++) assert_int_equal(FEED(r, ":7\r\n"), AREDIS_ERR_OK);
+    for (int i = 0; i < N; i++) many[i] = next_reply(r);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(many[i]->integer, 7);
+        aredis__reader_recycle(r, many[i]);
+    }
+    /* No reader: a plain release. */
+    assert_int_equal(FEED(r, "+PONG\r\n"), AREDIS_ERR_OK);
+    aredis__reader_recycle(NULL, next_reply(r));
+    aredis_reader_free(r); /* frees the parked spares */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_types),
@@ -857,6 +944,7 @@ int main(void) {
         cmocka_unit_test(test_custom_builder),
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_refcount_and_names),
+        cmocka_unit_test(test_small_replies_recycled),
     };
     return cmocka_run_group_tests(tests, 0, NULL);
 }
