@@ -34,6 +34,25 @@ static int cmp_double(const void *a, const void *b) {
 
 void bench_sort(double *v, size_t n) { qsort(v, n, sizeof *v, cmp_double); }
 
+void bench_cpustat_take(bench_cpustat *s) {
+    s->total = s->steal = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return;
+    unsigned long long v[8] = {0};
+    /* cpu  user nice system idle iowait irq softirq steal ... */
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7]) == 8) {
+        for (int i = 0; i < 8; i++) s->total += v[i];
+        s->steal = v[7];
+    }
+    fclose(f);
+}
+
+double bench_steal_pct(const bench_cpustat *a, const bench_cpustat *b) {
+    if (!a->total || b->total <= a->total || b->steal < a->steal) return -1;
+    return 100.0 * (double)(b->steal - a->steal) / (double)(b->total - a->total);
+}
+
 double bench_median(double *v, size_t n) {
     if (!n) return 0;
     bench_sort(v, n);

@@ -27,6 +27,19 @@ typedef struct bench_mark {
 
 void bench_mark_take(bench_mark *m);
 
+/*
+ * The whole machine's CPU time from /proc/stat, in ticks: all of it, and the
+ * "steal" part (time this virtual machine's CPUs were ready to run but the
+ * host ran something else). Zeros when /proc/stat cannot be read.
+ */
+typedef struct bench_cpustat {
+    unsigned long long total, steal;
+} bench_cpustat;
+
+void bench_cpustat_take(bench_cpustat *s);
+/* Percent of the CPU time between a and b that was stolen; -1 if unknown. */
+double bench_steal_pct(const bench_cpustat *a, const bench_cpustat *b);
+
 /* ---- Statistics --------------------------------------------------------- */
 
 /* Median of v[0..n-1] (v is sorted in place). 0 when n == 0. */

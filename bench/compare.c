@@ -580,6 +580,8 @@ int main(int argc, char **argv) {
     static sample S[2][MAX_DEPTHS][8][MAX_ROUNDS];
     double med[2][MAX_DEPTHS][8][3]; /* ops/s, cpu per M, rw per cmd */
     long cnt[MAX_DEPTHS];
+    /* Percent of the machine's CPU time the host took (steal) during each block. */
+    double steal[2][MAX_DEPTHS];
     memset(med, 0, sizeof med);
     double t_start = bench_now();
 
@@ -593,6 +595,8 @@ int main(int argc, char **argv) {
                        cnt[di], rounds);
                 fflush(stdout);
             }
+            bench_cpustat st0, st1;
+            bench_cpustat_take(&st0);
             for (int r = 0; r < rounds; r++) {
                 for (int k = 0; k < NDC; k++) {
                     int d = (k + r) % NDC; /* rotate the order from round to round */
@@ -601,6 +605,11 @@ int main(int argc, char **argv) {
                         return 1;
                 }
             }
+            bench_cpustat_take(&st1);
+            steal[op][di] = bench_steal_pct(&st0, &st1);
+            if (human && steal[op][di] >= 0)
+                printf("  (host steal during these rounds: %.1f %% of the CPU time)\n",
+                       steal[op][di]);
             for (int d = 0; d < NDC; d++) {
                 if (!dclients[d].available) continue;
                 double a[MAX_ROUNDS], b[MAX_ROUNDS], c[MAX_ROUNDS];
@@ -783,6 +792,8 @@ int main(int argc, char **argv) {
                             "\"count\":%ld,\"ops_per_sec\":%.1f,\"cpu_s_per_million\":%.4f",
                             first ? "" : ",\n", ops[oi] ? "GET" : "SET", depths[di],
                             dclients[d].name, dclients[d].how, cnt[di], m[0], m[1]);
+                    if (steal[ops[oi]][di] >= 0)
+                        fprintf(f, ",\"host_steal_pct\":%.2f", steal[ops[oi]][di]);
                     if (m[2] >= 0) fprintf(f, ",\"aredis_counted_write_read_per_cmd\":%.5f", m[2]);
                     if (tool && ops[oi] == 0)
                         fprintf(f,
@@ -898,7 +909,7 @@ int main(int argc, char **argv) {
                    "seconds apart).\n\n"
                    "| op | depth | / hiredis-async | / hiredis-sync | / redis-benchmark | "
                    "aredis-libevent / hiredis-async | target (≥ 1.3× hiredis-async, "
-                   "≥ 1× redis-benchmark) |\n|---|---:|---:|---:|---:|---:|:-:|\n");
+                   "≥ 1× redis-benchmark) | host steal |\n|---|---:|---:|---:|---:|---:|:-:|---:|\n");
         for (int oi = 0; oi < nops; oi++)
             for (int di = 0; di < ndepths; di++) {
                 double *q = ratio[ops[oi]][di];
@@ -911,8 +922,16 @@ int main(int argc, char **argv) {
                     else
                         fprintf(f, " – |");
                 }
-                fprintf(f, " %s |\n", mark(ok));
+                fprintf(f, " %s |", mark(ok));
+                if (steal[ops[oi]][di] >= 0)
+                    fprintf(f, " %.1f %% |\n", steal[ops[oi]][di]);
+                else
+                    fprintf(f, " – |\n");
             }
+        fprintf(f, "\nHost steal: the share of this virtual machine's CPU time that the host "
+                   "gave to other work while the rounds of that row ran (from /proc/stat). "
+                   "Above a few percent the row's absolute numbers are depressed; the ratios, "
+                   "taken round by round, less so.\n");
         fprintf(f, "\n#### Targets\n\n| target | measured | |\n|---|---|:-:|\n");
         fprintf(f,
                 "| ops/s ≥ 1.3× hiredis-async and ≥ redis-benchmark, every depth, one "
