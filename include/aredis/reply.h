@@ -14,6 +14,12 @@
  * retain and release only top-level replies; a nested reply is never freed on
  * its own (with a reader's default builder, freeing or releasing one does
  * nothing). To keep part of a reply, keep the top-level reply.
+ *
+ * Replies may share memory, which is why they are read-only: every top-level
+ * nil from a reader is one shared reply in read-only memory (retain, release
+ * and free are harmless on it), and the memory of a small reply the client
+ * handed to a callback is reused for a later reply once the callback returns
+ * unless it was retained.
  */
 #ifndef AREDIS_REPLY_H
 #define AREDIS_REPLY_H

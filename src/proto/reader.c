@@ -159,7 +159,6 @@ struct aredis_reader {
  * object of ARENA_OWN_CHUNK bytes or more that does not fit gets a chunk of
  * its own, so the room left in the current chunk is not wasted.
  */
-enum { REPLY_OWN = 0, REPLY_ARENA_ROOT = 1, REPLY_ARENA_MEMBER = 2, REPLY_ARENA_SMALL = 3 };
 
 /*
  * A top-level leaf whose payload fits in SMALL_LEAF_EXTRA bytes (nil, +OK,
@@ -215,9 +214,13 @@ static void arena_free_chain(arena_chunk *c) {
 }
 
 void aredis__reply_arena_free(aredis_reply *r) {
-    /* A nested reply belongs to its top-level reply's arena: nothing to do. */
-    if (r->priv_alloc != REPLY_ARENA_ROOT && r->priv_alloc != REPLY_ARENA_SMALL) return;
     arena_chunk *c = (arena_chunk *)r - 1, *next;
+    if (r->priv_alloc == REPLY_ARENA_SMALL) { /* one chunk: most replies */
+        aredis__free(c);
+        return;
+    }
+    /* A nested reply belongs to its top-level reply's arena: nothing to do. */
+    if (r->priv_alloc != REPLY_ARENA_ROOT) return;
     do {
         next = c->next;
         aredis__free(c);
@@ -1377,6 +1380,17 @@ static READER_INLINE int read_item(aredis_reader *r, void **out) {
     return read_line(r, out);
 }
 
+/*
+ * A top-level nil with no attribute — every missing key — is one shared,
+ * read-only reply: retain, release and free do nothing to it (REPLY_STATIC).
+ */
+static const aredis_reply nil_reply = {.type = AREDIS_REPLY_NIL, .priv_refs = 1,
+                                       .priv_alloc = REPLY_STATIC};
+
+static READER_INLINE aredis_reply *shared_nil(void) {
+    return (aredis_reply *)(uintptr_t)&nil_reply;
+}
+
 /* Four bytes as one word (a constant when s is a literal). */
 static READER_INLINE uint32_t load32(const char *s) {
     uint32_t w;
@@ -1403,8 +1417,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
     if (end - p >= 5 && p[4] == '\n') {
         uint32_t w = load32(p);
         if (w == load32("$-1\r")) {
-            x = root_leaf_new(r, AREDIS_REPLY_NIL, 0);
-            if (!x) return reader_nomem(r);
+            x = shared_nil();
             r->pos += 5;
             *o = x;
             return 1;
@@ -1425,8 +1438,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         if (!(q = scan_num(p, end, &v, &neg, 0))) return 0;
         if (neg) {
             if (v != 1) return 0;
-            x = root_leaf_new(r, AREDIS_REPLY_NIL, 0);
-            if (!x) return reader_nomem(r);
+            x = shared_nil();
             r->pos = (size_t)(q - r->buf);
             *o = x;
             return 1;

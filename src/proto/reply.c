@@ -218,12 +218,12 @@ void aredis_reply_free(aredis_reply *r) {
 }
 
 aredis_reply *aredis_reply_retain(aredis_reply *r) {
-    if (r) r->priv_refs++;
+    if (r && r->priv_alloc != REPLY_STATIC) r->priv_refs++;
     return r;
 }
 
 void aredis_reply_release(aredis_reply *r) {
-    if (!r) return;
+    if (!r || r->priv_alloc == REPLY_STATIC) return;
     if (r->priv_refs > 1) {
         r->priv_refs--;
         return;

@@ -7,6 +7,24 @@
 
 #include "aredis/reply.h"
 
+/*
+ * How a reply's memory is held (aredis_reply.priv_alloc):
+ * - REPLY_OWN: one allocation per object (the builder table in reply.c);
+ * - REPLY_ARENA_ROOT: a top-level reply heading a chain of arena chunks;
+ * - REPLY_ARENA_MEMBER: inside its top-level reply's arena, never freed alone;
+ * - REPLY_ARENA_SMALL: a top-level leaf in one chunk of the small size, which
+ *   aredis__reader_recycle() may keep for reuse;
+ * - REPLY_STATIC: a shared read-only reply (the top-level nil): retain,
+ *   release and free leave it alone.
+ */
+enum {
+    REPLY_OWN = 0,
+    REPLY_ARENA_ROOT = 1,
+    REPLY_ARENA_MEMBER = 2,
+    REPLY_ARENA_SMALL = 3,
+    REPLY_STATIC = 4
+};
+
 /* Free a top-level reply built in a reader arena, with all its chunks. */
 void aredis__reply_arena_free(aredis_reply *r);
 

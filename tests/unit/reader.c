@@ -885,11 +885,15 @@ static void test_small_replies_recycled(void **state) {
     aredis__reader_recycle(r, num);
     aredis__reader_recycle(r, hello);
 
+    /* A top-level nil is the shared read-only one: no chunk taken. */
     aredis_reply *nil = next_reply(r);
-    assert_ptr_equal(nil, hello); /* last parked, first reused */
+    assert_ptr_not_equal(nil, hello);
     assert_int_equal(nil->type, AREDIS_REPLY_NIL);
     assert_null(nil->str);
     assert_int_equal(nil->len, 0);
+    assert_ptr_equal(aredis_reply_retain(nil), nil);
+    aredis_reply_release(nil);
+    aredis_reply_free(nil);
 
     /* Too big to be a small leaf: released (freed), never parked. */
     aredis_reply *blob = next_reply(r);
@@ -901,8 +905,19 @@ static void test_small_replies_recycled(void **state) {
     assert_string_equal(dump(arr), "[:1]");
     aredis__reader_recycle(r, arr);
     aredis_reply *yes = next_reply(r);
-    assert_ptr_equal(yes, num);
+    assert_ptr_equal(yes, hello); /* last parked, first reused */
     assert_string_equal(dump(yes), "#t");
+    assert_int_equal(FEED(r, "$-1\r\n*-1\r\n_\r\n"), AREDIS_ERR_OK);
+    for (int i = 0; i < 3; i++) {
+        aredis_reply *n = next_reply(r);
+        assert_int_equal(n->type, AREDIS_REPLY_NIL);
+        assert_null(n->attribute);
+        aredis__reader_recycle(r, n);
+    }
+    assert_int_equal(FEED(r, ":5\r\n"), AREDIS_ERR_OK);
+    aredis_reply *five = next_reply(r);
+    assert_ptr_equal(five, num); /* every nil gave back what it took */
+    aredis__reader_recycle(r, five);
     aredis__reader_recycle(r, yes);
     aredis__reader_recycle(r, nil);
     aredis__reader_recycle(r, NULL);
