@@ -2,7 +2,7 @@
  * aredis/alloc.h — allocator hooks.
  *
  * Every allocation the library makes goes through these hooks, the protocol
- * reader's included. Set them once, before any other aredis call; they are
+ * reader's and the loop adapters' included. Set them once, before any other aredis call; they are
  * process-global and not thread-safe to change.
  *
  * A hook that returns NULL makes the operation that needed memory fail
@@ -34,6 +34,16 @@ AREDIS_API aredis_allocator aredis_set_allocator(const aredis_allocator *a);
 
 /* Restore the C library's allocator. */
 AREDIS_API void aredis_reset_allocator(void);
+
+/*
+ * Allocate and free through the current hooks, for code outside the
+ * library whose memory should be counted with aredis's: the header-only loop
+ * adapters (aredis/adapters/) use them. aredis_mem_calloc() returns zeroed
+ * memory, or NULL when out of memory or when nmemb * size overflows; free
+ * with aredis_mem_free() (NULL is ignored) under the same hooks.
+ */
+AREDIS_API void *aredis_mem_calloc(size_t nmemb, size_t size);
+AREDIS_API void aredis_mem_free(void *p);
 
 #ifdef __cplusplus
 }

@@ -37,6 +37,10 @@ void aredis__free(void *p) {
     if (p) g_alloc.free_fn(p);
 }
 
+void *aredis_mem_calloc(size_t nmemb, size_t size) { return aredis__calloc(nmemb, size); }
+
+void aredis_mem_free(void *p) { aredis__free(p); }
+
 void *aredis__reallocarray(void *p, size_t nmemb, size_t size) {
     size_t total;
     if (aredis__mul_overflow(nmemb, size, &total)) return NULL;

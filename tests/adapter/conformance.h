@@ -853,6 +853,77 @@ static void conf_from_vtable_null(void **state) {
     assert_int_equal(cleaned, 1);
 }
 
+/* ---- Allocation through aredis's hooks ------------------------------------ */
+
+/*
+ * Every allocation of the loop — the built-in one's and each adapter's
+ * watchers, timers and defers — goes through aredis_set_allocator()'s hooks:
+ * counted live here, and back to zero once everything and the loop are freed.
+ */
+static long conf_live, conf_allocs;
+
+static void *conf_a_malloc(size_t n) {
+    void *p = malloc(n);
+    if (p) conf_live++, conf_allocs++;
+    return p;
+}
+
+static void *conf_a_calloc(size_t m, size_t n) {
+    void *p = calloc(m, n);
+    if (p) conf_live++, conf_allocs++;
+    return p;
+}
+
+static void *conf_a_realloc(void *old, size_t n) {
+    void *p = realloc(old, n);
+    if (p && !old) conf_live++, conf_allocs++;
+    return p;
+}
+
+static void conf_a_free(void *p) {
+    if (p) conf_live--;
+    free(p);
+}
+
+static void conf_io_nop_cb(void *arg, int events) {
+    (void)arg;
+    (void)events;
+}
+
+static void conf_allocations_through_hooks(void **state) {
+    (void)state;
+    const aredis_allocator counting = {conf_a_malloc, conf_a_calloc, conf_a_realloc, conf_a_free};
+    conf_live = conf_allocs = 0;
+    aredis_set_allocator(&counting);
+    void *foreign = NULL;
+    aredis_loop *l = conf_drv->make(&foreign);
+    assert_non_null(l);
+    assert_true(conf_allocs > 0); /* the loop itself */
+    long before = conf_allocs;
+
+    int sv[2], fired = 0;
+    conf_socketpair(sv);
+    void *io = aredis__io_new(l, sv[0], conf_io_nop_cb, NULL);
+    void *t = aredis__timer_new(l, conf_flag_cb, &fired);
+    void *d = aredis__defer_new(l, conf_flag_cb, &fired);
+    assert_non_null(io);
+    assert_non_null(t);
+    assert_non_null(d);
+    assert_true(conf_allocs >= before + 3); /* one at least for each */
+    aredis__io_set(l, io, AREDIS_EV_READ);
+    aredis__timer_arm(l, t, 1);
+    aredis__defer_arm(l, d);
+    assert_true(conf_run_until(l, &fired, 1, 5000));
+    aredis__io_free(l, io);
+    aredis__timer_free(l, t);
+    aredis__defer_free(l, d);
+    conf_drv->destroy(l, foreign);
+    aredis_reset_allocator();
+    assert_int_equal(conf_live, 0); /* freed through the same hooks */
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- Runner ------------------------------------------------------------ */
 
 static int conf_main(const conf_driver *drv) {
@@ -883,6 +954,7 @@ static int conf_main(const conf_driver *drv) {
         CONF_T(conf_user_timer_free_in_cb),
         CONF_T(conf_loop_run_stop),
         cmocka_unit_test(conf_from_vtable_null),
+        cmocka_unit_test(conf_allocations_through_hooks),
     };
 #undef CONF_T
     conf_drv = drv;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../alloc.h"
 #include "../loop.h"
 
 /* ---- events ---- */
@@ -103,7 +104,7 @@ static inline void aredis__adapter_unlink(aredis__adapter_link *n) {
 /* A defer of `owner`, which keeps its pending defers in `pending`. */
 static inline void *aredis__adapter_defer_new(void *owner, aredis__adapter_link *pending,
                                               aredis_timer_fn *cb, void *arg) {
-    aredis__adapter_defer *d = (aredis__adapter_defer *)calloc(1, sizeof *d);
+    aredis__adapter_defer *d = (aredis__adapter_defer *)aredis_mem_calloc(1, sizeof *d);
     if (!d) return NULL;
     d->pending = pending;
     d->owner = owner;
@@ -129,7 +130,7 @@ static inline void aredis__adapter_defer_free(void *p) {
     aredis__adapter_defer *d = (aredis__adapter_defer *)p;
     if (!d) return;
     if (d->link.next) aredis__adapter_unlink(&d->link);
-    free(d);
+    aredis_mem_free(d);
 }
 
 /* Run the defers pending now (those armed meanwhile wait for the next call;

@@ -93,7 +93,7 @@ static inline void aredis__ev_io_cb(struct ev_loop *loop, ev_io *iow, int revent
 }
 
 static inline void *aredis__ev_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
-    aredis__ev_io *w = (aredis__ev_io *)calloc(1, sizeof *w);
+    aredis__ev_io *w = (aredis__ev_io *)aredis_mem_calloc(1, sizeof *w);
 
     if (!w) return NULL;
     ev_io_init(&w->w, aredis__ev_io_cb, fd, 0);
@@ -130,7 +130,7 @@ static inline void aredis__ev_io_free(void *p) {
     if (!w) return;
     if (w->io.mask) w->a->nactive--;
     ev_io_stop(w->a->loop, &w->w); /* also clears a pending event */
-    free(w);
+    aredis_mem_free(w);
 }
 
 /* ---- timers ---- */
@@ -156,7 +156,7 @@ static inline void aredis__ev_timer_cb(struct ev_loop *loop, ev_timer *tw, int r
 }
 
 static inline void *aredis__ev_timer_new(void *ld, aredis_timer_fn *cb, void *arg) {
-    aredis__ev_timer *t = (aredis__ev_timer *)calloc(1, sizeof *t);
+    aredis__ev_timer *t = (aredis__ev_timer *)aredis_mem_calloc(1, sizeof *t);
 
     if (!t) return NULL;
     ev_timer_init(&t->w, aredis__ev_timer_cb, 0., 0.);
@@ -185,7 +185,7 @@ static inline void aredis__ev_timer_cancel(void *p) {
 static inline void aredis__ev_timer_free(void *p) {
     if (!p) return;
     aredis__ev_timer_cancel(p);
-    free(p);
+    aredis_mem_free(p);
 }
 
 /* ---- defers ---- */
@@ -242,7 +242,7 @@ static inline void aredis__ev_cleanup(void *ld) {
     aredis__ev *a = (aredis__ev *)ld;
     ev_prepare_stop(a->loop, &a->prepare);
     ev_idle_stop(a->loop, &a->idle);
-    free(a);
+    aredis_mem_free(a);
 }
 
 /* Wrap a libev loop (which stays the caller's). NULL when out of memory. */
@@ -251,7 +251,7 @@ static inline aredis_loop *aredis_loop_libev(struct ev_loop *evl) {
     aredis__ev *a;
 
     if (!evl) return NULL;
-    a = (aredis__ev *)calloc(1, sizeof *a);
+    a = (aredis__ev *)aredis_mem_calloc(1, sizeof *a);
     if (!a) return NULL;
     a->loop = evl;
     aredis__adapter_list_init(&a->pending);

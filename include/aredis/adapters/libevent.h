@@ -90,12 +90,12 @@ static inline void aredis__le_io_cb(evutil_socket_t fd, short what, void *arg) {
 
 static inline void *aredis__le_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
     aredis__le *a = (aredis__le *)ld;
-    aredis__le_io *w = (aredis__le_io *)calloc(1, sizeof *w);
+    aredis__le_io *w = (aredis__le_io *)aredis_mem_calloc(1, sizeof *w);
 
     if (!w) return NULL;
     w->ev = event_new(a->base, fd, 0, aredis__le_io_cb, w);
     if (!w->ev) {
-        free(w);
+        aredis_mem_free(w);
         return NULL;
     }
     w->a = a;
@@ -124,7 +124,7 @@ static inline void aredis__le_io_free(void *p) {
     aredis__le_io *w = (aredis__le_io *)p;
     if (!w) return;
     event_free(w->ev); /* also drops it from this pass's active queue */
-    free(w);
+    aredis_mem_free(w);
 }
 
 /* ---- timers ---- */
@@ -154,12 +154,12 @@ static inline void aredis__le_timer_cb(evutil_socket_t fd, short what, void *arg
 
 static inline void *aredis__le_timer_new(void *ld, aredis_timer_fn *cb, void *arg) {
     aredis__le *a = (aredis__le *)ld;
-    aredis__le_timer *t = (aredis__le_timer *)calloc(1, sizeof *t);
+    aredis__le_timer *t = (aredis__le_timer *)aredis_mem_calloc(1, sizeof *t);
 
     if (!t) return NULL;
     t->ev = evtimer_new(a->base, aredis__le_timer_cb, t);
     if (!t->ev) {
-        free(t);
+        aredis_mem_free(t);
         return NULL;
     }
     t->a = a;
@@ -184,7 +184,7 @@ static inline void aredis__le_timer_free(void *p) {
     aredis__le_timer *t = (aredis__le_timer *)p;
     if (!t) return;
     event_free(t->ev);
-    free(t);
+    aredis_mem_free(t);
 }
 
 /* ---- defers ---- */
@@ -233,7 +233,7 @@ static inline uint64_t aredis__le_now_ms(void *ld) {
 static inline void aredis__le_cleanup(void *ld) {
     aredis__le *a = (aredis__le *)ld;
     if (a->runner) event_free(a->runner);
-    free(a);
+    aredis_mem_free(a);
 }
 
 /* Wrap a libevent base (which stays the caller's). NULL when out of memory. */
@@ -242,7 +242,7 @@ static inline aredis_loop *aredis_loop_libevent(struct event_base *base) {
     aredis__le *a;
 
     if (!base) return NULL;
-    a = (aredis__le *)calloc(1, sizeof *a);
+    a = (aredis__le *)aredis_mem_calloc(1, sizeof *a);
     if (!a) return NULL;
     a->base = base;
     aredis__adapter_list_init(&a->pending);

@@ -66,7 +66,7 @@ typedef struct aredis__uv_timer {
     uint64_t due; /* uv_hrtime() ns */
 } aredis__uv_timer;
 
-static inline void aredis__uv_free_cb(uv_handle_t *h) { free(h->data); }
+static inline void aredis__uv_free_cb(uv_handle_t *h) { aredis_mem_free(h->data); }
 
 /* ---- io ---- */
 
@@ -80,11 +80,11 @@ static inline void aredis__uv_poll_cb(uv_poll_t *h, int status, int events) {
 
 static inline void *aredis__uv_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
     aredis__uv *a = (aredis__uv *)ld;
-    aredis__uv_io *w = (aredis__uv_io *)calloc(1, sizeof *w);
+    aredis__uv_io *w = (aredis__uv_io *)aredis_mem_calloc(1, sizeof *w);
 
     if (!w) return NULL;
     if (uv_poll_init(a->loop, &w->h, fd) != 0) {
-        free(w);
+        aredis_mem_free(w);
         return NULL;
     }
     w->h.data = w;
@@ -136,7 +136,7 @@ static inline void aredis__uv_timer_cb(uv_timer_t *h) {
 
 static inline void *aredis__uv_timer_new(void *ld, aredis_timer_fn *cb, void *arg) {
     aredis__uv *a = (aredis__uv *)ld;
-    aredis__uv_timer *t = (aredis__uv_timer *)calloc(1, sizeof *t);
+    aredis__uv_timer *t = (aredis__uv_timer *)aredis_mem_calloc(1, sizeof *t);
 
     if (!t) return NULL;
     uv_timer_init(a->loop, &t->h);
@@ -207,7 +207,7 @@ static inline uint64_t aredis__uv_now_ms(void *ld) {
 
 static inline void aredis__uv_closed(uv_handle_t *h) {
     aredis__uv *a = (aredis__uv *)h->data;
-    if (--a->closing == 0) free(a);
+    if (--a->closing == 0) aredis_mem_free(a);
 }
 
 static inline void aredis__uv_cleanup(void *ld) {
@@ -223,7 +223,7 @@ static inline aredis_loop *aredis_loop_libuv(uv_loop_t *uv) {
     aredis__uv *a;
 
     if (!uv) return NULL;
-    a = (aredis__uv *)calloc(1, sizeof *a);
+    a = (aredis__uv *)aredis_mem_calloc(1, sizeof *a);
     if (!a) return NULL;
     a->loop = uv;
     aredis__adapter_list_init(&a->pending);
