@@ -2,8 +2,14 @@
  * aredis/alloc.h — allocator hooks.
  *
  * Every allocation the library makes goes through these hooks, the protocol
- * reader's and the loop adapters' included. Set them once, before any other aredis call; they are
- * process-global and not thread-safe to change.
+ * reader's and the loop adapters' included. Set them once, before any other
+ * aredis call; they are process-global and not thread-safe to change.
+ *
+ * THREADS: a client whose host is a name (not an IP literal) resolves it on
+ * a short-lived resolver thread, and that thread may free the resolver's
+ * job with free_fn. The hooks must then be safe to call from any thread
+ * (malloc/free are). Clients on IP literals or unix sockets call them only
+ * from the thread that runs their loop.
  *
  * A hook that returns NULL makes the operation that needed memory fail
  * cleanly with AREDIS_ERR_NOMEM: aredis never aborts on allocation failure.

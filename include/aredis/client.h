@@ -80,7 +80,14 @@ typedef void aredis_reconnect_fn(aredis_client *c, unsigned attempt, uint32_t de
  */
 typedef struct aredis_options {
     /* ---- where ---- */
-    const char *host;      /* "127.0.0.1"; a name, IPv4 or IPv6 literal */
+    /*
+     * "127.0.0.1"; a name, IPv4 or IPv6 literal. A literal is parsed at
+     * once; a name is resolved (getaddrinfo) on a short-lived thread, never
+     * on the loop thread, at every connect and reconnect, within
+     * connect_timeout_ms. Resolving names needs thread-safe allocator hooks
+     * (aredis/alloc.h).
+     */
+    const char *host;
     int port;              /* 6379 */
     const char *unix_path; /* a unix socket path; when set, host/port unused */
     /* ---- TLS (see docs/SECURITY.md) ---- */
@@ -105,7 +112,8 @@ typedef struct aredis_options {
     int protocol;            /* 3: HELLO 3, falling back to RESP2 if the server
                                 lacks HELLO; 2: RESP2 only */
     /* ---- timeouts ---- */
-    uint32_t connect_timeout_ms; /* 10000; 0 = none; connect + handshake */
+    uint32_t connect_timeout_ms; /* 10000; 0 = none; name resolution +
+                                    connect + handshake */
     uint32_t request_timeout_ms; /* 0 = none; per command, from issue time
                                     (time spent queued counts) */
     /*
@@ -202,10 +210,12 @@ AREDIS_API const char *aredis_state_name(aredis_state s);
 AREDIS_API aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts);
 
 /*
- * Start connecting (non-blocking). Commands issued from now on wait for the
- * connection. Failure to connect fails every waiting command with the
- * connection error. Returns AREDIS_ERR_INVALID if already connecting or
- * connected, AREDIS_ERR_CLOSED after close.
+ * Start connecting (non-blocking: a host name is resolved off the loop
+ * thread, see aredis_options.host). Commands issued from now on wait for the
+ * connection. Failure to connect (AREDIS_ERR_RESOLVE for a name that does
+ * not resolve) fails every waiting command with the connection error.
+ * Returns AREDIS_ERR_INVALID if already connecting or connected,
+ * AREDIS_ERR_CLOSED after close.
  */
 AREDIS_API aredis_err aredis_client_connect(aredis_client *c);
 

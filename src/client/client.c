@@ -26,6 +26,7 @@
 
 #include "client/client_internal.h"
 #include "loop/loop_internal.h"
+#include "net/resolve.h"
 #include "net/socket.h"
 #include "net/tls.h"
 #include "proto/reply_internal.h"
@@ -125,6 +126,10 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
 /* ---- Teardown ----------------------------------------------------------- */
 
 static void close_socket(aredis_client *c) {
+    /* A resolution under way is given up: its callback never runs, and its
+     * thread frees the late result. */
+    aredis__resolve_cancel(c->resolving);
+    c->resolving = NULL;
     aredis__tls_free(c->tls);
     c->tls = NULL;
     c->tls_handshaking = 0;
@@ -573,7 +578,7 @@ static void on_flush(void *arg) {
     c->flush_armed = 0;
     if (!aredis__fork_ok(c)) return;
     aredis__enter(c);
-    if (c->state == AREDIS_STATE_CONNECTING && c->fd < 0) {
+    if (c->state == AREDIS_STATE_CONNECTING && c->fd < 0 && !c->resolving) {
         if (c->deferred_errno) {
             connect_failed(c, c->deferred_errno);
         } else {
@@ -642,7 +647,9 @@ int aredis__fork_ok(aredis_client *c) {
     if (!c->free_pending && c->state == AREDIS_STATE_IDLE && was != AREDIS_STATE_IDLE &&
         was != AREDIS_STATE_CLOSED)
         aredis__connect_start(c);
-    aredis__leave(c);
+    /* A callback above may have freed the client: leave() then destroyed it
+     * and it must not be read again. */
+    if (aredis__leave(c)) return 0;
     return !c->free_pending;
 }
 
@@ -716,9 +723,39 @@ fail:
 }
 
 /*
+ * A host name has been resolved (on the loop thread; see net/resolve.c):
+ * carry on as aredis__connect_start() does for a numeric host, or fail the
+ * attempt with RESOLVE — the reconnect policy decides what follows. Runs
+ * only for the attempt that started the job: every teardown cancels it.
+ */
+static void on_resolved(void *arg, struct addrinfo *res, aredis_err code, const char *msg) {
+    aredis_client *c = arg;
+    c->resolving = NULL; /* the job is gone: nothing left to cancel */
+    uint64_t gen = c->gen;
+    if (!aredis__fork_ok(c) || c->gen != gen) {
+        /* A copy in a forked child: inert, or it has just started over. */
+        if (res) freeaddrinfo(res);
+        return;
+    }
+    aredis__enter(c);
+    if (code != AREDIS_ERR_OK) {
+        aredis__teardown(c, code, msg);
+    } else {
+        c->addrs = c->addr_next = res;
+        /* As in connect_start: an earlier address may fail at once and a
+         * later one be under way; only a total failure counts. */
+        int err = 0;
+        if (try_next_addr(c, &err) != 0) connect_failed(c, err ? err : ECONNREFUSED);
+    }
+    aredis__leave(c);
+}
+
+/*
  * Start one connect attempt. Failures found here are reported from the loop
  * (the deferred flush), never from inside the caller, and go through the
- * same teardown and reconnect decision as a failure found later.
+ * same teardown and reconnect decision as a failure found later. A host
+ * name is resolved off the loop thread: the attempt then stays CONNECTING
+ * (no socket yet) until on_resolved(), within the same connect deadline.
  */
 void aredis__connect_start(aredis_client *c) {
     c->state = AREDIS_STATE_CONNECTING;
@@ -754,9 +791,16 @@ void aredis__connect_start(aredis_client *c) {
     } else {
         aredis_reader_set_limits(c->reader, &c->opt.limits);
         char msg[256];
-        if (aredis__resolve(c->opt.host, c->opt.port, &c->addrs, msg, sizeof msg) != 0) {
-            aredis__set_error(c, AREDIS_ERR_RESOLVE, "%s", msg);
+        aredis__resolve_job *job = NULL;
+        aredis_err rc = aredis__resolve_start(c->loop, c->opt.host, c->opt.port, on_resolved, c,
+                                              &c->addrs, &job, msg, sizeof msg);
+        if (rc != AREDIS_ERR_OK) {
+            aredis__set_error(c, rc, "%s", msg);
             err = -1;
+        } else if (job) {
+            /* A name: resolved off the loop thread, on_resolved() carries
+             * on. The connect deadline set above covers the wait. */
+            c->resolving = job;
         } else {
             c->addr_next = c->addrs;
             /* An earlier address may have failed at once (err set) and a
@@ -808,6 +852,7 @@ void aredis_client_close(aredis_client *c) {
 }
 
 static void client_destroy(aredis_client *c) {
+    aredis__resolve_cancel(c->resolving); /* NULL by now: teardown cancelled it */
     aredis__tls_ctx_free(c->tls_ctx);
     aredis__timer_free(c->loop, c->timer);
     aredis__defer_free(c->loop, c->flush_defer);

@@ -65,6 +65,8 @@ struct aredis_client {
     void *io;
     int io_mask;
     struct addrinfo *addrs, *addr_next; /* candidates while connecting */
+    struct aredis__resolve_job *resolving; /* a host name being resolved off
+                                              the loop thread (net/resolve.h) */
     aredis_reader *reader;
     struct aredis__tls_ctx *tls_ctx; /* made at the first TLS connect */
     struct aredis__tls *tls;         /* this connection's TLS, or NULL */

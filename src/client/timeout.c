@@ -3,7 +3,7 @@
  *
  * One loop timer per client serves every deadline the client has:
  *   - each command's request deadline (a min-heap, util/heap.h);
- *   - the connect deadline (connect + handshake);
+ *   - the connect deadline (name resolution + connect + handshake);
  *   - the dead-link deadline: once a command has timed out with its bytes
  *     on the wire, its late reply is still expected (Redis answers in
  *     order). If nothing at all arrives for dead_timeout_ms after that, the
@@ -91,7 +91,8 @@ void aredis__on_timer(void *arg) {
         aredis__teardown(c, AREDIS_ERR_TIMEOUT,
                          c->state == AREDIS_STATE_HANDSHAKE ? "handshake timed out"
                          : c->tls_handshaking               ? "TLS handshake timed out"
-                                                            : "connect timed out");
+                         : c->resolving ? "connect timed out resolving the host name"
+                                        : "connect timed out");
     }
     uint64_t dead = dead_at(c);
     if (dead && now >= dead) {

@@ -1,7 +1,7 @@
 /*
- * Sockets: resolution, non-blocking connect, options. Nothing here blocks
- * except getaddrinfo on a host name that needs DNS (numeric addresses are
- * parsed locally with AI_NUMERICHOST first).
+ * Sockets: non-blocking connect, options. Nothing here blocks. Host names
+ * are resolved before, in net/resolve.c: numeric addresses locally, names
+ * on a resolver thread, never on the loop thread.
  */
 #include "net/socket.h"
 
@@ -10,33 +10,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-aredis_err aredis__resolve(const char *host, int port, struct addrinfo **out, char *errbuf,
-                           size_t errlen) {
-    char portstr[16];
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    snprintf(portstr, sizeof portstr, "%d", port);
-    int rc = getaddrinfo(host, portstr, &hints, out);
-    if (rc == EAI_NONAME) {
-        hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-        rc = getaddrinfo(host, portstr, &hints, out);
-    }
-    if (rc != 0) {
-        snprintf(errbuf, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
-        *out = NULL;
-        return AREDIS_ERR_RESOLVE;
-    }
-    return AREDIS_ERR_OK;
-}
 
 static int finish_connect(int fd, const struct sockaddr *sa, socklen_t len, int *in_progress) {
     *in_progress = 0;

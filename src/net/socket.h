@@ -1,6 +1,6 @@
 /*
- * Sockets: resolve, non-blocking connect (TCP over IPv4/IPv6, unix), socket
- * options, and the read/write calls the client uses.
+ * Sockets: non-blocking connect (TCP over IPv4/IPv6, unix), socket options,
+ * and errno mapping. Resolution is in net/resolve.h.
  */
 #ifndef AREDIS_NET_SOCKET_H
 #define AREDIS_NET_SOCKET_H
@@ -11,15 +11,6 @@
 #include "aredis/error.h"
 
 struct addrinfo;
-
-/*
- * Resolve host:port to a list of stream addresses (numeric hosts without a
- * DNS query). Returns OK and *out, or RESOLVE with a message in errbuf.
- * NOTE: getaddrinfo blocks for names that need DNS; numeric hosts and
- * "localhost" are answered locally.
- */
-aredis_err aredis__resolve(const char *host, int port, struct addrinfo **out, char *errbuf,
-                           size_t errlen);
 
 /*
  * Start a non-blocking connect. Returns the fd (connected or in progress;

@@ -4,7 +4,8 @@
  * libevent's and libev's headers cannot share a file) — connect and await,
  * SET/GET, 1,000 commands issued in one turn leaving in one write
  * (auto-pipelining), a request timeout whose late reply is dropped, a user
- * timer ticking alongside.
+ * timer ticking alongside, and a client connected by host name (resolved on
+ * a thread that wakes the loop through a watched pipe).
  */
 #ifndef AREDIS_TEST_CLIENT_SCENARIO_H
 #define AREDIS_TEST_CLIENT_SCENARIO_H
@@ -92,6 +93,15 @@ static void scenario(const loop_kind *k) {
     aredis_future_release(s2);
     assert_true(ticks >= 3);
     aredis_timer_free(t);
+
+    /* By name: the resolver thread wakes this loop through an io watcher. */
+    aredis_options byname = o;
+    byname.host = "localhost";
+    aredis_client *c2 = aredis_client_new(loop, &byname);
+    assert_non_null(c2);
+    assert_int_equal(aredis_client_connect(c2), AREDIS_ERR_OK);
+    ts_cmd_ok(c2, "SET loops:byname:%s %s", k->name, "yes");
+    aredis_client_free(c2);
 
     aredis_client_free(c);
     k->destroy(loop, foreign);

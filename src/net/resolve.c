@@ -1,0 +1,251 @@
+/*
+ * Host name resolution off the loop thread (see resolve.h).
+ *
+ * Why a thread: getaddrinfo() is the only portable resolver and it blocks,
+ * for seconds when DNS is slow or down. An async client must never stall its
+ * loop (other clients, timers, its own connect timeout), so a name is
+ * resolved on a short-lived detached thread; numeric hosts keep the local
+ * fast path (AI_NUMERICHOST answers without any I/O).
+ *
+ * Ownership of a job: it is shared by the thread and the owner (the client,
+ * through the io watcher), with an atomic reference count of 2 at start.
+ * Whichever side lets go last frees it:
+ *   - the thread: writes rc/res, sets `done` (release), writes one byte to
+ *     the pipe, drops its reference;
+ *   - the owner: either the pipe becomes readable (the watcher takes the
+ *     result, frees itself, drops the reference, then runs the callback), or
+ *     the owner cancels (frees the watcher, drops the reference; the callback
+ *     never runs). A cancelled job's result is freed by the thread when it
+ *     finally returns (freeaddrinfo, then the job).
+ * Both pipe ends live as long as the job, so the thread never writes into a
+ * pipe whose read end is closed (no SIGPIPE, no EBADF on a reused number).
+ *
+ * Memory: the job is allocated with the library's hooks and may be freed by
+ * the resolver thread, so the hooks must be thread-safe when host names are
+ * resolved (aredis/alloc.h says so). The addrinfo list is the C library's.
+ *
+ * Fork: only the calling thread survives fork(). A job copied into a child
+ * has no thread behind it and never completes (the built-in loop keeps
+ * pre-fork watchers dormant). Cancelling it there frees the child's copy
+ * outright — the child is its only owner — so nothing leaks, and the
+ * parent's thread, working on the parent's memory, is unaffected. A child
+ * that never frees the client simply keeps the copy (a bounded leak).
+ */
+#include "net/resolve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loop/loop_internal.h"
+#include "util/alloc.h"
+#include "util/fork.h"
+#include "util/log.h"
+
+aredis__getaddrinfo_fn *aredis__getaddrinfo_hook = getaddrinfo;
+
+static atomic_size_t g_inflight; /* threads not finished yet */
+
+struct aredis__resolve_job {
+    atomic_int refs; /* the thread's and the owner's: the last one frees */
+    atomic_int done; /* set (release) by the thread once rc/res are written */
+    int rc;          /* getaddrinfo()'s result: written by the thread */
+    int sys_errno;   /* errno when rc is EAI_SYSTEM */
+    struct addrinfo *res;
+    aredis__getaddrinfo_fn *gai; /* the hook as it was when the job started */
+    int rfd, wfd;                /* the wake-up pipe, closed with the job */
+    aredis_loop *loop;
+    void *io; /* watcher on rfd (owner side); NULL once completed/cancelled */
+    aredis__resolve_fn *cb;
+    void *arg;
+    unsigned fork_gen; /* a copy in a forked child has no thread behind it */
+    char port[8];
+    char host[]; /* NUL-terminated copy */
+};
+
+static void job_free(aredis__resolve_job *j) {
+    if (j->res) freeaddrinfo(j->res);
+    if (j->rfd >= 0) close(j->rfd);
+    if (j->wfd >= 0) close(j->wfd);
+    aredis__free(j);
+}
+
+/* Drop one reference; the last one frees. Either thread. */
+static void job_release(aredis__resolve_job *j) {
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1) job_free(j);
+}
+
+static void format_error(char *buf, size_t len, const char *host, int rc, int sys_errno) {
+    if (rc == EAI_SYSTEM && sys_errno)
+        snprintf(buf, len, "cannot resolve '%s': %s: %s", host, gai_strerror(rc),
+                 strerror(sys_errno));
+    else
+        snprintf(buf, len, "cannot resolve '%s': %s", host, gai_strerror(rc));
+}
+
+/* ---- The resolver thread ------------------------------------------------ */
+
+static void *resolve_thread(void *arg) {
+    aredis__resolve_job *j = arg;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    errno = 0;
+    int rc = j->gai(j->host, j->port, &hints, &res);
+    j->sys_errno = rc == EAI_SYSTEM ? errno : 0;
+    j->rc = rc;
+    j->res = rc == 0 ? res : NULL;
+    if (rc != 0 && res) freeaddrinfo(res); /* a hook that left one behind */
+    atomic_store_explicit(&j->done, 1, memory_order_release);
+    /* Wake the loop. The pipe is non-blocking and holds at most this byte:
+     * the write cannot block; the read end is open while we hold our
+     * reference, so it cannot raise SIGPIPE either. */
+    const char b = 1;
+    while (write(j->wfd, &b, 1) < 0 && errno == EINTR) {
+    }
+    job_release(j);
+    atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_release);
+    return NULL;
+}
+
+/* ---- The loop side ------------------------------------------------------ */
+
+/* The pipe is readable: the thread has finished. Take the result, let go of
+ * the job, then report (the callback may do anything, free the owner too). */
+static void on_wake(void *arg, int events) {
+    (void)events;
+    aredis__resolve_job *j = arg;
+    if (!atomic_load_explicit(&j->done, memory_order_acquire)) return; /* spurious */
+    aredis__io_free(j->loop, j->io);
+    j->io = NULL;
+    struct addrinfo *res = j->res;
+    j->res = NULL;
+    char msg[320];
+    msg[0] = '\0';
+    aredis_err code = AREDIS_ERR_OK;
+    if (j->rc != 0) {
+        code = AREDIS_ERR_RESOLVE;
+        format_error(msg, sizeof msg, j->host, j->rc, j->sys_errno);
+    }
+    aredis__resolve_fn *cb = j->cb;
+    void *cb_arg = j->arg;
+    job_release(j); /* the byte stays in the pipe: it is closed with the job */
+    cb(cb_arg, res, code, msg);
+}
+
+size_t aredis__resolve_inflight(void) {
+    return atomic_load_explicit(&g_inflight, memory_order_acquire);
+}
+
+void aredis__resolve_cancel(aredis__resolve_job *j) {
+    if (!j) return;
+    if (j->io) aredis__io_free(j->loop, j->io); /* before any close of rfd */
+    j->io = NULL;
+    if (j->fork_gen != aredis__fork_current()) {
+        /* A copy in a forked child: its thread stayed in the parent, so this
+         * copy has one owner, us. */
+        job_free(j);
+        return;
+    }
+    job_release(j);
+}
+
+/* Start a thread for j with every signal blocked: signals meant for the
+ * application must not land on a resolver thread. Returns 0 or an errno. */
+static int spawn(aredis__resolve_job *j) {
+    sigset_t all, old;
+    pthread_attr_t attr;
+    pthread_t tid;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0) return rc;
+    (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigfillset(&all);
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&tid, &attr, resolve_thread, j);
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    (void)pthread_attr_destroy(&attr);
+    return rc;
+}
+
+aredis_err aredis__resolve_start(aredis_loop *loop, const char *host, int port,
+                                 aredis__resolve_fn *cb, void *arg, struct addrinfo **res,
+                                 aredis__resolve_job **job, char *errbuf, size_t errlen) {
+    char portstr[8];
+    struct addrinfo hints;
+    *res = NULL;
+    *job = NULL;
+    snprintf(portstr, sizeof portstr, "%d", port);
+
+    /* A literal: parsed locally, no lookup, no thread. */
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    int rc = getaddrinfo(host, portstr, &hints, res);
+    if (rc == 0) return AREDIS_ERR_OK;
+    *res = NULL;
+    if (rc != EAI_NONAME) {
+        format_error(errbuf, errlen, host, rc, rc == EAI_SYSTEM ? errno : 0);
+        return AREDIS_ERR_RESOLVE;
+    }
+
+    /* A name: a job for a resolver thread. */
+    size_t hlen = strlen(host), size;
+    if (aredis__add_overflow(sizeof(aredis__resolve_job), hlen + 1, &size)) size = SIZE_MAX;
+    aredis__resolve_job *j = size == SIZE_MAX ? NULL : aredis__calloc(1, size);
+    if (!j) {
+        snprintf(errbuf, errlen, "out of memory resolving '%s'", host);
+        return AREDIS_ERR_NOMEM;
+    }
+    memcpy(j->host, host, hlen + 1);
+    memcpy(j->port, portstr, sizeof j->port);
+    j->rfd = j->wfd = -1;
+    j->loop = loop;
+    j->cb = cb;
+    j->arg = arg;
+    j->gai = aredis__getaddrinfo_hook ? aredis__getaddrinfo_hook : getaddrinfo;
+    j->fork_gen = aredis__fork_generation();
+    atomic_init(&j->refs, 2);
+    atomic_init(&j->done, 0);
+
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(errbuf, errlen, "cannot resolve '%s': no wake-up pipe: %s", host, strerror(errno));
+        job_free(j);
+        return AREDIS_ERR_RESOLVE;
+    }
+    j->rfd = fds[0];
+    j->wfd = fds[1];
+    j->io = aredis__io_new(loop, j->rfd, on_wake, j);
+    if (!j->io) {
+        snprintf(errbuf, errlen, "out of memory resolving '%s'", host);
+        job_free(j);
+        return AREDIS_ERR_NOMEM;
+    }
+    aredis__io_set(loop, j->io, AREDIS_EV_READ);
+
+    atomic_fetch_add_explicit(&g_inflight, 1, memory_order_relaxed);
+    rc = spawn(j);
+    if (rc != 0) {
+        atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_relaxed);
+        snprintf(errbuf, errlen, "cannot resolve '%s': cannot start a resolver thread: %s", host,
+                 strerror(rc));
+        aredis__io_free(loop, j->io);
+        j->io = NULL;
+        job_free(j);
+        return AREDIS_ERR_RESOLVE;
+    }
+    if (aredis__log_enabled(AREDIS_LOG_DEBUG))
+        aredis__log(AREDIS_LOG_DEBUG, "resolving '%s' on a resolver thread", host);
+    *job = j;
+    return AREDIS_ERR_OK;
+}
