@@ -161,11 +161,13 @@ struct aredis_reader {
  */
 
 /*
- * A top-level leaf whose payload fits in SMALL_LEAF_EXTRA bytes (nil, +OK,
- * integers, short strings: most replies) gets a chunk of exactly
- * SMALL_LEAF_BYTES, priv_alloc REPLY_ARENA_SMALL. Freed like any root, or
- * parked by aredis__reader_recycle() on the reader's spare list (at most
- * SPARE_MAX) when its last reference goes, for the next small leaf to reuse.
+ * A top-level leaf whose payload fits in SMALL_LEAF_EXTRA bytes (+OK,
+ * integers, short strings, RESP3 nulls: most replies; the commonest nil is
+ * shared, see shared_nil()) gets a chunk of exactly SMALL_LEAF_BYTES,
+ * priv_alloc REPLY_ARENA_SMALL. Freed like any root, or parked by
+ * aredis__reader_recycle() on the reader's spare list when its last reference
+ * goes, for the next small leaf to reuse: at most SPARE_MAX chunks (2 KiB)
+ * per reader, on top of what the received bytes account for.
  */
 #define SMALL_LEAF_EXTRA 48
 #define SMALL_LEAF_BYTES (sizeof(arena_chunk) + sizeof(aredis_reply) + SMALL_LEAF_EXTRA)
