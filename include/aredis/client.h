@@ -85,7 +85,8 @@ typedef struct aredis_options {
      * once; a name is resolved (getaddrinfo) on a short-lived thread, never
      * on the loop thread, at every connect and reconnect, within
      * connect_timeout_ms. Resolving names needs thread-safe allocator hooks
-     * (aredis/alloc.h).
+     * (aredis/alloc.h). At most 64 resolutions run at once in a process
+     * (stuck ones included); past that a connect fails with RESOLVE.
      */
     const char *host;
     int port;              /* 6379 */

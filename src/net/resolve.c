@@ -198,11 +198,26 @@ aredis_err aredis__resolve_start(aredis_loop *loop, const char *host, int port,
         return AREDIS_ERR_RESOLVE;
     }
 
-    /* A name: a job for a resolver thread. */
+    /*
+     * A name: a job for a resolver thread. A thread stuck on a dead DNS
+     * server outlives its cancelled job until the C library gives up; with a
+     * reconnect every few hundred milliseconds such threads would pile up,
+     * so their number is capped: past the cap the attempt fails at once.
+     */
+    if (atomic_fetch_add_explicit(&g_inflight, 1, memory_order_relaxed) >=
+        AREDIS__RESOLVE_MAX_INFLIGHT) {
+        atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_relaxed);
+        snprintf(errbuf, errlen,
+                 "cannot resolve '%s': %d host name resolutions already in flight "
+                 "(is DNS answering?)",
+                 host, AREDIS__RESOLVE_MAX_INFLIGHT);
+        return AREDIS_ERR_RESOLVE;
+    }
     size_t hlen = strlen(host), size;
     if (aredis__add_overflow(sizeof(aredis__resolve_job), hlen + 1, &size)) size = SIZE_MAX;
     aredis__resolve_job *j = size == SIZE_MAX ? NULL : aredis__calloc(1, size);
     if (!j) {
+        atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_relaxed);
         snprintf(errbuf, errlen, "out of memory resolving '%s'", host);
         return AREDIS_ERR_NOMEM;
     }
@@ -220,6 +235,7 @@ aredis_err aredis__resolve_start(aredis_loop *loop, const char *host, int port,
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(errbuf, errlen, "cannot resolve '%s': no wake-up pipe: %s", host, strerror(errno));
+        atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_relaxed);
         job_free(j);
         return AREDIS_ERR_RESOLVE;
     }
@@ -227,13 +243,13 @@ aredis_err aredis__resolve_start(aredis_loop *loop, const char *host, int port,
     j->wfd = fds[1];
     j->io = aredis__io_new(loop, j->rfd, on_wake, j);
     if (!j->io) {
+        atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_relaxed);
         snprintf(errbuf, errlen, "out of memory resolving '%s'", host);
         job_free(j);
         return AREDIS_ERR_NOMEM;
     }
     aredis__io_set(loop, j->io, AREDIS_EV_READ);
 
-    atomic_fetch_add_explicit(&g_inflight, 1, memory_order_relaxed);
     rc = spawn(j);
     if (rc != 0) {
         atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_relaxed);

@@ -28,11 +28,19 @@ typedef struct aredis__resolve_job aredis__resolve_job;
 typedef void aredis__resolve_fn(void *arg, struct addrinfo *res, aredis_err code, const char *msg);
 
 /*
+ * At most this many resolver threads at once, process-wide (cancelled ones
+ * still running included): past it a name fails at once with RESOLVE, so a
+ * dead DNS server and a fast reconnect policy cannot pile up threads.
+ */
+#define AREDIS__RESOLVE_MAX_INFLIGHT 64
+
+/*
  * Resolve host:port to stream addresses (AF_UNSPEC, SOCK_STREAM).
  *   - numeric host: returns OK with *res set and *job NULL (cb never runs);
  *   - a name: returns OK with *res NULL and *job set; cb runs exactly once,
  *     later, from the loop, unless the job is cancelled first;
- *   - failure: returns RESOLVE (a bad literal, no pipe, no thread) or NOMEM,
+ *   - failure: returns RESOLVE (a bad literal, no pipe, no thread, too many
+ *     resolutions in flight) or NOMEM,
  *     with a message in errbuf; cb never runs.
  */
 aredis_err aredis__resolve_start(aredis_loop *loop, const char *host, int port,

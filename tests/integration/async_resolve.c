@@ -427,6 +427,50 @@ static void test_cannot_start_job(void **state) {
 }
 
 /*
+ * A dead DNS server cannot pile up resolver threads: with
+ * AREDIS__RESOLVE_MAX_INFLIGHT threads stuck, the next name fails at once
+ * with RESOLVE (saying why, from the loop, without starting a thread), and
+ * names resolve again once the stuck threads return.
+ */
+static void test_inflight_cap(void **state) {
+    (void)state;
+    use_hook(gated_gai);
+    gate_reset();
+    enum { CAP = AREDIS__RESOLVE_MAX_INFLIGHT };
+    aredis_client *stuck[CAP];
+    aredis_options o = name_options("stuck-dns.test");
+    o.reconnect = 0;
+    for (int i = 0; i < CAP; i++) {
+        stuck[i] = aredis_client_new(g_loop, &o);
+        assert_non_null(stuck[i]);
+        assert_int_equal(aredis_client_connect(stuck[i]), AREDIS_ERR_OK);
+    }
+    assert_true(gate_wait_entered(CAP, 10));
+    assert_int_equal(aredis__resolve_inflight(), CAP);
+
+    aredis_client *c;
+    char why[256];
+    aredis_options over = name_options("one-too-many.test");
+    over.reconnect = 0;
+    assert_int_equal(ts_connect_err(g_loop, &over, &c, why, sizeof why), AREDIS_ERR_RESOLVE);
+    ts_log("over the cap: %s", why);
+    assert_non_null(strstr(why, "cannot resolve 'one-too-many.test'"));
+    assert_non_null(strstr(why, "already in flight"));
+    assert_int_equal(atomic_load(&g_calls), CAP); /* no thread for it */
+    aredis_client_free(c);
+
+    /* The stuck ones are given up (their threads still run), then answer. */
+    for (int i = 0; i < CAP; i++) aredis_client_free(stuck[i]);
+    gate_open();
+    assert_true(wait_resolvers_done(10000));
+    o.host = "localhost";
+    c = ts_connect(g_loop, &o);
+    ts_cmd_ok(c, "SET resolve:cap %s", "ok");
+    aredis_client_free(c);
+    assert_true(wait_resolvers_done(5000));
+}
+
+/*
  * fork() while names are being resolved: the child's copies of the clients
  * have no resolver thread behind their jobs (threads are not copied). An
  * inert copy is freed in the child without a crash; a copy with
@@ -488,6 +532,7 @@ int main(void) {
         cmocka_unit_test(test_resolve_error),
         cmocka_unit_test(test_reconnect_resolves_again),
         cmocka_unit_test(test_cannot_start_job),
+        cmocka_unit_test(test_inflight_cap),
         cmocka_unit_test(test_fork_while_resolving),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
