@@ -31,6 +31,10 @@ count() {
     printf '%-44s %8d instructions/command\n' "$label" $((ir / N))
 }
 
+# GET needs the key: one SET first (outside the counts).
+"$BIN" --worker aredis --op set --depth 1 --mode window -n 1 -h 127.0.0.1 -p "$PORT" >/dev/null ||
+    { echo "instructions: cannot reach redis-server on 127.0.0.1:$PORT" >&2; exit 1; }
+
 count "aredis GET, depth 64 (format string)" aredis --op get --depth 64 --mode window
 count "aredis GET, depth 64 (argv)" aredis --op get --depth 64 --mode window --argv
 count "aredis SET, depth 64 (format string)" aredis --op set --depth 64 --mode window

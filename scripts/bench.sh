@@ -277,10 +277,8 @@ T_END=$(date +%s)
     echo "No I/O: one reply repeated to fill a 16 KB chunk (the size both libraries read"
     echo "at a time), fed to the reader, every reply taken out and freed, repeated; median"
     echo "of the rounds. hiredis 0.14 has no RESP3, so for the map it parses the RESP2"
-    echo "equivalent (HGETALL's flat array of 100). The ratio and the 2× target use the"
-    echo "public calls on both sides (feed, get reply, free). The client-path column is"
-    echo "aredis as its client uses it: read into \`aredis_reader_space/commit\`, each reply"
-    echo "handed back to the reader once done, so a small reply's memory serves the next."
+    echo "equivalent (HGETALL's flat array of 100). The zero-copy column feeds aredis"
+    echo "through \`aredis_reader_space/commit\`, as its client does."
     echo
     cat "$W/parser.md"
     echo

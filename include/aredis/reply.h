@@ -15,11 +15,11 @@
  * its own (with a reader's default builder, freeing or releasing one does
  * nothing). To keep part of a reply, keep the top-level reply.
  *
- * Replies may share memory, which is why they are read-only: every top-level
- * nil from a reader is one shared reply in read-only memory (retain, release
- * and free are harmless on it), and the memory of a small reply the client
- * handed to a callback is reused for a later reply once the callback returns
- * unless it was retained.
+ * Replies may share memory, which is one more reason they are read-only:
+ * every top-level nil from a reader is one shared reply in read-only memory
+ * (retain, release and free are harmless on it). The memory of a freed small
+ * reply is reused for the next one made on the same thread, so a reply must
+ * not be touched once its last reference is gone.
  */
 #ifndef AREDIS_REPLY_H
 #define AREDIS_REPLY_H

@@ -29,7 +29,6 @@
 #include "net/resolve.h"
 #include "net/socket.h"
 #include "net/tls.h"
-#include "proto/reply_internal.h"
 #include "util/alloc.h"
 #include "util/fork.h"
 #include "util/log.h"
@@ -400,7 +399,7 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
     if (cmd->flags & AREDIS__CMD_ORPHAN) {
         /* Timed out or cancelled: its callback already ran. Drop the reply. */
         if (--c->orphans == 0) c->orphan_since = 0;
-        aredis__reader_recycle(c->reader, r);
+        aredis_reply_release(r);
         aredis__cmd_recycle(c, cmd);
         return;
     }
@@ -409,8 +408,7 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
     aredis__complete(c, cmd, r, r->type == AREDIS_REPLY_ERROR ? AREDIS_ERR_SERVER : AREDIS_ERR_OK,
                      NULL);
     aredis__cmd_recycle(c, cmd);
-    /* The callback has returned: a small reply's memory serves the next one. */
-    aredis__reader_recycle(c->reader, r);
+    aredis_reply_release(r);
 }
 
 static void do_read(aredis_client *c) {

@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/cache.h"
 
 #define READER_BUF_MIN 512           /* first buffer size for feed()        */
 #define READER_BUF_KEEP (256 * 1024) /* an empty buffer above this is freed */
@@ -120,13 +121,6 @@ struct aredis_reader {
     char *acur;
     size_t aroom, atotal;
     /*
-     * Small-leaf chunks handed back by aredis__reader_recycle(), linked
-     * through `next`: the next small top-level leaf reuses one instead of
-     * a malloc/free pair (see SMALL_LEAF_BYTES).
-     */
-    arena_chunk *spare;
-    unsigned nspare;
-    /*
      * Buffer offset up to which received bytes already back an element slot
      * allocated ahead of its element (see reserve_slots()).
      */
@@ -163,38 +157,14 @@ struct aredis_reader {
 /*
  * A top-level leaf whose payload fits in SMALL_LEAF_EXTRA bytes (+OK,
  * integers, short strings, RESP3 nulls: most replies; the commonest nil is
- * shared, see shared_nil()) gets a chunk of exactly SMALL_LEAF_BYTES,
- * priv_alloc REPLY_ARENA_SMALL. Freed like any root, or parked by
- * aredis__reader_recycle() on the reader's spare list when its last reference
- * goes, for the next small leaf to reuse: at most SPARE_MAX chunks (2 KiB)
- * per reader, on top of what the received bytes account for.
+ * shared, see shared_nil()) gets a chunk of exactly AREDIS__CACHE_BLOCK
+ * bytes, priv_alloc REPLY_ARENA_SMALL. Freeing it parks the chunk in the
+ * thread's block cache (util/cache.h) for the next small leaf, so that a
+ * reply costs no malloc/free pair in the steady state.
  */
-#define SMALL_LEAF_EXTRA 48
-#define SMALL_LEAF_BYTES (sizeof(arena_chunk) + sizeof(aredis_reply) + SMALL_LEAF_EXTRA)
-#define SPARE_MAX 16
-
-/* A parked chunk is off limits until reused: ASan reports any touch of it. */
-#if defined(__SANITIZE_ADDRESS__)
-#define READER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define READER_ASAN 1
-#endif
-#endif
-#ifdef READER_ASAN
-#include <sanitizer/asan_interface.h>
-static void spare_poison(arena_chunk *c) {
-    ASAN_POISON_MEMORY_REGION((char *)(c + 1), SMALL_LEAF_BYTES - sizeof *c);
-}
-static void spare_unpoison(arena_chunk *c) {
-    ASAN_UNPOISON_MEMORY_REGION((char *)(c + 1), SMALL_LEAF_BYTES - sizeof *c);
-}
-#else
-static void spare_poison(arena_chunk *c) { (void)c; }
-static void spare_unpoison(arena_chunk *c) { (void)c; }
-#endif
-
-static void spare_free_all(aredis_reader *r);
+#define SMALL_LEAF_EXTRA (AREDIS__CACHE_BLOCK - sizeof(arena_chunk) - sizeof(aredis_reply))
+_Static_assert(AREDIS__CACHE_BLOCK >= sizeof(arena_chunk) + sizeof(aredis_reply) + 32,
+               "a cached block holds a small leaf with a short payload");
 
 #define ARENA_CHUNK_MAX (16 * 1024)
 #define ARENA_OWN_CHUNK (4 * 1024)
@@ -217,8 +187,8 @@ static void arena_free_chain(arena_chunk *c) {
 
 void aredis__reply_arena_free(aredis_reply *r) {
     arena_chunk *c = (arena_chunk *)r - 1, *next;
-    if (r->priv_alloc == REPLY_ARENA_SMALL) { /* one chunk: most replies */
-        aredis__free(c);
+    if (r->priv_alloc == REPLY_ARENA_SMALL) { /* one cacheable chunk: most replies */
+        if (!aredis__cache_put(c)) aredis__free(c);
         return;
     }
     /* A nested reply belongs to its top-level reply's arena: nothing to do. */
@@ -385,7 +355,6 @@ aredis_reader *aredis_reader_new(const aredis_reply_builder *builder, void *priv
 void aredis_reader_free(aredis_reader *r) {
     if (!r) return;
     reader_discard_partial(r);
-    spare_free_all(r);
     aredis__free(r->stack);
     buf_free(r);
     aredis__free(r);
@@ -745,20 +714,14 @@ static READER_INLINE void fast_init(aredis_reply *o, aredis_reply_type type, uns
 /*
  * A top-level leaf with no attribute before it — most replies: a chunk of its
  * own (link, reply, `extra` payload bytes), made without the arena state. A
- * small one reuses a spare chunk when there is one.
+ * small one takes a cached block when the thread has one.
  */
-static READER_INLINE aredis_reply *root_leaf_new(aredis_reader *r, aredis_reply_type type,
-                                                 size_t extra) {
+static READER_INLINE aredis_reply *root_leaf_new(aredis_reply_type type, size_t extra) {
     arena_chunk *c;
     unsigned alloc = REPLY_ARENA_SMALL;
     if (READER_LIKELY(extra <= SMALL_LEAF_EXTRA)) {
-        if ((c = r->spare) != NULL) {
-            spare_unpoison(c);
-            r->spare = c->next;
-            r->nspare--;
-        } else if (!(c = aredis__malloc(SMALL_LEAF_BYTES))) {
+        if (!(c = aredis__cache_get()) && !(c = aredis__malloc(AREDIS__CACHE_BLOCK)))
             return NULL;
-        }
     } else {
         size_t bytes;
         if (aredis__add_overflow(sizeof(arena_chunk) + sizeof(aredis_reply), extra, &bytes))
@@ -770,29 +733,6 @@ static READER_INLINE aredis_reply *root_leaf_new(aredis_reader *r, aredis_reply_
     aredis_reply *o = (aredis_reply *)(void *)(c + 1);
     fast_init(o, type, alloc);
     return o;
-}
-
-void aredis__reader_recycle(aredis_reader *r, aredis_reply *reply) {
-    if (r && reply && reply->priv_alloc == REPLY_ARENA_SMALL && reply->priv_refs <= 1 &&
-        r->nspare < SPARE_MAX) {
-        arena_chunk *c = (arena_chunk *)(void *)reply - 1;
-        c->next = r->spare;
-        r->spare = c;
-        r->nspare++;
-        spare_poison(c);
-        return;
-    }
-    aredis_reply_release(reply);
-}
-
-static void spare_free_all(aredis_reader *r) {
-    while (r->spare) {
-        arena_chunk *c = r->spare;
-        spare_unpoison(c);
-        r->spare = c->next;
-        aredis__free(c);
-    }
-    r->nspare = 0;
 }
 
 static aredis_reply *buf_steal(aredis_reader *r, aredis_reply_type type, char *s, size_t n) {
@@ -825,7 +765,7 @@ static READER_INLINE aredis_reply *fast_new(aredis_reader *r, aredis_reply_type 
     unsigned alloc;
     if (r->depth == 0 && type != AREDIS_REPLY_ATTR) {
         if (!r->ahead && leaf) {
-            o = root_leaf_new(r, type, extra);
+            o = root_leaf_new(type, extra);
             if (o) *payload = (char *)(o + 1);
             return o;
         }
@@ -1425,7 +1365,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
             return 1;
         }
         if (w == load32("+OK\r") && r->cur.max_bulk_len >= 2) {
-            x = root_leaf_new(r, AREDIS_REPLY_STATUS, 8);
+            x = root_leaf_new(AREDIS_REPLY_STATUS, 8);
             if (!x) return reader_nomem(r);
             x->str = (char *)(x + 1);
             x->len = 2;
@@ -1453,7 +1393,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
             *o = buf_steal(r, AREDIS_REPLY_STRING, (char *)(uintptr_t)q, (size_t)v);
             return 1;
         }
-        x = root_leaf_new(r, AREDIS_REPLY_STRING, ARENA_ALIGN((size_t)v + 1));
+        x = root_leaf_new(AREDIS_REPLY_STRING, ARENA_ALIGN((size_t)v + 1));
         if (!x) return reader_nomem(r);
         x->str = (char *)(x + 1);
         x->len = (size_t)v;
@@ -1464,7 +1404,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         return 1;
     case ':':
         if (!(q = scan_num(p, end, &v, &neg, 1))) return 0;
-        x = root_leaf_new(r, AREDIS_REPLY_INTEGER, 0);
+        x = root_leaf_new(AREDIS_REPLY_INTEGER, 0);
         if (!x) return reader_nomem(r);
         x->integer = neg ? -(long long)v : (long long)v;
         r->pos = (size_t)(q - r->buf);
@@ -1475,7 +1415,7 @@ static READER_INLINE int read_top_leaf(aredis_reader *r, aredis_reply **o) {
         const char *line = p + 1;
         if (!(q = scan_short_line(r, line, end))) return 0;
         size_t n = (size_t)(q - line);
-        x = root_leaf_new(r, *p == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, ARENA_ALIGN(n + 1));
+        x = root_leaf_new(*p == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR, ARENA_ALIGN(n + 1));
         if (!x) return reader_nomem(r);
         x->str = (char *)(x + 1);
         x->len = n;

@@ -12,8 +12,8 @@
  * - REPLY_OWN: one allocation per object (the builder table in reply.c);
  * - REPLY_ARENA_ROOT: a top-level reply heading a chain of arena chunks;
  * - REPLY_ARENA_MEMBER: inside its top-level reply's arena, never freed alone;
- * - REPLY_ARENA_SMALL: a top-level leaf in one chunk of the small size, which
- *   aredis__reader_recycle() may keep for reuse;
+ * - REPLY_ARENA_SMALL: a top-level leaf in one block of the thread block
+ *   cache's size (util/cache.h), parked there for reuse when freed;
  * - REPLY_STATIC: a shared read-only reply (the top-level nil): retain,
  *   release and free leave it alone.
  */
@@ -27,15 +27,5 @@ enum {
 
 /* Free a top-level reply built in a reader arena, with all its chunks. */
 void aredis__reply_arena_free(aredis_reply *r);
-
-/*
- * Drop the caller's reference to a top-level reply `reader` built: like
- * aredis_reply_release(), but a small leaf whose last reference this was is
- * kept by the reader for its next small leaf instead of being freed. The
- * client calls it once a reply's callback has returned. Any reader will do
- * (the chunk has one size); NULL means a plain release.
- */
-struct aredis_reader;
-void aredis__reader_recycle(struct aredis_reader *reader, aredis_reply *reply);
 
 #endif

@@ -4,9 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/cache.h"
+
 static aredis_allocator g_alloc = {malloc, calloc, realloc, free};
 
+/* Cached blocks go back to the allocator they came from, before it changes. */
 aredis_allocator aredis_set_allocator(const aredis_allocator *a) {
+    aredis__cache_flush();
     aredis_allocator old = g_alloc;
     if (a == NULL || !a->malloc_fn || !a->calloc_fn || !a->realloc_fn || !a->free_fn) {
         aredis_reset_allocator();
@@ -17,6 +21,7 @@ aredis_allocator aredis_set_allocator(const aredis_allocator *a) {
 }
 
 void aredis_reset_allocator(void) {
+    aredis__cache_flush();
     g_alloc.malloc_fn = malloc;
     g_alloc.calloc_fn = calloc;
     g_alloc.realloc_fn = realloc;

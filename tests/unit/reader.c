@@ -12,7 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/reply_internal.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "util/alloc.h"
+#include "util/cache.h"
 #include "ts.h"
 
 /* ---- Rendering replies -------------------------------------------------- */
@@ -838,11 +842,13 @@ static void test_refcount_and_names(void **state) {
 }
 
 /*
- * aredis__reader_recycle() (what the client calls after a reply's callback):
- * a small top-level leaf whose last reference goes is reused for the next
- * small leaf, every field reset; a retained, large or aggregate reply is
- * released as usual; the spares are bounded and freed with the reader (ASan
- * and the valgrind run see a leak otherwise).
+ * Small top-level replies reuse memory through the thread's block cache
+ * (src/util/cache.h): a freed small reply's block serves the next small
+ * reply with every field reset; a retained reply is not reused until its
+ * last reference goes; a top-level nil is one shared read-only reply; big
+ * replies and aggregates are not cached; at most AREDIS__CACHE_MAX blocks
+ * are kept; changing the allocator gives the cached blocks back to the
+ * allocator they came from; a thread's blocks are freed when it exits.
  */
 static aredis_reply *next_reply(aredis_reader *r) {
     aredis_reply *rep = NULL;
@@ -851,8 +857,9 @@ static aredis_reply *next_reply(aredis_reader *r) {
     return rep;
 }
 
-static void test_small_replies_recycled(void **state) {
+static void test_small_replies_reuse_memory(void **state) {
     (void)state;
+    aredis__cache_flush();
     aredis_reader *r = aredis_reader_new(NULL, NULL);
     assert_non_null(r);
     char big[200];
@@ -864,7 +871,7 @@ static void test_small_replies_recycled(void **state) {
 
     aredis_reply *ok = next_reply(r);
     assert_string_equal(dump(ok), "+OK");
-    aredis__reader_recycle(r, ok);
+    aredis_reply_free(ok);
 
     aredis_reply *num = next_reply(r);
     assert_ptr_equal(num, ok); /* the same memory, reset */
@@ -874,68 +881,109 @@ static void test_small_replies_recycled(void **state) {
     assert_int_equal(num->len, 0);
     assert_int_equal(num->priv_refs, 1);
 
-    /* Retained: the recycle drops one reference and keeps the reply. */
+    /* Retained: one release keeps it, and its memory is not handed out. */
     aredis_reply_retain(num);
-    aredis__reader_recycle(r, num);
+    aredis_reply_release(num);
     assert_int_equal(num->priv_refs, 1);
-    assert_int_equal(num->integer, 42);
     aredis_reply *hello = next_reply(r);
     assert_ptr_not_equal(hello, num);
     assert_string_equal(dump(hello), "\"hello\"");
-    aredis__reader_recycle(r, num);
-    aredis__reader_recycle(r, hello);
+    assert_int_equal(num->integer, 42);
+    aredis_reply_release(num);
+    aredis_reply_free(hello);
 
-    /* A top-level nil is the shared read-only one: no chunk taken. */
+    /* A top-level nil is the shared read-only one: no block taken. */
     aredis_reply *nil = next_reply(r);
     assert_ptr_not_equal(nil, hello);
     assert_int_equal(nil->type, AREDIS_REPLY_NIL);
     assert_null(nil->str);
-    assert_int_equal(nil->len, 0);
     assert_ptr_equal(aredis_reply_retain(nil), nil);
     aredis_reply_release(nil);
     aredis_reply_free(nil);
+    aredis_reply_free(nil);
 
-    /* Too big to be a small leaf: released (freed), never parked. */
+    /* Too big for a block, and an aggregate: freed, never cached. */
+    aredis__cache_flush();
     aredis_reply *blob = next_reply(r);
     assert_int_equal(blob->len, sizeof big);
-    assert_ptr_not_equal(blob, num);
-    aredis__reader_recycle(r, blob);
-    /* An aggregate: released too. */
+    aredis_reply_free(blob);
     aredis_reply *arr = next_reply(r);
     assert_string_equal(dump(arr), "[:1]");
-    aredis__reader_recycle(r, arr);
-    aredis_reply *yes = next_reply(r);
-    assert_ptr_equal(yes, hello); /* last parked, first reused */
-    assert_string_equal(dump(yes), "#t");
-    assert_int_equal(FEED(r, "$-1\r\n*-1\r\n_\r\n"), AREDIS_ERR_OK);
-    for (int i = 0; i < 3; i++) {
-        aredis_reply *n = next_reply(r);
-        assert_int_equal(n->type, AREDIS_REPLY_NIL);
-        assert_null(n->attribute);
-        aredis__reader_recycle(r, n);
-    }
-    assert_int_equal(FEED(r, ":5\r\n"), AREDIS_ERR_OK);
-    aredis_reply *five = next_reply(r);
-    assert_ptr_equal(five, num); /* every nil gave back what it took */
-    aredis__reader_recycle(r, five);
-    aredis__reader_recycle(r, yes);
-    aredis__reader_recycle(r, nil);
-    aredis__reader_recycle(r, NULL);
-    aredis__reader_recycle(NULL, NULL);
+    aredis_reply_free(arr);
+    assert_null(aredis__cache_get());
 
-    /* More live small replies than spares: the extra ones are freed. */
-    enum { N = 40 };
-    aredis_reply *many[N];
-    for (int i = 0; i < N; i++) assert_int_equal(FEED(r, ":7\r\n"), AREDIS_ERR_OK);
-    for (int i = 0; i < N; i++) many[i] = next_reply(r);
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(many[i]->integer, 7);
-        aredis__reader_recycle(r, many[i]);
+    aredis_reply *yes = next_reply(r);
+    assert_string_equal(dump(yes), "#t");
+    aredis_reply_free(yes);
+    /* Parked on free: the block is the chunk link, then the reply. */
+    char *blk = aredis__cache_get();
+    assert_ptr_equal(blk + sizeof(void *), (char *)yes);
+    aredis__free(blk); /* taken out: ours to free */
+    aredis_reader_free(r);
+}
+
+static atomic_long g_live;
+
+static void *count_malloc(size_t n) {
+    void *p = malloc(n);
+    if (p) atomic_fetch_add(&g_live, 1);
+    return p;
+}
+static void *count_calloc(size_t m, size_t n) {
+    void *p = calloc(m, n);
+    if (p) atomic_fetch_add(&g_live, 1);
+    return p;
+}
+static void *count_realloc(void *old, size_t n) {
+    void *p = realloc(old, n);
+    if (p && !old) atomic_fetch_add(&g_live, 1);
+    return p;
+}
+static void count_free(void *p) {
+    if (p) atomic_fetch_sub(&g_live, 1);
+    free(p);
+}
+static const aredis_allocator counting = {count_malloc, count_calloc, count_realloc, count_free};
+
+/* Parse and free n small replies on a reader of its own. */
+static void small_replies(int n) {
+    aredis_reader *r = aredis_reader_new(NULL, NULL);
+    assert_non_null(r);
+    aredis_reply *rep[64];
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++) assert_int_equal(FEED(r, ":7\r\n"), AREDIS_ERR_OK);
+    for (int i = 0; i < n; i++) rep[i] = next_reply(r);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(rep[i]->integer, 7);
+        aredis_reply_free(rep[i]);
     }
-    /* No reader: a plain release. */
-    assert_int_equal(FEED(r, "+PONG\r\n"), AREDIS_ERR_OK);
-    aredis__reader_recycle(NULL, next_reply(r));
-    aredis_reader_free(r); /* frees the parked spares */
+    aredis_reader_free(r);
+}
+
+static void *thread_main(void *arg) {
+    small_replies(*(int *)arg);
+    return NULL;
+}
+
+static void test_block_cache_bounds_and_owners(void **state) {
+    (void)state;
+    /* Bounded: of 40 small replies freed at once, AREDIS__CACHE_MAX stay. */
+    atomic_store(&g_live, 0);
+    aredis_set_allocator(&counting);
+    small_replies(40);
+    assert_int_equal(atomic_load(&g_live), AREDIS__CACHE_MAX);
+    /* Changing the allocator gives them back to the one they came from. */
+    aredis_reset_allocator();
+    assert_int_equal(atomic_load(&g_live), 0);
+
+    /* A thread's cached blocks are freed when the thread exits. */
+    aredis_set_allocator(&counting);
+    int n = 5;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, thread_main, &n), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(atomic_load(&g_live), 0);
+    aredis_reset_allocator();
 }
 
 int main(void) {
@@ -959,7 +1007,8 @@ int main(void) {
         cmocka_unit_test(test_custom_builder),
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_refcount_and_names),
-        cmocka_unit_test(test_small_replies_recycled),
+        cmocka_unit_test(test_small_replies_reuse_memory),
+        cmocka_unit_test(test_block_cache_bounds_and_owners),
     };
     return cmocka_run_group_tests(tests, 0, NULL);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ts.h"
+#include "util/cache.h"
 
 /* A TAP-style note on stderr. */
 #define NOTE(...) (fprintf(stderr, "# " __VA_ARGS__), fputc('\n', stderr))
@@ -439,6 +440,9 @@ static void run_with_failure(size_t step, int zero_copy) {
         void *rep;
         while ((e = aredis_reader_get_reply(r, &rep)) == AREDIS_ERR_OK && rep) {
             aredis_reply_free(rep);
+            /* Empty the thread's block cache, so that every reply allocates
+             * afresh and each of those allocations gets failed in turn. */
+            aredis__cache_flush();
             replies++;
         }
     }
