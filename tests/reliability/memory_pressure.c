@@ -207,13 +207,7 @@ static void test_chunks_until_oom(void **state) {
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);
     assert_ping(c);
     for (int i = 0; i < stored; i++) {
-        aredis_future *f = ts_cmd(c, "GET mp:chunk:%d", i);
-        assert_null(aredis_future_error(f));
-        aredis_reply *r = aredis_future_reply(f);
-        assert_int_equal(r->type, AREDIS_REPLY_STRING);
-        assert_int_equal(r->len, CHUNK);
-        assert_memory_equal(r->str, val, CHUNK);
-        aredis_future_release(f);
+        ts_cmd_bytes(c, val, CHUNK, "GET mp:chunk:%d", i);
     }
     /* The refused key was not written. */
     aredis_future *f = ts_cmd(c, "EXISTS mp:chunk:%d", oom_at);

@@ -52,26 +52,9 @@
 
 /* ---- Waiting on client state ------------------------------------------- */
 
-static void noop(void *arg) { (void)arg; }
-
-/* Run the loop until pred(c) holds or timeout_ms passes (1: it holds). */
-static int run_until(aredis_loop *loop, int (*pred)(const aredis_client *), const aredis_client *c,
-                     uint64_t timeout_ms) {
-    uint64_t until = ts_now_ms() + timeout_ms;
-    aredis_timer *t = aredis_timer_new(loop, noop, NULL);
-    assert_non_null(t);
-    int ok;
-    while (!(ok = pred(c)) && ts_now_ms() < until) {
-        aredis_timer_start(t, 50, 0); /* bounds each iteration */
-        aredis_loop_run_once(loop, 1);
-    }
-    aredis_timer_free(t);
-    return ok;
-}
-
 /* The deferred flush ran: do_write() wrote until the socket would block or
  * `out` was empty. */
-static int flushed(const aredis_client *c) { return !c->flush_armed; }
+static int flushed(const void *c) { return !((const aredis_client *)c)->flush_armed; }
 
 /* ---- DEBUG log capture --------------------------------------------------- */
 
@@ -189,7 +172,7 @@ static void stall_output(rig *g) {
         assert_int_equal(aredis__buf_used(&c->out), 0);
         g->rounds++;
         assert_int_equal(aredis_command_argv(c, on_big, g, 3, argv, argvlen), AREDIS_ERR_OK);
-        assert_true(run_until(g->loop, flushed, c, 5000));
+        assert_true(ts_wait_until(g->loop, flushed, c, 5000));
         assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);
         if (c->out.off > 0) break; /* written in part, then the socket would block */
         /* Written whole (the kernel took it all): issue another. */
@@ -330,15 +313,9 @@ static void test_retry_copy_and_log_after_compaction(void **state) {
 
     restart_and_resend(&g, &res);
 
-    aredis_future *f = ts_cmd(g.c, "GET regress:key");
-    assert_null(aredis_future_error(f));
-    aredis_reply *r = aredis_future_reply(f);
-    assert_int_equal(r->type, AREDIS_REPLY_STRING);
-    assert_int_equal(r->len, n);
-    assert_memory_equal(r->str, v, n);
-    aredis_future_release(f);
+    ts_cmd_bytes(g.c, v, n, "GET regress:key");
     /* The big value never made it: the restarted server is empty. */
-    f = ts_cmd(g.c, "EXISTS regress:big");
+    aredis_future *f = ts_cmd(g.c, "EXISTS regress:big");
     assert_int_equal(aredis_future_reply(f)->integer, 0);
     aredis_future_release(f);
 

@@ -51,8 +51,8 @@ aredis_client *ts_client(aredis_loop *loop, const ts_server *s) {
 
 static void noop(void *arg) { (void)arg; }
 
-static int wait_until(aredis_loop *loop, int (*done)(const void *), const void *arg,
-                      uint64_t timeout_ms) {
+int ts_wait_until(aredis_loop *loop, int (*done)(const void *), const void *arg,
+                  uint64_t timeout_ms) {
     uint64_t until = ts_now_ms() + timeout_ms;
     /* A timer bounds each wait so a silent loop cannot hang the test. */
     aredis_timer *t = aredis_timer_new(loop, noop, NULL);
@@ -72,7 +72,7 @@ static int wait_until(aredis_loop *loop, int (*done)(const void *), const void *
 static int flag_set(const void *p) { return *(const volatile int *)p != 0; }
 
 int ts_wait(aredis_loop *loop, const volatile int *flag, uint64_t timeout_ms) {
-    return wait_until(loop, flag_set, (const void *)flag, timeout_ms);
+    return ts_wait_until(loop, flag_set, (const void *)flag, timeout_ms);
 }
 
 typedef struct {
@@ -88,7 +88,7 @@ static int count_reached(const void *p) {
 int ts_wait_count(aredis_loop *loop, const volatile size_t *counter, size_t target,
                   uint64_t timeout_ms) {
     count_arg a = {counter, target};
-    return wait_until(loop, count_reached, &a, timeout_ms);
+    return ts_wait_until(loop, count_reached, &a, timeout_ms);
 }
 
 aredis_future *ts_cmd(aredis_client *c, const char *fmt, ...) {
@@ -102,18 +102,38 @@ aredis_future *ts_cmd(aredis_client *c, const char *fmt, ...) {
     return f;
 }
 
-void ts_cmd_ok(aredis_client *c, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+/* Issue, await, and assert success: the future (caller releases) and its reply. */
+static aredis_future *cmd_succeeds(aredis_client *c, aredis_reply **r, const char *fmt,
+                                   va_list ap) {
     aredis_future *f = aredis_future_vcommand(c, fmt, ap);
-    va_end(ap);
     assert_non_null(f);
     aredis_err e = aredis_await(f);
     if (e != AREDIS_ERR_OK) fail_msg("%s: %s", fmt, aredis_future_error(f)->detail);
-    aredis_reply *r = aredis_future_reply(f);
-    assert_non_null(r);
+    *r = aredis_future_reply(f);
+    assert_non_null(*r);
+    return f;
+}
+
+void ts_cmd_ok(aredis_client *c, const char *fmt, ...) {
+    va_list ap;
+    aredis_reply *r;
+    va_start(ap, fmt);
+    aredis_future *f = cmd_succeeds(c, &r, fmt, ap);
+    va_end(ap);
     assert_int_equal(r->type, AREDIS_REPLY_STATUS);
     assert_string_equal(r->str, "OK");
+    aredis_future_release(f);
+}
+
+void ts_cmd_bytes(aredis_client *c, const void *want, size_t n, const char *fmt, ...) {
+    va_list ap;
+    aredis_reply *r;
+    va_start(ap, fmt);
+    aredis_future *f = cmd_succeeds(c, &r, fmt, ap);
+    va_end(ap);
+    assert_int_equal(r->type, AREDIS_REPLY_STRING);
+    assert_int_equal(r->len, n);
+    assert_memory_equal(r->str, want, n);
     aredis_future_release(f);
 }
 

@@ -94,6 +94,9 @@ int ts_wait(aredis_loop *loop, const volatile int *flag, uint64_t timeout_ms);
 /* Run until *counter >= target, or timeout. */
 int ts_wait_count(aredis_loop *loop, const volatile size_t *counter, size_t target,
                   uint64_t timeout_ms);
+/* Run until done(arg) returns nonzero, or timeout: 1 if it did, 0 if not. */
+int ts_wait_until(aredis_loop *loop, int (*done)(const void *), const void *arg,
+                  uint64_t timeout_ms);
 
 /* Monotonic milliseconds. */
 uint64_t ts_now_ms(void);
@@ -103,6 +106,8 @@ uint64_t ts_now_ms(void);
 aredis_future *ts_cmd(aredis_client *c, const char *fmt, ...);
 /* Assert the command succeeds and returns a STATUS "OK". */
 void ts_cmd_ok(aredis_client *c, const char *fmt, ...);
+/* Assert the command succeeds and returns a STRING of exactly these n bytes. */
+void ts_cmd_bytes(aredis_client *c, const void *want, size_t n, const char *fmt, ...);
 
 /*
  * A reply recorder for callback tests: pass a ts_result as the data of

@@ -31,13 +31,7 @@ static void test_one_mib_value(void **state) {
     assert_non_null(val);
     fill(val, n, 7);
     ts_cmd_ok(c, "SET tls:big %b", val, n);
-    aredis_future *f = ts_cmd(c, "GET tls:big");
-    assert_null(aredis_future_error(f));
-    aredis_reply *r = aredis_future_reply(f);
-    assert_int_equal(r->type, AREDIS_REPLY_STRING);
-    assert_int_equal(r->len, n);
-    assert_memory_equal(r->str, val, n);
-    aredis_future_release(f);
+    ts_cmd_bytes(c, val, n, "GET tls:big");
     free(val);
     aredis_client_free(c);
     aredis_loop_free(loop);
