@@ -11,6 +11,12 @@
  * (malloc/free are). Clients on IP literals or unix sockets call them only
  * from the thread that runs their loop.
  *
+ * REUSE: each thread keeps up to 16 blocks of freed small replies (2 KiB)
+ * for its next ones, instead of freeing and allocating again. They go back
+ * through free_fn when the thread exits, when the process exits, and — for
+ * the calling thread — when the hooks are changed; so change the hooks only
+ * while no other thread is using aredis.
+ *
  * A hook that returns NULL makes the operation that needed memory fail
  * cleanly with AREDIS_ERR_NOMEM: aredis never aborts on allocation failure.
  */
