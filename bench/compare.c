@@ -227,6 +227,22 @@ typedef struct sample {
     int ok;
 } sample;
 
+/* The server's address in a client's own flags: `uflag` PATH for a unix
+ * socket, else `hflag` HOST `pflag` PORT. Returns the new argument count. */
+static int add_server(const cfg *g, char **av, int k, const char *uflag, const char *hflag,
+                      const char *pflag, char *port) {
+    if (g->unix_path) {
+        av[k++] = (char *)uflag;
+        av[k++] = (char *)g->unix_path;
+    } else {
+        av[k++] = (char *)hflag;
+        av[k++] = (char *)g->host;
+        av[k++] = (char *)pflag;
+        av[k++] = port;
+    }
+    return k;
+}
+
 /* Build the command line of one run. `prefix` (perf / strace) goes first. */
 static int build_argv(const cfg *g, int dc, int is_get, int depth, long n, char **prefix, char **av,
                       char (*buf)[64]) {
@@ -235,6 +251,7 @@ static int build_argv(const cfg *g, int dc, int is_get, int depth, long n, char 
         av[k++] = *prefix;
 #define NUM(fmt, x) (snprintf(buf[b], 64, fmt, x), buf[b++])
     const dclient *d = &dclients[dc];
+    char *port = NUM("%d", g->port);
     if (d->kind == K_WORKER) {
         av[k++] = (char *)g->self;
         av[k++] = "--worker";
@@ -249,26 +266,10 @@ static int build_argv(const cfg *g, int dc, int is_get, int depth, long n, char 
         av[k++] = NUM("%ld", n);
         av[k++] = "-s";
         av[k++] = NUM("%ld", g->size);
-        if (g->unix_path) {
-            av[k++] = "-u";
-            av[k++] = (char *)g->unix_path;
-        } else {
-            av[k++] = "-h";
-            av[k++] = (char *)g->host;
-            av[k++] = "-p";
-            av[k++] = NUM("%d", g->port);
-        }
+        k = add_server(g, av, k, "-u", "-h", "-p", port);
     } else if (d->kind == K_RB) {
         av[k++] = "redis-benchmark";
-        if (g->unix_path) {
-            av[k++] = "-s";
-            av[k++] = (char *)g->unix_path;
-        } else {
-            av[k++] = "-h";
-            av[k++] = (char *)g->host;
-            av[k++] = "-p";
-            av[k++] = NUM("%d", g->port);
-        }
+        k = add_server(g, av, k, "-s", "-h", "-p", port);
         av[k++] = "-c";
         av[k++] = "1";
         av[k++] = "-P";
@@ -283,15 +284,7 @@ static int build_argv(const cfg *g, int dc, int is_get, int depth, long n, char 
     } else {
         av[k++] = "perl";
         av[k++] = (char *)g->perl_script;
-        if (g->unix_path) {
-            av[k++] = "--sock";
-            av[k++] = (char *)g->unix_path;
-        } else {
-            av[k++] = "--host";
-            av[k++] = (char *)g->host;
-            av[k++] = "--port";
-            av[k++] = NUM("%d", g->port);
-        }
+        k = add_server(g, av, k, "--sock", "--host", "--port", port);
         av[k++] = "--op";
         av[k++] = is_get ? "get" : "set";
         av[k++] = "-P";
