@@ -27,10 +27,9 @@ static long long exists(aredis_client *c, const char *key) {
 /* ---- Unbounded: many concurrent commands -------------------------------- */
 
 static void test_thousand_concurrent_sets(void **state) {
-    (void)state;
-    ts_server *s = ts_server_start_default();
-    aredis_loop *loop = aredis_loop_new();
-    aredis_client *c = ts_client(loop, s);
+    ts_env *env = *state;
+    aredis_loop *loop = env->loop;
+    aredis_client *c = env->c;
     enum { N = 1000 };
     result *r = calloc(N, sizeof *r);
     assert_non_null(r);
@@ -68,16 +67,12 @@ static void test_thousand_concurrent_sets(void **state) {
         assert_string_equal(r[i].text, want);
     }
     free(r);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_server_stop(s);
 }
 
 static void test_500_concurrent_incrs(void **state) {
-    (void)state;
-    ts_server *s = ts_server_start_default();
-    aredis_loop *loop = aredis_loop_new();
-    aredis_client *c = ts_client(loop, s);
+    ts_env *env = *state;
+    aredis_loop *loop = env->loop;
+    aredis_client *c = env->c;
     enum { N = 500 };
     result *r = calloc(N, sizeof *r);
     assert_non_null(r);
@@ -98,9 +93,6 @@ static void test_500_concurrent_incrs(void **state) {
     assert_string_equal(aredis_future_reply(f)->str, "500");
     aredis_future_release(f);
     free(r);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_server_stop(s);
 }
 
 /* ---- Bounded: max_queue_size = 10 --------------------------------------- */
@@ -356,8 +348,8 @@ static void test_bound_while_disconnected(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_thousand_concurrent_sets),
-        cmocka_unit_test(test_500_concurrent_incrs),
+        cmocka_unit_test_setup_teardown(test_thousand_concurrent_sets, ts_env_setup, ts_env_teardown),
+        cmocka_unit_test_setup_teardown(test_500_concurrent_incrs, ts_env_setup, ts_env_teardown),
         cmocka_unit_test(test_bound_callbacks),
         cmocka_unit_test(test_bound_slot_freed_in_callback),
         cmocka_unit_test(test_bound_futures),
