@@ -60,8 +60,9 @@ typedef void aredis_push_fn(aredis_client *c, aredis_reply *push, void *data);
 /* Connected and handshake done (the first time and after every reconnect). */
 typedef void aredis_connect_fn(aredis_client *c, void *data);
 /*
- * An established connection ended; err says why (AREDIS_ERR_CLOSED after
- * close() or a graceful disconnect()).
+ * A connection that was established (on_connect ran for it) ended; err says
+ * why (AREDIS_ERR_CLOSED after close() or a graceful disconnect()). Never
+ * for a connect that did not finish: that is reported through on_error.
  */
 typedef void aredis_disconnect_fn(aredis_client *c, const aredis_error *err, void *data);
 /*
@@ -77,6 +78,34 @@ typedef void aredis_reconnect_fn(aredis_client *c, unsigned attempt, uint32_t de
 /*
  * Options. Start from AREDIS_OPTIONS_INIT so that fields added later keep
  * their defaults. Strings are copied by aredis_client_new().
+ *
+ * THE DEFAULTS, and what each protects against (docs/RESILIENCE.md has the
+ * same table). No default lets a program wait for ever.
+ *
+ *   connect_timeout_ms      5000   a host that swallows packets: connect +
+ *                                  TLS + handshake fail within 5 s
+ *   request_timeout_ms      5000   a hung server or an outage: a command
+ *                                  ends within 5 s of being issued (blocking
+ *                                  commands: plus their own block time)
+ *   wait_for_first_connect  0      a program started with no server: the
+ *                                  first failed attempt fails what waits
+ *                                  for it; later commands are refused at
+ *                                  once until a connect succeeds
+ *   reconnect               1      restarts and blips: the client comes back
+ *   reconnect_delay_ms      100    } exponential backoff with jitter: no
+ *   max_reconnect_delay_ms  30000  } herd of clients hammering a server
+ *   reconnect_jitter        0.1    } that is coming back
+ *   max_reconnect_attempts  0      unlimited (the timeouts bound commands)
+ *   reconnect_on_auth_error 0      no hammering with refused credentials
+ *   queue_during_reconnect  1      commands issued during a restart of an
+ *                                  established client wait for it
+ *   max_queue_size          0      unbounded in count (bounded in time by
+ *                                  request_timeout_ms)
+ *   retry_read_only         0      at most once: no write applied twice
+ *   dead_timeout_ms         10000  a link that died after a timeout on it
+ *   keepalive_s             60     a half-open TCP connection
+ *   health_check_interval_ms 0     off (idle links dropped by a NAT: set it)
+ *   tls_insecure_skip_verify 0     a man in the middle
  */
 typedef struct aredis_options {
     /* ---- where ---- */
@@ -113,10 +142,17 @@ typedef struct aredis_options {
     int protocol;            /* 3: HELLO 3, falling back to RESP2 if the server
                                 lacks HELLO; 2: RESP2 only */
     /* ---- timeouts ---- */
-    uint32_t connect_timeout_ms; /* 10000; 0 = none; name resolution +
+    uint32_t connect_timeout_ms; /* 5000; 0 = none; name resolution +
                                     connect + handshake */
-    uint32_t request_timeout_ms; /* 0 = none; per command, from issue time
-                                    (time spent queued counts) */
+    /*
+     * 5000; 0 = none. Per command, from issue time (time spent queued
+     * counts). Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP,
+     * BZPOPMIN, BZPOPMAX, BZMPOP, XREAD/XREADGROUP BLOCK, WAIT, WAITAOF) get
+     * their own block time on top, and none at all when they block for
+     * ever (timeout 0). AREDIS_CMD_NO_TIMEOUT or aredis_cmd_opts.timeout_ms
+     * override it per command.
+     */
+    uint32_t request_timeout_ms;
     /*
      * After a command has timed out while its bytes were on the wire, the
      * connection is kept (the late reply is discarded and later commands
@@ -140,8 +176,21 @@ typedef struct aredis_options {
     int queue_during_reconnect; /* 1: commands issued while disconnected wait
                                    for the reconnect; 0: refused at once with
                                    AREDIS_ERR_NOT_CONNECTED */
-    size_t max_queue_size;      /* 0 = unbounded; else commands waiting plus
-                                   in flight; one more is refused with
+    /*
+     * 0: until the client has connected once, a failed attempt fails the
+     * commands (and aredis_future_ready()) waiting for it with its error,
+     * and commands issued before the next attempt succeeds are refused at
+     * once with AREDIS_ERR_NOT_CONNECTED: a program started with no server
+     * sees why within seconds. Reconnection still goes on in the
+     * background per the policy, and once connected, queue_during_reconnect
+     * applies. 1: commands wait through failed first attempts too (bounded
+     * by request_timeout_ms), for a program started before its server.
+     */
+    int wait_for_first_connect;
+    size_t max_queue_size;      /* 0 = unbounded; else every command the
+                                   client holds: waiting, in flight, and
+                                   timed out but still owed a reply; one
+                                   more is refused with
                                    AREDIS_ERR_QUEUE_FULL */
     int retry_read_only;        /* 0: at most once for every command; 1:
                                    read-only commands (GET, HGETALL, ...) are
@@ -169,7 +218,15 @@ typedef struct aredis_options {
     void *cb_data; /* passed to every callback above */
 } aredis_options;
 
-#define AREDIS_OPTIONS_INIT                                                        {                                                                                  .host = "127.0.0.1", .port = 6379, .protocol = 3,                              .connect_timeout_ms = 10000, .dead_timeout_ms = 10000,                         .limits = AREDIS_READER_LIMITS_INIT, .reconnect = 1,                           .reconnect_delay_ms = 100, .max_reconnect_delay_ms = 30000,                    .reconnect_jitter = 0.1, .queue_during_reconnect = 1,                          .keepalive_s = 60                                                          }
+#define AREDIS_OPTIONS_INIT                                                    \
+    {                                                                          \
+        .host = "127.0.0.1", .port = 6379, .protocol = 3,                      \
+        .connect_timeout_ms = 5000, .request_timeout_ms = 5000,                \
+        .dead_timeout_ms = 10000, .limits = AREDIS_READER_LIMITS_INIT,         \
+        .reconnect = 1, .reconnect_delay_ms = 100,                             \
+        .max_reconnect_delay_ms = 30000, .reconnect_jitter = 0.1,              \
+        .queue_during_reconnect = 1, .keepalive_s = 60                         \
+    }
 
 /* Per-command options; start from AREDIS_CMD_OPTS_INIT. */
 typedef struct aredis_cmd_opts {
@@ -206,7 +263,8 @@ AREDIS_API const char *aredis_state_name(aredis_state s);
 /*
  * Make a client on `loop` with `opts` (NULL = defaults). Does not connect.
  * Returns NULL when out of memory or when opts are invalid (a port out of
- * range, a negative db).
+ * range, a negative db, a client_name with spaces...): aredis_call_error()
+ * then says which.
  */
 AREDIS_API aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts);
 
@@ -268,7 +326,18 @@ AREDIS_API void aredis_client_get_stats(const aredis_client *c, aredis_client_st
 
 /* ---- Commands (callbacks) ---------------------------------------------- */
 
-/* printf-like format, see aredis/writer.h. cb may be NULL (reply ignored). */
+/*
+ * printf-like format, see aredis/writer.h. cb may be NULL (reply ignored).
+ *
+ * Returns AREDIS_ERR_OK, or an error (the callback then never runs, and
+ * aredis_call_error() says why): CLOSED, NOT_CONNECTED, QUEUE_FULL, FORKED,
+ * INVALID (a malformed format), NOMEM, or UNSUPPORTED for a command whose
+ * replies cannot be matched one per command: SUBSCRIBE, PSUBSCRIBE,
+ * SSUBSCRIBE and their UN- forms, MONITOR, SYNC, PSYNC, RESET and CLIENT
+ * REPLY OFF|SKIP (docs/RESILIENCE.md, "Reply routing"). AUTH and HELLO are
+ * sent alone: they wait until every reply owed has come, and later commands
+ * wait for their reply.
+ */
 AREDIS_API aredis_err aredis_command(aredis_client *c, aredis_reply_fn *cb, void *data,
                                      const char *fmt, ...);
 AREDIS_API aredis_err aredis_vcommand(aredis_client *c, aredis_reply_fn *cb, void *data,

@@ -81,6 +81,17 @@ AREDIS_API const char *aredis_err_name(aredis_err code);
  */
 AREDIS_API int aredis_err_is_connection(aredis_err code);
 
+/*
+ * Why the last aredis call on this thread that returned an error code (or
+ * an already-failed future) failed: the same code and a detail naming what
+ * was wrong ("SUBSCRIBE ch: the subscribe family is not supported by the
+ * command API: ...", "not connected: connect to 127.0.0.1:6379 failed:
+ * Connection refused"). Like errno: only meaningful right after a call that
+ * failed; calls that succeed leave it as it was. Never NULL; the detail
+ * stays valid until the next failing call on this thread.
+ */
+AREDIS_API const aredis_error *aredis_call_error(void);
+
 #ifdef __cplusplus
 }
 #endif

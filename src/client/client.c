@@ -38,6 +38,7 @@
 
 static void on_io(void *arg, int events);
 static void on_flush(void *arg);
+static void report_forked(aredis_client *c);
 static void client_destroy(aredis_client *c);
 
 const char *aredis_state_name(aredis_state s) {
@@ -148,17 +149,31 @@ static void close_socket(aredis_client *c) {
 }
 
 /*
- * Fail every command of a queue taken from a connection that is gone. The
- * records are first marked unsent, so a cancel from one of the callbacks
- * does not count an orphan on the next connection. A free() from inside a
- * callback turns the rest into CANCELLED: nothing else is reported as if
- * the client still existed.
+ * A queue taken from a connection that is gone: its records are in no
+ * client queue any more, so a cancel from a callback (before or while the
+ * queue is failed) only marks them, and must not count an orphan on the
+ * next connection.
+ */
+static void mark_taken(aredis__cmdq *q) {
+    for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next)
+        cmd->flags &= ~(AREDIS__CMD_SENT | AREDIS__CMD_QUEUED);
+}
+
+/* Put what a teardown keeps back in `waiting`, in order. */
+static void waiting_adopt(aredis_client *c, aredis__cmdq *q) {
+    for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next) cmd->flags |= AREDIS__CMD_QUEUED;
+    aredis__cmdq_append(&c->waiting, q);
+}
+
+/*
+ * Fail every command of a taken queue. A free() from inside a callback
+ * turns the rest into CANCELLED: nothing else is reported as if the client
+ * still existed.
  */
 static void fail_queue(aredis_client *c, aredis__cmdq *q, aredis_err code, const char *detail) {
-    for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next) cmd->flags &= ~AREDIS__CMD_SENT;
     aredis__cmd *cmd;
     while ((cmd = aredis__cmdq_pop(q))) {
-        aredis__heap_del(&c->deadlines, &cmd->dl);
+        aredis__deadline_del(c, cmd);
         if (c->free_pending && code != AREDIS_ERR_FORKED) {
             code = AREDIS_ERR_CANCELLED;
             detail = "client freed";
@@ -172,15 +187,6 @@ static void fail_queue(aredis_client *c, aredis__cmdq *q, aredis_err code, const
     }
 }
 
-static void cmdq_append(aredis__cmdq *q, aredis__cmdq *more) {
-    if (!more->head) return;
-    if (q->tail) q->tail->next = more->head;
-    else q->head = more->head;
-    q->tail = more->tail;
-    q->n += more->n;
-    memset(more, 0, sizeof *more);
-}
-
 static void report(aredis_client *c, aredis_conn_error_fn *fn, aredis_err code, const char *why) {
     if (!fn) return;
     aredis_error e;
@@ -190,35 +196,18 @@ static void report(aredis_client *c, aredis_conn_error_fn *fn, aredis_err code, 
     fn(c, &e, c->opt.cb_data);
 }
 
-/*
- * Where a connection ends. LOST: a failure (the reconnect policy decides
- * what happens next); GRACEFUL: disconnect() finished; FINAL: close/free.
- */
-typedef enum { TEARDOWN_LOST, TEARDOWN_GRACEFUL, TEARDOWN_FINAL } teardown_mode;
+/* An established connection (on_connect ran) ended: tell on_disconnect. */
+static void report_disconnect(aredis_client *c, int was_up, aredis_err code, const char *why) {
+    if (!was_up || c->free_pending || !c->opt.on_disconnect) return;
+    aredis_error e;
+    e.code = code;
+    e.detail = why;
+    e.prefix[0] = '\0';
+    c->opt.on_disconnect(c, &e, c->opt.cb_data);
+}
 
-static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
-                        teardown_mode mode) {
-    char why[256];
-    snprintf(why, sizeof why, "%s", detail ? detail : aredis_strerror(code));
-    aredis_state was = c->state;
-    int was_ready = was == AREDIS_STATE_READY;
-    c->gen++;
-
-    /* Take the queues first: callbacks may issue new commands. */
-    aredis__cmdq sent = c->sent, waiting = c->waiting, keep = {0}, fail = {0};
-    memset(&c->sent, 0, sizeof c->sent);
-    memset(&c->waiting, 0, sizeof c->waiting);
-    int level = code == AREDIS_ERR_PROTOCOL ? AREDIS_LOG_WARN : AREDIS_LOG_INFO;
-    if (mode == TEARDOWN_LOST && aredis__log_enabled(level)) {
-        char where[160];
-        aredis__log(level, "%s %s: %s: %s",
-                    was_ready ? "lost connection to" : "could not connect to",
-                    aredis__endpoint(c, where, sizeof where), aredis_err_name(code), why);
-    }
-    int retry = mode == TEARDOWN_LOST && aredis__reconnect_decide(c, code);
-    if (retry) aredis__reconnect_sort(c, &sent, &keep, &fail); /* needs `out` intact */
-    else fail = sent;
-
+/* Forget the connection: socket, TLS, reader, buffers, per-connection state. */
+static void conn_reset(aredis_client *c) {
     close_socket(c);
     aredis_reader_free(c->reader);
     c->reader = NULL;
@@ -230,56 +219,112 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
     c->hs_pending = 0;
     c->health_inflight = 0;
     c->proto = 0;
+    c->barrier = NULL;
+    c->rd_want = c->wr_want = 0;
+    c->up = 0;
+}
+
+/*
+ * Where a connection ends. LOST: a failure (the reconnect policy decides
+ * what happens next); REFUSED: a failure the next attempt would meet again
+ * (credentials, invalid database, certificate); GRACEFUL: disconnect()
+ * finished; FINAL: close/free.
+ */
+typedef enum { TEARDOWN_LOST, TEARDOWN_REFUSED, TEARDOWN_GRACEFUL, TEARDOWN_FINAL } teardown_mode;
+
+static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
+                        teardown_mode mode) {
+    int lost = mode == TEARDOWN_LOST || mode == TEARDOWN_REFUSED;
+    /* No teardown inside another: the callbacks of one (a health-check PING
+     * failing with its TIMEOUT, say) may report the same lost connection
+     * again — it is gone already, and a second report would count a second
+     * attempt. close()/free() from a callback still go through. */
+    if (lost && c->tearing_down) return;
+    int outer = c->tearing_down;
+    c->tearing_down = 1;
+    char why[256];
+    snprintf(why, sizeof why, "%s", detail ? detail : aredis_strerror(code));
+    int was_up = c->up;
+    c->gen++;
+
+    /* Take the queues first: callbacks may issue new commands. */
+    aredis__cmdq sent = c->sent, waiting = c->waiting, forked = c->forked, keep = {0},
+                 fail = {0};
+    memset(&c->sent, 0, sizeof c->sent);
+    memset(&c->waiting, 0, sizeof c->waiting);
+    memset(&c->forked, 0, sizeof c->forked);
+    int level = code == AREDIS_ERR_PROTOCOL ? AREDIS_LOG_WARN : AREDIS_LOG_INFO;
+    if (lost && aredis__log_enabled(level)) {
+        char where[160];
+        aredis__log(level, "%s %s: %s: %s", was_up ? "lost connection to" : "could not connect to",
+                    aredis__endpoint(c, where, sizeof where), aredis_err_name(code), why);
+    }
+    int retry = lost && aredis__reconnect_decide(c, code, mode == TEARDOWN_REFUSED);
+    /* Commands wait for the next attempt only once the client has been up
+     * (or when told to wait for the first connect): a newcomer's program
+     * with no server must see an error, not wait for ever. */
+    int queue = retry && c->opt.queue_during_reconnect &&
+                (c->ever_ready || c->opt.wait_for_first_connect);
+    if (queue) aredis__reconnect_sort(c, &sent, &keep, &fail); /* needs `out` intact */
+    else fail = sent;
+    mark_taken(&fail);
+    mark_taken(&waiting);
+
+    conn_reset(c);
     if (!retry) {
         c->disconnecting = 0;
         c->reconnect_at = 0;
         c->state = mode == TEARDOWN_FINAL ? AREDIS_STATE_CLOSED : AREDIS_STATE_IDLE;
-        if (mode == TEARDOWN_LOST && c->attempt && c->opt.reconnect) {
+        if (lost && c->attempt && c->opt.reconnect) {
             char gave[320];
             snprintf(gave, sizeof gave, "gave up after %u reconnect attempt(s): %.200s",
                      c->attempt, why);
             snprintf(why, sizeof why, "%.255s", gave);
             aredis__log(AREDIS_LOG_INFO, "reconnect: %s", why);
-        } else if (mode == TEARDOWN_LOST && c->opt.reconnect) {
+        } else if (lost && c->opt.reconnect) {
             aredis__log(AREDIS_LOG_INFO, "reconnect: not retrying after %s", aredis_err_name(code));
         }
         c->attempt = 0;
     }
+    /* Records are not cached while there is no connection to reuse them. */
+    if (c->state != AREDIS_STATE_READY) aredis__freelist_trim(c);
     if (code != AREDIS_ERR_OK) aredis__set_error(c, code, "%s", why);
 
     /* What is kept waits for the reconnect, ahead of anything issued from the
      * callbacks below. */
-    if (retry && c->opt.queue_during_reconnect) {
-        cmdq_append(&c->waiting, &keep);
-        cmdq_append(&c->waiting, &waiting);
+    if (queue) {
+        waiting_adopt(c, &keep);
+        waiting_adopt(c, &waiting);
     }
-    aredis__ready_waiter *waiters = retry ? NULL : c->ready_waiters;
-    if (!retry) c->ready_waiters = NULL;
+    int fail_waiters = !retry || (!c->ever_ready && !c->opt.wait_for_first_connect);
+    aredis__ready_waiter *waiters = fail_waiters ? c->ready_waiters : NULL;
+    if (fail_waiters) c->ready_waiters = NULL;
+    aredis__ready_waiter *fwaiters = c->forked_waiters;
+    c->forked_waiters = NULL;
     uint64_t gen = c->gen;
 
     /* First what happened to the connection, then each command's fate. */
-    if (mode == TEARDOWN_LOST) report(c, c->opt.on_error, code, why);
-    if (!c->free_pending && c->opt.on_disconnect &&
-        (was_ready || (mode != TEARDOWN_LOST && was != AREDIS_STATE_IDLE &&
-                       was != AREDIS_STATE_CLOSED && was != AREDIS_STATE_RECONNECTING))) {
-        aredis_error e;
-        e.code = mode == TEARDOWN_LOST ? code : AREDIS_ERR_CLOSED;
-        e.detail = why;
-        e.prefix[0] = '\0';
-        c->opt.on_disconnect(c, &e, c->opt.cb_data);
-    }
+    if (lost) report(c, c->opt.on_error, code, why);
+    report_disconnect(c, was_up, lost ? code : AREDIS_ERR_CLOSED, why);
     fail_queue(c, &fail, code, why);
     fail_queue(c, &waiting, code, why);
+    fail_queue(c, &forked, AREDIS_ERR_FORKED, "inherited across fork()");
+    aredis__ready_notify_list(fwaiters, AREDIS_ERR_FORKED, "inherited across fork()");
     aredis__ready_notify_list(waiters, code == AREDIS_ERR_OK ? AREDIS_ERR_CLOSED : code, why);
     if (retry && c->gen == gen && c->state == AREDIS_STATE_RECONNECTING && !c->free_pending &&
         c->opt.on_reconnect_attempt) {
         c->opt.on_reconnect_attempt(c, c->attempt, c->reconnect_delay, c->opt.cb_data);
     }
     if (!c->free_pending) aredis__timer_update(c);
+    c->tearing_down = outer;
 }
 
 void aredis__teardown(aredis_client *c, aredis_err code, const char *detail) {
     teardown_ex(c, code, detail, TEARDOWN_LOST);
+}
+
+void aredis__teardown_refused(aredis_client *c, aredis_err code, const char *detail) {
+    teardown_ex(c, code, detail, TEARDOWN_REFUSED);
 }
 
 /* ---- Writing ------------------------------------------------------------ */
@@ -349,6 +394,30 @@ static ssize_t conn_write(aredis_client *c, const void *buf, size_t n, int *want
     }
 }
 
+/* A read or write failed: a certificate refusal (TLS 1.3 reports a
+ * missing client certificate only then) is for good; anything else on a
+ * live link — a reset, a TLS alert or bad record — is a lost connection. */
+static void conn_failed(aredis_client *c, aredis_err code, const char *msg) {
+    if (c->tls && aredis__tls_refused(c->tls)) aredis__teardown_refused(c, code, msg);
+    else aredis__teardown(c, code, msg);
+}
+
+/*
+ * What to watch once the connection is up: each direction waits for what
+ * its last call asked for — normally readable to read and writable to
+ * write, but TLS may need to write to finish a read (a key update, a
+ * renegotiation) or to read to finish a write. Exactly that is watched:
+ * no spinning on a writable socket for a write that waits to read, no
+ * stall for a read that waits to write.
+ */
+static int read_event(const aredis_client *c) { return c->rd_want ? c->rd_want : AREDIS_EV_READ; }
+static int write_event(const aredis_client *c) {
+    return c->wr_want ? c->wr_want : AREDIS_EV_WRITE;
+}
+static void update_mask(aredis_client *c) {
+    set_mask(c, read_event(c) | (aredis__buf_used(&c->out) ? write_event(c) : 0));
+}
+
 /* Write what `out` holds. Returns -1 if the connection was torn down. */
 static int do_write(aredis_client *c) {
     while (aredis__buf_used(&c->out)) {
@@ -358,6 +427,7 @@ static int do_write(aredis_client *c) {
         ssize_t n = conn_write(c, c->out.data + c->out.off, aredis__buf_used(&c->out), &want,
                                &code, msg, sizeof msg);
         if (n > 0) {
+            c->wr_want = 0;
             c->last_tx = aredis__now_ms(c->loop);
             c->stats.write_calls++;
             c->stats.bytes_out += (uint64_t)n;
@@ -366,14 +436,14 @@ static int do_write(aredis_client *c) {
             continue;
         }
         if (want) {
-            /* TLS may want to read before it can write: watch both. */
-            set_mask(c, AREDIS_EV_READ | AREDIS_EV_WRITE);
+            c->wr_want = want == AREDIS_EV_READ ? AREDIS_EV_READ : 0;
+            update_mask(c);
             return 0;
         }
-        aredis__teardown(c, code, msg);
+        conn_failed(c, code, msg);
         return -1;
     }
-    set_mask(c, AREDIS_EV_READ);
+    update_mask(c);
     return 0;
 }
 
@@ -390,12 +460,20 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
         aredis_reply_release(r);
         return;
     }
-    aredis__cmd *cmd = aredis__cmdq_pop(&c->sent);
-    if (!cmd) {
+    /* A reply belongs to the oldest command whose bytes have all been
+     * written; one with nothing owed, or owed only by a command the server
+     * has not seen (issued from a callback, not flushed yet), is surplus:
+     * a protocol error, never a reply to hand out. */
+    aredis__cmd *cmd = c->sent.head;
+    if (!cmd || cmd->end > c->written) {
         aredis_reply_release(r);
-        aredis__teardown(c, AREDIS_ERR_PROTOCOL, "reply received with no command waiting");
+        aredis__teardown(c, AREDIS_ERR_PROTOCOL,
+                         cmd ? "reply received for a command not written yet (surplus reply)"
+                             : "reply received with no command waiting (surplus reply)");
         return;
     }
+    aredis__cmdq_pop(&c->sent);
+    if (cmd == c->barrier) c->barrier = NULL;
     if (cmd->flags & AREDIS__CMD_ORPHAN) {
         /* Timed out or cancelled: its callback already ran. Drop the reply. */
         if (--c->orphans == 0) c->orphan_since = 0;
@@ -403,7 +481,7 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
         aredis__cmd_recycle(c, cmd);
         return;
     }
-    aredis__heap_del(&c->deadlines, &cmd->dl);
+    aredis__deadline_del(c, cmd);
     if (!(cmd->flags & AREDIS__CMD_INTERNAL)) c->stats.replies++;
     aredis__complete(c, cmd, r, r->type == AREDIS_REPLY_ERROR ? AREDIS_ERR_SERVER : AREDIS_ERR_OK,
                      NULL);
@@ -429,8 +507,20 @@ static void do_read(aredis_client *c) {
             return;
         }
         if (n < 0) {
-            if (!want) aredis__teardown(c, code, msg);
+            if (!want) {
+                conn_failed(c, code, msg);
+                return;
+            }
+            int rd = want == AREDIS_EV_WRITE ? AREDIS_EV_WRITE : 0;
+            if (rd != c->rd_want) {
+                c->rd_want = rd;
+                update_mask(c);
+            }
             return;
+        }
+        if (c->rd_want) {
+            c->rd_want = 0;
+            update_mask(c);
         }
         aredis_reader_commit(c->reader, (size_t)n);
         c->stats.read_calls++;
@@ -449,6 +539,10 @@ static void do_read(aredis_client *c) {
             dispatch(c, r);
             if (c->gen != gen) return;
         }
+        /* Commands held behind a barrier (or behind what waits for one) go
+         * out once what they wait for has been answered. */
+        if (c->waiting.n && c->state == AREDIS_STATE_READY && aredis__drain_waiting(c) != 0)
+            return;
         maybe_finish_disconnect(c);
         if (c->gen != gen) return;
         /* A plain socket that gave less than asked for is drained. TLS may
@@ -473,7 +567,7 @@ static void tls_step(aredis_client *c) {
     char msg[256];
     int r = aredis__tls_handshake(c->tls, msg, sizeof msg);
     if (r < 0) {
-        aredis__teardown(c, AREDIS_ERR_TLS, msg);
+        conn_failed(c, AREDIS_ERR_TLS, msg);
     } else if (r > 0) {
         set_mask(c, r);
     } else {
@@ -491,14 +585,16 @@ static void connected(aredis_client *c) {
         return;
     }
     char msg[256];
+    /* The context is the options' CA, certificate and key: if those do not
+     * load, no later attempt will do better. */
     if (!c->tls_ctx && aredis__tls_ctx_new(&c->opt, &c->tls_ctx, msg, sizeof msg) != 0) {
-        aredis__teardown(c, AREDIS_ERR_TLS, msg);
+        aredis__teardown_refused(c, AREDIS_ERR_TLS, msg);
         return;
     }
     const char *name = c->opt.tls_server_name ? c->opt.tls_server_name : c->opt.host;
     c->tls = aredis__tls_new(c->tls_ctx, c->fd, name, msg, sizeof msg);
     if (!c->tls) {
-        aredis__teardown(c, AREDIS_ERR_TLS, msg);
+        aredis__teardown_refused(c, AREDIS_ERR_TLS, msg);
         return;
     }
     c->tls_handshaking = 1;
@@ -540,7 +636,9 @@ static void connect_failed(aredis_client *c, int err) {
 
 static void on_io(void *arg, int events) {
     aredis_client *c = arg;
-    if (!aredis__fork_ok(c)) return; /* a copy in a forked child: inert */
+    /* A copy in a forked child: inert, or it has just started over and
+     * this event was the parent's connection's. */
+    if (aredis__forked(c)) return;
     aredis__enter(c);
     uint64_t gen = c->gen;
     if (c->state == AREDIS_STATE_CONNECTING && c->tls_handshaking) {
@@ -560,8 +658,10 @@ static void on_io(void *arg, int events) {
             if (try_next_addr(c, &last) != 0) connect_failed(c, last);
         }
     } else {
-        if (events & AREDIS_EV_READ) do_read(c);
-        if (c->gen == gen && (events & AREDIS_EV_WRITE) && c->fd >= 0) do_write(c);
+        if (events & read_event(c)) do_read(c);
+        if (c->gen == gen && (events & write_event(c)) && c->fd >= 0 &&
+            aredis__buf_used(&c->out))
+            do_write(c);
     }
     aredis__leave(c);
 }
@@ -574,8 +674,13 @@ static void on_io(void *arg, int events) {
 static void on_flush(void *arg) {
     aredis_client *c = arg;
     c->flush_armed = 0;
-    if (!aredis__fork_ok(c)) return;
+    if (c->fork_gen != aredis__fork_current() && !aredis__fork_adopt(c)) return; /* inert */
     aredis__enter(c);
+    if (c->forked.n || c->forked_report) report_forked(c);
+    if (c->free_pending) {
+        aredis__leave(c);
+        return;
+    }
     if (c->state == AREDIS_STATE_CONNECTING && c->fd < 0 && !c->resolving) {
         if (c->deferred_errno) {
             connect_failed(c, c->deferred_errno);
@@ -591,22 +696,18 @@ static void on_flush(void *arg) {
     aredis__leave(c);
 }
 
-void aredis__set_ready(aredis_client *c) {
-    c->state = AREDIS_STATE_READY;
-    c->conn_deadline = 0;
-    c->attempt = 0;
+int aredis__drain_waiting(aredis_client *c) {
     aredis__cmd *cmd;
-    /* What waited goes out now, in issue order, behind nothing. */
-    while ((cmd = aredis__cmdq_pop(&c->waiting))) {
-        if (cmd->flags & AREDIS__CMD_ORPHAN) {
-            aredis__cmd_recycle(c, cmd);
-            continue;
-        }
+    int moved = 0;
+    while ((cmd = c->waiting.head) && !c->barrier) {
+        /* A barrier goes out alone: only once every reply owed has come. */
+        if ((cmd->flags & AREDIS__CMD_BARRIER) && c->sent.n) break;
         if (aredis__buf_append(&c->out, cmd->buf, cmd->len) != 0) {
-            aredis__cmdq_push(&c->waiting, cmd); /* keep it: teardown fails it */
             aredis__teardown(c, AREDIS_ERR_NOMEM, "out of memory queueing commands");
-            return;
+            return -1;
         }
+        aredis__cmdq_pop(&c->waiting);
+        cmd->flags &= ~AREDIS__CMD_QUEUED;
         cmd->start = c->appended;
         c->appended += cmd->len;
         cmd->end = c->appended;
@@ -615,8 +716,21 @@ void aredis__set_ready(aredis_client *c) {
             cmd->buf = NULL;
         }
         cmd->flags |= AREDIS__CMD_SENT;
+        if (cmd->flags & AREDIS__CMD_BARRIER) c->barrier = cmd;
         aredis__cmdq_push(&c->sent, cmd);
+        moved = 1;
     }
+    if (moved) aredis__arm_flush(c);
+    return 0;
+}
+
+void aredis__set_ready(aredis_client *c) {
+    c->state = AREDIS_STATE_READY;
+    c->conn_deadline = 0;
+    c->attempt = 0;
+    c->ever_ready = 1;
+    /* What waited goes out now, in issue order, behind nothing. */
+    if (aredis__drain_waiting(c) != 0) return;
     aredis__arm_flush(c);
     c->stats.connects++;
     if (aredis__log_enabled(AREDIS_LOG_INFO)) {
@@ -626,29 +740,65 @@ void aredis__set_ready(aredis_client *c) {
     }
     c->last_rx = c->last_tx = aredis__now_ms(c->loop);
     uint64_t gen = c->gen;
-    aredis__ready_notify(c, AREDIS_ERR_OK, NULL);
-    if (c->gen == gen && c->opt.on_connect) c->opt.on_connect(c, c->opt.cb_data);
+    /* From here on_disconnect is owed when this connection ends. */
+    c->up = 1;
+    if (c->opt.on_connect) c->opt.on_connect(c, c->opt.cb_data);
+    if (c->gen == gen) aredis__ready_notify(c, AREDIS_ERR_OK, NULL);
 }
 
 /* ---- Fork --------------------------------------------------------------- */
 
-int aredis__fork_ok(aredis_client *c) {
+int aredis__fork_adopt(aredis_client *c) {
     if (c->fork_gen == aredis__fork_current()) return 1;
-    if (!c->opt.reconnect_in_child) return 0;
+    if (!c->opt.reconnect_in_child || c->free_pending) return 0;
     /* The connection belongs to the parent: drop the child's copy (closing a
-     * descriptor sends nothing; TLS sends no close_notify), fail what the
-     * parent had pending here with FORKED, and connect anew. */
-    aredis_state was = c->state;
+     * descriptor sends nothing; TLS sends no close_notify), and connect
+     * anew. What the parent had pending fails with FORKED — on the next
+     * loop turn (report_forked), never inside the caller's call. */
     c->fork_gen = aredis__fork_current();
-    aredis__enter(c);
-    aredis__teardown(c, AREDIS_ERR_FORKED, "inherited across fork(): reconnecting in the child");
-    if (!c->free_pending && c->state == AREDIS_STATE_IDLE && was != AREDIS_STATE_IDLE &&
-        was != AREDIS_STATE_CLOSED)
-        aredis__connect_start(c);
-    /* A callback above may have freed the client: leave() then destroyed it
-     * and it must not be read again. */
-    if (aredis__leave(c)) return 0;
-    return !c->free_pending;
+    aredis_state was = c->state;
+    c->gen++;
+    mark_taken(&c->sent);
+    mark_taken(&c->waiting);
+    aredis__cmdq_append(&c->forked, &c->sent);
+    aredis__cmdq_append(&c->forked, &c->waiting);
+    aredis__ready_waiter **tail = &c->forked_waiters;
+    while (*tail) tail = &(*tail)->next;
+    *tail = c->ready_waiters;
+    c->ready_waiters = NULL;
+    c->forked_report = 1;
+    c->forked_up = c->forked_up || c->up;
+    conn_reset(c);
+    c->disconnecting = 0;
+    c->attempt = 0;
+    c->reconnect_at = 0;
+    c->state = AREDIS_STATE_IDLE;
+    if (was != AREDIS_STATE_IDLE && was != AREDIS_STATE_CLOSED) aredis__connect_start(c);
+    aredis__arm_flush(c);
+    return 1;
+}
+
+int aredis__forked(aredis_client *c) {
+    if (c->fork_gen == aredis__fork_current()) return 0;
+    aredis__fork_adopt(c);
+    return 1;
+}
+
+/* The deferred half of aredis__fork_adopt(): report the parent's
+ * connection as lost here, and fail what it had pending. */
+static void report_forked(aredis_client *c) {
+    const char *why = "inherited across fork(): reconnecting in the child";
+    aredis__cmdq q = c->forked;
+    memset(&c->forked, 0, sizeof c->forked);
+    aredis__ready_waiter *w = c->forked_waiters;
+    c->forked_waiters = NULL;
+    int was_up = c->forked_up;
+    c->forked_up = 0;
+    c->forked_report = 0;
+    report(c, c->opt.on_error, AREDIS_ERR_FORKED, why);
+    report_disconnect(c, was_up, AREDIS_ERR_FORKED, why);
+    fail_queue(c, &q, AREDIS_ERR_FORKED, why);
+    aredis__ready_notify_list(w, AREDIS_ERR_FORKED, why);
 }
 
 /* ---- Public lifecycle --------------------------------------------------- */
@@ -675,16 +825,42 @@ static void free_opts(aredis_options *o) {
     aredis__free((void *)o->client_name);
 }
 
+/* Redis refuses names with spaces, newlines or other special characters:
+ * said here once, rather than by every connect's CLIENT SETNAME. */
+static int valid_client_name(const char *s) {
+    for (; *s; s++)
+        if (*s < '!' || *s > '~') return 0;
+    return 1;
+}
+
+static const char *invalid_options(const aredis_options *o) {
+    if (!o->unix_path && !o->host) return "no host and no unix_path";
+    if (!o->unix_path && (o->port < 1 || o->port > 65535)) return "port out of range (1-65535)";
+    if (o->db < 0) return "db is negative";
+    if (o->protocol != 2 && o->protocol != 3) return "protocol must be 2 or 3";
+    if (o->username && !o->password) return "username without password";
+    if (o->client_name && !valid_client_name(o->client_name))
+        return "client_name holds spaces, newlines or special characters";
+    return NULL;
+}
+
 aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) {
     aredis_options def = AREDIS_OPTIONS_INIT;
-    if (!loop) return NULL;
-    if (!opts) opts = &def;
-    if ((!opts->unix_path && (!opts->host || opts->port < 1 || opts->port > 65535)) ||
-        opts->db < 0 || (opts->protocol != 2 && opts->protocol != 3) ||
-        (opts->username && !opts->password))
+    if (!loop) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "loop is NULL");
         return NULL;
+    }
+    if (!opts) opts = &def;
+    const char *bad = invalid_options(opts);
+    if (bad) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "invalid options: %s", bad);
+        return NULL;
+    }
     aredis_client *c = aredis__calloc(1, sizeof *c);
-    if (!c) return NULL;
+    if (!c) {
+        aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
     c->loop = loop;
     c->opt = *opts;
     /* The copies below replace the caller's pointers one by one; clear them
@@ -713,6 +889,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
     if (!c->timer || !c->flush_defer) goto fail;
     return c;
 fail:
+    aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
     if (c->timer) aredis__timer_free(loop, c->timer);
     if (c->flush_defer) aredis__defer_free(loop, c->flush_defer);
     free_opts(&c->opt);
@@ -729,8 +906,7 @@ fail:
 static void on_resolved(void *arg, struct addrinfo *res, aredis_err code, const char *msg) {
     aredis_client *c = arg;
     c->resolving = NULL; /* the job is gone: nothing left to cancel */
-    uint64_t gen = c->gen;
-    if (!aredis__fork_ok(c) || c->gen != gen) {
+    if (aredis__forked(c)) {
         /* A copy in a forked child: inert, or it has just started over. */
         if (res) freeaddrinfo(res);
         return;
@@ -821,9 +997,12 @@ void aredis__connect_start(aredis_client *c) {
 }
 
 aredis_err aredis_client_connect(aredis_client *c) {
-    if (c->state == AREDIS_STATE_CLOSED || c->free_pending) return AREDIS_ERR_CLOSED;
-    if (!aredis__fork_ok(c)) return AREDIS_ERR_FORKED;
-    if (c->state != AREDIS_STATE_IDLE) return AREDIS_ERR_INVALID;
+    if (c->state == AREDIS_STATE_CLOSED || c->free_pending)
+        return aredis__call_fail(AREDIS_ERR_CLOSED, "client closed");
+    if (c->fork_gen != aredis__fork_current() && !aredis__fork_adopt(c))
+        return aredis__call_fail(AREDIS_ERR_FORKED, "client inherited across fork()");
+    if (c->state != AREDIS_STATE_IDLE)
+        return aredis__call_fail(AREDIS_ERR_INVALID, "already %s", aredis_state_name(c->state));
     c->last_err.code = AREDIS_ERR_OK;
     c->last_detail[0] = '\0';
     c->attempt = 0;

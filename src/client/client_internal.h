@@ -17,6 +17,7 @@
 #include "aredis/client.h"
 #include "aredis/future.h"
 #include "util/buf.h"
+#include "util/error.h"
 #include "util/heap.h"
 
 struct addrinfo;
@@ -27,12 +28,19 @@ struct addrinfo;
 #define AREDIS__CMD_SENT 4u     /* bytes are in `out` or on the wire */
 #define AREDIS__CMD_RETRY 8u    /* may be sent again after a reconnect (buf kept) */
 #define AREDIS__CMD_SENSITIVE 16u /* AUTH, CONFIG SET, ...: redact its error detail */
+#define AREDIS__CMD_BARRIER 32u /* AUTH, HELLO: written only when nothing else
+                                   is owed a reply; later commands wait for it */
+#define AREDIS__CMD_FIFO 64u    /* its deadline is in the client's FIFO (the
+                                   default request timeout), not the heap */
+#define AREDIS__CMD_QUEUED 128u /* in c->waiting (not in a list being failed) */
 
 typedef struct aredis__cmd {
-    struct aredis__cmd *next;
+    struct aredis__cmd *next, *prev; /* in `waiting` or `sent` */
+    struct aredis__cmd *fnext, *fprev; /* in the deadline FIFO (AREDIS__CMD_FIFO) */
     aredis_reply_fn *cb;
     void *data;
-    aredis__hnode dl;  /* its deadline (loop ms) in the client's heap, if any */
+    aredis__hnode dl;  /* its deadline (loop ms): key; in the client's heap
+                          unless AREDIS__CMD_FIFO */
     char *buf;         /* the encoded command while it waits for a connection
                           (and, for a retryable command, while in flight) */
     size_t len;
@@ -45,6 +53,15 @@ typedef struct aredis__cmdq {
     aredis__cmd *head, *tail;
     size_t n;
 } aredis__cmdq;
+
+/*
+ * The default request timeout gives every command the same delay, so their
+ * deadlines come in issue order: a FIFO keeps them at O(1) a command, and
+ * only per-command timeouts pay for the heap.
+ */
+typedef struct aredis__fifo {
+    aredis__cmd *head, *tail;
+} aredis__fifo;
 
 /* A future waiting for the client to become ready. */
 typedef struct aredis__ready_waiter {
@@ -79,15 +96,19 @@ struct aredis_client {
     uint64_t gen; /* bumped at every teardown: stale callers stop */
 
     /* queues */
-    aredis__cmdq waiting; /* issued before READY: bytes in cmd->buf */
+    aredis__cmdq waiting; /* not sendable yet (not READY, or behind a
+                             barrier): bytes in cmd->buf, exact size */
     aredis__cmdq sent;    /* bytes in `out` or on the wire, awaiting replies */
+    aredis__cmd *barrier; /* an AUTH/HELLO in `sent`: nothing goes out behind it */
+    aredis__cmdq forked;  /* inherited across fork(): failed next loop turn */
     aredis__cmd *freelist;
     size_t nfree;
     size_t user_pending; /* user commands not yet completed */
     size_t orphans;      /* timed-out / cancelled commands still in `sent` */
 
     /* deadlines */
-    aredis__heap deadlines; /* commands with a deadline, earliest first */
+    aredis__heap deadlines; /* per-command deadlines, earliest first */
+    aredis__fifo fifo;      /* default-timeout deadlines, in issue order */
     void *timer;
     uint64_t timer_at;    /* when the loop timer is armed for; 0 = not armed */
     uint64_t conn_deadline; /* connect + handshake deadline; 0 = none */
@@ -100,6 +121,13 @@ struct aredis_client {
 
     /* graceful disconnect */
     int disconnecting;
+    int tearing_down; /* a lost connection is being torn down: no second one */
+    int up;           /* on_connect ran for this connection: on_disconnect owed */
+    int ever_ready;   /* connected once: from then on, queue while reconnecting */
+
+    /* what the socket waits for, per direction: TLS may need to write to
+     * read or read to write (0 = the natural event) */
+    int rd_want, wr_want;
 
     /* reconnection (reconnect.c) */
     unsigned attempt;      /* failed attempts in a row */
@@ -120,6 +148,9 @@ struct aredis_client {
     int free_pending;
 
     aredis__ready_waiter *ready_waiters;
+    /* the parent's connection, reported lost on the next loop turn */
+    aredis__ready_waiter *forked_waiters;
+    int forked_report, forked_up;
 
     aredis_client_stats stats;
 
@@ -133,8 +164,25 @@ aredis__cmd *aredis__cmd_new(aredis_client *c);
 void aredis__cmd_recycle(aredis_client *c, aredis__cmd *cmd);
 void aredis__cmdq_push(aredis__cmdq *q, aredis__cmd *cmd);
 aredis__cmd *aredis__cmdq_pop(aredis__cmdq *q);
+/* Take cmd out of q, wherever it is in it. */
+void aredis__cmdq_unlink(aredis__cmdq *q, aredis__cmd *cmd);
+/* Append all of `more` to q; `more` is left empty. */
+void aredis__cmdq_append(aredis__cmdq *q, aredis__cmdq *more);
+/* Give cmd a deadline `at` (loop ms): in the FIFO when `fifo` (the caller
+ * guarantees issue order), else in the heap (room reserved). */
+void aredis__deadline_set(aredis_client *c, aredis__cmd *cmd, uint64_t at, int fifo);
+void aredis__deadline_unlink(aredis_client *c, aredis__cmd *cmd);
+/* The earliest command deadline (FIFO head or heap top), or NULL. */
+aredis__cmd *aredis__deadline_first(const aredis_client *c);
+/* Free the cached records (the connection is gone: nothing to reuse them). */
+void aredis__freelist_trim(aredis_client *c);
 static inline aredis__cmd *aredis__cmd_of(aredis__hnode *n) {
     return (aredis__cmd *)(void *)((char *)n - offsetof(aredis__cmd, dl));
+}
+/* Take cmd's deadline away, if it has one (most often it has none left). */
+static inline void aredis__deadline_del(aredis_client *c, aredis__cmd *cmd) {
+    if ((cmd->flags & AREDIS__CMD_FIFO) || aredis__hnode_in(&cmd->dl))
+        aredis__deadline_unlink(c, cmd);
 }
 void aredis__client_free_queues(aredis_client *c);
 
@@ -149,6 +197,15 @@ void aredis__enter(aredis_client *c);
 int aredis__leave(aredis_client *c);
 /* Close the connection and fail every pending command with `code`. */
 void aredis__teardown(aredis_client *c, aredis_err code, const char *detail);
+/*
+ * The same for a refusal the next attempt would meet again (credentials, an
+ * invalid database, a certificate that does not verify): the reconnect
+ * policy stops unless reconnect_on_auth_error is set.
+ */
+void aredis__teardown_refused(aredis_client *c, aredis_err code, const char *detail);
+/* Move what `waiting` holds into `out`, up to the first barrier that cannot
+ * go yet. READY only. Returns -1 if the connection was torn down. */
+int aredis__drain_waiting(aredis_client *c);
 /* Run a command's callback exactly once (cmd is already out of its queue
  * or marked orphan). */
 void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredis_err code,
@@ -159,8 +216,15 @@ void aredis__set_ready(aredis_client *c);
 /*
  * In a forked child: 1 when the client may act (not forked, or it has just
  * adopted the child per reconnect_in_child), 0 when it must stay inert.
+ * Adopting drops the inherited connection and starts a new one at once;
+ * what is reported about the old one (on_error, its commands failing with
+ * FORKED) waits for the next loop turn, so nothing runs inside the call
+ * that noticed the fork (issuing a command, connect).
  */
-int aredis__fork_ok(aredis_client *c);
+int aredis__fork_adopt(aredis_client *c);
+/* For loop callbacks: 1 when the client is a forked copy, adopted now or
+ * inert — the event belonged to the parent's connection: drop it. */
+int aredis__forked(aredis_client *c);
 void aredis__set_error(aredis_client *c, aredis_err code, const char *fmt, ...)
     AREDIS_PRINTF(3, 4);
 /* "host:port" or the unix path, for log lines (never credentials). */
@@ -172,7 +236,7 @@ const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len);
  * whether to reconnect; if so schedule it and keep what may be kept.
  * Returns 1 when a reconnect is scheduled.
  */
-int aredis__reconnect_decide(aredis_client *c, aredis_err code);
+int aredis__reconnect_decide(aredis_client *c, aredis_err code, int refused);
 /*
  * Split the sent queue of a lost connection: what is kept goes to `keep` (in
  * order, marked unsent, bytes in cmd->buf), the rest to `fail`. Call before
@@ -187,6 +251,35 @@ void aredis__connect_start(aredis_client *c);
 /* Is this command (argv[0]) read-only, hence safe to retry? */
 int aredis__cmd_is_read_only(const char *name, size_t len);
 
+/* ---- cmdclass.c -------------------------------------------------------- */
+/* What the dispatcher must know about a command, from its encoded bytes. */
+#define AREDIS__CC_SENSITIVE 1u /* may carry a secret: redact its error */
+#define AREDIS__CC_BARRIER 2u   /* AUTH, HELLO: sent alone */
+#define AREDIS__CC_REFUSED 4u   /* its replies cannot be matched: refuse it */
+#define AREDIS__CC_BLOCKING 8u  /* blocks on the server for *block_ms */
+#define AREDIS__CC_READ_ONLY 16u /* only reads (retry_read_only) */
+/*
+ * Classify one encoded command. *why gets a static text for a refusal;
+ * *block_ms the block time of a blocking command (0 = forever). `want_ro`
+ * asks for the read-only test as well (it costs a lookup). Cheap for the
+ * common commands: most are told apart by name length and initial.
+ */
+unsigned aredis__cmd_classify_slow(const char *resp, size_t len, int want_ro, const char **why,
+                                   uint64_t *block_ms);
+/* The initials of the names of interest, a bit per letter, by name length. */
+extern const uint32_t aredis__cc_initials[10];
+static inline unsigned aredis__cmd_classify(const char *resp, size_t len, int want_ro,
+                                            const char **why, uint64_t *block_ms) {
+    /* The common layout "*<d>\r\n$<d>\r\n<name>": length and initial. */
+    if (!want_ro && len >= 9 && resp[0] == '*' && resp[2] == '\r' && resp[4] == '$' &&
+        resp[6] == '\r') {
+        unsigned d = (unsigned)((unsigned char)resp[5] - '0');
+        unsigned ch = (unsigned)(((unsigned char)resp[8] | 0x20) - 'a');
+        if (d > 9 || ch > 25 || !((aredis__cc_initials[d] >> ch) & 1u)) return 0;
+    }
+    return aredis__cmd_classify_slow(resp, len, want_ro, why, block_ms);
+}
+
 /* ---- command.c --------------------------------------------------------- */
 /*
  * Queue one encoded command (bytes in buf, taken over, or appended to `out`
@@ -196,6 +289,8 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
                           void *data, int internal, int argc, const char *const *argv,
                           const size_t *argvlen, const char *fmt, va_list *ap,
                           aredis__cmd **out);
+/* Put a command (bytes in cmd->buf) at the end of c->waiting. */
+void aredis__waiting_push(aredis_client *c, aredis__cmd *cmd);
 /* Fail a pending command now (timeout, cancel): its callback runs with
  * `code`; its late reply will be dropped. */
 void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail);

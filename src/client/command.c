@@ -26,19 +26,6 @@ static aredis_err encode(aredis__buf *b, int argc, const char *const *argv,
     return aredis__write_argv(b, argc, argv, argvlen);
 }
 
-/* The command name of an encoded command ("*N\r\n$L\r\nNAME\r\n..."). */
-static int encoded_name(const char *p, size_t len, const char **name, size_t *nlen) {
-    const char *end = p + len;
-    const char *q = memchr(p, '\n', len);
-    if (!q || ++q >= end || *q != '$') return -1;
-    size_t n = 0;
-    for (q++; q < end && *q >= '0' && *q <= '9'; q++) n = n * 10 + (size_t)(*q - '0');
-    if (q + 2 > end || q[0] != '\r' || q[1] != '\n' || (size_t)(end - (q + 2)) < n) return -1;
-    *name = q + 2;
-    *nlen = n;
-    return 0;
-}
-
 /* DEBUG: the command as text, secrets redacted. Off the fast path. */
 static void log_command(const aredis_client *c, const char *p, size_t len, int internal) {
     char text[320], where[160];
@@ -52,17 +39,33 @@ static void log_command(const aredis_client *c, const char *p, size_t len, int i
 
 /* Refusals at issue time: the callback never runs. */
 static aredis_err admission(aredis_client *c, int internal) {
-    if (c->free_pending || c->state == AREDIS_STATE_CLOSED) return AREDIS_ERR_CLOSED;
-    if (c->fork_gen != aredis__fork_current() && !aredis__fork_ok(c)) return AREDIS_ERR_FORKED;
+    if (c->free_pending || c->state == AREDIS_STATE_CLOSED)
+        return aredis__call_fail(AREDIS_ERR_CLOSED, "client closed");
+    if (c->fork_gen != aredis__fork_current() && !aredis__fork_adopt(c))
+        return aredis__call_fail(AREDIS_ERR_FORKED, "client inherited across fork()");
     if (internal) return AREDIS_ERR_OK;
-    if (c->disconnecting) return AREDIS_ERR_CLOSED;
-    if (c->state == AREDIS_STATE_IDLE) return AREDIS_ERR_NOT_CONNECTED;
-    /* Disconnected and told not to queue: fail at once. */
-    if (!c->opt.queue_during_reconnect && c->state != AREDIS_STATE_READY && c->attempt > 0)
-        return AREDIS_ERR_NOT_CONNECTED;
-    if (c->opt.max_queue_size && c->user_pending >= c->opt.max_queue_size)
-        return AREDIS_ERR_QUEUE_FULL;
+    if (c->disconnecting) return aredis__call_fail(AREDIS_ERR_CLOSED, "client disconnecting");
+    if (c->state == AREDIS_STATE_IDLE)
+        return aredis__call_fail(AREDIS_ERR_NOT_CONNECTED,
+                                 "not connected: call aredis_client_connect() first");
+    if (c->state != AREDIS_STATE_READY && c->attempt > 0) {
+        /* Disconnected and told not to queue; or never connected yet and
+         * the first attempt failed: fail at once, with why. */
+        if (!c->opt.queue_during_reconnect || (!c->ever_ready && !c->opt.wait_for_first_connect))
+            return aredis__call_fail(AREDIS_ERR_NOT_CONNECTED, "not connected: %s",
+                                     c->last_detail[0] ? c->last_detail : "reconnecting");
+    }
+    /* Everything the client holds for commands counts: those waiting, in
+     * flight, and timed out but still owed a reply. */
+    if (c->opt.max_queue_size && c->user_pending + c->orphans >= c->opt.max_queue_size)
+        return aredis__call_fail(AREDIS_ERR_QUEUE_FULL, "%zu commands pending (max_queue_size)",
+                                 c->user_pending + c->orphans);
     return AREDIS_ERR_OK;
+}
+
+void aredis__waiting_push(aredis_client *c, aredis__cmd *cmd) {
+    cmd->flags |= AREDIS__CMD_QUEUED;
+    aredis__cmdq_push(&c->waiting, cmd);
 }
 
 aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
@@ -72,45 +75,77 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     aredis_err e = admission(c, internal);
     if (e != AREDIS_ERR_OK) return e;
 
-    uint64_t timeout = 0;
-    if (!(o && (o->flags & AREDIS_CMD_NO_TIMEOUT)))
-        timeout = (o && o->timeout_ms) ? o->timeout_ms : internal ? 0 : c->opt.request_timeout_ms;
-    /* Make room in the heap first, so nothing can fail after encoding. */
-    if (timeout && aredis__heap_reserve(&c->deadlines, c->deadlines.n + 1) != 0)
-        return AREDIS_ERR_NOMEM;
     aredis__cmd *cmd = aredis__cmd_new(c);
-    if (!cmd) return AREDIS_ERR_NOMEM;
+    if (!cmd) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
     cmd->cb = cb;
     cmd->data = data;
     if (internal) cmd->flags |= AREDIS__CMD_INTERNAL;
 
-    int direct = c->state == AREDIS_STATE_READY || internal;
-    aredis__buf own = {0};
-    aredis__buf *b = direct ? &c->out : &own;
-    /* Bytes in use before, not an absolute offset: growing the buffer may
-     * reclaim its consumed prefix and move everything to the front. */
+    /* Encoded at the end of `out` in every state: when it cannot go out
+     * yet, an exact-size copy waits and `out` is rolled back. Bytes in use
+     * before, not an absolute offset: growing the buffer may reclaim its
+     * consumed prefix and move everything to the front. */
+    aredis__buf *b = &c->out;
     size_t used = b->len - b->off;
     e = encode(b, argc, argv, argvlen, fmt, ap);
-    if (e != AREDIS_ERR_OK) goto fail;
+    if (e != AREDIS_ERR_OK) {
+        aredis__cmd_recycle(c, cmd);
+        return aredis__call_fail(e, e == AREDIS_ERR_NOMEM ? "out of memory"
+                                                          : "malformed command or format");
+    }
     size_t before = b->off + used; /* where this command starts now */
     size_t len = b->len - before;
-    if (aredis__redact_is_sensitive(b->data + before, len)) cmd->flags |= AREDIS__CMD_SENSITIVE;
-    if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_command(c, b->data + before, len, internal);
+    const char *bytes = b->data + before;
+
+    const char *why = NULL;
+    uint64_t block_ms = 0;
+    int want_ro = !internal && c->opt.retry_read_only && !(o && (o->flags & AREDIS_CMD_RETRYABLE));
+    unsigned cls = aredis__cmd_classify(bytes, len, want_ro, &why, &block_ms);
+    if (cls & AREDIS__CC_SENSITIVE) cmd->flags |= AREDIS__CMD_SENSITIVE;
+    if (!internal && (cls & AREDIS__CC_REFUSED)) {
+        char name[32];
+        aredis__redact_command(bytes, len, name, sizeof name);
+        b->len = before;
+        aredis__cmd_recycle(c, cmd);
+        return aredis__call_fail(AREDIS_ERR_UNSUPPORTED, "%s: %s", name, why);
+    }
+    if (!internal && (cls & AREDIS__CC_BARRIER)) cmd->flags |= AREDIS__CMD_BARRIER;
+    if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_command(c, bytes, len, internal);
+
+    /* Its deadline: a per-command timeout, or the client's default (which
+     * a blocking command extends by its own block time; block 0 = none). */
+    uint64_t timeout = 0;
+    int fifo = 0;
+    if (!(o && (o->flags & AREDIS_CMD_NO_TIMEOUT))) {
+        if (o && o->timeout_ms) {
+            timeout = o->timeout_ms;
+        } else if (internal || !c->opt.request_timeout_ms) {
+            timeout = 0;
+        } else if (cls & AREDIS__CC_BLOCKING) {
+            timeout = block_ms ? c->opt.request_timeout_ms + block_ms : 0;
+        } else {
+            timeout = c->opt.request_timeout_ms;
+            fifo = 1;
+        }
+    }
+    if (timeout && !fifo && aredis__heap_reserve(&c->deadlines, c->deadlines.n + 1) != 0) {
+        e = AREDIS_ERR_NOMEM;
+        goto fail;
+    }
 
     /* Retryable: by flag, or read-only under retry_read_only. It keeps a copy
      * of its bytes to send again after a reconnect. */
-    int retry = !internal && o && (o->flags & AREDIS_CMD_RETRYABLE);
-    if (!retry && !internal && c->opt.retry_read_only) {
-        const char *name;
-        size_t nlen;
-        retry = encoded_name(b->data + before, len, &name, &nlen) == 0 &&
-                aredis__cmd_is_read_only(name, nlen);
-    }
+    int retry = !internal && ((o && (o->flags & AREDIS_CMD_RETRYABLE)) ||
+                              (cls & AREDIS__CC_READ_ONLY));
+    /* Straight onto the wire when ready and nothing holds the line: no
+     * barrier in flight, nothing waiting ahead, and a barrier itself only
+     * when no reply is owed. Handshake commands always. */
+    int direct = internal || (c->state == AREDIS_STATE_READY && !c->barrier && !c->waiting.n &&
+                              (!(cmd->flags & AREDIS__CMD_BARRIER) || !c->sent.n));
     if (direct) {
         if (retry) {
-            cmd->buf = aredis__memdup0(b->data + before, len);
+            cmd->buf = aredis__memdup0(bytes, len);
             if (!cmd->buf) {
-                b->len = before; /* roll back: nothing was issued */
                 e = AREDIS_ERR_NOMEM;
                 goto fail;
             }
@@ -120,12 +155,18 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
         c->appended += len;
         cmd->end = c->appended;
         cmd->flags |= AREDIS__CMD_SENT;
+        if (cmd->flags & AREDIS__CMD_BARRIER) c->barrier = cmd;
         aredis__cmdq_push(&c->sent, cmd);
         aredis__arm_flush(c);
     } else {
-        cmd->buf = own.data;
+        cmd->buf = aredis__memdup0(bytes, len);
+        if (!cmd->buf) {
+            e = AREDIS_ERR_NOMEM;
+            goto fail;
+        }
         cmd->len = len;
-        aredis__cmdq_push(&c->waiting, cmd);
+        b->len = before;
+        aredis__waiting_push(c, cmd);
     }
     if (retry) cmd->flags |= AREDIS__CMD_RETRY;
     if (!internal) {
@@ -133,34 +174,44 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
         c->stats.commands++;
     }
     if (timeout) {
-        aredis__heap_set(&c->deadlines, &cmd->dl, aredis__now_ms(c->loop) + timeout);
-        aredis__timer_update(c);
+        uint64_t at = aredis__now_ms(c->loop) + timeout;
+        aredis__deadline_set(c, cmd, at, fifo);
+        /* The timer moves only for a deadline earlier than it is armed for
+         * (an armed timer firing early just recomputes). */
+        if (!c->timer_at || at < c->timer_at) aredis__timer_update(c);
     }
     if (out) *out = cmd;
     return AREDIS_ERR_OK;
 fail:
-    aredis__buf_free(&own);
+    b->len = before; /* roll back: nothing was issued */
     aredis__cmd_recycle(c, cmd);
-    return e;
+    return aredis__call_fail(e, "out of memory");
 }
 
 void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail) {
-    aredis__heap_del(&c->deadlines, &cmd->dl);
+    aredis__deadline_del(c, cmd);
     if (cmd->flags & AREDIS__CMD_ORPHAN) return;
     cmd->flags |= AREDIS__CMD_ORPHAN;
+    if (code == AREDIS_ERR_TIMEOUT) c->stats.timeouts++;
     if (cmd->flags & AREDIS__CMD_SENT) {
         /* Its reply will still come: count it so dispatch drops it, and so
          * the dead-link timer can watch for a silent server. */
         if (c->orphans++ == 0) c->orphan_since = aredis__now_ms(c->loop);
+        aredis__complete(c, cmd, NULL, code, detail);
+    } else if (cmd->flags & AREDIS__CMD_QUEUED) {
+        /* Never sent, and now never will be: unlinked and freed at once, so
+         * an outage full of timed-out commands holds nothing for them. */
+        aredis__cmdq_unlink(&c->waiting, cmd);
+        cmd->flags &= ~AREDIS__CMD_QUEUED;
+        aredis__complete(c, cmd, NULL, code, detail);
+        aredis__cmd_recycle(c, cmd);
     } else {
-        /* Never sent: it will never be. The record stays in `waiting` and is
-         * skipped when the queue is flushed. */
+        /* In a list a teardown is failing: it recycles the record. */
         aredis__free(cmd->buf);
         cmd->buf = NULL;
         cmd->len = 0;
+        aredis__complete(c, cmd, NULL, code, detail);
     }
-    if (code == AREDIS_ERR_TIMEOUT) c->stats.timeouts++;
-    aredis__complete(c, cmd, NULL, code, detail);
     aredis__timer_update(c);
 }
 
@@ -177,7 +228,7 @@ aredis_err aredis_vcommand(aredis_client *c, aredis_reply_fn *cb, void *data, co
 
 aredis_err aredis_command(aredis_client *c, aredis_reply_fn *cb, void *data, const char *fmt,
                           ...) {
-    if (!fmt) return AREDIS_ERR_INVALID;
+    if (!fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "format is NULL");
     va_list ap;
     va_start(ap, fmt);
     aredis_err e = aredis__submit(c, NULL, cb, data, 0, 0, NULL, NULL, fmt, &ap, NULL);

@@ -118,7 +118,7 @@ static aredis_future *submit(aredis_client *c, const aredis_cmd_opts *o, int arg
     aredis_err e = aredis__submit(c, o, on_cmd_reply, f, 0, argc, argv, argvlen, fmt, ap, &f->cmd);
     if (e != AREDIS_ERR_OK) {
         f->refs--; /* no command holds it */
-        future_complete(f, NULL, e, aredis_strerror(e), NULL);
+        future_complete(f, NULL, e, aredis_call_error()->detail, NULL);
     }
     return f;
 }

@@ -8,12 +8,17 @@
  *                (pipelined: one round trip; a lone PING when none of them
  *                is needed, so an unauthenticated connect fails here)
  *
- * Refused credentials (NOAUTH, WRONGPASS, ...) fail the connection with
- * AREDIS_ERR_AUTH; any other refusal (SELECT of a db out of range, ...) with
- * AREDIS_ERR_HANDSHAKE, the server's words in the detail. Neither is retried
- * by the reconnect policy (by default): the next attempt would be refused too. Handshake
- * commands are INTERNAL: they bypass the waiting queue and have no request
- * deadline (the connect deadline covers them).
+ * Refusals come in two classes, the server's words in the detail:
+ *   permanent  credentials (NOAUTH, WRONGPASS, NOPERM...: AREDIS_ERR_AUTH)
+ *              and an invalid database (SELECT: AREDIS_ERR_HANDSHAKE): the
+ *              next attempt would be refused too, so the reconnect policy
+ *              stops (unless reconnect_on_auth_error);
+ *   transient  anything else (LOADING, BUSY, MASTERDOWN, TRYAGAIN, "max
+ *              number of clients reached", ...: AREDIS_ERR_HANDSHAKE): the
+ *              server may say yes in a moment, so it is retried with
+ *              backoff like a failed connect.
+ * Handshake commands are INTERNAL: they bypass the waiting queue and have
+ * no request deadline (the connect deadline covers them).
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +30,13 @@
 static int starts_with(const aredis_reply *r, const char *p) {
     size_t n = strlen(p);
     return r && r->str && r->len >= n && memcmp(r->str, p, n) == 0;
+}
+
+/* "The server cannot serve this now": a refusal to retry, not to obey. */
+static int is_transient(const aredis_reply *r) {
+    return starts_with(r, "LOADING") || starts_with(r, "BUSY") ||
+           starts_with(r, "MASTERDOWN") || starts_with(r, "TRYAGAIN") ||
+           starts_with(r, "CLUSTERDOWN") || starts_with(r, "ERR max number of clients");
 }
 
 static int is_auth_error(const aredis_reply *r) {
@@ -49,7 +61,12 @@ static void fail(aredis_client *c, const char *step, const aredis_reply *r) {
     else
         snprintf(safe, sizeof safe, "%s", said);
     snprintf(msg, sizeof msg, "%s refused: %s", step, safe);
-    aredis__teardown(c, is_auth_error(r) ? AREDIS_ERR_AUTH : AREDIS_ERR_HANDSHAKE, msg);
+    if (is_auth_error(r))
+        aredis__teardown_refused(c, AREDIS_ERR_AUTH, msg);
+    else if (strcmp(step, "SELECT") == 0 && !is_transient(r))
+        aredis__teardown_refused(c, AREDIS_ERR_HANDSHAKE, msg); /* no such database */
+    else
+        aredis__teardown(c, AREDIS_ERR_HANDSHAKE, msg);
 }
 
 /* One step of the pipelined tail; the last one to answer makes us READY. */
@@ -109,7 +126,7 @@ static void hello_done(aredis_client *c, aredis_reply *r, const aredis_error *er
         send_tail(c, 0);
         return;
     }
-    if (is_auth_error(r)) {
+    if (is_auth_error(r) || is_transient(r)) {
         fail(c, "HELLO", r);
         return;
     }

@@ -5,9 +5,15 @@
  * options says whether to try again and when: the delay doubles per failed
  * attempt from reconnect_delay_ms up to max_reconnect_delay_ms, each delay
  * scaled by a random factor within ±reconnect_jitter, and the policy gives up
- * after max_reconnect_attempts failures in a row (0 = never). An AUTH failure
- * stops it at once unless reconnect_on_auth_error is set: retrying a wrong
- * password only hammers the server.
+ * after max_reconnect_attempts failures in a row (0 = never).
+ *
+ * Permanent and transient failures: a refusal the next attempt would meet
+ * again — credentials (AUTH), an invalid database, a certificate that does
+ * not verify, TLS options that do not load — stops the policy at once
+ * unless reconnect_on_auth_error is set: retrying only hammers the server.
+ * Everything else is transient and retried: refused or reset connections,
+ * timeouts, a server still LOADING or BUSY or full (max clients), a TLS
+ * alert or bad record on a live link.
  *
  * What survives a lost connection (delivery is at most once by default):
  *   - commands never written to the socket are kept, in order, and sent
@@ -105,14 +111,9 @@ static int keep_unwritten(aredis_client *c, aredis__cmd *cmd) {
     return 0;
 }
 
-static int may_retry(const aredis_client *c, aredis_err code) {
+static int may_retry(const aredis_client *c, aredis_err code, int refused) {
     if (!c->opt.reconnect || c->disconnecting) return 0;
-    if (code == AREDIS_ERR_AUTH && !c->opt.reconnect_on_auth_error) return 0;
-    /* Refusals that the next attempt would meet again: a handshake the
-     * server rejects, a certificate that does not verify. */
-    if ((code == AREDIS_ERR_HANDSHAKE || code == AREDIS_ERR_TLS) &&
-        !c->opt.reconnect_on_auth_error)
-        return 0;
+    if ((refused || code == AREDIS_ERR_AUTH) && !c->opt.reconnect_on_auth_error) return 0;
     if (code == AREDIS_ERR_NOMEM || code == AREDIS_ERR_FORKED || code == AREDIS_ERR_CLOSED ||
         code == AREDIS_ERR_CANCELLED)
         return 0;
@@ -121,8 +122,8 @@ static int may_retry(const aredis_client *c, aredis_err code) {
     return 1;
 }
 
-int aredis__reconnect_decide(aredis_client *c, aredis_err code) {
-    if (!may_retry(c, code)) return 0;
+int aredis__reconnect_decide(aredis_client *c, aredis_err code, int refused) {
+    if (!may_retry(c, code, refused)) return 0;
     c->attempt++;
     uint32_t delay = aredis__backoff_ms(&c->opt, c->attempt, &c->rng);
     c->reconnect_delay = delay;

@@ -14,6 +14,8 @@
  * deadline earlier than the armed one appears; when it fires early (the
  * earliest deadline went away) it just recomputes.
  */
+#include <stdio.h>
+
 #include "client/client_internal.h"
 #include "loop/loop_internal.h"
 
@@ -39,8 +41,8 @@ static uint64_t health_at(const aredis_client *c) {
 }
 
 static uint64_t next_deadline(const aredis_client *c) {
-    aredis__hnode *first = aredis__heap_min(&c->deadlines);
-    uint64_t next = first ? first->key : 0;
+    aredis__cmd *first = aredis__deadline_first(c);
+    uint64_t next = first ? first->dl.key : 0;
     next = earliest(next, c->conn_deadline);
     next = earliest(next, c->reconnect_at);
     next = earliest(next, health_at(c));
@@ -68,8 +70,11 @@ static void health_check(aredis_client *c) {
 void aredis__timer_update(aredis_client *c) {
     uint64_t next = next_deadline(c);
     if (!next) {
-        /* Nothing due: a timer left armed would keep aredis_loop_run() alive. */
-        if (c->timer_at) {
+        /* Nothing due: a timer left armed would keep aredis_loop_run() alive
+         * — but a connected client's socket does that anyway, so there it
+         * stays armed, to fire once for nothing, rather than being disarmed
+         * after every reply and armed again for the next command. */
+        if (c->timer_at && c->fd < 0) {
             aredis__timer_cancel(c->loop, c->timer);
             c->timer_at = 0;
         }
@@ -81,10 +86,21 @@ void aredis__timer_update(aredis_client *c) {
     c->timer_at = next;
 }
 
+/* Say where the time went: on the wire, or waiting for a connection (and
+ * why there is none). */
+static const char *timeout_detail(const aredis_client *c, const aredis__cmd *cmd, char *buf,
+                                  size_t len) {
+    if (cmd->flags & AREDIS__CMD_SENT) return "request timed out";
+    if (c->state == AREDIS_STATE_READY) return "request timed out waiting to be sent";
+    snprintf(buf, len, "request timed out waiting for a connection (%s%s%s)",
+             aredis_state_name(c->state), c->last_detail[0] ? ": " : "", c->last_detail);
+    return buf;
+}
+
 void aredis__on_timer(void *arg) {
     aredis_client *c = arg;
     c->timer_at = 0;
-    if (!aredis__fork_ok(c)) return; /* a copy in a forked child: inert */
+    if (aredis__forked(c)) return; /* a copy in a forked child */
     aredis__enter(c);
     uint64_t now = aredis__now_ms(c->loop);
     if (c->conn_deadline && now >= c->conn_deadline) {
@@ -99,9 +115,10 @@ void aredis__on_timer(void *arg) {
         aredis__teardown(c, AREDIS_ERR_TIMEOUT,
                          "server silent after a request timed out: connection declared dead");
     }
-    aredis__hnode *due;
-    while ((due = aredis__heap_min(&c->deadlines)) && due->key <= now)
-        aredis__cmd_abort(c, aredis__cmd_of(due), AREDIS_ERR_TIMEOUT, "request timed out");
+    aredis__cmd *due;
+    char why[320];
+    while ((due = aredis__deadline_first(c)) && due->dl.key <= now)
+        aredis__cmd_abort(c, due, AREDIS_ERR_TIMEOUT, timeout_detail(c, due, why, sizeof why));
     uint64_t health = health_at(c);
     if (health && now >= health) health_check(c);
     if (c->reconnect_at && now >= c->reconnect_at && c->state == AREDIS_STATE_RECONNECTING)

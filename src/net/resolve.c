@@ -52,6 +52,7 @@
 aredis__getaddrinfo_fn *aredis__getaddrinfo_hook = getaddrinfo;
 
 static atomic_size_t g_inflight; /* threads not finished yet */
+static atomic_uint g_inflight_gen; /* the fork generation it counts for */
 
 struct aredis__resolve_job {
     atomic_int refs; /* the thread's and the owner's: the last one frees */
@@ -203,7 +204,14 @@ aredis_err aredis__resolve_start(aredis_loop *loop, const char *host, int port,
      * server outlives its cancelled job until the C library gives up; with a
      * reconnect every few hundred milliseconds such threads would pile up,
      * so their number is capped: past the cap the attempt fails at once.
+     * In a forked child the parent's threads do not exist: their count
+     * does not apply there, and starts again from zero.
      */
+    unsigned gen = aredis__fork_generation();
+    if (gen != atomic_load_explicit(&g_inflight_gen, memory_order_relaxed)) {
+        atomic_store_explicit(&g_inflight, 0, memory_order_relaxed);
+        atomic_store_explicit(&g_inflight_gen, gen, memory_order_relaxed);
+    }
     if (atomic_fetch_add_explicit(&g_inflight, 1, memory_order_relaxed) >=
         AREDIS__RESOLVE_MAX_INFLIGHT) {
         atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_relaxed);

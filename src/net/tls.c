@@ -55,7 +55,33 @@ struct aredis__tls_ctx {
 
 struct aredis__tls {
     SSL *ssl;
+    int refused; /* the last failure was a certificate refusal, ours or the peer's */
 };
+
+/*
+ * A certificate refusal: our check of the server's certificate failed, or
+ * the server sent an alert about ours (bad, unsupported, revoked, expired,
+ * unknown, unknown CA, access denied, required). The next attempt would
+ * meet the same refusal; any other TLS failure may not recur.
+ */
+static int cert_refusal(unsigned long e) {
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL) return 0;
+    int r = ERR_GET_REASON(e);
+    if (r == SSL_R_CERTIFICATE_VERIFY_FAILED) return 1;
+    switch (r - SSL_AD_REASON_OFFSET) {
+    case SSL_AD_BAD_CERTIFICATE:
+    case SSL_AD_UNSUPPORTED_CERTIFICATE:
+    case SSL_AD_CERTIFICATE_REVOKED:
+    case SSL_AD_CERTIFICATE_EXPIRED:
+    case SSL_AD_CERTIFICATE_UNKNOWN:
+    case SSL_AD_UNKNOWN_CA:
+    case SSL_AD_ACCESS_DENIED:
+    case SSL_AD_CERTIFICATE_REQUIRED:
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 /* ---- Error messages ------------------------------------------------------ */
 
@@ -66,10 +92,11 @@ struct aredis__tls {
  * an entry without a reason string falls back to ERR_error_string_n().
  * Returns 1 if the queue held something.
  */
-static int append_queue(char *err, size_t errlen, size_t *used) {
+static int append_queue(char *err, size_t errlen, size_t *used, int *refused) {
     int any = 0;
     unsigned long e;
     while ((e = ERR_get_error()) != 0) {
+        if (cert_refusal(e)) *refused = 1;
         char one[256];
         const char *reason = ERR_reason_error_string(e);
         if (ERR_SYSTEM_ERROR(e))
@@ -95,19 +122,21 @@ static int append_queue(char *err, size_t errlen, size_t *used) {
  * mismatch", "...: unable to get local issuer certificate",
  * "...: certificate has expired").
  */
-static void ssl_error_message(SSL *ssl, const char *what, char *err, size_t errlen) {
+static int ssl_error_message(SSL *ssl, const char *what, char *err, size_t errlen) {
+    int refused = 0;
     if (!err || errlen == 0) {
         ERR_clear_error();
-        return;
+        return 0;
     }
     int n = snprintf(err, errlen, "%s: ", what);
     size_t used = n < 0 ? 0 : (size_t)n < errlen ? (size_t)n : errlen - 1;
     size_t start = used;
-    int any = append_queue(err, errlen, &used);
+    int any = append_queue(err, errlen, &used, &refused);
     /* With verification off OpenSSL still records a verify result: ignore
      * it then, it did not cause this failure. */
     long v = ssl && (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) ? SSL_get_verify_result(ssl)
                                                                  : X509_V_OK;
+    if (v != X509_V_OK) refused = 1;
     if (v != X509_V_OK && used < errlen) {
         n = snprintf(err + used, errlen - used, "%s%s%s", any ? "" : "certificate verify failed",
                      ": ", X509_verify_cert_error_string(v));
@@ -118,6 +147,7 @@ static void ssl_error_message(SSL *ssl, const char *what, char *err, size_t errl
         /* Nothing queued: do not leave a dangling ": ". */
         if (start >= 2) err[start - 2] = '\0';
     }
+    return refused;
 }
 
 /* ---- The socket BIO (send with MSG_NOSIGNAL) ---------------------------- */
@@ -404,10 +434,12 @@ void aredis__tls_free(aredis__tls *t) {
  * Map a failed SSL call. Returns the value for the caller: -1 (with *want
  * set for a would-block), or 0 for an orderly EOF when eof_ok.
  */
-static int map_failure(SSL *ssl, int ret, int sys_errno, const char *what, int eof_ok, int *want,
-                       char *err, size_t errlen) {
+static int map_failure(aredis__tls *t, int ret, int sys_errno, const char *what, int eof_ok,
+                       int *want, char *err, size_t errlen) {
+    SSL *ssl = t->ssl;
     int e = SSL_get_error(ssl, ret);
     *want = 0;
+    t->refused = 0;
     switch (e) {
     case SSL_ERROR_WANT_READ:
         *want = AREDIS_EV_READ;
@@ -445,7 +477,7 @@ static int map_failure(SSL *ssl, int ret, int sys_errno, const char *what, int e
     default:
         break;
     }
-    ssl_error_message(ssl, what, err, errlen);
+    t->refused = ssl_error_message(ssl, what, err, errlen);
     errno = 0;
     return -1;
 }
@@ -458,7 +490,7 @@ int aredis__tls_handshake(aredis__tls *t, char *err, size_t errlen) {
     if (r == 1) return 0;
     int want = 0;
     /* An EOF during the handshake is a failure, never "done". */
-    map_failure(t->ssl, r, sys, "TLS handshake failed", 0, &want, err, errlen);
+    map_failure(t, r, sys, "TLS handshake failed", 0, &want, err, errlen);
     if (want) return want;
     if (sys == 0 && errno == EPIPE) {
         snprintf(err, errlen,
@@ -478,7 +510,7 @@ ssize_t aredis__tls_read(aredis__tls *t, void *buf, size_t n, int *want, char *e
         *want = 0;
         return (ssize_t)got;
     }
-    return map_failure(t->ssl, r, sys, "TLS read failed", 1, want, err, errlen);
+    return map_failure(t, r, sys, "TLS read failed", 1, want, err, errlen);
 }
 
 /*
@@ -491,7 +523,8 @@ ssize_t aredis__tls_read(aredis__tls *t, void *buf, size_t n, int *want, char *e
  * down anyway, so whatever else is read is dropped. Returns 1 and sets err
  * if an alert (a TLS protocol error) was found.
  */
-static int pending_alert(SSL *ssl, const char *what, char *err, size_t errlen) {
+static int pending_alert(aredis__tls *t, const char *what, char *err, size_t errlen) {
+    SSL *ssl = t->ssl;
     char scratch[4096];
     for (int i = 0; i < 64; i++) {
         size_t got = 0;
@@ -503,7 +536,7 @@ static int pending_alert(SSL *ssl, const char *what, char *err, size_t errlen) {
          * SSL_AD_REASON_OFFSET); anything else keeps the socket error. */
         if (SSL_get_error(ssl, r) == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
             ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET) {
-            ssl_error_message(ssl, what, err, errlen);
+            t->refused = ssl_error_message(ssl, what, err, errlen);
             return 1;
         }
         break;
@@ -524,10 +557,12 @@ ssize_t aredis__tls_write(aredis__tls *t, const void *buf, size_t n, int *want, 
         return (ssize_t)put;
     }
     if (SSL_get_error(t->ssl, r) == SSL_ERROR_SYSCALL && (sys == ECONNRESET || sys == EPIPE) &&
-        pending_alert(t->ssl, "TLS write failed", err, errlen)) {
+        pending_alert(t, "TLS write failed", err, errlen)) {
         *want = 0;
         errno = 0;
         return -1;
     }
-    return map_failure(t->ssl, r, sys, "TLS write failed", 0, want, err, errlen);
+    return map_failure(t, r, sys, "TLS write failed", 0, want, err, errlen);
 }
+
+int aredis__tls_refused(const aredis__tls *t) { return t && t->refused; }

@@ -49,6 +49,12 @@ ssize_t aredis__tls_read(aredis__tls *t, void *buf, size_t n, int *want, char *e
 ssize_t aredis__tls_write(aredis__tls *t, const void *buf, size_t n, int *want, char *err,
                           size_t errlen);
 
+/* After a failure: 1 when it was a certificate refusal (ours of the
+ * server's certificate, or the server's alert about ours), which the next
+ * attempt would meet again; 0 for anything else (a reset, an alert or bad
+ * record on a live link). */
+int aredis__tls_refused(const aredis__tls *t);
+
 /* Free the connection state (no close_notify is awaited). NULL ignored. */
 void aredis__tls_free(aredis__tls *t);
 

@@ -59,6 +59,15 @@ void aredis__heap_set(aredis__heap *h, aredis__hnode *x, uint64_t key) {
     }
 }
 
+void aredis__heap_shrink(aredis__heap *h, size_t keep) {
+    if (h->cap <= 16 || h->n > h->cap / 4 || keep > h->cap / 4) return;
+    size_t cap = h->cap / 2;
+    aredis__hnode **v = aredis__reallocarray(h->v, cap, sizeof *v);
+    if (!v) return; /* keep the larger array: still correct */
+    h->v = v;
+    h->cap = cap;
+}
+
 void aredis__heap_del(aredis__heap *h, aredis__hnode *x) {
     if (!aredis__hnode_in(x)) return;
     size_t i = x->idx;

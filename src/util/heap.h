@@ -40,6 +40,13 @@ int aredis__heap_reserve(aredis__heap *h, size_t total);
 void aredis__heap_set(aredis__heap *h, aredis__hnode *x, uint64_t key);
 /* Take x out (no-op when it is not in). */
 void aredis__heap_del(aredis__heap *h, aredis__hnode *x);
+/*
+ * A heap that grew for a burst (100,000 commands timing out in an outage)
+ * gives room back: when at most a quarter is used, and `keep` (the room the
+ * owner promised someone) still fits, the array is halved — halving, so a
+ * size going up and down by one does not reallocate each time.
+ */
+void aredis__heap_shrink(aredis__heap *h, size_t keep);
 void aredis__heap_free(aredis__heap *h);
 
 #endif

@@ -336,6 +336,7 @@ static void test_resolve_error(void **state) {
     o.max_reconnect_delay_ms = 20;
     o.max_reconnect_attempts = 3;
     o.on_reconnect_attempt = on_attempt;
+    o.wait_for_first_connect = 1; /* the ready future waits through them */
     assert_int_equal(ts_connect_err(g_loop, &o, &c, why, sizeof why), AREDIS_ERR_RESOLVE);
     ts_log("with reconnect: %s", why);
     assert_non_null(strstr(why, "gave up after 3 reconnect attempt(s)"));

@@ -47,6 +47,7 @@ static uint64_t run_until_give_up(conn_counters *k, uint32_t delay, uint32_t max
     o.max_reconnect_attempts = attempts;
     o.reconnect_jitter = jitter;
     o.connect_timeout_ms = 100;
+    o.wait_for_first_connect = 1; /* the ready future waits until it gives up */
     cc_wire(&o, k);
     aredis_client *c = aredis_client_new(loop, &o);
     uint64_t t0 = ts_now_ms();

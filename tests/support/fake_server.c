@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@ typedef enum {
     OP_WAIT_EOF,
     OP_SERVE,
     OP_SERVE_ECHO,
+    OP_SERVE_AUTH_DROP,
     OP_NEXT_CONN
 } op_t;
 
@@ -130,6 +132,7 @@ void ts_fake_reset(ts_fake *f) { add(f, OP_RESET); }
 void ts_fake_wait_eof(ts_fake *f, unsigned max_ms) { add(f, OP_WAIT_EOF)->ms = max_ms; }
 void ts_fake_serve(ts_fake *f, const char *resp) { set_data(add(f, OP_SERVE), resp, strlen(resp)); }
 void ts_fake_serve_echo(ts_fake *f) { add(f, OP_SERVE_ECHO); }
+void ts_fake_serve_auth_drop(ts_fake *f) { add(f, OP_SERVE_AUTH_DROP); }
 void ts_fake_hello3(ts_fake *f) { ts_fake_reply(f, "%1\r\n$5\r\nproto\r\n:3\r\n"); }
 void ts_fake_hello2(ts_fake *f) {
     ts_fake_reply(f, "-ERR unknown command 'HELLO'\r\n");
@@ -304,6 +307,111 @@ static int read_cmd_ex(ts_fake *f, conn *c, int echo) {
 
 static int read_cmd(ts_fake *f, conn *c) { return read_cmd_ex(f, c, 0); }
 
+/* ---- The AUTH-dropping server (ts_fake_serve_auth_drop) --------------------- */
+
+typedef struct obuf {
+    char *p;
+    size_t len, cap;
+} obuf;
+
+static void out_add(obuf *o, const char *s, size_t n) {
+    if (o->cap - o->len < n) {
+        o->cap = (o->len + n) * 2 + 64;
+        o->p = realloc(o->p, o->cap);
+        assert_non_null(o->p);
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void out_str(obuf *o, const char *s) { out_add(o, s, strlen(s)); }
+
+/* Argument i (0 = the name) of the command of n bytes at b (parsed already,
+ * a RESP array): 1 found, 0 not (fewer arguments, or an inline command). */
+static int cmd_arg(const char *b, size_t n, size_t i, const char **arg, size_t *alen) {
+    size_t pos = 0, argc;
+    if (b[0] != '*' || parse_len(b, n, &pos, '*', &argc) != 1 || i >= argc) return 0;
+    for (size_t k = 0;; k++) {
+        size_t len;
+        parse_len(b, n, &pos, '$', &len);
+        if (k == i) {
+            *arg = b + pos;
+            *alen = len;
+            return 1;
+        }
+        pos += len + 2;
+    }
+}
+
+static int arg_is(const char *b, size_t n, size_t i, const char *word) {
+    const char *a;
+    size_t alen;
+    return cmd_arg(b, n, i, &a, &alen) && alen == strlen(word) && strncasecmp(a, word, alen) == 0;
+}
+
+/* AUTH, or HELLO carrying AUTH. */
+static int is_auth_attempt(const char *b, size_t n) {
+    if (arg_is(b, n, 0, "AUTH")) return 1;
+    if (!arg_is(b, n, 0, "HELLO")) return 0;
+    const char *a;
+    size_t alen;
+    for (size_t i = 1; cmd_arg(b, n, i, &a, &alen); i++)
+        if (alen == 4 && strncasecmp(a, "AUTH", 4) == 0) return 1;
+    return 0;
+}
+
+/* The reply to the command of n bytes at b, in a batch of `batch` commands. */
+static void auth_drop_reply(obuf *o, const char *b, size_t n, size_t batch) {
+    const char *a;
+    size_t alen;
+    if (is_auth_attempt(b, n)) {
+        if (batch == 1)
+            out_str(o, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    } else if (arg_is(b, n, 0, "HELLO")) {
+        out_str(o, "-ERR unknown command 'HELLO'\r\n");
+    } else if (arg_is(b, n, 0, "PING")) {
+        out_str(o, "+PONG\r\n");
+    } else if (arg_is(b, n, 0, "ECHO") && cmd_arg(b, n, 1, &a, &alen)) {
+        char head[32];
+        out_add(o, head, (size_t)snprintf(head, sizeof head, "$%zu\r\n", alen));
+        out_add(o, a, alen);
+        out_str(o, "\r\n");
+    } else {
+        size_t elen;
+        char *e = echo_error(b, n, &elen);
+        out_add(o, e, elen);
+        free(e);
+    }
+}
+
+/* Answer every complete command buffered now, as one batch. 0 done, -1 the
+ * script ends. */
+static int auth_drop_batch(ts_fake *f, conn *c) {
+    size_t batch = 0, pos = 0;
+    for (;;) {
+        size_t n = parse_cmd(c->buf + pos, c->len - pos);
+        if (n == SIZE_MAX) return -1;
+        if (!n) break;
+        pos += n;
+        batch++;
+    }
+    obuf o = {NULL, 0, 0};
+    for (size_t i = 0, at = 0; i < batch; i++) {
+        size_t n = parse_cmd(c->buf + at, c->len - at);
+        auth_drop_reply(&o, c->buf + at, n, batch);
+        at += n;
+    }
+    /* Counted before the replies leave: a client holding a reply sees its
+     * command counted. */
+    pthread_mutex_lock(&f->mu);
+    f->commands += batch;
+    pthread_mutex_unlock(&f->mu);
+    int w = o.len ? send_all(c, o.p, o.len) : 0;
+    free(o.p);
+    consume(c, pos);
+    return w;
+}
+
 /* ---- The script ------------------------------------------------------------- */
 
 /* Run one step. 0 go on, 1 the connection is closed (stop), -1 failed. */
@@ -361,6 +469,11 @@ static int run_step(ts_fake *f, conn *c, const step *s) {
     case OP_SERVE_ECHO:
         for (;;)
             if (read_cmd_ex(f, c, 1) != 0) return -1;
+    case OP_SERVE_AUTH_DROP:
+        /* Bytes left by earlier steps are a batch of their own. */
+        if (c->len && auth_drop_batch(f, c) != 0) return -1;
+        for (;;)
+            if (read_more(f, c, -1) <= 0 || auth_drop_batch(f, c) != 0) return -1;
     case OP_NEXT_CONN:
         return 1;
     }

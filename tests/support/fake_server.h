@@ -76,6 +76,22 @@ void ts_fake_serve(ts_fake *f, const char *resp);
  * (CR and LF in arguments become spaces).
  */
 void ts_fake_serve_echo(ts_fake *f);
+/*
+ * Until the client closes, answer like a server with the lost-AUTH-error bug
+ * of Redis 7.2 (the error reply of a failing AUTH is dropped when other
+ * replies are pending on the connection). The commands completed by one
+ * read() are one batch, answered in one write, in order:
+ *   PING                 +PONG
+ *   ECHO x               the bulk string x
+ *   AUTH ..., HELLO ... AUTH ...
+ *                        -WRONGPASS invalid username-password pair or user
+ *                        is disabled. — but NO reply at all when any other
+ *                        command is in the same batch (the server bug)
+ *   HELLO (no AUTH)      -ERR unknown command 'HELLO' (the client falls back
+ *                        to RESP2)
+ *   anything else        the ts_fake_serve_echo() error
+ */
+void ts_fake_serve_auth_drop(ts_fake *f);
 
 /*
  * The handshake of a client with default options (protocol 3, no password,

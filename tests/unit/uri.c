@@ -603,7 +603,7 @@ static void test_apply(void **state) {
     assert_string_equal(o.password, "keep");
     assert_int_equal(o.db, 0);
     assert_int_equal(o.protocol, 3);
-    assert_int_equal(o.connect_timeout_ms, 10000);
+    assert_int_equal(o.connect_timeout_ms, 5000);
     aredis_uri_free(u);
 
     /* unix: host/port left alone, the path and the rest set. */
