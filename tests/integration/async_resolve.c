@@ -460,6 +460,31 @@ static void test_inflight_cap(void **state) {
     assert_int_equal(atomic_load(&g_calls), CAP); /* no thread for it */
     aredis_client_free(c);
 
+    /* A forked child has none of those threads: the cap counts from zero
+     * there, so a name resolves (on a thread of the child's own). */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        aredis__getaddrinfo_hook = NULL; /* the C library's resolver */
+        aredis_loop *loop = aredis_loop_new();
+        aredis_options co = name_options("localhost");
+        co.reconnect = 0;
+        aredis_client *cc = aredis_client_new(loop, &co);
+        int ok = cc && aredis_client_connect(cc) == AREDIS_ERR_OK;
+        aredis_future *f = ok ? aredis_future_command(cc, "SET resolve:child %s", "ok") : NULL;
+        ok = f && aredis_await(f) == AREDIS_ERR_OK;
+        if (!ok && f) fprintf(stderr, "# child: %s\n", aredis_future_error(f)->detail);
+        aredis_future_release(f);
+        aredis_client_free(cc);
+        aredis_loop_free(loop);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(aredis__resolve_inflight(), CAP); /* the parent's count is untouched */
+
     /* The stuck ones are given up (their threads still run), then answer. */
     for (int i = 0; i < CAP; i++) aredis_client_free(stuck[i]);
     gate_open();

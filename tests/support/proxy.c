@@ -70,6 +70,7 @@ enum cmd_type {
     CMD_BLACKHOLE,
     CMD_DELAY,
     CMD_CUT,
+    CMD_CORRUPT,
     CMD_REFUSE,
     CMD_SYNC,
     CMD_STOP
@@ -98,6 +99,7 @@ struct ts_proxy {
     int blackhole;
     unsigned delay;
     int cut_armed;
+    int corrupt_armed;
     conn *conns;
     size_t accepted, open;
     struct pollfd *pfds;
@@ -265,11 +267,15 @@ static void enqueue(ts_proxy *p, conn *c, int i, const unsigned char *buf, size_
     }
     chunk *ch = malloc(sizeof *ch + n);
     if (!ch) die("malloc");
+    memcpy(ch->data, buf, n);
+    if (i == 1 && p->corrupt_armed && n >= 1) {
+        ch->data[n - 1] ^= 0x5a; /* the last byte: inside a TLS record's tag */
+        p->corrupt_armed = 0;
+    }
     ch->next = NULL;
     ch->release = now + p->delay;
     ch->len = n;
     ch->off = 0;
-    memcpy(ch->data, buf, n);
     dir *d = &c->d[i];
     if (d->tail)
         d->tail->next = ch;
@@ -387,6 +393,7 @@ static int run_cmd(ts_proxy *p, int cmd, unsigned arg) {
     case CMD_PASS:
         p->blackhole = 0;
         p->cut_armed = 0;
+        p->corrupt_armed = 0;
         set_delay(p, 0);
         return set_refuse(p, 0);
     case CMD_CLOSE_ALL: kill_all(p, 0); return 0;
@@ -401,6 +408,7 @@ static int run_cmd(ts_proxy *p, int cmd, unsigned arg) {
         return 0;
     case CMD_DELAY: set_delay(p, arg); return 0;
     case CMD_CUT: p->cut_armed = 1; return 0;
+    case CMD_CORRUPT: p->corrupt_armed = 1; return 0;
     case CMD_REFUSE: return set_refuse(p, arg != 0);
     case CMD_STOP:
         kill_all(p, 0);
@@ -599,6 +607,7 @@ void ts_proxy_blackhole(ts_proxy *p, int on) { call(p, CMD_BLACKHOLE, on != 0, N
 void ts_proxy_delay(ts_proxy *p, unsigned ms) { call(p, CMD_DELAY, ms, NULL, NULL); }
 
 void ts_proxy_cut_next_reply(ts_proxy *p) { call(p, CMD_CUT, 0, NULL, NULL); }
+void ts_proxy_corrupt_next_reply(ts_proxy *p) { call(p, CMD_CORRUPT, 0, NULL, NULL); }
 
 void ts_proxy_refuse(ts_proxy *p, int on) {
     int r = call(p, CMD_REFUSE, on != 0, NULL, NULL);

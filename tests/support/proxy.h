@@ -91,6 +91,14 @@ void ts_proxy_delay(ts_proxy *p, unsigned ms);
 void ts_proxy_cut_next_reply(ts_proxy *p);
 
 /*
+ * One-shot: the next chunk the proxy reads from a server (on any
+ * connection) is forwarded with its last byte flipped — under TLS, a record
+ * whose authentication tag no longer matches ("bad record mac"). Cleared by
+ * ts_proxy_pass().
+ */
+void ts_proxy_corrupt_next_reply(ts_proxy *p);
+
+/*
  * on: the listening socket is closed, so new connects get ECONNREFUSED
  * (connections already open keep working). off: listen again on the SAME
  * port (SO_REUSEADDR); fails the test if the port cannot be bound again.

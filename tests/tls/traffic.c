@@ -3,7 +3,9 @@
  * commands appended while a large TLS write is pending (the output buffer
  * moves between a would-block write and its retry), RESP3 push messages,
  * a reconnect after the TLS server restarts, the handshake bounded by
- * connect_timeout_ms, and no SIGPIPE when the server vanishes mid-write.
+ * connect_timeout_ms, no SIGPIPE when the server vanishes mid-write, and a
+ * corrupted record on a live link handled as a lost connection (reconnect),
+ * not as a certificate refusal.
  */
 #include <netinet/in.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proxy.h"
 #include "tls.h"
 
 static void fill(char *buf, size_t n, unsigned seed) {
@@ -286,6 +289,43 @@ static void test_no_sigpipe(void **state) {
     ts_tls_server_stop(s);
 }
 
+/*
+ * A TLS error on an established link — here a record whose authentication
+ * tag was flipped on the way ("bad record mac") — is a lost connection: the
+ * command in flight fails with AREDIS_ERR_TLS (at most once: it was
+ * written), and the client reconnects by itself. Only a certificate
+ * refusal is for good.
+ */
+static void test_bad_record_reconnects(void **state) {
+    (void)state;
+    ts_tls_server *s = ts_tls_server_start(NULL, NULL, NULL);
+    ts_proxy *px = ts_proxy_start("127.0.0.1", ts_tls_server_port(s));
+    aredis_loop *loop = aredis_loop_new();
+    aredis_options o = ts_tls_options(s);
+    o.port = ts_proxy_port(px);
+    o.reconnect_delay_ms = 20;
+    conn_rec k = {0, 0};
+    o.on_connect = on_connect;
+    o.on_disconnect = on_disconnect;
+    o.cb_data = &k;
+    aredis_client *c = ts_connect(loop, &o);
+    ts_cmd_ok(c, "SET tls:live %s", "before");
+    ts_proxy_corrupt_next_reply(px);
+    aredis_future *f = ts_cmd(c, "GET tls:live");
+    assert_int_equal(aredis_await(f), AREDIS_ERR_TLS);
+    ts_log("corrupted record: %s", aredis_future_error(f)->detail);
+    aredis_future_release(f);
+    assert_int_equal(k.disconnects, 1);
+    /* Reconnected, not given up: the next command goes through. */
+    ts_cmd_bytes(c, "before", 6, "GET tls:live");
+    assert_int_equal(k.connects, 2);
+    assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);
+    aredis_client_free(c);
+    aredis_loop_free(loop);
+    ts_proxy_stop(px);
+    ts_tls_server_stop(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_mib_value),
@@ -295,6 +335,7 @@ int main(void) {
         cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_no_sigpipe),
+        cmocka_unit_test(test_bad_record_reconnects),
     };
     return cmocka_run_group_tests_name("tls_traffic", tests, NULL, NULL);
 }
