@@ -414,8 +414,11 @@ static int read_event(const aredis_client *c) { return c->rd_want ? c->rd_want :
 static int write_event(const aredis_client *c) {
     return c->wr_want ? c->wr_want : AREDIS_EV_WRITE;
 }
+static int has_output(const aredis_client *c) {
+    return aredis__buf_used(&c->out) || (c->tls && aredis__tls_pending(c->tls));
+}
 static void update_mask(aredis_client *c) {
-    set_mask(c, read_event(c) | (aredis__buf_used(&c->out) ? write_event(c) : 0));
+    set_mask(c, read_event(c) | (has_output(c) ? write_event(c) : 0));
 }
 
 /* Write what `out` holds. Returns -1 if the connection was torn down. */
@@ -442,6 +445,15 @@ static int do_write(aredis_client *c) {
         }
         conn_failed(c, code, msg);
         return -1;
+    }
+    /* TLS: ciphertext the socket did not take yet (our records, or a key
+     * update answered from inside a read). */
+    if (c->tls && aredis__tls_pending(c->tls)) {
+        char msg[256];
+        if (aredis__tls_flush(c->tls, msg, sizeof msg) < 0) {
+            conn_failed(c, errno ? aredis__errno_code(errno) : AREDIS_ERR_TLS, msg);
+            return -1;
+        }
     }
     update_mask(c);
     return 0;
@@ -511,11 +523,10 @@ static void do_read(aredis_client *c) {
                 conn_failed(c, code, msg);
                 return;
             }
-            int rd = want == AREDIS_EV_WRITE ? AREDIS_EV_WRITE : 0;
-            if (rd != c->rd_want) {
-                c->rd_want = rd;
-                update_mask(c);
-            }
+            /* What to wait for next; TLS may also have written (a key
+             * update's answer) what the socket did not take yet. */
+            c->rd_want = want == AREDIS_EV_WRITE ? AREDIS_EV_WRITE : 0;
+            update_mask(c);
             return;
         }
         if (c->rd_want) {
@@ -659,8 +670,7 @@ static void on_io(void *arg, int events) {
         }
     } else {
         if (events & read_event(c)) do_read(c);
-        if (c->gen == gen && (events & write_event(c)) && c->fd >= 0 &&
-            aredis__buf_used(&c->out))
+        if (c->gen == gen && (events & write_event(c)) && c->fd >= 0 && has_output(c))
             do_write(c);
     }
     aredis__leave(c);

@@ -46,6 +46,7 @@
 
 #include "aredis/loop.h"
 #include "util/alloc.h"
+#include "util/buf.h"
 
 struct aredis__tls_ctx {
     SSL_CTX *ssl_ctx;
@@ -55,8 +56,18 @@ struct aredis__tls_ctx {
 
 struct aredis__tls {
     SSL *ssl;
+    int fd;
     int refused; /* the last failure was a certificate refusal, ours or the peer's */
+    /* Ciphertext OpenSSL has written that the socket has not taken yet (see
+     * the BIO below), and a send error met while flushing it. */
+    aredis__buf pend;
+    int send_errno;
 };
+
+/* SSL_write stops taking plaintext while this much ciphertext waits. */
+#define PEND_HIGH (64 * 1024)
+/* The most plaintext handed to one SSL_write: four records. */
+#define WRITE_CHUNK (64 * 1024)
 
 /*
  * A certificate refusal: our check of the server's certificate failed, or
@@ -150,26 +161,57 @@ static int ssl_error_message(SSL *ssl, const char *what, char *err, size_t errle
     return refused;
 }
 
-/* ---- The socket BIO (send with MSG_NOSIGNAL) ---------------------------- */
+/* ---- The socket BIO ------------------------------------------------------ */
 
-static int fd_of(BIO *b) { return (int)(intptr_t)BIO_get_data(b); }
+/*
+ * Writes never block inside OpenSSL. What the socket does not take at once
+ * is kept in t->pend and flushed when the socket is writable
+ * (aredis__tls_flush). So OpenSSL never holds a half-written record of its
+ * own: it can answer a key update from inside SSL_read while application
+ * data waits to go out — OpenSSL 3.0 fails that with "bad length" when its
+ * own write is pending (openssl#8677) — and SSL_read never needs the
+ * socket to be writable. Sends use MSG_NOSIGNAL: a peer that went away
+ * gives EPIPE, not SIGPIPE.
+ */
+static aredis__tls *tls_of(BIO *b) { return BIO_get_data(b); }
 
-static int bio_write(BIO *b, const char *buf, int len) {
-    BIO_clear_retry_flags(b);
+/* Send from `buf`; returns bytes sent (maybe 0: would block) or -1. */
+static ssize_t send_some(aredis__tls *t, const char *buf, size_t len) {
     for (;;) {
-        ssize_t r = send(fd_of(b), buf, (size_t)len, MSG_NOSIGNAL);
-        if (r >= 0) return (int)r;
+        ssize_t r = send(t->fd, buf, len, MSG_NOSIGNAL);
+        if (r >= 0) return r;
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        t->send_errno = errno;
         return -1;
     }
+}
+
+static int bio_write(BIO *b, const char *buf, int len) {
+    aredis__tls *t = tls_of(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0) return 0;
+    size_t n = (size_t)len, sent = 0;
+    if (!aredis__buf_used(&t->pend)) { /* nothing ahead of it: straight out */
+        ssize_t r = send_some(t, buf, n);
+        if (r < 0) {
+            errno = t->send_errno;
+            return -1;
+        }
+        sent = (size_t)r;
+    }
+    if (sent < n && aredis__buf_append(&t->pend, buf + sent, n - sent) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return len;
 }
 
 static int bio_read(BIO *b, char *buf, int len) {
     BIO_clear_retry_flags(b);
     if (!buf || len <= 0) return 0;
     for (;;) {
-        ssize_t r = recv(fd_of(b), buf, (size_t)len, 0);
+        ssize_t r = recv(tls_of(b)->fd, buf, (size_t)len, 0);
         if (r >= 0) return (int)r; /* 0 = EOF; OpenSSL decides what it means */
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
@@ -185,11 +227,11 @@ static int bio_puts(BIO *b, const char *s) {
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
     (void)num;
     switch (cmd) {
-    case BIO_CTRL_FLUSH: /* unbuffered: nothing to flush, and it succeeded */
+    case BIO_CTRL_FLUSH: /* what waits is flushed by the client's loop */
         return 1;
     case BIO_C_GET_FD:
-        if (ptr) *(int *)ptr = fd_of(b);
-        return fd_of(b);
+        if (ptr) *(int *)ptr = tls_of(b)->fd;
+        return tls_of(b)->fd;
     case BIO_CTRL_GET_CLOSE:
         return BIO_NOCLOSE; /* the client owns and closes the fd */
     case BIO_CTRL_SET_CLOSE:
@@ -201,7 +243,7 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
 }
 
 static int bio_create(BIO *b) {
-    BIO_set_data(b, (void *)(intptr_t)-1);
+    BIO_set_data(b, NULL);
     BIO_set_init(b, 0);
     return 1;
 }
@@ -391,7 +433,8 @@ aredis__tls *aredis__tls_new(aredis__tls_ctx *ctx, int fd, const char *host, cha
     if (!t->ssl) goto fail;
     BIO *b = BIO_new(ctx->bio_method);
     if (!b) goto fail;
-    BIO_set_data(b, (void *)(intptr_t)fd);
+    t->fd = fd;
+    BIO_set_data(b, t);
     BIO_set_init(b, 1);
     SSL_set_bio(t->ssl, b, b); /* the SSL owns b now */
 
@@ -427,6 +470,7 @@ void aredis__tls_free(aredis__tls *t) {
     /* No SSL_shutdown(): it would write close_notify, which must not happen
      * from a forked child sharing the socket, nor wait for the peer. */
     SSL_free(t->ssl);
+    aredis__buf_free(&t->pend);
     aredis__free(t);
 }
 
@@ -482,16 +526,24 @@ static int map_failure(aredis__tls *t, int ret, int sys_errno, const char *what,
     return -1;
 }
 
+static int flush_pending(aredis__tls *t, const char *what, char *err, size_t errlen);
+
 int aredis__tls_handshake(aredis__tls *t, char *err, size_t errlen) {
+    /* Our last flight must reach the server before it can answer. */
+    int f = flush_pending(t, "TLS handshake failed", err, errlen);
+    if (f != 0) return f < 0 ? -1 : AREDIS_EV_WRITE;
     ERR_clear_error();
     errno = 0;
     int r = SSL_do_handshake(t->ssl);
     int sys = errno;
-    if (r == 1) return 0;
+    if (r == 1) return 0; /* the Finished may still wait in pend: flushed by writes */
     int want = 0;
     /* An EOF during the handshake is a failure, never "done". */
     map_failure(t, r, sys, "TLS handshake failed", 0, &want, err, errlen);
-    if (want) return want;
+    if (want) {
+        f = flush_pending(t, "TLS handshake failed", err, errlen);
+        return f < 0 ? -1 : f > 0 ? AREDIS_EV_WRITE : want;
+    }
     if (sys == 0 && errno == EPIPE) {
         snprintf(err, errlen,
                  "TLS handshake failed: connection closed by peer "
@@ -545,8 +597,46 @@ static int pending_alert(aredis__tls *t, const char *what, char *err, size_t err
     return 0;
 }
 
+/*
+ * Send what waits in pend: 0 when all of it is gone, 1 when the socket is
+ * full (wait until writable), -1 on failure (err set; errno the cause, or 0
+ * for a TLS alert found behind a reset).
+ */
+static int flush_pending(aredis__tls *t, const char *what, char *err, size_t errlen) {
+    while (aredis__buf_used(&t->pend)) {
+        ssize_t r = send_some(t, t->pend.data + t->pend.off, aredis__buf_used(&t->pend));
+        if (r == 0) return 1;
+        if (r < 0) {
+            int e = t->send_errno;
+            if ((e == ECONNRESET || e == EPIPE) && pending_alert(t, what, err, errlen)) {
+                errno = 0;
+                return -1;
+            }
+            snprintf(err, errlen, "%s: %s", what, strerror(e));
+            errno = e;
+            return -1;
+        }
+        aredis__buf_consume(&t->pend, (size_t)r);
+    }
+    return 0;
+}
+
+size_t aredis__tls_pending(const aredis__tls *t) { return t ? aredis__buf_used(&t->pend) : 0; }
+
+int aredis__tls_flush(aredis__tls *t, char *err, size_t errlen) {
+    return flush_pending(t, "TLS write failed", err, errlen);
+}
+
 ssize_t aredis__tls_write(aredis__tls *t, const void *buf, size_t n, int *want, char *err,
                           size_t errlen) {
+    /* Bounded: past PEND_HIGH of ciphertext waiting, take no more plaintext
+     * until the socket has taken some. */
+    if (aredis__buf_used(&t->pend) >= PEND_HIGH) {
+        int f = flush_pending(t, "TLS write failed", err, errlen);
+        *want = f > 0 && aredis__buf_used(&t->pend) >= PEND_HIGH ? AREDIS_EV_WRITE : 0;
+        if (f < 0 || *want) return -1;
+    }
+    if (n > WRITE_CHUNK) n = WRITE_CHUNK;
     size_t put = 0;
     ERR_clear_error();
     errno = 0;

@@ -49,6 +49,19 @@ ssize_t aredis__tls_read(aredis__tls *t, void *buf, size_t n, int *want, char *e
 ssize_t aredis__tls_write(aredis__tls *t, const void *buf, size_t n, int *want, char *err,
                           size_t errlen);
 
+/*
+ * OpenSSL's writes never block: what the socket does not take at once waits
+ * in the connection's own buffer (so a key update can be answered from
+ * inside a read while application data waits). aredis__tls_pending() is how
+ * much waits — watch for writable while it is nonzero — and
+ * aredis__tls_flush() sends it: 0 when all is gone, 1 when the socket is
+ * full, -1 on failure with a message in err (errno the cause, or 0).
+ * aredis__tls_write() takes no more plaintext (-1, *want WRITE) while 64 KiB
+ * of ciphertext waits.
+ */
+size_t aredis__tls_pending(const aredis__tls *t);
+int aredis__tls_flush(aredis__tls *t, char *err, size_t errlen);
+
 /* After a failure: 1 when it was a certificate refusal (ours of the
  * server's certificate, or the server's alert about ours), which the next
  * attempt would meet again; 0 for anything else (a reset, an alert or bad
