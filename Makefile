@@ -12,7 +12,7 @@ PREFIX     ?= /usr/local
 all: build
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh test
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
@@ -34,6 +34,7 @@ asan-test: deps
 	  scripts/run-tests.sh $(ASAN_BUILD)
 
 valgrind-unit: build
+	@scripts/deps.sh valgrind
 	scripts/valgrind-unit.sh $(BUILD)
 
 install: build
@@ -43,6 +44,7 @@ fuzz: deps
 	scripts/fuzz.sh
 
 bench: build
+	@scripts/deps.sh bench
 	scripts/bench.sh $(BUILD)
 
 clean:

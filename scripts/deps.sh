@@ -1,9 +1,22 @@
 #!/bin/sh
-# Install the Debian packages aredis needs to build and test, if missing.
-# Says what it installs; without root it prints the apt-get line and stops.
+# Install the Debian packages a target needs, if missing: scripts/deps.sh
+# [test|bench|valgrind|fuzz] (default test: what `make test` and `make demo`
+# need). Says what it installs; without root it prints the apt-get line and
+# stops.
 set -e
+# Build, test and demo: compiler, CMake, OpenSSL, cmocka, the three loop
+# libraries for the adapters, and the Redis servers the tests start.
 PKGS="build-essential cmake pkg-config libssl-dev libcmocka-dev libuv1-dev libevent-dev
-libev-dev libhiredis-dev redis-server redis-tools redis-sentinel openssl valgrind strace gnuplot-nox"
+libev-dev redis-server redis-tools redis-sentinel openssl"
+case "${1:-test}" in
+test) ;;
+# make bench: hiredis to compare with, valgrind (instructions), strace
+# (syscalls), gnuplot (the chart).
+bench) PKGS="$PKGS libhiredis-dev valgrind strace gnuplot-nox" ;;
+valgrind) PKGS="$PKGS valgrind" ;;
+fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
+*) echo "usage: scripts/deps.sh [test|bench|valgrind|fuzz]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

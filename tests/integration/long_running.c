@@ -4,8 +4,9 @@
  * seconds (15 when unset, so that it stays short in the default suite),
  * batches of 100 SET + 100 GET on one client, each batch waited for in full:
  *   - zero errors, and every GET returns the value its batch just SET;
- *   - throughput sampled every N s (N = duration / 6, at least 2 s): the last
- *     sample is above half the first (ratio-based, so a slow machine passes);
+ *   - throughput sampled every N s (N = duration / 6, at least 2 s) and
+ *     logged, never asserted (speed belongs in bench/; a loaded machine
+ *     must not fail a correctness test);
  *   - the process's RSS (/proc/self/statm) after the first sample (warm-up)
  *     grows by less than 8 MiB by the end;
  *   - the client ends with nothing pending and one reply per command.
@@ -170,8 +171,8 @@ static void test_long_running(void **state) {
     assert_int_equal(st1.replies - st0.replies, (uint64_t)g_batch * 2 * BATCH);
     assert_int_equal(st1.timeouts - st0.timeouts, 0);
     assert_int_equal(aredis_client_pending(env->c), 0);
-    assert_true(rate[0] > 0);
-    assert_true(rate[nsamples - 1] > 0.5 * rate[0]);
+    /* Throughput is logged above, never asserted: speed belongs in bench/,
+     * and a loaded CI machine must not fail a correctness test. */
     ts_log("library heap: %zu KiB after warm-up, %zu KiB at the end (peak %zu KiB)",
            live_warm / 1024, g_live / 1024, live_peak / 1024);
     assert_true(g_live < live_warm + LIVE_BOUND);
