@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -462,8 +461,7 @@ static void test_inflight_cap(void **state) {
 
     /* A forked child has none of those threads: the cap counts from zero
      * there, so a name resolves (on a thread of the child's own). */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = ts_fork();
     if (pid == 0) {
         aredis__getaddrinfo_hook = NULL; /* the C library's resolver */
         aredis_loop *loop = aredis_loop_new();
@@ -479,14 +477,12 @@ static void test_inflight_cap(void **state) {
         aredis_loop_free(loop);
         _exit(ok ? 0 : 1);
     }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    ts_wait_child(pid, NULL, 0);
     assert_int_equal(aredis__resolve_inflight(), CAP); /* the parent's count is untouched */
 
     /* The stuck ones are given up (their threads still run), then answer. */
-    for (int i = 0; i < CAP; i++) aredis_client_free(stuck[i]);
+    for (int i = 0; i < CAP; i++)
+        aredis_client_free(stuck[i]);
     gate_open();
     assert_true(wait_resolvers_done(10000));
     o.host = "localhost";
@@ -530,14 +526,9 @@ static void test_fork_while_resolving(void **state) {
     assert_int_equal(aredis_client_connect(inert), AREDIS_ERR_OK);
     assert_int_equal(aredis_client_connect(adopt), AREDIS_ERR_OK);
     assert_true(gate_wait_entered(2, 5));
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = ts_fork();
     if (pid == 0) _exit(child_main(inert, adopt));
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    ts_wait_child(pid, NULL, 0);
     /* The parent's jobs are untouched: let them answer, and connect. */
     gate_open();
     char why[256];

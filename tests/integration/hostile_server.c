@@ -15,7 +15,6 @@
  * at the limit) are accepted. Runs under ASan/UBSan in `make asan-test`.
  */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,62 +26,15 @@
 #define NCMD 3
 #define MEM_BOUND ((size_t)1 << 20)
 
-/* ---- A counting allocator (peak bytes live through the hooks) ----------- */
-
-static atomic_size_t g_live, g_peak;
-
-typedef union {
-    size_t n;
-    max_align_t align;
-} hdr;
-
-static void note(size_t add, size_t sub) {
-    size_t live = atomic_fetch_add(&g_live, add) + add;
-    atomic_fetch_sub(&g_live, sub);
-    size_t peak = atomic_load(&g_peak);
-    while (live > peak && !atomic_compare_exchange_weak(&g_peak, &peak, live)) {
-    }
-}
-
-static void *c_malloc(size_t n) {
-    hdr *h = malloc(sizeof *h + n);
-    if (!h) return NULL;
-    h->n = n;
-    note(n, 0);
-    return h + 1;
-}
-static void *c_calloc(size_t k, size_t n) {
-    if (n && k > SIZE_MAX / n) return NULL;
-    void *p = c_malloc(k * n);
-    if (p) memset(p, 0, k * n);
-    return p;
-}
-static void c_free(void *p) {
-    if (!p) return;
-    hdr *h = (hdr *)p - 1;
-    atomic_fetch_sub(&g_live, h->n);
-    free(h);
-}
-static void *c_realloc(void *p, size_t n) {
-    if (!p) return c_malloc(n);
-    hdr *h = (hdr *)p - 1;
-    size_t old = h->n;
-    hdr *nh = realloc(h, sizeof *nh + n);
-    if (!nh) return NULL;
-    nh->n = n;
-    note(n, old);
-    return nh + 1;
-}
+/* ---- Counting the library's heap (peak bytes live through the hooks) ----- */
 
 static void counting_on(void) {
-    static const aredis_allocator a = {c_malloc, c_calloc, c_realloc, c_free};
-    atomic_store(&g_live, 0);
-    atomic_store(&g_peak, 0);
-    aredis_set_allocator(&a);
+    ts_heap_reset();
+    aredis_set_allocator(ts_heap_hooks());
 }
 
 static void counting_off(void) {
-    assert_int_equal(atomic_load(&g_live), 0); /* everything freed */
+    assert_int_equal(ts_heap_live(), 0); /* everything freed */
     aredis_reset_allocator();
 }
 
@@ -421,8 +373,8 @@ static void test_memory_bounded(void **state) {
     for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
         counting_on();
         expect_protocol(huge[i], strlen(huge[i]), NULL);
-        ts_log("%s: peak %zu bytes", shown(huge[i], strlen(huge[i])), atomic_load(&g_peak));
-        assert_true(atomic_load(&g_peak) < MEM_BOUND);
+        ts_log("%s: peak %lld bytes", shown(huge[i], strlen(huge[i])), ts_heap_peak());
+        assert_true(ts_heap_peak() < (long long)MEM_BOUND);
         counting_off();
     }
     /* Limits lifted: the header is accepted, then silence and a close. The
@@ -454,9 +406,9 @@ static void test_memory_bounded(void **state) {
         aredis_client_free(c);
         aredis_loop_free(loop);
         ts_fake_stop(f);
-        ts_log("%s (limits off, then EOF): peak %zu bytes", shown(huge[i], strlen(huge[i])),
-               atomic_load(&g_peak));
-        assert_true(atomic_load(&g_peak) < MEM_BOUND);
+        ts_log("%s (limits off, then EOF): peak %lld bytes", shown(huge[i], strlen(huge[i])),
+               ts_heap_peak());
+        assert_true(ts_heap_peak() < (long long)MEM_BOUND);
         counting_off();
     }
 }

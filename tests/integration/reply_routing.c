@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counters.h"
 #include "fake_server.h"
-#include "ts.h"
 
 #define NTOK 100
 #define WAIT_MS 5000
@@ -49,35 +49,13 @@ static int group_teardown(void **state) {
     return 0;
 }
 
-/* Connection events of one client. */
-typedef struct conn_log {
-    int connects, disconnects, errors;
-    aredis_err first_error, first_disconnect;
-} conn_log;
-
-static void on_connect(aredis_client *c, void *data) {
-    (void)c;
-    ((conn_log *)data)->connects++;
-}
-
-static void on_disconnect(aredis_client *c, const aredis_error *err, void *data) {
-    (void)c;
-    conn_log *k = data;
-    if (k->disconnects++ == 0) k->first_disconnect = err->code;
-}
-
-static void on_error(aredis_client *c, const aredis_error *err, void *data) {
-    (void)c;
-    conn_log *k = data;
-    if (k->errors++ == 0) k->first_error = err->code;
-}
-
-static void wire(aredis_options *o, conn_log *k) {
-    memset(k, 0, sizeof *k);
-    o->on_connect = on_connect;
-    o->on_disconnect = on_disconnect;
-    o->on_error = on_error;
-    o->cb_data = k;
+/* A client of the real server speaking `protocol`, with its connection
+ * events counted in k; connected. */
+static aredis_client *real_client(aredis_loop *loop, int protocol, conn_counters *k) {
+    aredis_options o = ts_options(srv());
+    o.protocol = protocol;
+    cc_wire(&o, k);
+    return ts_connect(loop, &o);
 }
 
 /* Let the loop run a little more: nothing may be delivered late or twice. */
@@ -228,53 +206,20 @@ static void issue_refused(aredis_client *c, issue_api api, const refused *r, ts_
 
 /* PING gets PONG (within WAIT_MS: a reply that never comes fails, not hangs). */
 static void ping_pong(aredis_client *c, const char *after) {
-    ts_result r;
-    memset(&r, 0, sizeof r);
-    assert_int_equal(aredis_command(c, ts_on_reply, &r, "PING"), AREDIS_ERR_OK);
-    if (!ts_wait(aredis_client_loop(c), &r.done, WAIT_MS))
-        fail_msg("after %s: no reply to PING", after);
-    if (r.calls != 1 || r.code != AREDIS_ERR_OK || r.type != AREDIS_REPLY_STATUS ||
-        strcmp(r.text, "PONG") != 0)
-        fail_msg("after %s: PING got %s, type %d, [%s], not PONG", after, aredis_err_name(r.code),
-                 (int)r.type, r.text);
+    ts_echo_tokens(c, "", 0, WAIT_MS, after);
 }
 
-/*
- * NTOK ECHOs with their own tokens, issued in one loop turn, then a PING:
- * each ECHO gets its own token back, exactly once, and PING gets PONG.
- * Replies come in order, so once PONG is in nothing more can reach the
- * ECHOs (no need to wait and see).
- */
+/* NTOK ECHOs, then a PING: each gets its own reply, exactly once. */
 static void echo_tokens(aredis_client *c, const char *after) {
-    static ts_result tok[NTOK];
-    size_t done = 0;
-    memset(tok, 0, sizeof tok);
-    for (int i = 0; i < NTOK; i++) {
-        tok[i].done_counter = &done;
-        assert_int_equal(aredis_command(c, ts_on_reply, &tok[i], "ECHO tok-%d", i), AREDIS_ERR_OK);
-    }
-    if (!ts_wait_count(aredis_client_loop(c), &done, NTOK, WAIT_MS))
-        fail_msg("after %s: %zu of %d ECHO replies arrived", after, done, NTOK);
-    ping_pong(c, after);
-    for (int i = 0; i < NTOK; i++) {
-        char want[32];
-        snprintf(want, sizeof want, "tok-%d", i);
-        if (tok[i].calls != 1 || tok[i].code != AREDIS_ERR_OK ||
-            tok[i].type != AREDIS_REPLY_STRING || strcmp(tok[i].text, want) != 0)
-            fail_msg("after %s: ECHO %s got %d call(s), %s, type %d, [%s]", after, want,
-                     tok[i].calls, aredis_err_name(tok[i].code), (int)tok[i].type, tok[i].text);
-    }
+    ts_echo_tokens(c, "tok", NTOK, WAIT_MS, after);
 }
 
 /* One refused command on a fresh client, then the ECHOs and a PING on the
  * same connection: the first one made. */
 static void run_refused(issue_api api, int protocol, const refused *r) {
     aredis_loop *loop = aredis_loop_new();
-    aredis_options o = ts_options(srv());
-    o.protocol = protocol;
-    conn_log k;
-    wire(&o, &k);
-    aredis_client *c = ts_connect(loop, &o);
+    conn_counters k;
+    aredis_client *c = real_client(loop, protocol, &k);
     assert_int_equal(aredis_client_protocol(c), protocol);
     char what[96];
     snprintf(what, sizeof what, "%s(\"%s\") on RESP%d", k_api_name[api], r->cmd, protocol);
@@ -306,42 +251,26 @@ static void run_all(issue_api api, const refused *list, size_t n) {
     ts_log("%s: %zu commands refused on RESP3 and RESP2", k_api_name[api], n);
 }
 
-static void test_refused_command(void **state) {
-    (void)state;
-    run_all(API_FMT, k_refused, NREFUSED);
+/* A case: the refused commands of the lists chosen, through one function. */
+typedef struct refused_case {
+    issue_api api;
+    int upper; /* k_refused */
+    int lower; /* k_refused_lower */
+} refused_case;
+
+static void test_refused(void **state) {
+    const refused_case *rc = *state;
+    if (rc->upper) run_all(rc->api, k_refused, NREFUSED);
+    if (rc->lower) run_all(rc->api, k_refused_lower, NREFUSED_LOWER);
 }
 
-static void test_refused_lower_case(void **state) {
-    (void)state;
-    run_all(API_FMT, k_refused_lower, NREFUSED_LOWER);
-}
-
-static void test_refused_vcommand(void **state) {
-    (void)state;
-    run_all(API_VFMT, k_refused, NREFUSED);
-}
-
-static void test_refused_argv(void **state) {
-    (void)state;
-    run_all(API_ARGV, k_refused, NREFUSED);
-    run_all(API_ARGV, k_refused_lower, NREFUSED_LOWER);
-}
-
-static void test_refused_argv_ex(void **state) {
-    (void)state;
-    run_all(API_ARGV_EX, k_refused, NREFUSED);
-}
-
-static void test_refused_future(void **state) {
-    (void)state;
-    run_all(API_FUTURE, k_refused, NREFUSED);
-    run_all(API_FUTURE, k_refused_lower, NREFUSED_LOWER);
-}
-
-static void test_refused_future_argv(void **state) {
-    (void)state;
-    run_all(API_FUTURE_ARGV, k_refused, NREFUSED);
-}
+static const refused_case k_case_command = {API_FMT, 1, 0};
+static const refused_case k_case_lower_case = {API_FMT, 0, 1};
+static const refused_case k_case_vcommand = {API_VFMT, 1, 0};
+static const refused_case k_case_argv = {API_ARGV, 1, 1};
+static const refused_case k_case_argv_ex = {API_ARGV_EX, 1, 0};
+static const refused_case k_case_future = {API_FUTURE, 1, 1};
+static const refused_case k_case_future_argv = {API_FUTURE_ARGV, 1, 0};
 
 /* CLIENT REPLY ON changes nothing: it is sent and answered OK. */
 static void test_client_reply_on_allowed(void **state) {
@@ -350,11 +279,8 @@ static void test_client_reply_on_allowed(void **state) {
     for (int protocol = 3; protocol >= 2; protocol--) {
         for (size_t i = 0; i < 2; i++) {
             aredis_loop *loop = aredis_loop_new();
-            aredis_options o = ts_options(srv());
-            o.protocol = protocol;
-            conn_log k;
-            wire(&o, &k);
-            aredis_client *c = ts_connect(loop, &o);
+            conn_counters k;
+            aredis_client *c = real_client(loop, protocol, &k);
             ts_result res;
             memset(&res, 0, sizeof res);
             assert_int_equal(aredis_command(c, ts_on_reply, &res, spellings[i]), AREDIS_ERR_OK);
@@ -373,7 +299,12 @@ static void test_client_reply_on_allowed(void **state) {
 
 /* ---- 2. A reply for a command never sent ---------------------------------- */
 
+/* One run: the fake, a client of it, and what happened. */
 typedef struct surplus_run {
+    ts_fake *f;
+    aredis_loop *loop;
+    aredis_client *c;
+    conn_counters k;
     ts_result a, b;
     aredis_err b_issued;
 } surplus_run;
@@ -389,98 +320,81 @@ static void a_then_b(aredis_client *c, aredis_reply *r, const aredis_error *err,
 /*
  * The fake answers A with two replies in one write: "+FIRST" for A and a
  * surplus "+SURPLUS" that no written command asked for. Then, on the next
- * connection, "+AFTER" to everything.
+ * connection, "+AFTER" to everything. A client of it (reconnecting or not)
+ * issues A, whose callback issues B; returns once B has completed and the
+ * loop settled. A got its own reply; B completed once, and not with the
+ * surplus reply.
  */
-static ts_fake *surplus_fake(void) {
-    ts_fake *f = ts_fake_new();
-    ts_fake_hello3(f);
-    ts_fake_reply(f, "+FIRST\r\n+SURPLUS\r\n");
-    ts_fake_wait_eof(f, 10000); /* the client is the one to hang up */
-    ts_fake_next_conn(f);
-    ts_fake_hello3(f);
-    ts_fake_serve(f, "+AFTER\r\n");
-    ts_fake_start(f);
-    return f;
-}
+static void surplus_start(surplus_run *s, int reconnect) {
+    memset(s, 0, sizeof *s);
+    s->f = ts_fake_new();
+    ts_fake_hello3(s->f);
+    ts_fake_reply(s->f, "+FIRST\r\n+SURPLUS\r\n");
+    ts_fake_wait_eof(s->f, 10000); /* the client is the one to hang up */
+    ts_fake_next_conn(s->f);
+    ts_fake_hello3(s->f);
+    ts_fake_serve(s->f, "+AFTER\r\n");
+    ts_fake_start(s->f);
 
-static aredis_client *surplus_client(aredis_loop *loop, const ts_fake *f, int reconnect,
-                                     conn_log *k, surplus_run *s) {
+    s->loop = aredis_loop_new();
     aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_fake_port(f);
+    o.port = ts_fake_port(s->f);
     o.reconnect = reconnect;
     o.reconnect_delay_ms = 20;
-    wire(&o, k);
-    aredis_client *c = ts_connect(loop, &o);
-    memset(s, 0, sizeof *s);
+    cc_wire(&o, &s->k);
+    s->c = ts_connect(s->loop, &o);
     s->b_issued = AREDIS_ERR__COUNT; /* not yet */
-    assert_int_equal(aredis_command(c, a_then_b, s, "GET a"), AREDIS_ERR_OK);
-    return c;
-}
-
-static void check_a(const surplus_run *s) {
+    assert_int_equal(aredis_command(s->c, a_then_b, s, "GET a"), AREDIS_ERR_OK);
+    assert_true(ts_wait(s->loop, &s->b.done, WAIT_MS));
+    settle(s->loop);
     assert_int_equal(s->a.calls, 1);
     assert_int_equal(s->a.code, AREDIS_ERR_OK);
     assert_string_equal(s->a.text, "FIRST");
     assert_int_equal(s->b_issued, AREDIS_ERR_OK);
+    ts_log("B got %s [%s]; on_error %d (%s)", aredis_err_name(s->b.code), s->b.text, s->k.errors,
+           s->k.errors ? aredis_err_name(s->k.last_error) : "-");
+    if (strcmp(s->b.text, "SURPLUS") == 0)
+        fail_msg("B, never written, was handed the surplus reply");
+    assert_int_equal(s->b.calls, 1);
+    /* The surplus reply broke the connection: a protocol error. */
+    assert_int_equal(s->k.errors, 1);
+    assert_int_equal(s->k.last_error, AREDIS_ERR_PROTOCOL);
+}
+
+static void surplus_stop(surplus_run *s) {
+    aredis_client_free(s->c);
+    aredis_loop_free(s->loop);
+    ts_fake_stop(s->f);
 }
 
 static void test_surplus_reply_reconnect(void **state) {
     (void)state;
-    ts_fake *f = surplus_fake();
-    aredis_loop *loop = aredis_loop_new();
-    conn_log k;
     surplus_run s;
-    aredis_client *c = surplus_client(loop, f, 1, &k, &s);
-    assert_true(ts_wait(loop, &s.b.done, WAIT_MS));
-    settle(loop);
-    check_a(&s);
-    ts_log("B got %s [%s]; on_error %d (%s)", aredis_err_name(s.b.code), s.b.text, k.errors,
-           k.errors ? aredis_err_name(k.first_error) : "-");
-    if (strcmp(s.b.text, "SURPLUS") == 0)
-        fail_msg("B, never written, was handed the surplus reply");
-    assert_int_equal(s.b.calls, 1);
-    /* The surplus reply broke the connection: a protocol error... */
-    assert_int_equal(k.errors, 1);
-    assert_int_equal(k.first_error, AREDIS_ERR_PROTOCOL);
-    assert_int_equal(k.disconnects, 1);
-    assert_int_equal(k.first_disconnect, AREDIS_ERR_PROTOCOL);
-    /* ...and B, kept, was sent on the next connection. */
+    surplus_start(&s, 1);
+    assert_int_equal(s.k.disconnects, 1);
+    assert_int_equal(s.k.last_disconnect, AREDIS_ERR_PROTOCOL);
+    /* B, kept, was sent on the next connection. */
     assert_int_equal(s.b.code, AREDIS_ERR_OK);
     assert_string_equal(s.b.text, "AFTER");
-    assert_int_equal(ts_fake_accepted(f), 2);
+    assert_int_equal(ts_fake_accepted(s.f), 2);
     aredis_client_stats st;
-    aredis_client_get_stats(c, &st);
+    aredis_client_get_stats(s.c, &st);
     assert_int_equal(st.connects, 2);
-    assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_fake_stop(f);
+    assert_int_equal(aredis_client_state(s.c), AREDIS_STATE_READY);
+    surplus_stop(&s);
 }
 
 static void test_surplus_reply_no_reconnect(void **state) {
     (void)state;
-    ts_fake *f = surplus_fake();
-    aredis_loop *loop = aredis_loop_new();
-    conn_log k;
     surplus_run s;
-    aredis_client *c = surplus_client(loop, f, 0, &k, &s);
-    assert_true(ts_wait(loop, &s.b.done, WAIT_MS));
-    settle(loop);
-    check_a(&s);
-    ts_log("B got %s [%s]", aredis_err_name(s.b.code), s.b.text);
-    if (strcmp(s.b.text, "SURPLUS") == 0)
-        fail_msg("B, never written, was handed the surplus reply");
-    assert_int_equal(s.b.calls, 1);
+    surplus_start(&s, 0);
+    /* B fails once, with the protocol error. */
     assert_int_equal(s.b.code, AREDIS_ERR_PROTOCOL);
     assert_false(s.b.had_reply);
-    assert_int_equal(k.errors, 1);
-    assert_int_equal(k.first_error, AREDIS_ERR_PROTOCOL);
-    assert_int_equal(aredis_client_state(c), AREDIS_STATE_IDLE);
-    assert_int_equal(aredis_client_last_error(c)->code, AREDIS_ERR_PROTOCOL);
-    assert_int_equal(ts_fake_accepted(f), 1);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_fake_stop(f);
+    assert_int_equal(aredis_client_state(s.c), AREDIS_STATE_IDLE);
+    assert_int_equal(aredis_client_last_error(s.c)->code, AREDIS_ERR_PROTOCOL);
+    assert_int_equal(ts_fake_accepted(s.f), 1);
+    surplus_stop(&s);
 }
 
 /* ---- 3. User AUTH and HELLO ... AUTH are barriers ------------------------- */
@@ -500,8 +414,8 @@ static void run_barrier(int protocol, const char *auth_cmd, const char *token) {
     o.port = ts_fake_port(f);
     o.protocol = protocol;
     o.reconnect = 0;
-    conn_log k;
-    wire(&o, &k);
+    conn_counters k;
+    cc_wire(&o, &k);
     aredis_client *c = ts_connect(loop, &o);
     assert_int_equal(aredis_client_protocol(c), 2);
     size_t hs = ts_fake_commands(f); /* the handshake's */
@@ -566,10 +480,8 @@ static void test_hello_auth_barrier(void **state) {
 static void test_auth_pipeline_real_server(void **state) {
     (void)state;
     aredis_loop *loop = aredis_loop_new();
-    aredis_options o = ts_options(srv());
-    conn_log k;
-    wire(&o, &k);
-    aredis_client *c = ts_connect(loop, &o);
+    conn_counters k;
+    aredis_client *c = real_client(loop, 3, &k);
     ts_result set, auth, hello, get;
     size_t done = 0;
     memset(&set, 0, sizeof set);
@@ -622,13 +534,13 @@ static void test_auth_pipeline_real_server(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refused_command),
-        cmocka_unit_test(test_refused_lower_case),
-        cmocka_unit_test(test_refused_vcommand),
-        cmocka_unit_test(test_refused_argv),
-        cmocka_unit_test(test_refused_argv_ex),
-        cmocka_unit_test(test_refused_future),
-        cmocka_unit_test(test_refused_future_argv),
+        TS_CASE("test_refused_command", test_refused, k_case_command),
+        TS_CASE("test_refused_lower_case", test_refused, k_case_lower_case),
+        TS_CASE("test_refused_vcommand", test_refused, k_case_vcommand),
+        TS_CASE("test_refused_argv", test_refused, k_case_argv),
+        TS_CASE("test_refused_argv_ex", test_refused, k_case_argv_ex),
+        TS_CASE("test_refused_future", test_refused, k_case_future),
+        TS_CASE("test_refused_future_argv", test_refused, k_case_future_argv),
         cmocka_unit_test(test_client_reply_on_allowed),
         cmocka_unit_test(test_surplus_reply_reconnect),
         cmocka_unit_test(test_surplus_reply_no_reconnect),

@@ -5,7 +5,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ts.h"
@@ -42,13 +41,9 @@ static void test_child_reconnects_parent_untouched(void **state) {
     long long parent_id = client_id(c);
     assert_true(parent_id > 0);
 
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = ts_fork();
     if (pid == 0) _exit(child(loop, c, parent_id));
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    if (WEXITSTATUS(st) != 0) fail_msg("child checks failed: mask %d", WEXITSTATUS(st));
+    ts_wait_child(pid, NULL, 0);
 
     /* The parent's connection is the same one and still answers in order. */
     assert_int_equal(client_id(c), parent_id);
@@ -70,8 +65,7 @@ static void test_child_without_option_is_inert(void **state) {
     ts_server *s = ts_server_start_default();
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = ts_client(loop, s);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = ts_fork();
     if (pid == 0) {
         int bad = 0;
         if (aredis_loop_after_fork(loop) != AREDIS_ERR_OK) bad |= 1;
@@ -81,10 +75,7 @@ static void test_child_without_option_is_inert(void **state) {
         aredis_loop_free(loop);
         _exit(bad);
     }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    ts_wait_child(pid, NULL, 0);
     aredis_future *f = ts_cmd(c, "EXISTS fork:never");
     assert_int_equal(aredis_future_reply(f)->integer, 0);
     aredis_future_release(f);

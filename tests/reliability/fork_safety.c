@@ -12,12 +12,10 @@
  * per failed check (decoded in the parent's log), and leaves with _exit()
  * so that no atexit handler (the fixture's server sweep) runs in it.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ts.h"
@@ -33,10 +31,7 @@
 #define CK_FREE_CALLBACKS 0x20    /* free(inherited): pending callbacks not once each */
 #define CK_STRAY_CALLBACK 0x40    /* a refused command's callback ran */
 
-static const struct {
-    int bit;
-    const char *what;
-} k_checks[] = {
+static const ts_child_check k_checks[] = {
     {CK_CMD_NOT_FORKED, "aredis_command on the inherited client did not return FORKED"},
     {CK_FUTURE_NOT_FORKED, "aredis_future_command on it was not already failed with FORKED"},
     {CK_INHERITED_ACTIVE, "the inherited loop / await ran a callback or completed a future"},
@@ -55,15 +50,6 @@ static aredis_options opts_for(const ts_server *s) {
     o.connect_timeout_ms = 5000;
     o.request_timeout_ms = 15000;
     return o;
-}
-
-static long long client_id(aredis_client *c) {
-    aredis_future *f = ts_cmd(c, "CLIENT ID");
-    assert_null(aredis_future_error(f));
-    assert_int_equal(aredis_future_reply(f)->type, AREDIS_REPLY_INTEGER);
-    long long id = aredis_future_reply(f)->integer;
-    aredis_future_release(f);
-    return id;
 }
 
 /* A field ("cmd", "flags", "qbuf") of connection `id` as CLIENT LIST shows
@@ -116,7 +102,8 @@ static int child_main(inherited *in) {
 
     /* 1. The inherited client refuses commands, both ways. */
     result stray = {0};
-    if (aredis_command(in->c, ts_on_reply, &stray, "SET fork:stray %s", "child") != AREDIS_ERR_FORKED)
+    if (aredis_command(in->c, ts_on_reply, &stray, "SET fork:stray %s", "child") !=
+        AREDIS_ERR_FORKED)
         bad |= CK_CMD_NOT_FORKED;
     aredis_future *cf = aredis_future_command(in->c, "SET fork:stray2 %s", "child");
     if (!cf || !aredis_future_is_done(cf) || !aredis_future_error(cf) ||
@@ -182,19 +169,9 @@ static int child_main(inherited *in) {
     return bad;
 }
 
-static int wait_child(pid_t pid) {
-    int st = 0;
-    pid_t w;
-    do {
-        w = waitpid(pid, &st, 0);
-    } while (w < 0 && errno == EINTR);
-    assert_int_equal(w, pid);
-    if (WIFSIGNALED(st)) fail_msg("child killed by signal %d (a crash or a hang)", WTERMSIG(st));
-    assert_true(WIFEXITED(st));
-    int code = WEXITSTATUS(st);
-    for (size_t i = 0; i < sizeof k_checks / sizeof k_checks[0]; i++)
-        if (code & k_checks[i].bit) ts_log("child check failed: %s", k_checks[i].what);
-    return code;
+/* Wait for the child: it must pass every check. */
+static void wait_child(pid_t pid) {
+    ts_wait_child(pid, k_checks, sizeof k_checks / sizeof k_checks[0]);
 }
 
 /* ---- The test ----------------------------------------------------------- */
@@ -211,7 +188,7 @@ static void test_fork_child_cannot_use_inherited_client(void **state) {
     aredis_loop *obs_loop = aredis_loop_new();
     aredis_client *obs = ts_client(obs_loop, s);
 
-    long long id = client_id(c);
+    long long id = ts_client_id(c);
 
     /* In flight at the fork: a BLPOP the child's RPUSH will answer. Wait
      * until the server has it blocked, so it is surely on the wire. */
@@ -247,13 +224,10 @@ static void test_fork_child_cannot_use_inherited_client(void **state) {
     aredis_client_stats st_before;
     aredis_client_get_stats(c, &st_before);
 
-    fflush(NULL);
     inherited in = {loop, c, ts_server_port(s), &blpop, incr, echo};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = ts_fork();
     if (pid == 0) _exit(child_main(&in));
-
-    assert_int_equal(wait_child(pid), 0);
+    wait_child(pid);
 
     /* Nothing reached the server on the parent's connection from the child:
      * its last command is still the parent's BLPOP, nothing half-received. */
@@ -301,7 +275,7 @@ static void test_fork_child_cannot_use_inherited_client(void **state) {
     f = ts_cmd(c, "PING");
     assert_string_equal(aredis_future_reply(f)->str, "PONG");
     aredis_future_release(f);
-    assert_int_equal(client_id(c), id); /* the same connection throughout */
+    assert_int_equal(ts_client_id(c), id); /* the same connection throughout */
     aredis_client_stats st;
     aredis_client_get_stats(c, &st);
     assert_int_equal(st.connects, 1);
@@ -340,14 +314,12 @@ static void test_fork_child_closes_inherited_client(void **state) {
     aredis_client *c = ts_connect(loop, &o);
     aredis_loop *obs_loop = aredis_loop_new();
     aredis_client *obs = ts_client(obs_loop, s);
-    long long id = client_id(c);
+    long long id = ts_client_id(c);
     ts_cmd_ok(c, "SET %s %s", "fork:before", "v1");
 
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = ts_fork();
     if (pid == 0) _exit(child_close_main(c, loop));
-    assert_int_equal(wait_child(pid), 0);
+    wait_child(pid);
 
     char cmd[64];
     client_field(obs, id, "cmd", cmd, sizeof cmd);
@@ -357,24 +329,11 @@ static void test_fork_child_closes_inherited_client(void **state) {
     aredis_future_release(f);
 
     /* Many commands at once right after: each its own reply. */
-    result r[20];
-    memset(r, 0, sizeof r);
-    size_t done = 0;
-    for (int i = 0; i < 20; i++) {
-        r[i].done_counter = &done;
-        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "ECHO after-%d", i), AREDIS_ERR_OK);
-    }
-    assert_true(ts_wait_count(loop, &done, 20, 10000));
-    for (int i = 0; i < 20; i++) {
-        char want[32];
-        snprintf(want, sizeof want, "after-%d", i);
-        assert_int_equal(r[i].code, AREDIS_ERR_OK);
-        assert_string_equal(r[i].text, want);
-    }
+    ts_echo_tokens(c, "after", 20, 10000, "the child closed the inherited client");
     f = ts_cmd(c, "GET fork:before");
     assert_string_equal(aredis_future_reply(f)->str, "v1");
     aredis_future_release(f);
-    assert_int_equal(client_id(c), id);
+    assert_int_equal(ts_client_id(c), id);
 
     aredis_client_free(obs);
     aredis_loop_free(obs_loop);

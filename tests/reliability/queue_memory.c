@@ -23,67 +23,14 @@
  * same state (waiting to reconnect), never while a connect attempt holds
  * its socket and reader.
  */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "counters.h"
 #include "proxy.h"
-#include "ts.h"
 
-/* ---- Counting allocator -------------------------------------------------- */
-
-typedef union {
-    max_align_t align; /* keeps the user block aligned as malloc's is */
-    size_t size;
-} hdr;
-
-static atomic_llong g_live;   /* bytes requested and not yet freed */
-static atomic_llong g_blocks; /* blocks not yet freed */
-
-static void *hk_malloc(size_t n) {
-    hdr *h = malloc(sizeof *h + n);
-    if (!h) return NULL;
-    h->size = n;
-    atomic_fetch_add(&g_live, (long long)n);
-    atomic_fetch_add(&g_blocks, 1);
-    return h + 1;
-}
-
-static void *hk_calloc(size_t nmemb, size_t size) {
-    if (size && nmemb > ((size_t)-1 - sizeof(hdr)) / size) return NULL;
-    size_t n = nmemb * size;
-    hdr *h = calloc(1, sizeof *h + n);
-    if (!h) return NULL;
-    h->size = n;
-    atomic_fetch_add(&g_live, (long long)n);
-    atomic_fetch_add(&g_blocks, 1);
-    return h + 1;
-}
-
-static void hk_free(void *p) {
-    if (!p) return;
-    hdr *h = (hdr *)p - 1;
-    atomic_fetch_sub(&g_live, (long long)h->size);
-    atomic_fetch_sub(&g_blocks, 1);
-    free(h);
-}
-
-static void *hk_realloc(void *p, size_t n) {
-    if (!p) return hk_malloc(n);
-    hdr *h = (hdr *)p - 1;
-    size_t old = h->size;
-    hdr *q = realloc(h, sizeof *q + n);
-    if (!q) return NULL; /* p stays valid and counted */
-    q->size = n;
-    atomic_fetch_add(&g_live, (long long)n - (long long)old);
-    return q + 1;
-}
-
-static const aredis_allocator k_hooks = {hk_malloc, hk_calloc, hk_realloc, hk_free};
-
-static long long live(void) { return atomic_load(&g_live); }
-static long long blocks(void) { return atomic_load(&g_blocks); }
+/* ---- Live heap bytes (ts_heap_hooks(), installed by main) ----------------- */
 
 /* assert got <= max, with the numbers in the failure message. */
 static void assert_at_most(long long got, long long max, const char *what) {
@@ -126,37 +73,7 @@ static void log_codes(const char *what) {
             ts_log("%s: %zu x %s", what, g_tally.by_code[i], aredis_err_name((aredis_err)i));
 }
 
-/* ---- Connection events ----------------------------------------------------- */
-
-typedef struct {
-    int connects;
-    int disconnects;
-    size_t attempts;
-} conn_counts;
-
-static void on_conn(aredis_client *c, void *data) {
-    (void)c;
-    ((conn_counts *)data)->connects++;
-}
-static void on_disc(aredis_client *c, const aredis_error *err, void *data) {
-    (void)c;
-    (void)err;
-    ((conn_counts *)data)->disconnects++;
-}
-static void on_attempt(aredis_client *c, unsigned attempt, uint32_t delay_ms, void *data) {
-    (void)c;
-    (void)attempt;
-    (void)delay_ms;
-    ((conn_counts *)data)->attempts++;
-}
-
-static void with_counts(aredis_options *o, conn_counts *cc) {
-    memset(cc, 0, sizeof *cc);
-    o->on_connect = on_conn;
-    o->on_disconnect = on_disc;
-    o->on_reconnect_attempt = on_attempt;
-    o->cb_data = cc;
-}
+/* ---- Client states --------------------------------------------------------- */
 
 static int is_reconnecting(const void *c) {
     return aredis_client_state(c) == AREDIS_STATE_RECONNECTING;
@@ -170,59 +87,58 @@ static int is_ready(const void *c) { return aredis_client_state(c) == AREDIS_STA
  */
 static long long settled_live(aredis_loop *loop, aredis_client *c) {
     assert_true(ts_wait_until(loop, is_reconnecting, c, 10000));
-    return live();
+    return ts_heap_live();
 }
 
-/* A port where nothing listens: a server's, once it is stopped. */
-static int dead_port(void) {
-    ts_server *s = ts_server_start_default();
-    int port = ts_server_port(s);
-    ts_server_stop(s);
-    return port;
+/* Reconnect attempts 50 ms apart, then at most 200 ms (a test sees many of
+ * them), commands timing out after request_timeout_ms (0: never), and the
+ * connection events counted in cc. */
+static void retry_fast(aredis_options *o, uint32_t request_timeout_ms, conn_counters *cc) {
+    o->reconnect = 1;
+    o->reconnect_delay_ms = 50;
+    o->max_reconnect_delay_ms = 200;
+    o->request_timeout_ms = request_timeout_ms;
+    cc_wire(o, cc);
 }
 
 /* ---- 1. The cost of a command queued before the first connect ------------- */
 
-static aredis_options dead_options(int port, conn_counts *cc) {
+static aredis_options dead_options(int port, conn_counters *cc) {
     aredis_options o = AREDIS_OPTIONS_INIT;
     o.port = port;
-    o.reconnect = 1;
     o.wait_for_first_connect = 1;
-    o.request_timeout_ms = 0;
-    o.reconnect_delay_ms = 50;
-    o.max_reconnect_delay_ms = 200;
-    with_counts(&o, cc);
+    retry_fast(&o, 0, cc);
     return o;
 }
 
 /* Issue n SETs, free the client, wait for nothing: what the round leaves. */
 static void dead_round(aredis_loop *loop, int port, size_t n, outcome *res, long long *per_cmd) {
-    conn_counts cc;
+    conn_counters cc;
     aredis_options o = dead_options(port, &cc);
     aredis_client *c = aredis_client_new(loop, &o);
     assert_non_null(c);
     assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
     /* At least one attempt has failed: the commands below wait through
      * failed attempts, not just the first connect. */
-    assert_true(ts_wait_count(loop, &cc.attempts, 1, 10000));
+    assert_true(cc_wait_attempts(loop, &cc, 1, 10000));
     long long before = settled_live(loop, c);
-    long long blocks_before = blocks();
+    long long blocks_before = ts_heap_blocks();
 
     tally_reset();
     memset(res, 0, n * sizeof *res);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(aredis_command(c, on_done, &res[i], "SET key:%zu value", i),
                          AREDIS_ERR_OK);
-    long long grown = live() - before;
+    long long grown = ts_heap_live() - before;
     if (per_cmd) *per_cmd = grown / (long long)n;
     ts_log("%zu commands queued while disconnected: +%lld bytes in +%lld blocks "
            "(%lld bytes each)",
-           n, grown, blocks() - blocks_before, grown / (long long)n);
+           n, grown, ts_heap_blocks() - blocks_before, grown / (long long)n);
     assert_int_equal(aredis_client_pending(c), n);
 
     /* Two more failed attempts: every command still waits, none completed. */
-    size_t seen = cc.attempts;
-    assert_true(ts_wait_count(loop, &cc.attempts, seen + 2, 10000));
+    int seen = cc.attempts;
+    assert_true(cc_wait_attempts(loop, &cc, seen + 2, 10000));
     assert_int_equal(g_tally.done, 0);
     assert_int_equal(aredis_client_pending(c), n);
     assert_int_equal(cc.connects, 0);
@@ -239,7 +155,7 @@ static void dead_round(aredis_loop *loop, int port, size_t n, outcome *res, long
 
 static void test_queued_command_cost(void **state) {
     (void)state;
-    int port = dead_port();
+    int port = ts_dead_port();
     aredis_loop *loop = aredis_loop_new();
     assert_non_null(loop);
     enum { N = 10000 };
@@ -249,11 +165,11 @@ static void test_queued_command_cost(void **state) {
     /* Warm-up: the same round, smaller, so the loop's own capacity is in the
      * baseline. */
     dead_round(loop, port, 100, res, NULL);
-    long long start = live();
+    long long start = ts_heap_live();
 
     long long per_cmd = 0;
     dead_round(loop, port, N, res, &per_cmd);
-    long long after = live();
+    long long after = ts_heap_live();
     ts_log("after the client was freed: %+lld bytes against the start", after - start);
     assert_at_most(per_cmd, 199, "growth per queued command");
     /* Everything the client held is given back. */
@@ -269,18 +185,15 @@ static void test_queued_command_cost(void **state) {
 typedef struct {
     ts_proxied rig;
     aredis_client *c;
-    conn_counts cc;
+    conn_counters cc;
 } outage_rig;
 
 /* A connected client behind the proxy, then an outage: every connection
  * closed, new ones refused. Returns with the client disconnected. */
 static void outage_start(outage_rig *x, uint32_t request_timeout_ms, size_t max_queue) {
     aredis_options o = ts_proxied_start(&x->rig);
-    o.reconnect_delay_ms = 50;
-    o.max_reconnect_delay_ms = 200;
-    o.request_timeout_ms = request_timeout_ms;
     o.max_queue_size = max_queue;
-    with_counts(&o, &x->cc);
+    retry_fast(&o, request_timeout_ms, &x->cc);
     x->c = ts_connect(x->rig.loop, &o);
     ts_cmd_ok(x->c, "SET qm:before %s", "x");
     aredis_future *f = ts_cmd(x->c, "GET qm:before");
@@ -345,39 +258,39 @@ static void timeout_round(outage_rig *x, size_t n, uint32_t per_cmd_timeout, out
     assert_int_equal(x->cc.connects, 1); /* the outage held throughout */
 }
 
-static void timeouts_during_outage(uint32_t client_timeout, uint32_t per_cmd_timeout) {
+/* ---- 2. Commands timing out during an outage leave nothing behind ---------- */
+
+/* Where the commands' timeout comes from. */
+typedef struct {
+    uint32_t client_timeout;  /* the client's request_timeout_ms */
+    uint32_t per_cmd_timeout; /* each command's own; 0: none */
+} timeouts;
+
+static const timeouts k_default_timeout = {200, 0};
+static const timeouts k_per_command_timeout = {0, 200};
+
+static void test_timeouts_during_outage(void **state) {
+    const timeouts *t = *state;
     enum { WARM = 2000, N = 100000 };
     outage_rig x;
-    outage_start(&x, client_timeout, 0);
+    outage_start(&x, t->client_timeout, 0);
     uint64_t outage_t0 = ts_now_ms();
     outcome *res = calloc(N, sizeof *res);
     assert_non_null(res);
 
-    timeout_round(&x, WARM, per_cmd_timeout, res);
+    timeout_round(&x, WARM, t->per_cmd_timeout, res);
     long long l0 = settled_live(x.rig.loop, x.c);
-    long long b0 = blocks();
+    long long b0 = ts_heap_blocks();
 
-    timeout_round(&x, N, per_cmd_timeout, res);
+    timeout_round(&x, N, t->per_cmd_timeout, res);
     long long l1 = settled_live(x.rig.loop, x.c);
     ts_log("after %d timed-out commands: %+lld bytes in %+lld blocks (outage so far %llu ms)", N,
-           l1 - l0, blocks() - b0, (unsigned long long)(ts_now_ms() - outage_t0));
+           l1 - l0, ts_heap_blocks() - b0, (unsigned long long)(ts_now_ms() - outage_t0));
     assert_at_most(l1 - l0, 8192, "growth after the timed-out commands");
     assert_int_equal(aredis_client_pending(x.c), 0);
 
     free(res);
     outage_end(&x);
-}
-
-/* ---- 2. Commands timing out during an outage leave nothing behind ---------- */
-
-static void test_timeouts_default_timeout(void **state) {
-    (void)state;
-    timeouts_during_outage(200, 0);
-}
-
-static void test_timeouts_per_command_timeout(void **state) {
-    (void)state;
-    timeouts_during_outage(0, 200);
 }
 
 /* ---- 3. max_queue_size bounds what an outage holds ------------------------- */
@@ -395,9 +308,12 @@ static void test_bound_during_outage(void **state) {
         size_t accepted = 0, refused = 0;
         for (int i = 0; i < BURST; i++) {
             aredis_err e = aredis_command(x.c, on_done, &res[i], "SET qm:b:%d %d", i, i);
-            if (e == AREDIS_ERR_OK) accepted++;
-            else if (e == AREDIS_ERR_QUEUE_FULL) refused++;
-            else fail_msg("command %d refused with %s", i, aredis_err_name(e));
+            if (e == AREDIS_ERR_OK)
+                accepted++;
+            else if (e == AREDIS_ERR_QUEUE_FULL)
+                refused++;
+            else
+                fail_msg("command %d refused with %s", i, aredis_err_name(e));
             /* The first LIMIT are the accepted ones. */
             assert_int_equal(e, i < LIMIT ? AREDIS_ERR_OK : AREDIS_ERR_QUEUE_FULL);
         }
@@ -446,12 +362,12 @@ static void test_cancelled_freed_at_once(void **state) {
 
     issue_and_cancel(x.c, fs, WARM);
     long long l0 = settled_live(x.rig.loop, x.c);
-    long long b0 = blocks();
+    long long b0 = ts_heap_blocks();
     issue_and_cancel(x.c, fs, N);
     /* At once: the loop has not run since. */
-    long long l1 = live();
+    long long l1 = ts_heap_live();
     ts_log("after %d futures cancelled and released: %+lld bytes in %+lld blocks", N, l1 - l0,
-           blocks() - b0);
+           ts_heap_blocks() - b0);
     assert_at_most(l1 - l0, 8192, "growth after the cancelled commands");
 
     free(fs);
@@ -466,11 +382,12 @@ static void test_cancelled_freed_at_once(void **state) {
 
 int main(void) {
     /* Before any aredis call: every block the library holds is counted. */
-    aredis_set_allocator(&k_hooks);
+    aredis_set_allocator(ts_heap_hooks());
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queued_command_cost),
-        cmocka_unit_test(test_timeouts_default_timeout),
-        cmocka_unit_test(test_timeouts_per_command_timeout),
+        TS_CASE("test_timeouts_default_timeout", test_timeouts_during_outage, k_default_timeout),
+        TS_CASE("test_timeouts_per_command_timeout", test_timeouts_during_outage,
+                k_per_command_timeout),
         cmocka_unit_test(test_bound_during_outage),
         cmocka_unit_test(test_cancelled_freed_at_once),
     };

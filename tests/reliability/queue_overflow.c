@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ts.h"
+#include "counters.h"
 
 #define LIMIT 10
 #define BURST 20
@@ -270,33 +270,11 @@ static void test_bound_futures(void **state) {
 
 /* ---- Bounded while disconnected ---------------------------------------- */
 
-typedef struct {
-    int connects;
-    int disconnects;
-    size_t attempts;
-} conn_counts;
-
-static void on_conn(aredis_client *c, void *data) {
-    (void)c;
-    ((conn_counts *)data)->connects++;
-}
-static void on_disc(aredis_client *c, const aredis_error *err, void *data) {
-    (void)c;
-    (void)err;
-    ((conn_counts *)data)->disconnects++;
-}
-static void on_attempt(aredis_client *c, unsigned attempt, uint32_t delay_ms, void *data) {
-    (void)c;
-    (void)attempt;
-    (void)delay_ms;
-    ((conn_counts *)data)->attempts++;
-}
-
 static void test_bound_while_disconnected(void **state) {
     (void)state;
     ts_server *s = ts_server_start_default();
     aredis_loop *loop = aredis_loop_new();
-    conn_counts cc = {0};
+    conn_counters cc;
     aredis_options o = ts_options(s);
     o.max_queue_size = LIMIT;
     o.reconnect = 1;
@@ -304,10 +282,7 @@ static void test_bound_while_disconnected(void **state) {
     o.reconnect_delay_ms = 50;
     o.max_reconnect_delay_ms = 200;
     o.connect_timeout_ms = 2000;
-    o.on_connect = on_conn;
-    o.on_disconnect = on_disc;
-    o.on_reconnect_attempt = on_attempt;
-    o.cb_data = &cc;
+    cc_wire(&o, &cc);
     aredis_client *c = ts_connect(loop, &o);
     assert_int_equal(cc.connects, 1);
 
@@ -328,8 +303,8 @@ static void test_bound_while_disconnected(void **state) {
 
     /* Let the client fail two reconnect attempts while down: the queued
      * ones stay queued (no callback), the bound still holds. */
-    size_t before = cc.attempts;
-    assert_true(ts_wait_count(loop, &cc.attempts, before + 2, 10000));
+    int before = cc.attempts;
+    assert_true(cc_wait_attempts(loop, &cc, before + 2, 10000));
     assert_int_equal(cc.connects, 1);
     assert_int_equal(done, 0);
     assert_int_equal(aredis_client_pending(c), LIMIT);
@@ -348,7 +323,8 @@ static void test_bound_while_disconnected(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_thousand_concurrent_sets, ts_env_setup, ts_env_teardown),
+        cmocka_unit_test_setup_teardown(test_thousand_concurrent_sets, ts_env_setup,
+                                        ts_env_teardown),
         cmocka_unit_test_setup_teardown(test_500_concurrent_incrs, ts_env_setup, ts_env_teardown),
         cmocka_unit_test(test_bound_callbacks),
         cmocka_unit_test(test_bound_slot_freed_in_callback),

@@ -25,11 +25,9 @@
  *     command and on_error get FORKED once each, later, from the loop, and
  *     the new command is answered on a connection of the child's own.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "counters.h"
@@ -73,6 +71,49 @@ static void wire(aredis_options *o, conn_counters *k) {
     g_error_code = AREDIS_ERR_OK;
 }
 
+/* Options for a client of 127.0.0.1:port, with the counters k wired. */
+static aredis_options port_options(int port, uint32_t connect_timeout_ms, conn_counters *k) {
+    aredis_options o = AREDIS_OPTIONS_INIT;
+    o.port = port;
+    o.connect_timeout_ms = connect_timeout_ms;
+    wire(&o, k);
+    return o;
+}
+
+/* A new client with options o, connecting (not waited for). */
+static aredis_client *connecting(aredis_loop *loop, const aredis_options *o) {
+    aredis_client *c = aredis_client_new(loop, o);
+    assert_non_null(c);
+    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    return c;
+}
+
+/* Wait for c's ready future: its outcome, logged after `what`. */
+static aredis_err ready_outcome(aredis_client *c, const char *what) {
+    char why[512];
+    aredis_err e = ts_await_ready(c, why, sizeof why);
+    ts_log("%s: %s %s", what, aredis_err_name(e), why);
+    return e;
+}
+
+/* Free c, then loop: freeing the client reports no more disconnects than
+ * the `disconnects` it has seen. */
+static void free_client(aredis_client *c, aredis_loop *loop, const conn_counters *k,
+                        int disconnects) {
+    aredis_client_free(c);
+    assert_int_equal(k->disconnects, disconnects);
+    aredis_loop_free(loop);
+}
+
+/* The connect failed for good: nothing more happens in drain_ms (no retry,
+ * no second report), and the client is IDLE after one error. */
+static void gave_up(aredis_loop *loop, aredis_client *c, const conn_counters *k,
+                    uint64_t drain_ms) {
+    drain(loop, drain_ms);
+    cc_expect(k, 0, 0, 1, 0);
+    assert_int_equal(aredis_client_state(c), AREDIS_STATE_IDLE);
+}
+
 /* ---- 1. Handshake refusals: transient ones retried, permanent ones not --- */
 
 typedef struct refusal {
@@ -91,20 +132,84 @@ static void script_handshake(ts_fake *f, int protocol) {
         ts_fake_reply(f, "+PONG\r\n"); /* the lone RESP2 PING */
 }
 
-static aredis_client *refusal_client(aredis_loop *loop, const ts_fake *f, const refusal *rf,
-                                     conn_counters *k) {
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_fake_port(f);
-    o.protocol = rf->protocol;
+/* Connection 1 refused: every command, until the client hangs up (so a
+ * client that fell back from HELLO to RESP2 meets the refusal again). Then
+ * a normal server. */
+static void script_refused_once(ts_fake *f, const refusal *rf) {
+    ts_fake_serve(f, rf->line);
+    ts_fake_next_conn(f);
+    script_handshake(f, rf->protocol);
+    ts_fake_serve(f, "+OK\r\n");
+}
+
+/* Connection 1 up: it answers one PING, then the server closes it.
+ * Connection 2 refused, connection 3 normal (script_refused_once). */
+static void script_up_then_refused(ts_fake *f, const refusal *rf) {
+    script_handshake(f, rf->protocol);
+    ts_fake_reply(f, "+PONG\r\n");
+    ts_fake_close(f);
+    ts_fake_next_conn(f);
+    script_refused_once(f, rf);
+}
+
+/* Every connection refused, every command. */
+static void script_refused_always(ts_fake *f, const refusal *rf) { ts_fake_serve(f, rf->line); }
+
+/* A refusal case: the fake, and a client of it with its counters. */
+typedef struct {
+    const refusal *rf;
+    ts_fake *f;
+    aredis_loop *loop;
+    conn_counters k;
+    aredis_client *c;
+} refusal_rig;
+
+/*
+ * Start the fake playing script, then a client of it speaking the refusal's
+ * protocol (the case's state), retrying every 20 ms: connecting, not waited
+ * for. With get, a GET is issued into it at once. `when` names the
+ * handshake refused, for the log.
+ */
+static void refusal_start(refusal_rig *r, void **state, const char *when,
+                          void (*script)(ts_fake *, const refusal *), ts_result *get) {
+    r->rf = *state;
+    ts_log("%s (RESP%d) answered: %.*s", when, r->rf->protocol, (int)strlen(r->rf->line) - 2,
+           r->rf->line);
+    r->f = ts_fake_new();
+    script(r->f, r->rf);
+    ts_fake_start(r->f);
+    r->loop = aredis_loop_new();
+    aredis_options o = port_options(ts_fake_port(r->f), 5000, &r->k);
+    o.protocol = r->rf->protocol;
     o.reconnect = 1;
     o.reconnect_delay_ms = 20;
     o.reconnect_jitter = 0; /* exact delays: the backoff of a failed connect */
-    o.connect_timeout_ms = 5000;
     o.request_timeout_ms = 10000;
-    wire(&o, k);
-    aredis_client *c = aredis_client_new(loop, &o);
-    assert_non_null(c);
-    return c;
+    r->c = connecting(r->loop, &o);
+    if (get) {
+        memset(get, 0, sizeof *get);
+        assert_int_equal(aredis_command(r->c, ts_on_reply, get, "GET k"), AREDIS_ERR_OK);
+    }
+}
+
+static void refusal_stop(refusal_rig *r) {
+    aredis_client_free(r->c);
+    aredis_loop_free(r->loop);
+    ts_fake_stop(r->f);
+}
+
+/* Connected again after the refusal: READY on the refusal's protocol, the
+ * last error quoting the server, the reconnects numbered 1, 2, ... with
+ * the doubling delays of failed attempts, on `connections` accepted. */
+static void check_retried(const refusal_rig *r, size_t connections) {
+    assert_int_equal(aredis_client_state(r->c), AREDIS_STATE_READY);
+    assert_int_equal(aredis_client_protocol(r->c), r->rf->protocol);
+    assert_non_null(strstr(g_error_detail, r->rf->word));
+    for (int i = 0; i < r->k.attempts; i++) {
+        assert_int_equal(g_attempt_no[i], i + 1);
+        assert_int_equal(r->k.attempt_delay[i], 20u << i);
+    }
+    assert_int_equal(ts_fake_accepted(r->f), connections);
 }
 
 typedef struct {
@@ -126,58 +231,32 @@ static int connected_or_idle(const void *p) {
  * hold: the client connects on the next attempt, with one error reported.
  */
 static void test_transient_refusal_first_connect(void **state) {
-    const refusal *rf = *state;
-    ts_log("first handshake (RESP%d) answered: %.*s", rf->protocol, (int)strlen(rf->line) - 2,
-           rf->line);
-    ts_fake *f = ts_fake_new();
-    /* Connection 1: every command refused, until the client hangs up (so a
-     * client that fell back from HELLO to RESP2 meets the refusal again). */
-    ts_fake_serve(f, rf->line);
-    /* Connection 2: a normal server. */
-    ts_fake_next_conn(f);
-    script_handshake(f, rf->protocol);
-    ts_fake_serve(f, "+OK\r\n");
-    ts_fake_start(f);
-
-    aredis_loop *loop = aredis_loop_new();
-    conn_counters k;
-    aredis_client *c = refusal_client(loop, f, rf, &k);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    ts_result get = {0};
-    assert_int_equal(aredis_command(c, ts_on_reply, &get, "GET k"), AREDIS_ERR_OK);
-
-    char why[512];
-    aredis_err first = ts_await_ready(c, why, sizeof why);
-    ts_log("first ready future: %s %s", aredis_err_name(first), why);
+    refusal_rig r;
+    ts_result get;
+    refusal_start(&r, state, "first handshake", script_refused_once, &get);
+    aredis_err first = ready_outcome(r.c, "first ready future");
     /* Retried: the next attempt connects (an IDLE client has given up). */
-    settled_arg sa = {c, &k};
-    assert_true(ts_wait_until(loop, connected_or_idle, &sa, 5000));
-    if (!k.connects)
+    settled_arg sa = {r.c, &r.k};
+    assert_true(ts_wait_until(r.loop, connected_or_idle, &sa, 5000));
+    if (!r.k.connects)
         fail_msg("not retried: the client gave up after %s (%s)", aredis_err_name(g_error_code),
                  g_error_detail);
-    aredis_err e = ts_await_ready(c, why, sizeof why);
-    ts_log("ready: %s %s; errors=%d attempts=%d error: %s %s", aredis_err_name(e), why, k.errors,
-           k.attempts, aredis_err_name(g_error_code), g_error_detail);
+    char why[512];
+    aredis_err e = ts_await_ready(r.c, why, sizeof why);
+    ts_log("ready: %s %s; errors=%d attempts=%d error: %s %s", aredis_err_name(e), why, r.k.errors,
+           r.k.attempts, aredis_err_name(g_error_code), g_error_detail);
     assert_int_equal(e, AREDIS_ERR_OK);
-    assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);
-    assert_int_equal(aredis_client_protocol(c), rf->protocol);
 
     /* One failed connection: one error quoting the server, one reconnect
      * scheduled (attempt 1, the first backoff delay), no on_disconnect (it
      * was never established), then one on_connect. */
-    assert_int_equal(k.errors, 1);
-    assert_non_null(strstr(g_error_detail, rf->word));
-    assert_int_equal(k.attempts, 1);
-    assert_int_equal(g_attempt_no[0], 1);
-    assert_int_equal(k.attempt_delay[0], 20);
-    assert_int_equal(k.disconnects, 0);
-    assert_int_equal(k.connects, 1);
-    assert_int_equal(ts_fake_accepted(f), 2);
+    cc_expect(&r.k, 1, 0, 1, 1);
+    check_retried(&r, 2);
 
     /* The first connect's waiters: kept for the retry, or failed once with
      * the refusal — nothing else, and nothing hangs. */
-    assert_true(ts_wait(loop, &get.done, 5000));
-    drain(loop, 50);
+    assert_true(ts_wait(r.loop, &get.done, 5000));
+    drain(r.loop, 50);
     assert_int_equal(get.calls, 1);
     if (first != AREDIS_ERR_OK) assert_int_equal(first, g_error_code);
     if (get.code == AREDIS_ERR_OK)
@@ -185,11 +264,8 @@ static void test_transient_refusal_first_connect(void **state) {
     else
         assert_int_equal(get.code, g_error_code);
     /* A command now is answered. */
-    ts_cmd_ok(c, "SET k v");
-
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_fake_stop(f);
+    ts_cmd_ok(r.c, "SET k v");
+    refusal_stop(&r);
 }
 
 /*
@@ -200,30 +276,10 @@ static void test_transient_refusal_first_connect(void **state) {
  * the doubled delay.
  */
 static void test_transient_refusal_on_reconnect(void **state) {
-    const refusal *rf = *state;
-    ts_log("reconnect handshake (RESP%d) answered: %.*s", rf->protocol, (int)strlen(rf->line) - 2,
-           rf->line);
-    ts_fake *f = ts_fake_new();
-    /* Connection 1: up, answers one PING, then the server closes it. */
-    script_handshake(f, rf->protocol);
-    ts_fake_reply(f, "+PONG\r\n");
-    ts_fake_close(f);
-    /* Connection 2: every command refused, until the client hangs up. */
-    ts_fake_next_conn(f);
-    ts_fake_serve(f, rf->line);
-    /* Connection 3: a normal server. */
-    ts_fake_next_conn(f);
-    script_handshake(f, rf->protocol);
-    ts_fake_serve(f, "+OK\r\n");
-    ts_fake_start(f);
-
-    aredis_loop *loop = aredis_loop_new();
-    conn_counters k;
-    aredis_client *c = refusal_client(loop, f, rf, &k);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    char why[512];
-    assert_int_equal(ts_await_ready(c, why, sizeof why), AREDIS_ERR_OK);
-    aredis_future *pf = ts_cmd(c, "PING");
+    refusal_rig r;
+    refusal_start(&r, state, "reconnect handshake", script_up_then_refused, NULL);
+    assert_int_equal(ready_outcome(r.c, "ready"), AREDIS_ERR_OK);
+    aredis_future *pf = ts_cmd(r.c, "PING");
     assert_null(aredis_future_error(pf));
     assert_string_equal(aredis_future_reply(pf)->str, "PONG");
     aredis_future_release(pf);
@@ -231,22 +287,22 @@ static void test_transient_refusal_on_reconnect(void **state) {
     /* Connection 1 is lost (EOF). While the client reconnects (nothing is
      * written until a connection is READY), issue a command and ask for the
      * ready future. */
-    assert_true(ts_wait(loop, &k.disconnects, 5000));
-    assert_int_equal(k.last_disconnect, AREDIS_ERR_EOF);
-    assert_int_not_equal(aredis_client_state(c), AREDIS_STATE_READY);
+    assert_true(ts_wait(r.loop, &r.k.disconnects, 5000));
+    assert_int_equal(r.k.last_disconnect, AREDIS_ERR_EOF);
+    assert_int_not_equal(aredis_client_state(r.c), AREDIS_STATE_READY);
     ts_result get = {0};
-    assert_int_equal(aredis_command(c, ts_on_reply, &get, "GET k"), AREDIS_ERR_OK);
-    aredis_future *ready = aredis_future_ready(c);
+    assert_int_equal(aredis_command(r.c, ts_on_reply, &get, "GET k"), AREDIS_ERR_OK);
+    aredis_future *ready = aredis_future_ready(r.c);
     assert_non_null(ready);
 
     aredis_err e = aredis_await(ready);
     ts_log("ready: %s %s; errors=%d attempts=%d error: %s %s", aredis_err_name(e),
-           e ? aredis_future_error(ready)->detail : "", k.errors, k.attempts,
+           e ? aredis_future_error(ready)->detail : "", r.k.errors, r.k.attempts,
            aredis_err_name(g_error_code), g_error_detail);
     assert_int_equal(e, AREDIS_ERR_OK);
     aredis_future_release(ready);
-    assert_true(ts_wait(loop, &get.done, 5000));
-    drain(loop, 50);
+    assert_true(ts_wait(r.loop, &get.done, 5000));
+    drain(r.loop, 50);
     assert_int_equal(get.calls, 1);
     if (get.code != AREDIS_ERR_OK)
         fail_msg("GET issued while reconnecting failed: %s instead of being kept",
@@ -257,65 +313,23 @@ static void test_transient_refusal_on_reconnect(void **state) {
      * quoting the server; two reconnects scheduled, numbered 1 and 2 with
      * the doubling delay of failed attempts; on_disconnect only for the
      * established one. */
-    assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);
-    assert_int_equal(aredis_client_protocol(c), rf->protocol);
-    assert_int_equal(k.errors, 2);
-    assert_non_null(strstr(g_error_detail, rf->word));
-    assert_int_equal(k.attempts, 2);
-    assert_int_equal(g_attempt_no[0], 1);
-    assert_int_equal(g_attempt_no[1], 2);
-    assert_int_equal(k.attempt_delay[0], 20);
-    assert_int_equal(k.attempt_delay[1], 40);
-    assert_int_equal(k.disconnects, 1);
-    assert_int_equal(k.connects, 2);
-    assert_int_equal(ts_fake_accepted(f), 3);
-
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_fake_stop(f);
+    cc_expect(&r.k, 2, 1, 2, 2);
+    check_retried(&r, 3);
+    refusal_stop(&r);
 }
 
 static void test_permanent_refusal_not_retried(void **state) {
-    const refusal *rf = *state;
-    ts_log("handshake (RESP%d) answered: %.*s", rf->protocol, (int)strlen(rf->line) - 2, rf->line);
-    ts_fake *f = ts_fake_new();
-    ts_fake_serve(f, rf->line); /* every connection, every command */
-    ts_fake_start(f);
-
-    aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_fake_port(f);
-    o.protocol = rf->protocol;
-    o.reconnect = 1;
-    o.reconnect_delay_ms = 20;
-    o.connect_timeout_ms = 5000;
-    conn_counters k;
-    wire(&o, &k);
-    aredis_client *c = aredis_client_new(loop, &o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
-    ts_result get = {0};
-    assert_int_equal(aredis_command(c, ts_on_reply, &get, "GET k"), AREDIS_ERR_OK);
-
-    char why[512];
-    aredis_err e = ts_await_ready(c, why, sizeof why);
-    ts_log("ready: %s %s", aredis_err_name(e), why);
-    assert_int_equal(e, rf->want);
+    refusal_rig r;
+    ts_result get;
+    refusal_start(&r, state, "handshake", script_refused_always, &get);
+    assert_int_equal(ready_outcome(r.c, "ready"), r.rf->want);
     /* Long enough for several retries at 20 ms, had one been scheduled. */
-    drain(loop, 300);
-    assert_int_equal(k.attempts, 0);
-    assert_int_equal(k.errors, 1);
-    assert_int_equal(g_error_code, rf->want);
-    assert_int_equal(k.connects, 0);
-    assert_int_equal(k.disconnects, 0);
-    assert_int_equal(aredis_client_state(c), AREDIS_STATE_IDLE);
-    assert_int_equal(ts_fake_accepted(f), 1);
+    gave_up(r.loop, r.c, &r.k, 300);
+    assert_int_equal(g_error_code, r.rf->want);
+    assert_int_equal(ts_fake_accepted(r.f), 1);
     assert_int_equal(get.calls, 1);
-    assert_int_equal(get.code, rf->want);
-
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    ts_fake_stop(f);
+    assert_int_equal(get.code, r.rf->want);
+    refusal_stop(&r);
 }
 
 static void test_invalid_db_not_retried(void **state) {
@@ -328,19 +342,10 @@ static void test_invalid_db_not_retried(void **state) {
     o.reconnect_delay_ms = 20;
     conn_counters k;
     wire(&o, &k);
-    aredis_client *c = NULL;
-    char why[512];
-    aredis_err e = ts_connect_err(loop, &o, &c, why, sizeof why);
-    ts_log("db 99999: %s %s", aredis_err_name(e), why);
-    assert_int_equal(e, AREDIS_ERR_HANDSHAKE);
-    drain(loop, 300);
-    assert_int_equal(k.attempts, 0);
-    assert_int_equal(k.errors, 1);
-    assert_int_equal(k.connects, 0);
-    assert_int_equal(k.disconnects, 0);
-    assert_int_equal(aredis_client_state(c), AREDIS_STATE_IDLE);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
+    aredis_client *c = connecting(loop, &o);
+    assert_int_equal(ready_outcome(c, "db 99999"), AREDIS_ERR_HANDSHAKE);
+    gave_up(loop, c, &k, 300);
+    free_client(c, loop, &k, 0);
     ts_server_stop(s);
 }
 
@@ -402,68 +407,53 @@ static void test_dead_link_with_health_ping_in_flight(void **state) {
            k.errors, k.disconnects, k.attempts, g_attempt_no[0],
            aredis_state_name(aredis_client_state(c)), aredis_client_last_error(c)->detail);
     assert_int_equal(cmd.calls, 1);
-    assert_int_equal(k.errors, 1);
+    cc_expect(&k, 1, 1, 1, 1);
     assert_int_equal(g_error_code, AREDIS_ERR_TIMEOUT);
-    assert_int_equal(k.disconnects, 1);
     assert_int_equal(k.last_disconnect, AREDIS_ERR_TIMEOUT);
-    assert_int_equal(k.attempts, 1);
     assert_int_equal(g_attempt_no[0], 1);
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_RECONNECTING);
 
     /* The link comes back: the scheduled attempt reconnects. */
     ts_proxy_blackhole(r.px, 0);
     assert_true(ts_wait_until(r.loop, connects_reach_2, &k, 10000));
-    assert_int_equal(k.connects, 2);
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_READY);
     ts_cmd_ok(c, "SET %s %s", "dead:after", "ok");
-    assert_int_equal(k.errors, 1);
-    assert_int_equal(k.attempts, 1);
+    cc_expect(&k, 2, 1, 1, 1);
 
     ts_proxied_stop(&r, c);
 }
 
 /* ---- 3. on_disconnect only for an established connection ---------------- */
 
+/* A listener that never answers (its fd in *lfd: close it), and a client
+ * with the counters k connecting to it. */
+static aredis_client *silent_peer_client(aredis_loop *loop, int *lfd, uint32_t connect_timeout_ms,
+                                         int reconnect, conn_counters *k) {
+    int port;
+    *lfd = ts_silent_listener(&port);
+    aredis_options o = port_options(port, connect_timeout_ms, k);
+    o.reconnect = reconnect;
+    return connecting(loop, &o);
+}
+
 static void test_failed_connect_no_disconnect(void **state) {
     (void)state;
-    int port;
-    int lfd = ts_silent_listener(&port);
     aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = port;
-    o.reconnect = 0;
-    o.connect_timeout_ms = 200;
     conn_counters k;
-    wire(&o, &k);
-    aredis_client *c = NULL;
-    char why[512];
-    aredis_err e = ts_connect_err(loop, &o, &c, why, sizeof why);
-    ts_log("silent listener: %s %s", aredis_err_name(e), why);
-    assert_int_not_equal(e, AREDIS_ERR_OK);
-    drain(loop, 50);
-    assert_int_equal(k.errors, 1);
-    assert_int_equal(k.disconnects, 0);
-    assert_int_equal(k.connects, 0);
-    assert_int_equal(k.attempts, 0);
-    aredis_client_free(c);
-    assert_int_equal(k.disconnects, 0);
-    aredis_loop_free(loop);
+    int lfd;
+    aredis_client *c = silent_peer_client(loop, &lfd, 200, 0, &k);
+    assert_int_not_equal(ready_outcome(c, "silent listener"), AREDIS_ERR_OK);
+    gave_up(loop, c, &k, 50);
+    free_client(c, loop, &k, 0);
     close(lfd);
 }
 
 static void test_close_while_connecting_no_disconnect(void **state) {
     (void)state;
-    int port;
-    int lfd = ts_silent_listener(&port);
     aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = port;
-    o.connect_timeout_ms = 5000;
     conn_counters k;
-    wire(&o, &k);
-    aredis_client *c = aredis_client_new(loop, &o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    int lfd;
+    aredis_client *c = silent_peer_client(loop, &lfd, 5000, 1, &k);
     ts_result get = {0};
     assert_int_equal(aredis_command(c, ts_on_reply, &get, "GET k"), AREDIS_ERR_OK);
     /* No loop turn yet: the connect's result has not been looked at. */
@@ -473,13 +463,8 @@ static void test_close_while_connecting_no_disconnect(void **state) {
     assert_int_equal(get.code, AREDIS_ERR_CANCELLED);
     drain(loop, 50);
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_CLOSED);
-    assert_int_equal(k.disconnects, 0);
-    assert_int_equal(k.connects, 0);
-    assert_int_equal(k.errors, 0);
-    assert_int_equal(k.attempts, 0);
-    aredis_client_free(c);
-    assert_int_equal(k.disconnects, 0);
-    aredis_loop_free(loop);
+    cc_expect(&k, 0, 0, 0, 0);
+    free_client(c, loop, &k, 0);
     close(lfd);
 }
 
@@ -492,25 +477,16 @@ static void test_close_in_handshake_no_disconnect(void **state) {
     ts_fake_sleep(f, 5000);
     ts_fake_start(f);
     aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_fake_port(f);
-    o.connect_timeout_ms = 10000;
     conn_counters k;
-    wire(&o, &k);
-    aredis_client *c = aredis_client_new(loop, &o);
-    assert_non_null(c);
-    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    aredis_options o = port_options(ts_fake_port(f), 10000, &k);
+    aredis_client *c = connecting(loop, &o);
     assert_true(ts_wait_until(loop, fake_read_one, f, 5000));
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_HANDSHAKE);
     aredis_client_close(c);
     drain(loop, 50);
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_CLOSED);
-    assert_int_equal(k.disconnects, 0);
-    assert_int_equal(k.connects, 0);
-    assert_int_equal(k.errors, 0);
-    aredis_client_free(c);
-    assert_int_equal(k.disconnects, 0);
-    aredis_loop_free(loop);
+    cc_expect(&k, 0, 0, 0, 0);
+    free_client(c, loop, &k, 0);
     ts_fake_stop(f);
 }
 
@@ -521,24 +497,17 @@ static void test_close_established_disconnects_once(void **state) {
     ts_fake_serve(f, "+OK\r\n");
     ts_fake_start(f);
     aredis_loop *loop = aredis_loop_new();
-    aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = ts_fake_port(f);
     conn_counters k;
-    wire(&o, &k);
+    aredis_options o = port_options(ts_fake_port(f), 5000, &k);
     aredis_client *c = ts_connect(loop, &o);
     ts_cmd_ok(c, "SET k v");
-    assert_int_equal(k.connects, 1);
-    assert_int_equal(k.disconnects, 0);
+    cc_expect(&k, 1, 0, 0, 0);
     aredis_client_close(c);
     assert_true(ts_wait(loop, &k.disconnects, 2000));
     drain(loop, 50);
-    assert_int_equal(k.connects, 1);
-    assert_int_equal(k.disconnects, 1);
+    cc_expect(&k, 1, 1, 0, 0);
     assert_int_equal(k.last_disconnect, AREDIS_ERR_CLOSED);
-    assert_int_equal(k.errors, 0);
-    aredis_client_free(c);
-    assert_int_equal(k.disconnects, 1);
-    aredis_loop_free(loop);
+    free_client(c, loop, &k, 1);
     ts_fake_stop(f);
 }
 
@@ -553,10 +522,7 @@ static void test_close_established_disconnects_once(void **state) {
 #define CK_ON_ERROR 0x20   /* on_error: not once with FORKED */
 #define CK_NEW_CMD 0x40    /* the new command: not once, OK, own connection */
 
-static const struct {
-    int bit;
-    const char *what;
-} k_child_checks[] = {
+static const ts_child_check k_child_checks[] = {
     {CK_AFTER_FORK, "aredis_loop_after_fork() failed"},
     {CK_ISSUE, "issuing a command on the inherited client was refused"},
     {CK_IN_CALL, "a callback (on_error, on_disconnect, the inherited command's) ran from "
@@ -577,29 +543,30 @@ typedef struct {
 
 static fork_rec g_fk_error, g_fk_disconnect;
 
+/* One more call of k's callback, with code; from inside a call or not. */
+static void fk_record(fork_rec *k, aredis_err code) {
+    k->calls++;
+    k->code = code;
+    if (g_in_call) k->in_call++;
+}
+
 static void fk_on_error(aredis_client *c, const aredis_error *err, void *data) {
     (void)c;
     (void)data;
-    g_fk_error.calls++;
-    g_fk_error.code = err->code;
-    if (g_in_call) g_fk_error.in_call++;
+    fk_record(&g_fk_error, err->code);
 }
 
 static void fk_on_disconnect(aredis_client *c, const aredis_error *err, void *data) {
     (void)c;
     (void)data;
-    g_fk_disconnect.calls++;
-    g_fk_disconnect.code = err->code;
-    if (g_in_call) g_fk_disconnect.in_call++;
+    fk_record(&g_fk_disconnect, err->code);
 }
 
 static void fk_on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     (void)c;
     fork_rec *k = data;
-    k->calls++;
-    k->code = err ? err->code : AREDIS_ERR_OK;
     if (r && r->type == AREDIS_REPLY_INTEGER) k->integer = r->integer;
-    if (g_in_call) k->in_call++;
+    fk_record(k, err ? err->code : AREDIS_ERR_OK);
 }
 
 static void child_tick(void *arg) { (void)arg; }
@@ -653,21 +620,6 @@ static int fork_child(aredis_loop *loop, aredis_client *c, fork_rec *blpop, long
     return bad;
 }
 
-static int wait_child(pid_t pid) {
-    int st = 0;
-    pid_t w;
-    do {
-        w = waitpid(pid, &st, 0);
-    } while (w < 0 && errno == EINTR);
-    assert_int_equal(w, pid);
-    if (WIFSIGNALED(st)) fail_msg("child killed by signal %d (a crash or a hang)", WTERMSIG(st));
-    assert_true(WIFEXITED(st));
-    int code = WEXITSTATUS(st);
-    for (size_t i = 0; i < sizeof k_child_checks / sizeof k_child_checks[0]; i++)
-        if (code & k_child_checks[i].bit) ts_log("child check failed: %s", k_child_checks[i].what);
-    return code;
-}
-
 static void test_fork_adopt_runs_no_callback_inside_call(void **state) {
     (void)state;
     ts_server *s = ts_server_start_default();
@@ -679,10 +631,7 @@ static void test_fork_adopt_runs_no_callback_inside_call(void **state) {
     memset(&g_fk_error, 0, sizeof g_fk_error);
     memset(&g_fk_disconnect, 0, sizeof g_fk_disconnect);
     aredis_client *c = ts_connect(loop, &o);
-    aredis_future *f = ts_cmd(c, "CLIENT ID");
-    assert_null(aredis_future_error(f));
-    long long parent_id = aredis_future_reply(f)->integer;
-    aredis_future_release(f);
+    long long parent_id = ts_client_id(c);
     assert_true(parent_id > 0);
 
     /* In flight at the fork: a BLPOP with no deadline, surely written. */
@@ -698,12 +647,9 @@ static void test_fork_adopt_runs_no_callback_inside_call(void **state) {
     assert_true(ts_wait_until(loop, wrote_more, &wa, 5000));
     assert_int_equal(blpop.calls, 0);
 
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = ts_fork();
     if (pid == 0) _exit(fork_child(loop, c, &blpop, parent_id));
-    int code = wait_child(pid);
-    if (code != 0) fail_msg("child checks failed: mask 0x%x", code);
+    ts_wait_child(pid, k_child_checks, sizeof k_child_checks / sizeof k_child_checks[0]);
 
     /* The parent saw nothing of it. */
     assert_int_equal(g_fk_error.calls, 0);
@@ -719,60 +665,42 @@ static void test_fork_adopt_runs_no_callback_inside_call(void **state) {
 
 /* ---- The cases ------------------------------------------------------------ */
 
-#define TRANSIENT(name, line, word, proto)                                                         \
-    static const refusal name = {line, word, proto, AREDIS_ERR_OK}
-TRANSIENT(t_loading3, "-LOADING Redis is loading the dataset in memory\r\n", "LOADING", 3);
-TRANSIENT(t_busy3, "-BUSY Redis is busy running a script.\r\n", "BUSY", 3);
-TRANSIENT(t_masterdown3, "-MASTERDOWN Link with MASTER is down\r\n", "MASTERDOWN", 3);
-TRANSIENT(t_tryagain3, "-TRYAGAIN please\r\n", "TRYAGAIN", 3);
-TRANSIENT(t_maxclients3, "-ERR max number of clients reached\r\n", "max number of clients", 3);
-TRANSIENT(t_loading2, "-LOADING Redis is loading the dataset in memory\r\n", "LOADING", 2);
-TRANSIENT(t_busy2, "-BUSY Redis is busy running a script.\r\n", "BUSY", 2);
-TRANSIENT(t_masterdown2, "-MASTERDOWN Link with MASTER is down\r\n", "MASTERDOWN", 2);
-TRANSIENT(t_tryagain2, "-TRYAGAIN please\r\n", "TRYAGAIN", 2);
-TRANSIENT(t_maxclients2, "-ERR max number of clients reached\r\n", "max number of clients", 2);
-
-#define PERMANENT(name, line, word, proto)                                                         \
-    static const refusal name = {line, word, proto, AREDIS_ERR_AUTH}
-PERMANENT(p_wrongpass3, "-WRONGPASS invalid username-password pair\r\n", "WRONGPASS", 3);
-PERMANENT(p_noauth3, "-NOAUTH Authentication required.\r\n", "NOAUTH", 3);
-PERMANENT(p_noperm3, "-NOPERM this user has no permissions\r\n", "NOPERM", 3);
-PERMANENT(p_wrongpass2, "-WRONGPASS invalid username-password pair\r\n", "WRONGPASS", 2);
-PERMANENT(p_noauth2, "-NOAUTH Authentication required.\r\n", "NOAUTH", 2);
-PERMANENT(p_noperm2, "-NOPERM this user has no permissions\r\n", "NOPERM", 2);
+/* A refusal as answered to HELLO (name##3) and to the lone RESP2 PING
+ * (name##2). */
+#define REFUSAL(name, line, word, want)                                                            \
+    static const refusal name##3 = {line, word, 3, want};                                          \
+    static const refusal name##2 = {line, word, 2, want}
+#define TRANSIENT(name, line, word) REFUSAL(name, line, word, AREDIS_ERR_OK)
+#define PERMANENT(name, line, word) REFUSAL(name, line, word, AREDIS_ERR_AUTH)
+TRANSIENT(t_loading, "-LOADING Redis is loading the dataset in memory\r\n", "LOADING");
+TRANSIENT(t_busy, "-BUSY Redis is busy running a script.\r\n", "BUSY");
+TRANSIENT(t_masterdown, "-MASTERDOWN Link with MASTER is down\r\n", "MASTERDOWN");
+TRANSIENT(t_tryagain, "-TRYAGAIN please\r\n", "TRYAGAIN");
+TRANSIENT(t_maxclients, "-ERR max number of clients reached\r\n", "max number of clients");
+PERMANENT(p_wrongpass, "-WRONGPASS invalid username-password pair\r\n", "WRONGPASS");
+PERMANENT(p_noauth, "-NOAUTH Authentication required.\r\n", "NOAUTH");
+PERMANENT(p_noperm, "-NOPERM this user has no permissions\r\n", "NOPERM");
 
 /* A parametrised case, named after what it answers. */
-#define CASE(fn, label, param)                                                                     \
-    { #fn "(" label ")", fn, NULL, NULL, (void *)&(param) }
+#define CASE(fn, label, param) TS_CASE(#fn "(" label ")", fn, param)
+/* The cases of fn for a refusal answered to HELLO and to the RESP2 PING. */
+#define CASES(fn, label, name)                                                                     \
+    CASE(fn, "HELLO: " label, name##3), CASE(fn, "RESP2 PING: " label, name##2)
+
+/* The cases of fn for every transient refusal, and every permanent one. */
+#define TRANSIENT_CASES(fn)                                                                        \
+    CASES(fn, "LOADING", t_loading), CASES(fn, "BUSY", t_busy),                                    \
+        CASES(fn, "MASTERDOWN", t_masterdown), CASES(fn, "TRYAGAIN", t_tryagain),                  \
+        CASES(fn, "max clients", t_maxclients)
+#define PERMANENT_CASES(fn)                                                                        \
+    CASES(fn, "WRONGPASS", p_wrongpass), CASES(fn, "NOAUTH", p_noauth),                            \
+        CASES(fn, "NOPERM", p_noperm)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        CASE(test_transient_refusal_first_connect, "HELLO: LOADING", t_loading3),
-        CASE(test_transient_refusal_first_connect, "HELLO: BUSY", t_busy3),
-        CASE(test_transient_refusal_first_connect, "HELLO: MASTERDOWN", t_masterdown3),
-        CASE(test_transient_refusal_first_connect, "HELLO: TRYAGAIN", t_tryagain3),
-        CASE(test_transient_refusal_first_connect, "HELLO: max clients", t_maxclients3),
-        CASE(test_transient_refusal_first_connect, "RESP2 PING: LOADING", t_loading2),
-        CASE(test_transient_refusal_first_connect, "RESP2 PING: BUSY", t_busy2),
-        CASE(test_transient_refusal_first_connect, "RESP2 PING: MASTERDOWN", t_masterdown2),
-        CASE(test_transient_refusal_first_connect, "RESP2 PING: TRYAGAIN", t_tryagain2),
-        CASE(test_transient_refusal_first_connect, "RESP2 PING: max clients", t_maxclients2),
-        CASE(test_transient_refusal_on_reconnect, "HELLO: LOADING", t_loading3),
-        CASE(test_transient_refusal_on_reconnect, "HELLO: BUSY", t_busy3),
-        CASE(test_transient_refusal_on_reconnect, "HELLO: MASTERDOWN", t_masterdown3),
-        CASE(test_transient_refusal_on_reconnect, "HELLO: TRYAGAIN", t_tryagain3),
-        CASE(test_transient_refusal_on_reconnect, "HELLO: max clients", t_maxclients3),
-        CASE(test_transient_refusal_on_reconnect, "RESP2 PING: LOADING", t_loading2),
-        CASE(test_transient_refusal_on_reconnect, "RESP2 PING: BUSY", t_busy2),
-        CASE(test_transient_refusal_on_reconnect, "RESP2 PING: MASTERDOWN", t_masterdown2),
-        CASE(test_transient_refusal_on_reconnect, "RESP2 PING: TRYAGAIN", t_tryagain2),
-        CASE(test_transient_refusal_on_reconnect, "RESP2 PING: max clients", t_maxclients2),
-        CASE(test_permanent_refusal_not_retried, "HELLO: WRONGPASS", p_wrongpass3),
-        CASE(test_permanent_refusal_not_retried, "HELLO: NOAUTH", p_noauth3),
-        CASE(test_permanent_refusal_not_retried, "HELLO: NOPERM", p_noperm3),
-        CASE(test_permanent_refusal_not_retried, "RESP2 PING: WRONGPASS", p_wrongpass2),
-        CASE(test_permanent_refusal_not_retried, "RESP2 PING: NOAUTH", p_noauth2),
-        CASE(test_permanent_refusal_not_retried, "RESP2 PING: NOPERM", p_noperm2),
+        TRANSIENT_CASES(test_transient_refusal_first_connect),
+        TRANSIENT_CASES(test_transient_refusal_on_reconnect),
+        PERMANENT_CASES(test_permanent_refusal_not_retried),
         cmocka_unit_test(test_invalid_db_not_retried),
         cmocka_unit_test(test_dead_link_with_health_ping_in_flight),
         cmocka_unit_test(test_failed_connect_no_disconnect),

@@ -4,13 +4,6 @@
  */
 #include "counters.h"
 
-static int dead_port(void) {
-    ts_server *s = ts_server_start_default();
-    int port = ts_server_port(s);
-    ts_server_stop(s);
-    return port;
-}
-
 static void test_next_set_reconnects(void **state) {
     (void)state;
     ts_server *s = ts_server_start_default();
@@ -41,7 +34,7 @@ static uint64_t run_until_give_up(conn_counters *k, uint32_t delay, uint32_t max
                                   unsigned attempts, double jitter) {
     aredis_loop *loop = aredis_loop_new();
     aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = dead_port();
+    o.port = ts_dead_port();
     o.reconnect_delay_ms = delay;
     o.max_reconnect_delay_ms = max_delay;
     o.max_reconnect_attempts = attempts;
@@ -76,8 +69,8 @@ static void test_exponential_backoff(void **state) {
     uint64_t g12 = k.error_at[2] - k.error_at[1];
     uint64_t g23 = k.error_at[3] - k.error_at[2];
     ts_log("gaps between attempts: 1->2 %llu ms, 2->3 %llu ms; delays %u %u %u %u",
-           (unsigned long long)g12, (unsigned long long)g23, k.attempt_delay[0],
-           k.attempt_delay[1], k.attempt_delay[2], k.attempt_delay[3]);
+           (unsigned long long)g12, (unsigned long long)g23, k.attempt_delay[0], k.attempt_delay[1],
+           k.attempt_delay[2], k.attempt_delay[3]);
     assert_true((double)g23 > 1.5 * (double)g12);
     assert_int_equal(k.attempt_delay[0], 100);
     assert_int_equal(k.attempt_delay[1], 200);
@@ -99,7 +92,8 @@ static void test_backoff_caps(void **state) {
     run_until_give_up(&k, 50, 120, 5, 0.0);
     assert_int_equal(k.attempt_delay[0], 50);
     assert_int_equal(k.attempt_delay[1], 100);
-    for (int i = 2; i < 5; i++) assert_int_equal(k.attempt_delay[i], 120);
+    for (int i = 2; i < 5; i++)
+        assert_int_equal(k.attempt_delay[i], 120);
 }
 
 static void test_jitter(void **state) {

@@ -160,6 +160,45 @@ void ts_on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, voi
     if (res->done_counter) (*res->done_counter)++;
 }
 
+void ts_echo_tokens(aredis_client *c, const char *tag, int n, uint64_t timeout_ms,
+                    const char *after) {
+    ts_result *tok = calloc((size_t)n + 1, sizeof *tok);
+    assert_non_null(tok);
+    ts_result *ping = &tok[n];
+    size_t done = 0;
+    for (int i = 0; i < n; i++) {
+        tok[i].done_counter = &done;
+        assert_int_equal(aredis_command(c, ts_on_reply, &tok[i], "ECHO %s-%d", tag, i),
+                         AREDIS_ERR_OK);
+    }
+    ping->done_counter = &done;
+    assert_int_equal(aredis_command(c, ts_on_reply, ping, "PING"), AREDIS_ERR_OK);
+    if (!ts_wait_count(aredis_client_loop(c), &done, (size_t)n + 1, timeout_ms))
+        fail_msg("after %s: %zu of %d ECHO and PING replies arrived", after, done, n + 1);
+    if (ping->calls != 1 || ping->code != AREDIS_ERR_OK || ping->type != AREDIS_REPLY_STATUS ||
+        strcmp(ping->text, "PONG") != 0)
+        fail_msg("after %s: PING got %s, type %d, [%s], not PONG", after,
+                 aredis_err_name(ping->code), (int)ping->type, ping->text);
+    for (int i = 0; i < n; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "%s-%d", tag, i);
+        if (tok[i].calls != 1 || tok[i].code != AREDIS_ERR_OK ||
+            tok[i].type != AREDIS_REPLY_STRING || strcmp(tok[i].text, want) != 0)
+            fail_msg("after %s: ECHO %s got %d call(s), %s, type %d, [%s]", after, want,
+                     tok[i].calls, aredis_err_name(tok[i].code), (int)tok[i].type, tok[i].text);
+    }
+    free(tok);
+}
+
+long long ts_client_id(aredis_client *c) {
+    aredis_future *f = ts_cmd(c, "CLIENT ID");
+    assert_null(aredis_future_error(f));
+    assert_int_equal(aredis_future_reply(f)->type, AREDIS_REPLY_INTEGER);
+    long long id = aredis_future_reply(f)->integer;
+    aredis_future_release(f);
+    return id;
+}
+
 int ts_silent_listener(int *port) {
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(lfd >= 0);

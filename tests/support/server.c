@@ -115,8 +115,7 @@ int tsp_ready_ping(const tsp_proc *p) {
     int ok = 0;
     struct timeval tv = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        write(fd, "PING\r\n", 6) == 6) {
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, "PING\r\n", 6) == 6) {
         char buf[64];
         ssize_t n = read(fd, buf, sizeof buf - 1);
         if (n > 0) {
@@ -228,8 +227,10 @@ void tsp_stop(tsp_proc *p) {
         uint64_t until = ts_now_ms() + 3000;
         int done = 0;
         while (!done && ts_now_ms() < until) {
-            if (waitpid(p->pid, NULL, WNOHANG) == p->pid) done = 1;
-            else tsp_sleep_ms(5);
+            if (waitpid(p->pid, NULL, WNOHANG) == p->pid)
+                done = 1;
+            else
+                tsp_sleep_ms(5);
         }
         if (!done) {
             kill(p->pid, SIGKILL);
@@ -270,11 +271,13 @@ static void write_conf(tsp_proc *p, const void *arg) {
     const ts_server *s = (const ts_server *)p;
     FILE *f = fopen(p->conf, "w");
     assert_non_null(f);
-    fprintf(f, "port %d\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\n"
-               "daemonize no\nlogfile %s/redis.log\nprotected-mode no\n",
+    fprintf(f,
+            "port %d\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\n"
+            "daemonize no\nlogfile %s/redis.log\nprotected-mode no\n",
             p->port, p->dir, p->dir);
     if (s->with_unix) fprintf(f, "unixsocket %s\nunixsocketperm 700\n", s->unix_path);
-    for (int i = 0; conf && conf[i]; i++) fprintf(f, "%s\n", conf[i]);
+    for (int i = 0; conf && conf[i]; i++)
+        fprintf(f, "%s\n", conf[i]);
     fclose(f);
 }
 
@@ -329,6 +332,13 @@ int ts_server_major_version(void) {
     }
     pclose(p);
     return major;
+}
+
+int ts_dead_port(void) {
+    ts_server *s = ts_server_start_default();
+    int port = ts_server_port(s);
+    ts_server_stop(s);
+    return port;
 }
 
 void ts_log(const char *fmt, ...) {

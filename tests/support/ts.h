@@ -35,8 +35,8 @@ ts_server *ts_server_start(const char *const *conf, int with_unix);
 /* Start with no extra config. */
 ts_server *ts_server_start_default(void);
 int ts_server_port(const ts_server *s);
-const char *ts_server_host(const ts_server *s);   /* "127.0.0.1" */
-const char *ts_server_unix(const ts_server *s);   /* NULL unless with_unix */
+const char *ts_server_host(const ts_server *s); /* "127.0.0.1" */
+const char *ts_server_unix(const ts_server *s); /* NULL unless with_unix */
 const char *ts_server_dir(const ts_server *s);
 pid_t ts_server_pid(const ts_server *s);
 /* SIGKILL the process and reap it; the dir is kept for a restart. */
@@ -47,6 +47,8 @@ void ts_server_restart(ts_server *s);
 void ts_server_stop(ts_server *s);
 /* "redis-server --version" major number (e.g. 7), 0 if unknown. */
 int ts_server_major_version(void);
+/* A 127.0.0.1 port where nothing listens: a server's, once it is stopped. */
+int ts_dead_port(void);
 
 /* ---- Clients and waiting ---------------------------------------------- */
 
@@ -131,6 +133,19 @@ typedef struct ts_result {
 void ts_on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data);
 
 /*
+ * Issue n ECHOs of "<tag>-<i>" (i = 0..n-1), then a PING, in one loop turn,
+ * and wait up to timeout_ms for every reply: each ECHO must get its own
+ * token back, exactly once, as a string, and the PING its PONG. Replies
+ * come in order, so once PONG is in nothing more can reach the ECHOs. A
+ * failure says what came before: `after`. With n = 0: just the PING.
+ */
+void ts_echo_tokens(aredis_client *c, const char *tag, int n, uint64_t timeout_ms,
+                    const char *after);
+
+/* CLIENT ID of c's connection, asserting it is an integer. */
+long long ts_client_id(aredis_client *c);
+
+/*
  * A 127.0.0.1 listener that never accepts or answers (connects complete in
  * the kernel's backlog, then silence): for connect/handshake timeouts.
  * Returns the fd (close it when done) and sets *port.
@@ -139,5 +154,54 @@ int ts_silent_listener(int *port);
 
 /* Log a line to stderr prefixed with "# " (TAP-style comment). */
 void ts_log(const char *fmt, ...);
+
+/* A parametrised cmocka case: fn runs with *state = &param, as `name`. */
+#define TS_CASE(name, fn, param)                                                                   \
+    { name, fn, NULL, NULL, (void *)&(param) }
+
+/* ---- Forked children ---------------------------------------------------- */
+
+/*
+ * fork() with stdio flushed first (nothing buffered is written twice),
+ * asserting it worked. The child must leave with _exit(): no atexit handler
+ * (the fixture's server sweep) may run in it.
+ */
+pid_t ts_fork(void);
+
+/* A child that cannot use cmocka reports a failed check as a bit of its
+ * exit status; `what` says what the bit means. */
+typedef struct ts_child_check {
+    int bit;
+    const char *what;
+} ts_child_check;
+
+/*
+ * Wait for the child pid (EINTR retried) and assert it exited with status 0.
+ * A signal (a crash, or the child's alarm() against a hang) fails the test;
+ * so does any other status, after logging what each of its bits listed in
+ * checks[0..n) means (checks may be NULL).
+ */
+void ts_wait_child(pid_t pid, const ts_child_check *checks, size_t n);
+
+/* ---- Counting allocator ------------------------------------------------- */
+
+/*
+ * Allocator hooks that count the library's heap: each block carries a
+ * header with its requested size (aligned as malloc's blocks are), so the
+ * counts are the bytes the library asked for and still holds, exactly
+ * (unlike RSS, whatever the C library or a sanitizer caches). Install with
+ * aredis_set_allocator(ts_heap_hooks()) before any block the hooks would
+ * free is allocated; the counts are atomic (any thread may allocate).
+ */
+const aredis_allocator *ts_heap_hooks(void);
+/* Zero every count (with nothing counted still live). */
+void ts_heap_reset(void);
+/* Bytes requested through the hooks and not yet freed. */
+long long ts_heap_live(void);
+/* Blocks allocated through the hooks and not yet freed. */
+long long ts_heap_blocks(void);
+/* The highest ts_heap_live() since the last reset; during a realloc the
+ * old block counts as live until the new one is there. */
+long long ts_heap_peak(void);
 
 #endif

@@ -84,7 +84,8 @@ static void sbuf_reserve(sbuf *b, size_t more) {
         if (b->len + more <= b->cap) return;
     }
     size_t cap = b->cap ? b->cap : 65536;
-    while (cap < b->len + more) cap *= 2;
+    while (cap < b->len + more)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) abort();
     b->p = p;
@@ -140,8 +141,8 @@ typedef struct tsrv {
     /* what happened (read by the test thread) */
     atomic_size_t accepted;
     atomic_size_t commands;
-    atomic_size_t ku_sent;     /* KeyUpdate messages written */
-    atomic_size_t ku_received; /* ... read from the client */
+    atomic_size_t ku_sent;          /* KeyUpdate messages written */
+    atomic_size_t ku_received;      /* ... read from the client */
     atomic_size_t flushed_at_pause; /* plaintext bytes written just before the pause */
     atomic_int pause_over;
     atomic_size_t failures;
@@ -159,8 +160,10 @@ static void on_msg(int write_p, int version, int content_type, const void *buf, 
     tsrv *s = arg;
     const unsigned char *b = buf;
     if (content_type == SSL3_RT_HANDSHAKE && len > 0 && b[0] == SSL3_MT_KEY_UPDATE) {
-        if (write_p) atomic_fetch_add(&s->ku_sent, 1);
-        else atomic_fetch_add(&s->ku_received, 1);
+        if (write_p)
+            atomic_fetch_add(&s->ku_sent, 1);
+        else
+            atomic_fetch_add(&s->ku_received, 1);
     }
 }
 
@@ -305,8 +308,7 @@ static int conn_flush(tsrv *s, sconn *k) {
             continue;
         }
         size_t n = sbuf_used(&k->out);
-        if (k->ku_n && k->ku_at[k->ku_head] > k->out_sent &&
-            k->ku_at[k->ku_head] - k->out_sent < n)
+        if (k->ku_n && k->ku_at[k->ku_head] > k->out_sent && k->ku_at[k->ku_head] - k->out_sent < n)
             n = (size_t)(k->ku_at[k->ku_head] - k->out_sent); /* up to the next one */
         if (n == 0) return 0;
         size_t put = 0;
@@ -472,9 +474,8 @@ static void *server_main(void *arg) {
         pfd[1] = (struct pollfd){.fd = s->lfd, .events = POLLIN, .revents = 0};
         int n = s->nconns;
         for (int i = 0; i < n; i++)
-            pfd[2 + i] =
-                (struct pollfd){.fd = s->conns[i].fd, .events = conn_events(s, &s->conns[i]),
-                                .revents = 0};
+            pfd[2 + i] = (struct pollfd){
+                .fd = s->conns[i].fd, .events = conn_events(s, &s->conns[i]), .revents = 0};
         int timeout = -1, more = 0;
         for (int i = 0; i < n; i++)
             more |= s->conns[i].more && !paused(s) && !s->no_read;
@@ -505,7 +506,8 @@ static void *server_main(void *arg) {
             if (conn_step(s, &s->conns[i]) != 0) conn_close(s, i);
         }
     }
-    while (s->nconns) conn_close(s, s->nconns - 1);
+    while (s->nconns)
+        conn_close(s, s->nconns - 1);
     return NULL;
 }
 
@@ -517,7 +519,8 @@ static void tsrv_request2(tsrv *s, int req, int arg, int arg2) {
     s->req_arg2 = arg2;
     int done = s->req_done;
     (void)!write(s->wake[1], "x", 1);
-    while (s->req_done == done) pthread_cond_wait(&s->cv, &s->mu);
+    while (s->req_done == done)
+        pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -650,7 +653,7 @@ static void payload(size_t i, char *p, size_t n) {
 typedef struct {
     size_t len; /* the payload's length */
     int calls;
-    int ok;     /* the reply was exactly the payload */
+    int ok; /* the reply was exactly the payload */
     aredis_err code;
 } echo_rec;
 
@@ -700,8 +703,7 @@ static void echo(aredis_client *c, echo_set *s, size_t i, size_t len, char *buf)
     payload(i, buf, len);
     aredis_err e = aredis_command(c, on_echo, (void *)(uintptr_t)i, "ECHO %b", buf, len);
     if (e != AREDIS_ERR_OK)
-        fail_msg("ECHO %zu refused: %s (the connection failed: see above)", i,
-                 aredis_err_name(e));
+        fail_msg("ECHO %zu refused: %s (the connection failed: see above)", i, aredis_err_name(e));
 }
 
 static void check_all(const echo_set *s, size_t from, size_t to) {
@@ -736,24 +738,16 @@ static aredis_client *tls_client(aredis_loop *loop, const tsrv *s) {
     return ts_connect(loop, &o);
 }
 
+/* One of the server's counts (commands, key updates received) has reached
+ * n: for ts_wait_until. */
 typedef struct {
-    tsrv *srv;
+    atomic_size_t *count;
     size_t n;
 } srv_count;
 
-static int server_got(const void *arg) {
+static int server_reached(const void *arg) {
     const srv_count *w = arg;
-    return atomic_load(&w->srv->commands) >= w->n;
-}
-
-typedef struct {
-    tsrv *srv;
-    size_t n;
-} srv_ku;
-
-static int server_got_ku(const void *arg) {
-    const srv_ku *w = arg;
-    return atomic_load(&w->srv->ku_received) >= w->n;
+    return atomic_load(w->count) >= w->n;
 }
 
 static int flag_on(const void *arg) { return atomic_load((const atomic_int *)arg) != 0; }
@@ -865,8 +859,10 @@ static void test_load_with_key_updates(void **state) {
  *    writable, and the socket stays readable all along.
  * 4. The server reads and writes again: every command completes with its
  *    own payload, on the same connection, and the connection carries on.
+ * The case's state: write_pending (k_write_pending, k_socket_full).
  */
-static void key_updates_meet_full_socket(int write_pending) {
+static void test_key_updates_meet_full_socket(void **state) {
+    const int write_pending = *(const int *)*state;
     enum { SMALL = 200, PAUSE_MS = 300 };
     const size_t burst_n = write_pending ? 16 : 160;
     const size_t burst_len = write_pending ? (size_t)1 << 20 : PAYLOAD;
@@ -888,8 +884,8 @@ static void key_updates_meet_full_socket(int write_pending) {
     size_t base = atomic_load(&srv->commands);
     for (size_t i = 0; i < SMALL; i++)
         echo(c, &set, i, PAYLOAD, buf);
-    srv_count want = {srv, base + SMALL};
-    assert_true(ts_wait_until(loop, server_got, &want, 10000));
+    srv_count want = {&srv->commands, base + SMALL};
+    assert_true(ts_wait_until(loop, server_reached, &want, 10000));
     assert_int_equal(set.done, 0);
 
     /* 2. */
@@ -928,8 +924,7 @@ static void key_updates_meet_full_socket(int write_pending) {
     if (g_conn_errors) fail_msg("the connection failed during the pause (see above)");
     /* Waiting for writability, not spinning on a readable socket. */
     if (during >= 200)
-        fail_msg("%zu io callbacks during a %d ms pause: the client busy-loops", during,
-                 PAUSE_MS);
+        fail_msg("%zu io callbacks during a %d ms pause: the client busy-loops", during, PAUSE_MS);
 
     /* 4. */
     assert_true(ts_wait_count(loop, &set.done, total, 60000));
@@ -938,10 +933,10 @@ static void key_updates_meet_full_socket(int write_pending) {
     check_all(&set, 0, total);
     /* The client answered the key updates (behind the burst, so the server
      * may read the answer only now). */
-    srv_ku want_ku = {srv, ku_rx + 1};
-    if (!ts_wait_until(loop, server_got_ku, &want_ku, 10000))
-        fail_msg("the client never answered the key updates (%zu answers before, %zu now)",
-                 ku_rx, atomic_load(&srv->ku_received));
+    srv_count want_ku = {&srv->ku_received, ku_rx + 1};
+    if (!ts_wait_until(loop, server_reached, &want_ku, 10000))
+        fail_msg("the client never answered the key updates (%zu answers before, %zu now)", ku_rx,
+                 atomic_load(&srv->ku_received));
     assert_int_equal(atomic_load(&srv->accepted), 1);
     assert_int_equal(atomic_load(&srv->failures), 0);
     free(buf);
@@ -955,22 +950,16 @@ static void key_updates_meet_full_socket(int write_pending) {
     tsrv_stop(srv);
 }
 
-static void test_key_updates_while_write_pending(void **state) {
-    (void)state;
-    key_updates_meet_full_socket(1);
-}
-
-static void test_key_updates_into_full_socket(void **state) {
-    (void)state;
-    key_updates_meet_full_socket(0);
-}
+static const int k_write_pending = 1, k_socket_full = 0;
 
 int main(void) {
     signal(SIGPIPE, SIG_IGN); /* the test server writes with write(2) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_with_key_updates),
-        cmocka_unit_test(test_key_updates_into_full_socket),
-        cmocka_unit_test(test_key_updates_while_write_pending),
+        TS_CASE("test_key_updates_into_full_socket", test_key_updates_meet_full_socket,
+                k_socket_full),
+        TS_CASE("test_key_updates_while_write_pending", test_key_updates_meet_full_socket,
+                k_write_pending),
     };
     return cmocka_run_group_tests_name("tls_key_update", tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "proxy.h"
 #include "tls.h"
 
@@ -179,20 +180,6 @@ static void test_push_over_tls(void **state) {
     ts_tls_server_stop(s);
 }
 
-typedef struct {
-    int connects;
-    int disconnects;
-} conn_rec;
-
-static void on_connect(aredis_client *c, void *data) {
-    (void)c;
-    ((conn_rec *)data)->connects++;
-}
-static void on_disconnect(aredis_client *c, const aredis_error *err, void *data) {
-    (void)c, (void)err;
-    ((conn_rec *)data)->disconnects++;
-}
-
 /* Kill the TLS server, start it again: the client reconnects over TLS. */
 static void test_reconnect(void **state) {
     (void)state;
@@ -201,10 +188,8 @@ static void test_reconnect(void **state) {
     aredis_options o = ts_tls_options(s);
     o.reconnect_delay_ms = 50;
     o.max_reconnect_delay_ms = 500;
-    conn_rec k = {0, 0};
-    o.on_connect = on_connect;
-    o.on_disconnect = on_disconnect;
-    o.cb_data = &k;
+    conn_counters k;
+    cc_wire(&o, &k);
     aredis_client *c = ts_connect(loop, &o);
     ts_cmd_ok(c, "SET tls:before %s", "x");
     assert_int_equal(k.connects, 1);
@@ -304,10 +289,8 @@ static void test_bad_record_reconnects(void **state) {
     aredis_options o = ts_tls_options(s);
     o.port = ts_proxy_port(px);
     o.reconnect_delay_ms = 20;
-    conn_rec k = {0, 0};
-    o.on_connect = on_connect;
-    o.on_disconnect = on_disconnect;
-    o.cb_data = &k;
+    conn_counters k;
+    cc_wire(&o, &k);
     aredis_client *c = ts_connect(loop, &o);
     ts_cmd_ok(c, "SET tls:live %s", "before");
     ts_proxy_corrupt_next_reply(px);

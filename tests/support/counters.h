@@ -1,6 +1,6 @@
 /*
- * Shared by the reliability tests: connection-event counters wired into a
- * client's options, and a reply recorder.
+ * Test support: connection-event counters wired into a client's options,
+ * and a reply recorder.
  */
 #ifndef AREDIS_TEST_COUNTERS_H
 #define AREDIS_TEST_COUNTERS_H
@@ -15,10 +15,11 @@ typedef struct {
     int disconnects;
     int errors;
     int attempts;
-    uint64_t attempt_at[32];   /* when each reconnect was scheduled */
+    uint64_t attempt_at[32]; /* when each reconnect was scheduled */
     uint32_t attempt_delay[32];
-    uint64_t error_at[32];     /* when each connection error was reported */
+    uint64_t error_at[32]; /* when each connection error was reported */
     aredis_err last_disconnect;
+    aredis_err last_error;
 } conn_counters;
 
 static inline void cc_on_connect(aredis_client *c, void *data) {
@@ -35,10 +36,10 @@ static inline void cc_on_disconnect(aredis_client *c, const aredis_error *err, v
 
 static inline void cc_on_error(aredis_client *c, const aredis_error *err, void *data) {
     (void)c;
-    (void)err;
     conn_counters *k = data;
     if (k->errors < 32) k->error_at[k->errors] = ts_now_ms();
     k->errors++;
+    k->last_error = err->code;
 }
 
 static inline void cc_on_attempt(aredis_client *c, unsigned attempt, uint32_t delay, void *data) {
@@ -59,6 +60,35 @@ static inline void cc_wire(aredis_options *o, conn_counters *k) {
     o->on_error = cc_on_error;
     o->on_reconnect_attempt = cc_on_attempt;
     o->cb_data = k;
+}
+
+/* Assert every count at once; a failure shows them all. */
+static inline void cc_expect(const conn_counters *k, int connects, int disconnects, int errors,
+                             int attempts) {
+    if (k->connects != connects || k->disconnects != disconnects || k->errors != errors ||
+        k->attempts != attempts)
+        fail_msg("connects %d, disconnects %d, errors %d, reconnect attempts %d; "
+                 "want %d, %d, %d, %d",
+                 k->connects, k->disconnects, k->errors, k->attempts, connects, disconnects, errors,
+                 attempts);
+}
+
+typedef struct {
+    const conn_counters *k;
+    int n;
+} cc_attempts_arg;
+
+static inline int cc_attempts_reached(const void *p) {
+    const cc_attempts_arg *a = p;
+    return a->k->attempts >= a->n;
+}
+
+/* Run loop until k has seen n reconnect attempts, or timeout_ms passes:
+ * 1 if it has. */
+static inline int cc_wait_attempts(aredis_loop *loop, const conn_counters *k, int n,
+                                   uint64_t timeout_ms) {
+    cc_attempts_arg a = {k, n};
+    return ts_wait_until(loop, cc_attempts_reached, &a, timeout_ms);
 }
 
 /* Reply recorder: the shared one from test support. */
