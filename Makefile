@@ -6,6 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
+DESTDIR    ?=
 
 .PHONY: all deps build test demo asan-test valgrind-unit install fuzz bench clean
 
@@ -37,8 +38,9 @@ valgrind-unit: build
 	@scripts/deps.sh valgrind
 	scripts/valgrind-unit.sh $(BUILD)
 
+# PREFIX and DESTDIR apply at every call, not only when build/ is configured.
 install: build
-	cmake --install $(BUILD)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 fuzz: deps
 	scripts/fuzz.sh

@@ -10,6 +10,9 @@
 # otherwise the script says what is missing and exits 1.
 # Crashes are written to $FUZZ_BUILD/artifacts/; the grown corpus is left in
 # $FUZZ_BUILD/corpus (copy new finds to fuzz/corpus by hand if worth keeping).
+# The normal build replays the same harness without libFuzzer (CTest entry
+# unit/fuzz_replay, fuzz/replay.c); it takes files too, so a crash replays
+# with any compiler:  build/tests/test_unit_fuzz_replay artifacts/crash-...
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}

@@ -12,6 +12,15 @@
 #define AREDIS_VERSION_PATCH 0
 #define AREDIS_VERSION_STRING "0.1.0"
 
+/*
+ * The ABI version: the SONAME is libaredis.so.<AREDIS_ABI_VERSION>. It is
+ * bumped by every change that a program built against older headers could
+ * not survive — the size or layout of a public struct, an enum value, a
+ * function's signature — so that such a program fails to load instead of
+ * misreading memory (docs/ABI.md; tests/unit/abi.c enforces the layouts).
+ */
+#define AREDIS_ABI_VERSION 0
+
 #if defined(_WIN32)
 #define AREDIS_API
 #elif defined(__GNUC__)

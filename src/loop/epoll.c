@@ -1,6 +1,8 @@
 /*
- * The built-in event loop: epoll on Linux, poll() elsewhere (or when built
- * with -DAREDIS_LOOP_USE_POLL). It implements aredis__builtin_vtable; the
+ * The built-in event loop: epoll on Linux, poll() elsewhere or when built
+ * with -DAREDIS_LOOP_USE_POLL (CMake: -DAREDIS_LOOP_BACKEND=poll). The test
+ * suite builds a poll copy as well (tests/adapter/builtin_poll.c), so both
+ * backends stay tested on Linux. It implements aredis__builtin_vtable; the
  * wrapper in loop.c turns it into an aredis_loop.
  *
  * One turn of run_once():
@@ -41,7 +43,8 @@
  * the fd. If the kernel refuses to watch an fd (epoll_ctl fails: closed fd,
  * regular file), the watcher is reported ready (READ|WRITE, masked) on every
  * turn instead of silently never firing, so the owner sees the fault when it
- * reads or writes.
+ * reads or writes. poll() never refuses: it reports such an fd (POLLNVAL,
+ * or a regular file's constant readiness) as ready, with the same effect.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -77,11 +80,11 @@ typedef struct bl_io {
     int mask;   /* what is watched; 0 once dead */
     int dead;   /* freed during a turn, memory not yet released */
     int failed; /* the kernel refused it: on the failed list */
+    unsigned epoch; /* the loop's epoch when it was set: older ones are dormant */
 #ifdef BL_EPOLL
     int in_kernel; /* registered with epoll (valid when epoch matches) */
-    unsigned epoch; /* the loop's epoch when it was registered */
 #else
-    size_t slot; /* index in pfd[] / pio[], or BL_NOT_ARMED */
+    size_t slot; /* index in pfd[] / pio[], or BL_NOT_ARMED (valid when epoch matches) */
 #endif
     struct bl_io *next_dead;
     struct bl_io *next_failed;
@@ -119,7 +122,7 @@ typedef struct bl_ready {
 
 struct bl_loop {
     unsigned fork_gen; /* fork generation at creation: a copy in a child is inert */
-    unsigned epoch;    /* bumped by aredis_loop_after_fork(): a new epoll instance */
+    unsigned epoch;    /* bumped by aredis_loop_after_fork(): a new backend state */
     int depth;       /* nesting of run_once() */
     size_t nwatched; /* live watchers with a nonzero mask */
     aredis__heap timers; /* armed timers, earliest first */
@@ -207,6 +210,18 @@ static int backend_reserve(bl_loop *l) {
 }
 
 static void backend_release(bl_loop *l) { (void)l; }
+
+/* A watcher of before aredis_loop_after_fork(): not in the new instance. */
+static void backend_forget(bl_io *io) { io->in_kernel = 0; }
+
+/* In a forked child: an epoll instance of its own. */
+static int backend_after_fork(bl_loop *l) {
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    if (fd < 0) return -1;
+    close(l->epfd); /* the child's copy: the parent's instance is untouched */
+    l->epfd = fd;
+    return 0;
+}
 
 /* Watch exactly `events` (nonzero) or nothing (0). -1 if the kernel refuses. */
 static int backend_set(bl_loop *l, bl_io *io, int events) {
@@ -302,6 +317,16 @@ static int backend_reserve(bl_loop *l) {
 
 static void backend_release(bl_loop *l) { l->nio--; }
 
+/* A watcher of before aredis_loop_after_fork(): its slot is gone. */
+static void backend_forget(bl_io *io) { io->slot = BL_NOT_ARMED; }
+
+/* In a forked child: poll() keeps no kernel state, so forgetting every slot
+ * is enough (the reserved capacity stays: io_set still never allocates). */
+static int backend_after_fork(bl_loop *l) {
+    l->npfd = 0;
+    return 0;
+}
+
 static int backend_set(bl_loop *l, bl_io *io, int events) {
     if (events == 0) {
         if (io->slot != BL_NOT_ARMED) {
@@ -388,9 +413,7 @@ static void *bl_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
     io->arg = arg;
     io->fd = fd;
     io->epoch = l->epoch;
-#ifndef BL_EPOLL
-    io->slot = BL_NOT_ARMED;
-#endif
+    backend_forget(io);
     return io;
 }
 
@@ -401,9 +424,9 @@ static void bl_io_set(void *p, int events) {
     events &= BL_EV_ALL;
     if (io->epoch != l->epoch && !io->dead) {
         /* Made before aredis_loop_after_fork(): dormant, watching nothing in
-         * this epoll instance until set again. */
+         * this backend state until set again. */
         io->mask = 0;
-        io->in_kernel = 0;
+        backend_forget(io);
         io->epoch = l->epoch;
     }
     if (io->dead || events == io->mask) return; /* idempotent: no syscall */
@@ -609,20 +632,16 @@ static void bl_cleanup(void *ld) {
 }
 
 /*
- * In a forked child: give the loop its own epoll instance and make it usable
- * again. Watchers made before the fork stay dormant (not watched) until
- * io_set is called on them again, so the child never reads a socket it
- * shares with the parent by accident. Timers and defers carry on.
+ * In a forked child: give the loop its own epoll instance (poll: an empty
+ * watch list) and make it usable again. Watchers made before the fork stay
+ * dormant (not watched) until io_set is called on them again, so the child
+ * never reads a socket it shares with the parent by accident. Timers and
+ * defers carry on.
  */
 int aredis__builtin_after_fork(void *ld) {
     bl_loop *l = ld;
     if (!forked(l)) return 0;
-#ifdef BL_EPOLL
-    int fd = epoll_create1(EPOLL_CLOEXEC);
-    if (fd < 0) return -1;
-    close(l->epfd); /* the child's copy: the parent's instance is untouched */
-    l->epfd = fd;
-#endif
+    if (backend_after_fork(l) != 0) return -1;
     l->epoch++;
     l->nwatched = 0; /* every older watcher is dormant now */
     while (l->failed) failed_del(l, l->failed);
@@ -643,6 +662,14 @@ void *aredis__builtin_new(void) {
         return NULL;
     }
     return l;
+}
+
+const char *aredis__builtin_backend(void) {
+#ifdef BL_EPOLL
+    return "epoll";
+#else
+    return "poll";
+#endif
 }
 
 const aredis_loop_vtable aredis__builtin_vtable = {

@@ -38,5 +38,7 @@ static inline uint64_t aredis__now_ms(aredis_loop *l) { return l->vt.now_ms(l->l
 extern const aredis_loop_vtable aredis__builtin_vtable;
 void *aredis__builtin_new(void);
 int aredis__builtin_after_fork(void *ld);
+/* Which backend it was compiled with: "epoll" or "poll" (for the tests). */
+const char *aredis__builtin_backend(void);
 
 #endif

@@ -46,6 +46,7 @@
 
 #include "loop/loop_internal.h"
 #include "util/alloc.h"
+#include "util/compat.h"
 #include "util/fork.h"
 #include "util/log.h"
 
@@ -241,7 +242,7 @@ aredis_err aredis__resolve_start(aredis_loop *loop, const char *host, int port,
     atomic_init(&j->done, 0);
 
     int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    if (aredis__pipe_cloexec_nonblock(fds) != 0) {
         snprintf(errbuf, errlen, "cannot resolve '%s': no wake-up pipe: %s", host, strerror(errno));
         atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_relaxed);
         job_free(j);

@@ -15,6 +15,35 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "util/compat.h"
+
+/*
+ * A non-blocking, close-on-exec socket: in one call where SOCK_NONBLOCK and
+ * SOCK_CLOEXEC exist (Linux, the BSDs), else socket() then fcntl() (macOS).
+ * Where send() has no MSG_NOSIGNAL but the socket has SO_NOSIGPIPE (macOS),
+ * that is set: writing to a peer that has gone gives EPIPE, never SIGPIPE.
+ */
+static int sock_open(int domain, int type, int protocol) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+    int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    if (fd < 0) return -1;
+#else
+    int fd = socket(domain, type, protocol);
+    if (fd < 0) return -1;
+    if (aredis__fd_nonblock_cloexec(fd) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+#endif
+#ifdef SO_NOSIGPIPE
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+    return fd;
+}
+
 static int finish_connect(int fd, const struct sockaddr *sa, socklen_t len, int *in_progress) {
     *in_progress = 0;
     for (;;) {
@@ -34,8 +63,7 @@ static int finish_connect(int fd, const struct sockaddr *sa, socklen_t len, int 
 }
 
 int aredis__connect_addr(const struct addrinfo *ai, unsigned keepalive_s, int *in_progress) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = sock_open(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
     if (fd < 0) return -1;
     aredis__sock_tune(fd, keepalive_s);
     return finish_connect(fd, ai->ai_addr, ai->ai_addrlen, in_progress);
@@ -51,7 +79,7 @@ int aredis__connect_unix(const char *path, int *in_progress) {
         return -1;
     }
     memcpy(sa.sun_path, path, n + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = sock_open(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     return finish_connect(fd, (struct sockaddr *)&sa, (socklen_t)sizeof sa, in_progress);
 }
@@ -73,11 +101,18 @@ void aredis__sock_tune(int fd, unsigned keepalive_s) {
     int idle = keepalive_s > 32767 ? 32767 : (int)keepalive_s;
     int intvl = idle / 3 > 0 ? idle / 3 : 1, cnt = 3;
     (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-#ifdef TCP_KEEPIDLE
+#if defined(TCP_KEEPIDLE)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+#elif defined(TCP_KEEPALIVE) /* macOS: the same, by another name */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPALIVE, &idle, sizeof idle);
+#endif
+#ifdef TCP_KEEPINTVL
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+#endif
+#ifdef TCP_KEEPCNT
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 #endif
+    (void)idle, (void)intvl, (void)cnt; /* some may have no option here */
 }
 
 aredis_err aredis__errno_code(int err) {

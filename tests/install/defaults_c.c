@@ -1,0 +1,11 @@
+/* The C half of defaults.cpp: each _INIT as C spells it, in static objects
+ * (so their padding is zero), for the C++ half to compare with its own. */
+#include <aredis/aredis.h>
+
+extern const aredis_options aredis_test_c_options;
+extern const aredis_cmd_opts aredis_test_c_cmd_opts;
+extern const aredis_reader_limits aredis_test_c_limits;
+
+const aredis_options aredis_test_c_options = AREDIS_OPTIONS_INIT;
+const aredis_cmd_opts aredis_test_c_cmd_opts = AREDIS_CMD_OPTS_INIT;
+const aredis_reader_limits aredis_test_c_limits = AREDIS_READER_LIMITS_INIT;

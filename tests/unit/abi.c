@@ -1,0 +1,200 @@
+/*
+ * The ABI policy (docs/ABI.md), enforced: the layout of every public struct
+ * an application allocates, copies or reads field by field — and the values
+ * of the public enums — is recorded in tests/unit/abi_layout.txt under the
+ * ABI version it belongs to (AREDIS_ABI_VERSION, the library's SONAME).
+ * A change to any of them fails this test until the ABI version is bumped
+ * and the record regenerated:
+ *
+ *   build/tests/test_unit_abi --print > tests/unit/abi_layout.txt
+ *
+ * so that a program built against older headers can never load a library
+ * whose structs it would misread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ts.h"
+
+/* The layout as text: one line per field (offset, size), per enum value. */
+static size_t layout(char *out, size_t cap) {
+    size_t n = 0;
+#define PUT(...) n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, __VA_ARGS__)
+#define STRUCT(T) PUT("%s size %zu\n", #T, sizeof(T))
+#define F(T, f) PUT("%s.%s %zu %zu\n", #T, #f, offsetof(T, f), sizeof(((T *)0)->f))
+#define E(v) PUT("%s %d\n", #v, (int)(v))
+    PUT("abi %d\n", AREDIS_ABI_VERSION);
+    STRUCT(aredis_options);
+    F(aredis_options, host);
+    F(aredis_options, port);
+    F(aredis_options, unix_path);
+    F(aredis_options, tls);
+    F(aredis_options, tls_ca_file);
+    F(aredis_options, tls_ca_path);
+    F(aredis_options, tls_cert_file);
+    F(aredis_options, tls_key_file);
+    F(aredis_options, tls_server_name);
+    F(aredis_options, tls_insecure_skip_verify);
+    F(aredis_options, tls_context);
+    F(aredis_options, username);
+    F(aredis_options, password);
+    F(aredis_options, db);
+    F(aredis_options, client_name);
+    F(aredis_options, protocol);
+    F(aredis_options, connect_timeout_ms);
+    F(aredis_options, request_timeout_ms);
+    F(aredis_options, dead_timeout_ms);
+    F(aredis_options, limits);
+    F(aredis_options, reconnect);
+    F(aredis_options, reconnect_delay_ms);
+    F(aredis_options, max_reconnect_delay_ms);
+    F(aredis_options, reconnect_jitter);
+    F(aredis_options, max_reconnect_attempts);
+    F(aredis_options, reconnect_on_auth_error);
+    F(aredis_options, queue_during_reconnect);
+    F(aredis_options, wait_for_first_connect);
+    F(aredis_options, max_queue_size);
+    F(aredis_options, retry_read_only);
+    F(aredis_options, keepalive_s);
+    F(aredis_options, health_check_interval_ms);
+    F(aredis_options, reconnect_in_child);
+    F(aredis_options, on_push);
+    F(aredis_options, on_connect);
+    F(aredis_options, on_disconnect);
+    F(aredis_options, on_error);
+    F(aredis_options, on_reconnect_attempt);
+    F(aredis_options, cb_data);
+    STRUCT(aredis_cmd_opts);
+    F(aredis_cmd_opts, timeout_ms);
+    F(aredis_cmd_opts, flags);
+    STRUCT(aredis_client_stats);
+    F(aredis_client_stats, commands);
+    F(aredis_client_stats, replies);
+    F(aredis_client_stats, write_calls);
+    F(aredis_client_stats, read_calls);
+    F(aredis_client_stats, bytes_out);
+    F(aredis_client_stats, bytes_in);
+    F(aredis_client_stats, timeouts);
+    F(aredis_client_stats, connects);
+    STRUCT(aredis_error);
+    F(aredis_error, code);
+    F(aredis_error, detail);
+    F(aredis_error, prefix);
+    STRUCT(aredis_allocator);
+    F(aredis_allocator, malloc_fn);
+    F(aredis_allocator, calloc_fn);
+    F(aredis_allocator, realloc_fn);
+    F(aredis_allocator, free_fn);
+    STRUCT(aredis_loop_vtable);
+    F(aredis_loop_vtable, io_new);
+    F(aredis_loop_vtable, io_set);
+    F(aredis_loop_vtable, io_free);
+    F(aredis_loop_vtable, timer_new);
+    F(aredis_loop_vtable, timer_arm);
+    F(aredis_loop_vtable, timer_cancel);
+    F(aredis_loop_vtable, timer_free);
+    F(aredis_loop_vtable, defer_new);
+    F(aredis_loop_vtable, defer_arm);
+    F(aredis_loop_vtable, defer_free);
+    F(aredis_loop_vtable, run_once);
+    F(aredis_loop_vtable, now_ms);
+    F(aredis_loop_vtable, cleanup);
+    STRUCT(aredis_reader_limits);
+    F(aredis_reader_limits, max_bulk_len);
+    F(aredis_reader_limits, max_elements);
+    F(aredis_reader_limits, max_depth);
+    STRUCT(aredis_reader_task);
+    F(aredis_reader_task, type);
+    F(aredis_reader_task, parent);
+    F(aredis_reader_task, parent_type);
+    F(aredis_reader_task, idx);
+    F(aredis_reader_task, privdata);
+    STRUCT(aredis_reply_builder);
+    F(aredis_reply_builder, create_string);
+    F(aredis_reply_builder, create_aggregate);
+    F(aredis_reply_builder, create_integer);
+    F(aredis_reply_builder, create_double);
+    F(aredis_reply_builder, create_nil);
+    F(aredis_reply_builder, create_bool);
+    F(aredis_reply_builder, set_attribute);
+    F(aredis_reply_builder, free_object);
+    STRUCT(aredis_reply);
+    F(aredis_reply, type);
+    F(aredis_reply, priv_refs);
+    F(aredis_reply, integer);
+    F(aredis_reply, dval);
+    F(aredis_reply, len);
+    F(aredis_reply, str);
+    F(aredis_reply, elements);
+    F(aredis_reply, element);
+    F(aredis_reply, attribute);
+    F(aredis_reply, vtype);
+    F(aredis_reply, priv_alloc);
+#define ERR_VALUE(name, msg) E(AREDIS_ERR_##name);
+    AREDIS_ERRNO_MAP(ERR_VALUE)
+    E(AREDIS_ERR__COUNT);
+#define STATE_VALUE(name, text) E(AREDIS_STATE_##name);
+    AREDIS_STATE_MAP(STATE_VALUE)
+    E(AREDIS_REPLY_STRING);
+    E(AREDIS_REPLY_VERB);
+    E(AREDIS_EV_READ);
+    E(AREDIS_EV_WRITE);
+    E(AREDIS_CMD_NO_TIMEOUT);
+    E(AREDIS_CMD_RETRYABLE);
+    return n;
+}
+
+static char *recorded(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s", __FILE__);
+    char *slash = strrchr(path, '/');
+    snprintf(slash ? slash + 1 : path, sizeof path - (size_t)(slash ? slash + 1 - path : 0),
+             "abi_layout.txt");
+    FILE *f = fopen(path, "r");
+    if (!f) fail_msg("cannot read %s", path);
+    static char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_layout_matches_record(void **state) {
+    (void)state;
+    if (sizeof(void *) != 8 || sizeof(long) != 8) {
+        /* The record is the LP64 layout (x86_64, aarch64): the one CI has. */
+        ts_log("not an LP64 platform: the recorded layout does not apply");
+        skip();
+    }
+    static char now[16384];
+    size_t n = layout(now, sizeof now);
+    assert_true(n < sizeof now);
+    const char *rec = recorded();
+    int rec_abi = atoi(rec + 4);
+    if (strcmp(now, rec) == 0) return;
+    /* Say what moved, then why it matters. */
+    const char *a = now, *b = rec;
+    while (*a && *a == *b) a++, b++;
+    while (a > now && a[-1] != '\n') a--;
+    while (b > rec && b[-1] != '\n') b--;
+    fail_msg("public ABI changed at \"%.*s\" (recorded \"%.*s\"): %s", (int)strcspn(a, "\n"), a,
+             (int)strcspn(b, "\n"), b,
+             rec_abi == AREDIS_ABI_VERSION
+                 ? "bump AREDIS_ABI_VERSION in include/aredis/export.h, then regenerate "
+                   "tests/unit/abi_layout.txt (test_unit_abi --print)"
+                 : "regenerate tests/unit/abi_layout.txt (test_unit_abi --print)");
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--print") == 0) {
+        static char now[16384];
+        layout(now, sizeof now);
+        fputs(now, stdout);
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layout_matches_record),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
