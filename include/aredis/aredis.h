@@ -18,6 +18,7 @@
 #include "aredis/client.h"
 #include "aredis/future.h"
 #include "aredis/uri.h"
+#include "aredis/tls.h"
 #include "aredis/log.h"
 
 #ifdef __cplusplus

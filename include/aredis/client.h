@@ -38,6 +38,7 @@
 #include "aredis/loop.h"
 #include "aredis/reader.h"
 #include "aredis/reply.h"
+#include "aredis/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -134,6 +135,13 @@ typedef struct aredis_options {
      * For throwaway test setups only.
      */
     int tls_insecure_skip_verify;
+    /*
+     * A context built once with aredis_tls_context_new() (aredis/tls.h) and
+     * shared by many clients: when set, the five tls_* fields above are not
+     * used (the context holds them) and no context is built per client.
+     * The client holds a reference until it is freed. NULL: build one.
+     */
+    aredis_tls_context *tls_context;
     /* ---- handshake ---- */
     const char *username;    /* ACL user (NULL: "default" / plain AUTH) */
     const char *password;    /* NULL: no AUTH */
@@ -218,6 +226,7 @@ typedef struct aredis_options {
     void *cb_data; /* passed to every callback above */
 } aredis_options;
 
+#ifndef __cplusplus
 #define AREDIS_OPTIONS_INIT                                                    \
     {                                                                          \
         .host = "127.0.0.1", .port = 6379, .protocol = 3,                      \
@@ -227,6 +236,30 @@ typedef struct aredis_options {
         .max_reconnect_delay_ms = 30000, .reconnect_jitter = 0.1,              \
         .queue_during_reconnect = 1, .keepalive_s = 60                         \
     }
+#else
+/* C++ has no designated initializers before C++20 (and g++ warns about the
+ * fields they leave out): the same defaults, set one by one on a
+ * zero-initialised struct. Keep the two lists identical. */
+static inline aredis_options aredis_options_default(void) {
+    aredis_options o = aredis_options();
+    const aredis_reader_limits limits = AREDIS_READER_LIMITS_INIT;
+    o.host = "127.0.0.1";
+    o.port = 6379;
+    o.protocol = 3;
+    o.connect_timeout_ms = 5000;
+    o.request_timeout_ms = 5000;
+    o.dead_timeout_ms = 10000;
+    o.limits = limits;
+    o.reconnect = 1;
+    o.reconnect_delay_ms = 100;
+    o.max_reconnect_delay_ms = 30000;
+    o.reconnect_jitter = 0.1;
+    o.queue_during_reconnect = 1;
+    o.keepalive_s = 60;
+    return o;
+}
+#define AREDIS_OPTIONS_INIT aredis_options_default()
+#endif
 
 /* Per-command options; start from AREDIS_CMD_OPTS_INIT. */
 typedef struct aredis_cmd_opts {
@@ -350,6 +383,14 @@ AREDIS_API aredis_err aredis_command_argv(aredis_client *c, aredis_reply_fn *cb,
 AREDIS_API aredis_err aredis_command_argv_ex(aredis_client *c, const aredis_cmd_opts *opts,
                                              aredis_reply_fn *cb, void *data, int argc,
                                              const char *const *argv, const size_t *argvlen);
+/* The format forms with per-command options (opts NULL = defaults): e.g.
+ * opts.timeout_ms for one slow command, AREDIS_CMD_NO_TIMEOUT for a
+ * blocking one. Same returns and callback contract as aredis_command(). */
+AREDIS_API aredis_err aredis_command_ex(aredis_client *c, const aredis_cmd_opts *opts,
+                                        aredis_reply_fn *cb, void *data, const char *fmt, ...);
+AREDIS_API aredis_err aredis_vcommand_ex(aredis_client *c, const aredis_cmd_opts *opts,
+                                         aredis_reply_fn *cb, void *data, const char *fmt,
+                                         va_list ap);
 
 #ifdef __cplusplus
 }

@@ -13,14 +13,15 @@
  * for that.
  *
  * aredis_await() drives the client's loop (built-in or adapter, through the
- * vtable's run_once) until the future is done. Do not call it from inside a
- * loop callback.
+ * vtable's run_once) until the future is done; aredis_await_for() does the
+ * same with a deadline. Do not call them from inside a loop callback.
  */
 #ifndef AREDIS_FUTURE_H
 #define AREDIS_FUTURE_H
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "aredis/client.h"
 #include "aredis/error.h"
@@ -45,6 +46,12 @@ AREDIS_API aredis_future *aredis_future_argv(aredis_client *c, int argc,
 AREDIS_API aredis_future *aredis_future_argv_ex(aredis_client *c, const aredis_cmd_opts *opts,
                                                 int argc, const char *const *argv,
                                                 const size_t *argvlen);
+/* The format forms with per-command options (opts NULL = defaults), as
+ * aredis_command_ex(). */
+AREDIS_API aredis_future *aredis_future_command_ex(aredis_client *c, const aredis_cmd_opts *opts,
+                                                   const char *fmt, ...);
+AREDIS_API aredis_future *aredis_future_vcommand_ex(aredis_client *c, const aredis_cmd_opts *opts,
+                                                    const char *fmt, va_list ap);
 
 /* A future that is done when the client is connected and ready (or failed
  * with the reason it could not connect, after the reconnect policy gave up).
@@ -54,6 +61,19 @@ AREDIS_API aredis_future *aredis_future_ready(aredis_client *c);
 
 /* Run the loop until f is done. Returns the error code (OK on success). */
 AREDIS_API aredis_err aredis_await(aredis_future *f);
+/*
+ * Run the loop until f is done or timeout_ms has passed, whichever is first.
+ * Returns f's outcome as aredis_await() does, or AREDIS_ERR_TIMEOUT if f is
+ * still pending then. A timeout here does NOT cancel anything: f stays
+ * pending and usable (await it again, or aredis_future_cancel() it) and its
+ * command keeps its own deadline (request_timeout_ms or its
+ * aredis_cmd_opts); aredis_future_is_done() tells this TIMEOUT from the
+ * command's own. 0 runs one turn that does not block. Like
+ * aredis_await(), it returns AREDIS_ERR_INVALID at once when nothing left
+ * on the loop could complete f, and AREDIS_ERR_NOMEM if its timer cannot
+ * be made.
+ */
+AREDIS_API aredis_err aredis_await_for(aredis_future *f, uint64_t timeout_ms);
 
 AREDIS_API int aredis_future_is_done(const aredis_future *f);
 /* The reply (borrowed; owned by the future), or NULL. Also set for a server

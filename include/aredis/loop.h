@@ -124,6 +124,16 @@ AREDIS_API void aredis_loop_run(aredis_loop *loop);
  * is watched or armed. Works on adapter loops too. */
 AREDIS_API int aredis_loop_run_once(aredis_loop *loop, int block);
 
+/*
+ * Run the loop for at most `ms` milliseconds (built-in or adapter loops):
+ * returns when the time is up, when aredis_loop_stop() is called (the
+ * request is consumed, as by run()), or as soon as nothing is left to
+ * watch or armed: 1 in the first two cases, 0 in the last, -1 if its timer
+ * cannot be made. 0 ms runs one turn that does not block. Do not call it
+ * from inside a loop callback.
+ */
+AREDIS_API int aredis_loop_run_for(aredis_loop *loop, uint64_t ms);
+
 /* Make aredis_loop_run() return after the current iteration. */
 AREDIS_API void aredis_loop_stop(aredis_loop *loop);
 

@@ -3,19 +3,35 @@
  *
  * Two forms, both binary safe:
  *   argv:   argc arguments with explicit lengths.
- *   format: a printf-like string. Spaces separate arguments; a conversion
- *           is pasted into the argument it stands in, so "key:%s" is one
- *           argument. Conversions:
+ *   format: a printf-like string, as hiredis's. Spaces separate arguments;
+ *           a conversion is pasted into the argument it stands in, so
+ *           "key:%s" is one argument and "%5d" gives one argument padded
+ *           with spaces. Conversions:
  *             %s   NUL-terminated string
  *             %b   binary: a pointer then a size_t length
- *             %d %i %u %ld %li %lu %lld %lli %llu %zu %zd   integers
  *             %%   a literal '%'
- *           Anything else is AREDIS_ERR_INVALID (no flags, widths or
- *           precisions; a '%' ending the format is invalid too). An empty
- *           string given to %s or %b is an empty argument, not a missing one.
- *           Only ' ' separates arguments; runs of spaces and leading or
- *           trailing spaces make no empty arguments. A NULL %s, or a NULL %b
- *           pointer with a nonzero length, is AREDIS_ERR_INVALID.
+ *           and the printf conversions of one argument, formatted as
+ *           snprintf does (doubles in the current C locale):
+ *             %[flags][width][.precision][length]conversion
+ *               flags       any of # 0 - + and space
+ *               width       digits ('*' is not accepted)
+ *               precision   '.' and digits ('.*' is not accepted)
+ *               length      hh h l ll z, with d i o u x X only
+ *               conversion  d i o u x X   an int (or the length's type)
+ *                           e E f F g G a A   a double (no length)
+ *                           c   an int, as one byte (a 0 gives a NUL byte;
+ *                               no length, no precision, no # or 0 flag)
+ *           The fast ones: %s, %b, %d %i %u and their l, ll and z forms
+ *           are converted inline; the others go through snprintf.
+ *           Anything else is AREDIS_ERR_INVALID: other conversions (%p,
+ *           %n, %ls, %5s...), L j t q lengths, a width or precision past
+ *           INT_MAX, '#' with d i u (undefined in C), and a '%' ending the
+ *           format (hiredis sends that one as a literal '%'; it has no %c
+ *           or z, which aredis accepts). An empty string given to %s or %b is an empty argument,
+ *           not a missing one. Only ' ' in the format separates arguments;
+ *           runs of spaces and leading or trailing spaces make no empty
+ *           arguments. A NULL %s, or a NULL %b pointer with a nonzero
+ *           length, is AREDIS_ERR_INVALID.
  *
  * The functions below return a buffer allocated with the library allocator
  * (followed by a NUL byte not counted in the length, for printing); free it

@@ -30,6 +30,7 @@
 #include "net/socket.h"
 #include "net/tls.h"
 #include "util/alloc.h"
+#include "util/compat.h" /* MSG_NOSIGNAL */
 #include "util/fork.h"
 #include "util/log.h"
 #include "util/redact.h"
@@ -897,6 +898,8 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
     c->timer = aredis__timer_new(loop, aredis__on_timer, c);
     c->flush_defer = aredis__defer_new(loop, on_flush, c);
     if (!c->timer || !c->flush_defer) goto fail;
+    /* A shared TLS context: referenced, never rebuilt (aredis/tls.h). */
+    c->tls_ctx = aredis__tls_ctx_ref(opts->tls_context);
     return c;
 fail:
     aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");

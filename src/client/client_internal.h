@@ -85,7 +85,7 @@ struct aredis_client {
     struct aredis__resolve_job *resolving; /* a host name being resolved off
                                               the loop thread (net/resolve.h) */
     aredis_reader *reader;
-    struct aredis__tls_ctx *tls_ctx; /* made at the first TLS connect */
+    struct aredis_tls_context *tls_ctx; /* shared (options), or made at the first TLS connect */
     struct aredis__tls *tls;         /* this connection's TLS, or NULL */
     int tls_handshaking;
     aredis__buf out; /* encoded commands not yet written */

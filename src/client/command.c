@@ -246,3 +246,23 @@ aredis_err aredis_command_argv_ex(aredis_client *c, const aredis_cmd_opts *opts,
                                   const char *const *argv, const size_t *argvlen) {
     return aredis__submit(c, opts, cb, data, 0, argc, argv, argvlen, NULL, NULL, NULL);
 }
+
+aredis_err aredis_vcommand_ex(aredis_client *c, const aredis_cmd_opts *opts, aredis_reply_fn *cb,
+                              void *data, const char *fmt, va_list ap) {
+    if (!fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "format is NULL");
+    va_list cp;
+    va_copy(cp, ap);
+    aredis_err e = aredis__submit(c, opts, cb, data, 0, 0, NULL, NULL, fmt, &cp, NULL);
+    va_end(cp);
+    return e;
+}
+
+aredis_err aredis_command_ex(aredis_client *c, const aredis_cmd_opts *opts, aredis_reply_fn *cb,
+                             void *data, const char *fmt, ...) {
+    if (!fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "format is NULL");
+    va_list ap;
+    va_start(ap, fmt);
+    aredis_err e = aredis__submit(c, opts, cb, data, 0, 0, NULL, NULL, fmt, &ap, NULL);
+    va_end(ap);
+    return e;
+}

@@ -6,6 +6,7 @@
  * input) holds another until it has done so. Completion happens once; the
  * then-callbacks run in order at that moment.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -139,6 +140,24 @@ aredis_future *aredis_future_command(aredis_client *c, const char *fmt, ...) {
     return f;
 }
 
+aredis_future *aredis_future_vcommand_ex(aredis_client *c, const aredis_cmd_opts *opts,
+                                         const char *fmt, va_list ap) {
+    va_list cp;
+    va_copy(cp, ap);
+    aredis_future *f = submit(c, opts, 0, NULL, NULL, fmt, &cp);
+    va_end(cp);
+    return f;
+}
+
+aredis_future *aredis_future_command_ex(aredis_client *c, const aredis_cmd_opts *opts,
+                                        const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    aredis_future *f = submit(c, opts, 0, NULL, NULL, fmt, &ap);
+    va_end(ap);
+    return f;
+}
+
 aredis_future *aredis_future_argv(aredis_client *c, int argc, const char *const *argv,
                                   const size_t *argvlen) {
     return submit(c, NULL, argc, argv, argvlen, NULL, NULL);
@@ -207,6 +226,49 @@ aredis_err aredis_await(aredis_future *f) {
             if (!f->done) return AREDIS_ERR_INVALID; /* nothing left that could complete it */
         }
     }
+    return f->failed ? f->err.code : AREDIS_ERR_OK;
+}
+
+/* The one-shot timer of aredis_await_for(): firing only ends the wait. */
+static void await_timer_fired(void *arg) { (void)arg; }
+
+/*
+ * Each round: a turn that does not block, which also says whether anything
+ * but our timer is left (it is not armed then); then, with the timer armed
+ * for the time left, a turn that blocks until an event or the deadline.
+ */
+aredis_err aredis_await_for(aredis_future *f, uint64_t timeout_ms) {
+    if (!f) return AREDIS_ERR_INVALID;
+    if (f->done) return f->failed ? f->err.code : AREDIS_ERR_OK;
+    aredis_loop *loop = f->loop;
+    if (!loop) return AREDIS_ERR_INVALID;
+    uint64_t now = aredis__now_ms(loop);
+    uint64_t deadline = timeout_ms > UINT64_MAX - now ? UINT64_MAX : now + timeout_ms;
+    void *t = NULL;
+    aredis_err rc = AREDIS_ERR_OK;
+    for (;;) {
+        int alive = loop->vt.run_once(loop->ld, 0);
+        if (f->done) break;
+        if (!alive) {
+            rc = AREDIS_ERR_INVALID; /* nothing left that could complete it */
+            break;
+        }
+        now = aredis__now_ms(loop);
+        if (now >= deadline) {
+            rc = AREDIS_ERR_TIMEOUT;
+            break;
+        }
+        if (!t && !(t = aredis__timer_new(loop, await_timer_fired, NULL))) {
+            rc = AREDIS_ERR_NOMEM;
+            break;
+        }
+        aredis__timer_arm(loop, t, deadline - now);
+        loop->vt.run_once(loop->ld, 1);
+        aredis__timer_cancel(loop, t);
+        if (f->done) break;
+    }
+    if (t) aredis__timer_free(loop, t);
+    if (rc != AREDIS_ERR_OK) return rc;
     return f->failed ? f->err.code : AREDIS_ERR_OK;
 }
 

@@ -142,3 +142,40 @@ aredis_err aredis_loop_after_fork(aredis_loop *loop) {
     if (!loop->builtin) return AREDIS_ERR_UNSUPPORTED;
     return aredis__builtin_after_fork(loop->ld) == 0 ? AREDIS_ERR_OK : AREDIS_ERR_IO;
 }
+
+/* ---- Running for a while ----------------------------------------------- */
+
+/* The one-shot timer of aredis_loop_run_for(): firing only ends the wait. */
+static void run_for_fired(void *arg) { (void)arg; }
+
+/*
+ * Each round: a turn that does not block, which also says whether anything
+ * but our timer is left (it is not armed then); then, with the timer armed
+ * for the time left, a turn that blocks until an event or the deadline (the
+ * built-in loop would otherwise block until the next event).
+ */
+int aredis_loop_run_for(aredis_loop *loop, uint64_t ms) {
+    if (!loop) return 0;
+    uint64_t now = loop->vt.now_ms(loop->ld);
+    uint64_t deadline = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
+    void *t = NULL;
+    int ret = 1;
+    while (!loop->stop) {
+        if (!loop->vt.run_once(loop->ld, 0)) {
+            ret = 0;
+            break;
+        }
+        now = loop->vt.now_ms(loop->ld);
+        if (loop->stop || now >= deadline) break;
+        if (!t && !(t = loop->vt.timer_new(loop->ld, run_for_fired, NULL))) {
+            ret = -1;
+            break;
+        }
+        loop->vt.timer_arm(t, deadline - now);
+        loop->vt.run_once(loop->ld, 1);
+        loop->vt.timer_cancel(t);
+    }
+    if (t) loop->vt.timer_free(t);
+    loop->stop = 0;
+    return ret;
+}

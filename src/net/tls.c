@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,11 +48,14 @@
 #include "aredis/loop.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/compat.h" /* MSG_NOSIGNAL */
+#include "util/error.h"
 
-struct aredis__tls_ctx {
+struct aredis_tls_context {
     SSL_CTX *ssl_ctx;
     BIO_METHOD *bio_method; /* the process-wide one below */
     int skip_verify;
+    atomic_int refs;
 };
 
 struct aredis__tls {
@@ -332,6 +336,7 @@ aredis_err aredis__tls_ctx_new(const aredis_options *o, aredis__tls_ctx **out, c
         return AREDIS_ERR_NOMEM;
     }
     t->skip_verify = o->tls_insecure_skip_verify != 0;
+    atomic_init(&t->refs, 1);
     ERR_clear_error();
     t->ssl_ctx = SSL_CTX_new(TLS_client_method());
     if (!t->ssl_ctx) return ctx_fail(t, err, errlen, "TLS: cannot create context");
@@ -388,10 +393,38 @@ aredis_err aredis__tls_ctx_new(const aredis_options *o, aredis__tls_ctx **out, c
 
 /* Connections hold their own reference to the SSL_CTX: any order is fine. */
 void aredis__tls_ctx_free(aredis__tls_ctx *ctx) {
-    if (!ctx) return;
+    if (!ctx || atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1) return;
     SSL_CTX_free(ctx->ssl_ctx);
     aredis__free(ctx);
 }
+
+aredis__tls_ctx *aredis__tls_ctx_ref(aredis__tls_ctx *ctx) {
+    if (ctx) atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+    return ctx;
+}
+
+/* ---- The public context (aredis/tls.h) ----------------------------------- */
+
+aredis_tls_context *aredis_tls_context_new(const aredis_options *o) {
+    char err[512];
+    aredis__tls_ctx *ctx = NULL;
+    if (!o) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "options are NULL");
+        return NULL;
+    }
+    aredis_err e = aredis__tls_ctx_new(o, &ctx, err, sizeof err);
+    if (e != AREDIS_ERR_OK) {
+        aredis__call_fail(e, "%s", err);
+        return NULL;
+    }
+    return ctx;
+}
+
+aredis_tls_context *aredis_tls_context_retain(aredis_tls_context *ctx) {
+    return aredis__tls_ctx_ref(ctx);
+}
+
+void aredis_tls_context_release(aredis_tls_context *ctx) { aredis__tls_ctx_free(ctx); }
 
 /* ---- Connection -------------------------------------------------------- */
 
@@ -544,6 +577,11 @@ int aredis__tls_handshake(aredis__tls *t, char *err, size_t errlen) {
         f = flush_pending(t, "TLS handshake failed", err, errlen);
         return f < 0 ? -1 : f > 0 ? AREDIS_EV_WRITE : want;
     }
+    /* A protocol failure during the handshake (an alert: no common version
+     * or cipher, our certificate refused; TLS spoken to a plain port) is a
+     * configuration the next attempt would meet again. A reset or an EOF
+     * (errno set) may not be. */
+    if (errno == 0) t->refused = 1;
     if (sys == 0 && errno == EPIPE) {
         snprintf(err, errlen,
                  "TLS handshake failed: connection closed by peer "

@@ -15,16 +15,22 @@
 #include <sys/types.h>
 
 #include "aredis/client.h"
+#include "aredis/tls.h"
 #include "aredis/error.h"
 
-typedef struct aredis__tls_ctx aredis__tls_ctx; /* one per client: SSL_CTX */
+/* One SSL_CTX, shared by the clients that hold a reference (the public
+ * aredis_tls_context of aredis/tls.h). */
+typedef struct aredis_tls_context aredis__tls_ctx;
 typedef struct aredis__tls aredis__tls;         /* one per connection: SSL */
 
 /* Build the context from the options (CA, client cert/key, verification).
  * AREDIS_ERR_TLS with a message (OpenSSL's reason) on failure. */
 aredis_err aredis__tls_ctx_new(const aredis_options *o, aredis__tls_ctx **out, char *err,
                                size_t errlen);
+/* Drop a reference (the last one frees it). NULL ignored. */
 void aredis__tls_ctx_free(aredis__tls_ctx *ctx);
+/* Take a reference. */
+aredis__tls_ctx *aredis__tls_ctx_ref(aredis__tls_ctx *ctx);
 
 /* Start TLS on a connected fd. `host` is what the user asked to connect to:
  * it is sent as SNI (unless an IP literal, or tls_server_name overrides) and

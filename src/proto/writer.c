@@ -19,6 +19,14 @@
  *   - argv knows its count up front; each argument is measured and written
  *     in turn.
  *
+ * Only %s, %b, %% and the plain integers (%d %i %u, with l, ll or z) are
+ * converted inline. Every other printf conversion hiredis accepts (flags,
+ * width, precision, hh/h, o x X, doubles, %c) goes through printf_piece(),
+ * a cold helper that rebuilds the exact conversion spec and snprintf's one
+ * argument into a small stack scratch (a longer result is formatted into the
+ * output buffer, past where it is copied to), so the common conversions pay
+ * nothing for the rare ones.
+ *
  * Room is checked per argument (per piece in a several-piece word) against a
  * bound that covers the payload, the longest header and the CRLF; the output
  * grows only when that check fails. A bad conversion is only found when the
@@ -27,8 +35,10 @@
  * A growth on the way may have enlarged the buffer or, through
  * aredis__buf_reserve(), reclaimed its consumed prefix.
  */
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -191,15 +201,278 @@ static const unsigned char lit_stop[256] = {[0] = 1, [' '] = 1, ['%'] = 1};
 #define WORD_END(c) ((c) == ' ' || (c) == '\0')
 
 /*
+ * Where a converted argument waits until it is copied into the output: an
+ * integer of the fast path is written so that it ends at the scratch's end,
+ * a printf conversion from its start. A printf result too long for it is
+ * written into the output buffer itself, past the place it is copied to.
+ */
+#define SCRATCH 64
+
+/*
+ * printf_piece() grew the output to hold a long result: the writer reloads
+ * its pointers. A private value, never returned by the writer.
+ */
+#define PIECE_MOVED ((aredis_err)AREDIS_ERR__COUNT)
+
+/* A piece converted by printf_piece(): its bytes, where the format goes on,
+ * and OK, PIECE_MOVED or an error. Returned by value so that the hot loop's
+ * locals keep no address. */
+typedef struct {
+    const char *s;
+    size_t n;
+    const char *f;
+    aredis_err rc;
+} piece;
+
+/* The argument of a printf conversion, fetched with its promoted type. */
+enum { K_INT, K_UINT, K_LONG, K_ULONG, K_LLONG, K_ULLONG, K_SSIZE, K_SIZE, K_DOUBLE };
+typedef union {
+    int i;
+    unsigned u;
+    long l;
+    unsigned long ul;
+    long long ll;
+    unsigned long long ull;
+    ssize_t ss;
+    size_t sz;
+    double d;
+} conv_arg;
+
+/* snprintf one argument of kind k with spec; the result's length, or < 0. */
+static int conv_print(char *dst, size_t cap, const char *spec, int k, const conv_arg *a) {
+    switch (k) {
+    case K_INT:
+        return snprintf(dst, cap, spec, a->i);
+    case K_UINT:
+        return snprintf(dst, cap, spec, a->u);
+    case K_LONG:
+        return snprintf(dst, cap, spec, a->l);
+    case K_ULONG:
+        return snprintf(dst, cap, spec, a->ul);
+    case K_LLONG:
+        return snprintf(dst, cap, spec, a->ll);
+    case K_ULLONG:
+        return snprintf(dst, cap, spec, a->ull);
+    case K_SSIZE:
+        return snprintf(dst, cap, spec, a->ss);
+    case K_SIZE:
+        return snprintf(dst, cap, spec, a->sz);
+    default:
+        return snprintf(dst, cap, spec, a->d);
+    }
+}
+
+/* v in decimal at p; returns its end. */
+static char *put_u32(char *p, uint32_t v) {
+    char *e = p + u64_digits(v);
+    u32_rev(e, v);
+    return e;
+}
+
+/* Digits of a width or precision at *pp (none: 0); -1 past INT_MAX. */
+static long conv_number(const char **pp) {
+    const char *p = *pp;
+    long v = 0;
+    while (*p >= '0' && *p <= '9') {
+        if (v > (INT_MAX - (*p - '0')) / 10) return -1;
+        v = v * 10 + (*p - '0');
+        p++;
+    }
+    *pp = p;
+    return v;
+}
+
+/*
+ * One printf conversion at f (a '%' that is not %s, %b, %% or a plain
+ * integer of the fast path), as hiredis accepts them: flags "#0- +", a
+ * width and a precision in digits (no '*'), a length hh h l ll (or z, as
+ * the fast path has it) and one of d i o u x X, or no length and one of
+ * e E f F g G a A or c. Combinations C leaves undefined (# with d i u or
+ * c; 0 or a precision with c) are refused too, as is any other byte: %n,
+ * %p, %*d, L, j, t, q, a '%' ending the format. The spec is rebuilt in a
+ * canonical form (each flag once, numbers without leading zeros), so it
+ * always fits its buffer, and snprintf'd with the one argument.
+ *
+ * The result goes to `buf` (SCRATCH bytes) when it fits. A longer one is
+ * written into w, whose command has `keep` bytes in flight at offset pos:
+ * the piece will be copied to at most pos + keep + HDR_MAX, so it is put
+ * past that copy's end, in room grown now for both (the writer's own room
+ * check then finds enough and moves nothing), and PIECE_MOVED says that w
+ * may have moved (w->pos is then pos's new offset).
+ */
+static __attribute__((noinline, cold)) piece printf_piece(const char *f, va_list *ap, char *buf,
+                                                          wbuf *w, size_t pos, size_t keep) {
+    piece r = {NULL, 0, f, AREDIS_ERR_INVALID};
+    enum { F_ALT = 1, F_ZERO = 2, F_LEFT = 4, F_SPACE = 8, F_PLUS = 16 };
+    unsigned flags = 0;
+    const char *p = f + 1;
+    for (;; p++) {
+        if (*p == '#')
+            flags |= F_ALT;
+        else if (*p == '0')
+            flags |= F_ZERO;
+        else if (*p == '-')
+            flags |= F_LEFT;
+        else if (*p == ' ')
+            flags |= F_SPACE;
+        else if (*p == '+')
+            flags |= F_PLUS;
+        else
+            break;
+    }
+    long width = -1, prec = -1;
+    if (*p >= '1' && *p <= '9' && (width = conv_number(&p)) < 0) return r;
+    if (*p == '.') {
+        p++;
+        if ((prec = conv_number(&p)) < 0) return r;
+    }
+    /* Length: 0 none, 1 hh, 2 h, 3 l, 4 ll, 5 z. */
+    static const char *const len_text[] = {"", "hh", "h", "l", "ll", "z"};
+    int len = 0;
+    if (p[0] == 'h')
+        len = p[1] == 'h' ? 1 : 2;
+    else if (p[0] == 'l')
+        len = p[1] == 'l' ? 4 : 3;
+    else if (p[0] == 'z')
+        len = 5;
+    p += len == 1 || len == 4 ? 2 : len ? 1 : 0;
+
+    char conv = *p;
+    int signed_conv = conv == 'd' || conv == 'i';
+    int k;
+    conv_arg a;
+    if (signed_conv || conv == 'o' || conv == 'u' || conv == 'x' || conv == 'X') {
+        if ((flags & F_ALT) && (signed_conv || conv == 'u')) return r;
+        switch (len) {
+        case 3:
+            k = signed_conv ? K_LONG : K_ULONG;
+            break;
+        case 4:
+            k = signed_conv ? K_LLONG : K_ULLONG;
+            break;
+        case 5:
+            k = signed_conv ? K_SSIZE : K_SIZE;
+            break;
+        default: /* none, and hh / h (promoted to int; snprintf narrows) */
+            k = signed_conv ? K_INT : K_UINT;
+            break;
+        }
+    } else if (conv == 'e' || conv == 'E' || conv == 'f' || conv == 'F' || conv == 'g' ||
+               conv == 'G' || conv == 'a' || conv == 'A') {
+        if (len) return r;
+        k = K_DOUBLE;
+    } else if (conv == 'c') {
+        if (len || prec >= 0 || (flags & (F_ALT | F_ZERO))) return r;
+        k = K_INT;
+    } else {
+        return r; /* unknown, or the format ended */
+    }
+    switch (k) {
+    case K_INT:
+        a.i = va_arg(*ap, int);
+        break;
+    case K_UINT:
+        a.u = va_arg(*ap, unsigned);
+        break;
+    case K_LONG:
+        a.l = va_arg(*ap, long);
+        break;
+    case K_ULONG:
+        a.ul = va_arg(*ap, unsigned long);
+        break;
+    case K_LLONG:
+        a.ll = va_arg(*ap, long long);
+        break;
+    case K_ULLONG:
+        a.ull = va_arg(*ap, unsigned long long);
+        break;
+    case K_SSIZE:
+        a.ss = va_arg(*ap, ssize_t);
+        break;
+    case K_SIZE:
+        a.sz = va_arg(*ap, size_t);
+        break;
+    default:
+        a.d = va_arg(*ap, double);
+        break;
+    }
+
+    /* '%', 5 flags, 2 numbers of at most 10 digits, '.', 2 length bytes,
+     * the conversion and a NUL: 32 at most. */
+    char spec[40], *q = spec;
+    *q++ = '%';
+    if (flags & F_ALT) *q++ = '#';
+    if (flags & F_ZERO) *q++ = '0';
+    if (flags & F_LEFT) *q++ = '-';
+    if (flags & F_SPACE) *q++ = ' ';
+    if (flags & F_PLUS) *q++ = '+';
+    if (width >= 0) q = put_u32(q, (uint32_t)width);
+    if (prec >= 0) {
+        *q++ = '.';
+        q = put_u32(q, (uint32_t)prec);
+    }
+    memcpy(q, len_text[len], strlen(len_text[len]));
+    q += strlen(len_text[len]);
+    *q++ = conv;
+    *q = '\0';
+
+    int n = conv_print(buf, SCRATCH, spec, k, &a);
+    if (n < 0) return r; /* past INT_MAX bytes */
+    r.s = buf;
+    r.rc = AREDIS_ERR_OK;
+    if ((size_t)n >= SCRATCH) {
+        /* In flight, then the copy (header and payload), then the text. */
+        size_t at = keep + HDR_MAX + (size_t)n, need;
+        if (aredis__add_overflow(at, (size_t)n + 1 + ARG_SLACK, &need)) {
+            r.rc = AREDIS_ERR_NOMEM;
+            return r;
+        }
+        w->pos = pos;
+        if (w->cap - w->pos < need && wb_grow(w, need, keep) != 0) {
+            r.rc = AREDIS_ERR_NOMEM;
+            return r;
+        }
+        char *t = w->p + w->pos + at;
+        if (conv_print(t, (size_t)n + 1, spec, k, &a) != n) {
+            r.rc = AREDIS_ERR_INVALID;
+            return r;
+        }
+        r.s = t;
+        r.rc = PIECE_MOVED;
+    }
+    r.n = (size_t)n;
+    r.f = p + 1;
+    return r;
+}
+
+/* printf_piece() for next_piece(), its result in next_piece()'s terms. */
+static inline __attribute__((always_inline)) aredis_err printf_conv(const char **pf, va_list *ap,
+                                                                    char *buf, wbuf *w,
+                                                                    const char *q, size_t keep,
+                                                                    const char **ps, size_t *pn) {
+    piece r = printf_piece(*pf, ap, buf, w, (size_t)(q - w->p), keep);
+    if (r.rc != AREDIS_ERR_OK && r.rc != PIECE_MOVED) return r.rc;
+    *ps = r.s;
+    *pn = r.n;
+    *pf = r.f;
+    return r.rc;
+}
+
+/*
  * One piece of a word at *pf: a run of literal bytes, or one conversion
- * (an integer is converted so that it ends just before `e`). An empty
- * conversion is still a piece, so "%s" with "" makes an empty argument, not
- * a missing one. Returns AREDIS_ERR_INVALID for a bad conversion or a NULL
- * pointer.
+ * (an integer is converted so that it ends just before the scratch's end;
+ * the rarer printf conversions go through printf_piece(), which is given
+ * the output's state: q, with `keep` bytes of the command in flight). An
+ * empty conversion is still a piece, so "%s" with "" makes an empty
+ * argument, not a missing one. Returns AREDIS_ERR_INVALID for a bad
+ * conversion or a NULL pointer, AREDIS_ERR_NOMEM when a long printf result
+ * finds no room, PIECE_MOVED when the output moved under q.
  */
 static inline __attribute__((always_inline)) aredis_err
-next_piece(const char **pf, va_list *ap, char *e, const char **ps, size_t *pn) {
+next_piece(const char **pf, va_list *ap, char *buf, wbuf *w, const char *q, size_t keep,
+           const char **ps, size_t *pn) {
     const char *f = *pf;
+    char *e = buf + SCRATCH;
     uint64_t mag;
     int neg;
 
@@ -265,7 +538,7 @@ next_piece(const char **pf, va_list *ap, char *e, const char **ps, size_t *pn) {
             else if (f[3] == 'u')
                 UNSIGNED(unsigned long long);
             else
-                return AREDIS_ERR_INVALID;
+                goto printf_conv;
             f += 4;
         } else {
             if (f[2] == 'd' || f[2] == 'i')
@@ -273,7 +546,7 @@ next_piece(const char **pf, va_list *ap, char *e, const char **ps, size_t *pn) {
             else if (f[2] == 'u')
                 UNSIGNED(unsigned long);
             else
-                return AREDIS_ERR_INVALID;
+                goto printf_conv;
             f += 3;
         }
         break;
@@ -283,11 +556,12 @@ next_piece(const char **pf, va_list *ap, char *e, const char **ps, size_t *pn) {
         else if (f[2] == 'd')
             SIGNED(ssize_t);
         else
-            return AREDIS_ERR_INVALID;
+            goto printf_conv;
         f += 3;
         break;
-    default: /* unknown conversion, or a '%' that ends the format */
-        return AREDIS_ERR_INVALID;
+    default: /* flags, width, precision, h, o x X, doubles, %c; or invalid */
+    printf_conv:
+        return printf_conv(pf, ap, buf, w, q, keep, ps, pn);
     }
 #undef SIGNED
 #undef UNSIGNED
@@ -310,7 +584,7 @@ next_piece(const char **pf, va_list *ap, char *e, const char **ps, size_t *pn) {
  */
 static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const char *f,
                                                                   va_list *ap) {
-    char num[24];
+    char buf[SCRATCH];
     size_t argc = 0;
     aredis_err rc;
 
@@ -324,8 +598,12 @@ static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const
         if (*f == '\0') break;
         const char *s;
         size_t n, need;
-        rc = next_piece(&f, ap, num + sizeof num, &s, &n);
-        if (rc != AREDIS_ERR_OK) return rc;
+        rc = next_piece(&f, ap, buf, w, q, 0, &s, &n);
+        if (UNLIKELY(rc != AREDIS_ERR_OK)) {
+            if (rc != PIECE_MOVED) return rc;
+            q = w->p + w->pos;
+            end = w->p + w->cap;
+        }
         if (LIKELY(WORD_END(*f))) {
             if (aredis__add_overflow(n, ARG_SLACK, &need)) return AREDIS_ERR_NOMEM;
             if (UNLIKELY((size_t)(end - q) < need)) {
@@ -354,8 +632,12 @@ static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const
                 aredis__copy(q + 4 + len, s, n);
                 len = total;
                 if (WORD_END(*f)) break;
-                rc = next_piece(&f, ap, num + sizeof num, &s, &n);
-                if (rc != AREDIS_ERR_OK) return rc;
+                rc = next_piece(&f, ap, buf, w, q, 4 + len, &s, &n);
+                if (UNLIKELY(rc != AREDIS_ERR_OK)) {
+                    if (rc != PIECE_MOVED) return rc;
+                    q = w->p + w->pos;
+                    end = w->p + w->cap;
+                }
             }
             if (len >= 10) aredis__move(q + 3 + u64_digits((uint64_t)len), q + 4, len);
             q = put_hdr(q, '$', len) + len;
