@@ -8,7 +8,8 @@ CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all deps build test demo asan-test valgrind-unit install fuzz bench clean
+.PHONY: all deps build test demo asan-test valgrind-unit install fuzz fuzz-client bench format clean
+
 
 all: build
 
@@ -45,9 +46,16 @@ install: build
 fuzz: deps
 	scripts/fuzz.sh
 
+# The whole-client simulation under libFuzzer (FUZZ_SECONDS, default 300).
+fuzz-client: deps
+	scripts/fuzz-client.sh
+
 bench: build
 	@scripts/deps.sh bench
 	scripts/bench.sh $(BUILD)
+
+format:
+	scripts/format.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

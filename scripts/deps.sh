@@ -5,9 +5,10 @@
 # stops.
 set -e
 # Build, test and demo: compiler, CMake, OpenSSL, cmocka, the three loop
-# libraries for the adapters, and the Redis servers the tests start.
+# libraries for the adapters, the Redis servers the tests start, and
+# clang-format (make test checks the tree against .clang-format).
 PKGS="build-essential cmake pkg-config libssl-dev libcmocka-dev libuv1-dev libevent-dev
-libev-dev redis-server redis-tools redis-sentinel openssl"
+libev-dev redis-server redis-tools redis-sentinel openssl clang-format"
 case "${1:-test}" in
 test) ;;
 # make bench: hiredis to compare with, valgrind (instructions), strace

@@ -1,0 +1,1567 @@
+/*
+ * Simulation testing of the whole client (libFuzzer target; replayed by the
+ * test suite through fuzz/client_replay.c, CTest entry unit/client_sim; long
+ * runs: scripts/fuzz-client.sh, `make fuzz-client`). docs/TESTING.md,
+ * "Simulation testing of the client", says how to extend it.
+ *
+ * The REAL client (every file of src/) runs against three adversaries, all
+ * driven by the fuzz input, one byte per decision, so that one input replays
+ * one run exactly:
+ *
+ *   the loop        an aredis_loop vtable (aredis_loop_from_vtable) whose
+ *                   clock is virtual (time moves only when the input says
+ *                   so) and whose readiness is the harness's choice: a turn
+ *                   reports only the events the input allows (the socket
+ *                   must also really be ready: poll() with no wait), fires
+ *                   timers before or after I/O, then runs the defers;
+ *   the server      in this process, on a unix socket the harness listens
+ *                   on and accept()s: it parses what the client wrote with
+ *                   the project's own reader and answers from a small model
+ *                   in which every data command's reply names the command
+ *                   (ECHO t / GET t / GETDEL t answer "t"), so a reply
+ *                   handed to the wrong command is seen at once. It answers
+ *                   the handshake (HELLO 3 → a map; or "-ERR unknown
+ *                   command" → RESP2 and PING; -LOADING; -WRONGPASS; a bad
+ *                   SELECT; a close at accept), splits its output at any
+ *                   byte, holds replies back while time passes (late
+ *                   answers after timeouts), closes, resets, sends RESP3
+ *                   pushes and attributes between replies, and sends a
+ *                   surplus reply when nothing is owed;
+ *   the application issues commands in every style (format, argv, _ex with
+ *                   per-command timeouts and AREDIS_CMD_RETRYABLE, futures),
+ *                   cancels and releases futures, and from inside any
+ *                   callback issues more, closes, disconnects, frees or
+ *                   reconnects.
+ *
+ * The invariants, checked after every step, inside every callback and at
+ * the end of the run (each failure names the invariant; the trace of the
+ * last steps is printed; then abort()):
+ *
+ *   I1  every command callback (or future completion) runs at most once,
+ *       exactly once by the end (after free at the latest), never for a
+ *       command refused at issue, never inside the call that issued it;
+ *   I2  a reply handed to command X is the model's reply for X (its token),
+ *       and X's bytes had reached the server (the server drains its socket
+ *       before checking): no misrouted reply, no reply for a command never
+ *       written;
+ *   I3  a non-retryable command reaches the server at most once across
+ *       reconnects; a retryable one at most once per connection;
+ *   I4  a request timeout fires no earlier than its deadline (virtual time)
+ *       and no later than the loop turn after the first turn that began at
+ *       or past it;
+ *   I5  connection callbacks: on_disconnect only after on_connect, once;
+ *       on_error at most once per connection attempt; reconnect attempts
+ *       numbered 1, 2, 3... from each connect; on_connect only when READY;
+ *   I6  aredis_client_pending() equals the commands the application still
+ *       waits for; an IDLE or CLOSED client waits for none; a future's
+ *       is_done agrees with its completion;
+ *   I7  the handshake comes first: no user command reaches a connection the
+ *       server has not answered a handshake step on; the client writes only
+ *       well-formed commands;
+ *   I8  after free the client has left nothing on the loop (io, timers,
+ *       defers) and no fd it watched open, and the library's heap (counted through
+ *       aredis_set_allocator; the per-thread reply cache is flushed by
+ *       setting the hooks again) is back where it was before the run;
+ *   I9  liveness: once the input is exhausted the server turns cooperative
+ *       and virtual time runs on: every command then completes.
+ *
+ * Input layout: a few bytes of options, then one step per byte (plus the
+ * bytes each step takes for its own choices). When the input runs out,
+ * every further choice is 0 (the benign one), the run settles and the
+ * client is freed. AREDIS_SIM_TRACE=1 prints every step as it runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "aredis/aredis.h"
+/* White box for one field only: the client seeds its reconnect jitter from
+ * its own address and the pid; a simulation replays exactly only if that
+ * seed is fixed (aredis_client.rng, set right after aredis_client_new). */
+#include "client/client_internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_STEPS 3000
+#define SETTLE_ROUNDS 600
+#define TRACE_LINES 48
+
+/* ---- The input ----------------------------------------------------------- */
+
+static const uint8_t *g_in;
+static size_t g_in_len, g_in_pos;
+
+/* A choice in [0, n): one byte of input; 0 once the input is exhausted. */
+static unsigned pick(unsigned n) {
+    if (n <= 1 || g_in_pos >= g_in_len) return 0;
+    return g_in[g_in_pos++] % n;
+}
+static int exhausted(void) { return g_in_pos >= g_in_len; }
+
+/* ---- Trace and failure --------------------------------------------------- */
+
+static char g_trace[TRACE_LINES][200];
+static unsigned g_trace_n;
+static int g_trace_live = -1;
+
+static uint64_t sim_now(void);
+
+static void trace(const char *fmt, ...) AREDIS_PRINTF(1, 2);
+static void trace(const char *fmt, ...) {
+    char *line = g_trace[g_trace_n++ % TRACE_LINES];
+    int off = snprintf(line, 200, "[t=%llu] ", (unsigned long long)sim_now());
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + off, (size_t)(200 - off), fmt, ap);
+    va_end(ap);
+    if (g_trace_live < 0) {
+        const char *v = getenv("AREDIS_SIM_TRACE");
+        g_trace_live = v && *v && *v != '0';
+    }
+    if (g_trace_live) fprintf(stderr, "  %s\n", line);
+}
+
+static char g_opts_desc[400];
+static void cleanup_at_exit(void);
+
+static void violation(const char *fmt, ...) AREDIS_PRINTF(1, 2);
+static void violation(const char *fmt, ...) {
+    fprintf(stderr, "\nclient_sim: INVARIANT VIOLATED: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nclient_sim: options: %s\nclient_sim: input byte %zu of %zu\n", g_opts_desc,
+            g_in_pos, g_in_len);
+    unsigned first = g_trace_n > TRACE_LINES ? g_trace_n - TRACE_LINES : 0;
+    fprintf(stderr, "client_sim: the last %u step(s):\n", g_trace_n - first);
+    for (unsigned i = first; i < g_trace_n; i++)
+        fprintf(stderr, "  %s\n", g_trace[i % TRACE_LINES]);
+    cleanup_at_exit(); /* the socket's temp dir: abort() skips atexit */
+    abort();
+}
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) violation(__VA_ARGS__);                                                       \
+    } while (0)
+
+/* ---- The library's heap, counted ------------------------------------------ */
+
+typedef struct {
+    size_t size;
+    size_t pad; /* keeps the payload 16-byte aligned */
+} mhdr;
+
+static long long g_live_bytes, g_live_blocks;
+
+static void *cnt_malloc(size_t n) {
+    mhdr *h = malloc(sizeof *h + n);
+    if (!h) return NULL;
+    h->size = n;
+    g_live_bytes += (long long)n;
+    g_live_blocks++;
+    return h + 1;
+}
+static void *cnt_calloc(size_t nmemb, size_t size) {
+    if (size && nmemb > ((size_t)-1 - sizeof(mhdr)) / size) return NULL;
+    mhdr *h = calloc(1, sizeof *h + nmemb * size);
+    if (!h) return NULL;
+    h->size = nmemb * size;
+    g_live_bytes += (long long)h->size;
+    g_live_blocks++;
+    return h + 1;
+}
+static void *cnt_realloc(void *p, size_t n) {
+    if (!p) return cnt_malloc(n);
+    mhdr *h = (mhdr *)p - 1;
+    size_t old = h->size;
+    mhdr *nh = realloc(h, sizeof *nh + n);
+    if (!nh) return NULL;
+    nh->size = n;
+    g_live_bytes += (long long)n - (long long)old;
+    return nh + 1;
+}
+static void cnt_free(void *p) {
+    if (!p) return;
+    mhdr *h = (mhdr *)p - 1;
+    g_live_bytes -= (long long)h->size;
+    g_live_blocks--;
+    free(h);
+}
+static const aredis_allocator g_counting = {cnt_malloc, cnt_calloc, cnt_realloc, cnt_free};
+
+/* ---- The deterministic loop ----------------------------------------------- */
+
+typedef struct sim_io {
+    struct sim_io *next;
+    int fd;
+    aredis_io_fn *cb;
+    void *arg;
+    int events;
+    int dead;
+} sim_io;
+
+typedef struct sim_timer {
+    struct sim_timer *next;
+    aredis_timer_fn *cb;
+    void *arg;
+    uint64_t due;
+    uint64_t seq; /* when it was armed: ties fire in arming order */
+    int armed;
+    int dead;
+} sim_timer;
+
+typedef struct sim_defer {
+    struct sim_defer *next;
+    aredis_timer_fn *cb;
+    void *arg;
+    uint64_t seq;
+    int armed;
+    int dead;
+} sim_defer;
+
+typedef struct sim_loop {
+    uint64_t now;
+    uint64_t seq;
+    sim_io *ios;
+    sim_timer *timers;
+    sim_defer *defers;
+    int in_turn;
+    /* this turn's policy, set by the harness */
+    int allow; /* AREDIS_EV_* that may be reported */
+    int timers_first;
+} sim_loop;
+
+static sim_loop g_loop;
+
+static uint64_t sim_now(void) { return g_loop.now; }
+
+static void on_new_attempt(void);
+
+/* Every fd the client watched in this run: all closed by the end (I8). */
+static int g_fds[64];
+static unsigned g_nfds;
+
+static void *l_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
+    sim_loop *l = ld;
+    for (sim_io *o = l->ios; o; o = o->next)
+        CHECK(o->dead || o->fd != fd, "loop contract: a second watcher for fd %d", fd);
+    sim_io *io = calloc(1, sizeof *io);
+    if (!io) abort();
+    if (g_nfds < sizeof g_fds / sizeof *g_fds) g_fds[g_nfds++] = fd;
+    io->fd = fd;
+    io->cb = cb;
+    io->arg = arg;
+    sim_io **pp = &l->ios;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = io;
+    on_new_attempt();
+    return io;
+}
+static void l_io_set(void *h, int events) {
+    sim_io *io = h;
+    CHECK(!io->dead, "loop contract: io_set on a freed watcher");
+    io->events = events;
+}
+static void l_io_free(void *h) {
+    sim_io *io = h;
+    CHECK(!io->dead, "loop contract: io watcher freed twice");
+    CHECK(fcntl(io->fd, F_GETFD) != -1, "loop contract: fd %d closed before its watcher was freed",
+          io->fd);
+    io->dead = 1;
+    io->events = 0;
+}
+static void *l_timer_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    sim_loop *l = ld;
+    sim_timer *t = calloc(1, sizeof *t);
+    if (!t) abort();
+    t->cb = cb;
+    t->arg = arg;
+    sim_timer **pp = &l->timers;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = t;
+    return t;
+}
+static void l_timer_arm(void *h, uint64_t ms) {
+    sim_timer *t = h;
+    CHECK(!t->dead, "loop contract: timer_arm on a freed timer");
+    t->due = g_loop.now + ms;
+    t->seq = ++g_loop.seq;
+    t->armed = 1;
+}
+static void l_timer_cancel(void *h) {
+    sim_timer *t = h;
+    CHECK(!t->dead, "loop contract: timer_cancel on a freed timer");
+    t->armed = 0;
+}
+static void l_timer_free(void *h) {
+    sim_timer *t = h;
+    CHECK(!t->dead, "loop contract: timer freed twice");
+    t->dead = 1;
+    t->armed = 0;
+}
+static void *l_defer_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    sim_loop *l = ld;
+    sim_defer *d = calloc(1, sizeof *d);
+    if (!d) abort();
+    d->cb = cb;
+    d->arg = arg;
+    sim_defer **pp = &l->defers;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = d;
+    return d;
+}
+static void l_defer_arm(void *h) {
+    sim_defer *d = h;
+    CHECK(!d->dead, "loop contract: defer_arm on a freed defer");
+    if (!d->armed) {
+        d->armed = 1;
+        d->seq = ++g_loop.seq;
+    }
+}
+static void l_defer_free(void *h) {
+    sim_defer *d = h;
+    CHECK(!d->dead, "loop contract: defer freed twice");
+    d->dead = 1;
+    d->armed = 0;
+}
+
+/* Free what was freed, now that no callback is running over the lists. */
+static void l_sweep(sim_loop *l) {
+    for (sim_io **pp = &l->ios; *pp;) {
+        sim_io *o = *pp;
+        if (o->dead)
+            *pp = o->next, free(o);
+        else
+            pp = &o->next;
+    }
+    for (sim_timer **pp = &l->timers; *pp;) {
+        sim_timer *t = *pp;
+        if (t->dead)
+            *pp = t->next, free(t);
+        else
+            pp = &t->next;
+    }
+    for (sim_defer **pp = &l->defers; *pp;) {
+        sim_defer *d = *pp;
+        if (d->dead)
+            *pp = d->next, free(d);
+        else
+            pp = &d->next;
+    }
+}
+
+static int l_alive(const sim_loop *l) {
+    for (sim_io *o = l->ios; o; o = o->next)
+        if (!o->dead && o->events) return 1;
+    for (sim_timer *t = l->timers; t; t = t->next)
+        if (t->armed) return 1;
+    for (sim_defer *d = l->defers; d; d = d->next)
+        if (d->armed) return 1;
+    return 0;
+}
+
+static void l_run_io(sim_loop *l) {
+    /* Watchers made during this phase wait for the next turn. */
+    sim_io *last = l->ios;
+    while (last && last->next)
+        last = last->next;
+    for (sim_io *o = l->ios; o; o = o->next) {
+        if (!o->dead && o->events) {
+            struct pollfd p = {o->fd, 0, 0};
+            if (o->events & AREDIS_EV_READ) p.events |= POLLIN;
+            if (o->events & AREDIS_EV_WRITE) p.events |= POLLOUT;
+            int ev = 0;
+            if (poll(&p, 1, 0) > 0) {
+                if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) ev = o->events;
+                if (p.revents & POLLIN) ev |= AREDIS_EV_READ;
+                if (p.revents & POLLOUT) ev |= AREDIS_EV_WRITE;
+            }
+            ev &= o->events & l->allow;
+            if (ev) o->cb(o->arg, ev);
+        }
+        if (o == last) break;
+    }
+}
+
+static void l_run_timers(sim_loop *l) {
+    uint64_t limit = l->seq; /* armed during this phase: next turn */
+    for (;;) {
+        sim_timer *best = NULL;
+        for (sim_timer *t = l->timers; t; t = t->next)
+            if (t->armed && !t->dead && t->due <= l->now && t->seq <= limit &&
+                (!best || t->due < best->due || (t->due == best->due && t->seq < best->seq)))
+                best = t;
+        if (!best) return;
+        best->armed = 0;
+        best->cb(best->arg);
+    }
+}
+
+static int l_run_once(void *ld, int block) {
+    (void)block; /* nothing blocks: time moves only when the harness says */
+    sim_loop *l = ld;
+    CHECK(!l->in_turn, "run_once re-entered from inside a loop callback");
+    l->in_turn = 1;
+    if (l->timers_first) l_run_timers(l);
+    l_run_io(l);
+    if (!l->timers_first) l_run_timers(l);
+    for (int rounds = 0;; rounds++) {
+        CHECK(rounds < 1000, "defers re-armed themselves 1000 times in one turn");
+        sim_defer *best = NULL;
+        for (sim_defer *d = l->defers; d; d = d->next)
+            if (d->armed && !d->dead && (!best || d->seq < best->seq)) best = d;
+        if (!best) break;
+        best->armed = 0;
+        best->cb(best->arg);
+    }
+    l->in_turn = 0;
+    l_sweep(l);
+    return l_alive(l);
+}
+
+static uint64_t l_now_ms(void *ld) { return ((sim_loop *)ld)->now; }
+static void l_cleanup(void *ld) { (void)ld; }
+
+static const aredis_loop_vtable g_vtable = {
+    l_io_new,    l_io_set,    l_io_free,    l_timer_new, l_timer_arm, l_timer_cancel, l_timer_free,
+    l_defer_new, l_defer_arm, l_defer_free, l_run_once,  l_now_ms,    l_cleanup,
+};
+
+/* The earliest armed timer's due time, or 0. */
+static uint64_t l_next_due(void) {
+    uint64_t best = 0;
+    for (sim_timer *t = g_loop.timers; t; t = t->next)
+        if (t->armed && !t->dead && (!best || t->due < best)) best = t->due;
+    return best;
+}
+
+/* ---- The run's state --------------------------------------------------------- */
+
+enum { K_ECHO, K_GET, K_GETDEL, K_SUBSCRIBE };
+static const char *const k_names[] = {"ECHO", "GET", "GETDEL", "SUBSCRIBE"};
+
+typedef struct rec {
+    unsigned id;
+    char tok[24];
+    int kind;
+    int style;
+    int retryable;
+    int has_deadline;
+    uint64_t deadline;
+    uint64_t issued_at;
+    int refused;
+    int calls;        /* completions seen */
+    int overdue;      /* turns begun at or past its deadline while pending */
+    aredis_future *f; /* futures: the caller's reference, until released */
+    int released;
+    int cancel_asked;
+    /* the server's view */
+    int seen;           /* times its bytes reached the server */
+    unsigned seen_conn; /* the connection they last came on */
+} rec;
+
+typedef struct sconn {
+    struct sconn *next;
+    int fd;
+    unsigned id;
+    aredis_reader *rd;
+    char *out;
+    size_t olen, ocap;
+    aredis_reply **cmds; /* parsed, not answered yet */
+    size_t ncmds, capcmds;
+    int hs_mode;
+    int proto;
+    int authed;
+    int eof;
+} sconn;
+
+enum { HS_OK, HS_FALLBACK, HS_LOADING, HS_AUTHFAIL, HS_SELECTFAIL, HS_DROP };
+static const char *const k_hs_names[] = {"ok",       "fallback-resp2", "loading",
+                                         "authfail", "selectfail",     "drop"};
+
+static struct {
+    aredis_options o;
+    aredis_loop *loop;
+    aredis_client *c;
+    int freed;
+    int ever_closed;     /* close() or free() was called */
+    int ever_disconnect; /* disconnect() was called */
+    int in_issue;        /* inside a call that issues a command, or connect() */
+    int react_depth;
+    rec **recs;
+    size_t nrecs, caprecs;
+    /* connection callbacks */
+    int up;
+    int errored; /* on_error ran since the last connection attempt began */
+    unsigned last_attempt;
+    unsigned attempts, connects, disconnects, errors, pushes;
+    /* the server */
+    sconn *conns;
+    unsigned conn_seq;
+    int mute; /* the server reads but does not answer */
+    unsigned surplus_seq;
+    unsigned subscribe_rate; /* 1 in N commands is a SUBSCRIBE; 0: none */
+    unsigned eager;          /* the server answers after a step: 0 only when told,
+                                1 one step in two, 2 every step */
+} S;
+
+/* Totals over the process, for AREDIS_SIM_STATS=1: what the runs reached. */
+static struct {
+    unsigned long runs, steps, issued, refused, refused_by[AREDIS_ERR__COUNT], ok, server_err,
+        by_code[AREDIS_ERR__COUNT];
+    unsigned long connects, errors, reconnects, pushes, surplus, conns, turns;
+} g_stat;
+
+static int g_listen_fd = -1;
+static char g_dir[64], g_path[108];
+
+static rec *rec_by_token(const char *s, size_t len) {
+    if (len < 2 || len > 12 || s[0] != 't') return NULL;
+    unsigned long id = 0;
+    for (size_t i = 1; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return NULL;
+        id = id * 10 + (unsigned long)(s[i] - '0');
+    }
+    return id < S.nrecs ? S.recs[id] : NULL;
+}
+
+static size_t pending_count(void) {
+    size_t n = 0;
+    for (size_t i = 0; i < S.nrecs; i++)
+        if (!S.recs[i]->refused && S.recs[i]->calls == 0) n++;
+    return n;
+}
+
+/* ---- The server --------------------------------------------------------------- */
+
+static void s_put(sconn *s, const char *p, size_t n) {
+    if (s->olen + n > s->ocap) {
+        size_t cap = s->ocap ? s->ocap : 256;
+        while (cap < s->olen + n)
+            cap *= 2;
+        char *nb = realloc(s->out, cap);
+        if (!nb) abort();
+        s->out = nb;
+        s->ocap = cap;
+    }
+    memcpy(s->out + s->olen, p, n);
+    s->olen += n;
+}
+static void s_puts(sconn *s, const char *p) { s_put(s, p, strlen(p)); }
+static void s_bulk(sconn *s, const char *p, size_t n) {
+    char h[32];
+    snprintf(h, sizeof h, "$%zu\r\n", n);
+    s_puts(s, h);
+    s_put(s, p, n);
+    s_puts(s, "\r\n");
+}
+
+static sconn *s_current(void) {
+    sconn *best = NULL;
+    for (sconn *s = S.conns; s; s = s->next)
+        if (!s->eof && (!best || s->id > best->id)) best = s;
+    return best;
+}
+
+static void s_free(sconn *s) {
+    if (s->fd >= 0) close(s->fd);
+    aredis_reader_free(s->rd);
+    for (size_t i = 0; i < s->ncmds; i++)
+        aredis_reply_free(s->cmds[i]);
+    free(s->cmds);
+    free(s->out);
+    free(s);
+}
+
+/* Forget connections that are over (closed by us, or EOF seen). */
+static void s_reap(void) {
+    for (sconn **pp = &S.conns; *pp;) {
+        sconn *s = *pp;
+        if (s->eof)
+            *pp = s->next, s_free(s);
+        else
+            pp = &s->next;
+    }
+}
+
+static void s_accept_all(void) {
+    for (;;) {
+        int fd = accept4(g_listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        sconn *s = calloc(1, sizeof *s);
+        if (!s) abort();
+        s->fd = fd;
+        s->id = ++S.conn_seq;
+        g_stat.conns++;
+        s->rd = aredis_reader_new(NULL, NULL);
+        if (!s->rd) abort();
+        unsigned v = pick(64);
+        s->hs_mode = v < 54   ? HS_OK
+                     : v < 58 ? HS_FALLBACK
+                     : v < 60 ? HS_LOADING
+                     : v < 61 ? HS_AUTHFAIL
+                     : v < 62 ? HS_SELECTFAIL
+                     : v < 63 ? HS_DROP
+                              : HS_OK;
+        s->proto = 2;
+        s->next = S.conns;
+        S.conns = s;
+        trace("server: accepted connection #%u (handshake: %s)", s->id, k_hs_names[s->hs_mode]);
+        if (s->hs_mode == HS_DROP) {
+            close(s->fd);
+            s->fd = -1;
+            s->eof = 1;
+        }
+    }
+}
+
+static int is_user_kind(const char *name, size_t n, int *kind) {
+    for (int k = 0; k < 4; k++)
+        if (strlen(k_names[k]) == n && strncasecmp(name, k_names[k], n) == 0) {
+            *kind = k;
+            return 1;
+        }
+    return 0;
+}
+
+/* A command arrived: the token ledger (I3) and the handshake order (I7). */
+static void s_note(sconn *s, const aredis_reply *r) {
+    CHECK(r->type == AREDIS_REPLY_ARRAY && r->elements >= 1,
+          "the client wrote something that is not a command (type %s)",
+          aredis_reply_type_name(r->type));
+    for (size_t i = 0; i < r->elements; i++)
+        CHECK(r->element[i]->type == AREDIS_REPLY_STRING,
+              "the client wrote a command with a non-bulk argument");
+    int kind;
+    if (!is_user_kind(r->element[0]->str, r->element[0]->len, &kind)) return;
+    CHECK(r->elements == 2, "user command with %zu arguments", r->elements);
+    rec *x = rec_by_token(r->element[1]->str, r->element[1]->len);
+    CHECK(x && x->kind == kind, "the server received a command nobody issued: %s %.*s",
+          k_names[kind], (int)r->element[1]->len, r->element[1]->str);
+    CHECK(!x->refused, "the server received %s %s, refused at issue", k_names[kind], x->tok);
+    CHECK(s->authed, "I7: %s %s reached connection #%u before its handshake was answered",
+          k_names[kind], x->tok, s->id);
+    if (x->seen) {
+        CHECK(x->retryable, "I3: non-retryable %s %s written twice (connections #%u and #%u)",
+              k_names[kind], x->tok, x->seen_conn, s->id);
+        CHECK(x->seen_conn != s->id, "I3: retryable %s %s written twice on one connection (#%u)",
+              k_names[kind], x->tok, s->id);
+    }
+    x->seen++;
+    x->seen_conn = s->id;
+    trace("server #%u: received %s %s", s->id, k_names[kind], x->tok);
+}
+
+/* Read what the client wrote (no answers yet). */
+static void s_ingest(sconn *s) {
+    if (s->eof) return;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+            if (aredis_reader_feed(s->rd, buf, (size_t)n) != AREDIS_ERR_OK) abort();
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            trace("server #%u: the client closed the connection", s->id);
+            s->eof = 1;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        break;
+    }
+    for (;;) {
+        void *r = NULL;
+        aredis_err e = aredis_reader_get_reply(s->rd, &r);
+        CHECK(e == AREDIS_ERR_OK, "the client wrote malformed RESP: %s",
+              aredis_reader_errstr(s->rd));
+        if (!r) break;
+        s_note(s, r);
+        if (s->ncmds == s->capcmds) {
+            s->capcmds = s->capcmds ? 2 * s->capcmds : 16;
+            s->cmds = realloc(s->cmds, s->capcmds * sizeof *s->cmds);
+            if (!s->cmds) abort();
+        }
+        s->cmds[s->ncmds++] = r;
+    }
+    if (s->eof) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+static void s_ingest_all(void) {
+    s_accept_all();
+    for (sconn *s = S.conns; s; s = s->next)
+        s_ingest(s);
+}
+
+static int arg_is(const aredis_reply *r, size_t i, const char *s) {
+    return i < r->elements && r->element[i]->len == strlen(s) &&
+           strncasecmp(r->element[i]->str, s, r->element[i]->len) == 0;
+}
+
+/* One handshake step answered: the model's replies per handshake mode. */
+static void s_hs_ok(sconn *s, const char *reply) {
+    s->authed = 1;
+    s_puts(s, reply);
+}
+
+static void s_answer(sconn *s, const aredis_reply *r) {
+    const char *name = r->element[0]->str;
+    size_t nl = r->element[0]->len;
+    int kind;
+    if (is_user_kind(name, nl, &kind)) {
+        const aredis_reply *t = r->element[1];
+        if (kind == K_SUBSCRIBE) {
+            s_puts(s, s->proto == 3 ? ">3\r\n" : "*3\r\n");
+            s_bulk(s, "subscribe", 9);
+            s_bulk(s, t->str, t->len);
+            s_puts(s, ":1\r\n");
+            trace("server #%u: answered SUBSCRIBE %.*s (%s)", s->id, (int)t->len, t->str,
+                  s->proto == 3 ? "a push" : "an array");
+            return;
+        }
+        unsigned how = pick(16);
+        if (how == 1 && s->proto == 3) s_puts(s, "|1\r\n+ttl\r\n:1\r\n"); /* an attribute */
+        if (how == 2) {
+            char line[64];
+            snprintf(line, sizeof line, "-ERRTOK %.*s\r\n", (int)t->len, t->str);
+            s_puts(s, line);
+        } else if (how == 3 || how == 4) {
+            /* Long: split over reads, and past the reader's chunk. */
+            size_t pad = how == 3 ? 1 + pick(200) * 13 : 17000 + pick(4) * 9000;
+            char *v = malloc(t->len + 1 + pad);
+            if (!v) abort();
+            memcpy(v, t->str, t->len);
+            v[t->len] = '|';
+            memset(v + t->len + 1, 'x', pad);
+            s_bulk(s, v, t->len + 1 + pad);
+            free(v);
+        } else {
+            s_bulk(s, t->str, t->len);
+        }
+        trace("server #%u: answered %s %.*s%s", s->id, k_names[kind], (int)t->len, t->str,
+              how == 2 ? " (error reply)" : "");
+        return;
+    }
+    int loading = s->hs_mode == HS_LOADING;
+    if (arg_is(r, 0, "HELLO")) {
+        if (loading)
+            s_puts(s, "-LOADING Redis is loading the dataset in memory\r\n");
+        else if (s->hs_mode == HS_AUTHFAIL)
+            s_puts(s, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+        else if (s->hs_mode == HS_FALLBACK || !arg_is(r, 1, "3"))
+            s_puts(s, "-ERR unknown command 'HELLO', with args beginning with: \r\n");
+        else {
+            s->proto = 3;
+            s_hs_ok(s, "%3\r\n$6\r\nserver\r\n$5\r\nredis\r\n$5\r\nproto\r\n:3\r\n$4\r\nmode\r\n"
+                       "$10\r\nstandalone\r\n");
+        }
+    } else if (arg_is(r, 0, "AUTH")) {
+        if (loading)
+            s_puts(s, "-LOADING Redis is loading the dataset in memory\r\n");
+        else if (s->hs_mode == HS_AUTHFAIL)
+            s_puts(s, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+        else
+            s_hs_ok(s, "+OK\r\n");
+    } else if (arg_is(r, 0, "SELECT")) {
+        if (loading)
+            s_puts(s, "-LOADING Redis is loading the dataset in memory\r\n");
+        else if (s->hs_mode == HS_SELECTFAIL)
+            s_puts(s, "-ERR DB index is out of range\r\n");
+        else
+            s_hs_ok(s, "+OK\r\n");
+    } else if (arg_is(r, 0, "CLIENT")) {
+        s_hs_ok(s, "+OK\r\n");
+    } else if (arg_is(r, 0, "PING")) {
+        if (loading && !s->authed)
+            s_puts(s, "-LOADING Redis is loading the dataset in memory\r\n");
+        else
+            s_hs_ok(s, "+PONG\r\n");
+    } else {
+        s_puts(s, "-ERR unknown command\r\n");
+    }
+    trace("server #%u: answered %.*s", s->id, (int)nl, name);
+}
+
+/* Answer what was read (unless muted). */
+static void s_process(sconn *s) {
+    if (S.mute || s->eof) return;
+    for (size_t i = 0; i < s->ncmds; i++) {
+        s_answer(s, s->cmds[i]);
+        aredis_reply_free(s->cmds[i]);
+    }
+    s->ncmds = 0;
+}
+
+/* Send up to max bytes of what is queued. */
+static void s_send(sconn *s, size_t max) {
+    if (s->fd < 0 || !s->olen) return;
+    size_t n = max < s->olen ? max : s->olen;
+    ssize_t w = send(s->fd, s->out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+        memmove(s->out, s->out + w, s->olen - (size_t)w);
+        s->olen -= (size_t)w;
+        trace("server #%u: sent %zd byte(s), %zu left", s->id, w, s->olen);
+    } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        trace("server #%u: send failed (%s): the client is gone", s->id, strerror(errno));
+        s->olen = 0;
+    }
+}
+
+static void s_close(sconn *s, int reset) {
+    if (s->fd < 0) return;
+    if (!reset) s_ingest(s); /* a clean close: nothing left unread */
+    trace("server #%u: %s", s->id, reset ? "reset (closed with input unread)" : "closed");
+    if (s->fd >= 0) close(s->fd);
+    s->fd = -1;
+    s->eof = 1;
+}
+
+/* ---- The application ----------------------------------------------------------- */
+
+static void check_step(const char *where);
+static void app_react(const char *where);
+
+static void rec_check_written(rec *x, const char *how) {
+    s_ingest_all();
+    CHECK(x->seen > 0,
+          "I2: %s %s received a server reply (%s) but its bytes never reached "
+          "the server",
+          k_names[x->kind], x->tok, how);
+}
+
+static int reply_names(const rec *x, const aredis_reply *r) {
+    size_t n = strlen(x->tok);
+    if (!r) return 0;
+    if (r->type == AREDIS_REPLY_STRING)
+        return r->len >= n && memcmp(r->str, x->tok, n) == 0 && (r->len == n || r->str[n] == '|');
+    if (r->type == AREDIS_REPLY_ERROR)
+        return r->len == n + 7 && memcmp(r->str, "ERRTOK ", 7) == 0 &&
+               memcmp(r->str + 7, x->tok, n) == 0;
+    if (r->type == AREDIS_REPLY_ARRAY && x->kind == K_SUBSCRIBE)
+        return r->elements == 3 && r->element[1]->type == AREDIS_REPLY_STRING &&
+               r->element[1]->len == n && memcmp(r->element[1]->str, x->tok, n) == 0;
+    return 0;
+}
+
+static void describe_reply(const aredis_reply *r, char *buf, size_t len) {
+    if (!r)
+        snprintf(buf, len, "no reply");
+    else if (r->str)
+        snprintf(buf, len, "%s \"%.40s\"", aredis_reply_type_name(r->type), r->str);
+    else
+        snprintf(buf, len, "%s", aredis_reply_type_name(r->type));
+}
+
+static void rec_complete(rec *x, const aredis_reply *r, const aredis_error *err, const char *via) {
+    char got[96];
+    describe_reply(r, got, sizeof got);
+    trace("app: %s %s completed via %s: %s%s%s", k_names[x->kind], x->tok, via,
+          err ? aredis_err_name(err->code) : "OK", err ? " " : "", err ? err->detail : "");
+    CHECK(!S.in_issue, "I1: the callback of %s %s ran inside a call that issues a command",
+          k_names[x->kind], x->tok);
+    CHECK(!x->refused, "I1: %s %s was refused at issue, yet its callback ran", k_names[x->kind],
+          x->tok);
+    if (!err)
+        g_stat.ok++;
+    else if (err->code == AREDIS_ERR_SERVER)
+        g_stat.server_err++;
+    else
+        g_stat.by_code[err->code]++;
+    CHECK(++x->calls == 1, "I1: the callback of %s %s ran %d times", k_names[x->kind], x->tok,
+          x->calls);
+    if (!err || err->code == AREDIS_ERR_SERVER) {
+        CHECK(r, "I2: %s %s succeeded without a reply", k_names[x->kind], x->tok);
+        CHECK(reply_names(x, r), "I2: misrouted reply: %s %s received %s", k_names[x->kind], x->tok,
+              got);
+        CHECK(!err || r->type == AREDIS_REPLY_ERROR, "AREDIS_ERR_SERVER with a %s reply",
+              aredis_reply_type_name(r->type));
+        CHECK(err || r->type != AREDIS_REPLY_ERROR, "an error reply delivered as success");
+        rec_check_written(x, got);
+        return;
+    }
+    CHECK(!r, "%s %s failed (%s) with a reply", k_names[x->kind], x->tok,
+          aredis_err_name(err->code));
+    switch (err->code) {
+    case AREDIS_ERR_TIMEOUT:
+        if (strncmp(err->detail, "request timed out", 17) == 0) {
+            CHECK(x->has_deadline, "I4: %s %s has no deadline but timed out (%s)", k_names[x->kind],
+                  x->tok, err->detail);
+            CHECK(sim_now() >= x->deadline, "I4: %s %s timed out at %llu, before its deadline %llu",
+                  k_names[x->kind], x->tok, (unsigned long long)sim_now(),
+                  (unsigned long long)x->deadline);
+        }
+        break;
+    case AREDIS_ERR_CANCELLED:
+        CHECK(x->cancel_asked || S.ever_closed,
+              "%s %s CANCELLED, yet neither cancel, close nor free was called", k_names[x->kind],
+              x->tok);
+        break;
+    case AREDIS_ERR_CLOSED:
+        CHECK(S.ever_disconnect || S.ever_closed,
+              "%s %s CLOSED, yet neither disconnect, close nor free was called", k_names[x->kind],
+              x->tok);
+        break;
+    case AREDIS_ERR_IO:
+    case AREDIS_ERR_EOF:
+    case AREDIS_ERR_CONNREFUSED:
+    case AREDIS_ERR_PROTOCOL:
+    case AREDIS_ERR_AUTH:
+    case AREDIS_ERR_HANDSHAKE:
+    case AREDIS_ERR_NOT_CONNECTED:
+        break;
+    default:
+        violation("%s %s failed with an unexpected %s: %s", k_names[x->kind], x->tok,
+                  aredis_err_name(err->code), err->detail);
+    }
+}
+
+static void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)c;
+    rec_complete(data, r, err, "callback");
+    app_react("command callback");
+}
+
+static void on_future(aredis_future *f, void *data) {
+    rec_complete(data, aredis_future_reply(f), aredis_future_error(f), "future");
+    app_react("future completion");
+}
+
+static rec *rec_new(int kind) {
+    if (S.nrecs == S.caprecs) {
+        S.caprecs = S.caprecs ? 2 * S.caprecs : 64;
+        S.recs = realloc(S.recs, S.caprecs * sizeof *S.recs);
+        if (!S.recs) abort();
+    }
+    rec *x = calloc(1, sizeof *x);
+    if (!x) abort();
+    x->id = (unsigned)S.nrecs;
+    snprintf(x->tok, sizeof x->tok, "t%u", x->id);
+    x->kind = kind;
+    S.recs[S.nrecs++] = x;
+    return x;
+}
+
+static void check_refusal(rec *x, aredis_err e) {
+    x->refused = 1;
+    g_stat.refused++;
+    g_stat.refused_by[e]++;
+    trace("app: %s %s refused at issue: %s (%s)", k_names[x->kind], x->tok, aredis_err_name(e),
+          aredis_call_error()->detail);
+    CHECK(e == AREDIS_ERR_CLOSED || e == AREDIS_ERR_NOT_CONNECTED || e == AREDIS_ERR_QUEUE_FULL ||
+              (e == AREDIS_ERR_UNSUPPORTED && x->kind == K_SUBSCRIBE),
+          "%s %s refused at issue with an unexpected %s", k_names[x->kind], x->tok,
+          aredis_err_name(e));
+    CHECK(e != AREDIS_ERR_QUEUE_FULL || S.o.max_queue_size, "QUEUE_FULL without max_queue_size");
+}
+
+static const char *const k_styles[] = {"command", "command_argv_ex", "command_ex", "future_argv_ex",
+                                       "future_command"};
+
+static void app_issue(void) {
+    if (S.freed) return;
+    unsigned kv = pick(32);
+    int kind = S.subscribe_rate && kv % S.subscribe_rate == S.subscribe_rate - 1 ? K_SUBSCRIBE
+               : kv < 14                                                         ? K_ECHO
+               : kv < 24                                                         ? K_GET
+                                                                                 : K_GETDEL;
+    rec *x = rec_new(kind);
+    g_stat.issued++;
+    x->style = (int)pick(5);
+    aredis_cmd_opts o = AREDIS_CMD_OPTS_INIT;
+    int has_opts = x->style == 1 || x->style == 2 || x->style == 3;
+    if (has_opts) {
+        static const uint32_t tmo[] = {0, 0, 0, 5, 40, 400, 3000, 0};
+        unsigned t = pick(8);
+        o.timeout_ms = tmo[t];
+        if (t == 7) o.flags |= AREDIS_CMD_NO_TIMEOUT;
+        if (pick(3) == 0) o.flags |= AREDIS_CMD_RETRYABLE;
+    }
+    x->retryable = (o.flags & AREDIS_CMD_RETRYABLE) ||
+                   (S.o.retry_read_only && (kind == K_ECHO || kind == K_GET));
+    uint64_t tmo_ms = (o.flags & AREDIS_CMD_NO_TIMEOUT) ? 0
+                      : o.timeout_ms                    ? o.timeout_ms
+                                                        : S.o.request_timeout_ms;
+    x->has_deadline = tmo_ms != 0;
+    x->issued_at = sim_now();
+    x->deadline = x->issued_at + tmo_ms;
+    const char *argv[2] = {k_names[kind], x->tok};
+    trace("app: issue %s %s (%s, timeout %llu%s%s)", k_names[kind], x->tok, k_styles[x->style],
+          (unsigned long long)tmo_ms, (o.flags & AREDIS_CMD_NO_TIMEOUT) ? " none" : "",
+          x->retryable ? ", retryable" : "");
+    aredis_err e = AREDIS_ERR_OK;
+    aredis_future *f = NULL;
+    S.in_issue++;
+    switch (x->style) {
+    case 0:
+        e = aredis_command(S.c, on_reply, x, "%s %s", k_names[kind], x->tok);
+        break;
+    case 1:
+        e = aredis_command_argv_ex(S.c, &o, on_reply, x, 2, argv, NULL);
+        break;
+    case 2:
+        e = aredis_command_ex(S.c, &o, on_reply, x, "%s %s", k_names[kind], x->tok);
+        break;
+    case 3:
+        f = aredis_future_argv_ex(S.c, &o, 2, argv, NULL);
+        break;
+    default:
+        f = aredis_future_command(S.c, "%s %s", k_names[kind], x->tok);
+        break;
+    }
+    S.in_issue--;
+    if (x->style < 3) {
+        if (e != AREDIS_ERR_OK) check_refusal(x, e);
+        return;
+    }
+    CHECK(f, "a future command returned NULL (out of memory?)");
+    if (aredis_future_is_done(f)) {
+        const aredis_error *fe = aredis_future_error(f);
+        CHECK(fe, "I1: future of %s %s completed successfully inside the issuing call",
+              k_names[kind], x->tok);
+        check_refusal(x, fe->code);
+        aredis_future_release(f);
+        return;
+    }
+    x->f = f;
+    if (aredis_future_then(f, on_future, x) != AREDIS_ERR_OK) abort();
+}
+
+static rec *pick_future(void) {
+    size_t n = 0;
+    for (size_t i = 0; i < S.nrecs; i++)
+        if (S.recs[i]->f && !S.recs[i]->released && !S.recs[i]->calls) n++;
+    if (!n) return NULL;
+    size_t k = pick((unsigned)(n > 250 ? 250 : n));
+    for (size_t i = 0; i < S.nrecs; i++)
+        if (S.recs[i]->f && !S.recs[i]->released && !S.recs[i]->calls && k-- == 0) return S.recs[i];
+    return NULL;
+}
+
+static void app_cancel(void) {
+    rec *x = pick_future();
+    if (!x) return;
+    trace("app: cancel the future of %s %s", k_names[x->kind], x->tok);
+    x->cancel_asked = 1;
+    aredis_future_cancel(x->f);
+    CHECK(x->calls == 1, "I1: cancel did not complete the future of %s %s", k_names[x->kind],
+          x->tok);
+}
+
+static void app_release(void) {
+    rec *x = pick_future();
+    if (!x) return;
+    trace("app: release the pending future of %s %s", k_names[x->kind], x->tok);
+    x->released = 1;
+    aredis_future_release(x->f);
+    x->f = NULL;
+}
+
+static void app_connect(void) {
+    if (S.freed) return;
+    aredis_state st = aredis_client_state(S.c);
+    trace("app: connect (state %s)", aredis_state_name(st));
+    S.in_issue++;
+    aredis_err e = aredis_client_connect(S.c);
+    S.in_issue--;
+    if (e == AREDIS_ERR_OK) {
+        CHECK(st == AREDIS_STATE_IDLE, "connect() accepted in state %s", aredis_state_name(st));
+        S.last_attempt = 0;
+    } else {
+        CHECK(st != AREDIS_STATE_IDLE, "connect() refused on an IDLE client: %s",
+              aredis_err_name(e));
+    }
+}
+
+static void app_disconnect(void) {
+    if (S.freed) return;
+    trace("app: disconnect");
+    S.ever_disconnect = 1;
+    aredis_client_disconnect(S.c);
+}
+
+static void app_close(void) {
+    if (S.freed) return;
+    trace("app: close");
+    S.ever_closed = 1;
+    aredis_client_close(S.c);
+}
+
+static void app_free(void) {
+    if (S.freed) return;
+    trace("app: free");
+    S.ever_closed = 1;
+    S.freed = 1;
+    aredis_client_free(S.c);
+}
+
+/* What the application does from inside a callback. */
+static void app_react(const char *where) {
+    if (S.freed || S.react_depth >= 3 || exhausted()) return;
+    S.react_depth++;
+    unsigned v = pick(64);
+    if (v >= 40 && v < 48) {
+        trace("app: in a %s: issue", where);
+        app_issue();
+    } else if (v >= 48 && v < 51) {
+        trace("app: in a %s: issue several", where);
+        for (unsigned k = 2 + pick(4); k-- > 0;)
+            app_issue();
+    } else if (v == 51 || v == 52) {
+        app_cancel();
+    } else if (v == 53) {
+        app_release();
+    } else if (v == 54 && pick(2) == 0) {
+        trace("app: in a %s:", where);
+        app_disconnect();
+    } else if (v == 55 && pick(8) == 0) {
+        trace("app: in a %s:", where);
+        app_close();
+    } else if (v == 56 && pick(8) == 0) {
+        trace("app: in a %s:", where);
+        app_free();
+    } else if (v == 57 || v == 58) {
+        trace("app: in a %s:", where);
+        app_connect();
+    }
+    S.react_depth--;
+}
+
+/* ---- Connection callbacks (I5) ------------------------------------------------ */
+
+static void on_new_attempt(void) {
+    S.attempts++;
+    S.errored = 0;
+}
+
+static void cb_connect(aredis_client *c, void *data) {
+    (void)data;
+    trace("client: on_connect (RESP%d)", aredis_client_protocol(c));
+    CHECK(!S.in_issue, "on_connect ran inside an issuing call");
+    CHECK(!S.up, "I5: on_connect twice without on_disconnect");
+    /* CLOSING: disconnect() was called during the handshake. */
+    CHECK(aredis_client_state(c) == AREDIS_STATE_READY ||
+              (S.ever_disconnect && aredis_client_state(c) == AREDIS_STATE_CLOSING),
+          "I5: on_connect in state %s", aredis_state_name(aredis_client_state(c)));
+    S.up = 1;
+    S.connects++;
+    g_stat.connects++;
+    S.last_attempt = 0;
+    app_react("on_connect");
+}
+
+static void cb_disconnect(aredis_client *c, const aredis_error *err, void *data) {
+    (void)c, (void)data;
+    trace("client: on_disconnect %s: %s", aredis_err_name(err->code), err->detail);
+    CHECK(!S.in_issue, "on_disconnect ran inside an issuing call");
+    CHECK(S.up, "I5: on_disconnect without on_connect");
+    S.up = 0;
+    S.disconnects++;
+    app_react("on_disconnect");
+}
+
+static void cb_error(aredis_client *c, const aredis_error *err, void *data) {
+    (void)c, (void)data;
+    trace("client: on_error %s: %s", aredis_err_name(err->code), err->detail);
+    CHECK(!S.in_issue, "on_error ran inside an issuing call");
+    CHECK(!S.errored, "I5: on_error twice for one connection attempt (%s: %s)",
+          aredis_err_name(err->code), err->detail);
+    CHECK(err->code != AREDIS_ERR_OK, "on_error with OK");
+    S.errored = 1;
+    S.errors++;
+    g_stat.errors++;
+    app_react("on_error");
+}
+
+static void cb_reconnect(aredis_client *c, unsigned attempt, uint32_t delay, void *data) {
+    (void)c, (void)data;
+    trace("client: on_reconnect_attempt %u in %u ms", attempt, (unsigned)delay);
+    CHECK(!S.in_issue, "on_reconnect_attempt ran inside an issuing call");
+    CHECK(attempt == S.last_attempt + 1, "I5: reconnect attempt %u reported after attempt %u",
+          attempt, S.last_attempt);
+    S.last_attempt = attempt;
+    g_stat.reconnects++;
+    app_react("on_reconnect_attempt");
+}
+
+static void cb_push(aredis_client *c, aredis_reply *push, void *data) {
+    (void)c, (void)data;
+    char d[96];
+    describe_reply(push, d, sizeof d);
+    trace("client: on_push %s", d);
+    CHECK(push && push->type == AREDIS_REPLY_PUSH, "on_push with a %s",
+          push ? aredis_reply_type_name(push->type) : "NULL");
+    S.pushes++;
+    g_stat.pushes++;
+    if (pick(4) == 0) app_react("on_push");
+}
+
+/* ---- Steps ---------------------------------------------------------------------- */
+
+static void check_step(const char *where) {
+    for (size_t i = 0; i < S.nrecs; i++) {
+        rec *x = S.recs[i];
+        if (x->f && !x->released)
+            CHECK(aredis_future_is_done(x->f) == (x->calls > 0),
+                  "I6: the future of %s %s: is_done %d but completions %d (%s)", k_names[x->kind],
+                  x->tok, aredis_future_is_done(x->f), x->calls, where);
+    }
+    if (S.freed) return;
+    size_t mine = pending_count();
+    size_t lib = aredis_client_pending(S.c);
+    CHECK(lib == mine, "I6: aredis_client_pending() is %zu, the application waits for %zu (%s)",
+          lib, mine, where);
+    aredis_state st = aredis_client_state(S.c);
+    CHECK(!mine || (st != AREDIS_STATE_IDLE && st != AREDIS_STATE_CLOSED),
+          "I6: %zu command(s) pending on a client %s (%s)", mine, aredis_state_name(st), where);
+    if (st == AREDIS_STATE_IDLE || st == AREDIS_STATE_CLOSED)
+        CHECK(!S.up, "I5: client %s, and on_disconnect owed", aredis_state_name(st));
+}
+
+/* One loop turn under a policy, then the timeout lateness check (I4). */
+static void turn(int allow, int timers_first) {
+    uint64_t start = g_loop.now;
+    g_stat.turns++;
+    g_loop.allow = allow;
+    g_loop.timers_first = timers_first;
+    l_run_once(&g_loop, 0);
+    for (size_t i = 0; i < S.nrecs; i++) {
+        rec *x = S.recs[i];
+        if (x->refused || x->calls || !x->has_deadline || x->deadline > start) continue;
+        CHECK(++x->overdue < 2,
+              "I4: %s %s (deadline %llu) still pending after two turns that began past it",
+              k_names[x->kind], x->tok, (unsigned long long)x->deadline);
+    }
+}
+
+static void advance(uint64_t ms) {
+    g_loop.now += ms;
+    trace("time: +%llu ms", (unsigned long long)ms);
+}
+
+static void step(void) {
+    unsigned v = pick(64);
+    sconn *cur = s_current();
+    if (v < 16) {
+        unsigned p = pick(16);
+        int allow = AREDIS_EV_READ | AREDIS_EV_WRITE;
+        if (p == 1) allow &= ~AREDIS_EV_READ;
+        if (p == 2) allow &= ~AREDIS_EV_WRITE;
+        trace("loop: turn%s%s",
+              p == 1   ? " (no reads)"
+              : p == 2 ? " (no writes)"
+                       : "",
+              p >= 12 ? " (timers first)" : "");
+        turn(allow, p >= 12);
+    } else if (v < 26) {
+        s_ingest_all();
+        for (sconn *s = S.conns; s; s = s->next) {
+            s_process(s);
+            s_send(s, (size_t)-1);
+        }
+    } else if (v < 30) {
+        s_ingest_all();
+        if (cur) {
+            s_process(cur);
+            static const size_t sizes[] = {1, 2, 3, 5, 8, 13, 40, 100};
+            s_send(cur, sizes[pick(8)]);
+        }
+    } else if (v < 36) {
+        static const uint64_t ms[] = {1, 1, 4, 10, 10, 30, 100, 300, 1000, 5000, 0, 0};
+        unsigned k = pick(12);
+        if (k >= 10) {
+            uint64_t due = l_next_due();
+            if (due > g_loop.now) advance(due - g_loop.now);
+        } else {
+            advance(ms[k]);
+        }
+    } else if (v < 44) {
+        for (unsigned k = 1 + (pick(4) == 0 ? pick(5) : 0); k-- > 0;)
+            app_issue();
+    } else if (v < 46) {
+        app_cancel();
+    } else if (v == 46) {
+        app_release();
+    } else if (v == 47 || v == 48) {
+        /* Out of band: a push (RESP3 only), at a reply boundary. */
+        if (cur && cur->proto == 3 && cur->authed) {
+            if (pick(2)) {
+                s_puts(cur, ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n");
+            } else {
+                s_puts(cur, ">2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nkey\r\n");
+            }
+            trace("server #%u: queued a push", cur->id);
+        }
+    } else if (v == 49) {
+        /* A surplus reply, only when nothing is owed: everything read has
+         * been answered and sent, and the client reads it before it can
+         * write again (a forced turn, reads first). A correct client must
+         * treat it as a protocol error, never hand it to a command. */
+        s_ingest_all();
+        if (cur && !cur->eof && cur->authed && !S.freed &&
+            aredis_client_state(S.c) == AREDIS_STATE_READY && !S.mute) {
+            s_process(cur);
+            s_send(cur, (size_t)-1);
+            if (!cur->olen && cur->fd >= 0) {
+                char v2[32];
+                int n = snprintf(v2, sizeof v2, "surplus%u", ++S.surplus_seq);
+                s_bulk(cur, v2, (size_t)n);
+                trace("server #%u: a surplus reply \"%s\"", cur->id, v2);
+                g_stat.surplus++;
+                s_send(cur, (size_t)-1);
+                turn(AREDIS_EV_READ | AREDIS_EV_WRITE, 0);
+            }
+        }
+    } else if (v == 50) {
+        if (cur) s_close(cur, 0);
+    } else if (v == 51) {
+        if (cur) s_close(cur, 1);
+    } else if (v == 52) {
+        S.mute = !S.mute;
+        trace("server: %s", S.mute ? "muted (reads, does not answer)" : "answers again");
+    } else if (v == 53) {
+        if (pick(4) == 0) app_disconnect();
+    } else if (v == 54) {
+        /* close and free end what a run can explore: rare */
+        unsigned k = pick(32);
+        if (k == 0)
+            app_close();
+        else if (k == 1)
+            app_free();
+    } else if (v == 55) {
+        if (pick(2)) app_cancel();
+    } else if (v < 59) {
+        if (!S.freed && aredis_client_state(S.c) == AREDIS_STATE_IDLE) app_connect();
+    } else {
+        /* Let time run to the next timer and take a turn. */
+        uint64_t due = l_next_due();
+        if (due > g_loop.now) advance(due - g_loop.now);
+        trace("loop: turn");
+        turn(AREDIS_EV_READ | AREDIS_EV_WRITE, pick(2));
+    }
+    if (S.eager == 2 || (S.eager == 1 && pick(2))) {
+        s_ingest_all();
+        for (sconn *s = S.conns; s; s = s->next) {
+            s_process(s);
+            s_send(s, (size_t)-1);
+        }
+    }
+    s_reap();
+    check_step("after a step");
+}
+
+/* Cooperative server, time running on: everything must complete (I9). */
+static void settle(void) {
+    trace("settle: the server answers everything from now on");
+    S.mute = 0;
+    for (int round = 0; round < SETTLE_ROUNDS; round++) {
+        s_ingest_all();
+        for (sconn *s = S.conns; s; s = s->next) {
+            s_process(s);
+            s_send(s, (size_t)-1);
+        }
+        s_reap();
+        turn(AREDIS_EV_READ | AREDIS_EV_WRITE, 0);
+        check_step("settling");
+        if (S.freed) return;
+        if (!pending_count()) return;
+        if (round % 4 == 3) {
+            uint64_t due = l_next_due();
+            if (due > g_loop.now) advance(due - g_loop.now);
+        }
+    }
+    for (size_t i = 0; i < S.nrecs; i++) {
+        rec *x = S.recs[i];
+        CHECK(x->refused || x->calls,
+              "I9: %s %s still pending after the server turned cooperative (client %s)",
+              k_names[x->kind], x->tok, aredis_state_name(aredis_client_state(S.c)));
+    }
+}
+
+/* ---- One run ---------------------------------------------------------------------- */
+
+static void setup_once(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    aredis_set_allocator(&g_counting);
+    snprintf(g_dir, sizeof g_dir, "/tmp/aredis-sim-XXXXXX");
+    if (!mkdtemp(g_dir)) abort();
+    snprintf(g_path, sizeof g_path, "%s/s", g_dir);
+    g_listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, g_path, strlen(g_path) + 1);
+    if (g_listen_fd < 0 || bind(g_listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(g_listen_fd, 4096) != 0) {
+        perror("client_sim: listen");
+        abort();
+    }
+}
+
+static void cleanup_at_exit(void) {
+    if (g_path[0]) unlink(g_path);
+    if (g_dir[0]) rmdir(g_dir);
+    g_path[0] = g_dir[0] = '\0';
+    const char *v = getenv("AREDIS_SIM_STATS");
+    if (v && *v && *v != '0') {
+        fprintf(stderr,
+                "client_sim: %lu run(s), %lu step(s), %lu turn(s), %lu connection(s) accepted, "
+                "%lu on_connect, %lu on_error, %lu reconnect(s), %lu push(es), %lu surplus "
+                "repl(ies)\nclient_sim: %lu command(s) issued, %lu refused at issue, %lu OK, "
+                "%lu server error(s)",
+                g_stat.runs, g_stat.steps, g_stat.turns, g_stat.conns, g_stat.connects,
+                g_stat.errors, g_stat.reconnects, g_stat.pushes, g_stat.surplus, g_stat.issued,
+                g_stat.refused, g_stat.ok, g_stat.server_err);
+        for (int i = 1; i < AREDIS_ERR__COUNT; i++)
+            if (g_stat.by_code[i] && i != AREDIS_ERR_SERVER)
+                fprintf(stderr, ", %lu %s", g_stat.by_code[i], aredis_err_name((aredis_err)i));
+        fprintf(stderr, "\nclient_sim: refused:");
+        for (int i = 1; i < AREDIS_ERR__COUNT; i++)
+            if (g_stat.refused_by[i])
+                fprintf(stderr, " %lu %s", g_stat.refused_by[i], aredis_err_name((aredis_err)i));
+        fprintf(stderr, "\n");
+    }
+}
+
+static void choose_options(aredis_options *o) {
+    *o = (aredis_options)AREDIS_OPTIONS_INIT;
+    o->unix_path = g_path;
+    o->protocol = pick(4) == 0 ? 2 : 3;
+    unsigned a = pick(8);
+    if (a == 1 || a == 2) o->password = "sekret";
+    if (a == 2) o->username = "app";
+    if (pick(4) == 0) o->db = 3;
+    if (pick(4) == 0) o->client_name = "sim";
+    static const uint32_t req[] = {5000, 5000, 300, 50, 1000, 0};
+    o->request_timeout_ms = req[pick(6)];
+    static const uint32_t dead[] = {10000, 30, 200, 0};
+    o->dead_timeout_ms = dead[pick(4)];
+    static const uint32_t health[] = {0, 0, 20, 150};
+    o->health_check_interval_ms = health[pick(4)];
+    static const uint32_t conn[] = {5000, 5000, 100, 0};
+    o->connect_timeout_ms = conn[pick(4)];
+    o->reconnect = pick(6) != 0;
+    static const unsigned maxatt[] = {0, 0, 1, 3};
+    o->max_reconnect_attempts = maxatt[pick(4)];
+    static const uint32_t delay[] = {100, 1, 10};
+    o->reconnect_delay_ms = delay[pick(3)];
+    static const uint32_t maxdelay[] = {30000, 50, 1000};
+    o->max_reconnect_delay_ms = maxdelay[pick(3)];
+    static const double jitter[] = {0.1, 0, 0.5};
+    o->reconnect_jitter = jitter[pick(3)];
+    o->reconnect_on_auth_error = pick(4) == 0;
+    o->queue_during_reconnect = pick(4) != 0;
+    o->wait_for_first_connect = pick(3) == 0;
+    static const size_t maxq[] = {0, 0, 0, 2, 8};
+    o->max_queue_size = maxq[pick(5)];
+    o->retry_read_only = pick(3) == 0;
+    o->on_connect = cb_connect;
+    o->on_disconnect = cb_disconnect;
+    o->on_error = cb_error;
+    o->on_reconnect_attempt = cb_reconnect;
+    o->on_push = pick(4) ? cb_push : NULL;
+    static const unsigned subs[] = {0, 0, 8, 3};
+    S.subscribe_rate = subs[pick(4)];
+    S.eager = pick(3);
+    snprintf(g_opts_desc, sizeof g_opts_desc,
+             "RESP%d%s%s db=%d name=%s request=%u dead=%u health=%u connect=%u reconnect=%d "
+             "max_attempts=%u delay=%u/%u jitter=%.1f on_auth=%d queue=%d wait_first=%d "
+             "max_queue=%zu retry_ro=%d push_cb=%d subscribe=1/%u eager=%u",
+             o->protocol, o->password ? " password" : "", o->username ? " username" : "", o->db,
+             o->client_name ? o->client_name : "-", o->request_timeout_ms, o->dead_timeout_ms,
+             o->health_check_interval_ms, o->connect_timeout_ms, o->reconnect,
+             o->max_reconnect_attempts, o->reconnect_delay_ms, o->max_reconnect_delay_ms,
+             o->reconnect_jitter, o->reconnect_on_auth_error, o->queue_during_reconnect,
+             o->wait_for_first_connect, o->max_queue_size, o->retry_read_only, o->on_push != NULL,
+             S.subscribe_rate, S.eager);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static int registered;
+    setup_once();
+    if (!registered) {
+        registered = 1;
+        atexit(cleanup_at_exit);
+    }
+    g_in = data;
+    g_in_len = size;
+    g_in_pos = 0;
+    g_trace_n = 0;
+    g_nfds = 0;
+    memset(&S, 0, sizeof S);
+    memset(&g_loop, 0, sizeof g_loop);
+    g_loop.now = 1000000; /* not 0: "0 = not armed" must not be confused with a time */
+
+    /* The library's heap, before: the per-thread reply cache flushed. */
+    aredis_set_allocator(&g_counting);
+    long long heap0 = g_live_bytes, blocks0 = g_live_blocks;
+
+    choose_options(&S.o);
+    trace("run: %s", g_opts_desc);
+    S.loop = aredis_loop_from_vtable(&g_vtable, &g_loop);
+    if (!S.loop) abort();
+    S.c = aredis_client_new(S.loop, &S.o);
+    CHECK(S.c, "aredis_client_new failed: %s", aredis_call_error()->detail);
+    S.c->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)size; /* see the include above */
+    app_connect();
+
+    g_stat.runs++;
+    for (int n = 0; n < MAX_STEPS && !exhausted() && !S.freed; n++, g_stat.steps++) {
+        step();
+        /* A closed client has nothing left to explore but its free. */
+        if (!S.freed && aredis_client_state(S.c) == AREDIS_STATE_CLOSED) break;
+        /* An idle one is most often connected again. */
+        if (!S.freed && aredis_client_state(S.c) == AREDIS_STATE_IDLE && pick(4) == 0)
+            app_connect();
+    }
+    if (!S.freed) settle();
+    if (!S.freed) app_free();
+    check_step("after free");
+    /* The client is gone: it must have left nothing behind on the loop (I8). */
+    l_sweep(&g_loop);
+    CHECK(!g_loop.ios && !g_loop.timers && !g_loop.defers,
+          "I8: the freed client left watchers, timers or defers on the loop");
+    for (size_t i = 0; i < S.nrecs; i++) {
+        rec *x = S.recs[i];
+        CHECK(x->refused || x->calls == 1, "I1: %s %s never completed (freed client)",
+              k_names[x->kind], x->tok);
+        if (x->f && !x->released) aredis_future_release(x->f);
+        free(x);
+    }
+    free(S.recs);
+    aredis_loop_free(S.loop);
+    s_accept_all();
+    while (S.conns) {
+        sconn *s = S.conns;
+        S.conns = s->next;
+        s_free(s);
+    }
+    for (unsigned i = 0; i < g_nfds; i++)
+        CHECK(fcntl(g_fds[i], F_GETFD) == -1,
+              "I8: fd %d, watched by the client, still open "
+              "after free",
+              g_fds[i]);
+    /* The library's heap, after: flush the cache the same way. */
+    aredis_set_allocator(&g_counting);
+    CHECK(g_live_bytes == heap0 && g_live_blocks == blocks0,
+          "I8: the library's heap grew by %lld byte(s) in %lld block(s) over the run",
+          g_live_bytes - heap0, g_live_blocks - blocks0);
+    return 0;
+}
