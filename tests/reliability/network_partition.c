@@ -19,11 +19,14 @@ static int setup(void **state) {
     return 0;
 }
 
+/* Also after a failed setup: then either may be NULL (both calls take it). */
 static int teardown(void **state) {
     (void)state;
     ts_proxy_stop(g_proxy);
+    g_proxy = NULL;
     ts_server_kill(g_srv); /* it may still be in DEBUG SLEEP */
     ts_server_stop(g_srv);
+    g_srv = NULL;
     return 0;
 }
 
@@ -76,9 +79,11 @@ static void test_reconnects_when_healed(void **state) {
     ts_proxy_refuse(g_proxy, 1);
     ts_proxy_close_all(g_proxy);
     assert_true(ts_wait(loop, &k.disconnects, 5000));
-    while (k.errors < 3) assert_true(aredis_loop_run_once(loop, 1)); /* partitioned */
-    ts_proxy_refuse(g_proxy, 0);                                     /* healed */
-    while (k.connects < 2) assert_true(aredis_loop_run_once(loop, 1));
+    while (k.errors < 3)
+        assert_true(aredis_loop_run_once(loop, 1)); /* partitioned */
+    ts_proxy_refuse(g_proxy, 0);                    /* healed */
+    while (k.connects < 2)
+        assert_true(aredis_loop_run_once(loop, 1));
     f = ts_cmd(c, "GET part:before");
     assert_null(aredis_future_error(f));
     assert_string_equal(aredis_future_reply(f)->str, "written-before");
@@ -119,7 +124,8 @@ static void test_in_flight_finish_once(void **state) {
     assert_true(errors >= 1);
     /* Running on: none of them is called again (none was re-sent). */
     aredis_future_release(ts_cmd(c, "PING"));
-    for (int i = 0; i < 3; i++) assert_int_equal(r[i].calls, 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(r[i].calls, 1);
     aredis_client_free(c);
     aredis_loop_free(loop);
 }
@@ -142,7 +148,8 @@ static void test_loop_not_blocked_while_reconnecting(void **state) {
     aredis_timer *t = aredis_timer_new(loop, on_tick, &ticks);
     aredis_timer_start(t, 50, 50);
     uint64_t t0 = ts_now_ms();
-    while (ts_now_ms() - t0 < 500) aredis_loop_run_once(loop, 1);
+    while (ts_now_ms() - t0 < 500)
+        aredis_loop_run_once(loop, 1);
     ts_log("50 ms timer: %d ticks in 500 ms while %d reconnect attempts were made", ticks,
            k.attempts);
     assert_true(ticks >= 5);

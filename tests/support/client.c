@@ -199,6 +199,44 @@ long long ts_client_id(aredis_client *c) {
     return id;
 }
 
+/* The " field=" (or "field=" at the start) in line: its value's start, or
+ * NULL. */
+static const char *find_field(const char *line, const char *field) {
+    size_t n = strlen(field);
+    for (const char *p = line; (p = strstr(p, field)) != NULL; p += n) {
+        if ((p == line || p[-1] == ' ') && p[n] == '=') return p + n + 1;
+    }
+    return NULL;
+}
+
+int ts_client_field(aredis_client *c, const char *field, char *out, size_t outlen) {
+    char line[4096];
+    aredis_future *f;
+    if (ts_server_has(TS_FEATURE_CLIENT_INFO)) {
+        f = ts_cmd(c, "CLIENT INFO");
+        if (aredis_future_error(f)) fail_msg("CLIENT INFO: %s", aredis_future_error(f)->detail);
+        snprintf(line, sizeof line, "%s", aredis_future_reply(f)->str);
+    } else { /* before 6.2: this connection's line of CLIENT LIST */
+        char want[32];
+        snprintf(want, sizeof want, "id=%lld ", ts_client_id(c));
+        f = ts_cmd(c, "CLIENT LIST");
+        if (aredis_future_error(f)) fail_msg("CLIENT LIST: %s", aredis_future_error(f)->detail);
+        const char *all = aredis_future_reply(f)->str;
+        const char *at = all;
+        while (at && strncmp(at, want, strlen(want)) != 0) {
+            at = strchr(at, '\n');
+            if (at) at++;
+        }
+        if (!at) fail_msg("CLIENT LIST has no line with %s", want);
+        snprintf(line, sizeof line, "%.*s", (int)strcspn(at, "\r\n"), at);
+    }
+    aredis_future_release(f);
+    const char *v = find_field(line, field);
+    if (!v) return 0;
+    snprintf(out, outlen, "%.*s", (int)strcspn(v, " \r\n"), v);
+    return 1;
+}
+
 int ts_silent_listener(int *port) {
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(lfd >= 0);

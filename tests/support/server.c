@@ -140,12 +140,19 @@ int tsp_ready_log(const tsp_proc *p) {
     return ready;
 }
 
+static void truncate_file(const char *path) {
+    if (!path[0]) return;
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+}
+
+/* Start p and wait until it is ready: 0; -1 when it exited (port taken,
+ * bad config); -2 when it was still not ready after 10 s (then killed). */
 static int spawn(tsp_proc *p) {
     const char *bin = tsp_server_path();
-    if (p->log[0]) { /* an empty log: a restart must not see the previous run's line */
-        FILE *lf = fopen(p->log, "w");
-        if (lf) fclose(lf);
-    }
+    /* An empty log: a restart must not see the previous run's lines. */
+    truncate_file(p->log);
+    truncate_file(p->err);
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
@@ -154,6 +161,13 @@ static int spawn(tsp_proc *p) {
         if (devnull >= 0) {
             dup2(devnull, 0);
             dup2(devnull, 1);
+            if (devnull > 2) close(devnull);
+        }
+        /* Config errors come on stderr, before the log is opened. */
+        int err = p->err[0] ? open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0600) : -1;
+        if (err >= 0) {
+            dup2(err, 2);
+            if (err > 2) close(err);
         }
         if (chdir(p->dir) != 0) _exit(126);
         execl(bin, bin, p->conf, (char *)NULL);
@@ -174,7 +188,7 @@ static int spawn(tsp_proc *p) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     p->pid = 0;
-    return -1;
+    return -2;
 }
 
 void tsp_make_dir(tsp_proc *p, const char *prefix) {
@@ -182,6 +196,49 @@ void tsp_make_dir(tsp_proc *p, const char *prefix) {
     snprintf(p->dir, sizeof p->dir, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
     assert_non_null(mkdtemp(p->dir));
     snprintf(p->conf, sizeof p->conf, "%s/redis.conf", p->dir);
+    snprintf(p->log, sizeof p->log, "%s/redis.log", p->dir);
+    snprintf(p->err, sizeof p->err, "%s/stderr.log", p->dir);
+}
+
+static int file_has(const char *path, const char *s) {
+    if (!path[0]) return 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, s) != NULL;
+    fclose(f);
+    return found;
+}
+
+int tsp_output_has(const tsp_proc *p, const char *s) {
+    return file_has(p->log, s) || file_has(p->err, s);
+}
+
+static int dump_file(const char *path, const char *what) {
+    if (!path[0]) return 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024];
+    int n = 0;
+    for (; fgets(line, sizeof line, f); n++)
+        fprintf(stderr, "# %s: %s%s", what, line, strchr(line, '\n') ? "" : "\n");
+    fclose(f);
+    return n;
+}
+
+int tsp_dump_output(const tsp_proc *p) {
+    return dump_file(p->err, "server stderr") + dump_file(p->log, "server log");
+}
+
+/* Did the last start fail because its port was taken meanwhile (the small
+ * race of free_port())? A server that exited for any other reason (a
+ * config error, a missing feature) would fail again the same way. */
+static int port_was_taken(const tsp_proc *p) {
+    return tsp_output_has(p, "Address already in use") ||
+           tsp_output_has(p, "Could not create server TCP listening socket") ||
+           tsp_output_has(p, "Failed listening on port");
 }
 
 int tsp_start(tsp_proc *p, void (*write_conf)(tsp_proc *p, const void *arg), const void *arg) {
@@ -194,17 +251,19 @@ int tsp_start(tsp_proc *p, void (*write_conf)(tsp_proc *p, const void *arg), con
         p->port = free_port();
         assert_true(p->port > 0);
         write_conf(p, arg);
-        if (spawn(p) == 0) {
+        int r = spawn(p);
+        if (r == 0) {
             p->next_live = g_live;
             g_live = p;
             return 0;
         }
+        if (r == -1 && !port_was_taken(p)) return -1;
     }
     return -1;
 }
 
 void tsp_kill(tsp_proc *p) {
-    if (p->pid > 0) {
+    if (p && p->pid > 0) {
         kill(p->pid, SIGKILL);
         waitpid(p->pid, NULL, 0);
         p->pid = 0;
@@ -212,6 +271,7 @@ void tsp_kill(tsp_proc *p) {
 }
 
 int tsp_restart(tsp_proc *p) {
+    if (!p) return -1;
     tsp_kill(p);
     /* The same port: retry briefly while the kernel releases it. */
     for (int attempt = 0; attempt < 100; attempt++) {
@@ -222,6 +282,7 @@ int tsp_restart(tsp_proc *p) {
 }
 
 void tsp_stop(tsp_proc *p) {
+    if (!p) return;
     if (p->pid > 0) {
         kill(p->pid, SIGTERM);
         uint64_t until = ts_now_ms() + 3000;
@@ -273,11 +334,10 @@ static void write_conf(tsp_proc *p, const void *arg) {
     assert_non_null(f);
     fprintf(f,
             "port %d\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\n"
-            "daemonize no\nlogfile %s/redis.log\nprotected-mode no\n",
-            p->port, p->dir, p->dir);
+            "daemonize no\nlogfile %s\nprotected-mode no\n",
+            p->port, p->dir, p->log);
     if (s->with_unix) fprintf(f, "unixsocket %s\nunixsocketperm 700\n", s->unix_path);
-    for (int i = 0; conf && conf[i]; i++)
-        fprintf(f, "%s\n", conf[i]);
+    tsp_write_conf_lines(f, conf);
     fclose(f);
 }
 
@@ -290,25 +350,41 @@ ts_server *ts_server_start(const char *const *conf, int with_unix) {
     snprintf(s->unix_path, sizeof s->unix_path, "%s/redis.sock", s->p.dir);
     s->with_unix = with_unix;
     if (tsp_start(&s->p, write_conf, conf) == 0) return s;
-    fail_msg("redis-server did not start (see %s/redis.log)", s->p.dir);
+    int said = tsp_dump_output(&s->p); /* above; the dir goes */
+    tsp_rm_rf(s->p.dir);
+    free(s);
+    fail_msg("%s (%s) did not start (%s)", tsp_server_path(), ts_server_describe(),
+             said ? "its output is above" : "it printed nothing");
     return NULL;
 }
 
 ts_server *ts_server_start_default(void) { return ts_server_start(NULL, 0); }
 
-int ts_server_port(const ts_server *s) { return s->p.port; }
+int ts_server_port(const ts_server *s) {
+    assert_non_null(s);
+    return s->p.port;
+}
 const char *ts_server_host(const ts_server *s) {
     (void)s;
     return "127.0.0.1";
 }
-const char *ts_server_unix(const ts_server *s) { return s->with_unix ? s->unix_path : NULL; }
-const char *ts_server_dir(const ts_server *s) { return s->p.dir; }
-pid_t ts_server_pid(const ts_server *s) { return s->p.pid; }
+const char *ts_server_unix(const ts_server *s) { return s && s->with_unix ? s->unix_path : NULL; }
+const char *ts_server_dir(const ts_server *s) {
+    assert_non_null(s);
+    return s->p.dir;
+}
+pid_t ts_server_pid(const ts_server *s) { return s ? s->p.pid : 0; }
 
-void ts_server_kill(ts_server *s) { tsp_kill(&s->p); }
+void ts_server_kill(ts_server *s) {
+    if (s) tsp_kill(&s->p);
+}
 
 void ts_server_restart(ts_server *s) {
-    if (tsp_restart(&s->p) != 0) fail_msg("redis-server did not restart on port %d", s->p.port);
+    assert_non_null(s);
+    if (tsp_restart(&s->p) == 0) return;
+    int said = tsp_dump_output(&s->p);
+    fail_msg("redis-server did not restart on port %d (%s)", s->p.port,
+             said ? "its output is above" : "it printed nothing");
 }
 
 void ts_server_stop(ts_server *s) {
@@ -317,21 +393,197 @@ void ts_server_stop(ts_server *s) {
     free(s);
 }
 
-int ts_server_major_version(void) {
-    const char *bin = tsp_server_path();
-    if (!bin) return 0;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "%s --version", bin);
-    FILE *p = popen(cmd, "r");
-    if (!p) return 0;
-    char line[256] = {0};
-    int major = 0;
-    if (fgets(line, sizeof line, p)) {
-        const char *v = strstr(line, "v=");
-        if (v) major = atoi(v + 2);
+/* ---- The server's version and features ---------------------------------- */
+
+/* "7.0.15" (or "8.0.1-rc1", "255.255.255"): major, minor, patch. */
+static void parse_triple(const char *v, ts_version *out) {
+    out->major = atoi(v);
+    const char *d = strchr(v, '.');
+    out->minor = d ? atoi(d + 1) : 0;
+    d = d ? strchr(d + 1, '.') : NULL;
+    out->patch = d ? atoi(d + 1) : 0;
+}
+
+/* The Redis release a Valkey matches feature-wise: every Valkey so far
+ * (7.2.x, 8.0, 8.1) reports redis_version 7.2.4 and has Redis 7.2's
+ * commands and fields. */
+#define VALKEY_REDIS_LEVEL 702
+
+/* The first line "<binary> --version" prints (no shell: the path may have
+ * spaces), in line; 0 on success. */
+static int version_line(const char *bin, char *line, size_t n) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
     }
-    pclose(p);
-    return major;
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 2);
+        }
+        execl(bin, bin, "--version", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < n &&
+           ((r = read(fds[0], line + got, n - 1 - got)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0) got += (size_t)r;
+    line[got] = '\0';
+    close(fds[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    line[strcspn(line, "\n")] = '\0';
+    return got > 0 ? 0 : -1;
+}
+
+const ts_version *ts_server_version(void) {
+    static ts_version v;
+    static char for_bin[512];
+    static int known;
+    const char *bin = tsp_server_path();
+    if (known && bin && strcmp(bin, for_bin) == 0) return &v;
+    memset(&v, 0, sizeof v);
+    v.product = "unknown";
+    char line[512];
+    if (bin && version_line(bin, line, sizeof line) == 0) {
+        /* "Redis server v=7.0.15 sha=...", "Valkey server v=8.0.1 sha=..." */
+        const char *at = strstr(line, " v=");
+        if (at) parse_triple(at + 3, &v);
+        if (strncmp(line, "Valkey", 6) == 0) {
+            v.product = "Valkey";
+            v.redis_level = v.major ? VALKEY_REDIS_LEVEL : 0;
+        } else if (strncmp(line, "Redis", 5) == 0) {
+            v.product = "Redis";
+            v.redis_level = v.major * 100 + v.minor;
+        }
+    }
+    if (bin) {
+        snprintf(for_bin, sizeof for_bin, "%s", bin);
+        known = 1;
+    }
+    return &v;
+}
+
+int ts_server_major_version(void) { return ts_server_version()->major; }
+
+const char *ts_server_describe(void) {
+    static char d[96];
+    const ts_version *v = ts_server_version();
+    if (!v->major)
+        snprintf(d, sizeof d, "an unknown server");
+    else if (strcmp(v->product, "Redis") == 0)
+        snprintf(d, sizeof d, "Redis %d.%d.%d", v->major, v->minor, v->patch);
+    else
+        snprintf(d, sizeof d, "%s %d.%d.%d (Redis %d.%d features)", v->product, v->major, v->minor,
+                 v->patch, v->redis_level / 100, v->redis_level % 100);
+    return d;
+}
+
+/* The value of "<key>:" at the start of a line of INFO's text, or NULL. */
+static const char *info_field(const char *info, const char *key) {
+    size_t n = strlen(key);
+    for (const char *p = info; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, key, n) == 0 && p[n] == ':') return p + n + 1;
+    return NULL;
+}
+
+int ts_info_version(const char *info, ts_version *out) {
+    memset(out, 0, sizeof *out);
+    out->product = "unknown";
+    const char *redis = info_field(info, "redis_version");
+    const char *valkey = info_field(info, "valkey_version");
+    if (!redis && !valkey) return -1;
+    ts_version r = {0};
+    if (redis) parse_triple(redis, &r);
+    if (valkey) {
+        parse_triple(valkey, out);
+        out->product = "Valkey";
+        out->redis_level = redis ? r.major * 100 + r.minor : VALKEY_REDIS_LEVEL;
+    } else {
+        *out = r;
+        /* A server_name:valkey with no valkey_version is not known to exist;
+         * anything else that says redis_version is Redis feature-wise. */
+        out->product = "Redis";
+        out->redis_level = r.major * 100 + r.minor;
+    }
+    return 0;
+}
+
+static const struct {
+    int level; /* the first Redis release with it, major * 100 + minor */
+    const char *name;
+} k_features[TS_FEATURE_COUNT] = {
+    [TS_FEATURE_CLIENT_INFO] = {602, "CLIENT INFO (Redis 6.2+)"},
+    [TS_FEATURE_GETEX] = {602, "GETEX (Redis 6.2+)"},
+    [TS_FEATURE_CLIENT_INFO_RESP] = {700, "the resp= field of CLIENT INFO (Redis 7.0+)"},
+    [TS_FEATURE_DEBUG_DIRECTIVE] = {700, "the enable-debug-command directive (Redis 7.0+)"},
+    [TS_FEATURE_SPUBLISH] = {700, "sharded pub/sub, SPUBLISH (Redis 7.0+)"},
+    [TS_FEATURE_CLIENT_SETINFO] = {702, "CLIENT SETINFO (Redis 7.2+, Valkey)"},
+    [TS_FEATURE_HASH_FIELD_TTL] = {704, "hash field expiry, HEXPIRE (Redis 7.4+; not Valkey 8)"},
+};
+
+int ts_server_has(ts_feature f) {
+    assert_true(f >= 0 && f < TS_FEATURE_COUNT);
+    int level = ts_server_version()->redis_level;
+    return level == 0 || level >= k_features[f].level;
+}
+
+const char *ts_feature_name(ts_feature f) {
+    assert_true(f >= 0 && f < TS_FEATURE_COUNT);
+    return k_features[f].name;
+}
+
+void ts_require(ts_feature f) {
+    if (ts_server_has(f)) return;
+    ts_log("skipped: needs %s; the server is %s", ts_feature_name(f), ts_server_describe());
+    skip();
+}
+
+void ts_require_or_exit(ts_feature f) {
+    if (ts_server_has(f)) return;
+    fprintf(stderr, "SKIP: needs %s; the server is %s\n", ts_feature_name(f), ts_server_describe());
+    exit(77);
+}
+
+/* Config directives a server may not know, and the feature that brings
+ * them: without it the line is left out (and said so once). */
+static const struct {
+    const char *directive;
+    ts_feature needs;
+    const char *why_not_needed;
+} k_optional_directives[] = {
+    {"enable-debug-command", TS_FEATURE_DEBUG_DIRECTIVE, "DEBUG is always allowed before 7.0"},
+};
+
+void tsp_write_conf_lines(FILE *f, const char *const *lines) {
+    static int said[sizeof k_optional_directives / sizeof k_optional_directives[0]];
+    for (int i = 0; lines && lines[i]; i++) {
+        int keep = 1;
+        for (size_t k = 0; k < sizeof k_optional_directives / sizeof k_optional_directives[0];
+             k++) {
+            const char *d = k_optional_directives[k].directive;
+            size_t n = strlen(d);
+            if (strncmp(lines[i], d, n) == 0 && (lines[i][n] == ' ' || lines[i][n] == '\0') &&
+                !ts_server_has(k_optional_directives[k].needs)) {
+                keep = 0;
+                if (!said[k]++)
+                    ts_log("%s: config line \"%s\" left out (%s)", ts_server_describe(), lines[i],
+                           k_optional_directives[k].why_not_needed);
+            }
+        }
+        if (keep) fprintf(f, "%s\n", lines[i]);
+    }
 }
 
 int ts_dead_port(void) {

@@ -34,14 +34,16 @@ typedef struct ts_tls_server ts_tls_server;
  * tls-ca-cert-file ca.crt, `tls-auth-clients no`; then the `extra_conf`
  * lines (NULL-terminated, may be NULL), which may override any of it
  * (e.g. "tls-auth-clients yes"). Waits until the log says it is ready.
- * A missing redis-server skips the test like ts_server_start().
+ * A missing redis-server skips the test like ts_server_start(); so does a
+ * server binary built without TLS that $REDIS_SERVER chose ("SKIP: needs a
+ * server built with TLS ..."; the default binary must have TLS under CI).
  */
 ts_tls_server *ts_tls_server_start(const char *const *extra_conf, const char *cert,
                                    const char *key);
 int ts_tls_server_port(const ts_tls_server *s);
 const char *ts_tls_server_dir(const ts_tls_server *s);
 pid_t ts_tls_server_pid(const ts_tls_server *s);
-/* SIGKILL and reap; the dir and port are kept for a restart. */
+/* SIGKILL and reap; the dir and port are kept for a restart. NULL ignored. */
 void ts_tls_server_kill(ts_tls_server *s);
 /* Start again on the same port and config; waits until ready. */
 void ts_tls_server_restart(ts_tls_server *s);

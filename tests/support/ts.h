@@ -25,6 +25,8 @@ typedef struct ts_server ts_server;
  * Start a redis-server on a free 127.0.0.1 port in a fresh temp dir, with
  * extra config lines (NULL-terminated array, may be NULL), e.g.
  *   {"requirepass secret", "enable-debug-command local", NULL}
+ * Lines the server does not know and does not need are left out, logged:
+ * "enable-debug-command" before Redis 7.0 (DEBUG is always allowed there).
  * Waits until it answers PING. If redis-server is missing: when the CI
  * environment variable is set the test FAILS; otherwise the process prints
  * "SKIP: ..." and exits 77 (CTest shows it as skipped).
@@ -39,16 +41,79 @@ const char *ts_server_host(const ts_server *s); /* "127.0.0.1" */
 const char *ts_server_unix(const ts_server *s); /* NULL unless with_unix */
 const char *ts_server_dir(const ts_server *s);
 pid_t ts_server_pid(const ts_server *s);
-/* SIGKILL the process and reap it; the dir is kept for a restart. */
+/* SIGKILL the process and reap it; the dir is kept for a restart. NULL
+ * ignored (a teardown after a failed setup). */
 void ts_server_kill(ts_server *s);
 /* Start again on the same port, dir and config; waits until it answers. */
 void ts_server_restart(ts_server *s);
 /* Stop (SIGTERM, then SIGKILL), remove the dir, free. NULL ignored. */
 void ts_server_stop(ts_server *s);
-/* "redis-server --version" major number (e.g. 7), 0 if unknown. */
+/* The server's own major version (e.g. 7; 8 for Valkey 8), 0 if unknown:
+ * ts_server_version()->major. */
 int ts_server_major_version(void);
 /* A 127.0.0.1 port where nothing listens: a server's, once it is stopped. */
 int ts_dead_port(void);
+
+/* ---- The server's version and features -------------------------------- */
+
+/*
+ * The fixture's servers are whatever binary $REDIS_SERVER names (else
+ * redis-server from the usual places and $PATH): Redis 6.2 and later, or
+ * Valkey. Tests adapt to it through what follows; a test that needs what
+ * the server lacks says so by name (ts_require) rather than failing or
+ * passing silently.
+ */
+typedef struct ts_version {
+    const char *product;     /* "Redis", "Valkey", or "unknown" */
+    int major, minor, patch; /* its own version (Valkey's for Valkey); 0 if unknown */
+    /* The Redis release it matches feature-wise, major * 100 + minor: 602
+     * for Redis 6.2.x, 704 for 7.4.x; 702 for every Valkey so far (7.2,
+     * 8.x: they report redis_version 7.2.4). 0 if unknown. */
+    int redis_level;
+} ts_version;
+
+/* The server binary's version, from "<binary> --version" ("Redis server
+ * v=7.0.15 ...", "Valkey server v=8.0.1 ..."): run once, then cached. */
+const ts_version *ts_server_version(void);
+/* "Redis 6.2.16", "Valkey 8.0.1 (Redis 7.2 features)", "an unknown server". */
+const char *ts_server_describe(void);
+/*
+ * The version in an INFO reply's text (INFO or INFO server): Valkey's own
+ * from valkey_version when there is one (its redis_version, 7.2.4, is then
+ * the redis_level), else redis_version. 0 on success, -1 if neither is in it.
+ */
+int ts_info_version(const char *info, ts_version *out);
+
+/* What some tests need that not every supported server has. */
+typedef enum ts_feature {
+    TS_FEATURE_CLIENT_INFO,      /* CLIENT INFO (Redis 6.2) */
+    TS_FEATURE_GETEX,            /* GETEX (Redis 6.2) */
+    TS_FEATURE_CLIENT_INFO_RESP, /* the resp= field of CLIENT INFO/LIST (Redis 7.0) */
+    TS_FEATURE_DEBUG_DIRECTIVE,  /* the enable-debug-command directive (Redis 7.0;
+                                    before it DEBUG is always allowed) */
+    TS_FEATURE_SPUBLISH,         /* sharded pub/sub: SPUBLISH, SSUBSCRIBE (Redis 7.0) */
+    TS_FEATURE_CLIENT_SETINFO,   /* CLIENT SETINFO, lib-name=/lib-ver= (Redis 7.2) */
+    TS_FEATURE_HASH_FIELD_TTL,   /* HEXPIRE and friends (Redis 7.4; not Valkey 8) */
+    TS_FEATURE_COUNT
+} ts_feature;
+
+/* 1 when the server has f (also when its version is unknown: the test then
+ * runs and fails loudly rather than skipping). */
+int ts_server_has(ts_feature f);
+/* "the resp= field of CLIENT INFO (Redis 7.0+)". */
+const char *ts_feature_name(ts_feature f);
+/*
+ * In a cmocka test: when the server lacks f, log
+ * "# skipped: needs <feature>; the server is Redis 6.2.16" and skip() the
+ * test (cmocka reports it SKIPPED). Use before the test does anything.
+ */
+void ts_require(ts_feature f);
+/*
+ * For a whole test program (call it in main()): when the server lacks f,
+ * print "SKIP: needs <feature>; the server is ..." and exit 77 (CTest
+ * reports the program skipped).
+ */
+void ts_require_or_exit(ts_feature f);
 
 /* ---- Clients and waiting ---------------------------------------------- */
 
@@ -144,6 +209,13 @@ void ts_echo_tokens(aredis_client *c, const char *tag, int n, uint64_t timeout_m
 
 /* CLIENT ID of c's connection, asserting it is an integer. */
 long long ts_client_id(aredis_client *c);
+/*
+ * The value of `field` (e.g. "db", "name", "resp") in the server's line
+ * about c's own connection (CLIENT INFO; CLIENT LIST's line with c's id on
+ * servers before 6.2), copied to out. 1 when the line has the field, 0 when
+ * it does not (a field newer than the server: resp= before 7.0).
+ */
+int ts_client_field(aredis_client *c, const char *field, char *out, size_t outlen);
 
 /*
  * A 127.0.0.1 listener that never accepts or answers (connects complete in
