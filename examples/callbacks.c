@@ -12,7 +12,8 @@ static int remaining = 3;
 
 static void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     const char *what = data;
-    if (err) printf("%s failed: %s (%s)\n", what, err->detail, aredis_err_name(err->code));
+    if (err)
+        printf("%s failed: %s (%s)\n", what, err->detail, aredis_err_name(err->code));
     else if (r->type == AREDIS_REPLY_STRING || r->type == AREDIS_REPLY_STATUS)
         printf("%s -> %s\n", what, r->str);
     else if (r->type == AREDIS_REPLY_INTEGER)

@@ -32,7 +32,8 @@ static void progress(const char *what, long done, long total) {
     }
     int width = 30, filled = (int)(width * done / (total ? total : 1));
     fprintf(stderr, "\r  %-12s [", what);
-    for (int i = 0; i < width; i++) fputc(i < filled ? '#' : '.', stderr);
+    for (int i = 0; i < width; i++)
+        fputc(i < filled ? '#' : '.', stderr);
     fprintf(stderr, "] %3ld%%", total ? done * 100 / total : 100);
     if (done == total) fputc('\n', stderr);
     fflush(stderr);
@@ -65,7 +66,8 @@ static void conc_reply(aredis_client *c, aredis_reply *r, const aredis_error *er
     conc_state *s = data;
     s->done++;
     if (err) s->errors++;
-    if (s->done % (s->total / 20 ? s->total / 20 : 1) == 0) progress("concurrent", s->done, s->total);
+    if (s->done % (s->total / 20 ? s->total / 20 : 1) == 0)
+        progress("concurrent", s->done, s->total);
     if (s->issued < s->total) {
         s->issued++;
         aredis_command(c, conc_reply, s, "SET demo:conc:%ld %ld", s->issued % 1000, s->issued);
@@ -79,7 +81,8 @@ static double run_concurrent(aredis_client *c, long n, int depth) {
         s.issued++;
         aredis_command(c, conc_reply, &s, "SET demo:conc:%ld %ld", s.issued % 1000, s.issued);
     }
-    while (s.done < n) aredis_loop_run_once(aredis_client_loop(c), 1);
+    while (s.done < n)
+        aredis_loop_run_once(aredis_client_loop(c), 1);
     if (s.done % (n / 20 ? n / 20 : 1) != 0) progress("concurrent", n, n);
     if (s.errors) fprintf(stderr, "%ld errors\n", s.errors);
     return (double)n / (now_s() - t0);
@@ -100,7 +103,8 @@ static double run_pipelined(aredis_client *c, long n) {
         long batch = n - i < 100 ? n - i : 100, target = done + batch;
         for (long j = 0; j < batch; j++)
             aredis_command(c, count_done, &done, "SET demo:pipe:%ld %ld", (i + j) % 1000, i + j);
-        while (done < target) aredis_loop_run_once(aredis_client_loop(c), 1);
+        while (done < target)
+            aredis_loop_run_once(aredis_client_loop(c), 1);
         if ((i / 100) % 20 == 0) progress("pipelined", done, n);
     }
     progress("pipelined", n, n);
@@ -153,12 +157,14 @@ int main(int argc, char **argv) {
     /* 3. Many concurrent commands: issued in one go, flushed in one write. */
     enum { N = 1000 };
     aredis_future *fs[N];
-    for (int i = 0; i < N; i++) fs[i] = aredis_future_command(c, "INCR demo:counter");
+    for (int i = 0; i < N; i++)
+        fs[i] = aredis_future_command(c, "INCR demo:counter");
     aredis_future *all = aredis_future_all(fs, N);
     aredis_await(all);
     printf("3. %d concurrent INCRs -> counter now %lld\n", N,
            aredis_future_reply(fs[N - 1])->integer);
-    for (int i = 0; i < N; i++) aredis_future_release(fs[i]);
+    for (int i = 0; i < N; i++)
+        aredis_future_release(fs[i]);
     aredis_future_release(all);
 
     /* 4. A pipeline: a batch issued together, replies in order. */
@@ -172,9 +178,9 @@ int main(int argc, char **argv) {
     aredis_await(pall);
     aredis_reply *m = aredis_future_reply(p[3]);
     printf("4. pipeline of 4: list has %zu items; HGETALL is a %s of %zu pair(s)\n",
-           aredis_future_reply(p[1])->elements, aredis_reply_type_name(m->type),
-           m->elements / 2);
-    for (int i = 0; i < 4; i++) aredis_future_release(p[i]);
+           aredis_future_reply(p[1])->elements, aredis_reply_type_name(m->type), m->elements / 2);
+    for (int i = 0; i < 4; i++)
+        aredis_future_release(p[i]);
     aredis_future_release(pall);
 
     /* 5. Typed errors: a server error is an answer, not a broken link. */

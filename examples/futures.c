@@ -32,7 +32,8 @@ int main(int argc, char **argv) {
 
     /* all: many at once. */
     aredis_future *incr[10];
-    for (int i = 0; i < 10; i++) incr[i] = aredis_future_command(c, "INCR example:f");
+    for (int i = 0; i < 10; i++)
+        incr[i] = aredis_future_command(c, "INCR example:f");
     aredis_future *all = aredis_future_all(incr, 10);
     aredis_await(all);
     printf("after 10 INCRs: %lld\n", aredis_future_reply(incr[9])->integer);
@@ -50,7 +51,8 @@ int main(int argc, char **argv) {
 
     aredis_future_release(set);
     aredis_future_release(get);
-    for (int i = 0; i < 10; i++) aredis_future_release(incr[i]);
+    for (int i = 0; i < 10; i++)
+        aredis_future_release(incr[i]);
     aredis_future_release(all);
     aredis_future_release(two[0]);
     aredis_future_release(two[1]);

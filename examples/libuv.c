@@ -78,9 +78,9 @@ int main(void) {
     uv_run(uv, UV_RUN_DEFAULT); /* returns when the timer and the client are done */
 
     aredis_client_free(a.c);
-    aredis_loop_free(loop);         /* never frees `uv` */
+    aredis_loop_free(loop); /* never frees `uv` */
     uv_close((uv_handle_t *)&a.tick, NULL);
-    uv_run(uv, UV_RUN_DEFAULT);     /* let libuv finish closing */
+    uv_run(uv, UV_RUN_DEFAULT); /* let libuv finish closing */
     uv_loop_close(uv);
     return a.failed ? 1 : 0;
 }

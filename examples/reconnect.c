@@ -41,9 +41,7 @@ static void on_incr(aredis_client *c, aredis_reply *r, const aredis_error *err, 
     }
 }
 
-static void tick(void *arg) {
-    aredis_command(arg, on_incr, NULL, "INCR example:reconnect");
-}
+static void tick(void *arg) { aredis_command(arg, on_incr, NULL, "INCR example:reconnect"); }
 
 static void stop(void *arg) { aredis_loop_stop(arg); }
 

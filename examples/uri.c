@@ -22,8 +22,10 @@ int main(int argc, char **argv) {
     aredis_uri_free(u); /* the client copied what it needs */
     aredis_client_connect(c);
     aredis_future *f = aredis_future_command(c, "PING");
-    if (aredis_await(f) == AREDIS_ERR_OK) printf("PING -> %s\n", aredis_future_reply(f)->str);
-    else printf("failed: %s\n", aredis_future_error(f)->detail);
+    if (aredis_await(f) == AREDIS_ERR_OK)
+        printf("PING -> %s\n", aredis_future_reply(f)->str);
+    else
+        printf("failed: %s\n", aredis_future_error(f)->detail);
     aredis_future_release(f);
     aredis_client_free(c);
     aredis_loop_free(loop);

@@ -73,8 +73,7 @@ typedef void aredis_disconnect_fn(aredis_client *c, const aredis_error *err, voi
  */
 typedef void aredis_conn_error_fn(aredis_client *c, const aredis_error *err, void *data);
 /* A reconnect is scheduled: attempt number (1, 2, ...) and its delay. */
-typedef void aredis_reconnect_fn(aredis_client *c, unsigned attempt, uint32_t delay_ms,
-                                 void *data);
+typedef void aredis_reconnect_fn(aredis_client *c, unsigned attempt, uint32_t delay_ms, void *data);
 
 /*
  * Options. Start from AREDIS_OPTIONS_INIT so that fields added later keep
@@ -122,13 +121,13 @@ typedef struct aredis_options {
     int port;              /* 6379 */
     const char *unix_path; /* a unix socket path; when set, host/port unused */
     /* ---- TLS (see docs/SECURITY.md) ---- */
-    int tls;                      /* 1: TLS (rediss://); 0: plain TCP */
-    const char *tls_ca_file;      /* PEM CA bundle to verify the server; NULL:
-                                     the system store (or tls_ca_path) */
-    const char *tls_ca_path;      /* a directory of hashed CA certificates */
-    const char *tls_cert_file;    /* client certificate (mutual TLS) */
-    const char *tls_key_file;     /* its private key */
-    const char *tls_server_name;  /* SNI and the name to verify; NULL: host */
+    int tls;                     /* 1: TLS (rediss://); 0: plain TCP */
+    const char *tls_ca_file;     /* PEM CA bundle to verify the server; NULL:
+                                    the system store (or tls_ca_path) */
+    const char *tls_ca_path;     /* a directory of hashed CA certificates */
+    const char *tls_cert_file;   /* client certificate (mutual TLS) */
+    const char *tls_key_file;    /* its private key */
+    const char *tls_server_name; /* SNI and the name to verify; NULL: host */
     /*
      * DANGER: 1 turns off ALL verification of the server (certificate chain
      * and name). Anyone on the path can then read and change your traffic.
@@ -195,17 +194,17 @@ typedef struct aredis_options {
      * by request_timeout_ms), for a program started before its server.
      */
     int wait_for_first_connect;
-    size_t max_queue_size;      /* 0 = unbounded; else every command the
-                                   client holds: waiting, in flight, and
-                                   timed out but still owed a reply; one
-                                   more is refused with
-                                   AREDIS_ERR_QUEUE_FULL */
-    int retry_read_only;        /* 0: at most once for every command; 1:
-                                   read-only commands (GET, HGETALL, ...) are
-                                   re-sent after a reconnect if their reply
-                                   was lost */
+    size_t max_queue_size; /* 0 = unbounded; else every command the
+                              client holds: waiting, in flight, and
+                              timed out but still owed a reply; one
+                              more is refused with
+                              AREDIS_ERR_QUEUE_FULL */
+    int retry_read_only;   /* 0: at most once for every command; 1:
+                              read-only commands (GET, HGETALL, ...) are
+                              re-sent after a reconnect if their reply
+                              was lost */
     /* ---- dead connections ---- */
-    uint32_t keepalive_s;             /* 60: TCP keepalive idle time; 0 = off */
+    uint32_t keepalive_s;              /* 60: TCP keepalive idle time; 0 = off */
     uint32_t health_check_interval_ms; /* 0 = off; else PING after this long
                                           idle; no answer within
                                           request_timeout_ms (or the interval)
@@ -227,14 +226,12 @@ typedef struct aredis_options {
 } aredis_options;
 
 #ifndef __cplusplus
-#define AREDIS_OPTIONS_INIT                                                    \
-    {                                                                          \
-        .host = "127.0.0.1", .port = 6379, .protocol = 3,                      \
-        .connect_timeout_ms = 5000, .request_timeout_ms = 5000,                \
-        .dead_timeout_ms = 10000, .limits = AREDIS_READER_LIMITS_INIT,         \
-        .reconnect = 1, .reconnect_delay_ms = 100,                             \
-        .max_reconnect_delay_ms = 30000, .reconnect_jitter = 0.1,              \
-        .queue_during_reconnect = 1, .keepalive_s = 60                         \
+#define AREDIS_OPTIONS_INIT                                                                        \
+    {                                                                                              \
+        .host = "127.0.0.1", .port = 6379, .protocol = 3, .connect_timeout_ms = 5000,              \
+        .request_timeout_ms = 5000, .dead_timeout_ms = 10000, .limits = AREDIS_READER_LIMITS_INIT, \
+        .reconnect = 1, .reconnect_delay_ms = 100, .max_reconnect_delay_ms = 30000,                \
+        .reconnect_jitter = 0.1, .queue_during_reconnect = 1, .keepalive_s = 60                    \
     }
 #else
 /* C++ has no designated initializers before C++20 (and g++ warns about the
@@ -273,16 +270,17 @@ typedef struct aredis_cmd_opts {
 } aredis_cmd_opts;
 #define AREDIS_CMD_NO_TIMEOUT 1u
 #define AREDIS_CMD_RETRYABLE 2u
-#define AREDIS_CMD_OPTS_INIT {0, 0}
+#define AREDIS_CMD_OPTS_INIT                                                                       \
+    { 0, 0 }
 
 /* The client's connection state, with a name for traces. */
-#define AREDIS_STATE_MAP(X)                                                    \
-    X(IDLE, "idle")                                                            \
-    X(RECONNECTING, "waiting to reconnect")                                    \
-    X(CONNECTING, "connecting")                                                \
-    X(HANDSHAKE, "handshake")                                                  \
-    X(READY, "ready")                                                          \
-    X(CLOSING, "closing")                                                      \
+#define AREDIS_STATE_MAP(X)                                                                        \
+    X(IDLE, "idle")                                                                                \
+    X(RECONNECTING, "waiting to reconnect")                                                        \
+    X(CONNECTING, "connecting")                                                                    \
+    X(HANDSHAKE, "handshake")                                                                      \
+    X(READY, "ready")                                                                              \
+    X(CLOSING, "closing")                                                                          \
     X(CLOSED, "closed")
 typedef enum aredis_state {
 #define AREDIS__STATE_ENUM(n, s) AREDIS_STATE_##n,
@@ -350,8 +348,8 @@ typedef struct aredis_client_stats {
     uint64_t read_calls;  /* read(2) calls that returned bytes */
     uint64_t bytes_out;
     uint64_t bytes_in;
-    uint64_t timeouts;    /* commands failed with AREDIS_ERR_TIMEOUT */
-    uint64_t connects;    /* successful connects (handshake done) */
+    uint64_t timeouts; /* commands failed with AREDIS_ERR_TIMEOUT */
+    uint64_t connects; /* successful connects (handshake done) */
 } aredis_client_stats;
 
 /* Copy the client's counters into *out. */
@@ -377,8 +375,7 @@ AREDIS_API aredis_err aredis_vcommand(aredis_client *c, aredis_reply_fn *cb, voi
                                       const char *fmt, va_list ap);
 /* argc arguments with lengths (argvlen NULL: NUL-terminated strings). */
 AREDIS_API aredis_err aredis_command_argv(aredis_client *c, aredis_reply_fn *cb, void *data,
-                                          int argc, const char *const *argv,
-                                          const size_t *argvlen);
+                                          int argc, const char *const *argv, const size_t *argvlen);
 /* With per-command options (opts NULL = defaults). */
 AREDIS_API aredis_err aredis_command_argv_ex(aredis_client *c, const aredis_cmd_opts *opts,
                                              aredis_reply_fn *cb, void *data, int argc,

@@ -26,26 +26,26 @@ extern "C" {
 #endif
 
 /* X(NAME, "message") — keep OK first. */
-#define AREDIS_ERRNO_MAP(X)                                                    \
-    X(OK, "success")                                                           \
-    X(IO, "connection error")                                                  \
-    X(EOF, "connection closed by peer")                                        \
-    X(CONNREFUSED, "connection refused")                                       \
-    X(RESOLVE, "cannot resolve host")                                          \
-    X(TIMEOUT, "timed out")                                                    \
-    X(PROTOCOL, "protocol error")                                              \
-    X(SERVER, "server error reply")                                            \
-    X(AUTH, "authentication failed")                                           \
-    X(HANDSHAKE, "connection setup refused by server")                         \
-    X(TLS, "TLS error")                                                        \
-    X(QUEUE_FULL, "command queue full")                                        \
-    X(CANCELLED, "cancelled")                                                  \
-    X(CLOSED, "client closed")                                                 \
-    X(NOT_CONNECTED, "not connected")                                          \
-    X(FORKED, "client used in a forked child")                                 \
-    X(NOMEM, "out of memory")                                                  \
-    X(INVALID, "invalid argument")                                             \
-    X(URI, "malformed URI")                                                    \
+#define AREDIS_ERRNO_MAP(X)                                                                        \
+    X(OK, "success")                                                                               \
+    X(IO, "connection error")                                                                      \
+    X(EOF, "connection closed by peer")                                                            \
+    X(CONNREFUSED, "connection refused")                                                           \
+    X(RESOLVE, "cannot resolve host")                                                              \
+    X(TIMEOUT, "timed out")                                                                        \
+    X(PROTOCOL, "protocol error")                                                                  \
+    X(SERVER, "server error reply")                                                                \
+    X(AUTH, "authentication failed")                                                               \
+    X(HANDSHAKE, "connection setup refused by server")                                             \
+    X(TLS, "TLS error")                                                                            \
+    X(QUEUE_FULL, "command queue full")                                                            \
+    X(CANCELLED, "cancelled")                                                                      \
+    X(CLOSED, "client closed")                                                                     \
+    X(NOT_CONNECTED, "not connected")                                                              \
+    X(FORKED, "client used in a forked child")                                                     \
+    X(NOMEM, "out of memory")                                                                      \
+    X(INVALID, "invalid argument")                                                                 \
+    X(URI, "malformed URI")                                                                        \
     X(UNSUPPORTED, "not supported")
 
 typedef enum aredis_err {

@@ -41,8 +41,8 @@ typedef struct aredis_future aredis_future;
  */
 AREDIS_API aredis_future *aredis_future_command(aredis_client *c, const char *fmt, ...);
 AREDIS_API aredis_future *aredis_future_vcommand(aredis_client *c, const char *fmt, va_list ap);
-AREDIS_API aredis_future *aredis_future_argv(aredis_client *c, int argc,
-                                             const char *const *argv, const size_t *argvlen);
+AREDIS_API aredis_future *aredis_future_argv(aredis_client *c, int argc, const char *const *argv,
+                                             const size_t *argvlen);
 AREDIS_API aredis_future *aredis_future_argv_ex(aredis_client *c, const aredis_cmd_opts *opts,
                                                 int argc, const char *const *argv,
                                                 const size_t *argvlen);

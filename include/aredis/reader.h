@@ -46,9 +46,11 @@ typedef struct aredis_reader_limits {
 #define AREDIS_READER_DEFAULT_MAX_BULK ((size_t)512 * 1024 * 1024)
 #define AREDIS_READER_DEFAULT_MAX_ELEMENTS ((size_t)1 << 28)
 #define AREDIS_READER_DEFAULT_MAX_DEPTH 128u
-#define AREDIS_READER_LIMITS_INIT                                              \
-    {AREDIS_READER_DEFAULT_MAX_BULK, AREDIS_READER_DEFAULT_MAX_ELEMENTS,       \
-     AREDIS_READER_DEFAULT_MAX_DEPTH}
+#define AREDIS_READER_LIMITS_INIT                                                                  \
+    {                                                                                              \
+        AREDIS_READER_DEFAULT_MAX_BULK, AREDIS_READER_DEFAULT_MAX_ELEMENTS,                        \
+            AREDIS_READER_DEFAULT_MAX_DEPTH                                                        \
+    }
 
 /*
  * Where an object being created goes. `parent` is the aggregate object being
@@ -113,8 +115,7 @@ AREDIS_API const aredis_reply_builder *aredis_reply_builder_default(void);
  * Make a reader. `builder` NULL means the default builder. Returns NULL when
  * out of memory.
  */
-AREDIS_API aredis_reader *aredis_reader_new(const aredis_reply_builder *builder,
-                                            void *privdata);
+AREDIS_API aredis_reader *aredis_reader_new(const aredis_reply_builder *builder, void *privdata);
 
 /* Free the reader and any partial reply it holds. NULL is ignored. */
 AREDIS_API void aredis_reader_free(aredis_reader *r);

@@ -44,8 +44,8 @@ static void client_destroy(aredis_client *c);
 
 const char *aredis_state_name(aredis_state s) {
     switch (s) {
-#define AREDIS__STATE_NAME(n, str)                                             \
-    case AREDIS_STATE_##n:                                                     \
+#define AREDIS__STATE_NAME(n, str)                                                                 \
+    case AREDIS_STATE_##n:                                                                         \
         return str;
         AREDIS_STATE_MAP(AREDIS__STATE_NAME)
 #undef AREDIS__STATE_NAME
@@ -88,9 +88,12 @@ static void error_prefix(const aredis_reply *r, char *out, size_t outlen) {
 }
 
 const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len) {
-    if (c->opt.unix_path) snprintf(buf, len, "%s", c->opt.unix_path);
-    else if (strchr(c->opt.host, ':')) snprintf(buf, len, "[%s]:%d", c->opt.host, c->opt.port);
-    else snprintf(buf, len, "%s:%d", c->opt.host, c->opt.port);
+    if (c->opt.unix_path)
+        snprintf(buf, len, "%s", c->opt.unix_path);
+    else if (strchr(c->opt.host, ':'))
+        snprintf(buf, len, "[%s]:%d", c->opt.host, c->opt.port);
+    else
+        snprintf(buf, len, "%s:%d", c->opt.host, c->opt.port);
     return buf;
 }
 
@@ -162,7 +165,8 @@ static void mark_taken(aredis__cmdq *q) {
 
 /* Put what a teardown keeps back in `waiting`, in order. */
 static void waiting_adopt(aredis_client *c, aredis__cmdq *q) {
-    for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next) cmd->flags |= AREDIS__CMD_QUEUED;
+    for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next)
+        cmd->flags |= AREDIS__CMD_QUEUED;
     aredis__cmdq_append(&c->waiting, q);
 }
 
@@ -233,8 +237,7 @@ static void conn_reset(aredis_client *c) {
  */
 typedef enum { TEARDOWN_LOST, TEARDOWN_REFUSED, TEARDOWN_GRACEFUL, TEARDOWN_FINAL } teardown_mode;
 
-static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
-                        teardown_mode mode) {
+static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, teardown_mode mode) {
     int lost = mode == TEARDOWN_LOST || mode == TEARDOWN_REFUSED;
     /* No teardown inside another: the callbacks of one (a health-check PING
      * failing with its TIMEOUT, say) may report the same lost connection
@@ -249,8 +252,7 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
     c->gen++;
 
     /* Take the queues first: callbacks may issue new commands. */
-    aredis__cmdq sent = c->sent, waiting = c->waiting, forked = c->forked, keep = {0},
-                 fail = {0};
+    aredis__cmdq sent = c->sent, waiting = c->waiting, forked = c->forked, keep = {0}, fail = {0};
     memset(&c->sent, 0, sizeof c->sent);
     memset(&c->waiting, 0, sizeof c->waiting);
     memset(&c->forked, 0, sizeof c->forked);
@@ -264,10 +266,12 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
     /* Commands wait for the next attempt only once the client has been up
      * (or when told to wait for the first connect): a newcomer's program
      * with no server must see an error, not wait for ever. */
-    int queue = retry && c->opt.queue_during_reconnect &&
-                (c->ever_ready || c->opt.wait_for_first_connect);
-    if (queue) aredis__reconnect_sort(c, &sent, &keep, &fail); /* needs `out` intact */
-    else fail = sent;
+    int queue =
+        retry && c->opt.queue_during_reconnect && (c->ever_ready || c->opt.wait_for_first_connect);
+    if (queue)
+        aredis__reconnect_sort(c, &sent, &keep, &fail); /* needs `out` intact */
+    else
+        fail = sent;
     mark_taken(&fail);
     mark_taken(&waiting);
 
@@ -278,8 +282,8 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail,
         c->state = mode == TEARDOWN_FINAL ? AREDIS_STATE_CLOSED : AREDIS_STATE_IDLE;
         if (lost && c->attempt && c->opt.reconnect) {
             char gave[320];
-            snprintf(gave, sizeof gave, "gave up after %u reconnect attempt(s): %.200s",
-                     c->attempt, why);
+            snprintf(gave, sizeof gave, "gave up after %u reconnect attempt(s): %.200s", c->attempt,
+                     why);
             snprintf(why, sizeof why, "%.255s", gave);
             aredis__log(AREDIS_LOG_INFO, "reconnect: %s", why);
         } else if (lost && c->opt.reconnect) {
@@ -371,8 +375,8 @@ static ssize_t conn_read(aredis_client *c, void *buf, size_t n, int *want, aredi
     }
 }
 
-static ssize_t conn_write(aredis_client *c, const void *buf, size_t n, int *want,
-                          aredis_err *code, char *msg, size_t msglen) {
+static ssize_t conn_write(aredis_client *c, const void *buf, size_t n, int *want, aredis_err *code,
+                          char *msg, size_t msglen) {
     if (c->tls) {
         errno = 0;
         ssize_t r = aredis__tls_write(c->tls, buf, n, want, msg, msglen);
@@ -399,8 +403,10 @@ static ssize_t conn_write(aredis_client *c, const void *buf, size_t n, int *want
  * missing client certificate only then) is for good; anything else on a
  * live link — a reset, a TLS alert or bad record — is a lost connection. */
 static void conn_failed(aredis_client *c, aredis_err code, const char *msg) {
-    if (c->tls && aredis__tls_refused(c->tls)) aredis__teardown_refused(c, code, msg);
-    else aredis__teardown(c, code, msg);
+    if (c->tls && aredis__tls_refused(c->tls))
+        aredis__teardown_refused(c, code, msg);
+    else
+        aredis__teardown(c, code, msg);
 }
 
 /*
@@ -412,9 +418,7 @@ static void conn_failed(aredis_client *c, aredis_err code, const char *msg) {
  * stall for a read that waits to write.
  */
 static int read_event(const aredis_client *c) { return c->rd_want ? c->rd_want : AREDIS_EV_READ; }
-static int write_event(const aredis_client *c) {
-    return c->wr_want ? c->wr_want : AREDIS_EV_WRITE;
-}
+static int write_event(const aredis_client *c) { return c->wr_want ? c->wr_want : AREDIS_EV_WRITE; }
 static int has_output(const aredis_client *c) {
     return aredis__buf_used(&c->out) || (c->tls && aredis__tls_pending(c->tls));
 }
@@ -428,8 +432,8 @@ static int do_write(aredis_client *c) {
         int want = 0;
         aredis_err code = AREDIS_ERR_IO;
         char msg[256];
-        ssize_t n = conn_write(c, c->out.data + c->out.off, aredis__buf_used(&c->out), &want,
-                               &code, msg, sizeof msg);
+        ssize_t n = conn_write(c, c->out.data + c->out.off, aredis__buf_used(&c->out), &want, &code,
+                               msg, sizeof msg);
         if (n > 0) {
             c->wr_want = 0;
             c->last_tx = aredis__now_ms(c->loop);
@@ -553,8 +557,7 @@ static void do_read(aredis_client *c) {
         }
         /* Commands held behind a barrier (or behind what waits for one) go
          * out once what they wait for has been answered. */
-        if (c->waiting.n && c->state == AREDIS_STATE_READY && aredis__drain_waiting(c) != 0)
-            return;
+        if (c->waiting.n && c->state == AREDIS_STATE_READY && aredis__drain_waiting(c) != 0) return;
         maybe_finish_disconnect(c);
         if (c->gen != gen) return;
         /* A plain socket that gave less than asked for is drained. TLS may
@@ -671,8 +674,7 @@ static void on_io(void *arg, int events) {
         }
     } else {
         if (events & read_event(c)) do_read(c);
-        if (c->gen == gen && (events & write_event(c)) && c->fd >= 0 && has_output(c))
-            do_write(c);
+        if (c->gen == gen && (events & write_event(c)) && c->fd >= 0 && has_output(c)) do_write(c);
     }
     aredis__leave(c);
 }
@@ -774,7 +776,8 @@ int aredis__fork_adopt(aredis_client *c) {
     aredis__cmdq_append(&c->forked, &c->sent);
     aredis__cmdq_append(&c->forked, &c->waiting);
     aredis__ready_waiter **tail = &c->forked_waiters;
-    while (*tail) tail = &(*tail)->next;
+    while (*tail)
+        tail = &(*tail)->next;
     *tail = c->ready_waiters;
     c->ready_waiters = NULL;
     c->forked_report = 1;
@@ -886,8 +889,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
     c->fork_gen = aredis__fork_generation();
     c->rng = (uint64_t)(uintptr_t)c ^ ((uint64_t)getpid() << 32) ^ aredis__now_ms(loop);
     if (copy_str(&c->opt.host, opts->host) || copy_str(&c->opt.unix_path, opts->unix_path) ||
-        copy_str(&c->opt.username, opts->username) ||
-        copy_str(&c->opt.password, opts->password) ||
+        copy_str(&c->opt.username, opts->username) || copy_str(&c->opt.password, opts->password) ||
         copy_str(&c->opt.client_name, opts->client_name) ||
         copy_str(&c->opt.tls_ca_file, opts->tls_ca_file) ||
         copy_str(&c->opt.tls_ca_path, opts->tls_ca_path) ||
@@ -992,8 +994,10 @@ void aredis__connect_start(aredis_client *c) {
             c->addr_next = c->addrs;
             /* An earlier address may have failed at once (err set) and a
              * later one be under way: only a total failure counts. */
-            if (try_next_addr(c, &err) == 0) err = 0;
-            else if (!err) err = ECONNREFUSED;
+            if (try_next_addr(c, &err) == 0)
+                err = 0;
+            else if (!err)
+                err = ECONNREFUSED;
         }
     }
     if (err) {
@@ -1074,7 +1078,5 @@ aredis_loop *aredis_client_loop(const aredis_client *c) { return c->loop; }
 size_t aredis_client_pending(const aredis_client *c) { return c->user_pending; }
 void *aredis_client_get_data(const aredis_client *c) { return c->data; }
 void aredis_client_set_data(aredis_client *c, void *data) { c->data = data; }
-void aredis_client_get_stats(const aredis_client *c, aredis_client_stats *out) {
-    *out = c->stats;
-}
+void aredis_client_get_stats(const aredis_client *c, aredis_client_stats *out) { *out = c->stats; }
 const aredis_error *aredis_client_last_error(const aredis_client *c) { return &c->last_err; }

@@ -23,28 +23,30 @@
 struct addrinfo;
 
 /* Command record flags. */
-#define AREDIS__CMD_ORPHAN 1u   /* callback already ran (timeout, cancel): drop the reply */
-#define AREDIS__CMD_INTERNAL 2u /* handshake command: not counted as user pending */
-#define AREDIS__CMD_SENT 4u     /* bytes are in `out` or on the wire */
-#define AREDIS__CMD_RETRY 8u    /* may be sent again after a reconnect (buf kept) */
+#define AREDIS__CMD_ORPHAN 1u     /* callback already ran (timeout, cancel): drop the reply */
+#define AREDIS__CMD_INTERNAL 2u   /* handshake command: not counted as user pending */
+#define AREDIS__CMD_SENT 4u       /* bytes are in `out` or on the wire */
+#define AREDIS__CMD_RETRY 8u      /* may be sent again after a reconnect (buf kept) */
 #define AREDIS__CMD_SENSITIVE 16u /* AUTH, CONFIG SET, ...: redact its error detail */
-#define AREDIS__CMD_BARRIER 32u /* AUTH, HELLO: written only when nothing else
-                                   is owed a reply; later commands wait for it */
-#define AREDIS__CMD_FIFO 64u    /* its deadline is in the client's FIFO (the
+#define AREDIS__CMD_BARRIER                                                                        \
+    32u /* AUTH, HELLO: written only when nothing else                                             \
+           is owed a reply; later commands wait for it */
+#define AREDIS__CMD_FIFO                                                                           \
+    64u                         /* its deadline is in the client's FIFO (the                       \
                                    default request timeout), not the heap */
 #define AREDIS__CMD_QUEUED 128u /* in c->waiting (not in a list being failed) */
 
 typedef struct aredis__cmd {
-    struct aredis__cmd *next, *prev; /* in `waiting` or `sent` */
+    struct aredis__cmd *next, *prev;   /* in `waiting` or `sent` */
     struct aredis__cmd *fnext, *fprev; /* in the deadline FIFO (AREDIS__CMD_FIFO) */
     aredis_reply_fn *cb;
     void *data;
-    aredis__hnode dl;  /* its deadline (loop ms): key; in the client's heap
-                          unless AREDIS__CMD_FIFO */
-    char *buf;         /* the encoded command while it waits for a connection
-                          (and, for a retryable command, while in flight) */
+    aredis__hnode dl; /* its deadline (loop ms): key; in the client's heap
+                         unless AREDIS__CMD_FIFO */
+    char *buf;        /* the encoded command while it waits for a connection
+                         (and, for a retryable command, while in flight) */
     size_t len;
-    uint64_t start;    /* its bytes in the output stream: [start, end) */
+    uint64_t start; /* its bytes in the output stream: [start, end) */
     uint64_t end;
     unsigned flags;
 } aredis__cmd;
@@ -81,14 +83,14 @@ struct aredis_client {
     int deferred_errno; /* a connect that failed inside aredis_client_connect */
     void *io;
     int io_mask;
-    struct addrinfo *addrs, *addr_next; /* candidates while connecting */
+    struct addrinfo *addrs, *addr_next;    /* candidates while connecting */
     struct aredis__resolve_job *resolving; /* a host name being resolved off
                                               the loop thread (net/resolve.h) */
     aredis_reader *reader;
     struct aredis_tls_context *tls_ctx; /* shared (options), or made at the first TLS connect */
-    struct aredis__tls *tls;         /* this connection's TLS, or NULL */
+    struct aredis__tls *tls;            /* this connection's TLS, or NULL */
     int tls_handshaking;
-    aredis__buf out; /* encoded commands not yet written */
+    aredis__buf out;   /* encoded commands not yet written */
     uint64_t appended; /* bytes ever appended to `out` (stream position) */
     uint64_t written;  /* bytes ever written to the socket */
     void *flush_defer;
@@ -110,7 +112,7 @@ struct aredis_client {
     aredis__heap deadlines; /* per-command deadlines, earliest first */
     aredis__fifo fifo;      /* default-timeout deadlines, in issue order */
     void *timer;
-    uint64_t timer_at;    /* when the loop timer is armed for; 0 = not armed */
+    uint64_t timer_at;      /* when the loop timer is armed for; 0 = not armed */
     uint64_t conn_deadline; /* connect + handshake deadline; 0 = none */
     uint64_t orphan_since;  /* when the first orphan of `sent` appeared */
     uint64_t last_rx;       /* last time bytes arrived */
@@ -130,11 +132,11 @@ struct aredis_client {
     int rd_want, wr_want;
 
     /* reconnection (reconnect.c) */
-    unsigned attempt;      /* failed attempts in a row */
-    uint64_t reconnect_at; /* when the next attempt starts; 0 = none */
+    unsigned attempt;         /* failed attempts in a row */
+    uint64_t reconnect_at;    /* when the next attempt starts; 0 = none */
     uint32_t reconnect_delay; /* the delay chosen for it (reported as is) */
-    uint64_t rng;          /* jitter */
-    int was_ready;         /* the connection being torn down had been READY */
+    uint64_t rng;             /* jitter */
+    int was_ready;            /* the connection being torn down had been READY */
 
     /* health check */
     uint64_t last_tx;
@@ -225,8 +227,7 @@ int aredis__fork_adopt(aredis_client *c);
 /* For loop callbacks: 1 when the client is a forked copy, adopted now or
  * inert — the event belonged to the parent's connection: drop it. */
 int aredis__forked(aredis_client *c);
-void aredis__set_error(aredis_client *c, aredis_err code, const char *fmt, ...)
-    AREDIS_PRINTF(3, 4);
+void aredis__set_error(aredis_client *c, aredis_err code, const char *fmt, ...) AREDIS_PRINTF(3, 4);
 /* "host:port" or the unix path, for log lines (never credentials). */
 const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len);
 
@@ -253,10 +254,10 @@ int aredis__cmd_is_read_only(const char *name, size_t len);
 
 /* ---- cmdclass.c -------------------------------------------------------- */
 /* What the dispatcher must know about a command, from its encoded bytes. */
-#define AREDIS__CC_SENSITIVE 1u /* may carry a secret: redact its error */
-#define AREDIS__CC_BARRIER 2u   /* AUTH, HELLO: sent alone */
-#define AREDIS__CC_REFUSED 4u   /* its replies cannot be matched: refuse it */
-#define AREDIS__CC_BLOCKING 8u  /* blocks on the server for *block_ms */
+#define AREDIS__CC_SENSITIVE 1u  /* may carry a secret: redact its error */
+#define AREDIS__CC_BARRIER 2u    /* AUTH, HELLO: sent alone */
+#define AREDIS__CC_REFUSED 4u    /* its replies cannot be matched: refuse it */
+#define AREDIS__CC_BLOCKING 8u   /* blocks on the server for *block_ms */
 #define AREDIS__CC_READ_ONLY 16u /* only reads (retry_read_only) */
 /*
  * Classify one encoded command. *why gets a static text for a refusal;
@@ -287,8 +288,7 @@ static inline unsigned aredis__cmd_classify(const char *resp, size_t len, int wa
  */
 aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
                           void *data, int internal, int argc, const char *const *argv,
-                          const size_t *argvlen, const char *fmt, va_list *ap,
-                          aredis__cmd **out);
+                          const size_t *argvlen, const char *fmt, va_list *ap, aredis__cmd **out);
 /* Put a command (bytes in cmd->buf) at the end of c->waiting. */
 void aredis__waiting_push(aredis_client *c, aredis__cmd *cmd);
 /* Fail a pending command now (timeout, cancel): its callback runs with

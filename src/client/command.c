@@ -14,8 +14,8 @@
 #include "util/log.h"
 #include "util/redact.h"
 
-static aredis_err encode(aredis__buf *b, int argc, const char *const *argv,
-                         const size_t *argvlen, const char *fmt, va_list *ap) {
+static aredis_err encode(aredis__buf *b, int argc, const char *const *argv, const size_t *argvlen,
+                         const char *fmt, va_list *ap) {
     if (fmt) {
         va_list cp;
         va_copy(cp, *ap);
@@ -70,8 +70,7 @@ void aredis__waiting_push(aredis_client *c, aredis__cmd *cmd) {
 
 aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
                           void *data, int internal, int argc, const char *const *argv,
-                          const size_t *argvlen, const char *fmt, va_list *ap,
-                          aredis__cmd **out) {
+                          const size_t *argvlen, const char *fmt, va_list *ap, aredis__cmd **out) {
     aredis_err e = admission(c, internal);
     if (e != AREDIS_ERR_OK) return e;
 
@@ -135,8 +134,8 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
 
     /* Retryable: by flag, or read-only under retry_read_only. It keeps a copy
      * of its bytes to send again after a reconnect. */
-    int retry = !internal && ((o && (o->flags & AREDIS_CMD_RETRYABLE)) ||
-                              (cls & AREDIS__CC_READ_ONLY));
+    int retry =
+        !internal && ((o && (o->flags & AREDIS_CMD_RETRYABLE)) || (cls & AREDIS__CC_READ_ONLY));
     /* Straight onto the wire when ready and nothing holds the line: no
      * barrier in flight, nothing waiting ahead, and a barrier itself only
      * when no reply is owed. Handshake commands always. */
@@ -226,8 +225,7 @@ aredis_err aredis_vcommand(aredis_client *c, aredis_reply_fn *cb, void *data, co
     return e;
 }
 
-aredis_err aredis_command(aredis_client *c, aredis_reply_fn *cb, void *data, const char *fmt,
-                          ...) {
+aredis_err aredis_command(aredis_client *c, aredis_reply_fn *cb, void *data, const char *fmt, ...) {
     if (!fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "format is NULL");
     va_list ap;
     va_start(ap, fmt);

@@ -72,8 +72,8 @@ void aredis_future_release(aredis_future *f) {
     if (f && --f->refs == 0) future_free(f);
 }
 
-static void future_complete(aredis_future *f, aredis_reply *r, aredis_err code,
-                            const char *detail, const char *prefix) {
+static void future_complete(aredis_future *f, aredis_reply *r, aredis_err code, const char *detail,
+                            const char *prefix) {
     if (f->done) return;
     f->done = 1;
     f->cmd = NULL;
@@ -96,8 +96,10 @@ static void future_complete(aredis_future *f, aredis_reply *r, aredis_err code,
 }
 
 static void complete_from(aredis_future *f, aredis_reply *r, const aredis_error *err) {
-    if (err) future_complete(f, r, err->code, err->detail, err->prefix);
-    else future_complete(f, r, AREDIS_ERR_OK, NULL, NULL);
+    if (err)
+        future_complete(f, r, err->code, err->detail, err->prefix);
+    else
+        future_complete(f, r, AREDIS_ERR_OK, NULL, NULL);
 }
 
 /* ---- Command futures ---------------------------------------------------- */
@@ -179,12 +181,12 @@ aredis_future *aredis_future_ready(aredis_client *c) {
         future_complete(f, NULL, AREDIS_ERR_CLOSED, "client closed", NULL);
     } else if (c->state == AREDIS_STATE_IDLE) {
         /* Nothing under way that could make it ready: say so now. */
-        future_complete(f, NULL,
-                        c->last_err.code != AREDIS_ERR_OK ? c->last_err.code
-                                                          : AREDIS_ERR_NOT_CONNECTED,
-                        c->last_err.code != AREDIS_ERR_OK ? c->last_detail
-                                                          : "not connected: call aredis_client_connect()",
-                        NULL);
+        future_complete(
+            f, NULL,
+            c->last_err.code != AREDIS_ERR_OK ? c->last_err.code : AREDIS_ERR_NOT_CONNECTED,
+            c->last_err.code != AREDIS_ERR_OK ? c->last_detail
+                                              : "not connected: call aredis_client_connect()",
+            NULL);
     } else {
         aredis__ready_waiter *w = aredis__malloc(sizeof *w);
         if (!w) {
@@ -195,7 +197,8 @@ aredis_future *aredis_future_ready(aredis_client *c) {
         w->f = f;
         w->next = NULL;
         aredis__ready_waiter **pp = &c->ready_waiters; /* FIFO: notified in order */
-        while (*pp) pp = &(*pp)->next;
+        while (*pp)
+            pp = &(*pp)->next;
         *pp = w;
     }
     return f;
@@ -292,8 +295,10 @@ aredis_err aredis_future_then(aredis_future *f, aredis_future_fn *fn, void *data
     t->fn = fn;
     t->data = data;
     t->next = NULL;
-    if (f->thens_tail) f->thens_tail->next = t;
-    else f->thens = t;
+    if (f->thens_tail)
+        f->thens_tail->next = t;
+    else
+        f->thens = t;
     f->thens_tail = t;
     return AREDIS_ERR_OK;
 }

@@ -34,9 +34,9 @@ static int starts_with(const aredis_reply *r, const char *p) {
 
 /* "The server cannot serve this now": a refusal to retry, not to obey. */
 static int is_transient(const aredis_reply *r) {
-    return starts_with(r, "LOADING") || starts_with(r, "BUSY") ||
-           starts_with(r, "MASTERDOWN") || starts_with(r, "TRYAGAIN") ||
-           starts_with(r, "CLUSTERDOWN") || starts_with(r, "ERR max number of clients");
+    return starts_with(r, "LOADING") || starts_with(r, "BUSY") || starts_with(r, "MASTERDOWN") ||
+           starts_with(r, "TRYAGAIN") || starts_with(r, "CLUSTERDOWN") ||
+           starts_with(r, "ERR max number of clients");
 }
 
 static int is_auth_error(const aredis_reply *r) {
@@ -54,8 +54,8 @@ static int is_auth_error(const aredis_reply *r) {
 static void fail(aredis_client *c, const char *step, const aredis_reply *r) {
     char said[220], safe[220], msg[256];
     const char *secrets[] = {c->opt.password, c->opt.username};
-    size_t n = aredis__redact_secrets(r && r->str ? r->str : "", r && r->str ? r->len : 0,
-                                      secrets, 2, said, sizeof said);
+    size_t n = aredis__redact_secrets(r && r->str ? r->str : "", r && r->str ? r->len : 0, secrets,
+                                      2, said, sizeof said);
     if (strcmp(step, "AUTH") == 0 || strcmp(step, "HELLO") == 0)
         aredis__redact_message(said, n, safe, sizeof safe);
     else
@@ -80,8 +80,8 @@ static void step_done(aredis_client *c, aredis_reply *r, const aredis_error *err
 }
 
 static int send_step(aredis_client *c, const char *name, int argc, const char *const *argv) {
-    aredis_err e = aredis__submit(c, NULL, step_done, (void *)name, 1, argc, argv, NULL, NULL,
-                                  NULL, NULL);
+    aredis_err e =
+        aredis__submit(c, NULL, step_done, (void *)name, 1, argc, argv, NULL, NULL, NULL, NULL);
     if (e != AREDIS_ERR_OK) {
         aredis__teardown(c, e, "cannot queue handshake");
         return -1;
@@ -158,7 +158,6 @@ void aredis__handshake_start(aredis_client *c) {
         argv[argc++] = "SETNAME";
         argv[argc++] = c->opt.client_name;
     }
-    aredis_err e =
-        aredis__submit(c, NULL, hello_done, NULL, 1, argc, argv, NULL, NULL, NULL, NULL);
+    aredis_err e = aredis__submit(c, NULL, hello_done, NULL, 1, argc, argv, NULL, NULL, NULL, NULL);
     if (e != AREDIS_ERR_OK) aredis__teardown(c, e, "cannot queue handshake");
 }

@@ -45,7 +45,8 @@ uint32_t aredis__backoff_ms(const aredis_options *o, unsigned attempt, uint64_t 
     double d = (double)o->reconnect_delay_ms;
     double cap = (double)o->max_reconnect_delay_ms;
     if (cap < d) cap = d;
-    for (unsigned i = 1; i < attempt && d < cap; i++) d *= 2;
+    for (unsigned i = 1; i < attempt && d < cap; i++)
+        d *= 2;
     if (d > cap) d = cap;
     double j = o->reconnect_jitter;
     if (j > 0) {
@@ -61,17 +62,72 @@ uint32_t aredis__backoff_ms(const aredis_options *o, unsigned attempt, uint64_t 
 
 /* Sorted, upper case. Commands that only read data or server state. */
 static const char *const k_read_only[] = {
-    "BITCOUNT", "BITPOS",     "DBSIZE",    "DUMP",        "ECHO",      "EXISTS",
-    "GEODIST",  "GEOHASH",    "GEOPOS",    "GEOSEARCH",   "GET",       "GETBIT",
-    "GETRANGE", "HEXISTS",    "HGET",      "HGETALL",     "HKEYS",     "HLEN",
-    "HMGET",    "HRANDFIELD", "HSCAN",     "HSTRLEN",     "HVALS",     "INFO",
-    "KEYS",     "LINDEX",     "LLEN",      "LPOS",        "LRANGE",    "MGET",
-    "PFCOUNT",  "PING",       "PTTL",      "RANDOMKEY",   "SCAN",      "SCARD",
-    "SDIFF",    "SINTER",     "SISMEMBER", "SMEMBERS",    "SMISMEMBER", "SRANDMEMBER",
-    "SSCAN",    "STRLEN",     "SUNION",    "TIME",        "TTL",       "TYPE",
-    "XLEN",     "XRANGE",     "XREVRANGE", "ZCARD",       "ZCOUNT",    "ZLEXCOUNT",
-    "ZMSCORE",  "ZRANDMEMBER", "ZRANGE",   "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANK",
-    "ZREVRANGE", "ZREVRANGEBYLEX", "ZREVRANGEBYSCORE", "ZREVRANK", "ZSCAN", "ZSCORE",
+    "BITCOUNT",
+    "BITPOS",
+    "DBSIZE",
+    "DUMP",
+    "ECHO",
+    "EXISTS",
+    "GEODIST",
+    "GEOHASH",
+    "GEOPOS",
+    "GEOSEARCH",
+    "GET",
+    "GETBIT",
+    "GETRANGE",
+    "HEXISTS",
+    "HGET",
+    "HGETALL",
+    "HKEYS",
+    "HLEN",
+    "HMGET",
+    "HRANDFIELD",
+    "HSCAN",
+    "HSTRLEN",
+    "HVALS",
+    "INFO",
+    "KEYS",
+    "LINDEX",
+    "LLEN",
+    "LPOS",
+    "LRANGE",
+    "MGET",
+    "PFCOUNT",
+    "PING",
+    "PTTL",
+    "RANDOMKEY",
+    "SCAN",
+    "SCARD",
+    "SDIFF",
+    "SINTER",
+    "SISMEMBER",
+    "SMEMBERS",
+    "SMISMEMBER",
+    "SRANDMEMBER",
+    "SSCAN",
+    "STRLEN",
+    "SUNION",
+    "TIME",
+    "TTL",
+    "TYPE",
+    "XLEN",
+    "XRANGE",
+    "XREVRANGE",
+    "ZCARD",
+    "ZCOUNT",
+    "ZLEXCOUNT",
+    "ZMSCORE",
+    "ZRANDMEMBER",
+    "ZRANGE",
+    "ZRANGEBYLEX",
+    "ZRANGEBYSCORE",
+    "ZRANK",
+    "ZREVRANGE",
+    "ZREVRANGEBYLEX",
+    "ZREVRANGEBYSCORE",
+    "ZREVRANK",
+    "ZSCAN",
+    "ZSCORE",
 };
 
 int aredis__cmd_is_read_only(const char *name, size_t len) {
@@ -87,8 +143,10 @@ int aredis__cmd_is_read_only(const char *name, size_t len) {
         size_t mid = (lo + hi) / 2;
         int cmp = strcmp(up, k_read_only[mid]);
         if (cmp == 0) return 1;
-        if (cmp < 0) hi = mid;
-        else lo = mid + 1;
+        if (cmp < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return 0;
 }
@@ -100,7 +158,7 @@ int aredis__cmd_is_read_only(const char *name, size_t len) {
  * the output buffer before it is reset. Returns 0 when kept.
  */
 static int keep_unwritten(aredis_client *c, aredis__cmd *cmd) {
-    if (cmd->buf) return 0; /* retryable: has its own copy */
+    if (cmd->buf) return 0;                 /* retryable: has its own copy */
     if (cmd->start < c->written) return -1; /* may have reached the server */
     size_t at = c->out.off + (size_t)(cmd->start - c->written);
     size_t len = (size_t)(cmd->end - cmd->start);
@@ -117,8 +175,7 @@ static int may_retry(const aredis_client *c, aredis_err code, int refused) {
     if (code == AREDIS_ERR_NOMEM || code == AREDIS_ERR_FORKED || code == AREDIS_ERR_CLOSED ||
         code == AREDIS_ERR_CANCELLED)
         return 0;
-    if (c->opt.max_reconnect_attempts && c->attempt >= c->opt.max_reconnect_attempts)
-        return 0;
+    if (c->opt.max_reconnect_attempts && c->attempt >= c->opt.max_reconnect_attempts) return 0;
     return 1;
 }
 

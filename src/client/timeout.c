@@ -33,8 +33,8 @@ static uint64_t earliest(uint64_t a, uint64_t b) {
 
 /* When an idle READY connection is due a health-check PING. */
 static uint64_t health_at(const aredis_client *c) {
-    if (!c->opt.health_check_interval_ms || c->state != AREDIS_STATE_READY ||
-        c->health_inflight || c->sent.n)
+    if (!c->opt.health_check_interval_ms || c->state != AREDIS_STATE_READY || c->health_inflight ||
+        c->sent.n)
         return 0;
     uint64_t last = c->last_rx > c->last_tx ? c->last_rx : c->last_tx;
     return last + c->opt.health_check_interval_ms;
@@ -59,8 +59,8 @@ static void health_reply(aredis_client *c, aredis_reply *r, const aredis_error *
 
 static void health_check(aredis_client *c) {
     aredis_cmd_opts o = AREDIS_CMD_OPTS_INIT;
-    o.timeout_ms = c->opt.request_timeout_ms ? c->opt.request_timeout_ms
-                                             : c->opt.health_check_interval_ms;
+    o.timeout_ms =
+        c->opt.request_timeout_ms ? c->opt.request_timeout_ms : c->opt.health_check_interval_ms;
     const char *argv[] = {"PING"};
     if (aredis__submit(c, &o, health_reply, NULL, 1, 1, argv, NULL, NULL, NULL, NULL) ==
         AREDIS_ERR_OK)

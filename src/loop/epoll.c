@@ -77,9 +77,9 @@ typedef struct bl_io {
     aredis_io_fn *cb;
     void *arg;
     int fd;
-    int mask;   /* what is watched; 0 once dead */
-    int dead;   /* freed during a turn, memory not yet released */
-    int failed; /* the kernel refused it: on the failed list */
+    int mask;       /* what is watched; 0 once dead */
+    int dead;       /* freed during a turn, memory not yet released */
+    int failed;     /* the kernel refused it: on the failed list */
     unsigned epoch; /* the loop's epoch when it was set: older ones are dormant */
 #ifdef BL_EPOLL
     int in_kernel; /* registered with epoll (valid when epoch matches) */
@@ -121,10 +121,10 @@ typedef struct bl_ready {
 } bl_ready;
 
 struct bl_loop {
-    unsigned fork_gen; /* fork generation at creation: a copy in a child is inert */
-    unsigned epoch;    /* bumped by aredis_loop_after_fork(): a new backend state */
-    int depth;       /* nesting of run_once() */
-    size_t nwatched; /* live watchers with a nonzero mask */
+    unsigned fork_gen;   /* fork generation at creation: a copy in a child is inert */
+    unsigned epoch;      /* bumped by aredis_loop_after_fork(): a new backend state */
+    int depth;           /* nesting of run_once() */
+    size_t nwatched;     /* live watchers with a nonzero mask */
     aredis__heap timers; /* armed timers, earliest first */
     size_t ntimers;
     uint64_t now;    /* ns, read once per timer phase */
@@ -644,7 +644,8 @@ int aredis__builtin_after_fork(void *ld) {
     if (backend_after_fork(l) != 0) return -1;
     l->epoch++;
     l->nwatched = 0; /* every older watcher is dormant now */
-    while (l->failed) failed_del(l, l->failed);
+    while (l->failed)
+        failed_del(l, l->failed);
     l->fork_gen = aredis__fork_current();
     return 0;
 }

@@ -10,8 +10,8 @@
 struct aredis_loop {
     aredis_loop_vtable vt;
     void *ld;
-    int stop;     /* aredis_loop_stop() was called */
-    int builtin;  /* ld is a built-in loop (freed with the wrapper) */
+    int stop;    /* aredis_loop_stop() was called */
+    int builtin; /* ld is a built-in loop (freed with the wrapper) */
 };
 
 static inline void *aredis__io_new(aredis_loop *l, int fd, aredis_io_fn *cb, void *arg) {

@@ -52,7 +52,7 @@
 
 aredis__getaddrinfo_fn *aredis__getaddrinfo_hook = getaddrinfo;
 
-static atomic_size_t g_inflight; /* threads not finished yet */
+static atomic_size_t g_inflight;   /* threads not finished yet */
 static atomic_uint g_inflight_gen; /* the fork generation it counts for */
 
 struct aredis__resolve_job {

@@ -21,7 +21,7 @@
 /* One SSL_CTX, shared by the clients that hold a reference (the public
  * aredis_tls_context of aredis/tls.h). */
 typedef struct aredis_tls_context aredis__tls_ctx;
-typedef struct aredis__tls aredis__tls;         /* one per connection: SSL */
+typedef struct aredis__tls aredis__tls; /* one per connection: SSL */
 
 /* Build the context from the options (CA, client cert/key, verification).
  * AREDIS_ERR_TLS with a message (OpenSSL's reason) on failure. */
@@ -50,8 +50,7 @@ int aredis__tls_handshake(aredis__tls *t, char *err, size_t errlen);
  * message in err. A read that returned data may have left more decrypted
  * bytes inside OpenSSL: call it again until it would block.
  */
-ssize_t aredis__tls_read(aredis__tls *t, void *buf, size_t n, int *want, char *err,
-                         size_t errlen);
+ssize_t aredis__tls_read(aredis__tls *t, void *buf, size_t n, int *want, char *err, size_t errlen);
 ssize_t aredis__tls_write(aredis__tls *t, const void *buf, size_t n, int *want, char *err,
                           size_t errlen);
 

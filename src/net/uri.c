@@ -72,8 +72,7 @@ typedef struct parser {
     int path_db;   /* -1 when the path names no db */
 } parser;
 
-static aredis_err fail_code(parser *p, aredis_err code, const char *fmt, ...)
-    AREDIS_PRINTF(3, 4);
+static aredis_err fail_code(parser *p, aredis_err code, const char *fmt, ...) AREDIS_PRINTF(3, 4);
 
 static aredis_err fail_code(parser *p, aredis_err code, const char *fmt, ...) {
     if (p->errbuf && p->errlen > 0) {
@@ -94,7 +93,8 @@ static aredis_err fail_code(parser *p, aredis_err code, const char *fmt, ...) {
 static void free_secret(char *s) {
     if (s == NULL) return;
     volatile char *v = s;
-    while (*v) *v++ = '\0';
+    while (*v)
+        *v++ = '\0';
     aredis__free(s);
 }
 
@@ -190,7 +190,8 @@ static int parse_seconds(const char *s, size_t n, uint32_t *ms_out) {
         }
     }
     if (i != n || digits == 0) return -1;
-    for (; fdigits < 3; fdigits++) frac *= 10;
+    for (; fdigits < 3; fdigits++)
+        frac *= 10;
     if (whole > UINT32_MAX) return -2;
     uint64_t ms = whole * 1000 + frac + (uint64_t)rest_nonzero;
     if (ms > UINT32_MAX) return -2;
@@ -205,8 +206,8 @@ static int is_scheme_char(char c, int first) {
 }
 
 static int is_host_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
 }
 
 /* Does [s, s+n) equal the NUL-terminated word w? */
@@ -337,7 +338,8 @@ static aredis_err query_param(parser *p, const char *k, size_t klen, const char 
         {"username", Q_USERNAME, "username"},
     };
     size_t ki = 0;
-    while (ki < sizeof keys / sizeof keys[0] && !eq(k, klen, keys[ki].key)) ki++;
+    while (ki < sizeof keys / sizeof keys[0] && !eq(k, klen, keys[ki].key))
+        ki++;
     if (ki == sizeof keys / sizeof keys[0]) {
         /* The name is not echoed: in "?password=ab&cd=ef" it would be the
          * tail of a password with an unencoded '&'. */
@@ -517,7 +519,8 @@ static aredis_err parse(parser *p, const char *uri) {
     }
 
     size_t slen = 0;
-    while (is_scheme_char(uri[slen], slen == 0)) slen++;
+    while (is_scheme_char(uri[slen], slen == 0))
+        slen++;
     if (slen == 0 || uri[slen] != ':')
         return fail(p, "missing scheme (expected redis://, rediss://, unix:// or redis+unix://)");
     if (uri[slen + 1] != '/' || uri[slen + 2] != '/') return fail(p, "expected '//' after scheme");

@@ -230,8 +230,8 @@ static READER_NOINLINE void *arena_grow(aredis_reader *r, size_t need, size_t wa
      * make: each ARENA_MIN_ELEMENT bytes at most one reply and its slot.
      */
     size_t buffered = r->len - r->pos;
-    size_t could = need + buffered / ARENA_MIN_ELEMENT * (sizeof(aredis_reply) + sizeof(void *)) +
-                   buffered;
+    size_t could =
+        need + buffered / ARENA_MIN_ELEMENT * (sizeof(aredis_reply) + sizeof(void *)) + buffered;
     size_t size = r->atotal < could ? r->atotal : could;
     if (size < want) size = want;
     if (size > ARENA_CHUNK_MAX) size = ARENA_CHUNK_MAX;
@@ -720,8 +720,7 @@ static READER_INLINE aredis_reply *root_leaf_new(aredis_reply_type type, size_t 
     arena_chunk *c;
     unsigned alloc = REPLY_ARENA_SMALL;
     if (READER_LIKELY(extra <= SMALL_LEAF_EXTRA)) {
-        if (!(c = aredis__cache_get()) && !(c = aredis__malloc(AREDIS__CACHE_BLOCK)))
-            return NULL;
+        if (!(c = aredis__cache_get()) && !(c = aredis__malloc(AREDIS__CACHE_BLOCK))) return NULL;
     } else {
         size_t bytes;
         if (aredis__add_overflow(sizeof(arena_chunk) + sizeof(aredis_reply), extra, &bytes))
@@ -1207,7 +1206,7 @@ static READER_INLINE const char *scan_num(const char *t, const char *end, unsign
         const uint64_t nib = 0xF0F0F0F0F0F0F0F0ULL, threes = 0x3030303030303030ULL;
         uint64_t nondigit = ((x & nib) ^ threes) | (((x + 0x0606060606060606ULL) & nib) ^ threes);
         unsigned d = (unsigned)__builtin_ctzll(nondigit) / 8; /* nondigit != 0: the top byte */
-        if (d == 0 || d == have) goto bytewise;                /* none, or maybe more beyond */
+        if (d == 0 || d == have) goto bytewise;               /* none, or maybe more beyond */
         /* The d digits to the top of the register, first digit most significant. */
         uint64_t y = x << (8 * (8 - d));
         y = ((y & 0x0F0F0F0F0F0F0F0FULL) * 2561) >> 8;
@@ -1326,8 +1325,8 @@ static READER_INLINE int read_item(aredis_reader *r, void **out) {
  * A top-level nil with no attribute — every missing key — is one shared,
  * read-only reply: retain, release and free do nothing to it (REPLY_STATIC).
  */
-static const aredis_reply nil_reply = {.type = AREDIS_REPLY_NIL, .priv_refs = 1,
-                                       .priv_alloc = REPLY_STATIC};
+static const aredis_reply nil_reply = {
+    .type = AREDIS_REPLY_NIL, .priv_refs = 1, .priv_alloc = REPLY_STATIC};
 
 static READER_INLINE aredis_reply *shared_nil(void) {
     return (aredis_reply *)(uintptr_t)&nil_reply;

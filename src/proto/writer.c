@@ -468,9 +468,10 @@ static inline __attribute__((always_inline)) aredis_err printf_conv(const char *
  * conversion or a NULL pointer, AREDIS_ERR_NOMEM when a long printf result
  * finds no room, PIECE_MOVED when the output moved under q.
  */
-static inline __attribute__((always_inline)) aredis_err
-next_piece(const char **pf, va_list *ap, char *buf, wbuf *w, const char *q, size_t keep,
-           const char **ps, size_t *pn) {
+static inline __attribute__((always_inline)) aredis_err next_piece(const char **pf, va_list *ap,
+                                                                   char *buf, wbuf *w,
+                                                                   const char *q, size_t keep,
+                                                                   const char **ps, size_t *pn) {
     const char *f = *pf;
     char *e = buf + SCRATCH;
     uint64_t mag;
@@ -594,7 +595,8 @@ static inline __attribute__((always_inline)) aredis_err fmt_write(wbuf *w, const
     char *end = w->p + w->cap;
 
     for (;;) {
-        while (*f == ' ') f++;
+        while (*f == ' ')
+            f++;
         if (*f == '\0') break;
         const char *s;
         size_t n, need;

@@ -68,8 +68,7 @@ static inline void *aredis__cache_get(void) {
  * reuse: 1 if kept, 0 if the caller must free it (the cache is full). */
 static inline int aredis__cache_put(void *p) {
     aredis__cache *c = &aredis__tls_cache;
-    if (c->n >= AREDIS__CACHE_MAX || (!c->registered && !aredis__cache_register()) ||
-        c->closed)
+    if (c->n >= AREDIS__CACHE_MAX || (!c->registered && !aredis__cache_register()) || c->closed)
         return 0;
     aredis__cache_block *b = (aredis__cache_block *)p;
     b->next = c->head;

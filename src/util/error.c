@@ -9,8 +9,8 @@
 
 const char *aredis_strerror(aredis_err code) {
     switch (code) {
-#define AREDIS__ERR_MSG(name, msg)                                             \
-    case AREDIS_ERR_##name:                                                    \
+#define AREDIS__ERR_MSG(name, msg)                                                                 \
+    case AREDIS_ERR_##name:                                                                        \
         return msg;
         AREDIS_ERRNO_MAP(AREDIS__ERR_MSG)
 #undef AREDIS__ERR_MSG
@@ -21,8 +21,8 @@ const char *aredis_strerror(aredis_err code) {
 
 const char *aredis_err_name(aredis_err code) {
     switch (code) {
-#define AREDIS__ERR_NAME(name, msg)                                            \
-    case AREDIS_ERR_##name:                                                    \
+#define AREDIS__ERR_NAME(name, msg)                                                                \
+    case AREDIS_ERR_##name:                                                                        \
         return "AREDIS_ERR_" #name;
         AREDIS_ERRNO_MAP(AREDIS__ERR_NAME)
 #undef AREDIS__ERR_NAME

@@ -39,7 +39,8 @@ static void down(aredis__heap *h, size_t i) {
 int aredis__heap_reserve(aredis__heap *h, size_t total) {
     if (total <= h->cap) return 0;
     size_t cap = h->cap ? h->cap : 16;
-    while (cap < total) cap *= 2;
+    while (cap < total)
+        cap *= 2;
     aredis__hnode **v = aredis__reallocarray(h->v, cap, sizeof *v);
     if (!v) return -1;
     h->v = v;

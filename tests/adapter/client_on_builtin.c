@@ -10,7 +10,6 @@ static void builtin_destroy(aredis_loop *loop, void *foreign) {
     aredis_loop_free(loop);
 }
 
-
 int main(void) {
     static const loop_kind k = {"builtin", builtin_make, builtin_destroy};
     return scenario_main(&k);

@@ -36,7 +36,8 @@ static void test_all_256_bytes(void **state) {
     (void)state;
     ts_env *env = ts_env_get();
     char v[256];
-    for (int i = 0; i < 256; i++) v[i] = (char)i;
+    for (int i = 0; i < 256; i++)
+        v[i] = (char)i;
     roundtrip("bin:all", 7, v, sizeof v);
     /* And through %b on the SET side too. */
     aredis_future *f = ts_cmd(env->c, "SET %s %b", "bin:all2", v, sizeof v);
@@ -74,7 +75,8 @@ static void test_utf8(void **state) {
 static char *pattern(size_t n) {
     char *p = malloc(n);
     assert_non_null(p);
-    for (size_t i = 0; i < n; i++) p[i] = (char)((i * 31 + i / 251) & 0xFF);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)((i * 31 + i / 251) & 0xFF);
     return p;
 }
 
@@ -82,8 +84,7 @@ static void large(size_t n) {
     char *v = pattern(n);
     uint64_t t0 = ts_now_ms();
     roundtrip("bin:large", 9, v, n);
-    ts_log("%zu bytes written and read back in %llu ms", n,
-           (unsigned long long)(ts_now_ms() - t0));
+    ts_log("%zu bytes written and read back in %llu ms", n, (unsigned long long)(ts_now_ms() - t0));
     free(v);
 }
 

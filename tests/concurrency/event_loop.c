@@ -143,7 +143,8 @@ static void test_set_sleep_incr(void **state) {
     aredis_future *f = ts_cmd(env->c, "GET ev:counter");
     assert_string_equal(aredis_future_reply(f)->str, "50");
     aredis_future_release(f);
-    for (int i = 0; i < 50; i++) aredis_timer_free(steps[i].t);
+    for (int i = 0; i < 50; i++)
+        aredis_timer_free(steps[i].t);
 }
 
 int main(void) {

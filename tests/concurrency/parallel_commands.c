@@ -14,15 +14,18 @@ static void count_ok(aredis_client *c, aredis_reply *r, const aredis_error *err,
     (void)c;
     (void)r;
     (void)data;
-    if (err) g_fail++;
-    else g_ok++;
+    if (err)
+        g_fail++;
+    else
+        g_ok++;
 }
 
 static void test_sequential_vs_concurrent(void **state) {
     (void)state;
     ts_env *env = ts_env_get();
     uint64_t t0 = ts_now_ms();
-    for (int i = 0; i < 100; i++) ts_cmd_ok(env->c, "SET seq:%d %d", i, i);
+    for (int i = 0; i < 100; i++)
+        ts_cmd_ok(env->c, "SET seq:%d %d", i, i);
     uint64_t seq = ts_now_ms() - t0;
     g_ok = g_fail = 0;
     t0 = ts_now_ms();
@@ -39,11 +42,13 @@ static void test_writes_then_reads(void **state) {
     (void)state;
     ts_env *env = ts_env_get();
     aredis_future *w[50], *r[50];
-    for (int i = 0; i < 50; i++) w[i] = aredis_future_command(env->c, "SET wr:%d value-%d", i, i);
+    for (int i = 0; i < 50; i++)
+        w[i] = aredis_future_command(env->c, "SET wr:%d value-%d", i, i);
     aredis_future *all = aredis_future_all(w, 50);
     assert_int_equal(aredis_await(all), AREDIS_ERR_OK);
     aredis_future_release(all);
-    for (int i = 0; i < 50; i++) r[i] = aredis_future_command(env->c, "GET wr:%d", i);
+    for (int i = 0; i < 50; i++)
+        r[i] = aredis_future_command(env->c, "GET wr:%d", i);
     all = aredis_future_all(r, 50);
     assert_int_equal(aredis_await(all), AREDIS_ERR_OK);
     for (int i = 0; i < 50; i++) {

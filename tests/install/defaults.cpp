@@ -30,8 +30,8 @@ template <typename T> static void same(const char *what, const T &c, const T &cx
 
 static void same(const char *what, const char *c, const char *cxx) {
     if (c && cxx ? std::strcmp(c, cxx) != 0 : c != cxx) {
-        std::printf("defaults: %s differs between C (%s) and C++ (%s)\n", what,
-                    c ? c : "NULL", cxx ? cxx : "NULL");
+        std::printf("defaults: %s differs between C (%s) and C++ (%s)\n", what, c ? c : "NULL",
+                    cxx ? cxx : "NULL");
         failures++;
     }
 }
@@ -109,14 +109,18 @@ int main() {
         SAME(on_reconnect_attempt);
         SAME(cb_data);
         const size_t strings[] = {
-            offsetof(aredis_options, host),          offsetof(aredis_options, unix_path),
-            offsetof(aredis_options, tls_ca_file),   offsetof(aredis_options, tls_ca_path),
-            offsetof(aredis_options, tls_cert_file), offsetof(aredis_options, tls_key_file),
-            offsetof(aredis_options, tls_server_name), offsetof(aredis_options, username),
-            offsetof(aredis_options, password),      offsetof(aredis_options, client_name),
+            offsetof(aredis_options, host),
+            offsetof(aredis_options, unix_path),
+            offsetof(aredis_options, tls_ca_file),
+            offsetof(aredis_options, tls_ca_path),
+            offsetof(aredis_options, tls_cert_file),
+            offsetof(aredis_options, tls_key_file),
+            offsetof(aredis_options, tls_server_name),
+            offsetof(aredis_options, username),
+            offsetof(aredis_options, password),
+            offsetof(aredis_options, client_name),
         };
-        same_bytes("aredis_options", &c, &x, sizeof c, strings,
-                   sizeof strings / sizeof strings[0]);
+        same_bytes("aredis_options", &c, &x, sizeof c, strings, sizeof strings / sizeof strings[0]);
     }
     {
         const aredis_cmd_opts &c = aredis_test_c_cmd_opts, &x = cxx_cmd_opts;

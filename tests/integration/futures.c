@@ -84,7 +84,8 @@ static void test_all_first_failure(void **state) {
     assert_null(aredis_future_error(none));
     aredis_future_release(none);
     aredis_future_release(all);
-    for (int i = 0; i < 3; i++) aredis_future_release(fs[i]);
+    for (int i = 0; i < 3; i++)
+        aredis_future_release(fs[i]);
     aredis_client_free(c);
 }
 

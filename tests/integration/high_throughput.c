@@ -15,8 +15,10 @@ static void count(aredis_client *c, aredis_reply *r, const aredis_error *err, vo
     (void)c;
     (void)r;
     (void)data;
-    if (err) g_err++;
-    else g_ok++;
+    if (err)
+        g_err++;
+    else
+        g_ok++;
 }
 
 static void log_rate(const char *what, size_t n, uint64_t t0) {

@@ -102,8 +102,7 @@ static void expect_bytes(int fd, const char *want, size_t n) {
     int how;
     size_t got = cli_read(fd, buf, n, 3000, &how);
     if (got != n)
-        fail_msg("wanted %zu bytes, got %zu (%s)", n, got,
-                 how == 1 ? "EOF" : strerror(how));
+        fail_msg("wanted %zu bytes, got %zu (%s)", n, got, how == 1 ? "EOF" : strerror(how));
     assert_memory_equal(buf, want, n);
     free(buf);
 }
@@ -149,7 +148,8 @@ static void test_pass(void **state) {
     assert_true(ts_proxy_port(p) > 0);
     assert_int_not_equal(ts_proxy_port(p), ts_server_port(g_srv));
     int fd = cli(p);
-    for (int i = 0; i < 5; i++) expect_pong(fd);
+    for (int i = 0; i < 5; i++)
+        expect_pong(fd);
     /* Pipelined: 200 PINGs in one write, 200 PONGs back. */
     char *many = malloc(200 * 6 + 1), *pongs = malloc(200 * 7 + 1);
     assert_non_null(many);
@@ -168,7 +168,8 @@ static void test_pass(void **state) {
     size_t vlen = 3u << 20;
     char *val = malloc(vlen);
     assert_non_null(val);
-    for (size_t i = 0; i < vlen; i++) val[i] = (char)('a' + (i * 7 + i / 251) % 26);
+    for (size_t i = 0; i < vlen; i++)
+        val[i] = (char)('a' + (i * 7 + i / 251) % 26);
     char hdr[96];
     snprintf(hdr, sizeof hdr, "*3\r\n$3\r\nSET\r\n$9\r\nproxy:big\r\n$%zu\r\n", vlen);
     cli_sends(fd, hdr);
@@ -312,7 +313,8 @@ static void test_cut_next_reply(void **state) {
     ts_proxy *p = proxy();
     int fd = cli(p);
     char val[1000];
-    for (size_t i = 0; i < sizeof val; i++) val[i] = (char)('A' + i % 26);
+    for (size_t i = 0; i < sizeof val; i++)
+        val[i] = (char)('A' + i % 26);
     char hdr[64];
     snprintf(hdr, sizeof hdr, "*3\r\n$3\r\nSET\r\n$9\r\nproxy:cut\r\n$%zu\r\n", sizeof val);
     cli_sends(fd, hdr);
@@ -380,11 +382,13 @@ static void test_counters(void **state) {
     assert_int_equal(ts_proxy_accepted(p), 0);
     assert_int_equal(ts_proxy_open(p), 0);
     int fds[3];
-    for (int i = 0; i < 3; i++) fds[i] = cli(p);
+    for (int i = 0; i < 3; i++)
+        fds[i] = cli(p);
     /* Counted as soon as connect() returned, no round trip needed. */
     assert_int_equal(ts_proxy_accepted(p), 3);
     assert_int_equal(ts_proxy_open(p), 3);
-    for (int i = 0; i < 3; i++) expect_pong(fds[i]);
+    for (int i = 0; i < 3; i++)
+        expect_pong(fds[i]);
     /* One client half-closes; once it reads the server's EOF the pair is
      * gone. */
     assert_int_equal(shutdown(fds[0], SHUT_WR), 0);
@@ -393,7 +397,8 @@ static void test_counters(void **state) {
     ts_proxy_close_all(p);
     assert_int_equal(ts_proxy_open(p), 0);
     assert_int_equal(ts_proxy_accepted(p), 3);
-    for (int i = 0; i < 3; i++) close(fds[i]);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
     ts_proxy_stop(p);
 }
 

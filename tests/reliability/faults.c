@@ -28,8 +28,10 @@ static void pipe_reply_slot(aredis_client *c, aredis_reply *r, const aredis_erro
     size_t i = (size_t)((void **)data - g_slots);
     g_pipe->calls[i]++;
     g_pipe->done++;
-    if (err) g_pipe->failed++;
-    else g_pipe->ok++;
+    if (err)
+        g_pipe->failed++;
+    else
+        g_pipe->ok++;
     (void)c;
     (void)r;
     if (g_pipe->done == 100 && !g_pipe->killed) {
@@ -55,9 +57,9 @@ static void test_sigkill_mid_pipeline(void **state) {
     for (int i = 0; i < 1000; i++)
         assert_int_equal(aredis_command(c, pipe_reply_slot, &g_slots[i], "INCR pipe:n"), 0);
     assert_true(ts_wait_count(loop, &p.done, 1000, 10000));
-    for (int i = 0; i < 1000; i++) assert_int_equal(p.calls[i], 1);
-    ts_log("pipeline of 1000 INCRs, SIGKILL after 100 replies: %zu ok, %zu failed", p.ok,
-           p.failed);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(p.calls[i], 1);
+    ts_log("pipeline of 1000 INCRs, SIGKILL after 100 replies: %zu ok, %zu failed", p.ok, p.failed);
     assert_true(p.failed > 0);
 
     ts_server_restart(p.srv);
@@ -69,7 +71,8 @@ static void test_sigkill_mid_pipeline(void **state) {
     long long n1 = atoll(aredis_future_reply(f)->str);
     aredis_future_release(f);
     /* More round trips: if anything were re-sent the counter would move. */
-    for (int i = 0; i < 5; i++) aredis_future_release(ts_cmd(c, "PING"));
+    for (int i = 0; i < 5; i++)
+        aredis_future_release(ts_cmd(c, "PING"));
     f = ts_cmd(c, "GET pipe:n");
     long long n2 = atoll(aredis_future_reply(f)->str);
     aredis_future_release(f);
@@ -77,7 +80,8 @@ static void test_sigkill_mid_pipeline(void **state) {
     assert_true(n1 >= (long long)p.ok); /* every acknowledged INCR persisted */
     assert_true(n1 <= 1000);
     assert_int_equal(n1, n2); /* nothing re-sent after the reconnect */
-    for (int i = 0; i < 1000; i++) assert_int_equal(p.calls[i], 1);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(p.calls[i], 1);
     aredis_client_free(c);
     aredis_loop_free(loop);
     ts_server_stop(p.srv);
@@ -111,7 +115,8 @@ static void test_timeouts_keep_replies_in_place(void **state) {
     ts_proxied rig;
     aredis_options o = ts_proxied_start(&rig);
     aredis_client *c = ts_connect(rig.loop, &o);
-    for (int i = 0; i < 20; i++) ts_cmd_ok(c, "SET cve:%d value-%d", i, i);
+    for (int i = 0; i < 20; i++)
+        ts_cmd_ok(c, "SET cve:%d value-%d", i, i);
     ts_proxy_delay(rig.px, 150);
     /* Every other GET times out (50 ms), the rest wait long enough. */
     aredis_future *f[20];
@@ -140,7 +145,8 @@ static void test_timeouts_keep_replies_in_place(void **state) {
     aredis_future *after = ts_cmd(c, "GET cve:7");
     assert_string_equal(aredis_future_reply(after)->str, "value-7");
     aredis_future_release(after);
-    for (int i = 0; i < 20; i++) aredis_future_release(f[i]);
+    for (int i = 0; i < 20; i++)
+        aredis_future_release(f[i]);
     ts_proxied_stop(&rig, c);
 }
 
@@ -165,12 +171,14 @@ static void test_blackhole_detected_and_recovered(void **state) {
     reply_rec r = {0};
     assert_int_equal(aredis_command(c, ts_on_reply, &r, "GET bh:key"), AREDIS_ERR_OK);
     assert_true(ts_wait(rig.loop, &r.done, 3000));
-    assert_int_equal(r.code, AREDIS_ERR_TIMEOUT); /* what was in flight fails */
+    assert_int_equal(r.code, AREDIS_ERR_TIMEOUT);         /* what was in flight fails */
     assert_true(ts_wait(rig.loop, &k.disconnects, 3000)); /* the dead link is found */
-    while (k.errors < 2) assert_true(aredis_loop_run_once(rig.loop, 1)); /* retries time out */
+    while (k.errors < 2)
+        assert_true(aredis_loop_run_once(rig.loop, 1)); /* retries time out */
     ts_proxy_blackhole(rig.px, 0);
     ts_proxy_close_all(rig.px); /* drop the frozen attempts */
-    while (k.connects < 2) assert_true(aredis_loop_run_once(rig.loop, 1));
+    while (k.connects < 2)
+        assert_true(aredis_loop_run_once(rig.loop, 1));
     aredis_future *f = ts_cmd(c, "GET bh:key");
     assert_null(aredis_future_error(f));
     assert_string_equal(aredis_future_reply(f)->str, "before");
@@ -180,7 +188,8 @@ static void test_blackhole_detected_and_recovered(void **state) {
     aredis_client_stats st0, st1;
     aredis_client_get_stats(c, &st0);
     uint64_t t0 = ts_now_ms();
-    while (ts_now_ms() - t0 < 700) aredis_loop_run_once(rig.loop, 1);
+    while (ts_now_ms() - t0 < 700)
+        aredis_loop_run_once(rig.loop, 1);
     aredis_client_get_stats(c, &st1);
     ts_log("blackhole: connects=%d disconnects=%d; idle health PINGs written: %llu", k.connects,
            k.disconnects, (unsigned long long)(st1.write_calls - st0.write_calls));
@@ -202,7 +211,7 @@ static void test_retryable_resent_others_not(void **state) {
     ts_cmd_ok(c, "SET rt:n 0");
 
     ts_proxy_blackhole(rig.px, 1);
-    aredis_future *get = aredis_future_command(c, "GET rt:k");  /* read-only: retried */
+    aredis_future *get = aredis_future_command(c, "GET rt:k");   /* read-only: retried */
     aredis_future *incr = aredis_future_command(c, "INCR rt:n"); /* at most once */
     aredis_cmd_opts co = AREDIS_CMD_OPTS_INIT;
     co.flags = AREDIS_CMD_RETRYABLE;

@@ -29,7 +29,8 @@ static char *patterned(size_t n, unsigned seed) {
 static void set_bytes(aredis_loop *loop, aredis_client *c, const char *key, const char *val,
                       size_t len, result *out) {
     memset(out, 0, sizeof *out);
-    assert_int_equal(aredis_command(c, ts_on_reply, out, "SET %s %b", key, val, len), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, out, "SET %s %b", key, val, len),
+                     AREDIS_ERR_OK);
     assert_true(ts_wait(loop, &out->done, 10000));
     assert_int_equal(out->calls, 1);
 }
@@ -242,8 +243,9 @@ static void test_pipelined_oom_keeps_order(void **state) {
     memset(r, 0, sizeof r);
     result echo = {0};
     for (int i = 0; i < N; i++)
-        assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "SET mp:p%d %b", i, big, (size_t)MIB),
-                         AREDIS_ERR_OK);
+        assert_int_equal(
+            aredis_command(c, ts_on_reply, &r[i], "SET mp:p%d %b", i, big, (size_t)MIB),
+            AREDIS_ERR_OK);
     assert_int_equal(aredis_command(c, ts_on_reply, &echo, "ECHO %s", "behind-the-ooms"),
                      AREDIS_ERR_OK);
     free(big);

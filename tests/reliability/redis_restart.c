@@ -96,8 +96,10 @@ static void test_queued_commands_run_after_reconnect(void **state) {
         assert_int_equal(aredis_command(c, ts_on_reply, &r[i], "SET queued:%d v%d", i, i),
                          AREDIS_ERR_OK);
     /* Some attempts fail while the way is closed; the SETs wait. */
-    while (k.errors < 3) assert_true(aredis_loop_run_once(rig.loop, 1));
-    for (int i = 0; i < 3; i++) assert_int_equal(r[i].calls, 0);
+    while (k.errors < 3)
+        assert_true(aredis_loop_run_once(rig.loop, 1));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(r[i].calls, 0);
 
     ts_proxy_refuse(rig.px, 0);
     assert_true(ts_wait(rig.loop, &r[2].done, 5000));

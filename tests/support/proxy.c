@@ -87,7 +87,7 @@ struct ts_proxy {
     /* Mailbox, under mu. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int cmd;           /* CMD_NONE when the slot is free */
+    int cmd; /* CMD_NONE when the slot is free */
     unsigned cmd_arg;
     int cmd_done;
     int cmd_result;    /* 0 or -errno */
@@ -200,7 +200,8 @@ static void sweep(ts_proxy *p) {
 }
 
 static void kill_all(ts_proxy *p, int rst) {
-    for (conn *c = p->conns; c; c = c->next) conn_kill(p, c, rst);
+    for (conn *c = p->conns; c; c = c->next)
+        conn_kill(p, c, rst);
     sweep(p);
 }
 
@@ -258,8 +259,7 @@ static int want_write(const ts_proxy *p, const conn *c, int i, uint64_t now) {
     return c->d[i].head && c->d[i].head->release <= now;
 }
 
-static void enqueue(ts_proxy *p, conn *c, int i, const unsigned char *buf, size_t n,
-                    uint64_t now) {
+static void enqueue(ts_proxy *p, conn *c, int i, const unsigned char *buf, size_t n, uint64_t now) {
     if (i == 1 && p->cut_armed && n >= 2) {
         n /= 2;
         p->cut_armed = 0;
@@ -316,7 +316,8 @@ static int flush_dir(ts_proxy *p, conn *c, int i, uint64_t now) {
 /* One pair after poll: finish the connect, read, write, close when done. */
 static void service(ts_proxy *p, conn *c, uint64_t now) {
     short rev[2];
-    for (int k = 0; k < 2; k++) rev[k] = c->pidx[k] >= 0 ? p->pfds[c->pidx[k]].revents : 0;
+    for (int k = 0; k < 2; k++)
+        rev[k] = c->pidx[k] >= 0 ? p->pfds[c->pidx[k]].revents : 0;
     if (c->connecting) {
         if (rev[1]) {
             int err = 0;
@@ -396,8 +397,12 @@ static int run_cmd(ts_proxy *p, int cmd, unsigned arg) {
         p->corrupt_armed = 0;
         set_delay(p, 0);
         return set_refuse(p, 0);
-    case CMD_CLOSE_ALL: kill_all(p, 0); return 0;
-    case CMD_RESET_ALL: kill_all(p, 1); return 0;
+    case CMD_CLOSE_ALL:
+        kill_all(p, 0);
+        return 0;
+    case CMD_RESET_ALL:
+        kill_all(p, 1);
+        return 0;
     case CMD_BLACKHOLE:
         p->blackhole = arg != 0;
         if (p->blackhole)
@@ -406,16 +411,24 @@ static int run_cmd(ts_proxy *p, int cmd, unsigned arg) {
                 dir_clear(&c->d[1]);
             }
         return 0;
-    case CMD_DELAY: set_delay(p, arg); return 0;
-    case CMD_CUT: p->cut_armed = 1; return 0;
-    case CMD_CORRUPT: p->corrupt_armed = 1; return 0;
-    case CMD_REFUSE: return set_refuse(p, arg != 0);
+    case CMD_DELAY:
+        set_delay(p, arg);
+        return 0;
+    case CMD_CUT:
+        p->cut_armed = 1;
+        return 0;
+    case CMD_CORRUPT:
+        p->corrupt_armed = 1;
+        return 0;
+    case CMD_REFUSE:
+        return set_refuse(p, arg != 0);
     case CMD_STOP:
         kill_all(p, 0);
         if (p->lfd >= 0) close(p->lfd);
         p->lfd = -1;
         return 0;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -455,7 +468,8 @@ static int handle_mailbox(ts_proxy *p) {
 static struct pollfd *pfd_slot(ts_proxy *p, size_t n) {
     if (n >= p->pfds_cap) {
         size_t cap = p->pfds_cap ? p->pfds_cap * 2 : 64;
-        while (cap <= n) cap *= 2;
+        while (cap <= n)
+            cap *= 2;
         struct pollfd *np = realloc(p->pfds, cap * sizeof *np);
         if (!np) die("realloc");
         p->pfds = np;
@@ -503,7 +517,8 @@ static void *proxy_main(void *arg) {
             die("poll");
         }
         now = now_ms();
-        for (conn *c = p->conns; c; c = c->next) service(p, c, now);
+        for (conn *c = p->conns; c; c = c->next)
+            service(p, c, now);
         sweep(p);
         if (lidx >= 0 && (p->pfds[lidx].revents & POLLIN)) accept_all(p);
         if ((p->pfds[0].revents & POLLIN) && handle_mailbox(p)) break;
@@ -516,7 +531,8 @@ static void *proxy_main(void *arg) {
 static int call(const ts_proxy *cp, int cmd, unsigned arg, size_t *n_accepted, size_t *n_open) {
     ts_proxy *p = (ts_proxy *)cp; /* allocated non-const by ts_proxy_start */
     pthread_mutex_lock(&p->mu);
-    while (p->cmd != CMD_NONE) pthread_cond_wait(&p->cv, &p->mu);
+    while (p->cmd != CMD_NONE)
+        pthread_cond_wait(&p->cv, &p->mu);
     p->cmd = cmd;
     p->cmd_arg = arg;
     p->cmd_done = 0;
@@ -527,7 +543,8 @@ static int call(const ts_proxy *cp, int cmd, unsigned arg, size_t *n_accepted, s
         if (w < 0 && errno != EINTR) die("write to the wake pipe");
     }
     pthread_mutex_lock(&p->mu);
-    while (!p->cmd_done) pthread_cond_wait(&p->cv, &p->mu);
+    while (!p->cmd_done)
+        pthread_cond_wait(&p->cv, &p->mu);
     int r = p->cmd_result;
     if (n_accepted) *n_accepted = p->n_accepted;
     if (n_open) *n_open = p->n_open;
@@ -538,8 +555,7 @@ static int call(const ts_proxy *cp, int cmd, unsigned arg, size_t *n_accepted, s
 }
 
 /* Parse a loopback target; 0 if it is not a loopback address. */
-static int parse_target(const char *host, int port, struct sockaddr_storage *ss,
-                        socklen_t *len) {
+static int parse_target(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
     memset(ss, 0, sizeof *ss);
     if (!host || port <= 0 || port > 65535) return 0;
     if (strcmp(host, "localhost") == 0) host = "127.0.0.1";

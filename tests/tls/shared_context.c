@@ -49,7 +49,8 @@ static void test_many_clients_one_context(void **state) {
     ts_tls_server_restart(s);
     assert_true(ts_wait_until(loop, connected_twice, c[0], 10000));
     ts_cmd_ok(c[0], "SET tls:shared:after %s", "restart");
-    for (int i = 0; i < N; i++) aredis_client_free(c[i]);
+    for (int i = 0; i < N; i++)
+        aredis_client_free(c[i]);
     aredis_loop_free(loop);
     ts_tls_server_stop(s);
 }

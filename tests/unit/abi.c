@@ -175,9 +175,12 @@ static void test_layout_matches_record(void **state) {
     if (strcmp(now, rec) == 0) return;
     /* Say what moved, then why it matters. */
     const char *a = now, *b = rec;
-    while (*a && *a == *b) a++, b++;
-    while (a > now && a[-1] != '\n') a--;
-    while (b > rec && b[-1] != '\n') b--;
+    while (*a && *a == *b)
+        a++, b++;
+    while (a > now && a[-1] != '\n')
+        a--;
+    while (b > rec && b[-1] != '\n')
+        b--;
     fail_msg("public ABI changed at \"%.*s\" (recorded \"%.*s\"): %s", (int)strcspn(a, "\n"), a,
              (int)strcspn(b, "\n"), b,
              rec_abi == AREDIS_ABI_VERSION

@@ -114,14 +114,16 @@ static void count_line(int level, const char *line, void *data) {
 
 static void *logger(void *arg) {
     race *r = arg;
-    while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) aredis__log(AREDIS_LOG_INFO, "line %d", 1);
+    while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED))
+        aredis__log(AREDIS_LOG_INFO, "line %d", 1);
     return NULL;
 }
 
 /* Spin until *n > 0 (bounded). */
 static int wait_lines(int *n) {
     uint64_t until = ts_now_ms() + 5000;
-    while (__atomic_load_n(n, __ATOMIC_RELAXED) == 0 && ts_now_ms() < until) sched_yield();
+    while (__atomic_load_n(n, __ATOMIC_RELAXED) == 0 && ts_now_ms() < until)
+        sched_yield();
     return __atomic_load_n(n, __ATOMIC_RELAXED) > 0;
 }
 
@@ -131,7 +133,8 @@ static void test_swap_while_logging(void **state) {
     race r = {0};
     pthread_t t[3];
     aredis_set_log_handler(count_line, &a, AREDIS_LOG_DEBUG);
-    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&t[i], NULL, logger, &r), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, logger, &r), 0);
     assert_true(wait_lines(&a)); /* the threads are logging */
     for (int i = 0; i < 2000; i++) {
         aredis_set_log_handler(count_line, (i & 1) ? &a : &b, AREDIS_LOG_DEBUG);
@@ -141,7 +144,8 @@ static void test_swap_while_logging(void **state) {
     aredis_set_log_handler(count_line, &b, AREDIS_LOG_DEBUG);
     assert_true(wait_lines(&b)); /* and the last handler set gets their lines */
     __atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
-    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
     aredis_set_log_handler(NULL, NULL, 0);
 }
 

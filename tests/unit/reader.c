@@ -951,8 +951,10 @@ static void small_replies(int n) {
     assert_non_null(r);
     aredis_reply *rep[64];
     assert_true(n <= 64);
-    for (int i = 0; i < n; i++) assert_int_equal(FEED(r, ":7\r\n"), AREDIS_ERR_OK);
-    for (int i = 0; i < n; i++) rep[i] = next_reply(r);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(FEED(r, ":7\r\n"), AREDIS_ERR_OK);
+    for (int i = 0; i < n; i++)
+        rep[i] = next_reply(r);
     for (int i = 0; i < n; i++) {
         assert_int_equal(rep[i]->integer, 7);
         aredis_reply_free(rep[i]);

@@ -342,13 +342,15 @@ static void test_messages(void **state) {
 static void test_is_sensitive_near_misses(void **state) {
     (void)state;
     static const char *const names[] = {
-        "ACK", "acl", "AcL", "ACLS", "AUTO", "auth", "AUTHX", "HELLX", "hello", "HELLO!",
-        "CONFIX", "config", "CONFIGS", "MIGRATX", "migrate", "SENTINEX", "sentinel", "SENTINELS",
-        "A", "", "GET", "SET", "SCAN", "HGETALL", "CLIENT", "MONITOR", "SUBSCRIBE"};
+        "ACK",     "acl",      "AcL",      "ACLS",      "AUTO",    "auth",     "AUTHX",
+        "HELLX",   "hello",    "HELLO!",   "CONFIX",    "config",  "CONFIGS",  "MIGRATX",
+        "migrate", "SENTINEX", "sentinel", "SENTINELS", "A",       "",         "GET",
+        "SET",     "SCAN",     "HGETALL",  "CLIENT",    "MONITOR", "SUBSCRIBE"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         for (int extra = 0; extra <= 11; extra += 11) {
             const char *argv[16] = {names[i]};
-            for (int k = 1; k <= extra; k++) argv[k] = "x";
+            for (int k = 1; k <= extra; k++)
+                argv[k] = "x";
             size_t len;
             char *cmd = encode(argv, &len);
             if (aredis__redact_is_sensitive(cmd, len) != sensitive_name(names[i]))
@@ -360,9 +362,12 @@ static void test_is_sensitive_near_misses(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_command_table), cmocka_unit_test(test_binary_and_long),
-        cmocka_unit_test(test_malformed),     cmocka_unit_test(test_random),
-        cmocka_unit_test(test_uri),           cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_command_table),
+        cmocka_unit_test(test_binary_and_long),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_uri),
+        cmocka_unit_test(test_messages),
         cmocka_unit_test(test_is_sensitive_near_misses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -70,55 +70,53 @@ static const valid_case valid[] = {
     {TCP("redis://127.0.0.1:6379/0", "127.0.0.1", 6379), NULL, NULL, 0, NULL, 0, -1, -1},
     {TCP("redis://10.1.2.3/15", "10.1.2.3", 6379), NULL, NULL, 15, NULL, 0, -1, -1},
     {TCP("redis://:secret@host", "host", 6379), NULL, "secret", -1, NULL, 0, -1, -1},
-    {TCP("redis://alice:secret@db.example.com:7000/2", "db.example.com", 7000), "alice",
-     "secret", 2, NULL, 0, -1, -1},
+    {TCP("redis://alice:secret@db.example.com:7000/2", "db.example.com", 7000), "alice", "secret",
+     2, NULL, 0, -1, -1},
     {TCP("redis://[::1]:6380/2", "::1", 6380), NULL, NULL, 2, NULL, 0, -1, -1},
     {TCP("redis://[::1]", "::1", 6379), NULL, NULL, -1, NULL, 0, -1, -1},
     {TCP("redis://[2001:db8::1]:1", "2001:db8::1", 1), NULL, NULL, -1, NULL, 0, -1, -1},
-    {TCP("redis://[::ffff:127.0.0.1]:6379/1", "::ffff:127.0.0.1", 6379), NULL, NULL, 1, NULL, 0,
-     -1, -1},
+    {TCP("redis://[::ffff:127.0.0.1]:6379/1", "::ffff:127.0.0.1", 6379), NULL, NULL, 1, NULL, 0, -1,
+     -1},
     {TCP("redis://host:65535", "host", 65535), NULL, NULL, -1, NULL, 0, -1, -1},
     {TCP("redis://host/", "host", 6379), NULL, NULL, -1, NULL, 0, -1, -1},
     {TCP("redis://host?db=3", "host", 6379), NULL, NULL, 3, NULL, 0, -1, -1},
     {TCP("redis://host/3?db=3", "host", 6379), NULL, NULL, 3, NULL, 0, -1, -1},
     {TCP("redis://host?protocol=2", "host", 6379), NULL, NULL, -1, NULL, 2, -1, -1},
-    {TCP("redis://host?protocol=3&client_name=worker-1", "host", 6379), NULL, NULL, -1,
-     "worker-1", 3, -1, -1},
+    {TCP("redis://host?protocol=3&client_name=worker-1", "host", 6379), NULL, NULL, -1, "worker-1",
+     3, -1, -1},
     {TCP("redis://host?name=app%3Aone", "host", 6379), NULL, NULL, -1, "app:one", 0, -1, -1},
-    {TCP("redis://host?connect_timeout=0.5&timeout=2", "host", 6379), NULL, NULL, -1, NULL, 0,
-     500, 2000},
-    {TCP("redis://host?timeout=1.25&connect_timeout=.001", "host", 6379), NULL, NULL, -1, NULL,
-     0, 1, 1250},
-    {TCP("redis://host?timeout=0&connect_timeout=3.", "host", 6379), NULL, NULL, -1, NULL, 0,
-     3000, 0},
+    {TCP("redis://host?connect_timeout=0.5&timeout=2", "host", 6379), NULL, NULL, -1, NULL, 0, 500,
+     2000},
+    {TCP("redis://host?timeout=1.25&connect_timeout=.001", "host", 6379), NULL, NULL, -1, NULL, 0,
+     1, 1250},
+    {TCP("redis://host?timeout=0&connect_timeout=3.", "host", 6379), NULL, NULL, -1, NULL, 0, 3000,
+     0},
     /* Sub-millisecond values round up: a tiny timeout must not mean "none". */
-    {TCP("redis://host?timeout=0.0001&connect_timeout=4294967", "host", 6379), NULL, NULL, -1,
-     NULL, 0, 4294967000L, 1},
+    {TCP("redis://host?timeout=0.0001&connect_timeout=4294967", "host", 6379), NULL, NULL, -1, NULL,
+     0, 4294967000L, 1},
     {TCP("redis://host?password=p%40ss", "host", 6379), NULL, "p@ss", -1, NULL, 0, -1, -1},
-    {TCP("redis://host?username=bob&password=pw", "host", 6379), "bob", "pw", -1, NULL, 0, -1,
-     -1},
+    {TCP("redis://host?username=bob&password=pw", "host", 6379), "bob", "pw", -1, NULL, 0, -1, -1},
     {TCP("redis://bob@host?password=pw", "host", 6379), "bob", "pw", -1, NULL, 0, -1, -1},
-    {TCP("redis://u%3Ax:p%2F%3F%23%25w@host", "host", 6379), "u:x", "p/?#%w", -1, NULL, 0, -1,
-     -1},
+    {TCP("redis://u%3Ax:p%2F%3F%23%25w@host", "host", 6379), "u:x", "p/?#%w", -1, NULL, 0, -1, -1},
     /* The last '@' ends the userinfo; the first ':' splits it. */
     {TCP("redis://:p@ss@host", "host", 6379), NULL, "p@ss", -1, NULL, 0, -1, -1},
     {TCP("redis://:a:b@host", "host", 6379), NULL, "a:b", -1, NULL, 0, -1, -1},
     {TCP("redis://@host", "host", 6379), NULL, NULL, -1, NULL, 0, -1, -1},
     {TCP("redis://:@host", "host", 6379), NULL, NULL, -1, NULL, 0, -1, -1},
-    {TCP("REDIS://Host.Example.COM:6379", "Host.Example.COM", 6379), NULL, NULL, -1, NULL, 0,
+    {TCP("REDIS://Host.Example.COM:6379", "Host.Example.COM", 6379), NULL, NULL, -1, NULL, 0, -1,
+     -1},
+    {TCP("redis://my_host-1.internal:06379", "my_host-1.internal", 6379), NULL, NULL, -1, NULL, 0,
      -1, -1},
-    {TCP("redis://my_host-1.internal:06379", "my_host-1.internal", 6379), NULL, NULL, -1, NULL,
-     0, -1, -1},
     {TCP("redis://host?&db=1&", "host", 6379), NULL, NULL, 1, NULL, 0, -1, -1},
     {TCP("redis://host?", "host", 6379), NULL, NULL, -1, NULL, 0, -1, -1},
     {TCP("redis://host/%31%32", "host", 6379), NULL, NULL, 12, NULL, 0, -1, -1},
     {TCP("redis://host/2147483647", "host", 6379), NULL, NULL, 2147483647, NULL, 0, -1, -1},
     {TCP("redis://host?password=", "host", 6379), NULL, NULL, -1, NULL, 0, -1, -1},
     {UNIX("unix:///tmp/redis.sock", "/tmp/redis.sock"), NULL, NULL, -1, NULL, 0, -1, -1},
-    {UNIX("unix:///tmp/redis.sock?db=2&password=pw&username=u", "/tmp/redis.sock"), "u", "pw",
-     2, NULL, 0, -1, -1},
-    {UNIX("redis+unix:///var/run/redis/redis.sock", "/var/run/redis/redis.sock"), NULL, NULL,
-     -1, NULL, 0, -1, -1},
+    {UNIX("unix:///tmp/redis.sock?db=2&password=pw&username=u", "/tmp/redis.sock"), "u", "pw", 2,
+     NULL, 0, -1, -1},
+    {UNIX("redis+unix:///var/run/redis/redis.sock", "/var/run/redis/redis.sock"), NULL, NULL, -1,
+     NULL, 0, -1, -1},
     {UNIX("Redis+Unix:///s?protocol=2&timeout=1", "/s"), NULL, NULL, -1, NULL, 2, -1, 1000},
     {UNIX("unix:///tmp/with%20space.sock", "/tmp/with space.sock"), NULL, NULL, -1, NULL, 0, -1,
      -1},
@@ -537,9 +535,9 @@ static void test_percent_decoding(void **state) {
     aredis_uri_free(u);
 
     /* Escapes cut short at the end of each field. */
-    const char *cut[] = {"redis://:%@h",         "redis://:%4@h",         "redis://%4:p@h",
-                         "redis://h/%3",         "redis://h?password=%",  "redis://h?password=%4",
-                         "unix:///tmp/%4",       "redis://h?name=%G1"};
+    const char *cut[] = {"redis://:%@h",   "redis://:%4@h",        "redis://%4:p@h",
+                         "redis://h/%3",   "redis://h?password=%", "redis://h?password=%4",
+                         "unix:///tmp/%4", "redis://h?name=%G1"};
     for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
         u = (aredis_uri *)1;
         assert_int_equal(aredis_uri_parse(cut[i], &u, err, sizeof err), AREDIS_ERR_URI);
@@ -572,8 +570,8 @@ static void test_ipv6(void **state) {
         assert_string_equal(o.host, v6[i].host);
         aredis_uri_free(u);
     }
-    const char *badv6[] = {"redis://[::1", "redis://[1:2:3:4:5:6:7:8:9]", "redis://[::1]]",
-                           "redis://[[::1]]", "redis://[fe80::1%25eth0]", "redis://[::1]6379"};
+    const char *badv6[] = {"redis://[::1",    "redis://[1:2:3:4:5:6:7:8:9]", "redis://[::1]]",
+                           "redis://[[::1]]", "redis://[fe80::1%25eth0]",    "redis://[::1]6379"};
     for (size_t i = 0; i < sizeof badv6 / sizeof badv6[0]; i++) {
         aredis_uri *u = (aredis_uri *)1;
         char err[256] = "";
@@ -594,8 +592,7 @@ static void test_apply(void **state) {
     aredis_options o = AREDIS_OPTIONS_INIT;
     o.unix_path = "/old.sock";
     o.password = "keep";
-    assert_int_equal(aredis_uri_parse("redis://example:7001", &u, err, sizeof err),
-                     AREDIS_ERR_OK);
+    assert_int_equal(aredis_uri_parse("redis://example:7001", &u, err, sizeof err), AREDIS_ERR_OK);
     aredis_uri_apply(u, &o);
     assert_string_equal(o.host, "example");
     assert_int_equal(o.port, 7001);
@@ -719,7 +716,8 @@ static void test_random_inputs(void **state) {
         if (iter % 2) {
             /* Random bytes from a URI-ish alphabet. */
             n = rnd(&s) % 64;
-            for (size_t i = 0; i < n; i++) buf[i] = alphabet[rnd(&s) % (sizeof alphabet - 1)];
+            for (size_t i = 0; i < n; i++)
+                buf[i] = alphabet[rnd(&s) % (sizeof alphabet - 1)];
         } else {
             /* A valid URI with a few bytes changed, cut, or duplicated. */
             const char *seed = seeds[rnd(&s) % 3];

@@ -36,7 +36,7 @@
     do {                                                                                           \
         char *out_ = (char *)1;                                                                    \
         size_t len_ = 99;                                                                          \
-        assert_int_equal(aredis_format_command(&out_, &len_, __VA_ARGS__), code);                 \
+        assert_int_equal(aredis_format_command(&out_, &len_, __VA_ARGS__), code);                  \
         assert_null(out_);                                                                         \
         assert_int_equal(len_, 0);                                                                 \
     } while (0)
@@ -176,14 +176,14 @@ static void test_binary(void **state) {
                sizeof weird - 1);
 
     unsigned char all[256];
-    for (int i = 0; i < 256; i++) all[i] = (unsigned char)i;
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
     const char *argv[3] = {"SET", "k", (const char *)all};
     size_t lens[3] = {3, 1, sizeof all};
     bytes exp = resp(3, argv, lens);
     char *out;
     size_t len;
-    assert_int_equal(aredis_format_command(&out, &len, "SET k %b", all, sizeof all),
-                     AREDIS_ERR_OK);
+    assert_int_equal(aredis_format_command(&out, &len, "SET k %b", all, sizeof all), AREDIS_ERR_OK);
     check_out(out, len, &exp);
     /* The same bytes through argv. */
     assert_int_equal(aredis_format_argv(&out, &len, 3, argv, lens), AREDIS_ERR_OK);
@@ -233,9 +233,8 @@ static void test_integers(void **state) {
             free(exp.p);
             snprintf(want, sizeof want, "%lld", -(long long)(probes[j] / 2));
             exp = resp(1, argv, NULL);
-            assert_int_equal(
-                aredis_format_command(&out, &len, "%lld", -(long long)(probes[j] / 2)),
-                AREDIS_ERR_OK);
+            assert_int_equal(aredis_format_command(&out, &len, "%lld", -(long long)(probes[j] / 2)),
+                             AREDIS_ERR_OK);
             check_out(out, len, &exp);
             free(exp.p);
         }
@@ -551,12 +550,14 @@ static void test_alloc_failure(void **state) {
 
 /* A deterministic byte pattern (includes ' ', '%', NUL, CR and LF). */
 static void fill_pattern(char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++) p[i] = (char)((i * 131u + seed * 7u + 3u) % 256u);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)((i * 131u + seed * 7u + 3u) % 256u);
 }
 
 /* A NUL-free pattern for %s. */
 static void fill_text(char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++) p[i] = (char)('a' + (i + seed) % 26u);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)('a' + (i + seed) % 26u);
     p[n] = '\0';
 }
 
@@ -624,7 +625,8 @@ static char *words_fmt(int n) {
     size_t cap = (size_t)n * 8 + 16;
     char *f = malloc(cap), *p = f;
     assert_non_null(f);
-    for (int i = 0; i < n; i++) p += snprintf(p, cap - (size_t)(p - f), "w%d ", i);
+    for (int i = 0; i < n; i++)
+        p += snprintf(p, cap - (size_t)(p - f), "w%d ", i);
     strcpy(p, "%s %d");
     return f;
 }
@@ -690,8 +692,8 @@ static void test_va_list_reuse(void **state) {
     (void)state;
     aredis__buf b = {NULL, 0, 0, 0};
     /* More arguments than registers, so some come from the stack. */
-    assert_int_equal(buf_fmt_twice(&b, "MSET %s %d k:%u:%lld %b %zu %s%s %d %d %d", "a", 1, 2u,
-                                   3LL, "b\0", (size_t)2, (size_t)4, "c", "d", 5, 6, 7),
+    assert_int_equal(buf_fmt_twice(&b, "MSET %s %d k:%u:%lld %b %zu %s%s %d %d %d", "a", 1, 2u, 3LL,
+                                   "b\0", (size_t)2, (size_t)4, "c", "d", 5, 6, 7),
                      AREDIS_ERR_OK);
     static const char one[] = "*10\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$5\r\nk:2:3\r\n"
                               "$2\r\nb\0\r\n$1\r\n4\r\n$2\r\ncd\r\n$1\r\n5\r\n$1\r\n6\r\n"
@@ -830,8 +832,9 @@ static void test_growth_mid_command(void **state) {
         g_big_n = sizes[z];
         for (size_t c = 0; c < sizeof ok_calls / sizeof ok_calls[0]; c++) {
             bytes exp = expect_of(ok_calls[c]);
-            size_t rooms[] = {0,  1,  3,  4,  5,  9,  17, 23, 24, 25, 26, 27, 31, 40,
-                              60, 64, 100, exp.n / 2, exp.n - 1, exp.n, exp.n + 1, exp.n + 40};
+            size_t rooms[] = {0,   1,         3,         4,     5,         9,         17, 23,
+                              24,  25,        26,        27,    31,        40,        60, 64,
+                              100, exp.n / 2, exp.n - 1, exp.n, exp.n + 1, exp.n + 40};
             for (size_t r = 0; r < sizeof rooms / sizeof rooms[0]; r++) {
                 assert_int_equal(run_in_state(ok_calls[c], &exp, rooms[r], 0), AREDIS_ERR_OK);
                 assert_int_equal(run_in_state(ok_calls[c], &exp, rooms[r], 900), AREDIS_ERR_OK);
