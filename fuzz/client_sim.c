@@ -78,6 +78,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1309,15 +1311,22 @@ static void step(void) {
         }
     } else if (v == 49) {
         /* A surplus reply, only when nothing is owed: everything read has
-         * been answered and sent, and the client reads it before it can
-         * write again (a forced turn, reads first). A correct client must
-         * treat it as a protocol error, never hand it to a command. */
+         * been answered, and the client has consumed all of it (the socket
+         * holds nothing unread: SIOCOUTQ), so the surplus is all that is in
+         * the pipe and the client reads it before it can write again (a
+         * forced turn, reads first). A correct client must treat it as a
+         * protocol error, never hand it to a command. (Had earlier replies
+         * still been in the socket, the client could read them, write new
+         * commands, and only then meet the surplus — which no client can
+         * tell from those commands' own reply.) */
         s_ingest_all();
         if (cur && !cur->eof && cur->authed && !S.freed &&
             aredis_client_state(S.c) == AREDIS_STATE_READY && !S.mute) {
             s_process(cur);
             s_send(cur, (size_t)-1);
-            if (!cur->olen && cur->fd >= 0) {
+            int unread = -1;
+            if (!cur->olen && cur->fd >= 0 && ioctl(cur->fd, SIOCOUTQ, &unread) == 0 &&
+                unread == 0) {
                 char v2[32];
                 int n = snprintf(v2, sizeof v2, "surplus%u", ++S.surplus_seq);
                 s_bulk(cur, v2, (size_t)n);
