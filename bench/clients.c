@@ -12,6 +12,11 @@
  * chunks of `depth` commands in one loop turn without waiting in between;
  * SEQ awaits each (aredis: a future per command). A sync client cannot keep a
  * window: it runs WINDOW as BATCH.
+ *
+ * Built a second time with BENCH_HIREDIS1 (bench/compare_hiredis1, against
+ * the hiredis of HIREDIS_DIR instead of Debian's): the same hiredis drivers
+ * then answer to hiredis1-async / hiredis1-sync, and hiredis-async /
+ * hiredis-sync are not in that binary.
  */
 #include "common.h"
 
@@ -33,8 +38,18 @@
 #endif
 #endif
 
-static const char *const client_names[BENCH_NCLIENTS] = {"aredis", "aredis-libevent",
-                                                         "hiredis-async", "hiredis-sync"};
+static const char *const client_names[BENCH_NCLIENTS] = {"aredis",         "aredis-libevent",
+                                                         "hiredis-async",  "hiredis-sync",
+                                                         "hiredis1-async", "hiredis1-sync"};
+
+/* Which names the hiredis drivers of this binary answer to. */
+#ifdef BENCH_HIREDIS1
+#define HI_ASYNC BENCH_HIREDIS1_ASYNC
+#define HI_SYNC BENCH_HIREDIS1_SYNC
+#else
+#define HI_ASYNC BENCH_HIREDIS_ASYNC
+#define HI_SYNC BENCH_HIREDIS_SYNC
+#endif
 
 const char *bench_client_name(bench_client c) {
     return (unsigned)c < BENCH_NCLIENTS ? client_names[c] : "?";
@@ -47,30 +62,18 @@ int bench_client_parse(const char *s) {
 }
 
 int bench_client_available(bench_client c) {
-    switch (c) {
-    case BENCH_AREDIS:
-        return 1;
-    case BENCH_AREDIS_LIBEVENT:
+    int libevent = 0, hiredis = 0;
 #ifdef BENCH_HAVE_LIBEVENT
-        return 1;
-#else
-        return 0;
+    libevent = 1;
 #endif
-    case BENCH_HIREDIS_ASYNC:
-#if defined(BENCH_HAVE_HIREDIS) && defined(BENCH_HAVE_LIBEVENT)
-        return 1;
-#else
-        return 0;
-#endif
-    case BENCH_HIREDIS_SYNC:
 #ifdef BENCH_HAVE_HIREDIS
-        return 1;
-#else
-        return 0;
+    hiredis = 1;
 #endif
-    default:
-        return 0;
-    }
+    if (c == BENCH_AREDIS) return 1;
+    if (c == BENCH_AREDIS_LIBEVENT) return libevent;
+    if (c == HI_ASYNC) return hiredis && libevent;
+    if (c == HI_SYNC) return hiredis;
+    return 0;
 }
 
 /* ---- What every driver shares ------------------------------------------- */
@@ -249,8 +252,12 @@ static int run_aredis(const bench_job *job, bench_result *res, int use_libevent)
         o.host = job->host;
         o.port = job->port;
     }
-    /* Default options (AREDIS_OPTIONS_INIT), unless a what-if asks for a deadline. */
-    if (job->timeout_ms) o.request_timeout_ms = job->timeout_ms;
+    /* Default options (AREDIS_OPTIONS_INIT: a 5 s deadline per command),
+     * unless a what-if asks for another deadline or none. */
+    if (job->no_timeout)
+        o.request_timeout_ms = 0;
+    else if (job->timeout_ms)
+        o.request_timeout_ms = job->timeout_ms;
     if (use_libevent) {
 #ifdef BENCH_HAVE_LIBEVENT
         base = event_base_new();
@@ -476,30 +483,22 @@ out:
 
 int bench_run(bench_client client, const bench_job *job, bench_result *res) {
     memset(res, 0, sizeof *res);
-    switch (client) {
-    case BENCH_AREDIS:
-        return run_aredis(job, res, 0);
-    case BENCH_AREDIS_LIBEVENT:
-#ifdef BENCH_HAVE_LIBEVENT
-        return run_aredis(job, res, 1);
-#else
-        break;
-#endif
-    case BENCH_HIREDIS_ASYNC:
-#if defined(BENCH_HAVE_HIREDIS) && defined(BENCH_HAVE_LIBEVENT)
-        return run_hiredis_async(job, res);
-#else
-        break;
-#endif
-    case BENCH_HIREDIS_SYNC:
-#ifdef BENCH_HAVE_HIREDIS
-        return run_hiredis_sync(job, res);
-#else
-        break;
-#endif
-    default:
-        break;
+    if (!bench_client_available(client)) {
+        fprintf(stderr,
+                "%s: not in this binary (hiredis or libevent missing; hiredis1-*: "
+                "bench/compare_hiredis1, built with HIREDIS_DIR)\n",
+                bench_client_name(client));
+        return -1;
     }
-    fprintf(stderr, "%s: not built (hiredis or libevent missing)\n", bench_client_name(client));
+    if (client == BENCH_AREDIS) return run_aredis(job, res, 0);
+#ifdef BENCH_HAVE_LIBEVENT
+    if (client == BENCH_AREDIS_LIBEVENT) return run_aredis(job, res, 1);
+#endif
+#if defined(BENCH_HAVE_HIREDIS) && defined(BENCH_HAVE_LIBEVENT)
+    if (client == HI_ASYNC) return run_hiredis_async(job, res);
+#endif
+#ifdef BENCH_HAVE_HIREDIS
+    if (client == HI_SYNC) return run_hiredis_sync(job, res);
+#endif
     return -1;
 }

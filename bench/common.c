@@ -40,9 +40,10 @@ void bench_cpustat_take(bench_cpustat *s) {
     if (!f) return;
     unsigned long long v[8] = {0};
     /* cpu  user nice system idle iowait irq softirq steal ... */
-    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-               &v[4], &v[5], &v[6], &v[7]) == 8) {
-        for (int i = 0; i < 8; i++) s->total += v[i];
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]) == 8) {
+        for (int i = 0; i < 8; i++)
+            s->total += v[i];
         s->steal = v[7];
     }
     fclose(f);

@@ -84,6 +84,12 @@ typedef enum bench_client {
     BENCH_AREDIS_LIBEVENT, /* aredis, libevent adapter */
     BENCH_HIREDIS_ASYNC,   /* hiredis async, libevent adapter */
     BENCH_HIREDIS_SYNC,    /* hiredis blocking context */
+    /* The same two hiredis drivers built against a current hiredis 1.x
+     * (HIREDIS_DIR): only in bench/compare_hiredis1, which is built with
+     * BENCH_HIREDIS1 and without Debian's hiredis (the two versions share
+     * their symbols, so one binary cannot hold both). */
+    BENCH_HIREDIS1_ASYNC,
+    BENCH_HIREDIS1_SYNC,
     BENCH_NCLIENTS
 } bench_client;
 
@@ -91,7 +97,8 @@ typedef enum bench_client {
 const char *bench_client_name(bench_client c);
 /* -1 when unknown. */
 int bench_client_parse(const char *s);
-/* Nonzero when the client was compiled in (hiredis / libevent found). */
+/* Nonzero when the client was compiled into this binary (hiredis / libevent
+ * found; hiredis1-*: only in compare_hiredis1). */
 int bench_client_available(bench_client c);
 
 typedef struct bench_job {
@@ -108,7 +115,8 @@ typedef struct bench_job {
     double *lat_us; /* optional: per-command latency in us, n entries */
     /* aredis what-ifs, for profiling (never in the compare tables): */
     int use_argv;        /* aredis_command_argv instead of the format string */
-    unsigned timeout_ms; /* request_timeout_ms (default options: 0, no deadline) */
+    unsigned timeout_ms; /* request_timeout_ms when nonzero (0: the default, 5 s) */
+    int no_timeout;      /* request_timeout_ms = 0: no deadline per command */
     int spin;            /* never block: run the built-in loop without waiting (busy-poll) */
 } bench_job;
 

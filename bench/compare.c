@@ -3,7 +3,9 @@
  * hiredis, async on libevent and sync), the server's own redis-benchmark
  * and, when installed, Perl's Redis::Fast (the client the reference design
  * compared itself with): the same workload, one connection, at equal depth,
- * in one run, alternating.
+ * in one run, alternating. When the build was given a current hiredis
+ * (cmake -DHIREDIS_DIR=PREFIX), the hiredis drivers run a second time
+ * against it as hiredis1-async / hiredis1-sync, labelled with its version.
  *
  * Workload: SET (then GET) of the key "key:__rand_int__" (the key
  * redis-benchmark uses without -r) with a value of -s bytes (default 3, as
@@ -13,6 +15,9 @@
  * it. Every client runs in its own process:
  *   - aredis, aredis-libevent, hiredis-async, hiredis-sync: this program
  *     re-executed as a worker (compare --worker ...);
+ *   - hiredis1-async, hiredis1-sync: bench/compare_hiredis1 --worker ..., the
+ *     same sources built against HIREDIS_DIR's hiredis 1.x (two hiredis
+ *     versions cannot be linked into one binary);
  *   - redis-benchmark -c 1 -P depth -n N -d size -t set|get --csv;
  *   - perl bench/redis_fast.pl (when Redis::Fast loads).
  *
@@ -39,13 +44,16 @@
  *           [--rounds 3] [--ops set,get] [-s SIZE] [--clients LIST]
  *           [--scale X] [--perl-script PATH] [--syscalls auto|perf|strace|none]
  *           [--cpu N] [--json[=PATH]] [--md=PATH] [--dat=PATH] [--summary=PATH]
+ *   compare --hiredis1     (prints the hiredis 1.x version and worker binary
+ *                           this build runs, or fails when it has none)
  *   compare --worker CLIENT --op set|get --depth D --mode window|batch -n N
  *           [-s SIZE] [-h HOST] [-p PORT] [-u UNIXPATH] [--argv] [--timeout MS]
- *           [--spin]
+ *           [--no-timeout] [--spin]
  *
- * --argv, --timeout and --spin are what-ifs for profiling aredis (argv
- * instead of the format string; a per-command deadline of MS; the built-in
- * loop run without ever blocking); the tables never use them.
+ * --argv, --timeout, --no-timeout and --spin are what-ifs for profiling
+ * aredis (argv instead of the format string; a per-command deadline of MS
+ * instead of the default 5 s; no deadline at all, request_timeout_ms = 0;
+ * the built-in loop run without ever blocking); the tables never use them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +72,7 @@
 
 #define MAX_DEPTHS 8
 #define MAX_ROUNDS 9
+#define MAX_CLIENTS 8
 #define KEY "key:__rand_int__"
 
 /* ---- Worker: one client, one workload, one RESULT line ------------------ */
@@ -103,6 +112,8 @@ static int worker(int argc, char **argv) {
             job.use_argv = 1;
         else if ((v = bench_opt(argc, argv, &i, "--timeout")))
             job.timeout_ms = (unsigned)atol(v);
+        else if (!strcmp(argv[i], "--no-timeout"))
+            job.no_timeout = 1;
         else if (!strcmp(argv[i], "--spin"))
             job.spin = 1;
         else {
@@ -201,19 +212,46 @@ typedef struct dclient {
     int worker; /* bench_client for K_WORKER */
     int batch;  /* can only send batches */
     int available;
+    const char *label; /* in tables and the chart; NULL: name */
+    const char *exe;   /* K_WORKER: the binary to run; NULL: this one */
 } dclient;
 
 static dclient dclients[] = {
-    {"aredis", "window", K_WORKER, BENCH_AREDIS, 0, 0},
-    {"aredis-libevent", "window", K_WORKER, BENCH_AREDIS_LIBEVENT, 0, 0},
-    {"hiredis-async", "window", K_WORKER, BENCH_HIREDIS_ASYNC, 0, 0},
-    {"hiredis-sync", "batch", K_WORKER, BENCH_HIREDIS_SYNC, 1, 0},
-    {"redis-benchmark", "batch (-P)", K_RB, 0, 1, 0},
-    {"redis-fast", "batch", K_PERL, 0, 1, 0},
+    {"aredis", "window", K_WORKER, BENCH_AREDIS, 0, 0, NULL, NULL},
+    {"aredis-libevent", "window", K_WORKER, BENCH_AREDIS_LIBEVENT, 0, 0, NULL, NULL},
+    {"hiredis-async", "window", K_WORKER, BENCH_HIREDIS_ASYNC, 0, 0, NULL, NULL},
+    {"hiredis-sync", "batch", K_WORKER, BENCH_HIREDIS_SYNC, 1, 0, NULL, NULL},
+    {"hiredis1-async", "window", K_WORKER, BENCH_HIREDIS1_ASYNC, 0, 0, NULL, NULL},
+    {"hiredis1-sync", "batch", K_WORKER, BENCH_HIREDIS1_SYNC, 1, 0, NULL, NULL},
+    {"redis-benchmark", "batch (-P)", K_RB, 0, 1, 0, NULL, NULL},
+    {"redis-fast", "batch", K_PERL, 0, 1, 0, NULL, NULL},
 };
 #define NDC ((int)(sizeof dclients / sizeof dclients[0]))
+_Static_assert(sizeof dclients / sizeof dclients[0] <= MAX_CLIENTS, "MAX_CLIENTS");
 
-enum { DC_AREDIS, DC_AREDIS_LE, DC_HI_ASYNC, DC_HI_SYNC, DC_RB, DC_PERL };
+enum {
+    DC_AREDIS,
+    DC_AREDIS_LE,
+    DC_HI_ASYNC,
+    DC_HI_SYNC,
+    DC_HI1_ASYNC,
+    DC_HI1_SYNC,
+    DC_RB,
+    DC_PERL
+};
+
+static const char *label(int d) { return dclients[d].label ? dclients[d].label : dclients[d].name; }
+
+/*
+ * hiredis 1.x: bench/compare_hiredis1, built only when cmake was given
+ * HIREDIS_DIR; CMake passes its path and the version read from its
+ * hiredis.h. The labels carry the version ("hiredis-1.4.0-async").
+ */
+#ifdef BENCH_HIREDIS1_EXE
+static const char hiredis1_version[] = BENCH_HIREDIS1_VERSION;
+#else
+static const char hiredis1_version[] = "";
+#endif
 
 typedef struct cfg {
     const char *host, *unix_path, *perl_script, *self;
@@ -253,7 +291,7 @@ static int build_argv(const cfg *g, int dc, int is_get, int depth, long n, char 
     const dclient *d = &dclients[dc];
     char *port = NUM("%d", g->port);
     if (d->kind == K_WORKER) {
-        av[k++] = (char *)g->self;
+        av[k++] = (char *)(d->exe ? d->exe : g->self);
         av[k++] = "--worker";
         av[k++] = (char *)d->name;
         av[k++] = "--op";
@@ -449,7 +487,8 @@ static void usage(void) {
             "               [--perl-script PATH] [--syscalls auto|perf|strace|none] [--cpu N]\n"
             "               [--json[=PATH]] [--md=PATH] [--dat=PATH] [--summary=PATH]\n"
             "       compare --worker CLIENT --op set|get --depth D --mode window|batch -n N\n"
-            "               [-s SIZE] [-h HOST] [-p PORT] [-u UNIXPATH]\n");
+            "               [-s SIZE] [-h HOST] [-p PORT] [-u UNIXPATH] [--argv]\n"
+            "               [--timeout MS] [--no-timeout] [--spin]\n");
     exit(2);
 }
 
@@ -470,6 +509,21 @@ static double paired(sample (*x)[MAX_ROUNDS], int a, int b, int rounds, int what
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strncmp(argv[i], "--worker", 8)) return worker(argc, argv);
+    /* Which hiredis 1.x this binary runs, if any (scripts/bench.sh asks). */
+    if (argc == 2 && !strcmp(argv[1], "--hiredis1")) {
+#ifdef BENCH_HIREDIS1_EXE
+        printf("%s %s\n", hiredis1_version, BENCH_HIREDIS1_EXE);
+        return 0;
+#else
+        return 1;
+#endif
+    }
+#ifdef BENCH_HIREDIS1
+    /* compare_hiredis1 is only ever a worker: compare runs it. */
+    fprintf(stderr, "compare_hiredis1: a worker of bench/compare (compare_hiredis1 --worker "
+                    "hiredis1-async|hiredis1-sync ...)\n");
+    return 2;
+#endif
 
     cfg g = {"127.0.0.1", NULL, NULL, NULL, 6379, 3};
     const char *json = NULL, *md = NULL, *dat = NULL, *v, *clients_s = NULL, *scmode = "auto";
@@ -538,7 +592,29 @@ int main(int argc, char **argv) {
             free(l);
             if (!want) continue;
         }
-        if (dc->kind == K_WORKER) {
+        if (dc->worker == BENCH_HIREDIS1_ASYNC || dc->worker == BENCH_HIREDIS1_SYNC) {
+#ifdef BENCH_HIREDIS1_EXE
+            static char labels[2][64];
+            int async = dc->worker == BENCH_HIREDIS1_ASYNC;
+            snprintf(labels[async], sizeof labels[async], "hiredis-%s-%s", hiredis1_version,
+                     async ? "async" : "sync");
+            dc->label = labels[async];
+            dc->exe = BENCH_HIREDIS1_EXE;
+            /* The async driver needs libevent, as this binary's does. */
+            dc->available = access(dc->exe, X_OK) == 0 &&
+                            (!async || bench_client_available(BENCH_AREDIS_LIBEVENT));
+#endif
+#ifdef BENCH_HIREDIS0_VERSION
+            /* Both versions in the tables: Debian's is labelled with its own. */
+            if (dc->available) {
+                static char labels0[2][64];
+                int k = async ? DC_HI_ASYNC : DC_HI_SYNC;
+                snprintf(labels0[async], sizeof labels0[async], "hiredis-%s-%s",
+                         BENCH_HIREDIS0_VERSION, async ? "async" : "sync");
+                dclients[k].label = labels0[async];
+            }
+#endif
+        } else if (dc->kind == K_WORKER) {
             dc->available = bench_client_available((bench_client)dc->worker);
         } else if (dc->kind == K_RB) {
             char *av[] = {"redis-benchmark", "--version", NULL};
@@ -547,7 +623,9 @@ int main(int argc, char **argv) {
             char *av[] = {"perl", "-MRedis::Fast", "-e", "1", NULL};
             dc->available = tool_works(av);
         }
-        if (!dc->available && human)
+        if (!dc->available && human &&
+            !((dc->worker == BENCH_HIREDIS1_ASYNC || dc->worker == BENCH_HIREDIS1_SYNC) &&
+              !*hiredis1_version))
             fprintf(stderr, "compare: %s not available, skipped\n", dc->name);
     }
     if (!dclients[DC_AREDIS].available) {
@@ -570,8 +648,8 @@ int main(int argc, char **argv) {
         }
     }
 
-    static sample S[2][MAX_DEPTHS][8][MAX_ROUNDS];
-    double med[2][MAX_DEPTHS][8][3]; /* ops/s, cpu per M, rw per cmd */
+    static sample S[2][MAX_DEPTHS][MAX_CLIENTS][MAX_ROUNDS];
+    double med[2][MAX_DEPTHS][MAX_CLIENTS][3]; /* ops/s, cpu per M, rw per cmd */
     long cnt[MAX_DEPTHS];
     /* Percent of the machine's CPU time the host took (steal) during each block. */
     double steal[2][MAX_DEPTHS];
@@ -637,12 +715,15 @@ int main(int argc, char **argv) {
      * Ratios are taken round by round (the clients of one round ran within
      * seconds of each other) and their median reported: load that comes and
      * goes on a shared machine then cancels out of the ratio.
-     * ratio[op][depth][d] = aredis / d (ops/s); le = aredis-libevent / hiredis-async.
+     * ratio[op][depth][d] = aredis / d (ops/s); le = aredis-libevent / hiredis-async;
+     * cpu = aredis / hiredis-async (CPU per command), cpu1 the same against hiredis 1.x.
      */
-    double ratio[2][MAX_DEPTHS][8], le_ratio[2][MAX_DEPTHS], cpu_ratio[2][MAX_DEPTHS];
+    double ratio[2][MAX_DEPTHS][MAX_CLIENTS], le_ratio[2][MAX_DEPTHS], cpu_ratio[2][MAX_DEPTHS];
+    double cpu_ratio1[2][MAX_DEPTHS];
     memset(ratio, 0, sizeof ratio);
     memset(le_ratio, 0, sizeof le_ratio);
     memset(cpu_ratio, 0, sizeof cpu_ratio);
+    memset(cpu_ratio1, 0, sizeof cpu_ratio1);
     for (int oi = 0; oi < nops; oi++)
         for (int di = 0; di < ndepths; di++) {
             int op = ops[oi];
@@ -654,6 +735,8 @@ int main(int argc, char **argv) {
                     le_ratio[op][di] = paired(S[op][di], DC_AREDIS_LE, DC_HI_ASYNC, rounds, 0);
                 cpu_ratio[op][di] = paired(S[op][di], DC_AREDIS, DC_HI_ASYNC, rounds, 1);
             }
+            if (dclients[DC_HI1_ASYNC].available)
+                cpu_ratio1[op][di] = paired(S[op][di], DC_AREDIS, DC_HI1_ASYNC, rounds, 1);
         }
 
     /* The syscall pass: SET only, one run per client and depth, minus a run of
@@ -668,7 +751,7 @@ int main(int argc, char **argv) {
         char *av[] = {"strace", "-c", "-o", "/dev/null", "--", "true", NULL};
         if (tool_works(av)) tool = 2;
     }
-    double sc[MAX_DEPTHS][8][SC_N];
+    double sc[MAX_DEPTHS][MAX_CLIENTS][SC_N];
     memset(sc, 0, sizeof sc);
     if (tool) {
         if (human) {
@@ -726,13 +809,25 @@ int main(int argc, char **argv) {
     }
 
     if (human) {
-        printf("\nratios (aredis / other, ops/s):\n  %-4s %6s %14s %14s %16s\n", "op", "depth",
-               "/hiredis-async", "/hiredis-sync", "/redis-benchmark");
+        static const int rcols[] = {DC_HI_ASYNC, DC_HI_SYNC, DC_HI1_ASYNC, DC_HI1_SYNC, DC_RB};
+        int width[5];
+        printf("\nratios (aredis / other, ops/s):\n  %-4s %6s", "op", "depth");
+        for (int k = 0; k < 5; k++) {
+            char h[80];
+            int n = snprintf(h, sizeof h, "/%s", label(rcols[k]));
+            width[k] = n > 14 ? n : 14;
+            if (k == 4) width[k] = 16;
+            if (k < 2 || k == 4 || dclients[rcols[k]].available) printf(" %*s", width[k], h);
+        }
+        printf("\n");
         for (int oi = 0; oi < nops; oi++)
             for (int di = 0; di < ndepths; di++) {
                 double *q = ratio[ops[oi]][di];
-                printf("  %-4s %6ld %13.2fx %13.2fx %15.2fx\n", ops[oi] ? "GET" : "SET", depths[di],
-                       q[DC_HI_ASYNC], q[DC_HI_SYNC], q[DC_RB]);
+                printf("  %-4s %6ld", ops[oi] ? "GET" : "SET", depths[di]);
+                for (int k = 0; k < 5; k++)
+                    if (k < 2 || k == 4 || dclients[rcols[k]].available)
+                        printf(" %*.2fx", width[k] - 1, q[rcols[k]]);
+                printf("\n");
             }
         printf("targets: ops >= 1.3x hiredis-async and >= redis-benchmark at every depth: %s\n",
                t_ops ? "met" : "MISSED");
@@ -752,7 +847,7 @@ int main(int argc, char **argv) {
         for (int oi = 0; oi < nops; oi++) {
             fprintf(f, "# %s\ndepth", ops[oi] ? "GET" : "SET");
             for (int d = 0; d < NDC; d++)
-                if (dclients[d].available) fprintf(f, " %s", dclients[d].name);
+                if (dclients[d].available) fprintf(f, " %s", label(d));
             fprintf(f, "\n");
             for (int di = 0; di < ndepths; di++) {
                 fprintf(f, "%ld", depths[di]);
@@ -769,11 +864,14 @@ int main(int argc, char **argv) {
         FILE *f = bench_open_out(json);
         fprintf(f,
                 "{\"bench\":\"compare\",\"value_size\":%ld,\"rounds\":%d,\"transport\":\"%s\","
-                "\"syscall_tool\":\"%s\",\"results\":[\n",
+                "\"syscall_tool\":\"%s\",",
                 g.size, rounds, g.unix_path ? "unix" : "tcp",
                 tool == 1   ? "perf"
                 : tool == 2 ? "strace"
                             : "none");
+        if (dclients[DC_HI1_ASYNC].available || dclients[DC_HI1_SYNC].available)
+            fprintf(f, "\"hiredis1_version\":\"%s\",", hiredis1_version);
+        fprintf(f, "\"results\":[\n");
         int first = 1;
         for (int oi = 0; oi < nops; oi++)
             for (int di = 0; di < ndepths; di++)
@@ -785,6 +883,7 @@ int main(int argc, char **argv) {
                             "\"count\":%ld,\"ops_per_sec\":%.1f,\"cpu_s_per_million\":%.4f",
                             first ? "" : ",\n", ops[oi] ? "GET" : "SET", depths[di],
                             dclients[d].name, dclients[d].how, cnt[di], m[0], m[1]);
+                    if (dclients[d].label) fprintf(f, ",\"label\":\"%s\"", dclients[d].label);
                     if (steal[ops[oi]][di] >= 0)
                         fprintf(f, ",\"host_steal_pct\":%.2f", steal[ops[oi]][di]);
                     if (m[2] >= 0) fprintf(f, ",\"aredis_counted_write_read_per_cmd\":%.5f", m[2]);
@@ -821,23 +920,29 @@ int main(int argc, char **argv) {
             for (int di = 0; di < ndepths; di++)
                 fprintf(f, "%s%.0f", di ? "/" : " ", med[op][di][DC_AREDIS][0]);
             fprintf(f, " ops/s");
-            static const int other[] = {DC_HI_ASYNC, DC_HI_SYNC, DC_RB};
-            for (int k = 0; k < 3; k++) {
+            static const int other[] = {DC_HI_ASYNC, DC_HI1_ASYNC, DC_HI_SYNC, DC_RB};
+            int first = 1;
+            for (int k = 0; k < 4; k++) {
                 if (!dclients[other[k]].available) continue;
-                fprintf(f, "%s", k ? ";" : " =");
+                fprintf(f, "%s", first ? " =" : ";");
+                first = 0;
                 for (int di = 0; di < ndepths; di++)
                     fprintf(f, "%s%.2f", di ? "/" : " ", ratio[op][di][other[k]]);
-                fprintf(f, "× %s", dclients[other[k]].name);
+                fprintf(f, "× %s", label(other[k]));
             }
             fprintf(f, ".\n");
         }
         if (at64 >= 0 && have_hi)
-            for (int oi = 0; oi < nops; oi++)
-                fprintf(f,
-                        "- Client CPU per million %s at depth 64: aredis %.2f s, hiredis-async "
-                        "%.2f s (%.2f×).\n",
-                        ops[oi] ? "GETs" : "SETs", med[ops[oi]][at64][DC_AREDIS][1],
-                        med[ops[oi]][at64][DC_HI_ASYNC][1], cpu_ratio[ops[oi]][at64]);
+            for (int oi = 0; oi < nops; oi++) {
+                fprintf(
+                    f, "- Client CPU per million %s at depth 64: aredis %.2f s, %s %.2f s (%.2f×)",
+                    ops[oi] ? "GETs" : "SETs", med[ops[oi]][at64][DC_AREDIS][1], label(DC_HI_ASYNC),
+                    med[ops[oi]][at64][DC_HI_ASYNC][1], cpu_ratio[ops[oi]][at64]);
+                if (dclients[DC_HI1_ASYNC].available)
+                    fprintf(f, ", %s %.2f s (%.2f×)", label(DC_HI1_ASYNC),
+                            med[ops[oi]][at64][DC_HI1_ASYNC][1], cpu_ratio1[ops[oi]][at64]);
+                fprintf(f, ".\n");
+            }
         if (at64 >= 0)
             fprintf(f, "- Write+read syscalls per command at depth 64: aredis %.4f.\n", sys64);
         bench_close_out(f);
@@ -850,7 +955,7 @@ int main(int argc, char **argv) {
             fprintf(f, "#### %s, %ld-byte value: ops/s (median of %d rounds)\n\n| depth |",
                     op ? "GET" : "SET", g.size, rounds);
             for (int d = 0; d < NDC; d++)
-                if (dclients[d].available) fprintf(f, " %s |", dclients[d].name);
+                if (dclients[d].available) fprintf(f, " %s |", label(d));
             fprintf(f, "\n|---:|");
             for (int d = 0; d < NDC; d++)
                 if (dclients[d].available) fprintf(f, "---:|");
@@ -871,7 +976,7 @@ int main(int argc, char **argv) {
         }
         fprintf(f, "#### Client CPU seconds (user+sys) per million commands\n\n| op | depth |");
         for (int d = 0; d < NDC; d++)
-            if (dclients[d].available) fprintf(f, " %s |", dclients[d].name);
+            if (dclients[d].available) fprintf(f, " %s |", label(d));
         fprintf(f, "\n|---|---:|");
         for (int d = 0; d < NDC; d++)
             if (dclients[d].available) fprintf(f, "---:|");
@@ -894,22 +999,38 @@ int main(int argc, char **argv) {
                 for (int d = 0; d < NDC; d++)
                     if (dclients[d].available)
                         fprintf(f, "| %ld | %s | %.4f | %.4f | %.4f | %.4f |\n", depths[di],
-                                dclients[d].name, sc[di][d][SC_RW], sc[di][d][SC_POLL],
-                                sc[di][d][SC_CTL], sc[di][d][SC_ALL]);
+                                label(d), sc[di][d][SC_RW], sc[di][d][SC_POLL], sc[di][d][SC_CTL],
+                                sc[di][d][SC_ALL]);
         }
-        fprintf(f, "\n#### Ratios, aredis (built-in loop) / other, ops/s\n\n"
-                   "Each ratio is the median of the per-round ratios (the two clients ran "
-                   "seconds apart).\n\n"
-                   "| op | depth | / hiredis-async | / hiredis-sync | / redis-benchmark | "
-                   "aredis-libevent / hiredis-async | target (≥ 1.3× hiredis-async, "
-                   "≥ 1× redis-benchmark) | host steal |\n|---|---:|---:|---:|---:|---:|:-:|---:|\n");
+        /* The hiredis 1.x columns only when it was built (HIREDIS_DIR). */
+        int h1a = dclients[DC_HI1_ASYNC].available, h1s = dclients[DC_HI1_SYNC].available;
+        fprintf(f,
+                "\n#### Ratios, aredis (built-in loop) / other, ops/s\n\n"
+                "Each ratio is the median of the per-round ratios (the two clients ran "
+                "seconds apart).\n\n"
+                "| op | depth | / %s | / %s |",
+                label(DC_HI_ASYNC), label(DC_HI_SYNC));
+        if (h1a) fprintf(f, " / %s |", label(DC_HI1_ASYNC));
+        if (h1s) fprintf(f, " / %s |", label(DC_HI1_SYNC));
+        fprintf(f,
+                " / redis-benchmark | aredis-libevent / %s | target (≥ 1.3× %s, ≥ 1× "
+                "redis-benchmark) | host steal |\n|---|---:|---:|---:|",
+                label(DC_HI_ASYNC), label(DC_HI_ASYNC));
+        fprintf(f, "%s%s---:|---:|:-:|---:|\n", h1a ? "---:|" : "", h1s ? "---:|" : "");
         for (int oi = 0; oi < nops; oi++)
             for (int di = 0; di < ndepths; di++) {
                 double *q = ratio[ops[oi]][di];
                 int ok = (!have_hi || q[DC_HI_ASYNC] >= 1.3) && (!have_rb || q[DC_RB] >= 1.0);
-                double cells[4] = {q[DC_HI_ASYNC], q[DC_HI_SYNC], q[DC_RB], le_ratio[ops[oi]][di]};
+                double cells[6];
+                int nc = 0;
+                cells[nc++] = q[DC_HI_ASYNC];
+                cells[nc++] = q[DC_HI_SYNC];
+                if (h1a) cells[nc++] = q[DC_HI1_ASYNC];
+                if (h1s) cells[nc++] = q[DC_HI1_SYNC];
+                cells[nc++] = q[DC_RB];
+                cells[nc++] = le_ratio[ops[oi]][di];
                 fprintf(f, "| %s | %ld |", ops[oi] ? "GET" : "SET", depths[di]);
-                for (int k = 0; k < 4; k++) {
+                for (int k = 0; k < nc; k++) {
                     if (cells[k] > 0)
                         fprintf(f, " %.2f× |", cells[k]);
                     else
@@ -927,17 +1048,17 @@ int main(int argc, char **argv) {
                    "taken round by round, less so.\n");
         fprintf(f, "\n#### Targets\n\n| target | measured | |\n|---|---|:-:|\n");
         fprintf(f,
-                "| ops/s ≥ 1.3× hiredis-async and ≥ redis-benchmark, every depth, one "
+                "| ops/s ≥ 1.3× %s and ≥ redis-benchmark, every depth, one "
                 "connection | see ratios above | %s |\n",
-                mark(t_ops));
+                label(DC_HI_ASYNC), mark(t_ops));
         if (t_cpu >= 0)
             for (int oi = 0; oi < nops; oi++)
                 fprintf(f,
-                        "| client CPU per million commands ≤ 0.5× hiredis-async at depth 64 "
+                        "| client CPU per million commands ≤ 0.5× %s at depth 64 "
                         "(%s) | %.2f s vs %.2f s (%.2f×) | %s |\n",
-                        ops[oi] ? "GET" : "SET", med[ops[oi]][at64][DC_AREDIS][1],
-                        med[ops[oi]][at64][DC_HI_ASYNC][1], cpu_ratio[ops[oi]][at64],
-                        mark(cpu_ratio[ops[oi]][at64] <= 0.5));
+                        label(DC_HI_ASYNC), ops[oi] ? "GET" : "SET",
+                        med[ops[oi]][at64][DC_AREDIS][1], med[ops[oi]][at64][DC_HI_ASYNC][1],
+                        cpu_ratio[ops[oi]][at64], mark(cpu_ratio[ops[oi]][at64] <= 0.5));
         if (t_sys >= 0)
             fprintf(f,
                     "| ≤ 0.05 write+read syscalls per command at depth 64 | %.4f (%s); "

@@ -11,6 +11,11 @@
 # so); BENCH_OUT overrides the output file (default docs/BENCHMARKS.md);
 # BENCH_PIN=0 leaves placement to the scheduler (by default, with 2+ CPUs and
 # taskset, the server is pinned to CPU 0 and every client to CPU 1).
+# HIREDIS_DIR=PREFIX adds a current hiredis (1.x, an install prefix or build
+# dir with include/hiredis/ and lib/libhiredis.so or .a) to compare, besides
+# Debian's 0.14: the build is reconfigured with -DHIREDIS_DIR and
+# bench/compare_hiredis1 built (bench/CMakeLists.txt); HIREDIS_DIR= (empty)
+# takes it out again; unset, the build stays as configured.
 # As root, installs Perl's Redis::Fast (libredis-fast-perl) when missing.
 set -e
 BUILD=${1:-build}
@@ -28,6 +33,30 @@ die() { say "$*"; exit 1; }
 for b in parser throughput latency compare; do
     [ -x "$BIN/$b" ] || die "$BIN/$b not found: build first (make bench, or cmake --build $BUILD)"
 done
+# A current hiredis besides Debian's: configure it in, or out, when asked.
+cached_hiredis_dir() { sed -n 's/^HIREDIS_DIR:PATH=//p' "$BUILD/CMakeCache.txt" 2>/dev/null; }
+if [ -n "${HIREDIS_DIR+set}" ]; then
+    want=$HIREDIS_DIR
+    if [ -n "$want" ]; then
+        [ -d "$want" ] || die "HIREDIS_DIR=$want: not a directory"
+        want=$(cd "$want" && pwd)
+    fi
+    if [ "$want" != "$(cached_hiredis_dir)" ] ||
+        { [ -n "$want" ] && [ ! -x "$BIN/compare_hiredis1" ]; }; then
+        say "configuring $BUILD with HIREDIS_DIR=$want"
+        cmake -S "$ROOT" -B "$BUILD" -DHIREDIS_DIR="$want" >/dev/null ||
+            die "cmake -DHIREDIS_DIR=$want failed"
+    fi
+    # compare depends on compare_hiredis1 and knows its path and version.
+    cmake --build "$BUILD" --target bench_compare -j "$(nproc 2>/dev/null || echo 2)" >/dev/null ||
+        die "building bench/compare with HIREDIS_DIR=$want failed"
+    if [ -n "$want" ]; then
+        "$BIN/compare" --hiredis1 >/dev/null ||
+            die "HIREDIS_DIR=$want: no hiredis there to build with (see cmake's warning)"
+        say "hiredis $("$BIN/compare" --hiredis1) in compare"
+    fi
+fi
+HIREDIS1_DIR=$(cached_hiredis_dir)
 command -v redis-server >/dev/null || die "redis-server not found (scripts/deps.sh installs it)"
 command -v redis-cli >/dev/null || die "redis-cli not found (scripts/deps.sh installs it)"
 
@@ -96,6 +125,12 @@ while :; do
 done
 say "throwaway redis-server on 127.0.0.1:$PORT and $SOCK (pid $PID)"
 
+# Other work on the machine: its busy CPU time over the run (/proc/stat),
+# less this script's children and the server, is what else ran meanwhile.
+# cpu_busy: busy and total ticks of all CPUs (steal counted as neither).
+cpu_busy() { awk '/^cpu / { print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8 }' /proc/stat 2>/dev/null; }
+BUSY0=$(cpu_busy)
+
 # ---- Sizes ---------------------------------------------------------------------
 if [ -n "$BENCH_QUICK" ]; then
     P_ARGS="--time 0.05 --rounds 1"
@@ -131,8 +166,24 @@ run compare "$BIN/compare" -h 127.0.0.1 -p "$PORT" $C_ARGS $C_PIN \
 
 # ---- Chart -------------------------------------------------------------------
 CHART=""
+# plot_cmd INDEX: one line per column of compare.dat, each client in the same
+# style whichever columns are present (hiredis 1.x only with HIREDIS_DIR).
+plot_cmd() {
+    awk '!/^#/ && NF { print; exit }' "$W/compare.dat" | tr ' ' '\n' |
+        awk -v f="$W/compare.dat" -v ix="$1" -v q="'" '
+        BEGIN {
+            split("aredis aredis-libevent hiredis-async hiredis-sync redis-benchmark redis-fast", n)
+            for (i in n) style[n[i]] = i
+        }
+        NR > 1 {
+            lt = style[$0]
+            # With hiredis 1.x present the hiredis labels carry versions.
+            if (!lt) lt = ($0 ~ /^hiredis-0\./ ? 3 : 7) + ($0 ~ /-sync$/)
+            printf "%s%s%s%s index %d using 1:%d with linespoints lt %d title columnheader(%d)",
+                (NR > 2 ? ", " : ""), q, f, q, ix, NR, lt, NR
+        }'
+}
 if command -v gnuplot >/dev/null; then
-    ncol=$(awk '!/^#/ && NF { print NF; exit }' "$W/compare.dat")
     cores=$(nproc 2>/dev/null || echo "?")
     rm -f "$PNG"
     gnuplot <<EOF >/dev/null && [ -s "$PNG" ] && CHART=1
@@ -152,14 +203,14 @@ set linetype 3 lc rgb "#2471a3" lw 2 pt 9
 set linetype 4 lc rgb "#76b7e8" lw 2 pt 11 dt 2
 set linetype 5 lc rgb "#1e8449" lw 2 pt 13
 set linetype 6 lc rgb "#7d3c98" lw 2 pt 3 dt 3
+set linetype 7 lc rgb "#b7950b" lw 2 pt 6
+set linetype 8 lc rgb "#f0c92e" lw 2 pt 4 dt 2
 set xlabel "commands in flight (depth)"
 set ylabel "ops/s"
 set title "SET, 3-byte value"
-plot for [i=2:$ncol] '$W/compare.dat' index 0 using 1:i \
-    with linespoints lt (i-1) title columnheader(i)
+plot $(plot_cmd 0)
 set title "GET, 3-byte value"
-plot for [i=2:$ncol] '$W/compare.dat' index 1 using 1:i \
-    with linespoints lt (i-1) title columnheader(i)
+plot $(plot_cmd 1)
 unset multiplot
 EOF
 fi
@@ -176,6 +227,12 @@ bt_uc=$(echo "$build_type" | tr "a-z" "A-Z")
 build_flags=$(sed -n "s/^CMAKE_C_FLAGS_$bt_uc:STRING=//p" "$BUILD/CMakeCache.txt" 2>/dev/null)
 hiredis_ver=$(dpkg-query -W -f='${Version}' libhiredis-dev 2>/dev/null ||
     pkg-config --modversion hiredis 2>/dev/null || echo "not installed")
+# hiredis 1.x (HIREDIS_DIR): its version as compare labelled it, when it ran.
+hiredis1_ver=$(sed -n 's/.*"hiredis1_version":"\([^"]*\)".*/\1/p' "$W/compare.json")
+# Debian's hiredis in the tables: hiredis-async, or with its version when both are.
+ha_label=$(sed -n 's/.*"client":"hiredis-async"[^}]*"label":"\([^"]*\)".*/\1/p' \
+    "$W/compare.json" | head -1)
+hs_label=$(echo "${ha_label:-hiredis-async}" | sed 's/-async$/-sync/')
 hypervisor=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor:[[:space:]]*//p' | head -1)
 cpuidle=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo "?")
 haltpoll_ns=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo "")
@@ -183,6 +240,24 @@ libevent_ver=$(pkg-config --modversion libevent 2>/dev/null || echo "not install
 rfast_ver=$(perl -MRedis::Fast -e 'print $Redis::Fast::VERSION' 2>/dev/null || echo "not installed")
 syscall_tool=$(sed -n 's/.*"syscall_tool":"\([a-z]*\)".*/\1/p' "$W/compare.json")
 T_END=$(date +%s)
+# Seconds of CPU: the machine's busy time, ours (children of this script,
+# from `times`), the server's (/proc/PID/stat, utime + stime).
+other_note=""
+BUSY1=$(cpu_busy)
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+srv_ticks=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat" 2>/dev/null || echo "")
+times >"$DIR/times" # here, not in a $(...) subshell: that has no children
+mine=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, "m"); s += t[1] * 60 + t[2] } print s }' "$DIR/times")
+if [ -n "$BUSY0" ] && [ -n "$BUSY1" ] && [ -n "$srv_ticks" ] && [ -n "$mine" ]; then
+    other_note=$(echo "$BUSY0 $BUSY1 $hz $srv_ticks $mine" | awk '{
+        busy = ($3 - $1) / $5; total = ($4 - $2) / $5; other = busy - $6 / $5 - $7
+        if (other < 0) other = 0
+        printf "%.0f s of the %.0f s of CPU time the run spanned (%.0f %%)", other, total,
+            (total > 0 ? 100 * other / total : 0) }')
+    other_pct=$(echo "$BUSY0 $BUSY1 $hz $srv_ticks $mine" | awk '{
+        total = ($4 - $2) / $5; other = ($3 - $1) / $5 - $6 / $5 - $7
+        printf "%.0f", (total > 0 && other > 0 ? 100 * other / total : 0) }')
+fi
 
 {
     echo "# aredis benchmarks"
@@ -194,7 +269,13 @@ T_END=$(date +%s)
         echo "**BENCH_QUICK smoke run: counts cut tenfold, one round; not for quoting.**"
         echo
     fi
-    echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') in $((T_END - T_START)) s by \`make bench\`."
+    how="\`make bench\`"
+    if [ -n "${HIREDIS_DIR:-}" ]; then
+        how="\`HIREDIS_DIR=$HIREDIS_DIR make bench\`"
+    elif [ -z "${HIREDIS_DIR+set}" ] && [ -n "$HIREDIS1_DIR" ]; then
+        how="$how (build configured with \`-DHIREDIS_DIR=$HIREDIS1_DIR\`)"
+    fi
+    echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') in $((T_END - T_START)) s by $how."
     echo "Every number below comes from that one run."
     echo
     echo "## Summary"
@@ -228,8 +309,22 @@ T_END=$(date +%s)
     echo "  (${build_flags:-?}), static library."
     echo "- hiredis (Debian libhiredis-dev) $hiredis_ver; libevent $libevent_ver;"
     echo "  Perl Redis::Fast $rfast_ver."
+    if [ -n "$hiredis1_ver" ]; then
+        echo "- hiredis $hiredis1_ver (HIREDIS_MAJOR/MINOR/PATCH of its hiredis.h) from"
+        echo "  \`HIREDIS_DIR=$HIREDIS1_DIR\`, as built there, linked into"
+        echo "  bench/compare_hiredis1."
+    fi
     echo "- The server: \`redis-server --bind 127.0.0.1 --save \"\" --appendonly no\`, TCP on"
     echo "  127.0.0.1 and a unix socket, started for the run and stopped after it."
+    if [ -n "$other_note" ]; then
+        echo "- Other work on the machine during the run (busy CPU time from /proc/stat"
+        echo "  less this run's own processes and the server's): $other_note."
+        if [ "${other_pct:-0}" -ge 5 ]; then
+            echo "  **The machine was not quiet**: absolute ops/s and CPU per command are"
+            echo "  depressed (CPU per command also grows with the extra context switches);"
+            echo "  the ratios, taken round by round, less so."
+        fi
+    fi
     echo
     echo "## Compare: aredis, hiredis, redis-benchmark, Redis::Fast"
     echo
@@ -243,9 +338,15 @@ T_END=$(date +%s)
     echo "  of depth commands in flight)."
     echo "- **aredis-libevent**: the same on aredis's libevent adapter, so the loop is the"
     echo "  one hiredis-async uses."
-    echo "- **hiredis-async**: Debian's hiredis $hiredis_ver, \`redisAsyncCommand\` on its"
+    echo "- **${ha_label:-hiredis-async}**: Debian's hiredis $hiredis_ver, \`redisAsyncCommand\` on its"
     echo "  libevent adapter, same window."
-    echo "- **hiredis-sync**, **redis-benchmark** (\`-c 1 -P depth\`), **redis-fast**"
+    if [ -n "$hiredis1_ver" ]; then
+        echo "- **hiredis-$hiredis1_ver-async**, **hiredis-$hiredis1_ver-sync**: the same two"
+        echo "  hiredis drivers (bench/clients.c) built a second time against hiredis"
+        echo "  $hiredis1_ver from \`HIREDIS_DIR\` (bench/compare_hiredis1: two hiredis versions"
+        echo "  cannot share one binary)."
+    fi
+    echo "- **$hs_label**, **redis-benchmark** (\`-c 1 -P depth\`), **redis-fast**"
     echo "  (Perl Redis::Fast, callbacks + \`wait_all_responses\`): can only send a batch"
     echo "  of \`depth\` and wait for all of it."
     echo
@@ -293,7 +394,9 @@ T_END=$(date +%s)
     echo '```'
     echo
     echo "compare runs, per client and round: \`compare --worker NAME --op set|get --depth D"
-    echo "--mode window|batch -n N -s 3 -h 127.0.0.1 -p \$PORT\`, \`redis-benchmark -h 127.0.0.1"
+    echo "--mode window|batch -n N -s 3 -h 127.0.0.1 -p \$PORT\`$([ -n "$hiredis1_ver" ] &&
+        echo " (hiredis 1.x: \`compare_hiredis1 --worker hiredis1-async|hiredis1-sync ...\`)"),"
+    echo "\`redis-benchmark -h 127.0.0.1"
     echo "-p \$PORT -c 1 -P D -n N -d 3 -t set|get --csv\` and \`perl bench/redis_fast.pl --host"
     echo "127.0.0.1 --port \$PORT --op set|get -P D -n N -d 3\`."
     echo
