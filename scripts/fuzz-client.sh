@@ -23,40 +23,10 @@ BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz-client}
 SECS=${FUZZ_SECONDS:-300}
 CC=${CC_FUZZ:-clang}
 
-fuzzer_links() {
-    command -v "$CC" >/dev/null 2>&1 || return 1
-    t=$(mktemp -d)
-    printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' >"$t/t.c"
-    ok=0
-    "$CC" -fsanitize=fuzzer,address,undefined "$t/t.c" -o "$t/t" >/dev/null 2>&1 || ok=1
-    rm -rf "$t"
-    return $ok
-}
-
-apt_install() {
-    echo "fuzz-client: installing: $*"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends "$@"
-}
-
-if ! fuzzer_links; then
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "fuzz-client: clang with libFuzzer (-fsanitize=fuzzer) is not available."
-        echo "fuzz-client: install clang and its runtime, e.g.: apt-get install clang libclang-rt-14-dev"
-        exit 1
-    fi
-    command -v clang >/dev/null 2>&1 || apt_install clang
-    if ! fuzzer_links; then
-        major=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
-        apt_install "libclang-rt-${major:-14}-dev"
-    fi
-    if ! fuzzer_links; then
-        echo "fuzz-client: clang still cannot link -fsanitize=fuzzer; giving up"
-        exit 1
-    fi
-fi
+FUZZ_WHO=fuzz-client
+FUZZ_CC=$CC
+# shellcheck source=scripts/fuzz-toolchain.sh
+. "$ROOT/scripts/fuzz-toolchain.sh"
 [ -e /usr/include/openssl/ssl.h ] || apt_install libssl-dev
 
 mkdir -p "$BUILD/corpus" "$BUILD/artifacts"
