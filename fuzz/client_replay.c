@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "corpus_dir.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #ifndef AREDIS_SIM_CORPUS
@@ -82,10 +84,6 @@ static int run_file(const char *path) {
     return 0;
 }
 
-static int cmp_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* A file, or every regular file of a directory, sorted. Returns the count. */
 static long run_path(const char *path) {
     struct stat st;
@@ -100,21 +98,9 @@ static long run_path(const char *path) {
         }
         return 1;
     }
-    DIR *d = opendir(path);
-    if (!d) return 0;
-    char **names = NULL;
-    size_t n = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        char **nn = realloc(names, (n + 1) * sizeof *nn);
-        if (!nn) abort();
-        names = nn;
-        size_t len = strlen(path) + strlen(e->d_name) + 2;
-        if (!(names[n] = malloc(len))) abort();
-        snprintf(names[n++], len, "%s/%s", path, e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
+    size_t n;
+    char **names = corpus_dir_list(path, &n);
+    if (!names) return 0;
     long ran = 0;
     for (size_t i = 0; i < n; i++) {
         if (stat(names[i], &st) == 0 && S_ISREG(st.st_mode) && run_file(names[i]) == 0) ran++;

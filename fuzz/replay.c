@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "corpus_dir.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #ifndef AREDIS_FUZZ_CORPUS
@@ -117,10 +119,6 @@ static void add_file(const char *path) {
     g_corpus[g_ncorpus++] = in;
 }
 
-static int cmp_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* A file, or every regular file of a directory (sorted: a fixed order). */
 static void add_path(const char *path) {
     struct stat st;
@@ -132,24 +130,12 @@ static void add_path(const char *path) {
         add_file(path);
         return;
     }
-    DIR *d = opendir(path);
-    if (!d) {
+    size_t n;
+    char **names = corpus_dir_list(path, &n);
+    if (!names) {
         fprintf(stderr, "fuzz_replay: cannot open %s\n", path);
         exit(1);
     }
-    char **names = NULL;
-    size_t n = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        char **nn = realloc(names, (n + 1) * sizeof *nn);
-        if (!nn) abort();
-        names = nn;
-        size_t len = strlen(path) + strlen(e->d_name) + 2;
-        if (!(names[n] = malloc(len))) abort();
-        snprintf(names[n++], len, "%s/%s", path, e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n; i++) {
         if (stat(names[i], &st) == 0 && S_ISREG(st.st_mode)) add_file(names[i]);
         free(names[i]);
