@@ -15,21 +15,9 @@
 
 #include "proto/writer_internal.h"
 #include "util/buf.h"
+#include "writer_check.h"
 
 /* ---- Helpers ---------------------------------------------------------- */
-
-/* Format with the public API and compare to the expected bytes exactly. */
-#define EXPECT_FMT(expected, ...)                                                                  \
-    do {                                                                                           \
-        char *out_ = NULL;                                                                         \
-        size_t len_ = 0;                                                                           \
-        assert_int_equal(aredis_format_command(&out_, &len_, __VA_ARGS__), AREDIS_ERR_OK);         \
-        assert_non_null(out_);                                                                     \
-        assert_int_equal(len_, sizeof(expected) - 1);                                              \
-        assert_memory_equal(out_, expected, sizeof(expected) - 1);                                 \
-        assert_int_equal(out_[len_], '\0');                                                        \
-        aredis_free_command(out_);                                                                 \
-    } while (0)
 
 /* The public API must fail with `code`, leaving *out NULL and *outlen 0. */
 #define EXPECT_FMT_ERR(code, ...)                                                                  \
@@ -41,56 +29,11 @@
         assert_int_equal(len_, 0);                                                                 \
     } while (0)
 
-/* A small growable byte string for building expected output. */
-typedef struct {
-    char *p;
-    size_t n;
-} bytes;
-
-static void bytes_add(bytes *b, const void *p, size_t n) {
-    b->p = realloc(b->p, b->n + n + 1);
-    assert_non_null(b->p);
-    if (n) memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void bytes_addf(bytes *b, const char *fmt, ...) {
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof tmp);
-    bytes_add(b, tmp, (size_t)n);
-}
-
-/* Expected RESP for argc arguments (lens given). */
-static bytes resp(int argc, const char *const *argv, const size_t *lens) {
-    bytes b = {NULL, 0};
-    bytes_addf(&b, "*%d\r\n", argc);
-    for (int i = 0; i < argc; i++) {
-        size_t l = lens ? lens[i] : strlen(argv[i]);
-        bytes_addf(&b, "$%zu\r\n", l);
-        bytes_add(&b, argv[i], l);
-        bytes_add(&b, "\r\n", 2);
-    }
-    return b;
-}
-
 static void check_out(char *out, size_t len, const bytes *exp) {
     assert_non_null(out);
     assert_int_equal(len, exp->n);
     assert_memory_equal(out, exp->p, exp->n);
     aredis_free_command(out);
-}
-
-/* Format through the va_list entry of the internal API. */
-static aredis_err buf_fmt(aredis__buf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    aredis_err rc = aredis__write_vfmt(b, fmt, ap);
-    va_end(ap);
-    return rc;
 }
 
 /* ---- A counting allocator that can fail ------------------------------- */

@@ -19,20 +19,9 @@
 
 #include "proto/writer_internal.h"
 #include "util/buf.h"
+#include "writer_check.h"
 
 /* ---- Helpers ---------------------------------------------------------- */
-
-/* Format with the public API and compare to the expected bytes exactly. */
-#define EXPECT_FMT(expected, ...)                                                                  \
-    do {                                                                                           \
-        char *out_ = NULL;                                                                         \
-        size_t len_ = 0;                                                                           \
-        assert_int_equal(aredis_format_command(&out_, &len_, __VA_ARGS__), AREDIS_ERR_OK);         \
-        assert_non_null(out_);                                                                     \
-        assert_int_equal(len_, sizeof(expected) - 1);                                              \
-        assert_memory_equal(out_, expected, sizeof(expected) - 1);                                 \
-        aredis_free_command(out_);                                                                 \
-    } while (0)
 
 /* The public API and the internal one must both fail with `code`. */
 #define EXPECT_FMT_ERR(code, ...)                                                                  \
@@ -49,45 +38,6 @@
         assert_memory_equal(b_.data, "*1\r\n$4\r\nPING\r\n", 14);                                  \
         aredis__buf_free(&b_);                                                                     \
     } while (0)
-
-typedef struct {
-    char *p;
-    size_t n;
-} bytes;
-
-static void bytes_add(bytes *b, const void *p, size_t n) {
-    b->p = realloc(b->p, b->n + n + 1);
-    assert_non_null(b->p);
-    if (n) memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void bytes_hdr(bytes *b, char type, size_t v) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%c%zu\r\n", type, v);
-    bytes_add(b, tmp, (size_t)n);
-}
-
-/* Expected RESP for argc arguments with lengths. */
-static bytes resp(int argc, const char *const *argv, const size_t *lens) {
-    bytes b = {NULL, 0};
-    bytes_hdr(&b, '*', (size_t)argc);
-    for (int i = 0; i < argc; i++) {
-        size_t l = lens ? lens[i] : strlen(argv[i]);
-        bytes_hdr(&b, '$', l);
-        bytes_add(&b, argv[i], l);
-        bytes_add(&b, "\r\n", 2);
-    }
-    return b;
-}
-
-static aredis_err buf_fmt(aredis__buf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    aredis_err rc = aredis__write_vfmt(b, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 /* ---- One argument of a known type, for the writer and the oracle ------ */
 
