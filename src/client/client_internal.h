@@ -289,8 +289,6 @@ static inline unsigned aredis__cmd_classify(const char *resp, size_t len, int wa
 aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
                           void *data, int internal, int argc, const char *const *argv,
                           const size_t *argvlen, const char *fmt, va_list *ap, aredis__cmd **out);
-/* Put a command (bytes in cmd->buf) at the end of c->waiting. */
-void aredis__waiting_push(aredis_client *c, aredis__cmd *cmd);
 /* Fail a pending command now (timeout, cancel): its callback runs with
  * `code`; its late reply will be dropped. */
 void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail);

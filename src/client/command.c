@@ -63,7 +63,8 @@ static aredis_err admission(aredis_client *c, int internal) {
     return AREDIS_ERR_OK;
 }
 
-void aredis__waiting_push(aredis_client *c, aredis__cmd *cmd) {
+/* Put a command (bytes in cmd->buf) at the end of c->waiting. */
+static void waiting_push(aredis_client *c, aredis__cmd *cmd) {
     cmd->flags |= AREDIS__CMD_QUEUED;
     aredis__cmdq_push(&c->waiting, cmd);
 }
@@ -165,7 +166,7 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
         }
         cmd->len = len;
         b->len = before;
-        aredis__waiting_push(c, cmd);
+        waiting_push(c, cmd);
     }
     if (retry) cmd->flags |= AREDIS__CMD_RETRY;
     if (!internal) {
@@ -216,20 +217,22 @@ void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, cons
 
 /* ---- Public command functions ------------------------------------------- */
 
+/* The format forms, with or without options: one check, one submit. */
+static aredis_err submit_fmt(aredis_client *c, const aredis_cmd_opts *opts, aredis_reply_fn *cb,
+                             void *data, const char *fmt, va_list *ap) {
+    if (!fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "format is NULL");
+    return aredis__submit(c, opts, cb, data, 0, 0, NULL, NULL, fmt, ap, NULL);
+}
+
 aredis_err aredis_vcommand(aredis_client *c, aredis_reply_fn *cb, void *data, const char *fmt,
                            va_list ap) {
-    va_list cp;
-    va_copy(cp, ap);
-    aredis_err e = aredis__submit(c, NULL, cb, data, 0, 0, NULL, NULL, fmt, &cp, NULL);
-    va_end(cp);
-    return e;
+    return aredis_vcommand_ex(c, NULL, cb, data, fmt, ap);
 }
 
 aredis_err aredis_command(aredis_client *c, aredis_reply_fn *cb, void *data, const char *fmt, ...) {
-    if (!fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "format is NULL");
     va_list ap;
     va_start(ap, fmt);
-    aredis_err e = aredis__submit(c, NULL, cb, data, 0, 0, NULL, NULL, fmt, &ap, NULL);
+    aredis_err e = submit_fmt(c, NULL, cb, data, fmt, &ap);
     va_end(ap);
     return e;
 }
@@ -247,20 +250,18 @@ aredis_err aredis_command_argv_ex(aredis_client *c, const aredis_cmd_opts *opts,
 
 aredis_err aredis_vcommand_ex(aredis_client *c, const aredis_cmd_opts *opts, aredis_reply_fn *cb,
                               void *data, const char *fmt, va_list ap) {
-    if (!fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "format is NULL");
     va_list cp;
     va_copy(cp, ap);
-    aredis_err e = aredis__submit(c, opts, cb, data, 0, 0, NULL, NULL, fmt, &cp, NULL);
+    aredis_err e = submit_fmt(c, opts, cb, data, fmt, &cp);
     va_end(cp);
     return e;
 }
 
 aredis_err aredis_command_ex(aredis_client *c, const aredis_cmd_opts *opts, aredis_reply_fn *cb,
                              void *data, const char *fmt, ...) {
-    if (!fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "format is NULL");
     va_list ap;
     va_start(ap, fmt);
-    aredis_err e = aredis__submit(c, opts, cb, data, 0, 0, NULL, NULL, fmt, &ap, NULL);
+    aredis_err e = submit_fmt(c, opts, cb, data, fmt, &ap);
     va_end(ap);
     return e;
 }

@@ -127,11 +127,7 @@ static aredis_future *submit(aredis_client *c, const aredis_cmd_opts *o, int arg
 }
 
 aredis_future *aredis_future_vcommand(aredis_client *c, const char *fmt, va_list ap) {
-    va_list cp;
-    va_copy(cp, ap);
-    aredis_future *f = submit(c, NULL, 0, NULL, NULL, fmt, &cp);
-    va_end(cp);
-    return f;
+    return aredis_future_vcommand_ex(c, NULL, fmt, ap);
 }
 
 aredis_future *aredis_future_command(aredis_client *c, const char *fmt, ...) {
