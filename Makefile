@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all deps build test demo asan-test valgrind-unit install fuzz fuzz-client bench format clean
+.PHONY: all deps build test demo asan-test valgrind-unit install fuzz fuzz-client bench format commands clean
 
 
 all: build
@@ -56,6 +56,11 @@ bench: build
 
 format:
 	scripts/format.sh
+
+# Regenerate src/proto/cmdtable_data.c (the command table) from a throwaway
+# redis-server (REDIS_SERVER=... for another binary).
+commands: build
+	scripts/gencommands.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

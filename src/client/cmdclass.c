@@ -14,19 +14,28 @@
  *             are pending, which would shift every reply after it).
  *   blocking  BLPOP & co., XREAD(GROUP) BLOCK, WAIT, WAITAOF: the default
  *             request timeout is extended by the command's own block time,
- *             and a block time of 0 (forever) means no deadline.
+ *             and a block time of 0 (forever) means no deadline. The
+ *             command table says which commands block and where their
+ *             block time is (proto/cmdtable.h: AREDIS__CF_BLOCKING,
+ *             aredis__cmd_block_ms).
  *   sensitive may carry a secret: its error detail is redacted.
- *   read-only may be retried after a reconnect (retry_read_only).
+ *   read-only may be retried after a reconnect (retry_read_only): the
+ *             table's READONLY flag (reconnect.c).
  *
  * This runs for every command issued, so the usual commands are told apart
- * by the name's length and first letter before anything is parsed. (The
- * command table will replace these hand-written lists.)
+ * by the name's length and first letter before anything is parsed
+ * (aredis__cmd_classify). That filter, aredis__cc_initials, is generated
+ * with the table (tools/gencommands.c) from its blocking commands and the
+ * names this file and util/redact.c act on: a name added to refusal(), the
+ * barriers or the secret-bearing commands must be added to k_classified
+ * there too (tests/unit/cmdtable.c checks it).
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "client/client_internal.h"
+#include "proto/cmdtable.h"
+#include "util/alloc.h"
 #include "util/redact.h"
 
 typedef struct {
@@ -64,35 +73,6 @@ static int ieq(const char *a, size_t n, const char *lit) {
     return i == n && lit[i] == '\0';
 }
 
-/* The initials of the names of interest, by name length 0..9: bit 0 for
- * 'a', bit 1 for 'b', ... */
-#define L(ch) (1u << ((ch) - 'a'))
-const uint32_t aredis__cc_initials[10] = {
-    0,
-    0,
-    0,
-    L('a'),                                     /* ACL */
-    L('a') | L('s') | L('w'),                   /* AUTH SYNC WAIT */
-    L('h') | L('p') | L('r') | L('b') | L('x'), /* HELLO PSYNC RESET B*POP XREAD */
-    L('c') | L('b'),                            /* CONFIG CLIENT BLMOVE BLMPOP BZMPOP */
-    L('m') | L('w'),                            /* MIGRATE MONITOR WAITAOF */
-    L('s') | L('b'),                            /* SENTINEL BZPOPMIN BZPOPMAX */
-    L('s'),                                     /* SUBSCRIBE */
-};
-#undef L
-
-/* A block time in seconds ("0.5") or milliseconds, as ms; -1 if not a number. */
-static int64_t block_time(const char *a, size_t n, int seconds) {
-    char tmp[32];
-    if (n == 0 || n >= sizeof tmp) return -1;
-    memcpy(tmp, a, n);
-    tmp[n] = '\0';
-    char *e;
-    double v = strtod(tmp, &e);
-    if (*e != '\0' || !(v >= 0) || v > 1e12) return -1;
-    return (int64_t)(seconds ? v * 1000.0 + 0.999 : v);
-}
-
 static const char *refusal(const char *name, size_t n, cursor args, size_t argc) {
     if (ieq(name, n, "SUBSCRIBE") || ieq(name, n, "PSUBSCRIBE") || ieq(name, n, "SSUBSCRIBE") ||
         ieq(name, n, "UNSUBSCRIBE") || ieq(name, n, "PUNSUBSCRIBE") || ieq(name, n, "SUNSUBSCRIBE"))
@@ -119,45 +99,49 @@ static const char *refusal(const char *name, size_t n, cursor args, size_t argc)
     return NULL;
 }
 
-/* The block time of a blocking command (ms, 0 = forever), or -1. */
-static int64_t blocking(const char *name, size_t n, cursor args, size_t argc) {
-    const char *a = NULL;
-    size_t an = 0;
-    int last_s = ieq(name, n, "BLPOP") || ieq(name, n, "BRPOP") || ieq(name, n, "BZPOPMIN") ||
-                 ieq(name, n, "BZPOPMAX") || ieq(name, n, "BRPOPLPUSH") || ieq(name, n, "BLMOVE");
-    int last_ms = ieq(name, n, "WAIT") || ieq(name, n, "WAITAOF");
-    if (last_s || last_ms) {
-        for (size_t i = 1; i < argc; i++)
-            if (read_arg(&args, &a, &an) != 0) return -1;
-        return a ? block_time(a, an, last_s) : -1;
+/*
+ * The block time of a blocking command (ms, 0 = forever), or -1 when it
+ * does not block. head holds its name and, when it has one, its first
+ * argument (for a subcommand's entry); the rest is read only for a command
+ * the table marks blocking.
+ */
+static int64_t blocking(const char *resp, size_t len, const aredis__arg *head, size_t nhead,
+                        size_t argc) {
+    const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, head, nhead);
+    if (!ci || !(ci->flags & AREDIS__CF_BLOCKING)) return -1;
+    aredis__arg local[16], *args = local;
+    if (argc > sizeof local / sizeof *local) {
+        /* BLPOP over many keys: out of memory leaves the plain timeout */
+        args = aredis__reallocarray(NULL, argc, sizeof *args);
+        if (!args) return -1;
     }
-    if (ieq(name, n, "BLMPOP") || ieq(name, n, "BZMPOP"))
-        return argc >= 2 && read_arg(&args, &a, &an) == 0 ? block_time(a, an, 1) : -1;
-    if (ieq(name, n, "XREAD") || ieq(name, n, "XREADGROUP")) {
-        for (size_t i = 1; i < argc; i++) {
-            if (read_arg(&args, &a, &an) != 0 || ieq(a, an, "STREAMS")) return -1;
-            if (ieq(a, an, "BLOCK") && i + 1 < argc && read_arg(&args, &a, &an) == 0)
-                return block_time(a, an, 0);
-        }
-    }
-    return -1;
+    long n = aredis__resp_args(resp, len, args, argc);
+    int64_t ms = n >= 0 && (size_t)n == argc ? aredis__cmd_block_ms(ci, args, argc) : -1;
+    if (args != local) aredis__free(args);
+    return ms;
 }
 
 unsigned aredis__cmd_classify_slow(const char *resp, size_t len, int want_ro, const char **why,
                                    uint64_t *block_ms) {
     cursor c = {resp, resp + len};
-    size_t argc, n;
-    const char *name;
-    if (read_num(&c, '*', &argc) != 0 || argc == 0 || read_arg(&c, &name, &n) != 0) return 0;
+    size_t argc, nhead = 1;
+    aredis__arg head[2] = {{NULL, 0}, {NULL, 0}};
+    if (read_num(&c, '*', &argc) != 0 || argc == 0 || read_arg(&c, &head[0].p, &head[0].n) != 0)
+        return 0;
+    cursor next = c;
+    if (argc >= 2 && read_arg(&next, &head[1].p, &head[1].n) == 0) nhead = 2;
+    const char *name = head[0].p;
+    size_t n = head[0].n;
     unsigned flags = 0;
-    if (want_ro && aredis__cmd_is_read_only(name, n)) flags |= AREDIS__CC_READ_ONLY;
+    if (want_ro && aredis__cmd_is_read_only(name, n, nhead == 2 ? head[1].p : NULL, head[1].n))
+        flags |= AREDIS__CC_READ_ONLY;
     const char *r = refusal(name, n, c, argc);
     if (r) {
         *why = r;
         return flags | AREDIS__CC_REFUSED;
     }
     if (ieq(name, n, "AUTH") || ieq(name, n, "HELLO")) flags |= AREDIS__CC_BARRIER;
-    int64_t b = blocking(name, n, c, argc);
+    int64_t b = blocking(resp, len, head, nhead, argc);
     if (b >= 0) {
         flags |= AREDIS__CC_BLOCKING;
         *block_ms = (uint64_t)b;
