@@ -90,6 +90,9 @@ typedef struct run_state {
     void *client; /* aredis_client * / redisAsyncContext * / redisContext * */
     void *base;   /* struct event_base *, or the aredis loop */
     int stopped;
+    /* BATCH with an explicit pipeline (aredis --pipeline): issues k at once */
+    void (*issue_many)(struct run_state *s, long k);
+    void *pipe;
 } run_state;
 
 static int state_init(run_state *s, const bench_job *job) {
@@ -140,6 +143,10 @@ static void issue_batch(run_state *s) {
     long k = s->job->n - s->issued;
     if (k > s->job->depth) k = s->job->depth;
     s->target = s->done + k;
+    if (s->issue_many) {
+        s->issue_many(s, k);
+        return;
+    }
     for (long j = 0; j < k; j++)
         issue_one(s);
 }
@@ -210,6 +217,37 @@ static void ad_issue(run_state *s, const char *key) {
     }
 }
 
+/* One exec's replies, in order, as the batch's completions. */
+static void ad_pipe_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)c;
+    run_state *s = data;
+    long k = s->target - s->done;
+    for (long j = 0; j < k; j++) {
+        aredis_reply *e = r && (size_t)j < r->elements ? r->element[j] : NULL;
+        on_done(s, err != NULL || !e || e->type == AREDIS_REPLY_ERROR,
+                e && e->type == AREDIS_REPLY_STRING, e ? e->len : 0);
+    }
+}
+
+/* BATCH through aredis_pipeline: queue k commands, one exec. */
+static void ad_issue_many(run_state *s, long k) {
+    aredis_pipeline *p = s->pipe;
+    for (long j = 0; j < k; j++) {
+        const char *key = key_of(s, s->issued++);
+        aredis_err e = s->job->is_get ? aredis_pipeline_command(p, "GET %s", key)
+                                      : aredis_pipeline_command(p, "SET %s %b", key, s->val,
+                                                                s->job->value_size);
+        if (e != AREDIS_ERR_OK) {
+            fprintf(stderr, "aredis_pipeline_command: %s\n", aredis_strerror(e));
+            exit(1);
+        }
+    }
+    if (aredis_pipeline_exec(p, ad_pipe_reply, s) != AREDIS_ERR_OK) {
+        fprintf(stderr, "aredis_pipeline_exec failed\n");
+        exit(1);
+    }
+}
+
 static void ad_stop_builtin(run_state *s) { aredis_loop_stop(s->base); }
 
 #ifdef BENCH_HAVE_LIBEVENT
@@ -275,6 +313,11 @@ static int run_aredis(const bench_job *job, bench_result *res, int use_libevent)
     if (!c) goto out;
     s.client = c;
     s.issue = ad_issue;
+    if (job->use_pipeline && job->mode == BENCH_BATCH) {
+        s.pipe = aredis_pipeline_new(c);
+        if (!s.pipe) goto out;
+        s.issue_many = ad_issue_many;
+    }
     aredis_client_connect(c);
     aredis_future *ready = aredis_future_ready(c);
     if (aredis_await(ready) != AREDIS_ERR_OK) {
@@ -314,6 +357,7 @@ static int run_aredis(const bench_job *job, bench_result *res, int use_libevent)
     result_fill(res, &s, &a, &b);
     res->write_calls = st1.write_calls - st0.write_calls;
     res->read_calls = st1.read_calls - st0.read_calls;
+    aredis_pipeline_free(s.pipe);
     aredis_client_free(c);
     rc = 0;
 out:

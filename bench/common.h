@@ -118,6 +118,7 @@ typedef struct bench_job {
     unsigned timeout_ms; /* request_timeout_ms when nonzero (0: the default, 5 s) */
     int no_timeout;      /* request_timeout_ms = 0: no deadline per command */
     int spin;            /* never block: run the built-in loop without waiting (busy-poll) */
+    int use_pipeline;    /* BATCH: each batch as one aredis_pipeline exec */
 } bench_job;
 
 typedef struct bench_result {

@@ -110,6 +110,8 @@ static int worker(int argc, char **argv) {
             job.unix_path = v;
         else if (!strcmp(argv[i], "--argv"))
             job.use_argv = 1;
+        else if (!strcmp(argv[i], "--pipeline"))
+            job.use_pipeline = 1;
         else if ((v = bench_opt(argc, argv, &i, "--timeout")))
             job.timeout_ms = (unsigned)atol(v);
         else if (!strcmp(argv[i], "--no-timeout"))

@@ -417,23 +417,31 @@ static void put_info(FILE *out, const aredis__cmdinfo *ci, const char *indent) {
     fputs("},\n", out);
 }
 
-/* Where the names of each initial begin, for the lookup's first step. */
-static void put_by_initial(FILE *out, const entry *v, size_t n) {
-    fputs("/* Where the names beginning with each letter start ('a' = 0), and the\n"
-          " * count: names with initial a + i are [by_initial[i], by_initial[i + 1]). */\n"
-          "const uint16_t aredis__cmdtable_by_initial[27] = {\n",
-          out);
-    size_t at = 0;
-    for (int ch = 'a'; ch <= 'z' + 1; ch++) {
-        while (at < n && (unsigned char)v[at].ci.name[0] < ch)
-            at++;
-        if (at > UINT16_MAX) die("too many commands");
-        if (ch <= 'z')
-            fprintf(out, "    %zu, /* %c */\n", at, ch);
-        else
-            fprintf(out, "    %zu, /* the count */\n", at);
+/* The hash index of the table (see aredis__cmdtable_hash in cmdtable.h):
+ * the smallest power of two at least twice the count, filled in name order. */
+static void put_hash(FILE *out, const entry *v, size_t n) {
+    size_t size = 16;
+    while (size < 2 * n)
+        size *= 2;
+    if (n >= UINT16_MAX) die("too many commands");
+    uint16_t *slots = calloc(size, sizeof *slots);
+    if (!slots) die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t at = aredis__cmdtable_hash_name(v[i].ci.name, strlen(v[i].ci.name)) & (size - 1);
+        while (slots[at])
+            at = (at + 1) & (size - 1);
+        slots[at] = (uint16_t)(i + 1);
     }
+    fprintf(out,
+            "/* The hash index: 1 + an entry's index, by the hash of its name (0: empty). */\n"
+            "const uint32_t aredis__cmdtable_hash_mask = %zu;\n"
+            "const uint16_t aredis__cmdtable_hash[%zu] = {\n",
+            size - 1, size);
+    for (size_t i = 0; i < size; i++)
+        fprintf(out, "%s%u,%s", i % 16 ? " " : "    ", (unsigned)slots[i],
+                i % 16 == 15 || i + 1 == size ? "\n" : "");
     fputs("};\n\n", out);
+    free(slots);
 }
 
 /* The initials filter: names of interest by length, a bit per letter. */
@@ -542,7 +550,7 @@ static void emit(FILE *out, const char *source, entry *v, size_t n) {
     for (size_t i = 0; i < n; i++)
         put_info(out, &v[i].ci, "    ");
     fprintf(out, "};\n\nconst size_t aredis__cmdtable_count = %zu;\n\n", n);
-    put_by_initial(out, v, n);
+    put_hash(out, v, n);
     put_initials(out, v, n);
     fputs("\n#undef INDEX\n#undef KEYWORD\n#undef BEGIN_UNKNOWN\n#undef RANGE\n#undef KEYNUM\n"
           "#undef FIND_UNKNOWN\n\n// clang-format on\n",

@@ -17,9 +17,13 @@
 #include "aredis/loop.h"
 #include "aredis/client.h"
 #include "aredis/future.h"
+#include "aredis/scan.h"
 #include "aredis/uri.h"
 #include "aredis/tls.h"
 #include "aredis/log.h"
+#include "aredis/pipeline.h"
+#include "aredis/tx.h"
+#include "aredis/script.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -148,6 +148,15 @@ typedef struct aredis_options {
     const char *client_name; /* CLIENT SETNAME when set */
     int protocol;            /* 3: HELLO 3, falling back to RESP2 if the server
                                 lacks HELLO; 2: RESP2 only */
+    /*
+     * A key prefix ("app:"), at most 1024 bytes; NULL or "" = none. Put in
+     * front of every key argument of every command (per the command table:
+     * GET k is sent as GET app:k, values are never touched), including SCAN
+     * and KEYS patterns, whose replies come back without it. A command
+     * whose keys the library cannot find for sure is refused with
+     * AREDIS_ERR_UNSUPPORTED. See docs/PREFIX.md.
+     */
+    const char *prefix;
     /* ---- timeouts ---- */
     uint32_t connect_timeout_ms; /* 5000; 0 = none; name resolution +
                                     connect + handshake */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "client/client_internal.h"
+#include "features/prefix.h"
 #include "loop/loop_internal.h"
 #include "net/resolve.h"
 #include "net/socket.h"
@@ -163,6 +164,23 @@ static void mark_taken(aredis__cmdq *q) {
         cmd->flags &= ~(AREDIS__CMD_SENT | AREDIS__CMD_QUEUED);
 }
 
+/*
+ * A reservation died with its connection (the server forgot the WATCH):
+ * its owner's commands still in `q` must not run on the next connection
+ * without it. They move to `fail`.
+ */
+static void drop_owned(aredis__cmdq *q, aredis__cmdq *fail, const void *owner) {
+    aredis__cmd *cmd = q->head;
+    while (cmd) {
+        aredis__cmd *next = cmd->next;
+        if (aredis__cmd_owner(cmd) == owner) {
+            aredis__cmdq_unlink(q, cmd);
+            aredis__cmdq_push(fail, cmd);
+        }
+        cmd = next;
+    }
+}
+
 /* Put what a teardown keeps back in `waiting`, in order. */
 static void waiting_adopt(aredis_client *c, aredis__cmdq *q) {
     for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next)
@@ -225,6 +243,7 @@ static void conn_reset(aredis_client *c) {
     c->health_inflight = 0;
     c->proto = 0;
     c->barrier = NULL;
+    c->reserved = NULL; /* the server forgot its WATCH with the connection */
     c->rd_want = c->wr_want = 0;
     c->up = 0;
 }
@@ -251,6 +270,10 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     int was_up = c->up;
     c->gen++;
 
+    /* Held commands wait like the others; the reservation's own, unsent,
+     * fail below. */
+    const void *dead = c->reserved;
+    aredis__held_to_waiting(c);
     /* Take the queues first: callbacks may issue new commands. */
     aredis__cmdq sent = c->sent, waiting = c->waiting, forked = c->forked, keep = {0}, fail = {0};
     memset(&c->sent, 0, sizeof c->sent);
@@ -272,6 +295,7 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
         aredis__reconnect_sort(c, &sent, &keep, &fail); /* needs `out` intact */
     else
         fail = sent;
+    if (dead) drop_owned(&waiting, &fail, dead);
     mark_taken(&fail);
     mark_taken(&waiting);
 
@@ -467,8 +491,23 @@ static int do_write(aredis_client *c) {
 /* ---- Reading and dispatch ----------------------------------------------- */
 
 static void maybe_finish_disconnect(aredis_client *c) {
-    if (c->disconnecting && !c->sent.n && !c->waiting.n && !aredis__buf_used(&c->out))
+    if (c->disconnecting && !c->sent.n && !c->waiting.n && !c->held.n && !aredis__buf_used(&c->out))
         teardown_ex(c, AREDIS_ERR_CLOSED, "disconnected", TEARDOWN_GRACEFUL);
+}
+
+/*
+ * One reply of a batch that owes more: hand it to the batch's part hook
+ * (unless the batch timed out or was cancelled) and keep the batch at the
+ * head of `sent`.
+ */
+static void dispatch_part(aredis_client *c, aredis__cmd *cmd, aredis_reply *r) {
+    aredis__batch *b = cmd->batch;
+    size_t i = b->got++;
+    if (!(cmd->flags & AREDIS__CMD_ORPHAN)) {
+        if (i + 1 < b->n && !(cmd->flags & AREDIS__CMD_INTERNAL)) c->stats.replies++;
+        if (b->part) b->part(c, r, i, cmd->data);
+    }
+    aredis_reply_release(r);
 }
 
 static void dispatch(aredis_client *c, aredis_reply *r) {
@@ -478,15 +517,23 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
         return;
     }
     /* A reply belongs to the oldest command whose bytes have all been
-     * written; one with nothing owed, or owed only by a command the server
-     * has not seen (issued from a callback, not flushed yet), is surplus:
-     * a protocol error, never a reply to hand out. */
+     * written (for a batch: the bytes of its next command); one with nothing
+     * owed, or owed only by a command the server has not seen (issued from
+     * a callback, not flushed yet), is surplus: a protocol error, never a
+     * reply to hand out. */
     aredis__cmd *cmd = c->sent.head;
-    if (!cmd || cmd->end > c->written) {
+    uint64_t need = !cmd         ? 0
+                    : cmd->batch ? cmd->start + cmd->batch->ends[cmd->batch->got]
+                                 : cmd->end;
+    if (!cmd || need > c->written) {
         aredis_reply_release(r);
         aredis__teardown(c, AREDIS_ERR_PROTOCOL,
                          cmd ? "reply received for a command not written yet (surplus reply)"
                              : "reply received with no command waiting (surplus reply)");
+        return;
+    }
+    if (cmd->batch && cmd->batch->got + 1 < cmd->batch->n) {
+        dispatch_part(c, cmd, r);
         return;
     }
     aredis__cmdq_pop(&c->sent);
@@ -500,6 +547,15 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
     }
     aredis__deadline_del(c, cmd);
     if (!(cmd->flags & AREDIS__CMD_INTERNAL)) c->stats.replies++;
+    if (cmd->batch) {
+        /* The last reply of a batch: its part, then the batch is done. */
+        dispatch_part(c, cmd, r);
+        aredis__complete(c, cmd, NULL, AREDIS_ERR_OK, NULL);
+        aredis__cmd_recycle(c, cmd);
+        return;
+    }
+    if (cmd->flags & AREDIS__CMD_STRIP)
+        aredis__prefix_strip(r, cmd->strip, c->opt.prefix, c->prefix_len);
     aredis__complete(c, cmd, r, r->type == AREDIS_REPLY_ERROR ? AREDIS_ERR_SERVER : AREDIS_ERR_OK,
                      NULL);
     aredis__cmd_recycle(c, cmd);
@@ -713,6 +769,14 @@ int aredis__drain_waiting(aredis_client *c) {
     aredis__cmd *cmd;
     int moved = 0;
     while ((cmd = c->waiting.head) && !c->barrier) {
+        /* Someone else's command while a reservation holds the line: it
+         * waits in `held` until the reservation ends. */
+        if (c->reserved && aredis__cmd_owner(cmd) != c->reserved) {
+            aredis__cmdq_pop(&c->waiting);
+            cmd->flags = (cmd->flags & ~AREDIS__CMD_QUEUED) | AREDIS__CMD_HELD;
+            aredis__cmdq_push(&c->held, cmd);
+            continue;
+        }
         /* A barrier goes out alone: only once every reply owed has come. */
         if ((cmd->flags & AREDIS__CMD_BARRIER) && c->sent.n) break;
         if (aredis__buf_append(&c->out, cmd->buf, cmd->len) != 0) {
@@ -732,6 +796,7 @@ int aredis__drain_waiting(aredis_client *c) {
         if (cmd->flags & AREDIS__CMD_BARRIER) c->barrier = cmd;
         aredis__cmdq_push(&c->sent, cmd);
         moved = 1;
+        if (cmd->batch) aredis__reservation_step(c, cmd);
     }
     if (moved) aredis__arm_flush(c);
     return 0;
@@ -771,6 +836,7 @@ int aredis__fork_adopt(aredis_client *c) {
     c->fork_gen = aredis__fork_current();
     aredis_state was = c->state;
     c->gen++;
+    aredis__held_to_waiting(c);
     mark_taken(&c->sent);
     mark_taken(&c->waiting);
     aredis__cmdq_append(&c->forked, &c->sent);
@@ -837,6 +903,7 @@ static void free_opts(aredis_options *o) {
     aredis__free((void *)o->username);
     aredis__free((void *)o->password);
     aredis__free((void *)o->client_name);
+    aredis__free((void *)o->prefix);
 }
 
 /* Redis refuses names with spaces, newlines or other special characters:
@@ -855,6 +922,8 @@ static const char *invalid_options(const aredis_options *o) {
     if (o->username && !o->password) return "username without password";
     if (o->client_name && !valid_client_name(o->client_name))
         return "client_name holds spaces, newlines or special characters";
+    if (o->prefix && strnlen(o->prefix, AREDIS__PREFIX_MAX + 1) > AREDIS__PREFIX_MAX)
+        return "prefix longer than 1024 bytes";
     return NULL;
 }
 
@@ -880,7 +949,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
     /* The copies below replace the caller's pointers one by one; clear them
      * first so that a failure frees only what is ours. */
     c->opt.host = c->opt.unix_path = c->opt.username = c->opt.password = NULL;
-    c->opt.client_name = NULL;
+    c->opt.client_name = c->opt.prefix = NULL;
     c->opt.tls_ca_file = c->opt.tls_ca_path = c->opt.tls_cert_file = NULL;
     c->opt.tls_key_file = c->opt.tls_server_name = NULL;
     c->fd = -1;
@@ -895,8 +964,10 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
         copy_str(&c->opt.tls_ca_path, opts->tls_ca_path) ||
         copy_str(&c->opt.tls_cert_file, opts->tls_cert_file) ||
         copy_str(&c->opt.tls_key_file, opts->tls_key_file) ||
-        copy_str(&c->opt.tls_server_name, opts->tls_server_name))
+        copy_str(&c->opt.tls_server_name, opts->tls_server_name) ||
+        copy_str(&c->opt.prefix, opts->prefix && *opts->prefix ? opts->prefix : NULL))
         goto fail;
+    c->prefix_len = c->opt.prefix ? strlen(c->opt.prefix) : 0;
     c->timer = aredis__timer_new(loop, aredis__on_timer, c);
     c->flush_defer = aredis__defer_new(loop, on_flush, c);
     if (!c->timer || !c->flush_defer) goto fail;
@@ -1031,6 +1102,12 @@ void aredis_client_disconnect(aredis_client *c) {
     if (c->state == AREDIS_STATE_IDLE || c->state == AREDIS_STATE_CLOSED) return;
     aredis__enter(c);
     c->disconnecting = 1;
+    /* What a reservation holds must still go out for the disconnect to
+     * finish: the reservation ends here (its owner's EXEC is refused). */
+    if (c->reserved) {
+        aredis__reservation_end(c);
+        if (c->state == AREDIS_STATE_READY) aredis__drain_waiting(c);
+    }
     if (c->state == AREDIS_STATE_RECONNECTING)
         teardown_ex(c, AREDIS_ERR_CLOSED, "disconnected while reconnecting", TEARDOWN_GRACEFUL);
     else if (c->state == AREDIS_STATE_READY)

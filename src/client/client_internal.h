@@ -35,6 +35,22 @@ struct addrinfo;
     64u                         /* its deadline is in the client's FIFO (the                       \
                                    default request timeout), not the heap */
 #define AREDIS__CMD_QUEUED 128u /* in c->waiting (not in a list being failed) */
+#define AREDIS__CMD_STRIP 256u  /* strip the key prefix from its reply (cmd->strip) */
+#define AREDIS__CMD_HELD 512u   /* in c->held: waits for a reservation to end */
+
+/*
+ * A batch: several commands that go out as one record, their bytes
+ * contiguous, owing one reply each (pipelines, transactions). `ends` are
+ * the end offsets of each command within the record's bytes: reply i may be
+ * matched only once ends[i] bytes of the record have been written.
+ */
+typedef struct aredis__batch {
+    void (*part)(aredis_client *c, aredis_reply *r, size_t index, void *data);
+    const void *owner; /* the reservation it belongs to, or NULL */
+    unsigned bflags;   /* AREDIS__BATCH_* (client/feature.h) */
+    size_t n, got;     /* replies owed in all, and received */
+    uint64_t ends[];
+} aredis__batch;
 
 typedef struct aredis__cmd {
     struct aredis__cmd *next, *prev;   /* in `waiting` or `sent` */
@@ -49,6 +65,8 @@ typedef struct aredis__cmd {
     uint64_t start; /* its bytes in the output stream: [start, end) */
     uint64_t end;
     unsigned flags;
+    unsigned char strip;  /* AREDIS__CMD_STRIP: an AREDIS__STRIP_* (features/prefix.h) */
+    aredis__batch *batch; /* NULL for a plain command */
 } aredis__cmd;
 
 typedef struct aredis__cmdq {
@@ -74,6 +92,7 @@ typedef struct aredis__ready_waiter {
 struct aredis_client {
     aredis_loop *loop;
     aredis_options opt; /* strings below are owned copies */
+    size_t prefix_len;  /* strlen(opt.prefix); 0 = no key prefix */
     aredis_state state;
     int proto; /* 2 or 3 once ready */
     void *data;
@@ -103,6 +122,13 @@ struct aredis_client {
     aredis__cmdq sent;    /* bytes in `out` or on the wire, awaiting replies */
     aredis__cmd *barrier; /* an AUTH/HELLO in `sent`: nothing goes out behind it */
     aredis__cmdq forked;  /* inherited across fork(): failed next loop turn */
+    /*
+     * A reservation (a transaction between WATCH and EXEC): while `reserved`
+     * is set, only its owner's commands go out; everyone else's wait in
+     * `held`, in order, until it ends (client/batch.c).
+     */
+    const void *reserved;
+    aredis__cmdq held;
     aredis__cmd *freelist;
     size_t nfree;
     size_t user_pending; /* user commands not yet completed */
@@ -249,8 +275,9 @@ void aredis__reconnect_sort(aredis_client *c, aredis__cmdq *sent, aredis__cmdq *
 uint32_t aredis__backoff_ms(const aredis_options *o, unsigned attempt, uint64_t *rng);
 /* Start a connect attempt now (socket, then the handshake on connect). */
 void aredis__connect_start(aredis_client *c);
-/* Is this command (argv[0]) read-only, hence safe to retry? */
-int aredis__cmd_is_read_only(const char *name, size_t len);
+/* Is this command (argv[0], and argv[1] when it has one, else sub = NULL)
+ * read-only, hence safe to retry? The command table says (proto/cmdtable.h). */
+int aredis__cmd_is_read_only(const char *name, size_t len, const char *sub, size_t sublen);
 
 /* ---- cmdclass.c -------------------------------------------------------- */
 /* What the dispatcher must know about a command, from its encoded bytes. */
@@ -281,6 +308,19 @@ static inline unsigned aredis__cmd_classify(const char *resp, size_t len, int wa
     return aredis__cmd_classify_slow(resp, len, want_ro, why, block_ms);
 }
 
+/* ---- batch.c ----------------------------------------------------------- */
+/* The owner of a command's reservation (NULL for most). */
+static inline const void *aredis__cmd_owner(const aredis__cmd *cmd) {
+    return cmd->batch ? cmd->batch->owner : NULL;
+}
+/* A command has just gone into `out`: take or end a reservation as its batch
+ * says. Returns 1 when a reservation ended (held commands are waiting). */
+int aredis__reservation_step(aredis_client *c, aredis__cmd *cmd);
+/* End the reservation, if any: held commands move to the end of `waiting`. */
+void aredis__reservation_end(aredis_client *c);
+/* Move every held command to the end of `waiting`, in order. */
+void aredis__held_to_waiting(aredis_client *c);
+
 /* ---- command.c --------------------------------------------------------- */
 /*
  * Queue one encoded command (bytes in buf, taken over, or appended to `out`
@@ -289,6 +329,30 @@ static inline unsigned aredis__cmd_classify(const char *resp, size_t len, int wa
 aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
                           void *data, int internal, int argc, const char *const *argv,
                           const size_t *argvlen, const char *fmt, va_list *ap, aredis__cmd **out);
+/* Refusals at issue time (closed, forked, not connected, queue full): an
+ * error with aredis_call_error() set, or OK. */
+aredis_err aredis__admission(aredis_client *c, int internal);
+/*
+ * The common tail of a submit: the command's bytes are the last `len` bytes
+ * of `out` (from offset `before`); give it its deadline (`timeout` ms, 0 =
+ * none; `fifo` for the default request timeout) and put it on the wire, in
+ * `waiting` or in `held`. `retry`: keep a copy to send again after a
+ * reconnect. On failure nothing is issued (out rolled back, cmd recycled).
+ */
+aredis_err aredis__place(aredis_client *c, aredis__cmd *cmd, size_t before, size_t len,
+                         uint64_t timeout, int fifo, int retry, int internal);
+/*
+ * Append one user command to b as the client encodes it: with the client's
+ * key prefix when it has one (*strip then tells what to strip from its
+ * reply: AREDIS__STRIP_*, features/prefix.h; 0 without a prefix; strip may
+ * be NULL). Returns
+ * the writer's errors (INVALID, NOMEM: no detail recorded), or UNSUPPORTED
+ * for a command a prefix cannot be applied to, detail recorded for
+ * aredis_call_error(). On error nothing is appended. For features that
+ * batch commands (pipelines, transactions).
+ */
+aredis_err aredis__encode(aredis_client *c, aredis__buf *b, int argc, const char *const *argv,
+                          const size_t *argvlen, const char *fmt, va_list *ap, unsigned *strip);
 /* Fail a pending command now (timeout, cancel): its callback runs with
  * `code`; its late reply will be dropped. */
 void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client/client_internal.h"
+#include "features/prefix.h"
 #include "loop/loop_internal.h"
 #include "proto/writer_internal.h"
 #include "util/alloc.h"
@@ -14,16 +15,38 @@
 #include "util/log.h"
 #include "util/redact.h"
 
-static aredis_err encode(aredis__buf *b, int argc, const char *const *argv, const size_t *argvlen,
-                         const char *fmt, va_list *ap) {
+/* Append one command to b; with a prefix, its keys prefixed (and *strip
+ * says what to strip from the reply, features/prefix.h). Without one: the
+ * writer, behind a single branch. */
+static inline aredis_err encode(aredis_client *c, int prefixed, aredis__buf *b, int argc,
+                                const char *const *argv, const size_t *argvlen, const char *fmt,
+                                va_list *ap, unsigned *strip) {
+    aredis_err e;
+    if (prefixed) {
+        if (!fmt)
+            return aredis__prefix_encode_argv(b, NULL, c->opt.prefix, c->prefix_len, argc, argv,
+                                              argvlen, strip);
+        va_list cp;
+        va_copy(cp, *ap);
+        e = aredis__prefix_encode_fmt(b, NULL, c->opt.prefix, c->prefix_len, fmt, cp, strip);
+        va_end(cp);
+        return e;
+    }
+    *strip = 0;
     if (fmt) {
         va_list cp;
         va_copy(cp, *ap);
-        aredis_err e = aredis__write_vfmt(b, fmt, cp);
+        e = aredis__write_vfmt(b, fmt, cp);
         va_end(cp);
         return e;
     }
     return aredis__write_argv(b, argc, argv, argvlen);
+}
+
+aredis_err aredis__encode(aredis_client *c, aredis__buf *b, int argc, const char *const *argv,
+                          const size_t *argvlen, const char *fmt, va_list *ap, unsigned *strip) {
+    unsigned ignored;
+    return encode(c, c->prefix_len != 0, b, argc, argv, argvlen, fmt, ap, strip ? strip : &ignored);
 }
 
 /* DEBUG: the command as text, secrets redacted. Off the fast path. */
@@ -38,7 +61,7 @@ static void log_command(const aredis_client *c, const char *p, size_t len, int i
 }
 
 /* Refusals at issue time: the callback never runs. */
-static aredis_err admission(aredis_client *c, int internal) {
+aredis_err aredis__admission(aredis_client *c, int internal) {
     if (c->free_pending || c->state == AREDIS_STATE_CLOSED)
         return aredis__call_fail(AREDIS_ERR_CLOSED, "client closed");
     if (c->fork_gen != aredis__fork_current() && !aredis__fork_adopt(c))
@@ -72,7 +95,7 @@ static void waiting_push(aredis_client *c, aredis__cmd *cmd) {
 aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
                           void *data, int internal, int argc, const char *const *argv,
                           const size_t *argvlen, const char *fmt, va_list *ap, aredis__cmd **out) {
-    aredis_err e = admission(c, internal);
+    aredis_err e = aredis__admission(c, internal);
     if (e != AREDIS_ERR_OK) return e;
 
     aredis__cmd *cmd = aredis__cmd_new(c);
@@ -87,11 +110,17 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
      * consumed prefix and move everything to the front. */
     aredis__buf *b = &c->out;
     size_t used = b->len - b->off;
-    e = encode(b, argc, argv, argvlen, fmt, ap);
+    unsigned strip;
+    e = encode(c, c->prefix_len && !internal, b, argc, argv, argvlen, fmt, ap, &strip);
     if (e != AREDIS_ERR_OK) {
         aredis__cmd_recycle(c, cmd);
+        if (e == AREDIS_ERR_UNSUPPORTED) return e; /* prefix: the detail is set */
         return aredis__call_fail(e, e == AREDIS_ERR_NOMEM ? "out of memory"
                                                           : "malformed command or format");
+    }
+    if (strip) {
+        cmd->flags |= AREDIS__CMD_STRIP;
+        cmd->strip = (unsigned char)strip;
     }
     size_t before = b->off + used; /* where this command starts now */
     size_t len = b->len - before;
@@ -128,27 +157,39 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
             fifo = 1;
         }
     }
-    if (timeout && !fifo && aredis__heap_reserve(&c->deadlines, c->deadlines.n + 1) != 0) {
-        e = AREDIS_ERR_NOMEM;
-        goto fail;
-    }
-
-    /* Retryable: by flag, or read-only under retry_read_only. It keeps a copy
-     * of its bytes to send again after a reconnect. */
+    /* Retryable: by flag, or read-only under retry_read_only. */
     int retry =
         !internal && ((o && (o->flags & AREDIS_CMD_RETRYABLE)) || (cls & AREDIS__CC_READ_ONLY));
-    /* Straight onto the wire when ready and nothing holds the line: no
-     * barrier in flight, nothing waiting ahead, and a barrier itself only
-     * when no reply is owed. Handshake commands always. */
-    int direct = internal || (c->state == AREDIS_STATE_READY && !c->barrier && !c->waiting.n &&
-                              (!(cmd->flags & AREDIS__CMD_BARRIER) || !c->sent.n));
+    e = aredis__place(c, cmd, before, len, timeout, fifo, retry, internal);
+    if (e == AREDIS_ERR_OK && out) *out = cmd;
+    return e;
+}
+
+/* Put a command (bytes in cmd->buf) at the end of c->held. */
+static void held_push(aredis_client *c, aredis__cmd *cmd) {
+    cmd->flags |= AREDIS__CMD_HELD;
+    aredis__cmdq_push(&c->held, cmd);
+}
+
+aredis_err aredis__place(aredis_client *c, aredis__cmd *cmd, size_t before, size_t len,
+                         uint64_t timeout, int fifo, int retry, int internal) {
+    aredis__buf *b = &c->out;
+    const char *bytes = b->data + before;
+    aredis_err e = AREDIS_ERR_NOMEM;
+    if (timeout && !fifo && aredis__heap_reserve(&c->deadlines, c->deadlines.n + 1) != 0) goto fail;
+
+    /* A retryable command keeps a copy of its bytes to send again after a
+     * reconnect. Straight onto the wire when ready and nothing holds the
+     * line: no barrier in flight, nothing waiting ahead, a barrier itself
+     * only when no reply is owed, and no reservation by someone else.
+     * Handshake commands always. */
+    int held = !internal && c->reserved && aredis__cmd_owner(cmd) != c->reserved;
+    int direct = internal || (c->state == AREDIS_STATE_READY && !held && !c->barrier &&
+                              !c->waiting.n && (!(cmd->flags & AREDIS__CMD_BARRIER) || !c->sent.n));
     if (direct) {
         if (retry) {
             cmd->buf = aredis__memdup0(bytes, len);
-            if (!cmd->buf) {
-                e = AREDIS_ERR_NOMEM;
-                goto fail;
-            }
+            if (!cmd->buf) goto fail;
             cmd->len = len;
         }
         cmd->start = c->appended;
@@ -160,13 +201,13 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
         aredis__arm_flush(c);
     } else {
         cmd->buf = aredis__memdup0(bytes, len);
-        if (!cmd->buf) {
-            e = AREDIS_ERR_NOMEM;
-            goto fail;
-        }
+        if (!cmd->buf) goto fail;
         cmd->len = len;
         b->len = before;
-        waiting_push(c, cmd);
+        if (held)
+            held_push(c, cmd);
+        else
+            waiting_push(c, cmd);
     }
     if (retry) cmd->flags |= AREDIS__CMD_RETRY;
     if (!internal) {
@@ -180,7 +221,10 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
          * (an armed timer firing early just recomputes). */
         if (!c->timer_at || at < c->timer_at) aredis__timer_update(c);
     }
-    if (out) *out = cmd;
+    /* A batch that takes or ends a reservation does so once in `out`; held
+     * commands then follow it. */
+    if (direct && cmd->batch && aredis__reservation_step(c, cmd) && c->state == AREDIS_STATE_READY)
+        aredis__drain_waiting(c);
     return AREDIS_ERR_OK;
 fail:
     b->len = before; /* roll back: nothing was issued */
@@ -198,11 +242,11 @@ void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, cons
          * the dead-link timer can watch for a silent server. */
         if (c->orphans++ == 0) c->orphan_since = aredis__now_ms(c->loop);
         aredis__complete(c, cmd, NULL, code, detail);
-    } else if (cmd->flags & AREDIS__CMD_QUEUED) {
+    } else if (cmd->flags & (AREDIS__CMD_QUEUED | AREDIS__CMD_HELD)) {
         /* Never sent, and now never will be: unlinked and freed at once, so
          * an outage full of timed-out commands holds nothing for them. */
-        aredis__cmdq_unlink(&c->waiting, cmd);
-        cmd->flags &= ~AREDIS__CMD_QUEUED;
+        aredis__cmdq_unlink((cmd->flags & AREDIS__CMD_HELD) ? &c->held : &c->waiting, cmd);
+        cmd->flags &= ~(AREDIS__CMD_QUEUED | AREDIS__CMD_HELD);
         aredis__complete(c, cmd, NULL, code, detail);
         aredis__cmd_recycle(c, cmd);
     } else {

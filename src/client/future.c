@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "client/client_internal.h"
+#include "client/feature.h"
 #include "loop/loop_internal.h"
 #include "util/alloc.h"
 
@@ -123,6 +124,28 @@ static aredis_future *submit(aredis_client *c, const aredis_cmd_opts *o, int arg
         f->refs--; /* no command holds it */
         future_complete(f, NULL, e, aredis_call_error()->detail, NULL);
     }
+    return f;
+}
+
+/* ---- Futures completed by features (client/feature.h) ------------------ */
+
+aredis_future *aredis__future_pending(aredis_client *c) {
+    aredis_future *f = future_new(c->loop, 2);
+    if (f) f->client = c;
+    return f;
+}
+
+void aredis__future_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    on_cmd_reply(c, r, err, data);
+}
+
+void aredis__future_attach(aredis_future *f, aredis__cmd *cmd) {
+    if (!f->done) f->cmd = cmd;
+}
+
+aredis_future *aredis__future_refused(aredis_future *f, aredis_err code) {
+    f->refs--; /* nothing will complete it */
+    future_complete(f, NULL, code, aredis_call_error()->detail, NULL);
     return f;
 }
 

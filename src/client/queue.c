@@ -37,6 +37,7 @@ aredis__cmd *aredis__cmd_new(aredis_client *c) {
     cmd->buf = NULL;
     cmd->len = 0;
     cmd->flags = 0;
+    cmd->batch = NULL;
     return cmd;
 }
 
@@ -44,6 +45,8 @@ void aredis__cmd_recycle(aredis_client *c, aredis__cmd *cmd) {
     aredis__deadline_del(c, cmd);
     aredis__free(cmd->buf);
     cmd->buf = NULL;
+    aredis__free(cmd->batch);
+    cmd->batch = NULL;
     if (c->state == AREDIS_STATE_READY && c->nfree < FREELIST_MAX) {
         cmd->next = c->freelist;
         c->freelist = cmd;

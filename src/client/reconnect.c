@@ -28,6 +28,7 @@
 
 #include "client/client_internal.h"
 #include "loop/loop_internal.h"
+#include "proto/cmdtable.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -60,94 +61,23 @@ uint32_t aredis__backoff_ms(const aredis_options *o, unsigned attempt, uint64_t 
 
 /* ---- Read-only commands (retry_read_only) ------------------------------- */
 
-/* Sorted, upper case. Commands that only read data or server state. */
-static const char *const k_read_only[] = {
-    "BITCOUNT",
-    "BITPOS",
-    "DBSIZE",
-    "DUMP",
-    "ECHO",
-    "EXISTS",
-    "GEODIST",
-    "GEOHASH",
-    "GEOPOS",
-    "GEOSEARCH",
-    "GET",
-    "GETBIT",
-    "GETRANGE",
-    "HEXISTS",
-    "HGET",
-    "HGETALL",
-    "HKEYS",
-    "HLEN",
-    "HMGET",
-    "HRANDFIELD",
-    "HSCAN",
-    "HSTRLEN",
-    "HVALS",
-    "INFO",
-    "KEYS",
-    "LINDEX",
-    "LLEN",
-    "LPOS",
-    "LRANGE",
-    "MGET",
-    "PFCOUNT",
-    "PING",
-    "PTTL",
-    "RANDOMKEY",
-    "SCAN",
-    "SCARD",
-    "SDIFF",
-    "SINTER",
-    "SISMEMBER",
-    "SMEMBERS",
-    "SMISMEMBER",
-    "SRANDMEMBER",
-    "SSCAN",
-    "STRLEN",
-    "SUNION",
-    "TIME",
-    "TTL",
-    "TYPE",
-    "XLEN",
-    "XRANGE",
-    "XREVRANGE",
-    "ZCARD",
-    "ZCOUNT",
-    "ZLEXCOUNT",
-    "ZMSCORE",
-    "ZRANDMEMBER",
-    "ZRANGE",
-    "ZRANGEBYLEX",
-    "ZRANGEBYSCORE",
-    "ZRANK",
-    "ZREVRANGE",
-    "ZREVRANGEBYLEX",
-    "ZREVRANGEBYSCORE",
-    "ZREVRANK",
-    "ZSCAN",
-    "ZSCORE",
-};
+/*
+ * Read-only is the command table's READONLY flag (the server's own: the
+ * command reads data and changes nothing; subcommands such as OBJECT
+ * ENCODING have their own entry), plus the commands below, which change
+ * nothing either but read no keys, so the server leaves them unflagged.
+ */
+static const char *const k_read_only_extra[] = {"ECHO", "INFO", "PING", "TIME"};
 
-int aredis__cmd_is_read_only(const char *name, size_t len) {
-    size_t lo = 0, hi = sizeof k_read_only / sizeof *k_read_only;
-    if (len == 0 || len > 24) return 0;
-    char up[25];
-    for (size_t i = 0; i < len; i++) {
-        char ch = name[i];
-        up[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-    }
-    up[len] = '\0';
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int cmp = strcmp(up, k_read_only[mid]);
-        if (cmp == 0) return 1;
-        if (cmp < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
+int aredis__cmd_is_read_only(const char *name, size_t len, const char *sub, size_t sublen) {
+    aredis__arg a[2] = {{name, len}, {sub, sublen}};
+    const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, a, sub ? 2 : 1);
+    if (!ci) return 0;
+    if (ci->flags & AREDIS__CF_READONLY) return 1;
+    for (size_t i = 0; i < sizeof k_read_only_extra / sizeof *k_read_only_extra; i++)
+        if (len == strlen(k_read_only_extra[i]) &&
+            strncasecmp(name, k_read_only_extra[i], len) == 0)
+            return 1;
     return 0;
 }
 
@@ -201,6 +131,10 @@ void aredis__reconnect_sort(aredis_client *c, aredis__cmdq *sent, aredis__cmdq *
     while ((cmd = aredis__cmdq_pop(sent))) {
         if (cmd->flags & (AREDIS__CMD_ORPHAN | AREDIS__CMD_INTERNAL)) {
             aredis__cmdq_push(fail, cmd); /* dropped (orphans) or failed quietly */
+        } else if (c->reserved && aredis__cmd_owner(cmd) == c->reserved) {
+            /* A transaction's command after its WATCH: without the WATCH
+             * (gone with the connection) it must not run at all. */
+            aredis__cmdq_push(fail, cmd);
         } else if (c->opt.queue_during_reconnect && keep_unwritten(c, cmd) == 0) {
             cmd->flags &= ~AREDIS__CMD_SENT;
             aredis__cmdq_push(keep, cmd);

@@ -66,13 +66,24 @@ static const aredis__cmdinfo *find(const aredis__cmdinfo *v, size_t lo, size_t h
     return NULL;
 }
 
-/* A built-in command: among the names of its initial, then by halves. */
+uint32_t aredis__cmdtable_hash_name(const char *p, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= lower(p[i]);
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* A built-in command, through the hash index. */
 static const aredis__cmdinfo *find_builtin(const aredis__arg *a) {
-    if (a->n == 0) return NULL;
-    unsigned ch = (unsigned)lower(a->p[0]) - 'a';
-    if (ch >= 26) return find(aredis__cmdtable_builtin, 0, aredis__cmdtable_count, a, 0);
-    return find(aredis__cmdtable_builtin, aredis__cmdtable_by_initial[ch],
-                aredis__cmdtable_by_initial[ch + 1], a, 0);
+    uint32_t mask = aredis__cmdtable_hash_mask;
+    for (uint32_t i = aredis__cmdtable_hash_name(a->p, a->n) & mask;; i = (i + 1) & mask) {
+        unsigned slot = aredis__cmdtable_hash[i];
+        if (!slot) return NULL;
+        const aredis__cmdinfo *ci = &aredis__cmdtable_builtin[slot - 1];
+        if (cmp_name(a->p, a->n, ci->name) == 0) return ci;
+    }
 }
 
 /* The subcommand of container ci that args[1] names, or NULL. */

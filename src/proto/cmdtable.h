@@ -166,10 +166,18 @@ extern const size_t aredis__cmdtable_count;
 /* The built-in table itself: aredis__cmdtable_count entries, sorted by name
  * (strcmp order of the lower-case names). */
 extern const aredis__cmdinfo aredis__cmdtable_builtin[];
-/* Where the built-in names with each initial begin: those starting with
- * 'a' + i are entries [by_initial[i], by_initial[i + 1]); [26] is the
- * count. The lookup's first step. */
-extern const uint16_t aredis__cmdtable_by_initial[27];
+/*
+ * The built-in table's hash index, generated with it: slot i holds 1 + the
+ * index of an entry (0: empty); a name goes to slot
+ * aredis__cmdtable_hash_name(name) & aredis__cmdtable_hash_mask, or the
+ * next ones (linear probing, at most half the slots used). A lookup hashes
+ * the name once and compares it once, most of the time.
+ */
+extern const uint16_t aredis__cmdtable_hash[];
+extern const uint32_t aredis__cmdtable_hash_mask;
+/* The hash of a command name in any case: 32-bit FNV-1a over its bytes
+ * lower-cased (A-Z only). */
+uint32_t aredis__cmdtable_hash_name(const char *p, size_t n);
 
 /*
  * Also generated into cmdtable_data.c, for the client's classifier

@@ -2225,37 +2225,8 @@ const aredis__cmdinfo aredis__cmdtable_builtin[] = {
 
 const size_t aredis__cmdtable_count = 241;
 
-/* Where the names beginning with each letter start ('a' = 0), and the
- * count: names with initial a + i are [by_initial[i], by_initial[i + 1]). */
-const uint16_t aredis__cmdtable_by_initial[27] = {
-    0, /* a */
-    4, /* b */
-    19, /* c */
-    24, /* d */
-    31, /* e */
-    41, /* f */
-    47, /* g */
-    63, /* h */
-    80, /* i */
-    84, /* j */
-    84, /* k */
-    85, /* l */
-    102, /* m */
-    111, /* n */
-    111, /* o */
-    112, /* p */
-    129, /* q */
-    130, /* r */
-    145, /* s */
-    184, /* t */
-    188, /* u */
-    191, /* v */
-    191, /* w */
-    194, /* x */
-    209, /* y */
-    209, /* z */
-    241, /* the count */
-};
+const uint32_t aredis__cmdtable_hash_mask = 0;
+const uint16_t aredis__cmdtable_hash[1] = {0};
 
 /*
  * The client's classifier looks further only at commands whose name's

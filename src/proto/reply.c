@@ -207,9 +207,34 @@ static void reply_free_tree(aredis_reply *r) {
     }
 }
 
+/* ---- Arrays of whole replies (client/feature.h) ------------------------- */
+
+aredis_reply *aredis__reply_array_new(size_t n) {
+    size_t extra;
+    if (aredis__mul_overflow(n, sizeof(aredis_reply *), &extra)) return NULL;
+    aredis_reply *a = reply_new(AREDIS_REPLY_ARRAY, extra);
+    if (!a) return NULL;
+    a->priv_alloc = REPLY_COMPOSITE;
+    a->element = (aredis_reply **)(void *)(a + 1);
+    return a;
+}
+
+void aredis__reply_array_add(aredis_reply *a, aredis_reply *elem) {
+    a->element[a->elements++] = aredis_reply_retain(elem);
+    a->integer = (long long)a->elements;
+}
+
+static void composite_free(aredis_reply *a) {
+    for (size_t i = 0; i < a->elements; i++)
+        aredis_reply_release(a->element[i]);
+    aredis__free(a);
+}
+
 void aredis_reply_free(aredis_reply *r) {
     if (!r) return;
-    if (r->priv_alloc) /* built by the reader: its arena goes at once */
+    if (r->priv_alloc == REPLY_COMPOSITE)
+        composite_free(r);
+    else if (r->priv_alloc) /* built by the reader: its arena goes at once */
         aredis__reply_arena_free(r);
     else if (!r->element && !r->attribute) /* a leaf */
         aredis__free(r);

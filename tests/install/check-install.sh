@@ -50,8 +50,9 @@ DESTDIR="$TMP/dest" cmake --install "$BUILD" --prefix "$TMP/staged" >/dev/null
 [ ! -e "$TMP/staged" ] || fail "DESTDIR ignored: files went to the prefix itself"
 [ -n "$(find "$TMP/dest$TMP/staged" -name aredis.h)" ] || fail "DESTDIR: no headers under $TMP/dest"
 pkg_consumer "$TMP/dest$TMP/staged" destdir
-# 4. The shared library carries its SONAME.
-objdump -p "$LIBDIR/libaredis.so" | grep -q 'SONAME.*libaredis.so.0'
+# 4. The shared library carries its SONAME: the ABI version in export.h.
+ABI=$(sed -n 's/^#define AREDIS_ABI_VERSION \([0-9]*\).*/\1/p' "$(dirname "$0")/../../include/aredis/export.h")
+objdump -p "$LIBDIR/libaredis.so" | grep -q "SONAME.*libaredis.so.$ABI\$"
 echo "install: find_package, pkg-config, DESTDIR and SONAME ok"
 # 5. The installed headers, as C and as C++.
 INCDIR=$(dirname "$(dirname "$(find "$TMP/prefix" -path '*/aredis/aredis.h' | head -n 1)")")

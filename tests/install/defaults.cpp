@@ -83,6 +83,7 @@ int main() {
         SAME(db);
         SAME(client_name);
         SAME(protocol);
+        SAME(prefix);
         SAME(connect_timeout_ms);
         SAME(request_timeout_ms);
         SAME(dead_timeout_ms);

@@ -1,0 +1,172 @@
+/*
+ * Batches and reservations: what pipelines and transactions are made of
+ * (the operations of client/feature.h).
+ *
+ * A batch is one command record carrying several commands: their bytes are
+ * appended to the output in one piece, so nothing issued elsewhere can come
+ * between them, and the record stays at the head of `sent` until its last
+ * reply. Each reply is checked against the end of its own command (a reply
+ * for bytes not written yet is surplus), handed to the batch's part hook,
+ * and the batch completes once. A batch is never sent twice: a connection
+ * lost after its first byte was written fails it whole.
+ *
+ * A reservation gives the connection to one owner between two of its
+ * batches (a transaction's WATCH ... EXEC): everyone else's commands wait in
+ * `held`, in order, and go out right behind the batch that ends it. A lost
+ * connection ends it too (the server forgets a WATCH with its connection),
+ * and the owner's commands not yet written then fail instead of running on
+ * the next connection without their WATCH.
+ */
+#include <string.h>
+
+#include "client/client_internal.h"
+#include "client/feature.h"
+#include "features/prefix.h"
+#include "loop/loop_internal.h"
+#include "util/alloc.h"
+#include "util/redact.h"
+
+/* ---- Reservations ------------------------------------------------------- */
+
+void aredis__held_to_waiting(aredis_client *c) {
+    for (aredis__cmd *cmd = c->held.head; cmd; cmd = cmd->next)
+        cmd->flags = (cmd->flags & ~AREDIS__CMD_HELD) | AREDIS__CMD_QUEUED;
+    aredis__cmdq_append(&c->waiting, &c->held);
+}
+
+void aredis__reservation_end(aredis_client *c) {
+    c->reserved = NULL;
+    aredis__held_to_waiting(c);
+}
+
+int aredis__reservation_step(aredis_client *c, aredis__cmd *cmd) {
+    const aredis__batch *b = cmd->batch;
+    if ((b->bflags & AREDIS__BATCH_RESERVE) && !c->reserved) c->reserved = b->owner;
+    if ((b->bflags & AREDIS__BATCH_RELEASE) && b->owner && c->reserved == b->owner) {
+        aredis__reservation_end(c);
+        return 1;
+    }
+    return 0;
+}
+
+int aredis__reserved_by(const aredis_client *c, const void *owner) {
+    return owner && c->reserved == owner;
+}
+
+uint64_t aredis__client_now(const aredis_client *c) { return aredis__now_ms(c->loop); }
+
+/* ---- Batches ------------------------------------------------------------ */
+
+aredis_err aredis__batch_check(const char *resp, size_t len, uint64_t *block_ms, int *block_forever,
+                               int *sensitive) {
+    const char *why = NULL;
+    uint64_t b = 0;
+    unsigned cls = aredis__cmd_classify(resp, len, 0, &why, &b);
+    if (cls & (AREDIS__CC_REFUSED | AREDIS__CC_BARRIER)) {
+        char name[32];
+        aredis__redact_command(resp, len, name, sizeof name);
+        return aredis__call_fail(AREDIS_ERR_UNSUPPORTED, "%s: %s", name,
+                                 why ? why
+                                     : "AUTH and HELLO are sent alone, never inside a pipeline "
+                                       "or transaction");
+    }
+    if (cls & AREDIS__CC_BLOCKING) {
+        if (b == 0)
+            *block_forever = 1;
+        else
+            *block_ms += b;
+    }
+    if (cls & AREDIS__CC_SENSITIVE) *sensitive = 1;
+    return AREDIS_ERR_OK;
+}
+
+aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, aredis__cmd **out) {
+    if (!s->n || !s->len || !s->ends || s->ends[s->n - 1] != s->len)
+        return aredis__call_fail(AREDIS_ERR_INVALID, "empty or malformed batch");
+    aredis_err e = aredis__admission(c, 0);
+    if (e != AREDIS_ERR_OK) return e;
+    aredis__cmd *cmd = aredis__cmd_new(c);
+    aredis__batch *b = NULL;
+    size_t bytes;
+    if (cmd && !aredis__mul_overflow(s->n, sizeof(uint64_t), &bytes) &&
+        !aredis__add_overflow(bytes, sizeof *b, &bytes))
+        b = aredis__malloc(bytes);
+    if (!b) {
+        if (cmd) aredis__cmd_recycle(c, cmd);
+        return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    }
+    b->part = s->part;
+    b->owner = s->owner;
+    b->bflags = s->flags;
+    b->n = s->n;
+    b->got = 0;
+    for (size_t i = 0; i < s->n; i++)
+        b->ends[i] = s->ends[i];
+    cmd->batch = b;
+    cmd->cb = s->done;
+    cmd->data = s->data;
+    if (s->sensitive) cmd->flags |= AREDIS__CMD_SENSITIVE;
+
+    /* Into `out` like any command (aredis__place moves it to `waiting` when
+     * it cannot go yet). */
+    aredis__buf *o = &c->out;
+    size_t used = o->len - o->off;
+    if (aredis__buf_append(o, s->bytes, s->len) != 0) {
+        aredis__cmd_recycle(c, cmd);
+        return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    }
+    size_t before = o->off + used;
+
+    /* One deadline for the whole batch, as for one command: the default
+     * grows by the block time of blocking commands inside. */
+    const aredis_cmd_opts *op = s->opts;
+    uint64_t timeout = 0;
+    int fifo = 0;
+    if (!(op && (op->flags & AREDIS_CMD_NO_TIMEOUT))) {
+        if (op && op->timeout_ms)
+            timeout = op->timeout_ms;
+        else if (!c->opt.request_timeout_ms || s->block_forever)
+            timeout = 0;
+        else if (s->block_ms)
+            timeout = c->opt.request_timeout_ms + s->block_ms;
+        else {
+            timeout = c->opt.request_timeout_ms;
+            fifo = 1;
+        }
+    }
+    e = aredis__place(c, cmd, before, s->len, timeout, fifo, 0, 0);
+    if (e != AREDIS_ERR_OK) return e;
+    c->stats.commands += s->n - 1; /* counted per command inside */
+    if (out) *out = cmd;
+    return AREDIS_ERR_OK;
+}
+
+void aredis__batch_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail) {
+    aredis__enter(c);
+    aredis__cmd_abort(c, cmd, code, detail);
+    aredis__leave(c);
+}
+
+/* ---- Key prefix in batch replies ---------------------------------------- */
+
+void aredis__strip_reply(aredis_client *c, aredis_reply *r, unsigned strip) {
+    if (strip && c->prefix_len) aredis__prefix_strip(r, strip, c->opt.prefix, c->prefix_len);
+}
+
+/* ---- Replies of batches of one ------------------------------------------ */
+
+void aredis__deliver(aredis_client *c, aredis_reply_fn *cb, void *data, aredis_reply *r,
+                     const aredis_error *err) {
+    if (!cb) return;
+    aredis_error e;
+    if (!err && r && r->type == AREDIS_REPLY_ERROR) {
+        e.code = AREDIS_ERR_SERVER;
+        size_t n = r->str ? strcspn(r->str, " ") : 0;
+        if (n >= sizeof e.prefix) n = sizeof e.prefix - 1;
+        if (n) memcpy(e.prefix, r->str, n);
+        e.prefix[n] = '\0';
+        e.detail = r->str;
+        err = &e;
+    }
+    cb(c, err && err->code != AREDIS_ERR_SERVER ? NULL : r, err, data);
+}

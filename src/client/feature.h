@@ -1,0 +1,112 @@
+/*
+ * What the features (src/features/: pipeline, transaction, script...) may
+ * ask of the client: the one narrow internal interface they use besides the
+ * public API. A feature needing more grows a named operation here; it does
+ * not include client_internal.h.
+ *
+ *   batch         several encoded commands as one record: their bytes go
+ *                 out together (nothing else can come between them), and
+ *                 each of their replies is handed to a part hook in order.
+ *   reservation   a batch may reserve the connection for its owner (a
+ *                 transaction's WATCH) and a later one end it (its EXEC):
+ *                 meanwhile everyone else's commands wait, in order.
+ *   futures       a future completed by a feature's callback.
+ */
+#ifndef AREDIS_CLIENT_FEATURE_H
+#define AREDIS_CLIENT_FEATURE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aredis/client.h"
+#include "aredis/future.h"
+#include "proto/reply_internal.h" /* aredis__reply_array_new */
+#include "util/buf.h"
+
+typedef struct aredis__cmd aredis__cmd;
+
+/* Reply `index` (0-based) of a batch; borrowed for the call. */
+typedef void aredis__part_fn(aredis_client *c, aredis_reply *r, size_t index, void *data);
+
+#define AREDIS__BATCH_RESERVE 1u /* once in the output: the connection is the owner's */
+#define AREDIS__BATCH_RELEASE 2u /* once in the output: the owner's reservation ends */
+
+typedef struct aredis__batch_spec {
+    const char *bytes; /* the encoded commands, one after the other */
+    size_t len;
+    size_t n;           /* how many commands (replies owed), >= 1 */
+    const size_t *ends; /* ends[i]: where command i ends in bytes */
+    aredis__part_fn *part;
+    /*
+     * Runs once, as a command callback does: after the last part with a
+     * NULL reply and no error, or with the error that ended the batch
+     * (TIMEOUT, CANCELLED, a connection error...) — parts received before
+     * it have been handed over already, the rest never will be.
+     */
+    aredis_reply_fn *done;
+    void *data;
+    const aredis_cmd_opts *opts; /* timeout_ms, AREDIS_CMD_NO_TIMEOUT; NULL: defaults */
+    /* Blocking commands inside: the default timeout grows by their total
+     * block time; `block_forever`: no default deadline at all. */
+    uint64_t block_ms;
+    int block_forever;
+    int sensitive; /* a command inside may carry a secret */
+    const void *owner;
+    unsigned flags; /* AREDIS__BATCH_* */
+} aredis__batch_spec;
+
+/*
+ * Encode one command for this client (the format or the argv form, with
+ * the client's key prefix applied) at the end of b. *strip tells what to
+ * strip from its reply (aredis__strip_reply); may be NULL.
+ */
+aredis_err aredis__encode(aredis_client *c, aredis__buf *b, int argc, const char *const *argv,
+                          const size_t *argvlen, const char *fmt, va_list *ap, unsigned *strip);
+/* Undo the key prefix in a reply, as *strip from aredis__encode says. */
+void aredis__strip_reply(aredis_client *c, aredis_reply *r, unsigned strip);
+
+/*
+ * May this encoded command go into a batch? AUTH/HELLO (sent alone) and
+ * the commands refused by the command API are not: UNSUPPORTED, with
+ * aredis_call_error() set. Adds its block time to *block_ms (sets
+ * *block_forever for a block of 0) and sets *sensitive when it may carry a
+ * secret.
+ */
+aredis_err aredis__batch_check(const char *resp, size_t len, uint64_t *block_ms, int *block_forever,
+                               int *sensitive);
+
+/* Issue a batch. Same admission as a command; on error `done` never runs. */
+aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, aredis__cmd **out);
+
+/* Fail a batch (or command) now with code: its done callback runs, its late
+ * replies are dropped. Only before done has run. */
+void aredis__batch_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail);
+
+/*
+ * Hand a batch-of-one's reply to a command callback as the client would: an
+ * error reply as AREDIS_ERR_SERVER with its prefix (reply kept), any other
+ * error with no reply. cb may be NULL.
+ */
+void aredis__deliver(aredis_client *c, aredis_reply_fn *cb, void *data, aredis_reply *r,
+                     const aredis_error *err);
+
+/* 1 when `owner` holds the connection's reservation now. */
+int aredis__reserved_by(const aredis_client *c, const void *owner);
+
+/* The client's loop; the monotonic loop time in ms. */
+uint64_t aredis__client_now(const aredis_client *c);
+
+/* ---- Futures completed by a feature ------------------------------------- */
+
+/* A pending future whose completer is `aredis__future_done` (as a reply
+ * callback, data = the future). NULL when out of memory. */
+aredis_future *aredis__future_pending(aredis_client *c);
+void aredis__future_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data);
+/* Cancelling the future aborts this command or batch. */
+void aredis__future_attach(aredis_future *f, aredis__cmd *cmd);
+/* The submission failed: the future fails with the call's error (its
+ * completer reference dropped). Returns f. */
+aredis_future *aredis__future_refused(aredis_future *f, aredis_err code);
+
+#endif

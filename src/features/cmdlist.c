@@ -1,0 +1,85 @@
+/*
+ * Queued commands of a pipeline or transaction (features/cmdlist.h).
+ */
+#include "features/cmdlist.h"
+
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/error.h"
+
+void aredis__cmdlist_init(aredis__cmdlist *l, aredis_client *c) {
+    memset(l, 0, sizeof *l);
+    l->client = c;
+}
+
+static int grow(aredis__cmdlist *l) {
+    if (l->n < l->cap) return 0;
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    size_t *e = aredis__reallocarray(l->ends, cap, sizeof *e);
+    if (!e) return -1;
+    l->ends = e;
+    unsigned *s = aredis__reallocarray(l->strip, cap, sizeof *s);
+    if (!s) return -1;
+    l->strip = s;
+    unsigned char *h = aredis__reallocarray(l->hidden, cap, 1);
+    if (!h) return -1;
+    l->hidden = h;
+    l->cap = cap;
+    return 0;
+}
+
+aredis_err aredis__cmdlist_add(aredis__cmdlist *l, int argc, const char *const *argv,
+                               const size_t *argvlen, const char *fmt, va_list *ap, int hidden) {
+    if (grow(l) != 0) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    size_t before = l->buf.len;
+    unsigned strip = 0;
+    aredis_err e = aredis__encode(l->client, &l->buf, argc, argv, argvlen, fmt, ap, &strip);
+    if (e != AREDIS_ERR_OK) {
+        l->buf.len = before;
+        return e;
+    }
+    uint64_t block_ms = l->block_ms;
+    int forever = l->block_forever, sensitive = l->sensitive;
+    e = aredis__batch_check(l->buf.data + before, l->buf.len - before, &block_ms, &forever,
+                            &sensitive);
+    if (e != AREDIS_ERR_OK) {
+        l->buf.len = before;
+        return e;
+    }
+    l->block_ms = block_ms;
+    l->block_forever = forever;
+    l->sensitive = sensitive;
+    l->ends[l->n] = l->buf.len;
+    l->strip[l->n] = strip;
+    l->hidden[l->n] = (unsigned char)(hidden != 0);
+    if (!hidden) l->visible++;
+    l->n++;
+    return AREDIS_ERR_OK;
+}
+
+void aredis__cmdlist_reset(aredis__cmdlist *l) {
+    l->buf.len = l->buf.off = 0;
+    l->n = l->visible = 0;
+    l->block_ms = 0;
+    l->block_forever = l->sensitive = 0;
+}
+
+void aredis__cmdlist_free(aredis__cmdlist *l) {
+    aredis__buf_free(&l->buf);
+    aredis__free(l->ends);
+    aredis__free(l->strip);
+    aredis__free(l->hidden);
+    memset(l, 0, sizeof *l);
+}
+
+void aredis__cmdlist_spec(const aredis__cmdlist *l, aredis__batch_spec *s) {
+    memset(s, 0, sizeof *s);
+    s->bytes = l->buf.data;
+    s->len = l->buf.len;
+    s->n = l->n;
+    s->ends = l->ends;
+    s->block_ms = l->block_ms;
+    s->block_forever = l->block_forever;
+    s->sensitive = l->sensitive;
+}

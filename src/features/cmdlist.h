@@ -1,0 +1,41 @@
+/*
+ * A list of encoded commands waiting to go out as one batch: what a
+ * pipeline or a transaction queues. Each command is checked when queued
+ * (refused commands, AUTH/HELLO never get in), encoded with the client's key
+ * prefix, and remembered with where it ends, what to strip from its reply,
+ * and whether its reply is the caller's (`hidden`: a script's SCRIPT LOAD
+ * sent ahead of it is not).
+ */
+#ifndef AREDIS_FEATURES_CMDLIST_H
+#define AREDIS_FEATURES_CMDLIST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client/feature.h"
+
+typedef struct aredis__cmdlist {
+    aredis_client *client;
+    aredis__buf buf; /* the commands, encoded one after the other */
+    size_t n, cap;
+    size_t *ends;          /* ends[i]: where command i ends in buf */
+    unsigned *strip;       /* per command: what to strip from its reply */
+    unsigned char *hidden; /* per command: 1 = its reply is not the caller's */
+    size_t visible;        /* commands whose replies are the caller's */
+    uint64_t block_ms;     /* total block time of blocking commands */
+    int block_forever, sensitive;
+} aredis__cmdlist;
+
+void aredis__cmdlist_init(aredis__cmdlist *l, aredis_client *c);
+/* Queue one command (format or argv form). On error nothing is queued and
+ * aredis_call_error() says why. */
+aredis_err aredis__cmdlist_add(aredis__cmdlist *l, int argc, const char *const *argv,
+                               const size_t *argvlen, const char *fmt, va_list *ap, int hidden);
+/* Forget every command queued (memory kept for reuse). */
+void aredis__cmdlist_reset(aredis__cmdlist *l);
+void aredis__cmdlist_free(aredis__cmdlist *l);
+/* A batch spec for the list as it is (bytes, ends, blocking, sensitive). */
+void aredis__cmdlist_spec(const aredis__cmdlist *l, aredis__batch_spec *s);
+
+#endif
