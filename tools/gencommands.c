@@ -87,7 +87,7 @@ static const aredis__cmdinfo k_supplements[] = {
  * CONFIG, HELLO, MIGRATE, SENTINEL). The classifier's fast path looks no
  * further at a command whose name's length and initial match none of these
  * (aredis__cc_initials). Keep in step with those files: tests/unit/
- * cmdtable.c checks that every command they flag passes the filter.
+ * cmdclass.c checks that the filter never changes the classifier's verdict.
  */
 static const char *const k_classified[] = {
     "acl",        "auth",       "client",       "config",       "hello",       "migrate",
@@ -444,6 +444,27 @@ static void put_hash(FILE *out, const entry *v, size_t n) {
     free(slots);
 }
 
+/* The initials of the blocking commands by name length (see
+ * aredis__cmdtable_blocking_initials in cmdtable.h). */
+static void put_blocking_initials(FILE *out, const entry *v, size_t n) {
+    uint32_t bits[AREDIS__CMD_NAME_MAX] = {0};
+    for (size_t i = 0; i < n; i++) {
+        const char *name = v[i].ci.name;
+        if (!(v[i].ci.flags & AREDIS__CF_BLOCKING)) continue;
+        if (name[0] < 'a' || name[0] > 'z') die("%s: the filter needs a letter first", name);
+        bits[strlen(name)] |= 1u << (name[0] - 'a');
+    }
+    fprintf(out,
+            "/* The initials of the blocking commands (a bit per letter, 'a' = bit 0)\n"
+            " * by name length: a command whose bit is clear does not block. */\n"
+            "const uint32_t aredis__cmdtable_blocking_initials[%d] = {\n",
+            AREDIS__CMD_NAME_MAX);
+    for (size_t i = 0; i < AREDIS__CMD_NAME_MAX; i++)
+        fprintf(out, "%s0x%08x,%s", i % 8 ? " " : "    ", (unsigned)bits[i],
+                i % 8 == 7 ? "\n" : "");
+    fputs("};\n\n", out);
+}
+
 /* The initials filter: names of interest by length, a bit per letter. */
 static void put_initials(FILE *out, const entry *v, size_t n) {
     const char *names[10][64];
@@ -551,6 +572,7 @@ static void emit(FILE *out, const char *source, entry *v, size_t n) {
         put_info(out, &v[i].ci, "    ");
     fprintf(out, "};\n\nconst size_t aredis__cmdtable_count = %zu;\n\n", n);
     put_hash(out, v, n);
+    put_blocking_initials(out, v, n);
     put_initials(out, v, n);
     fputs("\n#undef INDEX\n#undef KEYWORD\n#undef BEGIN_UNKNOWN\n#undef RANGE\n#undef KEYNUM\n"
           "#undef FIND_UNKNOWN\n\n// clang-format on\n",
@@ -558,8 +580,16 @@ static void emit(FILE *out, const char *source, entry *v, size_t n) {
 }
 
 /* Every identifier the output defines must be distinct ("a-b" and "a_b"
- * would both be a_b). */
+ * would both be a_b), and every name shorter than the lookup's buffer. */
 static void check_idents(const entry *v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(v[i].ci.name) >= AREDIS__CMD_NAME_MAX) die("%s: name too long", v[i].ci.name);
+        for (size_t j = 0; j < v[i].ci.nsubs; j++) {
+            const char *bar = strchr(v[i].subs[j].name, '|');
+            if (!bar || strlen(bar + 1) >= AREDIS__CMD_NAME_MAX)
+                die("%s: not a subcommand's name, or too long", v[i].subs[j].name);
+        }
+    }
     for (size_t i = 0; i + 1 < n; i++) {
         char a[160], b[160];
         ident(a, sizeof a, "", v[i].ci.name);

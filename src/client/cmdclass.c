@@ -28,7 +28,7 @@
  * with the table (tools/gencommands.c) from its blocking commands and the
  * names this file and util/redact.c act on: a name added to refusal(), the
  * barriers or the secret-bearing commands must be added to k_classified
- * there too (tests/unit/cmdtable.c checks it).
+ * there too (tests/unit/cmdclass.c checks it).
  */
 #include <stdint.h>
 #include <string.h>
@@ -107,6 +107,10 @@ static const char *refusal(const char *name, size_t n, cursor args, size_t argc)
  */
 static int64_t blocking(const char *resp, size_t len, const aredis__arg *head, size_t nhead,
                         size_t argc) {
+    if (head[0].n == 0 || head[0].n >= AREDIS__CMD_NAME_MAX) return -1;
+    unsigned ch = (unsigned)(((unsigned char)head[0].p[0] | 0x20) - 'a');
+    if (ch > 25 || !((aredis__cmdtable_blocking_initials[head[0].n] >> ch) & 1u))
+        return -1; /* no blocking command has that length and initial */
     const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, head, nhead);
     if (!ci || !(ci->flags & AREDIS__CF_BLOCKING)) return -1;
     aredis__arg local[16], *args = local;

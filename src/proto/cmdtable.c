@@ -29,12 +29,12 @@ static unsigned char lower(char ch) {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
-/* The argument (any case) against a lower-case name, in strcmp order. */
-static int cmp_name(const char *a, size_t n, const char *name) {
+/* An argument against a lower-case name, in strcmp order of the argument
+ * lower-cased: `folded` when the argument is lower case already. */
+static int cmp_name(const char *a, size_t n, int folded, const char *name) {
     for (size_t i = 0; i < n; i++) {
-        unsigned char x = lower(a[i]), y = (unsigned char)name[i];
-        if (y == 0) return 1; /* the name is a prefix of the argument */
-        if (x != y) return x < y ? -1 : 1;
+        unsigned char x = folded ? (unsigned char)a[i] : lower(a[i]), y = (unsigned char)name[i];
+        if (x != y || !y) return !y ? 1 : x < y ? -1 : 1; /* !y: the name is a prefix */
     }
     return name[n] ? -1 : 0;
 }
@@ -50,13 +50,14 @@ static int is_keyword(const aredis__arg *a, const char *kw) {
     return i == a->n && kw[i] == '\0';
 }
 
-/* Binary search of v[lo..hi) by name, skipping the first `skip` bytes of
+/* Binary search of v[0..n) by name, skipping the first `skip` bytes of
  * every name (a subcommand's "container|"). */
-static const aredis__cmdinfo *find(const aredis__cmdinfo *v, size_t lo, size_t hi,
-                                   const aredis__arg *a, size_t skip) {
+static const aredis__cmdinfo *find(const aredis__cmdinfo *v, size_t n, const char *a, size_t an,
+                                   int folded, size_t skip) {
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = cmp_name(a->p, a->n, v[mid].name + skip);
+        int c = cmp_name(a, an, folded, v[mid].name + skip);
         if (c == 0) return &v[mid];
         if (c < 0)
             hi = mid;
@@ -66,23 +67,33 @@ static const aredis__cmdinfo *find(const aredis__cmdinfo *v, size_t lo, size_t h
     return NULL;
 }
 
+#define FNV_BASIS 2166136261u
+#define FNV_PRIME 16777619u
+
 uint32_t aredis__cmdtable_hash_name(const char *p, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= lower(p[i]);
-        h *= 16777619u;
-    }
+    uint32_t h = FNV_BASIS;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ lower(p[i])) * FNV_PRIME;
     return h;
 }
 
-/* A built-in command, through the hash index. */
+/* A built-in command: the name folded and hashed in one pass, then the
+ * hash index; most names are found at the first slot. */
 static const aredis__cmdinfo *find_builtin(const aredis__arg *a) {
+    char low[AREDIS__CMD_NAME_MAX];
+    if (a->n >= sizeof low) return NULL; /* no built-in name is that long */
+    uint32_t h = FNV_BASIS;
+    for (size_t i = 0; i < a->n; i++) {
+        unsigned char c = lower(a->p[i]);
+        low[i] = (char)c;
+        h = (h ^ c) * FNV_PRIME;
+    }
     uint32_t mask = aredis__cmdtable_hash_mask;
-    for (uint32_t i = aredis__cmdtable_hash_name(a->p, a->n) & mask;; i = (i + 1) & mask) {
+    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
         unsigned slot = aredis__cmdtable_hash[i];
         if (!slot) return NULL;
         const aredis__cmdinfo *ci = &aredis__cmdtable_builtin[slot - 1];
-        if (cmp_name(a->p, a->n, ci->name) == 0) return ci;
+        if (cmp_name(low, a->n, 1, ci->name) == 0) return ci;
     }
 }
 
@@ -90,7 +101,13 @@ static const aredis__cmdinfo *find_builtin(const aredis__arg *a) {
 static const aredis__cmdinfo *sub_of(const aredis__cmdinfo *ci, const aredis__arg *args,
                                      size_t nargs) {
     if (!ci || !ci->nsubs || nargs < 2) return NULL;
-    return find(ci->subs, 0, ci->nsubs, &args[1], strlen(ci->name) + 1);
+    const aredis__arg *a = &args[1];
+    size_t skip = strlen(ci->name) + 1;
+    char low[AREDIS__CMD_NAME_MAX];
+    if (a->n >= sizeof low) return find(ci->subs, ci->nsubs, a->p, a->n, 0, skip);
+    for (size_t i = 0; i < a->n; i++)
+        low[i] = (char)lower(a->p[i]);
+    return find(ci->subs, ci->nsubs, low, a->n, 1, skip);
 }
 
 const aredis__cmdinfo *aredis__cmd_lookup(const aredis__cmdtable *extra, const aredis__arg *args,
@@ -100,7 +117,7 @@ const aredis__cmdinfo *aredis__cmd_lookup(const aredis__cmdtable *extra, const a
     const aredis__cmdinfo *s = sub_of(b, args, nargs);
     if (s) return s;
     if (extra) {
-        const aredis__cmdinfo *e = find(extra->cmds, 0, extra->n, &args[0], 0);
+        const aredis__cmdinfo *e = find(extra->cmds, extra->n, args[0].p, args[0].n, 0, 0);
         s = sub_of(e, args, nargs);
         if (s) return s;
         if (!b) return e;

@@ -156,6 +156,10 @@ typedef struct aredis__cmdinfo {
     const char *since;                  /* COMMAND DOCS since: "1.0.0" */
 } aredis__cmdinfo;
 
+/* Every name of the built-in table, and every subcommand's name after its
+ * '|', is shorter than this (the generator checks). */
+#define AREDIS__CMD_NAME_MAX 64
+
 /* A table loaded from a server at run time (aredis__cmdtable_load). */
 typedef struct aredis__cmdtable aredis__cmdtable;
 
@@ -178,6 +182,11 @@ extern const uint32_t aredis__cmdtable_hash_mask;
 /* The hash of a command name in any case: 32-bit FNV-1a over its bytes
  * lower-cased (A-Z only). */
 uint32_t aredis__cmdtable_hash_name(const char *p, size_t n);
+
+/* The initials of the blocking commands (a bit per letter, 'a' = bit 0) by
+ * name length: a command whose bit is clear does not block, and needs no
+ * lookup to say so (AREDIS__CF_BLOCKING is the answer for the others). */
+extern const uint32_t aredis__cmdtable_blocking_initials[AREDIS__CMD_NAME_MAX];
 
 /*
  * Also generated into cmdtable_data.c, for the client's classifier

@@ -411,6 +411,8 @@ static void test_block_ms(void **state) {
         if (!(ci->flags & AREDIS__CF_BLOCKING)) continue;
         assert_int_not_equal(ci->block_unit, AREDIS__BLOCK_NONE);
         assert_true(ci->block_arg != 0 || ci->block_keyword);
+        size_t n = strlen(ci->name);
+        assert_true((aredis__cmdtable_blocking_initials[n] >> (ci->name[0] - 'a')) & 1u);
     }
     /* WAIT does not carry the server's flag; the table marks it. */
     assert_true(LOOKUP("WAIT")->flags & AREDIS__CF_BLOCKING);
