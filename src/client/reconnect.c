@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "client/client_internal.h"
+#include "client/feature.h"
 #include "loop/loop_internal.h"
 #include "proto/cmdtable.h"
 #include "util/alloc.h"
@@ -128,16 +129,23 @@ int aredis__reconnect_decide(aredis_client *c, aredis_err code, int refused) {
 void aredis__reconnect_sort(aredis_client *c, aredis__cmdq *sent, aredis__cmdq *keep,
                             aredis__cmdq *fail) {
     aredis__cmd *cmd;
+    /* A transaction whose WATCH is kept (never written): its EXEC may be
+     * kept behind it, both to go out again in order. */
+    const void *rewatch = NULL;
     while ((cmd = aredis__cmdq_pop(sent))) {
+        const void *owner = aredis__cmd_owner(cmd);
         if (cmd->flags & (AREDIS__CMD_ORPHAN | AREDIS__CMD_INTERNAL)) {
             aredis__cmdq_push(fail, cmd); /* dropped (orphans) or failed quietly */
-        } else if (c->reserved && aredis__cmd_owner(cmd) == c->reserved) {
-            /* A transaction's command after its WATCH: without the WATCH
-             * (gone with the connection) it must not run at all. */
+        } else if (owner && (owner == c->reserved ||
+                             ((cmd->batch->bflags & AREDIS__BATCH_RELEASE) && owner != rewatch))) {
+            /* A transaction's command after its WATCH, or the EXEC that
+             * ended its reservation when it went into `out`: without the
+             * WATCH (gone with the connection) it must not run at all. */
             aredis__cmdq_push(fail, cmd);
         } else if (c->opt.queue_during_reconnect && keep_unwritten(c, cmd) == 0) {
             cmd->flags &= ~AREDIS__CMD_SENT;
             aredis__cmdq_push(keep, cmd);
+            if (owner && (cmd->batch->bflags & AREDIS__BATCH_RESERVE)) rewatch = owner;
         } else {
             aredis__cmdq_push(fail, cmd);
         }

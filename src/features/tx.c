@@ -116,11 +116,30 @@ static int watch_lost(const aredis_tx *tx) {
            (tx->watch_failed || (tx->watch_placed && !aredis__reserved_by(tx->client, tx->owner)));
 }
 
-static aredis_err lost(aredis_tx *tx) {
+/* The refusal once the WATCH is gone (its connection lost, or it failed). */
+static aredis_err refuse_lost(const aredis_tx *tx) {
+    return aredis__call_fail(AREDIS_ERR_IO,
+                             "%s: the server no longer watches the keys; watch them again",
+                             tx->watch_failed ? "the WATCH failed" : "connection lost after WATCH");
+}
+
+static void forget_watch(aredis_tx *tx) {
     tx->watch = WATCH_NONE;
     tx->watch_placed = tx->watch_failed = 0;
-    return aredis__call_fail(AREDIS_ERR_IO, "connection lost after WATCH: the server no longer "
-                                            "watches the keys; watch them again");
+}
+
+/*
+ * The exec of a transaction whose WATCH is gone: refused, and the
+ * transaction reset. Why drop the queued commands too: they were computed
+ * from reads made under that WATCH (check-and-set); kept, a retry that
+ * watches, reads and queues again would run the stale ones with the new.
+ */
+static aredis_err refuse_exec_lost(aredis_tx *tx) {
+    aredis_err e = refuse_lost(tx);
+    aredis__cmdlist_reset(&tx->pre);
+    aredis__cmdlist_reset(&tx->body);
+    forget_watch(tx);
+    return e;
 }
 
 /* ---- WATCH -------------------------------------------------------------- */
@@ -130,7 +149,7 @@ static void watch_done(aredis_client *c, aredis_reply *r, const aredis_error *er
 aredis_err aredis__tx_watch(aredis_tx *tx, aredis_reply_fn *cb, void *data, int nkeys,
                             const char *const *keys, const size_t *keylens, aredis__cmd **out) {
     if (nkeys <= 0 || !keys) return aredis__call_fail(AREDIS_ERR_INVALID, "WATCH needs keys");
-    if (watch_lost(tx)) lost(tx);
+    if (watch_lost(tx)) forget_watch(tx);
     const char **argv = aredis__calloc((size_t)nkeys + 1, sizeof *argv);
     size_t *lens = aredis__calloc((size_t)nkeys + 1, sizeof *lens);
     relay *x = aredis__calloc(1, sizeof *x);
@@ -197,10 +216,19 @@ static void watch_done(aredis_client *c, aredis_reply *r, const aredis_error *er
         while (*pp != x)
             pp = &(*pp)->next;
         *pp = x->next;
-        if (err || !x->r || x->r->type == AREDIS_REPLY_ERROR)
+        if (err || !x->r || x->r->type == AREDIS_REPLY_ERROR) {
             tx->watch_failed = 1;
-        else
+            /* A WATCH written and then refused (NOPERM), timed out or
+             * cancelled took the reservation, and no EXEC will come to end
+             * it (the exec is refused): end it now, or every other command
+             * on the client waits for good. */
+            if (aredis__reserved_by(c, tx->owner)) {
+                static const char *const argv[] = {"UNWATCH"};
+                send_one(tx, AREDIS__BATCH_RELEASE, NULL, NULL, 1, argv, NULL, NULL, NULL, 0, NULL);
+            }
+        } else {
             tx->watch_placed = 1;
+        }
     }
     relay_done(c, r, err, data);
 }
@@ -226,7 +254,8 @@ aredis_future *aredis_tx_watch_future(aredis_tx *tx, int nkeys, const char *cons
 static aredis_err tx_vcommand(aredis_tx *tx, aredis_reply_fn *cb, void *data, const char *fmt,
                               va_list *ap, aredis__cmd **out) {
     if (!fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "format is NULL");
-    if (watch_lost(tx)) return lost(tx);
+    /* Refused, the state kept: the exec must still see the WATCH gone. */
+    if (watch_lost(tx)) return refuse_lost(tx);
     relay *x = aredis__calloc(1, sizeof *x);
     if (!x) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
     x->cb = cb;
@@ -431,7 +460,7 @@ static aredis_err tx_submit(aredis_tx *tx, const aredis_cmd_opts *opts, aredis_r
                             void *data, aredis__cmd **out) {
     aredis__cmdlist *pre = &tx->pre, *body = &tx->body;
     if (!body->n) return aredis__call_fail(AREDIS_ERR_INVALID, "the transaction is empty");
-    if (watch_lost(tx)) return lost(tx);
+    if (watch_lost(tx)) return refuse_exec_lost(tx);
     exec_ctx *x = aredis__calloc(1, sizeof *x);
     aredis__buf b = {0};
     size_t n = pre->n + body->n + 2;

@@ -546,6 +546,39 @@ static void test_exec_timeout(void **state) {
     aredis_client_free(c);
 }
 
+/*
+ * A deadline of its own (300 ms) around [SET, BLPOP empty 1, SET]: the
+ * server answers the SET, then blocks; the exec fails with TIMEOUT and the
+ * ARRAY of what arrived: exactly the first OK. (An explicit timeout_ms is
+ * the whole pipeline's: the BLPOP's block time is not added to it.) The
+ * rest is dropped when it comes; later commands get their own replies.
+ */
+static void test_timeout_keeps_partial_replies(void **state) {
+    (void)state;
+    aredis_client *c = client();
+    aredis_cmd_opts o = AREDIS_CMD_OPTS_INIT;
+    o.timeout_ms = 300;
+    aredis_pipeline *p = aredis_pipeline_new(c);
+    aredis_pipeline_command(p, "SET pl:tp:a 1");
+    aredis_pipeline_command(p, "BLPOP pl:tp:empty 1");
+    aredis_pipeline_command(p, "SET pl:tp:b 1");
+    uint64_t t0 = ts_now_ms();
+    aredis_future *f = aredis_pipeline_exec_future_ex(p, &o);
+    assert_int_equal(aredis_await(f), AREDIS_ERR_TIMEOUT);
+    uint64_t took = ts_now_ms() - t0;
+    ts_log("pipeline [SET, BLPOP 1, SET] with 300 ms: TIMEOUT after %llu ms",
+           (unsigned long long)took);
+    assert_true(took >= 290 && took < 900);
+    const aredis_reply *partial = aredis_future_reply(f);
+    assert_array(partial, 1);
+    assert_status(partial->element[0], "OK");
+    aredis_future_release(f);
+    aredis_pipeline_free(p);
+    ts_echo_tokens(c, "after-partial", 10, 5000, "a timed-out pipeline with replies in");
+    get_is(c, "pl:tp:b", "1"); /* it ran: the client only stopped waiting */
+    aredis_client_free(c);
+}
+
 /* Cancel the exec future before the write and while the server sleeps in
  * the middle: CANCELLED at once, late replies dropped. */
 static void test_cancel_exec_future(void **state) {
@@ -801,6 +834,7 @@ static int run_group(int proto) {
         cmocka_unit_test(test_empty_exec_invalid),
         cmocka_unit_test(test_refused_commands),
         cmocka_unit_test(test_exec_timeout),
+        cmocka_unit_test(test_timeout_keeps_partial_replies),
         cmocka_unit_test(test_cancel_exec_future),
         cmocka_unit_test(test_connection_killed_midway),
         cmocka_unit_test(test_queued_while_connecting),
