@@ -92,7 +92,8 @@ static const aredis__cmdinfo k_supplements[] = {
 static const char *const k_classified[] = {
     "acl",        "auth",       "client",       "config",       "hello",       "migrate",
     "monitor",    "psubscribe", "psync",        "punsubscribe", "reset",       "sentinel",
-    "ssubscribe", "subscribe",  "sunsubscribe", "sync",         "unsubscribe",
+    "ssubscribe", "subscribe",  "sunsubscribe", "sync",         "unsubscribe", "unwatch",
+    "watch",
 };
 
 /* ---- Output helpers ------------------------------------------------------ */

@@ -374,7 +374,8 @@ AREDIS_API void aredis_client_get_stats(const aredis_client *c, aredis_client_st
  * INVALID (a malformed format), NOMEM, or UNSUPPORTED for a command whose
  * replies cannot be matched one per command: SUBSCRIBE, PSUBSCRIBE,
  * SSUBSCRIBE and their UN- forms, MONITOR, SYNC, PSYNC, RESET and CLIENT
- * REPLY OFF|SKIP (docs/RESILIENCE.md, "Reply routing"). AUTH and HELLO are
+ * REPLY OFF|SKIP (docs/RESILIENCE.md, "Reply routing"), and WATCH and
+ * UNWATCH (use aredis_tx_watch(), aredis/tx.h). AUTH and HELLO are
  * sent alone: they wait until every reply owed has come, and later commands
  * wait for their reply.
  */

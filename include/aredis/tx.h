@@ -48,8 +48,8 @@
  *     elsewhere on the client wait, in order — they keep their own
  *     deadlines — and go out right behind the EXEC. Keep the time between
  *     WATCH and EXEC short, or use a client of its own for transactions.
- *     A WATCH issued as a plain command (aredis_command) gets no
- *     reservation: use aredis_tx_watch().
+ *     WATCH and UNWATCH issued as plain commands (aredis_command, a
+ *     pipeline) are refused with UNSUPPORTED for that reason.
  *   - A connection lost after the WATCH was written ends the reservation
  *     (the server forgot the WATCH): this transaction's commands not yet
  *     written fail with the connection error instead of running without
@@ -85,7 +85,15 @@ AREDIS_API void aredis_tx_free(aredis_tx *tx);
 /*
  * WATCH keys (with the client's key prefix) and reserve the connection
  * (see above). cb (may be NULL) gets WATCH's reply. Several calls add keys.
- * Returns the client's refusals, or INVALID for no keys.
+ * Returns the client's refusals, INVALID for no keys, or IO when an earlier
+ * WATCH of this transaction is gone (its connection lost, or it failed):
+ * the transaction is then reset — watch, read and queue again.
+ *
+ * If the server refuses a WATCH (an ACL) or it times out, the commands this
+ * transaction issued behind it that are not written yet fail, and the
+ * reservation ends; an exec already written behind it cannot be recalled
+ * and runs unwatched: await the WATCH (or a read after it) before the exec
+ * when that matters.
  */
 AREDIS_API aredis_err aredis_tx_watch(aredis_tx *tx, aredis_reply_fn *cb, void *data, int nkeys,
                                       const char *const *keys, const size_t *keylens);
@@ -104,8 +112,9 @@ AREDIS_API aredis_future *aredis_tx_future_command(aredis_tx *tx, const char *fm
 
 /*
  * Queue a command for MULTI ... EXEC (sent at exec). Refused (nothing
- * queued): as aredis_pipeline_command(), and INVALID for MULTI, EXEC,
- * DISCARD, WATCH and UNWATCH (the transaction sends those itself).
+ * queued): as aredis_pipeline_command() — WATCH and UNWATCH among them,
+ * UNSUPPORTED — and INVALID for MULTI, EXEC and DISCARD (the transaction
+ * sends those itself).
  */
 AREDIS_API aredis_err aredis_tx_queue(aredis_tx *tx, const char *fmt, ...);
 AREDIS_API aredis_err aredis_tx_vqueue(aredis_tx *tx, const char *fmt, va_list ap);

@@ -170,3 +170,25 @@ void aredis__deliver(aredis_client *c, aredis_reply_fn *cb, void *data, aredis_r
     }
     cb(c, err && err->code != AREDIS_ERR_SERVER ? NULL : r, err, data);
 }
+
+/* ---- Failing an owner's unsent commands --------------------------------- */
+
+/* The first command of `owner` in q, or NULL. */
+static aredis__cmd *first_owned(const aredis__cmdq *q, const void *owner) {
+    for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next)
+        if (aredis__cmd_owner(cmd) == owner && !(cmd->flags & AREDIS__CMD_ORPHAN)) return cmd;
+    return NULL;
+}
+
+void aredis__fail_owned(aredis_client *c, const void *owner, aredis_err code, const char *detail) {
+    if (!owner) return;
+    aredis__enter(c);
+    /* One at a time from the front: each callback may issue or cancel. */
+    for (;;) {
+        aredis__cmd *cmd = first_owned(&c->waiting, owner);
+        if (!cmd) cmd = first_owned(&c->held, owner);
+        if (!cmd) break;
+        aredis__cmd_abort(c, cmd, code, detail);
+    }
+    aredis__leave(c);
+}

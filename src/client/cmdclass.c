@@ -6,8 +6,10 @@
  *             the subscribe family (confirmations and messages are pushes,
  *             or on RESP2 the connection changes mode), MONITOR (a stream),
  *             SYNC/PSYNC (a replication stream), CLIENT REPLY OFF|SKIP (no
- *             reply at all) and RESET (undoes the handshake). They fail at
- *             issue time with AREDIS_ERR_UNSUPPORTED and a reason.
+ *             reply at all) and RESET (undoes the handshake); and WATCH/
+ *             UNWATCH, whose replies match but which need the connection
+ *             to themselves until EXEC (aredis_tx_watch reserves it). They
+ *             fail at issue time with AREDIS_ERR_UNSUPPORTED and a reason.
  *   barrier   AUTH and HELLO: written only when nothing else is owed a
  *             reply, and nothing is written behind them until they are
  *             answered (Redis 7.2+ drops a failed AUTH's reply when others
@@ -88,6 +90,11 @@ static const char *refusal(const char *name, size_t n, cursor args, size_t argc)
     if (ieq(name, n, "RESET"))
         return "RESET is not supported: it undoes what the handshake set up (user, database, "
                "name, protocol); use aredis_client_close() and a new connection instead";
+    if (ieq(name, n, "WATCH") || ieq(name, n, "UNWATCH"))
+        return "WATCH/UNWATCH are not supported by the command API: a WATCH needs the "
+               "connection to itself until EXEC, and other commands on a shared client would "
+               "clear or trip it; use aredis_tx_watch() (aredis/tx.h), which reserves the "
+               "connection";
     if (ieq(name, n, "CLIENT") && argc >= 3) {
         const char *a, *b;
         size_t an, bn;

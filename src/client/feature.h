@@ -91,6 +91,10 @@ void aredis__batch_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, co
 void aredis__deliver(aredis_client *c, aredis_reply_fn *cb, void *data, aredis_reply *r,
                      const aredis_error *err);
 
+/* Fail (as aredis__batch_abort) every command of `owner` not written
+ * yet: waiting, or held behind another owner's reservation. */
+void aredis__fail_owned(aredis_client *c, const void *owner, aredis_err code, const char *detail);
+
 /* 1 when `owner` holds the connection's reservation now. */
 int aredis__reserved_by(const aredis_client *c, const void *owner);
 

@@ -149,7 +149,9 @@ static void watch_done(aredis_client *c, aredis_reply *r, const aredis_error *er
 aredis_err aredis__tx_watch(aredis_tx *tx, aredis_reply_fn *cb, void *data, int nkeys,
                             const char *const *keys, const size_t *keylens, aredis__cmd **out) {
     if (nkeys <= 0 || !keys) return aredis__call_fail(AREDIS_ERR_INVALID, "WATCH needs keys");
-    if (watch_lost(tx)) forget_watch(tx);
+    /* Another WATCH on top of a lost one would leave the first keys
+     * unwatched: refused, and the transaction reset, as an exec is. */
+    if (watch_lost(tx)) return refuse_exec_lost(tx);
     const char **argv = aredis__calloc((size_t)nkeys + 1, sizeof *argv);
     size_t *lens = aredis__calloc((size_t)nkeys + 1, sizeof *lens);
     relay *x = aredis__calloc(1, sizeof *x);
@@ -226,6 +228,11 @@ static void watch_done(aredis_client *c, aredis_reply *r, const aredis_error *er
                 static const char *const argv[] = {"UNWATCH"};
                 send_one(tx, AREDIS__BATCH_RELEASE, NULL, NULL, 1, argv, NULL, NULL, NULL, 0, NULL);
             }
+            /* What this transaction issued behind the WATCH and that has
+             * not gone out yet (an EXEC waiting behind a held WATCH) must
+             * not run without it. */
+            aredis__fail_owned(c, tx->owner, AREDIS_ERR_IO,
+                               "the WATCH ahead of it failed: not sent");
         } else {
             tx->watch_placed = 1;
         }

@@ -2288,9 +2288,9 @@ const uint32_t aredis__cc_initials[10] = {
     0x00000000, /* 2: */
     0x00000001, /* 3: acl */
     0x00440001, /* 4: auth sync wait */
-    0x00828082, /* 5: blpop brpop hello psync reset xread */
+    0x00c28082, /* 5: blpop brpop hello psync reset watch xread */
     0x00000006, /* 6: blmove blmpop bzmpop client config */
-    0x00401000, /* 7: migrate monitor waitaof */
+    0x00501000, /* 7: migrate monitor unwatch waitaof */
     0x00040002, /* 8: bzpopmax bzpopmin sentinel */
     0x00040000, /* 9: subscribe */
 };

@@ -2,7 +2,8 @@
  * Reply routing: every reply reaches the command it answers, and no other.
  *
  *   - Commands that would break the one-reply-per-command pairing (SUBSCRIBE
- *     and friends, MONITOR, SYNC/PSYNC, RESET, CLIENT REPLY OFF/SKIP) are
+ *     and friends, MONITOR, SYNC/PSYNC, RESET, CLIENT REPLY OFF/SKIP,
+ *     WATCH/UNWATCH) are
  *     refused at issue time through every generic command function, in any
  *     letter case: AREDIS_ERR_UNSUPPORTED (futures: already failed with it),
  *     the callback never runs, aredis_call_error() names the command. After
@@ -95,6 +96,8 @@ static const refused k_refused[] = {
     {"RESET", "RESET"},
     {"CLIENT REPLY OFF", "CLIENT REPLY"},
     {"CLIENT REPLY SKIP", "CLIENT REPLY"},
+    {"WATCH k", "WATCH"},
+    {"UNWATCH", "UNWATCH"},
 };
 
 static const refused k_refused_lower[] = {
@@ -114,6 +117,8 @@ static const refused k_refused_lower[] = {
     {"Subscribe ch", "SUBSCRIBE"},
     {"Client Reply Off", "CLIENT REPLY"},
     {"CLIENT reply SKIP", "CLIENT REPLY"},
+    {"watch k", "WATCH"},
+    {"Unwatch", "UNWATCH"},
 };
 
 #define NREFUSED (sizeof k_refused / sizeof *k_refused)

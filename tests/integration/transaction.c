@@ -362,22 +362,29 @@ static void test_runtime_error_in_slot(void **state) {
     aredis_client_free(c);
 }
 
-/* MULTI, EXEC, DISCARD, WATCH, UNWATCH: INVALID, nothing queued; the
- * client's refusals: UNSUPPORTED; an empty exec: INVALID. */
+/* MULTI, EXEC, DISCARD: INVALID, nothing queued; the client's refusals,
+ * WATCH and UNWATCH among them: UNSUPPORTED; an empty exec: INVALID. */
 static void test_queue_refusals(void **state) {
     (void)state;
     aredis_client *c = client();
     aredis_tx *tx = aredis_tx_new(c);
     assert_int_equal(aredis_tx_queue(tx, "INCR tx:q"), AREDIS_ERR_OK);
-    const char *own[] = {"MULTI", "EXEC", "DISCARD", "WATCH tx:q", "UNWATCH", "multi", "Exec"};
+    const char *own[] = {"MULTI", "EXEC", "DISCARD", "multi", "Exec"};
     for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
         aredis_err e = aredis_tx_queue(tx, own[i]);
         if (e != AREDIS_ERR_INVALID) fail_msg("%s: %s, want INVALID", own[i], aredis_err_name(e));
         assert_int_equal(aredis_call_error()->code, AREDIS_ERR_INVALID);
         assert_int_equal(aredis_tx_size(tx), 1);
     }
-    const char *argv[] = {"watch", "tx:q"};
-    assert_int_equal(aredis_tx_queue_argv(tx, 2, argv, NULL), AREDIS_ERR_INVALID);
+    const char *watch[] = {"WATCH tx:q", "UNWATCH", "watch tx:q"};
+    for (size_t i = 0; i < sizeof watch / sizeof *watch; i++) {
+        aredis_err e = aredis_tx_queue(tx, watch[i]);
+        if (e != AREDIS_ERR_UNSUPPORTED)
+            fail_msg("%s: %s, want UNSUPPORTED", watch[i], aredis_err_name(e));
+        assert_int_equal(aredis_tx_size(tx), 1);
+    }
+    const char *argv[] = {"multi"};
+    assert_int_equal(aredis_tx_queue_argv(tx, 1, argv, NULL), AREDIS_ERR_INVALID);
     const char *refused[] = {"SUBSCRIBE tx:ch", "AUTH pw", "HELLO 3", "MONITOR"};
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
         aredis_err e = aredis_tx_queue(tx, refused[i]);
@@ -779,6 +786,48 @@ static void test_timed_out_watch_releases(void **state) {
     aredis_client_free(c);
 }
 
+/*
+ * A WATCH held behind another transaction's reservation times out there;
+ * the EXEC issued behind it must fail with it, not run later unwatched
+ * once the other transaction is done.
+ */
+static void test_held_watch_timeout_fails_exec(void **state) {
+    (void)state;
+    aredis_options o = opts();
+    o.request_timeout_ms = 300;
+    aredis_client *c = ts_connect(g_loop, &o);
+    aredis_client *obs = observer();
+    ts_cmd_ok(obs, "SET tx:hw start");
+    aredis_tx *t1 = aredis_tx_new(c), *t2 = aredis_tx_new(c);
+    watch1(t1, "tx:hw"); /* t1 holds the connection */
+    const char *keys[] = {"tx:hw"};
+    rec w2 = {0}, x2 = {0};
+    assert_int_equal(aredis_tx_watch(t2, on_rec, &w2, 1, keys, NULL), AREDIS_ERR_OK);
+    aredis_tx_queue(t2, "SET tx:hw t2");
+    aredis_cmd_opts long_wait = AREDIS_CMD_OPTS_INIT;
+    long_wait.timeout_ms = 10000; /* outlives its WATCH's 300 ms */
+    assert_int_equal(aredis_tx_exec_ex(t2, &long_wait, on_rec, &x2), AREDIS_ERR_OK);
+    rec_wait(&w2, 3000);
+    assert_int_equal(w2.code, AREDIS_ERR_TIMEOUT);
+    rec_wait(&x2, 3000); /* failed with its WATCH, long before its own deadline */
+    assert_int_equal(x2.code, AREDIS_ERR_IO);
+    ts_log("exec behind a timed-out held WATCH: %s", aredis_err_name(x2.code));
+    /* t1 finishes; nothing of t2 may run afterwards. */
+    aredis_tx_queue(t1, "SET tx:hw t1");
+    aredis_future *f = aredis_tx_exec_future(t1);
+    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
+    aredis_future_release(f);
+    ts_echo_tokens(c, "after-held-timeout", 5, 3000, "a held WATCH that timed out");
+    get_is(obs, "tx:hw", "t1");
+    rec *all[] = {&w2, &x2};
+    for (size_t i = 0; i < 2; i++)
+        rec_clear(all[i]);
+    aredis_tx_free(t1);
+    aredis_tx_free(t2);
+    aredis_client_free(obs);
+    aredis_client_free(c);
+}
+
 /* ---- Connections lost --------------------------------------------------- */
 
 static void on_conn(aredis_client *c, void *data) {
@@ -840,6 +889,48 @@ static void test_reconnect_between_watch_and_exec(void **state) {
 }
 
 /* The same with a read and the future form: both refused with IO. */
+/*
+ * A second WATCH on top of one lost with its connection would leave the
+ * first key unwatched: refused (IO), the transaction reset; the next
+ * WATCH works.
+ */
+static void test_rewatch_after_lost_watch(void **state) {
+    (void)state;
+    size_t connects = 0;
+    aredis_options o = opts();
+    o.on_connect = on_conn;
+    o.cb_data = &connects;
+    aredis_client *c = ts_connect(g_loop, &o);
+    aredis_client *obs = observer();
+    long long id = ts_client_id(c);
+    aredis_tx *tx = aredis_tx_new(c);
+    watch1(tx, "tx:rw:a");
+    aredis_tx_queue(tx, "SET tx:rw:a stale");
+    aredis_future *k = ts_cmd(obs, "CLIENT KILL ID %lld", id);
+    assert_int(aredis_future_reply(k), 1);
+    aredis_future_release(k);
+    assert_true(ts_wait_count(g_loop, &connects, 2, 5000));
+    const char *keys[] = {"tx:rw:b"};
+    rec w = {0};
+    assert_int_equal(aredis_tx_watch(tx, on_rec, &w, 1, keys, NULL), AREDIS_ERR_IO);
+    assert_non_null(strstr(aredis_call_error()->detail, "WATCH"));
+    assert_int_equal(aredis_tx_size(tx), 0);
+    watch1(tx, "tx:rw:b");
+    aredis_tx_queue(tx, "SET tx:rw:b fresh");
+    aredis_future *f = aredis_tx_exec_future(tx);
+    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
+    assert_array(aredis_future_reply(f), 1);
+    aredis_future_release(f);
+    get_is(obs, "tx:rw:b", "fresh");
+    aredis_future *g = ts_cmd(obs, "EXISTS tx:rw:a");
+    assert_int(aredis_future_reply(g), 0);
+    aredis_future_release(g);
+    assert_int_equal(w.calls, 0);
+    aredis_tx_free(tx);
+    aredis_client_free(obs);
+    aredis_client_free(c);
+}
+
 static void test_reconnect_refuses_reads_and_future(void **state) {
     (void)state;
     size_t connects = 0;
@@ -1050,6 +1141,8 @@ static int run_group(int proto) {
         cmocka_unit_test(test_failed_watch_releases),
         cmocka_unit_test(test_timed_out_watch_releases),
         cmocka_unit_test(test_reconnect_between_watch_and_exec),
+        cmocka_unit_test(test_rewatch_after_lost_watch),
+        cmocka_unit_test(test_held_watch_timeout_fails_exec),
         cmocka_unit_test(test_reconnect_refuses_reads_and_future),
         cmocka_unit_test(test_exec_unwritten_after_answered_watch),
         cmocka_unit_test(test_watch_and_exec_unwritten),

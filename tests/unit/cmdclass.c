@@ -206,6 +206,8 @@ static void test_other_classes(void **state) {
     assert_true(CLASSIFY(0, NULL, "MONITOR") & AREDIS__CC_REFUSED);
     assert_true(CLASSIFY(0, NULL, "PSYNC", "?", "-1") & AREDIS__CC_REFUSED);
     assert_true(CLASSIFY(0, NULL, "RESET") & AREDIS__CC_REFUSED);
+    assert_true(CLASSIFY(0, NULL, "WATCH", "k") & AREDIS__CC_REFUSED);
+    assert_true(CLASSIFY(0, NULL, "unwatch") & AREDIS__CC_REFUSED);
     assert_true(CLASSIFY(0, NULL, "CLIENT", "REPLY", "OFF") & AREDIS__CC_REFUSED);
     assert_false(CLASSIFY(0, NULL, "CLIENT", "REPLY", "ON") & AREDIS__CC_REFUSED);
     assert_int_equal(CLASSIFY(0, NULL, "AUTH", "pw"), AREDIS__CC_BARRIER | AREDIS__CC_SENSITIVE);
