@@ -106,6 +106,7 @@ typedef void aredis_reconnect_fn(aredis_client *c, unsigned attempt, uint32_t de
  *   keepalive_s             60     a half-open TCP connection
  *   health_check_interval_ms 0     off (idle links dropped by a NAT: set it)
  *   tls_insecure_skip_verify 0     a man in the middle
+ *   load_commands           0      no extra round trip (COMMAND) at connect
  */
 typedef struct aredis_options {
     /* ---- where ---- */
@@ -157,6 +158,18 @@ typedef struct aredis_options {
      * AREDIS_ERR_UNSUPPORTED. See docs/PREFIX.md.
      */
     const char *prefix;
+    /*
+     * 0: the library knows the commands of its built-in table (generated
+     * from Redis 7.0). 1: at every connect, as the last step of the
+     * handshake, the client reads the server's own table (COMMAND: one
+     * round trip, some 200 KB) and uses it for what the built-in one lacks
+     * — commands of newer servers and modules — so the key prefix and
+     * retry_read_only cover them too. A server that refuses COMMAND (an
+     * ACL) does not fail the connect: the client logs a warning and goes on
+     * with the built-in table. aredis_client_known_commands() tells how
+     * many commands the loaded table added.
+     */
+    int load_commands;
     /* ---- timeouts ---- */
     uint32_t connect_timeout_ms; /* 5000; 0 = none; name resolution +
                                     connect + handshake */
@@ -360,6 +373,10 @@ typedef struct aredis_client_stats {
     uint64_t timeouts; /* commands failed with AREDIS_ERR_TIMEOUT */
     uint64_t connects; /* successful connects (handshake done) */
 } aredis_client_stats;
+
+/* Commands (and subcommands) the server's table added to the built-in
+ * one (load_commands), 0 when none is loaded. */
+AREDIS_API size_t aredis_client_known_commands(const aredis_client *c);
 
 /* Copy the client's counters into *out. */
 AREDIS_API void aredis_client_get_stats(const aredis_client *c, aredis_client_stats *out);

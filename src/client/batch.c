@@ -61,7 +61,7 @@ aredis_err aredis__batch_check(const char *resp, size_t len, uint64_t *block_ms,
                                int *sensitive) {
     const char *why = NULL;
     uint64_t b = 0;
-    unsigned cls = aredis__cmd_classify(resp, len, 0, &why, &b);
+    unsigned cls = aredis__cmd_classify(resp, len, 0, &why, &b, NULL);
     if (cls & (AREDIS__CC_REFUSED | AREDIS__CC_BARRIER)) {
         char name[32];
         aredis__redact_command(resp, len, name, sizeof name);

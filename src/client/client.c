@@ -1124,6 +1124,7 @@ void aredis_client_close(aredis_client *c) {
 
 static void client_destroy(aredis_client *c) {
     aredis__resolve_cancel(c->resolving); /* NULL by now: teardown cancelled it */
+    aredis__cmdtable_free(c->cmdtable);
     aredis__tls_ctx_free(c->tls_ctx);
     aredis__timer_free(c->loop, c->timer);
     aredis__defer_free(c->loop, c->flush_defer);
@@ -1156,4 +1157,7 @@ size_t aredis_client_pending(const aredis_client *c) { return c->user_pending; }
 void *aredis_client_get_data(const aredis_client *c) { return c->data; }
 void aredis_client_set_data(aredis_client *c, void *data) { c->data = data; }
 void aredis_client_get_stats(const aredis_client *c, aredis_client_stats *out) { *out = c->stats; }
+size_t aredis_client_known_commands(const aredis_client *c) {
+    return aredis__cmdtable_size(c->cmdtable);
+}
 const aredis_error *aredis_client_last_error(const aredis_client *c) { return &c->last_err; }

@@ -92,7 +92,10 @@ typedef struct aredis__ready_waiter {
 struct aredis_client {
     aredis_loop *loop;
     aredis_options opt; /* strings below are owned copies */
-    size_t prefix_len;  /* strlen(opt.prefix); 0 = no key prefix */
+    size_t prefix_len;
+    /* The server's command table (load_commands): what the built-in table
+     * lacks. Replaced at each connect that loads it; NULL until then. */
+    struct aredis__cmdtable *cmdtable; /* strlen(opt.prefix); 0 = no key prefix */
     aredis_state state;
     int proto; /* 2 or 3 once ready */
     void *data;
@@ -277,7 +280,8 @@ uint32_t aredis__backoff_ms(const aredis_options *o, unsigned attempt, uint64_t 
 void aredis__connect_start(aredis_client *c);
 /* Is this command (argv[0], and argv[1] when it has one, else sub = NULL)
  * read-only, hence safe to retry? The command table says (proto/cmdtable.h). */
-int aredis__cmd_is_read_only(const char *name, size_t len, const char *sub, size_t sublen);
+int aredis__cmd_is_read_only(const char *name, size_t len, const char *sub, size_t sublen,
+                             const struct aredis__cmdtable *extra);
 
 /* ---- cmdclass.c -------------------------------------------------------- */
 /* What the dispatcher must know about a command, from its encoded bytes. */
@@ -289,15 +293,18 @@ int aredis__cmd_is_read_only(const char *name, size_t len, const char *sub, size
 /*
  * Classify one encoded command. *why gets a static text for a refusal;
  * *block_ms the block time of a blocking command (0 = forever). `want_ro`
- * asks for the read-only test as well (it costs a lookup). Cheap for the
+ * asks for the read-only test as well (it costs a lookup), which also
+ * consults `extra`, the server's table when loaded (load_commands; NULL:
+ * the built-in one only). Cheap for the
  * common commands: most are told apart by name length and initial.
  */
 unsigned aredis__cmd_classify_slow(const char *resp, size_t len, int want_ro, const char **why,
-                                   uint64_t *block_ms);
+                                   uint64_t *block_ms, const struct aredis__cmdtable *extra);
 /* The initials of the names of interest, a bit per letter, by name length. */
 extern const uint32_t aredis__cc_initials[10];
 static inline unsigned aredis__cmd_classify(const char *resp, size_t len, int want_ro,
-                                            const char **why, uint64_t *block_ms) {
+                                            const char **why, uint64_t *block_ms,
+                                            const struct aredis__cmdtable *extra) {
     /* The common layout "*<d>\r\n$<d>\r\n<name>": length and initial. */
     if (!want_ro && len >= 9 && resp[0] == '*' && resp[2] == '\r' && resp[4] == '$' &&
         resp[6] == '\r') {
@@ -305,7 +312,7 @@ static inline unsigned aredis__cmd_classify(const char *resp, size_t len, int wa
         unsigned ch = (unsigned)(((unsigned char)resp[8] | 0x20) - 'a');
         if (d > 9 || ch > 25 || !((aredis__cc_initials[d] >> ch) & 1u)) return 0;
     }
-    return aredis__cmd_classify_slow(resp, len, want_ro, why, block_ms);
+    return aredis__cmd_classify_slow(resp, len, want_ro, why, block_ms, extra);
 }
 
 /* ---- batch.c ----------------------------------------------------------- */

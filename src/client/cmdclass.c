@@ -133,7 +133,7 @@ static int64_t blocking(const char *resp, size_t len, const aredis__arg *head, s
 }
 
 unsigned aredis__cmd_classify_slow(const char *resp, size_t len, int want_ro, const char **why,
-                                   uint64_t *block_ms) {
+                                   uint64_t *block_ms, const aredis__cmdtable *extra) {
     cursor c = {resp, resp + len};
     size_t argc, nhead = 1;
     aredis__arg head[2] = {{NULL, 0}, {NULL, 0}};
@@ -144,7 +144,8 @@ unsigned aredis__cmd_classify_slow(const char *resp, size_t len, int want_ro, co
     const char *name = head[0].p;
     size_t n = head[0].n;
     unsigned flags = 0;
-    if (want_ro && aredis__cmd_is_read_only(name, n, nhead == 2 ? head[1].p : NULL, head[1].n))
+    if (want_ro &&
+        aredis__cmd_is_read_only(name, n, nhead == 2 ? head[1].p : NULL, head[1].n, extra))
         flags |= AREDIS__CC_READ_ONLY;
     const char *r = refusal(name, n, c, argc);
     if (r) {

@@ -24,11 +24,11 @@ static inline aredis_err encode(aredis_client *c, int prefixed, aredis__buf *b, 
     aredis_err e;
     if (prefixed) {
         if (!fmt)
-            return aredis__prefix_encode_argv(b, NULL, c->opt.prefix, c->prefix_len, argc, argv,
-                                              argvlen, strip);
+            return aredis__prefix_encode_argv(b, c->cmdtable, c->opt.prefix, c->prefix_len, argc,
+                                              argv, argvlen, strip);
         va_list cp;
         va_copy(cp, *ap);
-        e = aredis__prefix_encode_fmt(b, NULL, c->opt.prefix, c->prefix_len, fmt, cp, strip);
+        e = aredis__prefix_encode_fmt(b, c->cmdtable, c->opt.prefix, c->prefix_len, fmt, cp, strip);
         va_end(cp);
         return e;
     }
@@ -129,7 +129,7 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     const char *why = NULL;
     uint64_t block_ms = 0;
     int want_ro = !internal && c->opt.retry_read_only && !(o && (o->flags & AREDIS_CMD_RETRYABLE));
-    unsigned cls = aredis__cmd_classify(bytes, len, want_ro, &why, &block_ms);
+    unsigned cls = aredis__cmd_classify(bytes, len, want_ro, &why, &block_ms, c->cmdtable);
     if (cls & AREDIS__CC_SENSITIVE) cmd->flags |= AREDIS__CMD_SENSITIVE;
     if (!internal && (cls & AREDIS__CC_REFUSED)) {
         char name[32];

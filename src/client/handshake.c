@@ -7,6 +7,7 @@
  *   protocol 2:  AUTH [user] pass, SELECT db, CLIENT SETNAME name
  *                (pipelined: one round trip; a lone PING when none of them
  *                is needed, so an unauthenticated connect fails here)
+ *   then, with load_commands, COMMAND: the server's command table
  *
  * Refusals come in two classes, the server's words in the detail:
  *   permanent  credentials (NOAUTH, WRONGPASS, NOPERM...: AREDIS_ERR_AUTH)
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "client/client_internal.h"
+#include "proto/cmdtable.h"
 #include "util/log.h"
 #include "util/redact.h"
 
@@ -79,6 +81,27 @@ static void step_done(aredis_client *c, aredis_reply *r, const aredis_error *err
     if (--c->hs_pending == 0) aredis__set_ready(c);
 }
 
+/*
+ * The server's command table (load_commands): kept for what the built-in
+ * one lacks. Not a refusal to connect when it fails: the built-in table
+ * still serves.
+ */
+static void commands_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)data;
+    if (err && (err->code != AREDIS_ERR_SERVER || !r)) return; /* teardown under way */
+    aredis__cmdtable *t = err ? NULL : aredis__cmdtable_load(r);
+    if (t) {
+        aredis__cmdtable_free(c->cmdtable);
+        c->cmdtable = t;
+        aredis__log(AREDIS_LOG_DEBUG, "command table: %zu commands beyond the built-in table",
+                    aredis__cmdtable_size(t));
+    } else {
+        aredis__log(AREDIS_LOG_WARN, "load_commands: %s: keeping the built-in command table",
+                    err ? err->detail : "the reply to COMMAND could not be read");
+    }
+    if (--c->hs_pending == 0) aredis__set_ready(c);
+}
+
 static int send_step(aredis_client *c, const char *name, int argc, const char *const *argv) {
     aredis_err e =
         aredis__submit(c, NULL, step_done, (void *)name, 1, argc, argv, NULL, NULL, NULL, NULL);
@@ -107,6 +130,15 @@ static void send_tail(aredis_client *c, int with_auth_and_name) {
     if (with_auth_and_name && c->opt.client_name) {
         const char *a[] = {"CLIENT", "SETNAME", c->opt.client_name};
         if (send_step(c, "CLIENT SETNAME", 3, a)) return;
+    }
+    if (c->opt.load_commands) {
+        const char *a[] = {"COMMAND"};
+        if (aredis__submit(c, NULL, commands_done, NULL, 1, 1, a, NULL, NULL, NULL, NULL) !=
+            AREDIS_ERR_OK) {
+            aredis__teardown(c, AREDIS_ERR_NOMEM, "cannot queue handshake");
+            return;
+        }
+        c->hs_pending++;
     }
     if (c->hs_pending == 0 && with_auth_and_name) {
         /* RESP2 with nothing to send: PING once, so that a server wanting a

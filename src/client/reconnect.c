@@ -70,9 +70,10 @@ uint32_t aredis__backoff_ms(const aredis_options *o, unsigned attempt, uint64_t 
  */
 static const char *const k_read_only_extra[] = {"ECHO", "INFO", "PING", "TIME"};
 
-int aredis__cmd_is_read_only(const char *name, size_t len, const char *sub, size_t sublen) {
+int aredis__cmd_is_read_only(const char *name, size_t len, const char *sub, size_t sublen,
+                             const aredis__cmdtable *extra) {
     aredis__arg a[2] = {{name, len}, {sub, sublen}};
-    const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, a, sub ? 2 : 1);
+    const aredis__cmdinfo *ci = aredis__cmd_lookup(extra, a, sub ? 2 : 1);
     if (!ci) return 0;
     if (ci->flags & AREDIS__CF_READONLY) return 1;
     for (size_t i = 0; i < sizeof k_read_only_extra / sizeof *k_read_only_extra; i++)

@@ -62,7 +62,9 @@
 #include "util/error.h"
 
 /* What to say when a command cannot be prefixed. */
-#define PREFIX_HINT "issue it from a client without a prefix"
+#define PREFIX_HINT                                                                                \
+    "issue it from a client without a prefix, or set load_commands so the server's own command "   \
+    "table is used"
 
 /* Arguments kept on the stack; more go to the heap. */
 #define STACK_ARGS 32

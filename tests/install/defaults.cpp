@@ -84,6 +84,7 @@ int main() {
         SAME(client_name);
         SAME(protocol);
         SAME(prefix);
+        SAME(load_commands);
         SAME(connect_timeout_ms);
         SAME(request_timeout_ms);
         SAME(dead_timeout_ms);

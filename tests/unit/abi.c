@@ -43,6 +43,7 @@ static size_t layout(char *out, size_t cap) {
     F(aredis_options, client_name);
     F(aredis_options, protocol);
     F(aredis_options, prefix);
+    F(aredis_options, load_commands);
     F(aredis_options, connect_timeout_ms);
     F(aredis_options, request_timeout_ms);
     F(aredis_options, dead_timeout_ms);

@@ -26,8 +26,8 @@ static unsigned classify(const char *const *argv, int want_ro, int slow, uint64_
     assert_int_equal(aredis_format_argv(&cmd, &len, argc, argv, NULL), AREDIS_ERR_OK);
     const char *why = NULL;
     uint64_t ms = UINT64_MAX;
-    unsigned f = slow ? aredis__cmd_classify_slow(cmd, len, want_ro, &why, &ms)
-                      : aredis__cmd_classify(cmd, len, want_ro, &why, &ms);
+    unsigned f = slow ? aredis__cmd_classify_slow(cmd, len, want_ro, &why, &ms, NULL)
+                      : aredis__cmd_classify(cmd, len, want_ro, &why, &ms, NULL);
     if (f & AREDIS__CC_REFUSED) assert_non_null(why);
     if (block_ms) *block_ms = ms;
     aredis_free_command(cmd);
@@ -167,8 +167,8 @@ static void test_read_only(void **state) {
     for (size_t i = 0; i < sizeof k_old_read_only / sizeof *k_old_read_only; i++) {
         if (!(CLASSIFY(1, NULL, k_old_read_only[i], "k") & AREDIS__CC_READ_ONLY))
             fail_msg("%s is no longer read-only", k_old_read_only[i]);
-        assert_true(
-            aredis__cmd_is_read_only(k_old_read_only[i], strlen(k_old_read_only[i]), NULL, 0));
+        assert_true(aredis__cmd_is_read_only(k_old_read_only[i], strlen(k_old_read_only[i]), NULL,
+                                             0, NULL));
     }
     /* The table's READONLY flag brings more, subcommands included. */
     assert_true(CLASSIFY(1, NULL, "OBJECT", "ENCODING", "k") & AREDIS__CC_READ_ONLY);
