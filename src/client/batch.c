@@ -24,6 +24,7 @@
 #include "features/prefix.h"
 #include "loop/loop_internal.h"
 #include "util/alloc.h"
+#include "util/log.h"
 #include "util/redact.h"
 
 /* ---- Reservations ------------------------------------------------------- */
@@ -80,6 +81,19 @@ aredis_err aredis__batch_check(const char *resp, size_t len, uint64_t *block_ms,
     return AREDIS_ERR_OK;
 }
 
+/* DEBUG: each command of a batch as text, secrets redacted. */
+static void log_batch(const aredis_client *c, const aredis__batch_spec *s) {
+    char where[160];
+    aredis__endpoint(c, where, sizeof where);
+    size_t start = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        char text[320];
+        aredis__redact_command(s->bytes + start, s->ends[i] - start, text, sizeof text);
+        aredis__log(AREDIS_LOG_DEBUG, "%s batch %zu/%zu: %s", where, i + 1, s->n, text);
+        start = s->ends[i];
+    }
+}
+
 aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, aredis__cmd **out) {
     if (!s->n || !s->len || !s->ends || s->ends[s->n - 1] != s->len)
         return aredis__call_fail(AREDIS_ERR_INVALID, "empty or malformed batch");
@@ -106,6 +120,8 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     cmd->cb = s->done;
     cmd->data = s->data;
     if (s->sensitive) cmd->flags |= AREDIS__CMD_SENSITIVE;
+
+    if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_batch(c, s);
 
     /* Into `out` like any command (aredis__place moves it to `waiting` when
      * it cannot go yet). */

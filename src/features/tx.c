@@ -417,9 +417,11 @@ static void exec_done(aredis_client *c, aredis_reply *r, const aredis_error *err
         memcpy(e.prefix, er->str, n);
         e.prefix[n] = '\0';
         char detail[400];
-        if (x->bad)
-            snprintf(detail, sizeof detail, "%s: %s", er->str, x->bad_text);
-        else
+        if (x->bad) {
+            /* "EXECABORT Transaction discarded ... errors." + what failed */
+            int keep = (int)(er->len > 0 && er->str[er->len - 1] == '.' ? er->len - 1 : er->len);
+            snprintf(detail, sizeof detail, "%.*s: %s", keep, er->str, x->bad_text);
+        } else
             snprintf(detail, sizeof detail, "%s", er->str);
         e.detail = detail;
         if (x->cb) x->cb(c, er, &e, x->data);

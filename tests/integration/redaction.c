@@ -205,6 +205,41 @@ static void scenario_echo(aredis_loop *loop) {
 }
 
 /*
+ * Secrets inside a pipeline and a transaction: each command of a batch is
+ * logged (DEBUG) redacted, and an EXECABORT's detail, which quotes the
+ * first refused command's error, is redacted as well. The server echoes
+ * every command back as an error quoting its arguments.
+ */
+static void scenario_batch(aredis_loop *loop) {
+    ts_fake *f = ts_fake_new();
+    ts_fake_hello3(f);
+    ts_fake_serve_echo(f);
+    ts_fake_start(f);
+    aredis_options o = AREDIS_OPTIONS_INIT;
+    o.port = ts_fake_port(f);
+    aredis_client *c = ts_connect(loop, &o);
+    aredis_pipeline *p = aredis_pipeline_new(c);
+    assert_int_equal(aredis_pipeline_command(p, "CONFIG SET requirepass S3CR3T-batch-1"),
+                     AREDIS_ERR_OK);
+    assert_int_equal(aredis_pipeline_command(p, "ACL SETUSER u on >S3CR3T-batch-2"), AREDIS_ERR_OK);
+    aredis_tx *tx = aredis_tx_new(c);
+    assert_int_equal(aredis_tx_queue(tx, "CONFIG SET masterauth S3CR3T-batch-3"), AREDIS_ERR_OK);
+    g_done = 0;
+    assert_int_equal(aredis_pipeline_exec(p, on_reply, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_tx_exec(tx, on_reply, NULL), AREDIS_ERR_OK);
+    assert_true(ts_wait_count(loop, &g_done, 2, 5000));
+    aredis_pipeline_free(p);
+    aredis_tx_free(tx);
+    aredis_client_free(c);
+    size_t n;
+    char *rx = ts_fake_received(f, &n);
+    assert_non_null(strstr(rx, "S3CR3T-batch-1")); /* the secrets did go out */
+    assert_non_null(strstr(rx, "S3CR3T-batch-3"));
+    free(rx);
+    ts_fake_stop(f);
+}
+
+/*
  * The handshake refused, with the credentials echoed back: HELLO as an
  * unknown command quoting them, then AUTH (after the RESP2 fallback) the
  * same; then a plain WRONGPASS; then RESP2 only.
@@ -378,6 +413,14 @@ static void test_fake_handshake(void **state) {
     assert_captured("WRONGPASS");
 }
 
+static void test_batch(void **state) {
+    (void)state;
+    with_capture(scenario_batch, "batch");
+    assert_captured("batch 1/2: CONFIG SET requirepass <redacted>");
+    assert_captured("batch 2/3: CONFIG SET masterauth <redacted>");
+    assert_captured("command 1 (CONFIG): "); /* the tx names what failed */
+}
+
 static void test_reconnect(void **state) {
     (void)state;
     with_capture(scenario_reconnect, "reconnect");
@@ -441,9 +484,10 @@ int main(void) {
     /* Read once, at the first log check: set it before anything logs. */
     setenv("AREDIS_DEBUG", "1", 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fake_echo), cmocka_unit_test(test_fake_handshake),
-        cmocka_unit_test(test_reconnect), cmocka_unit_test(test_real_server),
-        cmocka_unit_test(test_uris),      cmocka_unit_test(test_env_stderr),
+        cmocka_unit_test(test_fake_echo),   cmocka_unit_test(test_fake_handshake),
+        cmocka_unit_test(test_batch),       cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_real_server), cmocka_unit_test(test_uris),
+        cmocka_unit_test(test_env_stderr),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_cap);
