@@ -75,6 +75,7 @@ AREDIS_API aredis_future *aredis_script_run_future(aredis_client *c, aredis_scri
 /* Load it now (SCRIPT LOAD): cb gets the SHA1 the server computed. */
 AREDIS_API aredis_err aredis_script_load(aredis_client *c, aredis_script *s, aredis_reply_fn *cb,
                                          void *data);
+AREDIS_API aredis_future *aredis_script_load_future(aredis_client *c, aredis_script *s);
 
 /* Queue a run in a pipeline / a transaction (see above for the loading). */
 AREDIS_API aredis_err aredis_pipeline_script(aredis_pipeline *p, aredis_script *s, unsigned flags,
@@ -93,6 +94,8 @@ AREDIS_API aredis_err aredis_tx_script(aredis_tx *tx, aredis_script *s, unsigned
  */
 AREDIS_API aredis_err aredis_function_load(aredis_client *c, const char *code, size_t len,
                                            int replace, aredis_reply_fn *cb, void *data);
+AREDIS_API aredis_future *aredis_function_load_future(aredis_client *c, const char *code,
+                                                      size_t len, int replace);
 /* FCALL (FCALL_RO with AREDIS_SCRIPT_RO) fn nkeys keys... args... */
 AREDIS_API aredis_err aredis_fcall(aredis_client *c, const char *fn, unsigned flags,
                                    aredis_reply_fn *cb, void *data, int nkeys,

@@ -280,6 +280,16 @@ aredis_err aredis_script_load(aredis_client *c, aredis_script *s, aredis_reply_f
     return aredis_command_argv(c, cb, data, 3, argv, lens);
 }
 
+aredis_future *aredis_script_load_future(aredis_client *c, aredis_script *s) {
+    if (!c || !s) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "client or script is NULL");
+        return NULL;
+    }
+    const char *argv[] = {"SCRIPT", "LOAD", s->src};
+    size_t lens[] = {6, 4, s->len};
+    return aredis_future_argv(c, 3, argv, lens);
+}
+
 /* ---- In pipelines and transactions -------------------------------------- */
 
 /* Queue [SCRIPT LOAD (hidden, into `pre`)] EVALSHA (into `body`). */
@@ -341,6 +351,21 @@ aredis_err aredis_function_load(aredis_client *c, const char *code, size_t len, 
     const char *argv2[] = {"FUNCTION", "LOAD", code};
     size_t lens2[] = {8, 4, len};
     return aredis_command_argv(c, cb, data, 3, argv2, lens2);
+}
+
+aredis_future *aredis_function_load_future(aredis_client *c, const char *code, size_t len,
+                                           int replace) {
+    if (!c || !code) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "client or code is NULL");
+        return NULL;
+    }
+    if (!len) len = strlen(code);
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", code};
+    size_t lens[] = {8, 4, 7, len};
+    if (replace) return aredis_future_argv(c, 4, argv, lens);
+    const char *argv2[] = {"FUNCTION", "LOAD", code};
+    size_t lens2[] = {8, 4, len};
+    return aredis_future_argv(c, 3, argv2, lens2);
 }
 
 /* FCALL as a batch of one, its reply relayed as a command's. */

@@ -20,6 +20,10 @@ static void test_sha_matches_server(void **state) {
     assert_null(aredis_future_error(f));
     assert_string_equal(aredis_future_reply(f)->str, aredis_script_sha(s));
     aredis_future_release(f);
+    f = aredis_script_load_future(env->c, s);
+    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
+    assert_string_equal(aredis_future_reply(f)->str, aredis_script_sha(s));
+    aredis_future_release(f);
     aredis_script_free(s);
 }
 
@@ -160,6 +164,14 @@ static void test_functions(void **state) {
     assert_true(ts_wait(env->loop, &r.done, 5000));
     assert_int_equal(r.code, AREDIS_ERR_OK);
     assert_string_equal(r.text, "aredis_testlib");
+    /* Loading it again without REPLACE is refused; with it, accepted. */
+    aredis_future *lf = aredis_function_load_future(c, lib, 0, 0);
+    assert_int_equal(aredis_await(lf), AREDIS_ERR_SERVER);
+    aredis_future_release(lf);
+    lf = aredis_function_load_future(c, lib, 0, 1);
+    assert_int_equal(aredis_await(lf), AREDIS_ERR_OK);
+    assert_string_equal(aredis_future_reply(lf)->str, "aredis_testlib");
+    aredis_future_release(lf);
     const char *keys[] = {"fk"};
     const char *args[] = {"v"};
     aredis_future *f = aredis_fcall_future(c, "echo_key", 0, 1, keys, NULL, 1, args, NULL);
