@@ -21,7 +21,7 @@
 
 #include "client/client_internal.h"
 #include "client/feature.h"
-#include "features/prefix.h"
+#include "proto/prefix.h"
 #include "loop/loop_internal.h"
 #include "util/alloc.h"
 #include "util/log.h"

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "client/client_internal.h"
-#include "features/prefix.h"
+#include "proto/prefix.h"
 #include "loop/loop_internal.h"
 #include "net/resolve.h"
 #include "net/socket.h"

@@ -65,7 +65,7 @@ typedef struct aredis__cmd {
     uint64_t start; /* its bytes in the output stream: [start, end) */
     uint64_t end;
     unsigned flags;
-    unsigned char strip;  /* AREDIS__CMD_STRIP: an AREDIS__STRIP_* (features/prefix.h) */
+    unsigned char strip;  /* AREDIS__CMD_STRIP: an AREDIS__STRIP_* (proto/prefix.h) */
     aredis__batch *batch; /* NULL for a plain command */
 } aredis__cmd;
 
@@ -351,7 +351,7 @@ aredis_err aredis__place(aredis_client *c, aredis__cmd *cmd, size_t before, size
 /*
  * Append one user command to b as the client encodes it: with the client's
  * key prefix when it has one (*strip then tells what to strip from its
- * reply: AREDIS__STRIP_*, features/prefix.h; 0 without a prefix; strip may
+ * reply: AREDIS__STRIP_*, proto/prefix.h; 0 without a prefix; strip may
  * be NULL). Returns
  * the writer's errors (INVALID, NOMEM: no detail recorded), or UNSUPPORTED
  * for a command a prefix cannot be applied to, detail recorded for

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "client/client_internal.h"
-#include "features/prefix.h"
+#include "proto/prefix.h"
 #include "loop/loop_internal.h"
 #include "proto/writer_internal.h"
 #include "util/alloc.h"
@@ -16,7 +16,7 @@
 #include "util/redact.h"
 
 /* Append one command to b; with a prefix, its keys prefixed (and *strip
- * says what to strip from the reply, features/prefix.h). Without one: the
+ * says what to strip from the reply, proto/prefix.h). Without one: the
  * writer, behind a single branch. */
 static inline aredis_err encode(aredis_client *c, int prefixed, aredis__buf *b, int argc,
                                 const char *const *argv, const size_t *argvlen, const char *fmt,

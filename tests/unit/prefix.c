@@ -1,5 +1,5 @@
 /*
- * Unit tests for key prefixing (src/features/prefix.c): the exact RESP bytes
+ * Unit tests for key prefixing (src/proto/prefix.c): the exact RESP bytes
  * aredis__prefix_encode() makes for commands of every key-spec shape and for
  * the special cases (SCAN, KEYS, SORT, MIGRATE, CLIENT TRACKING...), glob
  * escaping of the prefix, refusals with their detail, the argv and format
@@ -12,7 +12,7 @@
 
 #include "ts.h"
 
-#include "features/prefix.h"
+#include "proto/prefix.h"
 #include "proto/writer_internal.h"
 #include "util/buf.h"
 #include "writer_check.h"

@@ -52,7 +52,7 @@
  * head (the prefix, or the prefix escaped for a glob) and a body (the
  * caller's bytes), and the command is written once at its exact size.
  */
-#include "features/prefix.h"
+#include "proto/prefix.h"
 
 #include <stdint.h>
 #include <string.h>

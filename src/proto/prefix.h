@@ -9,8 +9,8 @@
  * (client/command.c) and strips the prefix from the key names some replies
  * carry (client/client.c, dispatch).
  */
-#ifndef AREDIS_FEATURES_PREFIX_H
-#define AREDIS_FEATURES_PREFIX_H
+#ifndef AREDIS_PROTO_PREFIX_H
+#define AREDIS_PROTO_PREFIX_H
 
 #include <stdarg.h>
 #include <stddef.h>
