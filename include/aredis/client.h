@@ -167,7 +167,9 @@ typedef struct aredis_options {
      * retry_read_only cover them too. A server that refuses COMMAND (an
      * ACL) does not fail the connect: the client logs a warning and goes on
      * with the built-in table. aredis_client_known_commands() tells how
-     * many commands the loaded table added.
+     * many commands the loaded table added. A blocking command it adds
+     * keeps the plain request timeout (COMMAND does not say where a block
+     * time is): give it aredis_cmd_opts.timeout_ms or AREDIS_CMD_NO_TIMEOUT.
      */
     int load_commands;
     /* ---- timeouts ---- */
