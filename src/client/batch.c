@@ -120,6 +120,7 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     cmd->cb = s->done;
     cmd->data = s->data;
     if (s->sensitive) cmd->flags |= AREDIS__CMD_SENSITIVE;
+    if (s->block_ms || s->block_forever) cmd->flags |= AREDIS__CMD_BLOCKING;
 
     if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_batch(c, s);
 

@@ -32,11 +32,12 @@ struct addrinfo;
     32u /* AUTH, HELLO: written only when nothing else                                             \
            is owed a reply; later commands wait for it */
 #define AREDIS__CMD_FIFO                                                                           \
-    64u                         /* its deadline is in the client's FIFO (the                       \
-                                   default request timeout), not the heap */
-#define AREDIS__CMD_QUEUED 128u /* in c->waiting (not in a list being failed) */
-#define AREDIS__CMD_STRIP 256u  /* strip the key prefix from its reply (cmd->strip) */
-#define AREDIS__CMD_HELD 512u   /* in c->held: waits for a reservation to end */
+    64u                            /* its deadline is in the client's FIFO (the                    \
+                                      default request timeout), not the heap */
+#define AREDIS__CMD_QUEUED 128u    /* in c->waiting (not in a list being failed) */
+#define AREDIS__CMD_STRIP 256u     /* strip the key prefix from its reply (cmd->strip) */
+#define AREDIS__CMD_HELD 512u      /* in c->held: waits for a reservation to end */
+#define AREDIS__CMD_BLOCKING 1024u /* blocks on the server: its silence is expected */
 
 /*
  * A batch: several commands that go out as one record, their bytes

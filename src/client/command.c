@@ -139,6 +139,7 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
         return aredis__call_fail(AREDIS_ERR_UNSUPPORTED, "%s: %s", name, why);
     }
     if (!internal && (cls & AREDIS__CC_BARRIER)) cmd->flags |= AREDIS__CMD_BARRIER;
+    if (cls & AREDIS__CC_BLOCKING) cmd->flags |= AREDIS__CMD_BLOCKING;
     if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_command(c, bytes, len, internal);
 
     /* Its deadline: a per-command timeout, or the client's default (which

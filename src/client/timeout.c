@@ -7,7 +7,8 @@
  *   - the dead-link deadline: once a command has timed out with its bytes
  *     on the wire, its late reply is still expected (Redis answers in
  *     order). If nothing at all arrives for dead_timeout_ms after that, the
- *     link is declared dead and torn down.
+ *     link is declared dead and torn down — unless the reply owed next is
+ *     a blocking command's still waited for (silence is then expected).
  *   - the next reconnect attempt (reconnect.c decides when);
  *   - the health check: a PING after health_check_interval_ms of silence.
  * The timer is armed for the earliest of them. It is only re-armed when a
@@ -21,6 +22,13 @@
 
 static uint64_t dead_at(const aredis_client *c) {
     if (!c->orphans || !c->opt.dead_timeout_ms) return 0;
+    /* The reply owed next is a blocking command's that is still wanted
+     * (BLPOP q 0 with a PING timed out behind it): the server's silence is
+     * what was asked for, not a sign of a dead link. Its own deadline, if
+     * any, bounds it; once it times out or is cancelled, the rule applies. */
+    const aredis__cmd *head = c->sent.head;
+    if (head && (head->flags & (AREDIS__CMD_BLOCKING | AREDIS__CMD_ORPHAN)) == AREDIS__CMD_BLOCKING)
+        return 0;
     uint64_t from = c->orphan_since > c->last_rx ? c->orphan_since : c->last_rx;
     return from + c->opt.dead_timeout_ms;
 }

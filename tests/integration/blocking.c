@@ -121,12 +121,63 @@ static void test_shared_client_waits_behind(void **state) {
     aredis_client_free(c);
 }
 
+static int reconnected(const void *arg) {
+    aredis_client_stats st;
+    aredis_client_get_stats((const aredis_client *)arg, &st);
+    return st.connects >= 2 && aredis_client_state(arg) == AREDIS_STATE_READY;
+}
+
+/*
+ * BLPOP 0 with a PING behind it that times out: the server is silent
+ * because the BLPOP is waiting, as asked. The dead-link rule (silence
+ * after a timed-out command) must not tear the connection down under it:
+ * still one connection well past dead_timeout_ms, and the BLPOP is
+ * served by a push. A cancelled BLPOP 0, waited for by nobody, does end
+ * the link after dead_timeout_ms (everything behind it would wait for
+ * ever otherwise).
+ */
+static void test_blocking_silence_is_not_a_dead_link(void **state) {
+    (void)state;
+    aredis_options o = ts_options(g_srv);
+    o.request_timeout_ms = 200;
+    o.dead_timeout_ms = 300;
+    aredis_client *c = ts_connect(g_loop, &o), *pusher = ts_client(g_loop, g_srv);
+    aredis_future *blpop = aredis_future_command(c, "BLPOP blk:l4 0");
+    aredis_future *ping = aredis_future_command(c, "PING");
+    assert_int_equal(aredis_await(ping), AREDIS_ERR_TIMEOUT);
+    aredis_future_release(ping);
+    aredis_loop_run_for(g_loop, 1200); /* 2 dead timeouts past the PING's */
+    assert_false(aredis_future_is_done(blpop));
+    aredis_client_stats st;
+    aredis_client_get_stats(c, &st);
+    assert_int_equal(st.connects, 1);
+    aredis_future *p = ts_cmd(pusher, "RPUSH blk:l4 served");
+    aredis_future_release(p);
+    assert_int_equal(aredis_await(blpop), AREDIS_ERR_OK);
+    assert_string_equal(aredis_future_reply(blpop)->element[1]->str, "served");
+    aredis_future_release(blpop);
+    ts_echo_tokens(c, "after-blpop", 5, 3000, "a BLPOP 0 with a timed-out PING behind it");
+
+    /* Cancelled: nobody waits for it; the link is given up and renewed. */
+    blpop = aredis_future_command(c, "BLPOP blk:l5 0");
+    ping = aredis_future_command(c, "PING");
+    aredis_future_cancel(blpop);
+    assert_int_equal(aredis_await(ping), AREDIS_ERR_TIMEOUT);
+    aredis_future_release(ping);
+    aredis_future_release(blpop);
+    assert_true(ts_wait_until(g_loop, reconnected, c, 5000));
+    ts_echo_tokens(c, "after-cancelled-blpop", 5, 5000, "a cancelled BLPOP 0");
+    aredis_client_free(pusher);
+    aredis_client_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_not_cut_at_request_timeout),
         cmocka_unit_test(test_block_forever_has_no_deadline),
         cmocka_unit_test(test_own_time_runs_out),
         cmocka_unit_test(test_shared_client_waits_behind),
+        cmocka_unit_test(test_blocking_silence_is_not_a_dead_link),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
