@@ -77,38 +77,63 @@ const char *aredis_script_sha(const aredis_script *s) { return s->sha; }
 
 /* The arguments of `name target nkeys keys... args...` (EVALSHA sha,
  * FCALL fn). */
+/* Up to this many arguments live on the stack (no allocation per run). */
+#define CALL_ARGS_INLINE 16
+
 typedef struct call_args {
     const char **argv;
     size_t *lens;
     size_t argc;
     char num[24];
+    const char *argv_in[CALL_ARGS_INLINE];
+    size_t lens_in[CALL_ARGS_INLINE];
 } call_args;
 
 static void args_free(call_args *a) {
-    aredis__free(a->argv);
-    aredis__free(a->lens);
+    if (a->argv != a->argv_in) aredis__free(a->argv);
+    if (a->lens != a->lens_in) aredis__free(a->lens);
+}
+
+/* n in decimal (n >= 0), NUL-terminated; its length. */
+static size_t fmt_count(char *out, int n) {
+    char tmp[16];
+    size_t k = 0;
+    unsigned v = (unsigned)n;
+    do {
+        tmp[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < k; i++)
+        out[i] = tmp[k - 1 - i];
+    out[k] = '\0';
+    return k;
 }
 
 static aredis_err args_make(call_args *a, const char *name, const char *target, size_t tlen,
                             int nkeys, const char *const *keys, const size_t *keylens, int nargs,
                             const char *const *args, const size_t *arglens) {
-    memset(a, 0, sizeof *a);
+    a->argv = NULL;
+    a->lens = NULL;
     if (nkeys < 0 || nargs < 0 || (nkeys && !keys) || (nargs && !args) || !target)
         return aredis__call_fail(AREDIS_ERR_INVALID, "bad keys or arguments for %s", name);
     a->argc = 3 + (size_t)nkeys + (size_t)nargs;
-    a->argv = aredis__calloc(a->argc, sizeof *a->argv);
-    a->lens = aredis__calloc(a->argc, sizeof *a->lens);
-    if (!a->argv || !a->lens) {
-        args_free(a);
-        return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    if (a->argc <= CALL_ARGS_INLINE) {
+        a->argv = a->argv_in;
+        a->lens = a->lens_in;
+    } else {
+        a->argv = aredis__calloc(a->argc, sizeof *a->argv);
+        a->lens = aredis__calloc(a->argc, sizeof *a->lens);
+        if (!a->argv || !a->lens) {
+            args_free(a);
+            return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+        }
     }
-    snprintf(a->num, sizeof a->num, "%d", nkeys);
     a->argv[0] = name;
     a->lens[0] = strlen(name);
     a->argv[1] = target;
     a->lens[1] = tlen;
     a->argv[2] = a->num;
-    a->lens[2] = strlen(a->num);
+    a->lens[2] = fmt_count(a->num, nkeys);
     for (int i = 0; i < nkeys; i++) {
         a->argv[3 + i] = keys[i];
         a->lens[3 + i] = keylens ? keylens[i] : strlen(keys[i]);

@@ -320,9 +320,9 @@ aredis_future *aredis_tx_future_command(aredis_tx *tx, const char *fmt, ...) {
 /* The commands a transaction sends itself may not be queued in it. */
 static aredis_err check_queued(aredis__cmdlist *l, size_t before) {
     aredis__arg a[1];
-    long n = aredis__resp_args(l->buf.data + before, l->buf.len - before, a, 1);
+    int n = aredis__resp_name(l->buf.data + before, l->buf.len - before, a) == 0;
     static const char *const own[] = {"MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"};
-    for (size_t i = 0; n >= 1 && i < sizeof own / sizeof *own; i++) {
+    for (size_t i = 0; n && i < sizeof own / sizeof *own; i++) {
         if (a[0].n == strlen(own[i]) && strncasecmp(a[0].p, own[i], a[0].n) == 0) {
             l->n--;
             l->visible--;
@@ -451,8 +451,8 @@ static int names_of(exec_ctx *x, const aredis__cmdlist *l) {
     size_t at = 0, start = 0;
     for (size_t i = 0; i < l->n; i++) {
         aredis__arg a[1];
-        long n = aredis__resp_args(l->buf.data + start, l->ends[i] - start, a, 1);
-        size_t len = n >= 1 ? (a[0].n > 32 ? 32 : a[0].n) : 0;
+        int ok = aredis__resp_name(l->buf.data + start, l->ends[i] - start, a) == 0;
+        size_t len = ok ? (a[0].n > 32 ? 32 : a[0].n) : 0;
         x->name_at[i] = at;
         for (size_t k = 0; k < len; k++) {
             char ch = a[0].p[k];

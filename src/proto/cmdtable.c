@@ -336,6 +336,18 @@ long aredis__resp_args(const char *resp, size_t len, aredis__arg *args, size_t m
     return p == end ? (long)n : -1;
 }
 
+int aredis__resp_name(const char *resp, size_t len, aredis__arg *name) {
+    if (!resp) return -1;
+    const char *p = resp, *end = resp + len;
+    long long n = read_len(&p, end, '*');
+    if (n < 1) return -1;
+    long long an = read_len(&p, end, '$');
+    if (an < 0 || (unsigned long long)(end - p) < (unsigned long long)an + 2) return -1;
+    name->p = p;
+    name->n = (size_t)an;
+    return 0;
+}
+
 /* ---- Tables loaded from a server ---------------------------------------- */
 
 /* Aggregates whose elements lie flat: arrays, sets, and maps (key, value). */

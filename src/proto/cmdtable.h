@@ -275,5 +275,8 @@ const aredis__cmdinfo *aredis__cmdtable_entries(const aredis__cmdtable *t, size_
  * first max are filled), or -1 if resp is not one well-formed command.
  */
 long aredis__resp_args(const char *resp, size_t len, aredis__arg *args, size_t max);
+/* Only the name (first argument) of one encoded command, read without
+ * walking the rest: 0, or -1 when resp does not start like a command. */
+int aredis__resp_name(const char *resp, size_t len, aredis__arg *name);
 
 #endif
