@@ -164,6 +164,17 @@ run compare "$BIN/compare" -h 127.0.0.1 -p "$PORT" $C_ARGS $C_PIN \
     --perl-script "$ROOT/bench/redis_fast.pl" --md="$W/compare.md" --dat="$W/compare.dat" \
     --summary="$W/summary.md" --json="$W/compare.json"
 
+# Features (pipeline, transaction, EVALSHA) against plain commands, in
+# instructions per command (callgrind): repeatable, and what their targets
+# are stated in. Needs valgrind (scripts/deps.sh bench installs it).
+if command -v valgrind >/dev/null; then
+    FN=100000
+    [ -n "$BENCH_QUICK" ] && FN=10000
+    echo "N=$FN WHAT=features bench/instructions.sh \$PORT $(basename "$BUILD")" >>"$W/commands"
+    say "features: instructions per command (callgrind, N=$FN)"
+    N=$FN WHAT=features "$ROOT/bench/instructions.sh" "$PORT" "$BUILD" >"$W/features.txt"
+fi
+
 # ---- Chart -------------------------------------------------------------------
 CHART=""
 # plot_cmd INDEX: one line per column of compare.dat, each client in the same
@@ -383,6 +394,47 @@ fi
     echo
     cat "$W/parser.md"
     echo
+    if [ -s "$W/features.txt" ]; then
+        echo "## Features: pipelines, transactions, scripts (instructions per command)"
+        echo
+        echo "User-space instructions of the client process per command, counted by"
+        echo "callgrind (\`bench/instructions.sh\` with \`WHAT=features\`: start-up included,"
+        echo "divided by N). Batches of 100 SET/GET: issued one by one (auto-pipelined), as"
+        echo "one \`aredis_pipeline\`, and as one transaction (MULTI, the 100, EXEC). Then a"
+        echo "plain GET/SET against \`aredis_script_run\` of a one-line script doing the"
+        echo "same (the cached EVALSHA path). Targets: a pipeline within 10 % of"
+        echo "auto-pipelining."
+        echo
+        awk '
+            { n = $(NF - 1); sub(/ +[0-9]+ instructions\/command$/, ""); sub(/^aredis /, "") }
+            /batches of 100/ {
+                split($0, a, ", "); op = a[1]; kind = a[3]
+                b[op, kind] = n; if (!(op in seen)) { seen[op] = 1; ops[++no] = op }
+            }
+            /depth [0-9]+, (plain|EVALSHA)/ {
+                split($0, a, ", "); key = a[1] ", " a[2]; kind = a[3]
+                s[key, kind] = n; if (!(key in sseen)) { sseen[key] = 1; keys[++nk] = key }
+            }
+            END {
+                print "| batches of 100 | auto-pipelined | pipeline | transaction | pipeline / auto | transaction / auto |"
+                print "|---|---:|---:|---:|---:|---:|"
+                for (i = 1; i <= no; i++) {
+                    o = ops[i]; a0 = b[o, "auto-pipelined"]
+                    printf "| %s | %d | %d | %d | %.2f | %.2f |\n", o, a0, b[o, "pipeline"], b[o, "transaction"],
+                        b[o, "pipeline"] / a0, b[o, "transaction"] / a0
+                }
+                print ""
+                print "| command | plain | EVALSHA (cached) | EVALSHA / plain |"
+                print "|---|---:|---:|---:|"
+                for (i = 1; i <= nk; i++) {
+                    k = keys[i]
+                    printf "| %s | %d | %d | %.2f |\n", k, s[k, "plain"], s[k, "EVALSHA"], s[k, "EVALSHA"] / s[k, "plain"]
+                }
+            }' "$W/features.txt"
+        echo
+        echo "Why they cost what they do: \"Features\" in the section after the next."
+        echo
+    fi
     echo "## The exact commands"
     echo
     echo "\`\$PORT\` is the throwaway server's port; \`out/\` is a temp dir."

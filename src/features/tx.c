@@ -319,17 +319,22 @@ aredis_future *aredis_tx_future_command(aredis_tx *tx, const char *fmt, ...) {
 
 /* The commands a transaction sends itself may not be queued in it. */
 static aredis_err check_queued(aredis__cmdlist *l, size_t before) {
+    /* (WATCH and UNWATCH never get this far: the command API refuses
+     * them, aredis__batch_check.) */
+    static const struct {
+        const char *name;
+        size_t len;
+    } own[] = {{"MULTI", 5}, {"EXEC", 4}, {"DISCARD", 7}};
     aredis__arg a[1];
-    int n = aredis__resp_name(l->buf.data + before, l->buf.len - before, a) == 0;
-    static const char *const own[] = {"MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"};
-    for (size_t i = 0; n && i < sizeof own / sizeof *own; i++) {
-        if (a[0].n == strlen(own[i]) && strncasecmp(a[0].p, own[i], a[0].n) == 0) {
+    if (aredis__resp_name(l->buf.data + before, l->buf.len - before, a) != 0) return AREDIS_ERR_OK;
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
+        if (a[0].n == own[i].len && strncasecmp(a[0].p, own[i].name, a[0].n) == 0) {
             l->n--;
             l->visible--;
             l->buf.len = before;
             return aredis__call_fail(AREDIS_ERR_INVALID,
                                      "%s cannot be queued in a transaction: aredis_tx sends it",
-                                     own[i]);
+                                     own[i].name);
         }
     }
     return AREDIS_ERR_OK;
