@@ -13,6 +13,12 @@
  * SEQ awaits each (aredis: a future per command). A sync client cannot keep a
  * window: it runs WINDOW as BATCH.
  *
+ * aredis what-ifs (bench_job): a BATCH as one explicit pipeline
+ * (use_pipeline) or as one MULTI ... EXEC (use_tx), its completions being
+ * the elements of the one ARRAY reply; every command as EVALSHA of a
+ * one-line script doing the same (use_script), the script loaded by one
+ * run before the timed part, so that only the cached path is timed.
+ *
  * Built a second time with BENCH_HIREDIS1 (bench/compare_hiredis1, against
  * the hiredis of HIREDIS_DIR instead of Debian's): the same hiredis drivers
  * then answer to hiredis1-async / hiredis1-sync, and hiredis-async /
@@ -90,9 +96,12 @@ typedef struct run_state {
     void *client; /* aredis_client * / redisAsyncContext * / redisContext * */
     void *base;   /* struct event_base *, or the aredis loop */
     int stopped;
-    /* BATCH with an explicit pipeline (aredis --pipeline): issues k at once */
+    /* BATCH with an explicit pipeline or transaction (aredis --pipeline,
+     * --tx): issues k at once */
     void (*issue_many)(struct run_state *s, long k);
-    void *pipe;
+    void *pipe;   /* aredis_pipeline * (--pipeline) */
+    void *tx;     /* aredis_tx * (--tx) */
+    void *script; /* aredis_script * (--script) */
 } run_state;
 
 static int state_init(run_state *s, const bench_job *job) {
@@ -217,8 +226,26 @@ static void ad_issue(run_state *s, const char *key) {
     }
 }
 
-/* One exec's replies, in order, as the batch's completions. */
-static void ad_pipe_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+/* The one-line scripts of --script: the op itself, run by EVALSHA. */
+static const char get_script[] = "return redis.call('GET', KEYS[1])";
+static const char set_script[] = "return redis.call('SET', KEYS[1], ARGV[1])";
+
+/* --script: the same command as a script run (EVALSHA sha 1 key [value]). */
+static void ad_issue_script(run_state *s, const char *key) {
+    const char *keys[1] = {key};
+    const char *args[1] = {s->val};
+    size_t arglens[1] = {s->job->value_size};
+    aredis_err e = aredis_script_run(s->client, s->script, 0, ad_reply, s, 1, keys, NULL,
+                                     s->job->is_get ? 0 : 1, args, arglens);
+    if (e != AREDIS_ERR_OK) {
+        fprintf(stderr, "aredis_script_run: %s\n", aredis_strerror(e));
+        exit(1);
+    }
+}
+
+/* One exec's replies (a pipeline's ARRAY, or EXEC's), in order, as the
+ * batch's completions. */
+static void ad_batch_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     (void)c;
     run_state *s = data;
     long k = s->target - s->done;
@@ -242,10 +269,44 @@ static void ad_issue_many(run_state *s, long k) {
             exit(1);
         }
     }
-    if (aredis_pipeline_exec(p, ad_pipe_reply, s) != AREDIS_ERR_OK) {
+    if (aredis_pipeline_exec(p, ad_batch_reply, s) != AREDIS_ERR_OK) {
         fprintf(stderr, "aredis_pipeline_exec failed\n");
         exit(1);
     }
+}
+
+/* BATCH as a transaction: queue k commands, MULTI ... EXEC as one piece. */
+static void ad_issue_tx(run_state *s, long k) {
+    aredis_tx *tx = s->tx;
+    for (long j = 0; j < k; j++) {
+        const char *key = key_of(s, s->issued++);
+        aredis_err e = s->job->is_get
+                           ? aredis_tx_queue(tx, "GET %s", key)
+                           : aredis_tx_queue(tx, "SET %s %b", key, s->val, s->job->value_size);
+        if (e != AREDIS_ERR_OK) {
+            fprintf(stderr, "aredis_tx_queue: %s\n", aredis_strerror(e));
+            exit(1);
+        }
+    }
+    if (aredis_tx_exec(tx, ad_batch_reply, s) != AREDIS_ERR_OK) {
+        fprintf(stderr, "aredis_tx_exec failed\n");
+        exit(1);
+    }
+}
+
+/* --script: one run before the timed part, so that the server has the
+ * script (the NOSCRIPT fallback loads it) and only EVALSHA is timed. */
+static int ad_script_warm(run_state *s) {
+    const char *keys[1] = {key_of(s, 0)};
+    const char *args[1] = {s->val};
+    size_t arglens[1] = {s->job->value_size};
+    aredis_future *f = aredis_script_run_future(s->client, s->script, 0, 1, keys, NULL,
+                                                s->job->is_get ? 0 : 1, args, arglens);
+    if (!f) return -1;
+    int rc = aredis_await(f) == AREDIS_ERR_OK ? 0 : -1;
+    if (rc != 0) fprintf(stderr, "aredis: script run failed: %s\n", aredis_future_error(f)->detail);
+    aredis_future_release(f);
+    return rc;
 }
 
 static void ad_stop_builtin(run_state *s) { aredis_loop_stop(s->base); }
@@ -259,9 +320,18 @@ static void ad_run_seq(run_state *s) {
     for (long i = 0; i < s->job->n; i++) {
         const char *key = key_of(s, i);
         double t0 = s->t_issue ? bench_now() : 0;
-        aredis_future *f = s->job->is_get ? aredis_future_command(s->client, "GET %s", key)
-                                          : aredis_future_command(s->client, "SET %s %b", key,
-                                                                  s->val, s->job->value_size);
+        aredis_future *f;
+        if (s->script) {
+            const char *keys[1] = {key};
+            const char *args[1] = {s->val};
+            size_t arglens[1] = {s->job->value_size};
+            f = aredis_script_run_future(s->client, s->script, 0, 1, keys, NULL,
+                                         s->job->is_get ? 0 : 1, args, arglens);
+        } else {
+            f = s->job->is_get ? aredis_future_command(s->client, "GET %s", key)
+                               : aredis_future_command(s->client, "SET %s %b", key, s->val,
+                                                       s->job->value_size);
+        }
         aredis_err e = aredis_await(f);
         aredis_reply *r = aredis_future_reply(f);
         if (e != AREDIS_ERR_OK)
@@ -315,18 +385,27 @@ static int run_aredis(const bench_job *job, bench_result *res, int use_libevent)
     s.issue = ad_issue;
     if (job->use_pipeline && job->mode == BENCH_BATCH) {
         s.pipe = aredis_pipeline_new(c);
-        if (!s.pipe) goto out;
+        if (!s.pipe) goto out_client;
         s.issue_many = ad_issue_many;
+    } else if (job->use_tx && job->mode == BENCH_BATCH) {
+        s.tx = aredis_tx_new(c);
+        if (!s.tx) goto out_client;
+        s.issue_many = ad_issue_tx;
+    }
+    if (job->use_script) {
+        s.script = aredis_script_new(job->is_get ? get_script : set_script, 0);
+        if (!s.script) goto out_client;
+        s.issue = ad_issue_script;
     }
     aredis_client_connect(c);
     aredis_future *ready = aredis_future_ready(c);
     if (aredis_await(ready) != AREDIS_ERR_OK) {
         fprintf(stderr, "aredis: connect failed: %s\n", aredis_future_error(ready)->detail);
         aredis_future_release(ready);
-        aredis_client_free(c);
-        goto out;
+        goto out_client;
     }
     aredis_future_release(ready);
+    if (s.script && ad_script_warm(&s) != 0) goto out_client;
 
     aredis_client_stats st0, st1;
     bench_mark a, b;
@@ -357,9 +436,12 @@ static int run_aredis(const bench_job *job, bench_result *res, int use_libevent)
     result_fill(res, &s, &a, &b);
     res->write_calls = st1.write_calls - st0.write_calls;
     res->read_calls = st1.read_calls - st0.read_calls;
-    aredis_pipeline_free(s.pipe);
-    aredis_client_free(c);
     rc = 0;
+out_client:
+    aredis_pipeline_free(s.pipe);
+    aredis_tx_free(s.tx);
+    aredis_client_free(c);
+    aredis_script_free(s.script);
 out:
     if (loop) aredis_loop_free(loop);
 #ifdef BENCH_HAVE_LIBEVENT

@@ -119,6 +119,9 @@ typedef struct bench_job {
     int no_timeout;      /* request_timeout_ms = 0: no deadline per command */
     int spin;            /* never block: run the built-in loop without waiting (busy-poll) */
     int use_pipeline;    /* BATCH: each batch as one aredis_pipeline exec */
+    int use_tx;          /* BATCH: each batch as one MULTI ... EXEC (aredis_tx) */
+    int use_script;      /* every command as EVALSHA of a one-line script doing
+                            the op (aredis_script_run), loaded before timing */
 } bench_job;
 
 typedef struct bench_result {

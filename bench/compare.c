@@ -48,12 +48,16 @@
  *                           this build runs, or fails when it has none)
  *   compare --worker CLIENT --op set|get --depth D --mode window|batch -n N
  *           [-s SIZE] [-h HOST] [-p PORT] [-u UNIXPATH] [--argv] [--timeout MS]
- *           [--no-timeout] [--spin]
+ *           [--no-timeout] [--spin] [--pipeline | --tx] [--script]
  *
- * --argv, --timeout, --no-timeout and --spin are what-ifs for profiling
- * aredis (argv instead of the format string; a per-command deadline of MS
- * instead of the default 5 s; no deadline at all, request_timeout_ms = 0;
- * the built-in loop run without ever blocking); the tables never use them.
+ * --argv, --timeout, --no-timeout, --spin, --pipeline, --tx and --script are
+ * what-ifs for profiling aredis (argv instead of the format string; a
+ * per-command deadline of MS instead of the default 5 s; no deadline at all,
+ * request_timeout_ms = 0; the built-in loop run without ever blocking; in
+ * batch mode, each batch of D commands as one aredis_pipeline exec, or as
+ * one MULTI ... EXEC through aredis_tx; every command as EVALSHA of a
+ * one-line script doing the op, loaded before the timed part); the tables
+ * never use them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -112,6 +116,10 @@ static int worker(int argc, char **argv) {
             job.use_argv = 1;
         else if (!strcmp(argv[i], "--pipeline"))
             job.use_pipeline = 1;
+        else if (!strcmp(argv[i], "--tx"))
+            job.use_tx = 1;
+        else if (!strcmp(argv[i], "--script"))
+            job.use_script = 1;
         else if ((v = bench_opt(argc, argv, &i, "--timeout")))
             job.timeout_ms = (unsigned)atol(v);
         else if (!strcmp(argv[i], "--no-timeout"))
@@ -124,6 +132,20 @@ static int worker(int argc, char **argv) {
         }
     }
     if (client < 0 || job.depth < 1) return 2;
+    /* The aredis what-ifs: refused where they would silently not apply. */
+    if ((job.use_pipeline || job.use_tx || job.use_script) && client != BENCH_AREDIS &&
+        client != BENCH_AREDIS_LIBEVENT) {
+        fprintf(stderr, "worker: --pipeline, --tx and --script are aredis what-ifs\n");
+        return 2;
+    }
+    if ((job.use_pipeline || job.use_tx) && job.mode != BENCH_BATCH) {
+        fprintf(stderr, "worker: --pipeline and --tx need --mode batch\n");
+        return 2;
+    }
+    if (job.use_script + job.use_pipeline + job.use_tx > 1) {
+        fprintf(stderr, "worker: --pipeline, --tx and --script: one at a time\n");
+        return 2;
+    }
     if (bench_run((bench_client)client, &job, &res) != 0) return 1;
     printf("RESULT ops=%ld errors=%ld secs=%.6f user=%.6f sys=%.6f wcalls=%llu rcalls=%llu\n",
            res.ops, res.errors + res.bad, res.secs, res.user, res.sys, res.write_calls,
@@ -490,7 +512,8 @@ static void usage(void) {
             "               [--json[=PATH]] [--md=PATH] [--dat=PATH] [--summary=PATH]\n"
             "       compare --worker CLIENT --op set|get --depth D --mode window|batch -n N\n"
             "               [-s SIZE] [-h HOST] [-p PORT] [-u UNIXPATH] [--argv]\n"
-            "               [--timeout MS] [--no-timeout] [--spin]\n");
+            "               [--timeout MS] [--no-timeout] [--spin] [--pipeline | --tx]\n"
+            "               [--script]\n");
     exit(2);
 }
 
