@@ -97,6 +97,9 @@ AREDIS_API aredis_err aredis_function_load(aredis_client *c, const char *code, s
 AREDIS_API aredis_future *aredis_function_load_future(aredis_client *c, const char *code,
                                                       size_t len, int replace);
 /* FCALL (FCALL_RO with AREDIS_SCRIPT_RO) fn nkeys keys... args... */
+/* The future forms here: a call refused at issue time (bad counts, a
+ * closed client...) gives a future already failed with why; NULL only when
+ * out of memory or when the client, script, code or fn is NULL. */
 AREDIS_API aredis_err aredis_fcall(aredis_client *c, const char *fn, unsigned flags,
                                    aredis_reply_fn *cb, void *data, int nkeys,
                                    const char *const *keys, const size_t *keylens, int nargs,

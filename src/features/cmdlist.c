@@ -83,3 +83,45 @@ void aredis__cmdlist_spec(const aredis__cmdlist *l, aredis__batch_spec *s) {
     s->block_forever = l->block_forever;
     s->sensitive = l->sensitive;
 }
+
+/* ---- One command as a batch of one ---------------------------------------- */
+
+aredis_err aredis__send_one(aredis_client *c, const aredis__one *o, int argc,
+                            const char *const *argv, const size_t *argvlen, const char *fmt,
+                            va_list *ap, aredis__cmd **out) {
+    aredis__buf b = {0};
+    aredis_err e = aredis__encode(c, &b, argc, argv, argvlen, fmt, ap, NULL);
+    aredis__batch_spec s;
+    memset(&s, 0, sizeof s);
+    if (e == AREDIS_ERR_OK && o->check)
+        e = aredis__batch_check(b.data, b.len, &s.block_ms, &s.block_forever, &s.sensitive);
+    if (e == AREDIS_ERR_OK) {
+        size_t end = b.len;
+        s.bytes = b.data;
+        s.len = b.len;
+        s.n = 1;
+        s.ends = &end;
+        s.part = o->part;
+        s.done = o->done;
+        s.data = o->data;
+        s.owner = o->owner;
+        s.flags = o->flags;
+        e = aredis__batch_submit(c, &s, out);
+    }
+    aredis__buf_free(&b);
+    return e;
+}
+
+void aredis__relay_part(aredis_client *c, aredis_reply *r, size_t index, void *data) {
+    (void)c;
+    (void)index;
+    aredis__relay *x = data;
+    aredis_reply_release(x->r);
+    x->r = aredis_reply_retain(r);
+}
+
+void aredis__relay_finish(aredis_client *c, aredis__relay *x, const aredis_error *err) {
+    aredis__deliver(c, x->cb, x->data, err ? NULL : x->r, err);
+    aredis_reply_release(x->r);
+    x->r = NULL;
+}

@@ -38,4 +38,38 @@ void aredis__cmdlist_free(aredis__cmdlist *l);
 /* A batch spec for the list as it is (bytes, ends, blocking, sensitive). */
 void aredis__cmdlist_spec(const aredis__cmdlist *l, aredis__batch_spec *s);
 
+/* ---- One command as a batch of one ---------------------------------------- */
+
+/*
+ * A command that must go through the batch path (it belongs to a
+ * reservation, or its reply must come back raw): encoded for the client
+ * (key prefix), checked as a batch command when `check` (refusals, block
+ * time, secrets), sent as a batch of one.
+ */
+typedef struct aredis__one {
+    aredis__part_fn *part;
+    aredis_reply_fn *done;
+    void *data;
+    const void *owner;
+    unsigned flags; /* AREDIS__BATCH_* */
+    int check;
+} aredis__one;
+aredis_err aredis__send_one(aredis_client *c, const aredis__one *o, int argc,
+                            const char *const *argv, const size_t *argvlen, const char *fmt,
+                            va_list *ap, aredis__cmd **out);
+
+/*
+ * Relaying a batch-of-one's reply to a command callback, as a plain
+ * command's would arrive (aredis__deliver): embed an aredis__relay first in
+ * the data, give aredis__relay_part as the part hook, and call
+ * aredis__relay_finish from the done callback (it does not free the data).
+ */
+typedef struct aredis__relay {
+    aredis_reply_fn *cb;
+    void *data;
+    aredis_reply *r;
+} aredis__relay;
+void aredis__relay_part(aredis_client *c, aredis_reply *r, size_t index, void *data);
+void aredis__relay_finish(aredis_client *c, aredis__relay *x, const aredis_error *err);
+
 #endif

@@ -393,79 +393,35 @@ aredis_future *aredis_function_load_future(aredis_client *c, const char *code, s
     return aredis_future_argv(c, 3, argv2, lens2);
 }
 
-/* FCALL as a batch of one, its reply relayed as a command's. */
-typedef struct fcall_ctx {
-    aredis_client *c;
-    aredis_reply_fn *cb;
-    void *data;
-    aredis_reply *r;
-} fcall_ctx;
-
-static void fcall_part(aredis_client *c, aredis_reply *r, size_t i, void *data) {
-    (void)c;
-    (void)i;
-    fcall_ctx *x = data;
-    x->r = aredis_reply_retain(r);
-}
-
-static void fcall_done(aredis_client *c, aredis_reply *unused, const aredis_error *err,
-                       void *data) {
-    (void)unused;
-    fcall_ctx *x = data;
-    aredis__deliver(c, x->cb, x->data, err ? NULL : x->r, err);
-    aredis_reply_release(x->r);
-    aredis__free(x);
-}
-
-static aredis_err fcall(aredis_client *c, const char *fn, unsigned flags, aredis_reply_fn *cb,
-                        void *data, aredis__cmd **out, int nkeys, const char *const *keys,
-                        const size_t *keylens, int nargs, const char *const *args,
-                        const size_t *arglens) {
-    if (!c || !fn) return aredis__call_fail(AREDIS_ERR_INVALID, "client or function is NULL");
-    aredis__buf b = {0};
-    aredis_err e = encode_call(c, &b, (flags & AREDIS_SCRIPT_RO) ? "FCALL_RO" : "FCALL", fn,
-                               strlen(fn), nkeys, keys, keylens, nargs, args, arglens);
-    fcall_ctx *x = NULL;
-    if (e == AREDIS_ERR_OK) {
-        x = aredis__calloc(1, sizeof *x);
-        if (!x) e = aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
-    }
-    if (e == AREDIS_ERR_OK) {
-        x->c = c;
-        x->cb = cb;
-        x->data = data;
-        size_t end = b.len;
-        aredis__batch_spec sp;
-        memset(&sp, 0, sizeof sp);
-        sp.bytes = b.data;
-        sp.len = b.len;
-        sp.n = 1;
-        sp.ends = &end;
-        sp.part = fcall_part;
-        sp.done = fcall_done;
-        sp.data = x;
-        e = aredis__batch_submit(c, &sp, out);
-        if (e != AREDIS_ERR_OK) aredis__free(x);
-    }
-    aredis__buf_free(&b);
-    return e;
-}
-
+/* FCALL is a plain command: the client's own path (key prefix included). */
 aredis_err aredis_fcall(aredis_client *c, const char *fn, unsigned flags, aredis_reply_fn *cb,
                         void *data, int nkeys, const char *const *keys, const size_t *keylens,
                         int nargs, const char *const *args, const size_t *arglens) {
-    return fcall(c, fn, flags, cb, data, NULL, nkeys, keys, keylens, nargs, args, arglens);
+    if (!c || !fn) return aredis__call_fail(AREDIS_ERR_INVALID, "client or function is NULL");
+    call_args a;
+    aredis_err e = args_make(&a, (flags & AREDIS_SCRIPT_RO) ? "FCALL_RO" : "FCALL", fn, strlen(fn),
+                             nkeys, keys, keylens, nargs, args, arglens);
+    if (e != AREDIS_ERR_OK) return e;
+    e = aredis_command_argv(c, cb, data, (int)a.argc, a.argv, a.lens);
+    args_free(&a);
+    return e;
 }
 
 aredis_future *aredis_fcall_future(aredis_client *c, const char *fn, unsigned flags, int nkeys,
                                    const char *const *keys, const size_t *keylens, int nargs,
                                    const char *const *args, const size_t *arglens) {
-    aredis_future *f = aredis__future_pending(c);
-    if (!f) return NULL;
-    aredis__cmd *cmd = NULL;
-    aredis_err e = fcall(c, fn, flags, aredis__future_done, f, &cmd, nkeys, keys, keylens, nargs,
-                         args, arglens);
-    if (e != AREDIS_ERR_OK) return aredis__future_refused(f, e);
-    aredis__future_attach(f, cmd);
+    if (!c || !fn) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "client or function is NULL");
+        return NULL;
+    }
+    call_args a;
+    aredis_err e = args_make(&a, (flags & AREDIS_SCRIPT_RO) ? "FCALL_RO" : "FCALL", fn, strlen(fn),
+                             nkeys, keys, keylens, nargs, args, arglens);
+    if (e != AREDIS_ERR_OK) {
+        aredis_future *f = aredis__future_pending(c);
+        return f ? aredis__future_refused(f, e) : NULL;
+    }
+    aredis_future *f = aredis_future_argv(c, (int)a.argc, a.argv, a.lens);
+    args_free(&a);
     return f;
 }

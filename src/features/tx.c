@@ -22,10 +22,9 @@ typedef enum { WATCH_NONE, WATCH_SENT } watch_state;
 /* A command's reply relayed from a batch of one to its callback; for a
  * WATCH, also what it tells the transaction. */
 typedef struct relay {
-    aredis_reply_fn *cb;
-    void *data;
-    aredis_reply *r;
+    aredis__relay base;   /* first: the part hook's data */
     struct aredis_tx *tx; /* a WATCH's transaction; NULL once it is freed */
+    const void *owner;    /* a WATCH's round: the owner it reserves for */
     struct relay *next;   /* in tx->watches */
 } relay;
 
@@ -42,8 +41,13 @@ struct aredis_tx {
      */
     int watch_placed, watch_failed;
     relay *watches; /* WATCHes not answered yet */
-    /* Its reservation's owner token: unique for the process's life, never a
-     * freed transaction's address that a new one could reuse. */
+    /*
+     * Its reservation's owner token: unique for the process's life, never a
+     * freed transaction's address that a new one could reuse. A new one for
+     * every round (exec, discard, a lost WATCH): what an earlier round left
+     * in flight — its WATCH failing late, its EXEC cancelled — must never
+     * fail, hold or release the commands of the round under way.
+     */
     const void *owner;
 };
 
@@ -68,46 +72,12 @@ aredis__cmdlist *aredis__tx_body(aredis_tx *tx) { return &tx->body; }
 
 /* ---- Sending one batch owned by the transaction ------------------------- */
 
-/* A single command encoded by the transaction itself (WATCH, UNWATCH, a
- * read between WATCH and EXEC). */
-static aredis_err send_one(aredis_tx *tx, unsigned flags, aredis_reply_fn *cb, void *data, int argc,
-                           const char *const *argv, const size_t *argvlen, const char *fmt,
-                           va_list *ap, int check, aredis__cmd **out) {
-    aredis__buf b = {0};
-    aredis_err e = aredis__encode(tx->client, &b, argc, argv, argvlen, fmt, ap, NULL);
-    uint64_t block_ms = 0;
-    int forever = 0, sensitive = 0;
-    if (e == AREDIS_ERR_OK && check)
-        e = aredis__batch_check(b.data, b.len, &block_ms, &forever, &sensitive);
-    if (e == AREDIS_ERR_OK) {
-        size_t end = b.len;
-        aredis__batch_spec s;
-        memset(&s, 0, sizeof s);
-        s.bytes = b.data;
-        s.len = b.len;
-        s.n = 1;
-        s.ends = &end;
-        s.done = cb;
-        s.data = data;
-        s.block_ms = block_ms;
-        s.block_forever = forever;
-        s.sensitive = sensitive;
-        s.owner = tx->owner;
-        s.flags = flags;
-        e = aredis__batch_submit(tx->client, &s, out);
-    }
-    aredis__buf_free(&b);
-    return e;
-}
-
-/* The reply of a plain command goes to its callback as a command's would:
- * an error reply as AREDIS_ERR_SERVER. A batch of one hands it to `part`;
- * it is relayed from there (relay_done). */
-static void relay_part(aredis_client *c, aredis_reply *r, size_t i, void *data) {
-    (void)c;
-    (void)i;
-    relay *x = data;
-    x->r = aredis_reply_retain(r);
+/* UNWATCH, ending the reservation of `owner` (a round of a transaction)
+ * once written; its reply matters to no one. */
+static void send_unwatch(aredis_client *c, const void *owner) {
+    static const char *const argv[] = {"UNWATCH"};
+    aredis__one o = {NULL, NULL, NULL, owner, AREDIS__BATCH_RELEASE, 0};
+    aredis__send_one(c, &o, 1, argv, NULL, NULL, NULL, NULL);
 }
 
 /* Is the reservation the WATCH took gone with its connection? */
@@ -123,9 +93,11 @@ static aredis_err refuse_lost(const aredis_tx *tx) {
                              tx->watch_failed ? "the WATCH failed" : "connection lost after WATCH");
 }
 
+/* The round is over: the next one has an owner of its own. */
 static void forget_watch(aredis_tx *tx) {
     tx->watch = WATCH_NONE;
     tx->watch_placed = tx->watch_failed = 0;
+    tx->owner = (const void *)(++next_owner);
 }
 
 /*
@@ -163,27 +135,10 @@ aredis_err aredis__tx_watch(aredis_tx *tx, aredis_reply_fn *cb, void *data, int 
             argv[i + 1] = keys[i];
             lens[i + 1] = keylens ? keylens[i] : strlen(keys[i]);
         }
-        x->cb = cb;
-        x->data = data;
-        x->r = NULL;
-        aredis__buf b = {0};
-        e = aredis__encode(tx->client, &b, nkeys + 1, argv, lens, NULL, NULL, NULL);
-        if (e == AREDIS_ERR_OK) {
-            size_t end = b.len;
-            aredis__batch_spec s;
-            memset(&s, 0, sizeof s);
-            s.bytes = b.data;
-            s.len = b.len;
-            s.n = 1;
-            s.ends = &end;
-            s.part = relay_part;
-            s.done = watch_done;
-            s.data = x;
-            s.owner = tx->owner;
-            s.flags = AREDIS__BATCH_RESERVE;
-            e = aredis__batch_submit(tx->client, &s, out);
-        }
-        aredis__buf_free(&b);
+        x->base.cb = cb;
+        x->base.data = data;
+        aredis__one o = {aredis__relay_part, watch_done, x, tx->owner, AREDIS__BATCH_RESERVE, 0};
+        e = aredis__send_one(tx->client, &o, nkeys + 1, argv, lens, NULL, NULL, out);
     } else {
         aredis__call_fail(e, "out of memory");
     }
@@ -194,6 +149,7 @@ aredis_err aredis__tx_watch(aredis_tx *tx, aredis_reply_fn *cb, void *data, int 
         return e;
     }
     x->tx = tx;
+    x->owner = tx->owner;
     x->next = tx->watches;
     tx->watches = x;
     tx->watch = WATCH_SENT;
@@ -205,37 +161,36 @@ aredis_err aredis__tx_watch(aredis_tx *tx, aredis_reply_fn *cb, void *data, int 
 static void relay_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     (void)r;
     relay *x = data;
-    aredis__deliver(c, x->cb, x->data, err ? NULL : x->r, err);
-    aredis_reply_release(x->r);
+    aredis__relay_finish(c, &x->base, err);
     aredis__free(x);
 }
 
 static void watch_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     relay *x = data;
     aredis_tx *tx = x->tx;
+    /* Only a WATCH of the round under way speaks for the transaction; one
+     * of an earlier round (its EXEC or discard already issued) or of a
+     * freed transaction still cleans up after its own round. */
+    int current = tx && x->owner == tx->owner;
     if (tx) {
         relay **pp = &tx->watches;
         while (*pp != x)
             pp = &(*pp)->next;
         *pp = x->next;
-        if (err || !x->r || x->r->type == AREDIS_REPLY_ERROR) {
-            tx->watch_failed = 1;
-            /* A WATCH written and then refused (NOPERM), timed out or
-             * cancelled took the reservation, and no EXEC will come to end
-             * it (the exec is refused): end it now, or every other command
-             * on the client waits for good. */
-            if (aredis__reserved_by(c, tx->owner)) {
-                static const char *const argv[] = {"UNWATCH"};
-                send_one(tx, AREDIS__BATCH_RELEASE, NULL, NULL, 1, argv, NULL, NULL, NULL, 0, NULL);
-            }
-            /* What this transaction issued behind the WATCH and that has
-             * not gone out yet (an EXEC waiting behind a held WATCH) must
-             * not run without it. */
-            aredis__fail_owned(c, tx->owner, AREDIS_ERR_IO,
-                               "the WATCH ahead of it failed: not sent");
-        } else {
-            tx->watch_placed = 1;
-        }
+    }
+    if (err || !x->base.r || x->base.r->type == AREDIS_REPLY_ERROR) {
+        if (current) tx->watch_failed = 1;
+        /* A WATCH written and then refused (NOPERM), timed out or
+         * cancelled took the reservation, and no EXEC will come to end
+         * it (the exec is refused): end it now, or every other command
+         * on the client waits for good. */
+        if (aredis__reserved_by(c, x->owner)) send_unwatch(c, x->owner);
+        /* What its round issued behind the WATCH and that has not gone out
+         * yet (an EXEC waiting behind a held WATCH) must not run without
+         * it. */
+        aredis__fail_owned(c, x->owner, AREDIS_ERR_IO, "the WATCH ahead of it failed: not sent");
+    } else if (current) {
+        tx->watch_placed = 1;
     }
     relay_done(c, r, err, data);
 }
@@ -265,31 +220,10 @@ static aredis_err tx_vcommand(aredis_tx *tx, aredis_reply_fn *cb, void *data, co
     if (watch_lost(tx)) return refuse_lost(tx);
     relay *x = aredis__calloc(1, sizeof *x);
     if (!x) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
-    x->cb = cb;
-    x->data = data;
-    aredis__buf b = {0};
-    aredis_err e = aredis__encode(tx->client, &b, 0, NULL, NULL, fmt, ap, NULL);
-    uint64_t block_ms = 0;
-    int forever = 0, sensitive = 0;
-    if (e == AREDIS_ERR_OK) e = aredis__batch_check(b.data, b.len, &block_ms, &forever, &sensitive);
-    if (e == AREDIS_ERR_OK) {
-        size_t end = b.len;
-        aredis__batch_spec s;
-        memset(&s, 0, sizeof s);
-        s.bytes = b.data;
-        s.len = b.len;
-        s.n = 1;
-        s.ends = &end;
-        s.part = relay_part;
-        s.done = relay_done;
-        s.data = x;
-        s.block_ms = block_ms;
-        s.block_forever = forever;
-        s.sensitive = sensitive;
-        s.owner = tx->owner;
-        e = aredis__batch_submit(tx->client, &s, out);
-    }
-    aredis__buf_free(&b);
+    x->base.cb = cb;
+    x->base.data = data;
+    aredis__one o = {aredis__relay_part, relay_done, x, tx->owner, 0, 1};
+    aredis_err e = aredis__send_one(tx->client, &o, 0, NULL, NULL, fmt, ap, out);
     if (e != AREDIS_ERR_OK) aredis__free(x);
     return e;
 }
@@ -386,6 +320,7 @@ typedef struct exec_ctx {
     int sensitive;
     char *names; /* the queued commands' names, for the EXECABORT text */
     size_t *name_at;
+    const void *owner; /* the round whose reservation it ends, or NULL */
 } exec_ctx;
 
 static void exec_part(aredis_client *c, aredis_reply *r, size_t i, void *data) {
@@ -414,6 +349,14 @@ static void exec_done(aredis_client *c, aredis_reply *r, const aredis_error *err
     (void)r;
     exec_ctx *x = data;
     aredis_reply *er = x->exec;
+    /* A watched EXEC cancelled or timed out before it was written never
+     * ends its reservation, and its WATCH may still be waiting to go out
+     * (held behind another's reservation, or for a connection): once
+     * written it would hold the line for good. An UNWATCH of its round
+     * follows it instead (one more harmless round trip when the EXEC was
+     * written after all). */
+    if (err && x->owner && (err->code == AREDIS_ERR_CANCELLED || err->code == AREDIS_ERR_TIMEOUT))
+        send_unwatch(c, x->owner);
     if (!err && er && er->type == AREDIS_REPLY_ERROR) {
         aredis_error e;
         e.code = AREDIS_ERR_SERVER;
@@ -519,14 +462,14 @@ static aredis_err tx_submit(aredis_tx *tx, const aredis_cmd_opts *opts, aredis_r
     s.sensitive = x->sensitive;
     s.owner = tx->watch == WATCH_SENT ? tx->owner : NULL;
     s.flags = tx->watch == WATCH_SENT ? AREDIS__BATCH_RELEASE : 0;
+    x->owner = s.owner;
     e = aredis__batch_submit(tx->client, &s, out);
     if (e != AREDIS_ERR_OK) goto fail_quiet;
     aredis__buf_free(&b);
     aredis__free(ends);
     aredis__cmdlist_reset(pre);
     aredis__cmdlist_reset(body);
-    tx->watch = WATCH_NONE;
-    tx->watch_placed = tx->watch_failed = 0;
+    forget_watch(tx);
     return AREDIS_ERR_OK;
 fail:
     aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
@@ -571,11 +514,9 @@ void aredis_tx_discard(aredis_tx *tx) {
     if (tx->watch == WATCH_SENT && !watch_lost(tx)) {
         /* UNWATCH ends the reservation once written. If it cannot be sent
          * (client closed), the connection and its WATCH are gone anyway. */
-        static const char *const argv[] = {"UNWATCH"};
-        send_one(tx, AREDIS__BATCH_RELEASE, NULL, NULL, 1, argv, NULL, NULL, NULL, 0, NULL);
+        send_unwatch(tx->client, tx->owner);
     }
-    tx->watch = WATCH_NONE;
-    tx->watch_placed = tx->watch_failed = 0;
+    forget_watch(tx);
 }
 
 void aredis_tx_free(aredis_tx *tx) {
