@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rec.h"
 #include "ts.h"
 
 static const char *const k_debug_conf[] = {"enable-debug-command local", NULL};
@@ -55,73 +56,13 @@ static aredis_client *observer(void) {
 
 /* ---- Recording exec outcomes -------------------------------------------- */
 
-static int g_seq; /* completion order across every recorder */
-
-typedef struct rec {
-    int calls;
-    int seq; /* g_seq at completion */
-    aredis_err code;
-    char detail[256];
-    aredis_reply *r; /* retained; NULL when none was given */
-    uint64_t at;
-    size_t *counter;
-} rec;
-
-static void on_rec(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    (void)c;
-    rec *x = data;
-    x->calls++;
-    x->seq = ++g_seq;
-    x->at = ts_now_ms();
-    x->code = err ? err->code : AREDIS_ERR_OK;
-    snprintf(x->detail, sizeof x->detail, "%s", err ? err->detail : "");
-    aredis_reply_release(x->r);
-    x->r = r ? aredis_reply_retain(r) : NULL;
-    if (x->counter) (*x->counter)++;
-}
-
-static void rec_clear(rec *x) {
-    aredis_reply_release(x->r);
-    memset(x, 0, sizeof *x);
-}
-
-static int rec_done(const void *arg) { return ((const rec *)arg)->calls > 0; }
-
-static void rec_wait(rec *x, uint64_t ms) { assert_true(ts_wait_until(g_loop, rec_done, x, ms)); }
-
-/* ---- Checking replies ---------------------------------------------------- */
-
-static void assert_status(const aredis_reply *r, const char *s) {
-    assert_non_null(r);
-    assert_int_equal(r->type, AREDIS_REPLY_STATUS);
-    assert_string_equal(r->str, s);
-}
-
-static void assert_str(const aredis_reply *r, const char *s) {
-    assert_non_null(r);
-    assert_int_equal(r->type, AREDIS_REPLY_STRING);
-    assert_string_equal(r->str, s);
-}
-
-static void assert_int(const aredis_reply *r, long long v) {
-    assert_non_null(r);
-    assert_int_equal(r->type, AREDIS_REPLY_INTEGER);
-    assert_int_equal(r->integer, v);
-}
-
-static void assert_array(const aredis_reply *r, size_t n) {
-    assert_non_null(r);
-    assert_int_equal(r->type, AREDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, n);
-}
-
 /* The string `tag-i` in each of r's n elements, in order. */
 static void assert_tokens(const aredis_reply *r, const char *tag, int n) {
-    assert_array(r, (size_t)n);
+    ts_assert_array(r, (size_t)n);
     for (int i = 0; i < n; i++) {
         char want[64];
         snprintf(want, sizeof want, "%s-%d", tag, i);
-        assert_str(r->element[i], want);
+        ts_assert_str(r->element[i], want);
     }
 }
 
@@ -129,7 +70,7 @@ static void get_is(aredis_client *c, const char *key, const char *want) {
     aredis_future *f = ts_cmd(c, "GET %s", key);
     assert_null(aredis_future_error(f));
     if (want)
-        assert_str(aredis_future_reply(f), want);
+        ts_assert_str(aredis_future_reply(f), want);
     else
         assert_int_equal(aredis_future_reply(f)->type, AREDIS_REPLY_NIL);
     aredis_future_release(f);
@@ -161,9 +102,9 @@ static void test_one_write(void **state) {
     aredis_client_get_stats(c, &after);
 
     aredis_reply *all = aredis_future_reply(f);
-    assert_array(all, 1000);
+    ts_assert_array(all, 1000);
     for (size_t i = 0; i < 1000; i++)
-        assert_status(all->element[i], "OK");
+        ts_assert_status(all->element[i], "OK");
     uint64_t writes = after.write_calls - before.write_calls;
     ts_log("1000-command pipeline: %llu write call(s), %llu bytes", (unsigned long long)writes,
            (unsigned long long)(after.bytes_out - before.bytes_out));
@@ -195,32 +136,32 @@ static void test_results_in_order(void **state) {
     assert_int_equal(aredis_pipeline_command(p, "GET pl:o:none"), AREDIS_ERR_OK);
     assert_int_equal(aredis_pipeline_size(p), 8);
 
-    rec x = {0};
-    assert_int_equal(aredis_pipeline_exec(p, on_rec, &x), AREDIS_ERR_OK);
+    ts_rec x = {0};
+    assert_int_equal(aredis_pipeline_exec(p, ts_on_rec, &x), AREDIS_ERR_OK);
     assert_int_equal(x.calls, 0); /* never from inside the call */
     assert_int_equal(aredis_pipeline_size(p), 0);
-    rec_wait(&x, 5000);
+    ts_rec_wait(g_loop, &x, 5000);
     assert_int_equal(x.calls, 1);
     assert_int_equal(x.code, AREDIS_ERR_OK);
-    assert_array(x.r, 8);
-    assert_status(x.r->element[0], "OK");
-    assert_int(x.r->element[1], 11);
-    assert_int(x.r->element[2], 16);
-    assert_str(x.r->element[3], "16");
-    assert_status(x.r->element[4], "OK");
-    assert_int(x.r->element[5], 6);
-    assert_int(x.r->element[6], 0);
+    ts_assert_array(x.r, 8);
+    ts_assert_status(x.r->element[0], "OK");
+    ts_assert_int(x.r->element[1], 11);
+    ts_assert_int(x.r->element[2], 16);
+    ts_assert_str(x.r->element[3], "16");
+    ts_assert_status(x.r->element[4], "OK");
+    ts_assert_int(x.r->element[5], 6);
+    ts_assert_int(x.r->element[6], 0);
     assert_int_equal(x.r->element[7]->type, AREDIS_REPLY_NIL);
-    rec_clear(&x);
+    ts_rec_clear(&x);
 
     /* The builder is empty again and reusable at once. */
     assert_int_equal(aredis_pipeline_command(p, "GET pl:o:n"), AREDIS_ERR_OK);
-    assert_int_equal(aredis_pipeline_exec(p, on_rec, &x), AREDIS_ERR_OK);
-    rec_wait(&x, 5000);
+    assert_int_equal(aredis_pipeline_exec(p, ts_on_rec, &x), AREDIS_ERR_OK);
+    ts_rec_wait(g_loop, &x, 5000);
     assert_int_equal(x.code, AREDIS_ERR_OK);
-    assert_array(x.r, 1);
-    assert_str(x.r->element[0], "16");
-    rec_clear(&x);
+    ts_assert_array(x.r, 1);
+    ts_assert_str(x.r->element[0], "16");
+    ts_rec_clear(&x);
     aredis_pipeline_free(p);
     aredis_client_free(c);
 }
@@ -240,14 +181,14 @@ static void test_error_reply_in_its_slot(void **state) {
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
     assert_null(aredis_future_error(f));
     aredis_reply *all = aredis_future_reply(f);
-    assert_array(all, 5);
-    assert_status(all->element[0], "OK");
+    ts_assert_array(all, 5);
+    ts_assert_status(all->element[0], "OK");
     assert_int_equal(all->element[1]->type, AREDIS_REPLY_ERROR);
     assert_true(strncmp(all->element[1]->str, "ERR", 3) == 0);
     assert_int_equal(all->element[2]->type, AREDIS_REPLY_ERROR);
     assert_true(strncmp(all->element[2]->str, "WRONGTYPE", 9) == 0);
     assert_int_equal(all->element[3]->type, AREDIS_REPLY_INTEGER);
-    assert_int(all->element[4], 1);
+    ts_assert_int(all->element[4], 1);
     aredis_future_release(f);
     get_is(c, "pl:e:s", "text");
     get_is(c, "pl:e:n", "1");
@@ -259,8 +200,8 @@ static void test_error_reply_in_its_slot(void **state) {
 
 typedef struct turn {
     aredis_client *c;
-    rec plain[4];
-    rec pipe[4];
+    ts_rec plain[4];
+    ts_rec pipe[4];
     aredis_future *fut;
     size_t done;
 } turn;
@@ -277,11 +218,11 @@ static aredis_pipeline *echo_pipeline(aredis_client *c, const char *tag, int n) 
  * of its own: they go behind everything issued before them. */
 static void on_first_plain(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     turn *t = data;
-    on_rec(c, r, err, &t->plain[0]);
+    ts_on_rec(c, r, err, &t->plain[0]);
     aredis_pipeline *p = echo_pipeline(c, "cb", 7);
-    if (aredis_pipeline_exec(p, on_rec, &t->pipe[3]) != AREDIS_ERR_OK) t->pipe[3].calls = -1;
+    if (aredis_pipeline_exec(p, ts_on_rec, &t->pipe[3]) != AREDIS_ERR_OK) t->pipe[3].calls = -1;
     aredis_pipeline_free(p); /* the exec goes on */
-    if (aredis_command(c, on_rec, &t->plain[3], "ECHO plain-3") != AREDIS_ERR_OK)
+    if (aredis_command(c, ts_on_rec, &t->plain[3], "ECHO plain-3") != AREDIS_ERR_OK)
         t->plain[3].calls = -1;
 }
 
@@ -308,16 +249,17 @@ static void test_concurrent_order(void **state) {
         /* B's commands and plain commands interleaved at issue time. */
         assert_int_equal(aredis_pipeline_command(b, "ECHO b-%d", i), AREDIS_ERR_OK);
         if (i == 4)
-            assert_int_equal(aredis_command(c, on_rec, &t.plain[1], "ECHO plain-1"), AREDIS_ERR_OK);
+            assert_int_equal(aredis_command(c, ts_on_rec, &t.plain[1], "ECHO plain-1"),
+                             AREDIS_ERR_OK);
     }
-    assert_int_equal(aredis_pipeline_exec(a, on_rec, &t.pipe[0]), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pipeline_exec(a, ts_on_rec, &t.pipe[0]), AREDIS_ERR_OK);
     for (int i = 10; i < 20; i++)
         assert_int_equal(aredis_pipeline_command(b, "ECHO b-%d", i), AREDIS_ERR_OK);
-    assert_int_equal(aredis_pipeline_exec(b, on_rec, &t.pipe[1]), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pipeline_exec(b, ts_on_rec, &t.pipe[1]), AREDIS_ERR_OK);
     aredis_pipeline *cp = echo_pipeline(c, "c", 5);
     aredis_future *fc = aredis_pipeline_exec_future(cp);
     assert_non_null(fc);
-    assert_int_equal(aredis_command(c, on_rec, &t.plain[2], "ECHO plain-2"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_rec, &t.plain[2], "ECHO plain-2"), AREDIS_ERR_OK);
 
     assert_true(ts_wait_count(g_loop, &t.done, 7, 5000));
     assert_int_equal(aredis_await(fc), AREDIS_ERR_OK);
@@ -326,7 +268,7 @@ static void test_concurrent_order(void **state) {
         assert_int_equal(t.plain[i].code, AREDIS_ERR_OK);
         char want[32];
         snprintf(want, sizeof want, "plain-%d", i);
-        assert_str(t.plain[i].r, want);
+        ts_assert_str(t.plain[i].r, want);
     }
     assert_int_equal(t.pipe[0].calls, 1);
     assert_int_equal(t.pipe[1].calls, 1);
@@ -349,8 +291,8 @@ static void test_concurrent_order(void **state) {
     assert_true(t.pipe[3].seq < t.plain[3].seq);
 
     for (int i = 0; i < 4; i++) {
-        rec_clear(&t.plain[i]);
-        rec_clear(&t.pipe[i]);
+        ts_rec_clear(&t.plain[i]);
+        ts_rec_clear(&t.pipe[i]);
     }
     aredis_future_release(fc);
     aredis_pipeline_free(a);
@@ -388,12 +330,12 @@ static void test_styles(void **state) {
     for (int form = 0; form < 4; form++) {
         fill_styles(p, form);
         aredis_reply *all;
-        rec x = {0};
+        ts_rec x = {0};
         aredis_future *f = NULL;
         if (form == 0)
-            assert_int_equal(aredis_pipeline_exec(p, on_rec, &x), AREDIS_ERR_OK);
+            assert_int_equal(aredis_pipeline_exec(p, ts_on_rec, &x), AREDIS_ERR_OK);
         else if (form == 1)
-            assert_int_equal(aredis_pipeline_exec_ex(p, &o, on_rec, &x), AREDIS_ERR_OK);
+            assert_int_equal(aredis_pipeline_exec_ex(p, &o, ts_on_rec, &x), AREDIS_ERR_OK);
         else if (form == 2)
             f = aredis_pipeline_exec_future(p);
         else
@@ -402,18 +344,18 @@ static void test_styles(void **state) {
             assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
             all = aredis_future_reply(f);
         } else {
-            rec_wait(&x, 5000);
+            ts_rec_wait(g_loop, &x, 5000);
             assert_int_equal(x.code, AREDIS_ERR_OK);
             all = x.r;
         }
-        assert_array(all, 3);
-        assert_status(all->element[0], "OK");
-        assert_int(all->element[1], form * 10 + 1);
+        ts_assert_array(all, 3);
+        ts_assert_status(all->element[0], "OK");
+        ts_assert_int(all->element[1], form * 10 + 1);
         char want[16];
         snprintf(want, sizeof want, "%d", form * 10 + 1);
-        assert_str(all->element[2], want);
+        ts_assert_str(all->element[2], want);
         aredis_future_release(f);
-        rec_clear(&x);
+        ts_rec_clear(&x);
     }
     aredis_pipeline_free(p);
     aredis_client_free(c);
@@ -425,11 +367,11 @@ static void test_empty_exec_invalid(void **state) {
     (void)state;
     aredis_client *c = client();
     aredis_pipeline *p = aredis_pipeline_new(c);
-    rec x = {0};
-    assert_int_equal(aredis_pipeline_exec(p, on_rec, &x), AREDIS_ERR_INVALID);
+    ts_rec x = {0};
+    assert_int_equal(aredis_pipeline_exec(p, ts_on_rec, &x), AREDIS_ERR_INVALID);
     assert_int_equal(aredis_call_error()->code, AREDIS_ERR_INVALID);
     aredis_cmd_opts o = AREDIS_CMD_OPTS_INIT;
-    assert_int_equal(aredis_pipeline_exec_ex(p, &o, on_rec, &x), AREDIS_ERR_INVALID);
+    assert_int_equal(aredis_pipeline_exec_ex(p, &o, ts_on_rec, &x), AREDIS_ERR_INVALID);
 
     /* The future form: already failed. */
     aredis_future *f = aredis_pipeline_exec_future(p);
@@ -444,7 +386,7 @@ static void test_empty_exec_invalid(void **state) {
     assert_int_equal(aredis_pipeline_size(p), 2);
     aredis_pipeline_clear(p);
     assert_int_equal(aredis_pipeline_size(p), 0);
-    assert_int_equal(aredis_pipeline_exec(p, on_rec, &x), AREDIS_ERR_INVALID);
+    assert_int_equal(aredis_pipeline_exec(p, ts_on_rec, &x), AREDIS_ERR_INVALID);
 
     ts_echo_tokens(c, "after-empty", 3, 5000, "empty exec");
     assert_int_equal(x.calls, 0); /* never ran */
@@ -478,9 +420,9 @@ static void test_refused_commands(void **state) {
 
     aredis_future *f = aredis_pipeline_exec_future(p);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    assert_array(aredis_future_reply(f), 2);
-    assert_str(aredis_future_reply(f)->element[0], "first");
-    assert_str(aredis_future_reply(f)->element[1], "last");
+    ts_assert_array(aredis_future_reply(f), 2);
+    ts_assert_str(aredis_future_reply(f)->element[0], "first");
+    ts_assert_str(aredis_future_reply(f)->element[1], "last");
     aredis_future_release(f);
     aredis_pipeline_free(p);
     aredis_client_free(c);
@@ -506,12 +448,12 @@ static void test_exec_timeout(void **state) {
         uint64_t t0 = ts_now_ms(), took;
         aredis_err code;
         const aredis_reply *partial;
-        rec x = {0};
+        ts_rec x = {0};
         aredis_future *f = NULL;
         if (form == 0) {
-            assert_int_equal(aredis_pipeline_exec_ex(p, &o, on_rec, &x), AREDIS_ERR_OK);
+            assert_int_equal(aredis_pipeline_exec_ex(p, &o, ts_on_rec, &x), AREDIS_ERR_OK);
             aredis_pipeline_free(p);
-            rec_wait(&x, 5000);
+            ts_rec_wait(g_loop, &x, 5000);
             assert_int_equal(x.calls, 1);
             code = x.code;
             took = x.at - t0;
@@ -535,7 +477,7 @@ static void test_exec_timeout(void **state) {
         assert_int_equal(partial->type, AREDIS_REPLY_ARRAY);
         assert_true(partial->elements <= 1);
         aredis_future_release(f);
-        rec_clear(&x);
+        ts_rec_clear(&x);
         /* The late replies (3) must not reach these. */
         ts_echo_tokens(c, form ? "after-timeout-f" : "after-timeout-cb", 10, 5000,
                        "a timed-out pipeline");
@@ -570,8 +512,8 @@ static void test_timeout_keeps_partial_replies(void **state) {
            (unsigned long long)took);
     assert_true(took >= 290 && took < 900);
     const aredis_reply *partial = aredis_future_reply(f);
-    assert_array(partial, 1);
-    assert_status(partial->element[0], "OK");
+    ts_assert_array(partial, 1);
+    ts_assert_status(partial->element[0], "OK");
     aredis_future_release(f);
     aredis_pipeline_free(p);
     ts_echo_tokens(c, "after-partial", 10, 5000, "a timed-out pipeline with replies in");
@@ -651,24 +593,24 @@ static void test_connection_killed_midway(void **state) {
     aredis_pipeline_command(p, "SET pl:k:a set");
     aredis_pipeline_command(p, "BLPOP pl:k:list 5");
     aredis_pipeline_command(p, "SET pl:k:b set");
-    rec x = {0};
-    assert_int_equal(aredis_pipeline_exec(p, on_rec, &x), AREDIS_ERR_OK);
+    ts_rec x = {0};
+    assert_int_equal(aredis_pipeline_exec(p, ts_on_rec, &x), AREDIS_ERR_OK);
     aredis_pipeline_free(p);
     wait_blocked(obs, id);
     assert_int_equal(x.calls, 0);
     aredis_future *k = ts_cmd(obs, "CLIENT KILL ID %lld", id);
     assert_null(aredis_future_error(k));
-    assert_int(aredis_future_reply(k), 1);
+    ts_assert_int(aredis_future_reply(k), 1);
     aredis_future_release(k);
 
-    rec_wait(&x, 5000);
+    ts_rec_wait(g_loop, &x, 5000);
     ts_log("killed mid-pipeline: %s (%s), %zu of 3 replies", aredis_err_name(x.code), x.detail,
            x.r ? x.r->elements : (size_t)0);
     assert_int_equal(x.calls, 1);
     assert_true(is_connection_error(x.code));
-    assert_array(x.r, 1);
-    assert_status(x.r->element[0], "OK");
-    rec_clear(&x);
+    ts_assert_array(x.r, 1);
+    ts_assert_status(x.r->element[0], "OK");
+    ts_rec_clear(&x);
     get_is(obs, "pl:k:a", "set");
     get_is(obs, "pl:k:b", "untouched"); /* never ran */
 
@@ -694,27 +636,27 @@ static void test_queued_while_connecting(void **state) {
     assert_int_not_equal(aredis_client_state(c), AREDIS_STATE_READY);
 
     size_t done = 0;
-    rec before = {.counter = &done}, after = {.counter = &done}, x = {.counter = &done};
-    assert_int_equal(aredis_command(c, on_rec, &before, "ECHO before"), AREDIS_ERR_OK);
+    ts_rec before = {.counter = &done}, after = {.counter = &done}, x = {.counter = &done};
+    assert_int_equal(aredis_command(c, ts_on_rec, &before, "ECHO before"), AREDIS_ERR_OK);
     aredis_pipeline *p = aredis_pipeline_new(c);
     aredis_pipeline_command(p, "SET pl:q:a queued");
     aredis_pipeline_command(p, "GET pl:q:a");
     aredis_pipeline_command(p, "ECHO inside");
-    assert_int_equal(aredis_pipeline_exec(p, on_rec, &x), AREDIS_ERR_OK);
-    assert_int_equal(aredis_command(c, on_rec, &after, "ECHO after"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pipeline_exec(p, ts_on_rec, &x), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_rec, &after, "ECHO after"), AREDIS_ERR_OK);
     assert_true(ts_wait_count(g_loop, &done, 3, 5000));
     assert_int_equal(aredis_client_protocol(c), g_proto);
-    assert_str(before.r, "before");
-    assert_str(after.r, "after");
+    ts_assert_str(before.r, "before");
+    ts_assert_str(after.r, "after");
     assert_int_equal(x.code, AREDIS_ERR_OK);
-    assert_array(x.r, 3);
-    assert_status(x.r->element[0], "OK");
-    assert_str(x.r->element[1], "queued");
-    assert_str(x.r->element[2], "inside");
+    ts_assert_array(x.r, 3);
+    ts_assert_status(x.r->element[0], "OK");
+    ts_assert_str(x.r->element[1], "queued");
+    ts_assert_str(x.r->element[2], "inside");
     assert_true(before.seq < x.seq && x.seq < after.seq);
-    rec_clear(&before);
-    rec_clear(&after);
-    rec_clear(&x);
+    ts_rec_clear(&before);
+    ts_rec_clear(&after);
+    ts_rec_clear(&x);
     aredis_pipeline_free(p);
     aredis_client_free(c);
 }
@@ -730,21 +672,21 @@ static void test_free_after_exec(void **state) {
     aredis_future *f = aredis_pipeline_exec_future(p);
     aredis_pipeline_free(p);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    assert_array(aredis_future_reply(f), 3);
-    assert_int(aredis_future_reply(f)->element[1], 2);
-    assert_str(aredis_future_reply(f)->element[2], "2");
+    ts_assert_array(aredis_future_reply(f), 3);
+    ts_assert_int(aredis_future_reply(f)->element[1], 2);
+    ts_assert_str(aredis_future_reply(f)->element[2], "2");
     aredis_future_release(f);
 
     p = aredis_pipeline_new(c);
     aredis_pipeline_command(p, "INCR pl:f:a");
-    rec x = {0};
-    assert_int_equal(aredis_pipeline_exec(p, on_rec, &x), AREDIS_ERR_OK);
+    ts_rec x = {0};
+    assert_int_equal(aredis_pipeline_exec(p, ts_on_rec, &x), AREDIS_ERR_OK);
     aredis_pipeline_free(p);
-    rec_wait(&x, 5000);
+    ts_rec_wait(g_loop, &x, 5000);
     assert_int_equal(x.code, AREDIS_ERR_OK);
-    assert_array(x.r, 1);
-    assert_int(x.r->element[0], 3);
-    rec_clear(&x);
+    ts_assert_array(x.r, 1);
+    ts_assert_int(x.r->element[0], 3);
+    ts_rec_clear(&x);
     aredis_client_free(c);
 }
 
@@ -773,10 +715,10 @@ static void test_blocking_inside(void **state) {
            (unsigned long long)took);
     assert_true(took >= 900);
     aredis_reply *all = aredis_future_reply(f);
-    assert_array(all, 3);
-    assert_status(all->element[0], "OK");
+    ts_assert_array(all, 3);
+    ts_assert_status(all->element[0], "OK");
     assert_int_equal(all->element[1]->type, AREDIS_REPLY_NIL);
-    assert_str(all->element[2], "1");
+    ts_assert_str(all->element[2], "1");
     aredis_future_release(f);
 
     aredis_pipeline_command(p, "BLPOP pl:b:list 3");
@@ -788,11 +730,11 @@ static void test_blocking_inside(void **state) {
     aredis_future_release(push);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
     all = aredis_future_reply(f);
-    assert_array(all, 2);
-    assert_array(all->element[0], 2);
-    assert_str(all->element[0]->element[0], "pl:b:list");
-    assert_str(all->element[0]->element[1], "pushed");
-    assert_str(all->element[1], "behind");
+    ts_assert_array(all, 2);
+    ts_assert_array(all->element[0], 2);
+    ts_assert_str(all->element[0]->element[0], "pl:b:list");
+    ts_assert_str(all->element[0]->element[1], "pushed");
+    ts_assert_str(all->element[1], "behind");
     aredis_future_release(f);
     aredis_pipeline_free(p);
     aredis_client_free(obs);
@@ -812,9 +754,9 @@ static void test_ten_thousand(void **state) {
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
     ts_log("10,000-SET pipeline: %llu ms", (unsigned long long)(ts_now_ms() - t0));
     aredis_reply *all = aredis_future_reply(f);
-    assert_array(all, 10000);
+    ts_assert_array(all, 10000);
     for (size_t i = 0; i < 10000; i++)
-        assert_status(all->element[i], "OK");
+        ts_assert_status(all->element[i], "OK");
     aredis_future_release(f);
     get_is(c, "pl:big:0", "v0");
     get_is(c, "pl:big:9999", "v9999");

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "proxy.h"
+#include "rec.h"
 #include "ts.h"
 
 static const char *const k_debug_conf[] = {"enable-debug-command local", NULL};
@@ -57,70 +58,12 @@ static aredis_client *observer(void) {
 
 /* ---- Recording outcomes -------------------------------------------------- */
 
-static int g_seq;
-
-typedef struct rec {
-    int calls;
-    int seq;
-    aredis_err code;
-    char prefix[32];
-    char detail[400];
-    aredis_reply *r; /* retained */
-    size_t *counter;
-} rec;
-
-static void on_rec(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    (void)c;
-    rec *x = data;
-    x->calls++;
-    x->seq = ++g_seq;
-    x->code = err ? err->code : AREDIS_ERR_OK;
-    snprintf(x->prefix, sizeof x->prefix, "%s", err ? err->prefix : "");
-    snprintf(x->detail, sizeof x->detail, "%s", err ? err->detail : "");
-    aredis_reply_release(x->r);
-    x->r = r ? aredis_reply_retain(r) : NULL;
-    if (x->counter) (*x->counter)++;
-}
-
-static void rec_clear(rec *x) {
-    aredis_reply_release(x->r);
-    memset(x, 0, sizeof *x);
-}
-
-static int rec_done(const void *arg) { return ((const rec *)arg)->calls > 0; }
-
-static void rec_wait(rec *x, uint64_t ms) { assert_true(ts_wait_until(g_loop, rec_done, x, ms)); }
-
-static void assert_status(const aredis_reply *r, const char *s) {
-    assert_non_null(r);
-    assert_int_equal(r->type, AREDIS_REPLY_STATUS);
-    assert_string_equal(r->str, s);
-}
-
-static void assert_str(const aredis_reply *r, const char *s) {
-    assert_non_null(r);
-    assert_int_equal(r->type, AREDIS_REPLY_STRING);
-    assert_string_equal(r->str, s);
-}
-
-static void assert_int(const aredis_reply *r, long long v) {
-    assert_non_null(r);
-    assert_int_equal(r->type, AREDIS_REPLY_INTEGER);
-    assert_int_equal(r->integer, v);
-}
-
-static void assert_array(const aredis_reply *r, size_t n) {
-    assert_non_null(r);
-    assert_int_equal(r->type, AREDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, n);
-}
-
 /* GET key on c is want (NULL: nil). */
 static void get_is(aredis_client *c, const char *key, const char *want) {
     aredis_future *f = ts_cmd(c, "GET %s", key);
     assert_null(aredis_future_error(f));
     if (want)
-        assert_str(aredis_future_reply(f), want);
+        ts_assert_str(aredis_future_reply(f), want);
     else
         assert_int_equal(aredis_future_reply(f)->type, AREDIS_REPLY_NIL);
     aredis_future_release(f);
@@ -143,7 +86,7 @@ static void watch1(aredis_tx *tx, const char *key) {
     aredis_future *w = aredis_tx_watch_future(tx, 1, keys, NULL);
     assert_non_null(w);
     assert_int_equal(aredis_await(w), AREDIS_ERR_OK);
-    assert_status(aredis_future_reply(w), "OK");
+    ts_assert_status(aredis_future_reply(w), "OK");
     aredis_future_release(w);
 }
 
@@ -162,13 +105,13 @@ static void test_multi_exec_array(void **state) {
         assert_int_equal(aredis_tx_queue_argv(tx, 2, argv, NULL), AREDIS_ERR_OK);
         assert_int_equal(aredis_tx_queue(tx, "RPUSH tx:l x y"), AREDIS_ERR_OK);
         assert_int_equal(aredis_tx_size(tx), 4);
-        rec x = {0};
+        ts_rec x = {0};
         aredis_future *f = NULL;
         aredis_reply *r;
         if (form == 0) {
-            assert_int_equal(aredis_tx_exec(tx, on_rec, &x), AREDIS_ERR_OK);
+            assert_int_equal(aredis_tx_exec(tx, ts_on_rec, &x), AREDIS_ERR_OK);
             assert_int_equal(aredis_tx_size(tx), 0);
-            rec_wait(&x, 5000);
+            ts_rec_wait(g_loop, &x, 5000);
             assert_int_equal(x.calls, 1);
             assert_int_equal(x.code, AREDIS_ERR_OK);
             r = x.r;
@@ -180,13 +123,13 @@ static void test_multi_exec_array(void **state) {
             r = aredis_future_reply(f);
         }
         assert_false(aredis_tx_aborted(r));
-        assert_array(r, 4);
-        assert_status(r->element[0], "OK");
-        assert_int(r->element[1], 2);
-        assert_str(r->element[2], "2");
-        assert_int(r->element[3], 2);
+        ts_assert_array(r, 4);
+        ts_assert_status(r->element[0], "OK");
+        ts_assert_int(r->element[1], 2);
+        ts_assert_str(r->element[2], "2");
+        ts_assert_int(r->element[3], 2);
         aredis_future_release(f);
-        rec_clear(&x);
+        ts_rec_clear(&x);
     }
     aredis_tx_free(tx);
     aredis_client_free(c);
@@ -216,13 +159,13 @@ static void test_watch_abort(void **state) {
 
     /* The same transaction again, unwatched now: it runs. */
     aredis_tx_queue(tx, "SET tx:w mine");
-    rec x = {0};
-    assert_int_equal(aredis_tx_exec(tx, on_rec, &x), AREDIS_ERR_OK);
-    rec_wait(&x, 5000);
+    ts_rec x = {0};
+    assert_int_equal(aredis_tx_exec(tx, ts_on_rec, &x), AREDIS_ERR_OK);
+    ts_rec_wait(g_loop, &x, 5000);
     assert_int_equal(x.code, AREDIS_ERR_OK);
     assert_false(aredis_tx_aborted(x.r));
-    assert_array(x.r, 1);
-    rec_clear(&x);
+    ts_assert_array(x.r, 1);
+    ts_rec_clear(&x);
     get_is(obs, "tx:w", "mine");
     ts_echo_tokens(c, "after-abort", 5, 5000, "a WATCH abort");
     aredis_tx_free(tx);
@@ -241,49 +184,49 @@ static void test_check_and_set(void **state) {
     watch1(tx, "tx:bal");
     aredis_future *g = aredis_tx_future_command(tx, "GET %s", "tx:bal");
     assert_int_equal(aredis_await(g), AREDIS_ERR_OK);
-    assert_str(aredis_future_reply(g), "100");
+    ts_assert_str(aredis_future_reply(g), "100");
     long long bal = atoll(aredis_future_reply(g)->str);
     aredis_future_release(g);
     assert_int_equal(aredis_tx_queue(tx, "SET tx:bal %lld", bal - 10), AREDIS_ERR_OK);
     aredis_future *f = aredis_tx_exec_future(tx);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    assert_array(aredis_future_reply(f), 1);
-    assert_status(aredis_future_reply(f)->element[0], "OK");
+    ts_assert_array(aredis_future_reply(f), 1);
+    ts_assert_status(aredis_future_reply(f)->element[0], "OK");
     aredis_future_release(f);
     ts_cmd_bytes(c, "90", 2, "GET tx:bal");
 
     /* Callback style: watch, read, queue from the read's callback. */
-    rec w = {0}, rd = {0}, x = {0};
+    ts_rec w = {0}, rd = {0}, x = {0};
     const char *keys[] = {"tx:bal", "tx:other"};
-    assert_int_equal(aredis_tx_watch(tx, on_rec, &w, 2, keys, NULL), AREDIS_ERR_OK);
-    assert_int_equal(aredis_tx_command(tx, on_rec, &rd, "GET tx:bal"), AREDIS_ERR_OK);
-    rec_wait(&rd, 5000);
+    assert_int_equal(aredis_tx_watch(tx, ts_on_rec, &w, 2, keys, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_tx_command(tx, ts_on_rec, &rd, "GET tx:bal"), AREDIS_ERR_OK);
+    ts_rec_wait(g_loop, &rd, 5000);
     assert_int_equal(w.calls, 1);
     assert_int_equal(w.code, AREDIS_ERR_OK);
-    assert_status(w.r, "OK");
+    ts_assert_status(w.r, "OK");
     assert_true(w.seq < rd.seq);
     assert_int_equal(rd.code, AREDIS_ERR_OK);
-    assert_str(rd.r, "90");
+    ts_assert_str(rd.r, "90");
     aredis_tx_queue(tx, "DECRBY tx:bal %d", 15);
-    assert_int_equal(aredis_tx_exec(tx, on_rec, &x), AREDIS_ERR_OK);
-    rec_wait(&x, 5000);
+    assert_int_equal(aredis_tx_exec(tx, ts_on_rec, &x), AREDIS_ERR_OK);
+    ts_rec_wait(g_loop, &x, 5000);
     assert_int_equal(x.code, AREDIS_ERR_OK);
-    assert_array(x.r, 1);
-    assert_int(x.r->element[0], 75);
+    ts_assert_array(x.r, 1);
+    ts_assert_int(x.r->element[0], 75);
 
     /* A server error on a read between WATCH and EXEC: SERVER, as a plain
      * command's. */
-    rec bad = {0};
+    ts_rec bad = {0};
     watch1(tx, "tx:bal");
-    assert_int_equal(aredis_tx_command(tx, on_rec, &bad, "LLEN tx:bal"), AREDIS_ERR_OK);
-    rec_wait(&bad, 5000);
+    assert_int_equal(aredis_tx_command(tx, ts_on_rec, &bad, "LLEN tx:bal"), AREDIS_ERR_OK);
+    ts_rec_wait(g_loop, &bad, 5000);
     assert_int_equal(bad.code, AREDIS_ERR_SERVER);
     assert_string_equal(bad.prefix, "WRONGTYPE");
     aredis_tx_discard(tx);
-    rec_clear(&w);
-    rec_clear(&rd);
-    rec_clear(&x);
-    rec_clear(&bad);
+    ts_rec_clear(&w);
+    ts_rec_clear(&rd);
+    ts_rec_clear(&x);
+    ts_rec_clear(&bad);
     aredis_tx_free(tx);
     ts_echo_tokens(c, "after-cas", 5, 5000, "check-and-set");
     aredis_client_free(c);
@@ -307,9 +250,9 @@ static void test_execabort(void **state) {
         aredis_tx_queue(tx, "SET tx:ea:1 v");
         assert_int_equal(aredis_tx_queue(tx, cases[i].bad), AREDIS_ERR_OK);
         aredis_tx_queue(tx, "SET tx:ea:2 v");
-        rec x = {0};
-        assert_int_equal(aredis_tx_exec(tx, on_rec, &x), AREDIS_ERR_OK);
-        rec_wait(&x, 5000);
+        ts_rec x = {0};
+        assert_int_equal(aredis_tx_exec(tx, ts_on_rec, &x), AREDIS_ERR_OK);
+        ts_rec_wait(g_loop, &x, 5000);
         ts_log("EXECABORT (%s): %s [%s] %s", cases[i].bad, aredis_err_name(x.code), x.prefix,
                x.detail);
         assert_int_equal(x.calls, 1);
@@ -318,7 +261,7 @@ static void test_execabort(void **state) {
         assert_non_null(strstr(x.detail, cases[i].name));
         assert_non_null(strstr(x.detail, cases[i].reason));
         assert_non_null(strstr(x.detail, "command 2"));
-        rec_clear(&x);
+        ts_rec_clear(&x);
         get_is(c, "tx:ea:1", NULL);
         get_is(c, "tx:ea:2", NULL);
     }
@@ -349,13 +292,13 @@ static void test_runtime_error_in_slot(void **state) {
     aredis_future *f = aredis_tx_exec_future(tx);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
     aredis_reply *r = aredis_future_reply(f);
-    assert_array(r, 4);
-    assert_int(r->element[0], 1);
+    ts_assert_array(r, 4);
+    ts_assert_int(r->element[0], 1);
     assert_int_equal(r->element[1]->type, AREDIS_REPLY_ERROR);
     assert_true(strncmp(r->element[1]->str, "ERR", 3) == 0);
     assert_int_equal(r->element[2]->type, AREDIS_REPLY_ERROR);
     assert_true(strncmp(r->element[2]->str, "WRONGTYPE", 9) == 0);
-    assert_int(r->element[3], 2);
+    ts_assert_int(r->element[3], 2);
     aredis_future_release(f);
     ts_cmd_bytes(c, "2", 1, "GET tx:r:t");
     aredis_tx_free(tx);
@@ -399,13 +342,13 @@ static void test_queue_refusals(void **state) {
     run(c, "DEL tx:q");
     aredis_future *f = aredis_tx_exec_future(tx);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    assert_array(aredis_future_reply(f), 1);
-    assert_int(aredis_future_reply(f)->element[0], 1);
+    ts_assert_array(aredis_future_reply(f), 1);
+    ts_assert_int(aredis_future_reply(f)->element[0], 1);
     aredis_future_release(f);
 
     /* Empty: INVALID, callback never runs; the future form already failed. */
-    rec x = {0};
-    assert_int_equal(aredis_tx_exec(tx, on_rec, &x), AREDIS_ERR_INVALID);
+    ts_rec x = {0};
+    assert_int_equal(aredis_tx_exec(tx, ts_on_rec, &x), AREDIS_ERR_INVALID);
     f = aredis_tx_exec_future(tx);
     assert_true(aredis_future_is_done(f));
     assert_int_equal(aredis_future_error(f)->code, AREDIS_ERR_INVALID);
@@ -420,8 +363,8 @@ static void test_queue_refusals(void **state) {
 
 typedef struct mix {
     aredis_client *c;
-    rec plain[8];
-    rec tx[3];
+    ts_rec plain[8];
+    ts_rec tx[3];
     size_t done;
     aredis_tx *later;
 } mix;
@@ -429,13 +372,13 @@ typedef struct mix {
 /* From the first transaction's callback: a plain INCR and a transaction. */
 static void on_first_tx(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     mix *m = data;
-    on_rec(c, r, err, &m->tx[0]);
-    if (aredis_command(c, on_rec, &m->plain[6], "INCR tx:ni:plain") != AREDIS_ERR_OK)
+    ts_on_rec(c, r, err, &m->tx[0]);
+    if (aredis_command(c, ts_on_rec, &m->plain[6], "INCR tx:ni:plain") != AREDIS_ERR_OK)
         m->plain[6].calls = -1;
     aredis_tx_queue(m->later, "INCR tx:ni:t3");
     aredis_tx_queue(m->later, "INCR tx:ni:t3");
-    if (aredis_tx_exec(m->later, on_rec, &m->tx[2]) != AREDIS_ERR_OK) m->tx[2].calls = -1;
-    if (aredis_command(c, on_rec, &m->plain[7], "INCR tx:ni:plain") != AREDIS_ERR_OK)
+    if (aredis_tx_exec(m->later, ts_on_rec, &m->tx[2]) != AREDIS_ERR_OK) m->tx[2].calls = -1;
+    if (aredis_command(c, ts_on_rec, &m->plain[7], "INCR tx:ni:plain") != AREDIS_ERR_OK)
         m->plain[7].calls = -1;
 }
 
@@ -461,15 +404,17 @@ static void test_never_interleaved(void **state) {
     int p = 0;
     for (int i = 0; i < 3; i++) {
         aredis_tx_queue(t1, "INCR tx:ni:t1");
-        assert_int_equal(aredis_command(c, on_rec, &m.plain[p++], "INCR tx:ni:plain"),
+        assert_int_equal(aredis_command(c, ts_on_rec, &m.plain[p++], "INCR tx:ni:plain"),
                          AREDIS_ERR_OK);
         aredis_tx_queue(t2, "INCR tx:ni:t2");
     }
     aredis_tx_queue(t2, "INCR tx:ni:t2");
     assert_int_equal(aredis_tx_exec(t1, on_first_tx, &m), AREDIS_ERR_OK);
-    assert_int_equal(aredis_command(c, on_rec, &m.plain[p++], "INCR tx:ni:plain"), AREDIS_ERR_OK);
-    assert_int_equal(aredis_tx_exec(t2, on_rec, &m.tx[1]), AREDIS_ERR_OK);
-    assert_int_equal(aredis_command(c, on_rec, &m.plain[p++], "INCR tx:ni:plain"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_rec, &m.plain[p++], "INCR tx:ni:plain"),
+                     AREDIS_ERR_OK);
+    assert_int_equal(aredis_tx_exec(t2, ts_on_rec, &m.tx[1]), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_rec, &m.plain[p++], "INCR tx:ni:plain"),
+                     AREDIS_ERR_OK);
     assert_int_equal(p, 5);
     m.plain[5].calls = 1; /* unused slot */
     m.done++;
@@ -480,15 +425,15 @@ static void test_never_interleaved(void **state) {
         if (i == 5) continue;
         assert_int_equal(m.plain[i].calls, 1);
         assert_int_equal(m.plain[i].code, AREDIS_ERR_OK);
-        assert_int(m.plain[i].r, want++); /* never QUEUED */
+        ts_assert_int(m.plain[i].r, want++); /* never QUEUED */
     }
     const long long sizes[] = {3, 4, 2};
     for (int t = 0; t < 3; t++) {
         assert_int_equal(m.tx[t].calls, 1);
         assert_int_equal(m.tx[t].code, AREDIS_ERR_OK);
-        assert_array(m.tx[t].r, (size_t)sizes[t]);
+        ts_assert_array(m.tx[t].r, (size_t)sizes[t]);
         for (size_t i = 0; i < (size_t)sizes[t]; i++)
-            assert_int(m.tx[t].r->element[i], (long long)i + 1);
+            ts_assert_int(m.tx[t].r->element[i], (long long)i + 1);
     }
     /* Issue order is completion order. */
     assert_true(m.plain[2].seq < m.tx[0].seq);
@@ -499,9 +444,9 @@ static void test_never_interleaved(void **state) {
     assert_true(m.plain[6].seq < m.tx[2].seq);
     assert_true(m.tx[2].seq < m.plain[7].seq);
     for (int i = 0; i < 8; i++)
-        rec_clear(&m.plain[i]);
+        ts_rec_clear(&m.plain[i]);
     for (int i = 0; i < 3; i++)
-        rec_clear(&m.tx[i]);
+        ts_rec_clear(&m.tx[i]);
     aredis_tx_free(t1);
     aredis_tx_free(t2);
     aredis_tx_free(m.later);
@@ -523,26 +468,26 @@ static void test_reservation_holds_plain_commands(void **state) {
     aredis_tx *tx = aredis_tx_new(c);
     for (int turn = 0; turn < 2; turn++) {
         ts_cmd_ok(c, "SET tx:rv start");
-        rec plain = {0}, plain_get = {0}, x = {0};
+        ts_rec plain = {0}, plain_get = {0}, x = {0};
         const char *keys[] = {"tx:rv"};
         if (turn == 0) {
             watch1(tx, "tx:rv");
         } else {
             assert_int_equal(aredis_tx_watch(tx, NULL, NULL, 1, keys, NULL), AREDIS_ERR_OK);
         }
-        assert_int_equal(aredis_command(c, on_rec, &plain, "SET tx:rv other"), AREDIS_ERR_OK);
-        assert_int_equal(aredis_command(c, on_rec, &plain_get, "GET tx:rv"), AREDIS_ERR_OK);
+        assert_int_equal(aredis_command(c, ts_on_rec, &plain, "SET tx:rv other"), AREDIS_ERR_OK);
+        assert_int_equal(aredis_command(c, ts_on_rec, &plain_get, "GET tx:rv"), AREDIS_ERR_OK);
         /* A pipeline issued elsewhere waits too. */
         aredis_pipeline *p = aredis_pipeline_new(c);
         aredis_pipeline_command(p, "ECHO piped");
-        rec piped = {0};
-        assert_int_equal(aredis_pipeline_exec(p, on_rec, &piped), AREDIS_ERR_OK);
+        ts_rec piped = {0};
+        assert_int_equal(aredis_pipeline_exec(p, ts_on_rec, &piped), AREDIS_ERR_OK);
         aredis_pipeline_free(p);
         if (turn == 0) {
             /* A read on the transaction's connection goes ahead of them. */
             aredis_future *g = aredis_tx_future_command(tx, "GET tx:rv");
             assert_int_equal(aredis_await(g), AREDIS_ERR_OK);
-            assert_str(aredis_future_reply(g), "start");
+            ts_assert_str(aredis_future_reply(g), "start");
             aredis_future_release(g);
             assert_int_equal(plain.calls, 0); /* held */
             assert_int_equal(plain_get.calls, 0);
@@ -550,25 +495,25 @@ static void test_reservation_holds_plain_commands(void **state) {
         }
         aredis_tx_queue(tx, "SET tx:rv mine");
         aredis_tx_queue(tx, "GET tx:rv");
-        assert_int_equal(aredis_tx_exec(tx, on_rec, &x), AREDIS_ERR_OK);
-        rec_wait(&piped, 5000);
+        assert_int_equal(aredis_tx_exec(tx, ts_on_rec, &x), AREDIS_ERR_OK);
+        ts_rec_wait(g_loop, &piped, 5000);
         assert_int_equal(x.calls, 1);
         assert_int_equal(x.code, AREDIS_ERR_OK);
         assert_false(aredis_tx_aborted(x.r)); /* the plain SET came after EXEC */
-        assert_array(x.r, 2);
-        assert_str(x.r->element[1], "mine");
+        ts_assert_array(x.r, 2);
+        ts_assert_str(x.r->element[1], "mine");
         assert_int_equal(plain.code, AREDIS_ERR_OK);
         assert_true(x.seq < plain.seq);
         assert_true(plain.seq < plain_get.seq);
-        assert_str(plain_get.r, "other");
+        ts_assert_str(plain_get.r, "other");
         assert_true(plain_get.seq < piped.seq);
         assert_int_equal(piped.code, AREDIS_ERR_OK);
-        assert_array(piped.r, 1);
-        assert_str(piped.r->element[0], "piped");
-        rec_clear(&piped);
-        rec_clear(&plain);
-        rec_clear(&plain_get);
-        rec_clear(&x);
+        ts_assert_array(piped.r, 1);
+        ts_assert_str(piped.r->element[0], "piped");
+        ts_rec_clear(&piped);
+        ts_rec_clear(&plain);
+        ts_rec_clear(&plain_get);
+        ts_rec_clear(&x);
     }
     aredis_tx_free(tx);
     aredis_client_free(c);
@@ -580,17 +525,17 @@ static void test_free_releases_reservation(void **state) {
     aredis_client *c = client();
     aredis_tx *tx = aredis_tx_new(c);
     watch1(tx, "tx:fr");
-    rec plain = {0};
-    assert_int_equal(aredis_command(c, on_rec, &plain, "ECHO held"), AREDIS_ERR_OK);
+    ts_rec plain = {0};
+    assert_int_equal(aredis_command(c, ts_on_rec, &plain, "ECHO held"), AREDIS_ERR_OK);
     aredis_future *g = aredis_tx_future_command(tx, "PING");
     assert_int_equal(aredis_await(g), AREDIS_ERR_OK);
     aredis_future_release(g);
     assert_int_equal(plain.calls, 0);
     aredis_tx_free(tx);
-    rec_wait(&plain, 5000);
+    ts_rec_wait(g_loop, &plain, 5000);
     assert_int_equal(plain.code, AREDIS_ERR_OK);
-    assert_str(plain.r, "held");
-    rec_clear(&plain);
+    ts_assert_str(plain.r, "held");
+    ts_rec_clear(&plain);
     ts_echo_tokens(c, "after-free", 5, 5000, "a freed watching transaction");
     aredis_client_free(c);
 }
@@ -606,32 +551,32 @@ static void test_two_watchers(void **state) {
     ts_cmd_ok(c, "SET tx:2w 0");
     aredis_tx *t1 = aredis_tx_new(c), *t2 = aredis_tx_new(c);
     const char *keys[] = {"tx:2w"};
-    rec w1 = {0}, w2 = {0}, r1 = {0}, r2 = {0}, x1 = {0}, x2 = {0};
-    assert_int_equal(aredis_tx_watch(t1, on_rec, &w1, 1, keys, NULL), AREDIS_ERR_OK);
-    assert_int_equal(aredis_tx_watch(t2, on_rec, &w2, 1, keys, NULL), AREDIS_ERR_OK);
-    assert_int_equal(aredis_tx_command(t2, on_rec, &r2, "GET tx:2w"), AREDIS_ERR_OK);
-    assert_int_equal(aredis_tx_command(t1, on_rec, &r1, "GET tx:2w"), AREDIS_ERR_OK);
-    rec_wait(&r1, 5000);
+    ts_rec w1 = {0}, w2 = {0}, r1 = {0}, r2 = {0}, x1 = {0}, x2 = {0};
+    assert_int_equal(aredis_tx_watch(t1, ts_on_rec, &w1, 1, keys, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_tx_watch(t2, ts_on_rec, &w2, 1, keys, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_tx_command(t2, ts_on_rec, &r2, "GET tx:2w"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_tx_command(t1, ts_on_rec, &r1, "GET tx:2w"), AREDIS_ERR_OK);
+    ts_rec_wait(g_loop, &r1, 5000);
     assert_int_equal(w2.calls, 0); /* held behind t1's reservation */
     assert_int_equal(r2.calls, 0);
-    assert_str(r1.r, "0");
+    ts_assert_str(r1.r, "0");
     aredis_tx_queue(t2, "INCRBY tx:2w 10");
-    assert_int_equal(aredis_tx_exec(t2, on_rec, &x2), AREDIS_ERR_OK); /* waits too */
+    assert_int_equal(aredis_tx_exec(t2, ts_on_rec, &x2), AREDIS_ERR_OK); /* waits too */
     aredis_tx_queue(t1, "INCRBY tx:2w 1");
-    assert_int_equal(aredis_tx_exec(t1, on_rec, &x1), AREDIS_ERR_OK);
-    rec_wait(&x2, 5000);
+    assert_int_equal(aredis_tx_exec(t1, ts_on_rec, &x1), AREDIS_ERR_OK);
+    ts_rec_wait(g_loop, &x2, 5000);
     assert_int_equal(x1.code, AREDIS_ERR_OK);
     assert_int_equal(x2.code, AREDIS_ERR_OK);
     assert_false(aredis_tx_aborted(x1.r));
     assert_false(aredis_tx_aborted(x2.r));
-    assert_int(x1.r->element[0], 1);
-    assert_int(x2.r->element[0], 11);
-    assert_str(r2.r, "1"); /* t2 read after t1's EXEC */
+    ts_assert_int(x1.r->element[0], 1);
+    ts_assert_int(x2.r->element[0], 11);
+    ts_assert_str(r2.r, "1"); /* t2 read after t1's EXEC */
     assert_true(x1.seq < w2.seq && w2.seq < r2.seq && r2.seq < x2.seq);
     ts_cmd_bytes(c, "11", 2, "GET tx:2w");
-    rec *all[] = {&w1, &w2, &r1, &r2, &x1, &x2};
+    ts_rec *all[] = {&w1, &w2, &r1, &r2, &x1, &x2};
     for (size_t i = 0; i < 6; i++)
-        rec_clear(all[i]);
+        ts_rec_clear(all[i]);
     aredis_tx_free(t1);
     aredis_tx_free(t2);
     ts_echo_tokens(c, "after-two", 5, 5000, "two watchers");
@@ -692,13 +637,13 @@ static void test_discard_unwatches(void **state) {
     aredis_tx *tx = aredis_tx_new(c);
     watch1(tx, "tx:d");
     aredis_tx_queue(tx, "SET tx:d never");
-    rec plain = {0};
-    assert_int_equal(aredis_command(c, on_rec, &plain, "ECHO held"), AREDIS_ERR_OK);
+    ts_rec plain = {0};
+    assert_int_equal(aredis_command(c, ts_on_rec, &plain, "ECHO held"), AREDIS_ERR_OK);
     aredis_tx_discard(tx);
     assert_int_equal(aredis_tx_size(tx), 0);
-    rec_wait(&plain, 5000);
-    assert_str(plain.r, "held");
-    rec_clear(&plain);
+    ts_rec_wait(g_loop, &plain, 5000);
+    ts_assert_str(plain.r, "held");
+    ts_rec_clear(&plain);
     ts_cmd_ok(obs, "SET tx:d changed");
 
     aredis_tx *other = aredis_tx_new(c);
@@ -706,7 +651,7 @@ static void test_discard_unwatches(void **state) {
     aredis_future *f = aredis_tx_exec_future(other);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
     assert_false(aredis_tx_aborted(aredis_future_reply(f)));
-    assert_array(aredis_future_reply(f), 1);
+    ts_assert_array(aredis_future_reply(f), 1);
     aredis_future_release(f);
     get_is(obs, "tx:d", "changed");
     get_is(obs, "tx:d2", "ran");
@@ -714,8 +659,8 @@ static void test_discard_unwatches(void **state) {
     aredis_tx_queue(tx, "GET tx:d");
     f = aredis_tx_exec_future(tx);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    assert_array(aredis_future_reply(f), 1);
-    assert_str(aredis_future_reply(f)->element[0], "changed");
+    ts_assert_array(aredis_future_reply(f), 1);
+    ts_assert_str(aredis_future_reply(f)->element[0], "changed");
     aredis_future_release(f);
     aredis_tx_free(other);
     aredis_tx_free(tx);
@@ -746,8 +691,8 @@ static void test_failed_watch_releases(void **state) {
     /* Not held behind a reservation nobody will end. */
     ts_echo_tokens(c, "after-noperm", 5, 3000, "a refused WATCH");
     aredis_tx_queue(tx, "SET tx:fw x");
-    rec x = {0};
-    aredis_err e = aredis_tx_exec(tx, on_rec, &x);
+    ts_rec x = {0};
+    aredis_err e = aredis_tx_exec(tx, ts_on_rec, &x);
     ts_log("exec after a refused WATCH: %s (%s)", aredis_err_name(e), aredis_call_error()->detail);
     assert_int_equal(e, AREDIS_ERR_IO);
     aredis_tx_free(tx);
@@ -777,8 +722,8 @@ static void test_timed_out_watch_releases(void **state) {
     aredis_future_release(sleep);
     /* The exec reports the WATCH lost; then plain commands must flow. */
     aredis_tx_queue(tx, "SET tx:tw x");
-    rec x = {0};
-    aredis_err e = aredis_tx_exec(tx, on_rec, &x);
+    ts_rec x = {0};
+    aredis_err e = aredis_tx_exec(tx, ts_on_rec, &x);
     ts_log("exec after a timed-out WATCH: %s", aredis_err_name(e));
     assert_int_equal(e, AREDIS_ERR_IO);
     ts_echo_tokens(c, "after-watch-timeout", 5, 3000, "a timed-out WATCH");
@@ -801,15 +746,15 @@ static void test_held_watch_timeout_fails_exec(void **state) {
     aredis_tx *t1 = aredis_tx_new(c), *t2 = aredis_tx_new(c);
     watch1(t1, "tx:hw"); /* t1 holds the connection */
     const char *keys[] = {"tx:hw"};
-    rec w2 = {0}, x2 = {0};
-    assert_int_equal(aredis_tx_watch(t2, on_rec, &w2, 1, keys, NULL), AREDIS_ERR_OK);
+    ts_rec w2 = {0}, x2 = {0};
+    assert_int_equal(aredis_tx_watch(t2, ts_on_rec, &w2, 1, keys, NULL), AREDIS_ERR_OK);
     aredis_tx_queue(t2, "SET tx:hw t2");
     aredis_cmd_opts long_wait = AREDIS_CMD_OPTS_INIT;
     long_wait.timeout_ms = 10000; /* outlives its WATCH's 300 ms */
-    assert_int_equal(aredis_tx_exec_ex(t2, &long_wait, on_rec, &x2), AREDIS_ERR_OK);
-    rec_wait(&w2, 3000);
+    assert_int_equal(aredis_tx_exec_ex(t2, &long_wait, ts_on_rec, &x2), AREDIS_ERR_OK);
+    ts_rec_wait(g_loop, &w2, 3000);
     assert_int_equal(w2.code, AREDIS_ERR_TIMEOUT);
-    rec_wait(&x2, 3000); /* failed with its WATCH, long before its own deadline */
+    ts_rec_wait(g_loop, &x2, 3000); /* failed with its WATCH, long before its own deadline */
     assert_int_equal(x2.code, AREDIS_ERR_IO);
     ts_log("exec behind a timed-out held WATCH: %s", aredis_err_name(x2.code));
     /* t1 finishes; nothing of t2 may run afterwards. */
@@ -819,9 +764,9 @@ static void test_held_watch_timeout_fails_exec(void **state) {
     aredis_future_release(f);
     ts_echo_tokens(c, "after-held-timeout", 5, 3000, "a held WATCH that timed out");
     get_is(obs, "tx:hw", "t1");
-    rec *all[] = {&w2, &x2};
+    ts_rec *all[] = {&w2, &x2};
     for (size_t i = 0; i < 2; i++)
-        rec_clear(all[i]);
+        ts_rec_clear(all[i]);
     aredis_tx_free(t1);
     aredis_tx_free(t2);
     aredis_client_free(obs);
@@ -853,21 +798,21 @@ static void test_reconnect_between_watch_and_exec(void **state) {
     long long id = ts_client_id(c);
     aredis_tx *tx = aredis_tx_new(c);
     watch1(tx, "tx:rc");
-    rec held = {0};
-    assert_int_equal(aredis_command(c, on_rec, &held, "ECHO held"), AREDIS_ERR_OK);
+    ts_rec held = {0};
+    assert_int_equal(aredis_command(c, ts_on_rec, &held, "ECHO held"), AREDIS_ERR_OK);
     aredis_tx_queue(tx, "SET tx:rc mine");
 
     aredis_future *k = ts_cmd(obs, "CLIENT KILL ID %lld", id);
-    assert_int(aredis_future_reply(k), 1);
+    ts_assert_int(aredis_future_reply(k), 1);
     aredis_future_release(k);
     assert_true(ts_wait_count(g_loop, &connects, 2, 5000));
-    rec_wait(&held, 5000); /* carried over to the new connection */
+    ts_rec_wait(g_loop, &held, 5000); /* carried over to the new connection */
     assert_int_equal(held.code, AREDIS_ERR_OK);
-    assert_str(held.r, "held");
-    rec_clear(&held);
+    ts_assert_str(held.r, "held");
+    ts_rec_clear(&held);
 
-    rec x = {0};
-    assert_int_equal(aredis_tx_exec(tx, on_rec, &x), AREDIS_ERR_IO);
+    ts_rec x = {0};
+    assert_int_equal(aredis_tx_exec(tx, ts_on_rec, &x), AREDIS_ERR_IO);
     ts_log("exec after a reconnect: %s", aredis_call_error()->detail);
     assert_non_null(strstr(aredis_call_error()->detail, "WATCH"));
     assert_int_equal(aredis_tx_size(tx), 0); /* reset: nothing stale left to run */
@@ -878,7 +823,7 @@ static void test_reconnect_between_watch_and_exec(void **state) {
     aredis_tx_queue(tx, "SET tx:rc again");
     aredis_future *f = aredis_tx_exec_future(tx);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    assert_array(aredis_future_reply(f), 1);
+    ts_assert_array(aredis_future_reply(f), 1);
     aredis_future_release(f);
     get_is(obs, "tx:rc", "again");
     ts_echo_tokens(c, "after-reconnect", 5, 5000, "a reconnect between WATCH and EXEC");
@@ -907,23 +852,23 @@ static void test_rewatch_after_lost_watch(void **state) {
     watch1(tx, "tx:rw:a");
     aredis_tx_queue(tx, "SET tx:rw:a stale");
     aredis_future *k = ts_cmd(obs, "CLIENT KILL ID %lld", id);
-    assert_int(aredis_future_reply(k), 1);
+    ts_assert_int(aredis_future_reply(k), 1);
     aredis_future_release(k);
     assert_true(ts_wait_count(g_loop, &connects, 2, 5000));
     const char *keys[] = {"tx:rw:b"};
-    rec w = {0};
-    assert_int_equal(aredis_tx_watch(tx, on_rec, &w, 1, keys, NULL), AREDIS_ERR_IO);
+    ts_rec w = {0};
+    assert_int_equal(aredis_tx_watch(tx, ts_on_rec, &w, 1, keys, NULL), AREDIS_ERR_IO);
     assert_non_null(strstr(aredis_call_error()->detail, "WATCH"));
     assert_int_equal(aredis_tx_size(tx), 0);
     watch1(tx, "tx:rw:b");
     aredis_tx_queue(tx, "SET tx:rw:b fresh");
     aredis_future *f = aredis_tx_exec_future(tx);
     assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
-    assert_array(aredis_future_reply(f), 1);
+    ts_assert_array(aredis_future_reply(f), 1);
     aredis_future_release(f);
     get_is(obs, "tx:rw:b", "fresh");
     aredis_future *g = ts_cmd(obs, "EXISTS tx:rw:a");
-    assert_int(aredis_future_reply(g), 0);
+    ts_assert_int(aredis_future_reply(g), 0);
     aredis_future_release(g);
     assert_int_equal(w.calls, 0);
     aredis_tx_free(tx);
@@ -946,8 +891,8 @@ static void test_reconnect_refuses_reads_and_future(void **state) {
     aredis_future *k = ts_cmd(obs, "CLIENT KILL ID %lld", id);
     aredis_future_release(k);
     assert_true(ts_wait_count(g_loop, &connects, 2, 5000));
-    rec rd = {0};
-    assert_int_equal(aredis_tx_command(tx, on_rec, &rd, "GET tx:rc2"), AREDIS_ERR_IO);
+    ts_rec rd = {0};
+    assert_int_equal(aredis_tx_command(tx, ts_on_rec, &rd, "GET tx:rc2"), AREDIS_ERR_IO);
     /* The exec still knows the WATCH is gone. */
     aredis_future *f = aredis_tx_exec_future(tx);
     assert_true(aredis_future_is_done(f));
@@ -998,10 +943,10 @@ static void exec_unwritten(int answered) {
         assert_int_equal(aredis_tx_watch(tx, NULL, NULL, 1, keys, NULL), AREDIS_ERR_OK);
     }
     aredis_tx_queue(tx, "SET tx:ul mine");
-    rec x = {0};
-    aredis_err e = aredis_tx_exec(tx, on_rec, &x);
+    ts_rec x = {0};
+    aredis_err e = aredis_tx_exec(tx, ts_on_rec, &x);
     if (e == AREDIS_ERR_OK) {
-        rec_wait(&x, 5000);
+        ts_rec_wait(g_loop, &x, 5000);
     } else {
         x.code = e;
         snprintf(x.detail, sizeof x.detail, "refused: %s", aredis_call_error()->detail);
@@ -1015,10 +960,10 @@ static void exec_unwritten(int answered) {
         assert_true(is_connection_error(x.code));
     } else {
         assert_int_equal(x.code, AREDIS_ERR_OK);
-        assert_array(x.r, 1);
+        ts_assert_array(x.r, 1);
         get_is(obs, "tx:ul", "mine");
     }
-    rec_clear(&x);
+    ts_rec_clear(&x);
     aredis_tx_free(tx);
     aredis_client_free(obs);
     aredis_client_free(c);
@@ -1053,16 +998,16 @@ static void test_lost_after_exec_reached_server(void **state) {
     aredis_tx_queue(tx, "SET tx:lx:a 1");
     aredis_tx_queue(tx, "SET tx:lx:b 1");
     ts_proxy_cut_next_reply(px);
-    rec x = {0};
-    assert_int_equal(aredis_tx_exec(tx, on_rec, &x), AREDIS_ERR_OK);
-    rec_wait(&x, 5000);
+    ts_rec x = {0};
+    assert_int_equal(aredis_tx_exec(tx, ts_on_rec, &x), AREDIS_ERR_OK);
+    ts_rec_wait(g_loop, &x, 5000);
     ts_log("reply cut after EXEC: %s (%s)", aredis_err_name(x.code), x.detail);
     assert_int_equal(x.calls, 1);
     assert_true(is_connection_error(x.code));
     assert_null(x.r);
     get_is(obs, "tx:lx:a", "1");
     get_is(obs, "tx:lx:b", "1");
-    rec_clear(&x);
+    ts_rec_clear(&x);
     ts_echo_tokens(c, "after-cut", 5, 5000, "a cut EXEC reply");
     aredis_tx_free(tx);
     aredis_client_free(obs);
@@ -1093,13 +1038,13 @@ static void test_killed_during_exec(void **state) {
     aredis_client_stats st;
     aredis_client_get_stats(c, &st);
     ww.bytes_before = st.bytes_out;
-    rec x = {0};
-    assert_int_equal(aredis_tx_exec(tx, on_rec, &x), AREDIS_ERR_OK);
+    ts_rec x = {0};
+    assert_int_equal(aredis_tx_exec(tx, ts_on_rec, &x), AREDIS_ERR_OK);
     assert_true(ts_wait_until(g_loop, bytes_went_out, &ww, 5000));
     ts_result kill = {0};
     assert_int_equal(aredis_command(obs, ts_on_reply, &kill, "CLIENT KILL ID %lld SKIPME no", id),
                      AREDIS_ERR_OK);
-    rec_wait(&x, 5000);
+    ts_rec_wait(g_loop, &x, 5000);
     assert_true(ts_wait(g_loop, &kill.done, 5000));
     ts_log("killed during EXEC's sleep: exec %s (%s), kill answered %lld", aredis_err_name(x.code),
            x.detail, kill.integer);
@@ -1110,12 +1055,12 @@ static void test_killed_during_exec(void **state) {
     ts_log("keys applied: %lld of 2", n);
     assert_true(n == 0 || n == 2); /* all or nothing */
     if (x.code == AREDIS_ERR_OK) {
-        assert_array(x.r, 3);
+        ts_assert_array(x.r, 3);
         assert_int_equal(n, 2);
     } else {
         assert_true(is_connection_error(x.code));
     }
-    rec_clear(&x);
+    ts_rec_clear(&x);
     ts_echo_tokens(c, "after-kill-exec", 5, 5000, "a kill during EXEC");
     aredis_tx_free(tx);
     aredis_client_free(obs);
