@@ -77,22 +77,8 @@ fi
 command -v gnuplot >/dev/null || say "gnuplot not found: no chart (apt-get install gnuplot-nox)"
 
 # ---- The throwaway server ----------------------------------------------------
-DIR=$(mktemp -d /tmp/aredis-bench-XXXXXX)
-PID=""
-cleanup() {
-    if [ -n "$PID" ]; then
-        kill "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0))
-print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + $$ % 30000))
-}
+. "$ROOT/scripts/throwaway-server.sh"
+throwaway_dir bench
 # Pinning: the same placement for every client, run after run.
 SRV_PIN=""
 CLI_PIN=""
@@ -106,23 +92,8 @@ if [ "${BENCH_PIN:-1}" != 0 ] && command -v taskset >/dev/null &&
     PIN_NOTE="redis-server pinned to CPU 0 and every client process to CPU 1 (taskset)"
 fi
 SOCK="$DIR/redis.sock"
-tries=0
-while :; do
-    PORT=$(free_port)
-    $SRV_PIN redis-server --port "$PORT" --bind 127.0.0.1 --unixsocket "$SOCK" \
-        --unixsocketperm 700 --dir "$DIR" --save "" --appendonly no --daemonize no \
-        --logfile "$DIR/redis.log" &
-    PID=$!
-    i=0
-    while [ $i -lt 100 ] && kill -0 "$PID" 2>/dev/null &&
-        ! redis-cli -p "$PORT" ping >/dev/null 2>&1; do
-        i=$((i + 1)); sleep 0.05
-    done
-    redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
-    kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""
-    tries=$((tries + 1))
-    [ $tries -ge 5 ] && { cat "$DIR/redis.log" >&2; die "redis-server did not start"; }
-done
+# shellcheck disable=SC2086 # $SRV_PIN: "taskset -c 0" or nothing
+throwaway_start $SRV_PIN redis-server --unixsocket "$SOCK" --unixsocketperm 700
 say "throwaway redis-server on 127.0.0.1:$PORT and $SOCK (pid $PID)"
 
 # Other work on the machine: its busy CPU time over the run (/proc/stat),

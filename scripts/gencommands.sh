@@ -24,42 +24,9 @@ die() { say "$*"; exit 1; }
 command -v "$SERVER" >/dev/null || die "$SERVER not found (scripts/deps.sh installs redis-server)"
 command -v redis-cli >/dev/null || die "redis-cli not found"
 
-DIR=$(mktemp -d /tmp/aredis-commands-XXXXXX)
-PID=""
-cleanup() {
-    if [ -n "$PID" ]; then
-        kill "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0))
-print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + ($$ + tries * 7919) % 30000))
-}
-# Started until one answers as ours: a port taken between the pick and the
-# bind makes the server exit, or another process answer (its pid differs).
-tries=0
-while :; do
-    PORT=$(free_port)
-    "$SERVER" --port "$PORT" --bind 127.0.0.1 --dir "$DIR" --save "" --appendonly no \
-        --daemonize no --logfile "$DIR/redis.log" &
-    PID=$!
-    i=0
-    while [ $i -lt 100 ] && kill -0 "$PID" 2>/dev/null &&
-        ! redis-cli -p "$PORT" ping >/dev/null 2>&1; do
-        i=$((i + 1)); sleep 0.05
-    done
-    if redis-cli -p "$PORT" info server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$PID"; then
-        break
-    fi
-    kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""
-    tries=$((tries + 1))
-    [ $tries -ge 5 ] && { cat "$DIR/redis.log" >&2; die "$SERVER did not start"; }
-done
+. "$ROOT/scripts/throwaway-server.sh"
+throwaway_dir commands
+throwaway_start "$SERVER"
 say "throwaway $SERVER on 127.0.0.1:$PORT (pid $PID)"
 
 "$GEN" --host 127.0.0.1 --port "$PORT" --out "$DIR/cmdtable_data.c"
