@@ -31,7 +31,22 @@
  *                   per-command timeouts and AREDIS_CMD_RETRYABLE, futures),
  *                   cancels and releases futures, and from inside any
  *                   callback issues more, closes, disconnects, frees or
- *                   reconnects.
+ *                   reconnects. It also runs pipelines (1..N token commands,
+ *                   callback or future, the pipeline freed right after its
+ *                   exec or kept and reused) and transactions on a few
+ *                   aredis_tx objects: queue, exec (callback, _ex, future),
+ *                   WATCH (aredis_tx_watch: the connection is reserved),
+ *                   reads between WATCH and EXEC (aredis_tx_command),
+ *                   discard, free with a WATCH pending — and plain commands
+ *                   while a reservation holds the line.
+ *
+ * The server also speaks MULTI/EXEC/WATCH/UNWATCH: +OK to MULTI, +QUEUED
+ * (or, chosen by the input, an error: EXEC then answers -EXECABORT) to each
+ * queued command, and to EXEC an array of the tokens (an element may be an
+ * error) or, when the same transaction's WATCH was answered +OK on this
+ * connection, nil (a WATCH abort). WATCH t answers +OK or -NOPERM naming t.
+ * Per connection it tracks, as each command is received, the framing that
+ * I3 and the reservation invariant below check.
  *
  * The invariants, checked after every step, inside every callback and at
  * the end of the run (each failure names the invariant; the trace of the
@@ -43,9 +58,23 @@
  *   I2  a reply handed to command X is the model's reply for X (its token),
  *       and X's bytes had reached the server (the server drains its socket
  *       before checking): no misrouted reply, no reply for a command never
- *       written;
+ *       written. A pipeline's result has one element per command, each its
+ *       own command's reply; on failure it is a prefix of them, each one the
+ *       server answered. An EXEC's result is exactly what the server
+ *       answered to that transaction's EXEC: the array (element i names
+ *       queued command i), nil, or -EXECABORT as AREDIS_ERR_SERVER;
  *   I3  a non-retryable command reaches the server at most once across
- *       reconnects; a retryable one at most once per connection;
+ *       reconnects; a retryable one at most once per connection. A batch
+ *       (pipeline, transaction, WATCH, a transaction's read) is never
+ *       written twice, and arrives whole: a pipeline's commands contiguous,
+ *       MULTI + the transaction's commands + EXEC contiguous, nothing else
+ *       between them on the connection;
+ *   IR  reservation: between a WATCH of transaction T and T's EXEC or
+ *       UNWATCH, the connection receives nothing but T's commands (and the
+ *       client's health-check PING); T's EXEC, when T was watching, arrives
+ *       on the connection that received T's WATCHes of that round; a
+ *       command failed "because the WATCH ahead of it failed" belongs to a
+ *       round (WATCH ... EXEC) one of whose WATCHes failed;
  *   I4  a request timeout fires no earlier than its deadline (virtual time)
  *       and no later than the loop turn after the first turn that began at
  *       or past it;
@@ -53,8 +82,12 @@
  *       on_error at most once per connection attempt; reconnect attempts
  *       numbered 1, 2, 3... from each connect; on_connect only when READY;
  *   I6  aredis_client_pending() equals the commands the application still
- *       waits for; an IDLE or CLOSED client waits for none; a future's
- *       is_done agrees with its completion;
+ *       waits for (a pipeline, an exec, a WATCH, a read count one each) plus
+ *       the UNWATCHes a transaction sends by itself (discard, free, a failed
+ *       WATCH: counted in the client's queues, white box); an IDLE or CLOSED
+ *       client waits for none; a future's is_done agrees with its
+ *       completion; aredis_tx_size()/aredis_pipeline_size() agree with what
+ *       the application queued;
  *   I7  the handshake comes first: no user command reaches a connection the
  *       server has not answered a handshake step on; the client writes only
  *       well-formed commands;
@@ -62,8 +95,10 @@
  *       defers) and no fd it watched open, and the library's heap (counted through
  *       aredis_set_allocator; the per-thread reply cache is flushed by
  *       setting the hooks again) is back where it was before the run;
- *   I9  liveness: once the input is exhausted the server turns cooperative
- *       and virtual time runs on: every command then completes.
+ *   I9  liveness: once the input is exhausted the application discards its
+ *       transactions (a WATCH left pending holds the connection), the server
+ *       turns cooperative and virtual time runs on: every command then
+ *       completes.
  *
  * Input layout: a few bytes of options, then one step per byte (plus the
  * bytes each step takes for its own choices). When the input runs out,
@@ -453,8 +488,16 @@ static uint64_t l_next_due(void) {
 
 /* ---- The run's state --------------------------------------------------------- */
 
-enum { K_ECHO, K_GET, K_GETDEL, K_SUBSCRIBE };
-static const char *const k_names[] = {"ECHO", "GET", "GETDEL", "SUBSCRIBE"};
+/* The kinds of record: the first K_WIRE are commands the server sees with
+ * their token (WATCH's key is its token); a pipeline or an exec is the
+ * record of a whole batch (its commands are records of their own). */
+enum { K_ECHO, K_GET, K_GETDEL, K_SUBSCRIBE, K_WATCH, K_PIPE, K_EXEC };
+#define K_WIRE 5
+static const char *const k_names[] = {"ECHO",  "GET",      "GETDEL", "SUBSCRIBE",
+                                      "WATCH", "PIPELINE", "EXEC"};
+
+/* What the server answered to an EXEC. */
+enum { OUT_NONE, OUT_ARRAY, OUT_NIL, OUT_ABORT };
 
 typedef struct rec {
     unsigned id;
@@ -472,9 +515,37 @@ typedef struct rec {
     int released;
     int cancel_asked;
     /* the server's view */
-    int seen;           /* times its bytes reached the server */
-    unsigned seen_conn; /* the connection they last came on */
+    int seen;            /* times its bytes reached the server */
+    unsigned seen_conn;  /* the connection they last came on */
+    int answered;        /* the server has answered it */
+    unsigned reply_conn; /* where: the connection */
+    uint64_t reply_end;  /* and the end of its reply in that connection's output */
+    int reply_sent;      /* all of its reply was sent before the server closed */
+    /* batches */
+    int in_batch;         /* queued in a pipeline or transaction: no callback */
+    struct rec *parent;   /* in_batch, once executed: the pipeline or exec */
+    unsigned slot;        /* its index there */
+    struct rec **slots;   /* K_PIPE, K_EXEC: the commands, in order */
+    unsigned nslots;      /* how many */
+    unsigned txi;         /* the transaction it belongs to (unique id), 0: none */
+    unsigned round;       /* its transaction's watch round when issued */
+    int watched;          /* K_EXEC, a read: issued while its transaction was watching */
+    int outcome;          /* K_EXEC: what the server answered (OUT_*) */
+    int watch_failed;     /* K_WATCH: completed with an error or an error reply */
+    int blamed;           /* failed "because the WATCH ahead of it failed": 1 to check, 2 done */
+    unsigned issued_conn; /* K_WATCH issued while READY: the connection it went out on */
 } rec;
+
+/* A transaction of the application, and what it has queued. */
+typedef struct simtx {
+    aredis_tx *tx;
+    unsigned txi;   /* unique over the run */
+    unsigned round; /* a new one at every reset (exec, discard, WATCH lost) */
+    int watching;   /* a WATCH was accepted since the last reset */
+    rec **q;        /* queued, not executed */
+    size_t nq, capq;
+} simtx;
+#define NTX 3
 
 typedef struct sconn {
     struct sconn *next;
@@ -483,12 +554,26 @@ typedef struct sconn {
     aredis_reader *rd;
     char *out;
     size_t olen, ocap;
-    aredis_reply **cmds; /* parsed, not answered yet */
+    uint64_t out_total, out_sent; /* bytes ever queued, ever sent */
+    aredis_reply **cmds;          /* parsed, not answered yet */
     size_t ncmds, capcmds;
     int hs_mode;
     int proto;
     int authed;
     int eof;
+    /* framing, as commands are received (I3, IR) */
+    rec *open_pipe;      /* a pipeline whose commands are arriving */
+    unsigned pipe_next;  /* the index of its next one */
+    int multi;           /* MULTI received, its EXEC not yet */
+    rec *multi_exec;     /* the block's transaction (from its first command) */
+    unsigned multi_n;    /* its commands received */
+    unsigned window_txi; /* a WATCH of this transaction received, no EXEC/UNWATCH yet */
+    rec *window_watch;   /* the WATCH that opened it */
+    int window_void;     /* disconnect() was called: held commands go out anyway */
+    /* the answering side's MULTI state */
+    int a_multi, a_bad;
+    rec *a_exec;
+    unsigned a_watch_txi; /* a WATCH of it answered +OK, no EXEC/UNWATCH yet */
 } sconn;
 
 enum { HS_OK, HS_FALLBACK, HS_LOADING, HS_AUTHFAIL, HS_SELECTFAIL, HS_DROP };
@@ -519,6 +604,13 @@ static struct {
     unsigned subscribe_rate; /* 1 in N commands is a SUBSCRIBE; 0: none */
     unsigned eager;          /* the server answers after a step: 0 only when told,
                                 1 one step in two, 2 every step */
+    int windows_void;        /* from disconnect() to the next connect() */
+    /* batches */
+    simtx tx[NTX];
+    unsigned txi_seq, round_seq;
+    aredis_pipeline *pipe; /* a long-lived pipeline, reused */
+    rec **pq;              /* what it holds */
+    size_t npq, cappq;
 } S;
 
 /* Totals over the process, for AREDIS_SIM_STATS=1: what the runs reached. */
@@ -526,6 +618,8 @@ static struct {
     unsigned long runs, steps, issued, refused, refused_by[AREDIS_ERR__COUNT], ok, server_err,
         by_code[AREDIS_ERR__COUNT];
     unsigned long connects, errors, reconnects, pushes, surplus, conns, turns;
+    unsigned long pipelines, pipe_ok, txs, tx_array, tx_nil, tx_abort, watches, watch_ok, tx_reads,
+        discards, tx_frees, held_seen, pipe_partial, pipe_eof_partial;
 } g_stat;
 
 static int g_listen_fd = -1;
@@ -544,8 +638,18 @@ static rec *rec_by_token(const char *s, size_t len) {
 static size_t pending_count(void) {
     size_t n = 0;
     for (size_t i = 0; i < S.nrecs; i++)
-        if (!S.recs[i]->refused && S.recs[i]->calls == 0) n++;
+        if (!S.recs[i]->refused && !S.recs[i]->in_batch && S.recs[i]->calls == 0) n++;
     return n;
+}
+
+/* Append x to a growable array of records. */
+static void recs_push(rec ***arr, size_t *n, size_t *cap, rec *x) {
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 8;
+        *arr = realloc(*arr, *cap * sizeof **arr);
+        if (!*arr) abort();
+    }
+    (*arr)[(*n)++] = x;
 }
 
 /* ---- The server --------------------------------------------------------------- */
@@ -562,6 +666,7 @@ static void s_put(sconn *s, const char *p, size_t n) {
     }
     memcpy(s->out + s->olen, p, n);
     s->olen += n;
+    s->out_total += n;
 }
 static void s_puts(sconn *s, const char *p) { s_put(s, p, strlen(p)); }
 static void s_bulk(sconn *s, const char *p, size_t n) {
@@ -620,6 +725,7 @@ static void s_accept_all(void) {
                      : v < 63 ? HS_DROP
                               : HS_OK;
         s->proto = 2;
+        s->window_void = S.windows_void;
         s->next = S.conns;
         S.conns = s;
         trace("server: accepted connection #%u (handshake: %s)", s->id, k_hs_names[s->hs_mode]);
@@ -632,7 +738,7 @@ static void s_accept_all(void) {
 }
 
 static int is_user_kind(const char *name, size_t n, int *kind) {
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < K_WIRE; k++)
         if (strlen(k_names[k]) == n && strncasecmp(name, k_names[k], n) == 0) {
             *kind = k;
             return 1;
@@ -640,7 +746,144 @@ static int is_user_kind(const char *name, size_t n, int *kind) {
     return 0;
 }
 
-/* A command arrived: the token ledger (I3) and the handshake order (I7). */
+/* The words of a transaction's framing (no token: told apart by name). */
+enum { W_TOKEN, W_MULTI, W_EXEC, W_UNWATCH, W_PING, W_OTHER };
+static const char *const k_words[] = {"token", "MULTI", "EXEC", "UNWATCH", "PING", "other"};
+
+static int word_of(const aredis_reply *r, int is_token) {
+    if (is_token) return W_TOKEN;
+    static const char *const w[] = {"MULTI", "EXEC", "UNWATCH", "PING"};
+    for (int i = 0; i < 4; i++)
+        if (r->element[0]->len == strlen(w[i]) &&
+            strncasecmp(r->element[0]->str, w[i], r->element[0]->len) == 0)
+            return W_MULTI + i;
+    return W_OTHER;
+}
+
+static void describe_cmd(const aredis_reply *r, const rec *x, char *buf, size_t len) {
+    if (x)
+        snprintf(buf, len, "%s %s%s", k_names[x->kind], x->tok,
+                 x->parent ? (x->parent->kind == K_PIPE ? " (of a pipeline)" : " (of an exec)")
+                 : x->txi  ? " (a transaction's)"
+                           : "");
+    else
+        snprintf(buf, len, "%.*s", (int)r->element[0]->len, r->element[0]->str);
+}
+
+/* The EXEC or a read x of a watching round arrived on s: the WATCHes of
+ * its round issued before it came on s, and at least one did (IR). */
+static void s_check_round_conn(sconn *s, rec *x) {
+    if (!x->watched) return;
+    unsigned here = 0;
+    for (size_t i = 0; i < S.nrecs && S.recs[i] != x; i++) {
+        rec *w = S.recs[i];
+        if (w->kind != K_WATCH || w->round != x->round || !w->seen) continue;
+        if (w->seen_conn == s->id) {
+            here++;
+            continue;
+        }
+        CHECK(0,
+              "IR: %s %s (transaction %u) arrived on connection #%u, its round's WATCH %s on #%u",
+              k_names[x->kind], x->tok, x->txi, s->id, w->tok, w->seen_conn);
+    }
+    CHECK(here > 0,
+          "IR: %s %s (transaction %u, watching) arrived on connection #%u, none of its round's "
+          "WATCHes did",
+          k_names[x->kind], x->tok, x->txi, s->id);
+}
+
+/*
+ * The framing of what arrives on one connection, checked as it is
+ * received: a pipeline's commands contiguous, MULTI + a transaction's
+ * commands + EXEC contiguous (I3), and nothing but T's commands between a
+ * WATCH of T and its EXEC or UNWATCH (IR).
+ */
+static void s_frame(sconn *s, const aredis_reply *r, rec *x) {
+    int w = word_of(r, x != NULL);
+    char what[96];
+    describe_cmd(r, x, what, sizeof what);
+    /* IR: the reservation window. */
+    if (s->window_txi) {
+        int ok = w == W_PING || w == W_UNWATCH || w == W_MULTI || w == W_EXEC ||
+                 (x && x->txi == s->window_txi);
+        CHECK(ok,
+              "IR: %s reached connection #%u between a WATCH of transaction %u and its "
+              "EXEC/UNWATCH (it should have been held)",
+              what, s->id, s->window_txi);
+    }
+    /* I3: a pipeline under way. */
+    if (s->open_pipe) {
+        CHECK(x && x->parent == s->open_pipe && x->slot == s->pipe_next,
+              "I3: pipeline %s split on connection #%u: %s arrived where its command %u (%s) was "
+              "due",
+              s->open_pipe->tok, s->id, what, s->pipe_next, s->open_pipe->slots[s->pipe_next]->tok);
+        if (++s->pipe_next == s->open_pipe->nslots) s->open_pipe = NULL;
+        return;
+    }
+    /* I3: a MULTI block under way. */
+    if (s->multi) {
+        if (w == W_EXEC) {
+            rec *X = s->multi_exec;
+            CHECK(X && s->multi_n == X->nslots,
+                  "I3: EXEC on connection #%u after %u command(s) of transaction block %s (of %u)",
+                  s->id, s->multi_n, X ? X->tok : "-", X ? X->nslots : 0);
+            CHECK(!X->seen, "I3: the EXEC of %s written twice (connections #%u and #%u)", X->tok,
+                  X->seen_conn, s->id);
+            X->seen++;
+            X->seen_conn = s->id;
+            s_check_round_conn(s, X);
+            s->multi = 0;
+            s->multi_exec = NULL;
+            if (s->window_txi) s->window_txi = 0;
+            trace("server #%u: received EXEC of %s (transaction %u)", s->id, X->tok, X->txi);
+            return;
+        }
+        rec *X = s->multi_exec;
+        CHECK(x && x->parent && x->parent->kind == K_EXEC &&
+                  (X ? x->parent == X && x->slot == s->multi_n : x->slot == 0),
+              "I3: MULTI..EXEC split on connection #%u: %s arrived as command %u of block %s",
+              s->id, what, s->multi_n, X ? X->tok : "(none yet)");
+        s->multi_exec = x->parent;
+        s->multi_n++;
+        return;
+    }
+    switch (w) {
+    case W_MULTI:
+        s->multi = 1;
+        s->multi_exec = NULL;
+        s->multi_n = 0;
+        return;
+    case W_EXEC:
+        violation("I3: EXEC without MULTI on connection #%u", s->id);
+        return;
+    case W_UNWATCH:
+        s->window_txi = 0;
+        trace("server #%u: received UNWATCH", s->id);
+        return;
+    default:
+        break;
+    }
+    if (!x) return;
+    if (x->parent && x->parent->kind == K_EXEC)
+        violation("I3: %s arrived on connection #%u outside its MULTI..EXEC", what, s->id);
+    if (x->parent && x->parent->kind == K_PIPE) {
+        CHECK(x->slot == 0,
+              "I3: pipeline %s split: its command %u (%s) arrived first on connection #%u",
+              x->parent->tok, x->slot, x->tok, s->id);
+        if (x->parent->nslots > 1) {
+            s->open_pipe = x->parent;
+            s->pipe_next = 1;
+        }
+    }
+    if (x->kind == K_WATCH && !s->window_void) {
+        s->window_txi = x->txi;
+        s->window_watch = x;
+    }
+    if (x->kind == K_GET && x->txi) s_check_round_conn(s, x);
+}
+
+/* A command arrived: the token ledger (I3), the handshake order (I7) and
+ * the framing of batches (I3, IR). */
 static void s_note(sconn *s, const aredis_reply *r) {
     CHECK(r->type == AREDIS_REPLY_ARRAY && r->elements >= 1,
           "the client wrote something that is not a command (type %s)",
@@ -649,15 +892,28 @@ static void s_note(sconn *s, const aredis_reply *r) {
         CHECK(r->element[i]->type == AREDIS_REPLY_STRING,
               "the client wrote a command with a non-bulk argument");
     int kind;
-    if (!is_user_kind(r->element[0]->str, r->element[0]->len, &kind)) return;
+    if (!is_user_kind(r->element[0]->str, r->element[0]->len, &kind)) {
+        int w = word_of(r, 0);
+        if (w == W_MULTI || w == W_EXEC || w == W_UNWATCH)
+            CHECK(s->authed, "I7: %s reached connection #%u before its handshake was answered",
+                  k_words[w], s->id);
+        s_frame(s, r, NULL);
+        return;
+    }
     CHECK(r->elements == 2, "user command with %zu arguments", r->elements);
     rec *x = rec_by_token(r->element[1]->str, r->element[1]->len);
     CHECK(x && x->kind == kind, "the server received a command nobody issued: %s %.*s",
           k_names[kind], (int)r->element[1]->len, r->element[1]->str);
-    CHECK(!x->refused, "the server received %s %s, refused at issue", k_names[kind], x->tok);
+    CHECK(!x->refused, "the server received %s %s, refused at issue (or dropped from its batch)",
+          k_names[kind], x->tok);
+    CHECK(!x->in_batch || x->parent, "the server received %s %s, queued but never executed",
+          k_names[kind], x->tok);
     CHECK(s->authed, "I7: %s %s reached connection #%u before its handshake was answered",
           k_names[kind], x->tok, s->id);
     if (x->seen) {
+        CHECK(!x->in_batch && !x->txi,
+              "I3: %s %s, part of a batch, written twice (connections #%u and #%u)", k_names[kind],
+              x->tok, x->seen_conn, s->id);
         CHECK(x->retryable, "I3: non-retryable %s %s written twice (connections #%u and #%u)",
               k_names[kind], x->tok, x->seen_conn, s->id);
         CHECK(x->seen_conn != s->id, "I3: retryable %s %s written twice on one connection (#%u)",
@@ -666,6 +922,7 @@ static void s_note(sconn *s, const aredis_reply *r) {
     x->seen++;
     x->seen_conn = s->id;
     trace("server #%u: received %s %s", s->id, k_names[kind], x->tok);
+    s_frame(s, r, x);
 }
 
 /* Read what the client wrote (no answers yet). */
@@ -722,12 +979,108 @@ static void s_hs_ok(sconn *s, const char *reply) {
     s_puts(s, reply);
 }
 
+/* EXEC: the outcome of the block read since MULTI (the model's MULTI). */
+static void s_answer_exec(sconn *s) {
+    rec *X = s->a_exec;
+    if (!s->a_multi || !X) { /* never, I3 saw to it when it was received */
+        s_puts(s, "-ERR EXEC without MULTI\r\n");
+        return;
+    }
+    s->a_multi = 0;
+    s->a_exec = NULL;
+    int watched_here = X->watched && s->a_watch_txi == X->txi;
+    s->a_watch_txi = 0;
+    if (s->a_bad) {
+        s_puts(s, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+        X->outcome = OUT_ABORT;
+    } else if (watched_here && pick(3) == 0) {
+        s_puts(s, s->proto == 3 ? "_\r\n" : "*-1\r\n");
+        X->outcome = OUT_NIL;
+    } else {
+        char h[32];
+        snprintf(h, sizeof h, "*%u\r\n", X->nslots);
+        s_puts(s, h);
+        for (unsigned i = 0; i < X->nslots; i++) {
+            rec *y = X->slots[i];
+            unsigned how = pick(8);
+            if (how == 1) {
+                char line[64];
+                snprintf(line, sizeof line, "-ERRTOK %s\r\n", y->tok);
+                s_puts(s, line);
+            } else if (how == 2) {
+                char v[64];
+                int n = snprintf(v, sizeof v, "%s|xxxxxxxxxxxxxxxxxxxx", y->tok);
+                s_bulk(s, v, (size_t)n);
+            } else {
+                s_bulk(s, y->tok, strlen(y->tok));
+            }
+            y->answered = 1;
+        }
+        X->outcome = OUT_ARRAY;
+    }
+    X->answered = 1;
+    static const char *const outs[] = {"-", "an array", "nil (WATCH abort)", "-EXECABORT"};
+    trace("server #%u: answered EXEC of %s: %s", s->id, X->tok, outs[X->outcome]);
+}
+
 static void s_answer(sconn *s, const aredis_reply *r) {
     const char *name = r->element[0]->str;
     size_t nl = r->element[0]->len;
     int kind;
+    if (arg_is(r, 0, "MULTI")) {
+        s->a_multi = 1;
+        s->a_bad = 0;
+        s->a_exec = NULL;
+        s_puts(s, "+OK\r\n");
+        trace("server #%u: answered MULTI", s->id);
+        return;
+    }
+    if (arg_is(r, 0, "EXEC")) {
+        s_answer_exec(s);
+        return;
+    }
+    if (arg_is(r, 0, "UNWATCH")) {
+        s->a_watch_txi = 0;
+        s_puts(s, "+OK\r\n");
+        trace("server #%u: answered UNWATCH", s->id);
+        return;
+    }
     if (is_user_kind(name, nl, &kind)) {
         const aredis_reply *t = r->element[1];
+        rec *x = rec_by_token(t->str, t->len);
+        if (x) x->answered = 1;
+        if (s->a_multi) {
+            if (!s->a_exec && x) s->a_exec = x->parent;
+            if (pick(32) == 0) {
+                /* Refused at queue time: EXEC will answer -EXECABORT. */
+                char line[96];
+                snprintf(line, sizeof line,
+                         "-ERR unknown command '%s', with args beginning with: '%.*s'\r\n",
+                         k_names[kind], (int)t->len, t->str);
+                s_puts(s, line);
+                s->a_bad = 1;
+                trace("server #%u: refused queued %s %.*s", s->id, k_names[kind], (int)t->len,
+                      t->str);
+            } else {
+                s_puts(s, "+QUEUED\r\n");
+                trace("server #%u: queued %s %.*s", s->id, k_names[kind], (int)t->len, t->str);
+            }
+            if (x) x->answered = 0; /* answered by EXEC */
+            return;
+        }
+        if (kind == K_WATCH) {
+            if (pick(12) == 0) {
+                char line[96];
+                snprintf(line, sizeof line, "-NOPERM no permissions to access key %.*s\r\n",
+                         (int)t->len, t->str);
+                s_puts(s, line);
+            } else {
+                s_puts(s, "+OK\r\n");
+                if (x) s->a_watch_txi = x->txi;
+            }
+            trace("server #%u: answered WATCH %.*s", s->id, (int)t->len, t->str);
+            return;
+        }
         if (kind == K_SUBSCRIBE) {
             s_puts(s, s->proto == 3 ? ">3\r\n" : "*3\r\n");
             s_bulk(s, "subscribe", 9);
@@ -755,6 +1108,10 @@ static void s_answer(sconn *s, const aredis_reply *r) {
             free(v);
         } else {
             s_bulk(s, t->str, t->len);
+        }
+        if (x) {
+            x->reply_conn = s->id;
+            x->reply_end = s->out_total;
         }
         trace("server #%u: answered %s %.*s%s", s->id, k_names[kind], (int)t->len, t->str,
               how == 2 ? " (error reply)" : "");
@@ -801,14 +1158,18 @@ static void s_answer(sconn *s, const aredis_reply *r) {
 }
 
 /* Answer what was read (unless muted). */
-static void s_process(sconn *s) {
+static void s_process_n(sconn *s, size_t max) {
     if (S.mute || s->eof) return;
-    for (size_t i = 0; i < s->ncmds; i++) {
+    size_t n = max < s->ncmds ? max : s->ncmds;
+    if (!n) return;
+    for (size_t i = 0; i < n; i++) {
         s_answer(s, s->cmds[i]);
         aredis_reply_free(s->cmds[i]);
     }
-    s->ncmds = 0;
+    memmove(s->cmds, s->cmds + n, (s->ncmds - n) * sizeof *s->cmds);
+    s->ncmds -= n;
 }
+static void s_process(sconn *s) { s_process_n(s, (size_t)-1); }
 
 /* Send up to max bytes of what is queued. */
 static void s_send(sconn *s, size_t max) {
@@ -818,6 +1179,7 @@ static void s_send(sconn *s, size_t max) {
     if (w > 0) {
         memmove(s->out, s->out + w, s->olen - (size_t)w);
         s->olen -= (size_t)w;
+        s->out_sent += (uint64_t)w;
         trace("server #%u: sent %zd byte(s), %zu left", s->id, w, s->olen);
     } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         trace("server #%u: send failed (%s): the client is gone", s->id, strerror(errno));
@@ -829,6 +1191,11 @@ static void s_close(sconn *s, int reset) {
     if (s->fd < 0) return;
     if (!reset) s_ingest(s); /* a clean close: nothing left unread */
     trace("server #%u: %s", s->id, reset ? "reset (closed with input unread)" : "closed");
+    /* What the client can still read before it sees the close. */
+    for (size_t i = 0; i < S.nrecs; i++) {
+        rec *x = S.recs[i];
+        if (x->answered && x->reply_conn == s->id && x->reply_end <= s->out_sent) x->reply_sent = 1;
+    }
     if (s->fd >= 0) close(s->fd);
     s->fd = -1;
     s->eof = 1;
@@ -850,6 +1217,13 @@ static void rec_check_written(rec *x, const char *how) {
 static int reply_names(const rec *x, const aredis_reply *r) {
     size_t n = strlen(x->tok);
     if (!r) return 0;
+    if (x->kind == K_WATCH) {
+        static const char np[] = "NOPERM no permissions to access key ";
+        if (r->type == AREDIS_REPLY_STATUS) return r->len == 2 && memcmp(r->str, "OK", 2) == 0;
+        return r->type == AREDIS_REPLY_ERROR && r->len == sizeof np - 1 + n &&
+               memcmp(r->str, np, sizeof np - 1) == 0 &&
+               memcmp(r->str + sizeof np - 1, x->tok, n) == 0;
+    }
     if (r->type == AREDIS_REPLY_STRING)
         return r->len >= n && memcmp(r->str, x->tok, n) == 0 && (r->len == n || r->str[n] == '|');
     if (r->type == AREDIS_REPLY_ERROR)
@@ -866,39 +1240,15 @@ static void describe_reply(const aredis_reply *r, char *buf, size_t len) {
         snprintf(buf, len, "no reply");
     else if (r->str)
         snprintf(buf, len, "%s \"%.40s\"", aredis_reply_type_name(r->type), r->str);
+    else if (r->type == AREDIS_REPLY_ARRAY)
+        snprintf(buf, len, "array of %zu", r->elements);
     else
         snprintf(buf, len, "%s", aredis_reply_type_name(r->type));
 }
 
-static void rec_complete(rec *x, const aredis_reply *r, const aredis_error *err, const char *via) {
-    char got[96];
-    describe_reply(r, got, sizeof got);
-    trace("app: %s %s completed via %s: %s%s%s", k_names[x->kind], x->tok, via,
-          err ? aredis_err_name(err->code) : "OK", err ? " " : "", err ? err->detail : "");
-    CHECK(!S.in_issue, "I1: the callback of %s %s ran inside a call that issues a command",
-          k_names[x->kind], x->tok);
-    CHECK(!x->refused, "I1: %s %s was refused at issue, yet its callback ran", k_names[x->kind],
-          x->tok);
-    if (!err)
-        g_stat.ok++;
-    else if (err->code == AREDIS_ERR_SERVER)
-        g_stat.server_err++;
-    else
-        g_stat.by_code[err->code]++;
-    CHECK(++x->calls == 1, "I1: the callback of %s %s ran %d times", k_names[x->kind], x->tok,
-          x->calls);
-    if (!err || err->code == AREDIS_ERR_SERVER) {
-        CHECK(r, "I2: %s %s succeeded without a reply", k_names[x->kind], x->tok);
-        CHECK(reply_names(x, r), "I2: misrouted reply: %s %s received %s", k_names[x->kind], x->tok,
-              got);
-        CHECK(!err || r->type == AREDIS_REPLY_ERROR, "AREDIS_ERR_SERVER with a %s reply",
-              aredis_reply_type_name(r->type));
-        CHECK(err || r->type != AREDIS_REPLY_ERROR, "an error reply delivered as success");
-        rec_check_written(x, got);
-        return;
-    }
-    CHECK(!r, "%s %s failed (%s) with a reply", k_names[x->kind], x->tok,
-          aredis_err_name(err->code));
+/* A failure that is not a server reply: the codes a command may end with,
+ * and what each one promises. */
+static void check_failure(rec *x, const aredis_error *err) {
     switch (err->code) {
     case AREDIS_ERR_TIMEOUT:
         if (strncmp(err->detail, "request timed out", 17) == 0) {
@@ -920,6 +1270,10 @@ static void rec_complete(rec *x, const aredis_reply *r, const aredis_error *err,
               x->tok);
         break;
     case AREDIS_ERR_IO:
+        /* Checked after the step (check_blamed): the WATCH's own callback
+         * runs after those of the commands it takes down. */
+        if (strstr(err->detail, "WATCH ahead of it failed")) x->blamed = 1;
+        break;
     case AREDIS_ERR_EOF:
     case AREDIS_ERR_CONNREFUSED:
     case AREDIS_ERR_PROTOCOL:
@@ -931,6 +1285,129 @@ static void rec_complete(rec *x, const aredis_reply *r, const aredis_error *err,
         violation("%s %s failed with an unexpected %s: %s", k_names[x->kind], x->tok,
                   aredis_err_name(err->code), err->detail);
     }
+}
+
+/* Element i of a batch's result is the reply of its command i (I2). */
+static void check_slots(rec *x, const aredis_reply *r) {
+    for (size_t i = 0; i < r->elements; i++) {
+        rec *y = x->slots[i];
+        char got[96];
+        describe_reply(r->element[i], got, sizeof got);
+        CHECK(reply_names(y, r->element[i]),
+              "I2: misrouted reply: element %zu of %s %s (%s %s) is %s", i, k_names[x->kind],
+              x->tok, k_names[y->kind], y->tok, got);
+        CHECK(y->answered, "I2: element %zu of %s %s (%s %s): the server never answered it", i,
+              k_names[x->kind], x->tok, k_names[y->kind], y->tok);
+        rec_check_written(y, got);
+    }
+}
+
+static void pipe_complete(rec *x, const aredis_reply *r, const aredis_error *err) {
+    if (!err) {
+        g_stat.pipe_ok++;
+        CHECK(r && r->type == AREDIS_REPLY_ARRAY && r->elements == x->nslots,
+              "I2: pipeline %s of %u command(s) succeeded with %s", x->tok, x->nslots,
+              r ? aredis_reply_type_name(r->type) : "no reply");
+    } else {
+        CHECK(err->code != AREDIS_ERR_SERVER, "pipeline %s failed with a server error: %s", x->tok,
+              err->detail);
+        check_failure(x, err);
+        /* The replies that did arrive, in order: a prefix. */
+        CHECK(r && r->type == AREDIS_REPLY_ARRAY && r->elements <= x->nslots,
+              "I2: pipeline %s of %u command(s) failed (%s) with %s%s", x->tok, x->nslots,
+              aredis_err_name(err->code), r ? aredis_reply_type_name(r->type) : "no reply",
+              r && r->type == AREDIS_REPLY_ARRAY ? " too long" : " (a partial array is owed)");
+        if (r->elements) g_stat.pipe_partial++;
+        /* The server closed: the client read all it had sent first. */
+        if (err->code == AREDIS_ERR_EOF) {
+            if (r->elements) g_stat.pipe_eof_partial++;
+            unsigned sent = 0;
+            for (unsigned i = 0; i < x->nslots; i++)
+                sent += (unsigned)x->slots[i]->reply_sent;
+            CHECK(r->elements == sent,
+                  "I2: pipeline %s failed with EOF holding %zu repl(ies); the server had sent %u "
+                  "before it closed",
+                  x->tok, r->elements, sent);
+        }
+    }
+    check_slots(x, r);
+}
+
+static void exec_complete(rec *x, const aredis_reply *r, const aredis_error *err) {
+    static const char *const outs[] = {"nothing", "an array", "nil", "-EXECABORT"};
+    if (!err) {
+        CHECK(r, "I2: exec %s succeeded without a reply", x->tok);
+        if (r->type == AREDIS_REPLY_NIL) {
+            g_stat.tx_nil++;
+            CHECK(x->outcome == OUT_NIL && aredis_tx_aborted(r),
+                  "I2: exec %s got nil (a WATCH abort), the server answered %s", x->tok,
+                  outs[x->outcome]);
+        } else {
+            g_stat.tx_array++;
+            CHECK(r->type == AREDIS_REPLY_ARRAY && r->elements == x->nslots &&
+                      x->outcome == OUT_ARRAY && !aredis_tx_aborted(r),
+                  "I2: exec %s of %u command(s) got %s, the server answered %s", x->tok, x->nslots,
+                  aredis_reply_type_name(r->type), outs[x->outcome]);
+            check_slots(x, r);
+        }
+        rec_check_written(x, "EXEC");
+    } else if (err->code == AREDIS_ERR_SERVER) {
+        g_stat.tx_abort++;
+        CHECK(x->outcome == OUT_ABORT && strcmp(err->prefix, "EXECABORT") == 0 && r &&
+                  r->type == AREDIS_REPLY_ERROR,
+              "I2: exec %s failed with a server error (%s: %s), the server answered %s", x->tok,
+              err->prefix, err->detail, outs[x->outcome]);
+        rec_check_written(x, "EXECABORT");
+    } else {
+        CHECK(!r, "exec %s failed (%s) with a reply", x->tok, aredis_err_name(err->code));
+        check_failure(x, err);
+    }
+}
+
+static void rec_complete(rec *x, const aredis_reply *r, const aredis_error *err, const char *via) {
+    char got[96];
+    describe_reply(r, got, sizeof got);
+    trace("app: %s %s completed via %s: %s%s%s (%s)", k_names[x->kind], x->tok, via,
+          err ? aredis_err_name(err->code) : "OK", err ? " " : "", err ? err->detail : "", got);
+    CHECK(!S.in_issue, "I1: the callback of %s %s ran inside a call that issues a command",
+          k_names[x->kind], x->tok);
+    CHECK(!x->refused, "I1: %s %s was refused at issue, yet its callback ran", k_names[x->kind],
+          x->tok);
+    CHECK(!x->in_batch, "I1: %s %s, a command of a batch, had a callback of its own",
+          k_names[x->kind], x->tok);
+    if (!err)
+        g_stat.ok++;
+    else if (err->code == AREDIS_ERR_SERVER)
+        g_stat.server_err++;
+    else
+        g_stat.by_code[err->code]++;
+    CHECK(++x->calls == 1, "I1: the callback of %s %s ran %d times", k_names[x->kind], x->tok,
+          x->calls);
+    if (x->kind == K_PIPE) {
+        pipe_complete(x, r, err);
+        return;
+    }
+    if (x->kind == K_EXEC) {
+        exec_complete(x, r, err);
+        return;
+    }
+    if (x->kind == K_WATCH) {
+        x->watch_failed = err || !r || r->type == AREDIS_REPLY_ERROR;
+        if (!x->watch_failed) g_stat.watch_ok++;
+    }
+    if (!err || err->code == AREDIS_ERR_SERVER) {
+        CHECK(r, "I2: %s %s succeeded without a reply", k_names[x->kind], x->tok);
+        CHECK(reply_names(x, r), "I2: misrouted reply: %s %s received %s", k_names[x->kind], x->tok,
+              got);
+        CHECK(!err || r->type == AREDIS_REPLY_ERROR, "AREDIS_ERR_SERVER with a %s reply",
+              aredis_reply_type_name(r->type));
+        CHECK(err || r->type != AREDIS_REPLY_ERROR, "an error reply delivered as success");
+        rec_check_written(x, got);
+        return;
+    }
+    CHECK(!r, "%s %s failed (%s) with a reply", k_names[x->kind], x->tok,
+          aredis_err_name(err->code));
+    check_failure(x, err);
 }
 
 static void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
@@ -965,8 +1442,10 @@ static void check_refusal(rec *x, aredis_err e) {
     g_stat.refused_by[e]++;
     trace("app: %s %s refused at issue: %s (%s)", k_names[x->kind], x->tok, aredis_err_name(e),
           aredis_call_error()->detail);
+    /* IO: a transaction's WATCH is gone (the caller checks it was watching). */
     CHECK(e == AREDIS_ERR_CLOSED || e == AREDIS_ERR_NOT_CONNECTED || e == AREDIS_ERR_QUEUE_FULL ||
-              (e == AREDIS_ERR_UNSUPPORTED && x->kind == K_SUBSCRIBE),
+              (e == AREDIS_ERR_UNSUPPORTED && x->kind == K_SUBSCRIBE) ||
+              (e == AREDIS_ERR_IO && x->txi),
           "%s %s refused at issue with an unexpected %s", k_names[x->kind], x->tok,
           aredis_err_name(e));
     CHECK(e != AREDIS_ERR_QUEUE_FULL || S.o.max_queue_size, "QUEUE_FULL without max_queue_size");
@@ -1084,6 +1563,7 @@ static void app_connect(void) {
     if (e == AREDIS_ERR_OK) {
         CHECK(st == AREDIS_STATE_IDLE, "connect() accepted in state %s", aredis_state_name(st));
         S.last_attempt = 0;
+        S.windows_void = 0;
     } else {
         CHECK(st != AREDIS_STATE_IDLE, "connect() refused on an IDLE client: %s",
               aredis_err_name(e));
@@ -1094,6 +1574,15 @@ static void app_disconnect(void) {
     if (S.freed) return;
     trace("app: disconnect");
     S.ever_disconnect = 1;
+    /* disconnect() ends a reservation (what it holds must go out for the
+     * disconnect to finish): from here to the next connect(), the server's
+     * windows are void. What was written before is checked first. */
+    s_ingest_all();
+    S.windows_void = 1;
+    for (sconn *s = S.conns; s; s = s->next) {
+        s->window_txi = 0;
+        s->window_void = 1;
+    }
     aredis_client_disconnect(S.c);
 }
 
@@ -1104,9 +1593,418 @@ static void app_close(void) {
     aredis_client_close(S.c);
 }
 
+/* ---- Pipelines and transactions ------------------------------------------- */
+
+/* The deadline a call with options o (NULL: none) gives. */
+static void set_deadline(rec *x, const aredis_cmd_opts *o) {
+    uint64_t tmo_ms = (o && (o->flags & AREDIS_CMD_NO_TIMEOUT)) ? 0
+                      : (o && o->timeout_ms)                    ? o->timeout_ms
+                                                                : S.o.request_timeout_ms;
+    x->has_deadline = tmo_ms != 0;
+    x->issued_at = sim_now();
+    x->deadline = x->issued_at + tmo_ms;
+}
+
+/* The options of an exec: a per-exec timeout or none; RETRYABLE now and
+ * then (a batch must ignore it: never sent twice, I3). */
+static void pick_batch_opts(aredis_cmd_opts *o) {
+    static const uint32_t tmo[] = {0, 0, 5, 40, 400, 3000, 0, 0};
+    unsigned t = pick(8);
+    o->timeout_ms = tmo[t];
+    if (t == 7) o->flags |= AREDIS_CMD_NO_TIMEOUT;
+    if (pick(3) == 0) o->flags |= AREDIS_CMD_RETRYABLE;
+}
+
+/* A command for a batch: a token command with a record of its own and no
+ * callback. */
+static rec *slot_new(unsigned txi) {
+    unsigned kv = pick(3);
+    rec *y = rec_new(kv == 0 ? K_ECHO : kv == 1 ? K_GET : K_GETDEL);
+    y->in_batch = 1;
+    y->txi = txi;
+    return y;
+}
+
+/* Queued commands that will never be executed (discard, reset, free). */
+static void drop_queued(rec **q, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        q[i]->refused = 1;
+}
+
+/* A batch accepted: its commands are its slots now. */
+static void batch_adopt(rec *x, rec **q, size_t n) {
+    x->slots = malloc((n ? n : 1) * sizeof *x->slots);
+    if (!x->slots) abort();
+    for (size_t i = 0; i < n; i++) {
+        x->slots[i] = q[i];
+        q[i]->parent = x;
+        q[i]->slot = (unsigned)i;
+    }
+    x->nslots = (unsigned)n;
+}
+
+/* A future-style issue: refused (already failed) or followed. Returns 1
+ * when it is under way. */
+static int future_follow(rec *x, aredis_future *f) {
+    CHECK(f, "a future exec returned NULL (out of memory?)");
+    if (aredis_future_is_done(f)) {
+        const aredis_error *fe = aredis_future_error(f);
+        CHECK(fe, "I1: the future of %s %s completed successfully inside the issuing call",
+              k_names[x->kind], x->tok);
+        check_refusal(x, fe->code);
+        aredis_future_release(f);
+        return 0;
+    }
+    x->f = f;
+    if (aredis_future_then(f, on_future, x) != AREDIS_ERR_OK) abort();
+    return 1;
+}
+
+static const char *const k_pstyles[] = {"exec", "exec_ex", "exec_future", "exec_future_ex"};
+
+/*
+ * A pipeline of 1..N token commands, executed in one of four styles. Most
+ * are made for the occasion and freed right after their exec; one in four
+ * uses the run's long-lived pipeline, whose refused commands stay queued
+ * for the next exec.
+ */
+static void app_pipeline(void) {
+    if (S.freed) return;
+    int reuse = pick(4) == 0;
+    rec **q = NULL;
+    size_t nq = 0, capq = 0;
+    aredis_pipeline *p;
+    if (reuse) {
+        if (!S.pipe && !(S.pipe = aredis_pipeline_new(S.c))) abort();
+        p = S.pipe;
+    } else if (!(p = aredis_pipeline_new(S.c))) {
+        abort();
+    }
+    rec ***qp = reuse ? &S.pq : &q;
+    size_t *np = reuse ? &S.npq : &nq, *cp = reuse ? &S.cappq : &capq;
+    unsigned n = pick(8) == 0 ? 1 + pick(24) : 1 + pick(4);
+    for (unsigned i = 0; i < n; i++) {
+        rec *y = slot_new(0);
+        const char *argv[2] = {k_names[y->kind], y->tok};
+        aredis_err e = pick(2) ? aredis_pipeline_argv(p, 2, argv, NULL)
+                               : aredis_pipeline_command(p, "%s %s", k_names[y->kind], y->tok);
+        CHECK(e == AREDIS_ERR_OK, "aredis_pipeline_command(%s %s) refused: %s", k_names[y->kind],
+              y->tok, aredis_err_name(e));
+        recs_push(qp, np, cp, y);
+    }
+    if (pick(16) == 0) {
+        aredis_err e = aredis_pipeline_command(p, "SUBSCRIBE %s", "ch");
+        CHECK(e == AREDIS_ERR_UNSUPPORTED, "a pipeline took SUBSCRIBE (%s)", aredis_err_name(e));
+    }
+    CHECK(aredis_pipeline_size(p) == *np, "I6: aredis_pipeline_size() is %zu, %zu queued",
+          aredis_pipeline_size(p), *np);
+    rec *x = rec_new(K_PIPE);
+    g_stat.issued++;
+    g_stat.pipelines++;
+    x->style = (int)pick(4);
+    aredis_cmd_opts o = AREDIS_CMD_OPTS_INIT;
+    int has_opts = x->style == 1 || x->style == 3;
+    if (has_opts) pick_batch_opts(&o);
+    set_deadline(x, has_opts ? &o : NULL);
+    trace("app: pipeline %s of %zu (%s%s, timeout %llu)", x->tok, *np, k_pstyles[x->style],
+          reuse ? ", reused" : "", (unsigned long long)(x->deadline - x->issued_at));
+    aredis_err e = AREDIS_ERR_OK;
+    aredis_future *f = NULL;
+    S.in_issue++;
+    switch (x->style) {
+    case 0:
+        e = aredis_pipeline_exec(p, on_reply, x);
+        break;
+    case 1:
+        e = aredis_pipeline_exec_ex(p, &o, on_reply, x);
+        break;
+    case 2:
+        f = aredis_pipeline_exec_future(p);
+        break;
+    default:
+        f = aredis_pipeline_exec_future_ex(p, &o);
+        break;
+    }
+    S.in_issue--;
+    int ok;
+    if (f) {
+        ok = !aredis_future_is_done(f);
+    } else {
+        ok = e == AREDIS_ERR_OK;
+        if (!ok) check_refusal(x, e);
+    }
+    if (ok) {
+        batch_adopt(x, *qp, *np);
+        *np = 0;
+        CHECK(aredis_pipeline_size(p) == 0, "a pipeline not empty after its exec");
+    } else {
+        CHECK(aredis_pipeline_size(p) == *np, "a refused exec dropped the pipeline's commands");
+    }
+    if (f) future_follow(x, f);
+    if (!reuse) {
+        S.in_issue++;
+        aredis_pipeline_free(p);
+        S.in_issue--;
+        drop_queued(q, nq);
+        free(q);
+    }
+}
+
+static void tx_reset_model(simtx *t) {
+    drop_queued(t->q, t->nq);
+    t->nq = 0;
+    t->watching = 0;
+    t->round = ++S.round_seq;
+}
+
+static simtx *tx_get(unsigned i) {
+    simtx *t = &S.tx[i];
+    if (!t->tx) {
+        if (!(t->tx = aredis_tx_new(S.c))) abort();
+        t->txi = ++S.txi_seq;
+        t->nq = 0;
+        t->watching = 0;
+        t->round = ++S.round_seq;
+        g_stat.txs++;
+        trace("app: new transaction %u", t->txi);
+    }
+    return t;
+}
+
+static void tx_queue(simtx *t, unsigned n) {
+    for (unsigned i = 0; i < n; i++) {
+        rec *y = slot_new(t->txi);
+        y->round = t->round;
+        const char *argv[2] = {k_names[y->kind], y->tok};
+        aredis_err e = pick(2) ? aredis_tx_queue_argv(t->tx, 2, argv, NULL)
+                               : aredis_tx_queue(t->tx, "%s %s", k_names[y->kind], y->tok);
+        CHECK(e == AREDIS_ERR_OK, "aredis_tx_queue(%s %s) refused: %s", k_names[y->kind], y->tok,
+              aredis_err_name(e));
+        recs_push(&t->q, &t->nq, &t->capq, y);
+    }
+    trace("app: transaction %u: %u queued (%zu in all)", t->txi, n, t->nq);
+}
+
+/* What a transaction sends itself may not be queued. */
+static void tx_queue_own_word(simtx *t) {
+    static const char *const words[] = {"MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"};
+    unsigned k = pick(5);
+    const char *argv[2] = {words[k], "k"};
+    int argc = k == 3 ? 2 : 1;
+    aredis_err e = aredis_tx_queue_argv(t->tx, argc, argv, NULL);
+    trace("app: transaction %u: queue %s: %s", t->txi, words[k], aredis_err_name(e));
+    CHECK(e == AREDIS_ERR_INVALID || e == AREDIS_ERR_UNSUPPORTED,
+          "a transaction queued its own %s (%s)", words[k], aredis_err_name(e));
+}
+
+static const char *const k_tstyles[] = {"callback", "exec_ex", "future"};
+
+static void tx_exec(simtx *t) {
+    rec *x = rec_new(K_EXEC);
+    x->txi = t->txi;
+    x->round = t->round;
+    x->watched = t->watching;
+    if (!t->nq) {
+        /* Nothing queued: INVALID, and no callback. */
+        x->refused = 1;
+        S.in_issue++;
+        aredis_err e = aredis_tx_exec(t->tx, on_reply, x);
+        S.in_issue--;
+        CHECK(e == AREDIS_ERR_INVALID, "the exec of an empty transaction: %s", aredis_err_name(e));
+        return;
+    }
+    g_stat.issued++;
+    x->style = (int)pick(3);
+    aredis_cmd_opts o = AREDIS_CMD_OPTS_INIT;
+    if (x->style == 1) pick_batch_opts(&o);
+    set_deadline(x, x->style == 1 ? &o : NULL);
+    trace("app: transaction %u: exec %s of %zu (%s%s, timeout %llu)", t->txi, x->tok, t->nq,
+          k_tstyles[x->style], t->watching ? ", watching" : "",
+          (unsigned long long)(x->deadline - x->issued_at));
+    aredis_err e = AREDIS_ERR_OK;
+    aredis_future *f = NULL;
+    S.in_issue++;
+    if (x->style == 0)
+        e = aredis_tx_exec(t->tx, on_reply, x);
+    else if (x->style == 1)
+        e = aredis_tx_exec_ex(t->tx, &o, on_reply, x);
+    else
+        f = aredis_tx_exec_future(t->tx);
+    S.in_issue--;
+    if (f && aredis_future_is_done(f) && aredis_future_error(f)) e = aredis_future_error(f)->code;
+    if (e == AREDIS_ERR_OK) {
+        batch_adopt(x, t->q, t->nq);
+        t->nq = 0;
+        t->watching = 0;
+        t->round = ++S.round_seq;
+        if (f) future_follow(x, f);
+        return;
+    }
+    if (e == AREDIS_ERR_IO) {
+        /* The WATCH is gone: refused, and the transaction reset. */
+        CHECK(t->watching, "the exec of transaction %u refused with IO, yet it was not watching",
+              t->txi);
+        tx_reset_model(t);
+    }
+    if (f)
+        future_follow(x, f);
+    else
+        check_refusal(x, e);
+}
+
+static void tx_watch(simtx *t) {
+    rec *w = rec_new(K_WATCH);
+    w->txi = t->txi;
+    w->round = t->round;
+    w->style = pick(2) ? 3 : 0;
+    /* READY: it goes into `out` for the latest connection accepted. */
+    if (aredis_client_state(S.c) == AREDIS_STATE_READY) w->issued_conn = S.conn_seq;
+    set_deadline(w, NULL);
+    g_stat.issued++;
+    g_stat.watches++;
+    trace("app: transaction %u: WATCH %s (%s)", t->txi, w->tok, w->style ? "future" : "callback");
+    const char *keys[1] = {w->tok};
+    aredis_err e = AREDIS_ERR_OK;
+    aredis_future *f = NULL;
+    S.in_issue++;
+    if (w->style)
+        f = aredis_tx_watch_future(t->tx, 1, keys, NULL);
+    else
+        e = aredis_tx_watch(t->tx, on_reply, w, 1, keys, NULL);
+    S.in_issue--;
+    if (f && aredis_future_is_done(f) && aredis_future_error(f)) e = aredis_future_error(f)->code;
+    if (e == AREDIS_ERR_OK) {
+        t->watching = 1;
+    } else if (e == AREDIS_ERR_IO) {
+        CHECK(t->watching, "the WATCH of transaction %u refused with IO, yet it was not watching",
+              t->txi);
+        tx_reset_model(t);
+    }
+    if (f)
+        future_follow(w, f);
+    else if (e != AREDIS_ERR_OK)
+        check_refusal(w, e);
+}
+
+/* A read between WATCH and EXEC, on the transaction's connection. */
+static void tx_read(simtx *t) {
+    rec *y = rec_new(K_GET);
+    y->txi = t->txi;
+    y->round = t->round;
+    y->watched = t->watching;
+    y->style = pick(2) ? 3 : 0;
+    set_deadline(y, NULL);
+    g_stat.issued++;
+    g_stat.tx_reads++;
+    trace("app: transaction %u: read GET %s (%s)", t->txi, y->tok,
+          y->style ? "future" : "callback");
+    aredis_err e = AREDIS_ERR_OK;
+    aredis_future *f = NULL;
+    S.in_issue++;
+    if (y->style)
+        f = aredis_tx_future_command(t->tx, "GET %s", y->tok);
+    else
+        e = aredis_tx_command(t->tx, on_reply, y, "GET %s", y->tok);
+    S.in_issue--;
+    if (f && aredis_future_is_done(f) && aredis_future_error(f)) e = aredis_future_error(f)->code;
+    if (e == AREDIS_ERR_IO)
+        CHECK(t->watching, "a read of transaction %u refused with IO, yet it was not watching",
+              t->txi);
+    if (f)
+        future_follow(y, f);
+    else if (e != AREDIS_ERR_OK)
+        check_refusal(y, e);
+}
+
+static void tx_discard(simtx *t) {
+    trace("app: transaction %u: discard (%zu queued%s)", t->txi, t->nq,
+          t->watching ? ", watching" : "");
+    g_stat.discards++;
+    S.in_issue++;
+    aredis_tx_discard(t->tx);
+    S.in_issue--;
+    tx_reset_model(t);
+}
+
+static void tx_free(simtx *t) {
+    if (!t->tx) return;
+    trace("app: transaction %u: free (%zu queued%s)", t->txi, t->nq,
+          t->watching ? ", watching" : "");
+    g_stat.tx_frees++;
+    S.in_issue++;
+    aredis_tx_free(t->tx);
+    S.in_issue--;
+    tx_reset_model(t);
+    t->tx = NULL;
+}
+
+/* One pipeline or transaction action. */
+static void app_batch(void) {
+    if (S.freed) return;
+    unsigned a = pick(16);
+    if (a < 5) {
+        app_pipeline();
+        return;
+    }
+    simtx *t = tx_get(pick(NTX));
+    switch (a) {
+    case 5:
+        tx_queue(t, 1 + pick(3));
+        break;
+    case 6:
+        tx_exec(t);
+        break;
+    case 7:
+    case 8:
+        tx_queue(t, 1 + pick(4));
+        tx_exec(t);
+        break;
+    case 9:
+    case 10:
+        tx_watch(t);
+        break;
+    case 11:
+        tx_read(t);
+        break;
+    case 12:
+        tx_discard(t);
+        break;
+    case 13:
+        tx_free(t);
+        break;
+    case 14:
+        /* check-and-set in one go: WATCH, read, queue, exec */
+        tx_watch(t);
+        if (pick(2)) tx_read(t);
+        tx_queue(t, 1 + pick(3));
+        tx_exec(t);
+        break;
+    default:
+        if (pick(2))
+            tx_queue_own_word(t);
+        else
+            tx_exec(t); /* INVALID when nothing is queued */
+        break;
+    }
+}
+
+/* The pipelines and transactions go before the client (a transaction's
+ * free may send UNWATCH through it). */
+static void batches_free(void) {
+    for (unsigned i = 0; i < NTX; i++)
+        tx_free(&S.tx[i]);
+    if (S.pipe) {
+        aredis_pipeline_free(S.pipe);
+        S.pipe = NULL;
+        drop_queued(S.pq, S.npq);
+        S.npq = 0;
+    }
+}
+
 static void app_free(void) {
     if (S.freed) return;
     trace("app: free");
+    batches_free();
     S.ever_closed = 1;
     S.freed = 1;
     aredis_client_free(S.c);
@@ -1140,6 +2038,9 @@ static void app_react(const char *where) {
     } else if (v == 57 || v == 58) {
         trace("app: in a %s:", where);
         app_connect();
+    } else if (v >= 59 && v < 63) {
+        trace("app: in a %s: a pipeline or transaction", where);
+        app_batch();
     }
     S.react_depth--;
 }
@@ -1215,7 +2116,41 @@ static void cb_push(aredis_client *c, aredis_reply *push, void *data) {
 
 /* ---- Steps ---------------------------------------------------------------------- */
 
+/* IR: a command failed because "the WATCH ahead of it failed": a WATCH of
+ * its own round has failed (before or after it: an unsent WATCH of a round
+ * whose later WATCH failed goes too — sent, it would hold the line with no
+ * EXEC to come). */
+static void check_blamed(void) {
+    for (size_t k = 0; k < S.nrecs; k++) {
+        rec *x = S.recs[k];
+        if (x->blamed != 1) continue;
+        x->blamed = 2;
+        int found = 0;
+        for (size_t i = 0; i < S.nrecs && !found; i++) {
+            rec *w = S.recs[i];
+            found =
+                w->kind == K_WATCH && w->txi == x->txi && w->round == x->round && w->watch_failed;
+        }
+        CHECK(x->txi && found,
+              "IR: %s %s (transaction %u, round %u) failed because \"the WATCH ahead of it "
+              "failed\", yet no WATCH of its round has failed",
+              k_names[x->kind], x->tok, x->txi, x->round);
+    }
+}
+
+/* The client's own commands with no callback (a transaction's UNWATCH)
+ * still owed: aredis_client_pending() counts them (white box). */
+static size_t lib_anonymous_pending(void) {
+    size_t n = 0;
+    const aredis__cmdq *qs[] = {&S.c->sent, &S.c->waiting, &S.c->held};
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++)
+        for (const aredis__cmd *cmd = qs[i]->head; cmd; cmd = cmd->next)
+            if (!cmd->cb && !(cmd->flags & (AREDIS__CMD_INTERNAL | AREDIS__CMD_ORPHAN))) n++;
+    return n;
+}
+
 static void check_step(const char *where) {
+    check_blamed();
     for (size_t i = 0; i < S.nrecs; i++) {
         rec *x = S.recs[i];
         if (x->f && !x->released)
@@ -1225,12 +2160,25 @@ static void check_step(const char *where) {
     }
     if (S.freed) return;
     size_t mine = pending_count();
+    size_t anon = lib_anonymous_pending();
     size_t lib = aredis_client_pending(S.c);
-    CHECK(lib == mine, "I6: aredis_client_pending() is %zu, the application waits for %zu (%s)",
-          lib, mine, where);
+    CHECK(lib == mine + anon,
+          "I6: aredis_client_pending() is %zu, the application waits for %zu (and the client for "
+          "%zu UNWATCH) (%s)",
+          lib, mine, anon, where);
     aredis_state st = aredis_client_state(S.c);
-    CHECK(!mine || (st != AREDIS_STATE_IDLE && st != AREDIS_STATE_CLOSED),
-          "I6: %zu command(s) pending on a client %s (%s)", mine, aredis_state_name(st), where);
+    CHECK(!lib || (st != AREDIS_STATE_IDLE && st != AREDIS_STATE_CLOSED),
+          "I6: %zu command(s) pending on a client %s (%s)", lib, aredis_state_name(st), where);
+    if (S.c->held.n) g_stat.held_seen++;
+    for (unsigned i = 0; i < NTX; i++)
+        if (S.tx[i].tx)
+            CHECK(aredis_tx_size(S.tx[i].tx) == S.tx[i].nq,
+                  "I6: aredis_tx_size() of transaction %u is %zu, %zu queued (%s)", S.tx[i].txi,
+                  aredis_tx_size(S.tx[i].tx), S.tx[i].nq, where);
+    if (S.pipe)
+        CHECK(aredis_pipeline_size(S.pipe) == S.npq,
+              "I6: aredis_pipeline_size() is %zu, %zu queued (%s)", aredis_pipeline_size(S.pipe),
+              S.npq, where);
     if (st == AREDIS_STATE_IDLE || st == AREDIS_STATE_CLOSED)
         CHECK(!S.up, "I5: client %s, and on_disconnect owed", aredis_state_name(st));
 }
@@ -1279,7 +2227,9 @@ static void step(void) {
     } else if (v < 30) {
         s_ingest_all();
         if (cur) {
-            s_process(cur);
+            /* Some of what was read, or all: replies come piecemeal. */
+            unsigned k = pick(4);
+            s_process_n(cur, k ? k : (size_t)-1);
             static const size_t sizes[] = {1, 2, 3, 5, 8, 13, 40, 100};
             s_send(cur, sizes[pick(8)]);
         }
@@ -1292,9 +2242,11 @@ static void step(void) {
         } else {
             advance(ms[k]);
         }
-    } else if (v < 44) {
+    } else if (v < 41) {
         for (unsigned k = 1 + (pick(4) == 0 ? pick(5) : 0); k-- > 0;)
             app_issue();
+    } else if (v < 45) {
+        app_batch();
     } else if (v < 46) {
         app_cancel();
     } else if (v == 46) {
@@ -1396,9 +2348,9 @@ static void settle(void) {
     }
     for (size_t i = 0; i < S.nrecs; i++) {
         rec *x = S.recs[i];
-        CHECK(x->refused || x->calls,
-              "I9: %s %s still pending after the server turned cooperative (client %s)",
-              k_names[x->kind], x->tok, aredis_state_name(aredis_client_state(S.c)));
+        CHECK(x->refused || x->in_batch || x->calls,
+              "I9: %s %s still pending after the server turned cooperative (client %s, %zu held)",
+              k_names[x->kind], x->tok, aredis_state_name(aredis_client_state(S.c)), S.c->held.n);
     }
 }
 
@@ -1441,6 +2393,14 @@ static void cleanup_at_exit(void) {
         for (int i = 1; i < AREDIS_ERR__COUNT; i++)
             if (g_stat.by_code[i] && i != AREDIS_ERR_SERVER)
                 fprintf(stderr, ", %lu %s", g_stat.by_code[i], aredis_err_name((aredis_err)i));
+        fprintf(stderr,
+                "\nclient_sim: %lu pipeline(s) (%lu OK, %lu failed with a partial array, %lu of "
+                "them at EOF), %lu transaction(s), %lu WATCH (%lu OK), "
+                "%lu read(s), %lu discard(s), %lu free(s); EXEC: %lu array, %lu nil, %lu "
+                "EXECABORT; %lu step(s) with commands held by a reservation",
+                g_stat.pipelines, g_stat.pipe_ok, g_stat.pipe_partial, g_stat.pipe_eof_partial,
+                g_stat.txs, g_stat.watches, g_stat.watch_ok, g_stat.tx_reads, g_stat.discards,
+                g_stat.tx_frees, g_stat.tx_array, g_stat.tx_nil, g_stat.tx_abort, g_stat.held_seen);
         fprintf(stderr, "\nclient_sim: refused:");
         for (int i = 1; i < AREDIS_ERR__COUNT; i++)
             if (g_stat.refused_by[i])
@@ -1540,7 +2500,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!S.freed && aredis_client_state(S.c) == AREDIS_STATE_IDLE && pick(4) == 0)
             app_connect();
     }
-    if (!S.freed) settle();
+    if (!S.freed) {
+        /* A WATCH left pending holds the connection for good: the
+         * application discards what it leaves (I9). */
+        for (unsigned i = 0; i < NTX; i++)
+            if (S.tx[i].tx) tx_discard(&S.tx[i]);
+        settle();
+    }
     if (!S.freed) app_free();
     check_step("after free");
     /* The client is gone: it must have left nothing behind on the loop (I8). */
@@ -1549,12 +2515,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           "I8: the freed client left watchers, timers or defers on the loop");
     for (size_t i = 0; i < S.nrecs; i++) {
         rec *x = S.recs[i];
-        CHECK(x->refused || x->calls == 1, "I1: %s %s never completed (freed client)",
-              k_names[x->kind], x->tok);
+        CHECK(x->refused || x->in_batch || x->calls == 1,
+              "I1: %s %s never completed (freed client)", k_names[x->kind], x->tok);
+        CHECK(!x->in_batch || x->refused || x->parent,
+              "%s %s: queued in a batch, neither executed nor dropped", k_names[x->kind], x->tok);
         if (x->f && !x->released) aredis_future_release(x->f);
-        free(x);
+    }
+    for (size_t i = 0; i < S.nrecs; i++) {
+        free(S.recs[i]->slots);
+        free(S.recs[i]);
     }
     free(S.recs);
+    for (unsigned i = 0; i < NTX; i++)
+        free(S.tx[i].q);
+    free(S.pq);
     aredis_loop_free(S.loop);
     s_accept_all();
     while (S.conns) {

@@ -32,7 +32,14 @@
 void aredis__held_to_waiting(aredis_client *c) {
     for (aredis__cmd *cmd = c->held.head; cmd; cmd = cmd->next)
         cmd->flags = (cmd->flags & ~AREDIS__CMD_HELD) | AREDIS__CMD_QUEUED;
-    aredis__cmdq_append(&c->waiting, &c->held);
+    /* Ahead of what still waits, not behind it: held commands were issued
+     * first (taken from the front of `waiting` by a drain that a release
+     * further down ends, or held while it was empty). Behind, a later
+     * command — a transaction's EXEC — could go out before the WATCH it
+     * belongs to. */
+    aredis__cmdq_append(&c->held, &c->waiting);
+    c->waiting = c->held;
+    memset(&c->held, 0, sizeof c->held);
 }
 
 void aredis__reservation_end(aredis_client *c) {
@@ -41,8 +48,16 @@ void aredis__reservation_end(aredis_client *c) {
 }
 
 int aredis__reservation_step(aredis_client *c, aredis__cmd *cmd) {
-    const aredis__batch *b = cmd->batch;
-    if ((b->bflags & AREDIS__BATCH_RESERVE) && !c->reserved) c->reserved = b->owner;
+    aredis__batch *b = cmd->batch;
+    /* Under its owner's reservation (taken by an earlier batch): if the
+     * connection is lost before this one is written, it must not go out
+     * again without that WATCH (aredis__reconnect_sort). */
+    if (b->owner && c->reserved == b->owner) b->bflags |= AREDIS__BATCH_UNDER;
+    /* No new reservation once disconnect() is under way: it must let
+     * everything out to finish, and no EXEC or UNWATCH can be issued any
+     * more to end one. */
+    if ((b->bflags & AREDIS__BATCH_RESERVE) && !c->reserved && !c->disconnecting)
+        c->reserved = b->owner;
     if ((b->bflags & AREDIS__BATCH_RELEASE) && b->owner && c->reserved == b->owner) {
         aredis__reservation_end(c);
         return 1;
@@ -98,6 +113,12 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     if (!s->n || !s->len || !s->ends || s->ends[s->n - 1] != s->len)
         return aredis__call_fail(AREDIS_ERR_INVALID, "empty or malformed batch");
     aredis_err e = aredis__admission(c, 0);
+    /* A batch that only ends its owner's reservation (a transaction's own
+     * UNWATCH: RELEASE, no callback) is what lets every held command go:
+     * refused for max_queue_size — which the held commands fill — the
+     * client would wait for good. */
+    if (e == AREDIS_ERR_QUEUE_FULL && (s->flags & AREDIS__BATCH_RELEASE) && !s->done)
+        e = AREDIS_ERR_OK;
     if (e != AREDIS_ERR_OK) return e;
     aredis__cmd *cmd = aredis__cmd_new(c);
     aredis__batch *b = NULL;
@@ -190,22 +211,36 @@ void aredis__deliver(aredis_client *c, aredis_reply_fn *cb, void *data, aredis_r
 
 /* ---- Failing an owner's unsent commands --------------------------------- */
 
-/* The first command of `owner` in q, or NULL. */
-static aredis__cmd *first_owned(const aredis__cmdq *q, const void *owner) {
-    for (aredis__cmd *cmd = q->head; cmd; cmd = cmd->next)
-        if (aredis__cmd_owner(cmd) == owner && !(cmd->flags & AREDIS__CMD_ORPHAN)) return cmd;
-    return NULL;
+/* Move the commands of `owner` from q to `to`, in order, marked as taken
+ * (in no client queue: a cancel then only marks them). */
+static void take_owned(aredis__cmdq *q, aredis__cmdq *to, const void *owner) {
+    aredis__cmd *cmd = q->head;
+    while (cmd) {
+        aredis__cmd *next = cmd->next;
+        if (aredis__cmd_owner(cmd) == owner) {
+            aredis__cmdq_unlink(q, cmd);
+            cmd->flags &= ~(AREDIS__CMD_QUEUED | AREDIS__CMD_HELD);
+            aredis__cmdq_push(to, cmd);
+        }
+        cmd = next;
+    }
 }
 
 void aredis__fail_owned(aredis_client *c, const void *owner, aredis_err code, const char *detail) {
     if (!owner) return;
     aredis__enter(c);
-    /* One at a time from the front: each callback may issue or cancel. */
-    for (;;) {
-        aredis__cmd *cmd = first_owned(&c->waiting, owner);
-        if (!cmd) cmd = first_owned(&c->held, owner);
-        if (!cmd) break;
-        aredis__cmd_abort(c, cmd, code, detail);
+    /* All of them out of the queues first, then failed one by one: a
+     * callback may drain the queues meanwhile (disconnect() ends a
+     * reservation and lets out what it held), and an EXEC still queued
+     * would go out without the WATCH it was failed for. Held ones first:
+     * they were issued first (aredis__held_to_waiting). */
+    aredis__cmdq mine = {0};
+    take_owned(&c->held, &mine, owner);
+    take_owned(&c->waiting, &mine, owner);
+    aredis__cmd *cmd;
+    while ((cmd = aredis__cmdq_pop(&mine))) {
+        aredis__cmd_abort(c, cmd, code, detail); /* only marks one cancelled meanwhile */
+        aredis__cmd_recycle(c, cmd);
     }
     aredis__leave(c);
 }

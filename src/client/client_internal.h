@@ -39,6 +39,11 @@ struct addrinfo;
 #define AREDIS__CMD_HELD 512u      /* in c->held: waits for a reservation to end */
 #define AREDIS__CMD_BLOCKING 1024u /* blocks on the server: its silence is expected */
 
+/* A batch that went into `out` while its owner held the reservation (a
+ * transaction's command after the WATCH that took it): client only, beside
+ * the AREDIS__BATCH_* flags of client/feature.h. */
+#define AREDIS__BATCH_UNDER 0x100u
+
 /*
  * A batch: several commands that go out as one record, their bytes
  * contiguous, owing one reply each (pipelines, transactions). `ends` are
@@ -324,9 +329,10 @@ static inline const void *aredis__cmd_owner(const aredis__cmd *cmd) {
 /* A command has just gone into `out`: take or end a reservation as its batch
  * says. Returns 1 when a reservation ended (held commands are waiting). */
 int aredis__reservation_step(aredis_client *c, aredis__cmd *cmd);
-/* End the reservation, if any: held commands move to the end of `waiting`. */
+/* End the reservation, if any: held commands move to the front of `waiting`
+ * (they were issued before what still waits there). */
 void aredis__reservation_end(aredis_client *c);
-/* Move every held command to the end of `waiting`, in order. */
+/* Move every held command to the front of `waiting`, in order. */
 void aredis__held_to_waiting(aredis_client *c);
 
 /* ---- command.c --------------------------------------------------------- */

@@ -127,18 +127,46 @@ int aredis__reconnect_decide(aredis_client *c, aredis_err code, int refused) {
     return 1;
 }
 
+/* A RESERVE batch of `owner` in q: its round is kept whole (never written). */
+static int round_kept(const aredis__cmdq *q, const void *owner) {
+    for (const aredis__cmd *cmd = q->head; cmd; cmd = cmd->next)
+        if (aredis__cmd_owner(cmd) == owner && (cmd->batch->bflags & AREDIS__BATCH_RESERVE))
+            return 1;
+    return 0;
+}
+
+/* Move what `keep` holds of `owner`'s round to `fail`. */
+static void round_unkeep(aredis__cmdq *keep, aredis__cmdq *fail, const void *owner) {
+    aredis__cmd *cmd = keep->head;
+    while (cmd) {
+        aredis__cmd *next = cmd->next;
+        if (aredis__cmd_owner(cmd) == owner) {
+            aredis__cmdq_unlink(keep, cmd);
+            aredis__cmdq_push(fail, cmd);
+        }
+        cmd = next;
+    }
+}
+
 void aredis__reconnect_sort(aredis_client *c, aredis__cmdq *sent, aredis__cmdq *keep,
                             aredis__cmdq *fail) {
     aredis__cmd *cmd;
-    /* A transaction whose WATCH is kept (never written): its EXEC may be
-     * kept behind it, both to go out again in order. */
-    const void *rewatch = NULL;
     while ((cmd = aredis__cmdq_pop(sent))) {
         const void *owner = aredis__cmd_owner(cmd);
+        /* A transaction whose WATCH is kept (never written): the rest of its
+         * round may be kept behind it, to go out again in order. Any number
+         * of rounds may be in `out` at once. */
+        int kept = owner && round_kept(keep, owner);
         if (cmd->flags & (AREDIS__CMD_ORPHAN | AREDIS__CMD_INTERNAL)) {
+            /* An EXEC cancelled or timed out before it was written ends its
+             * round: a WATCH kept without it would take the next
+             * connection's reservation for good. */
+            if (kept && (cmd->batch->bflags & AREDIS__BATCH_RELEASE))
+                round_unkeep(keep, fail, owner);
             aredis__cmdq_push(fail, cmd); /* dropped (orphans) or failed quietly */
-        } else if (owner && (owner == c->reserved ||
-                             ((cmd->batch->bflags & AREDIS__BATCH_RELEASE) && owner != rewatch))) {
+        } else if (owner && !kept &&
+                   (owner == c->reserved ||
+                    (cmd->batch->bflags & (AREDIS__BATCH_RELEASE | AREDIS__BATCH_UNDER)))) {
             /* A transaction's command after its WATCH, or the EXEC that
              * ended its reservation when it went into `out`: without the
              * WATCH (gone with the connection) it must not run at all. */
@@ -146,7 +174,6 @@ void aredis__reconnect_sort(aredis_client *c, aredis__cmdq *sent, aredis__cmdq *
         } else if (c->opt.queue_during_reconnect && keep_unwritten(c, cmd) == 0) {
             cmd->flags &= ~AREDIS__CMD_SENT;
             aredis__cmdq_push(keep, cmd);
-            if (owner && (cmd->batch->bflags & AREDIS__BATCH_RESERVE)) rewatch = owner;
         } else {
             aredis__cmdq_push(fail, cmd);
         }
