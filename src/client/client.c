@@ -100,6 +100,10 @@ const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len) {
 
 void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredis_err code,
                       const char *detail) {
+    /* Once: a cancel or timeout reaching a record whose completion is
+     * under way (from inside its own callback's chain) finds it done. */
+    if (cmd->flags & AREDIS__CMD_DONE) return;
+    cmd->flags |= AREDIS__CMD_DONE;
     if (!(cmd->flags & AREDIS__CMD_INTERNAL)) c->user_pending--;
     aredis_reply_fn *cb = cmd->cb;
     cmd->cb = NULL;

@@ -38,6 +38,7 @@ struct addrinfo;
 #define AREDIS__CMD_STRIP 256u     /* strip the key prefix from its reply (cmd->strip) */
 #define AREDIS__CMD_HELD 512u      /* in c->held: waits for a reservation to end */
 #define AREDIS__CMD_BLOCKING 1024u /* blocks on the server: its silence is expected */
+#define AREDIS__CMD_DONE 2048u     /* its callback has been (or is being) run */
 
 /* A batch that went into `out` while its owner held the reservation (a
  * transaction's command after the WATCH that took it): client only, beside

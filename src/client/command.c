@@ -235,7 +235,7 @@ fail:
 
 void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail) {
     aredis__deadline_del(c, cmd);
-    if (cmd->flags & AREDIS__CMD_ORPHAN) return;
+    if (cmd->flags & (AREDIS__CMD_ORPHAN | AREDIS__CMD_DONE)) return;
     cmd->flags |= AREDIS__CMD_ORPHAN;
     if (code == AREDIS_ERR_TIMEOUT) c->stats.timeouts++;
     if (cmd->flags & AREDIS__CMD_SENT) {

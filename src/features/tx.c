@@ -185,11 +185,6 @@ static void watch_done(aredis_client *c, aredis_reply *r, const aredis_error *er
          * it (the exec is refused): end it now, or every other command
          * on the client waits for good. */
         if (aredis__reserved_by(c, x->owner)) send_unwatch(c, x->owner);
-        /* The callbacks of what fail_owned fails run before this WATCH's
-         * own (relay_done, below), while its record is being completed: a
-         * cancel of its future from one of them must not abort that record
-         * a second time. The cancel then only completes the future. */
-        if (x->base.cb == aredis__future_done) aredis__future_attach(x->base.data, NULL);
         /* What its round issued behind the WATCH and that has not gone out
          * yet (an EXEC waiting behind a held WATCH) must not run without
          * it. */
