@@ -38,6 +38,7 @@
  * pipeline, which may be reused at once or freed (an exec under way is not
  * affected by either). Commands are encoded when queued (with the client's
  * key prefix), so their arguments may be freed right after each call.
+ * Once its client is freed, a pipeline may only be freed.
  */
 #ifndef AREDIS_PIPELINE_H
 #define AREDIS_PIPELINE_H

@@ -58,6 +58,8 @@
  *
  * A transaction belongs to one client and is used from its loop's thread.
  * After an exec it is empty (and no longer watching) and may be reused.
+ * Free it BEFORE its client: freeing a watching transaction sends UNWATCH
+ * on the client.
  */
 #ifndef AREDIS_TX_H
 #define AREDIS_TX_H
