@@ -199,10 +199,7 @@ void aredis__deliver(aredis_client *c, aredis_reply_fn *cb, void *data, aredis_r
     aredis_error e;
     if (!err && r && r->type == AREDIS_REPLY_ERROR) {
         e.code = AREDIS_ERR_SERVER;
-        size_t n = r->str ? strcspn(r->str, " ") : 0;
-        if (n >= sizeof e.prefix) n = sizeof e.prefix - 1;
-        if (n) memcpy(e.prefix, r->str, n);
-        e.prefix[n] = '\0';
+        aredis__error_prefix(r, e.prefix, sizeof e.prefix);
         e.detail = r->str;
         err = &e;
     }

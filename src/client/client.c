@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "client/client_internal.h"
+#include "client/feature.h"
 #include "proto/prefix.h"
 #include "loop/loop_internal.h"
 #include "net/resolve.h"
@@ -78,8 +79,7 @@ void aredis__set_error(aredis_client *c, aredis_err code, const char *fmt, ...) 
     c->last_err.prefix[0] = '\0';
 }
 
-/* The first word of a server error ("WRONGTYPE Operation against..."). */
-static void error_prefix(const aredis_reply *r, char *out, size_t outlen) {
+void aredis__error_prefix(const aredis_reply *r, char *out, size_t outlen) {
     size_t n = 0;
     while (n < r->len && n + 1 < outlen && r->str[n] != ' ') {
         out[n] = r->str[n];
@@ -117,7 +117,7 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
     e.prefix[0] = '\0';
     char safe[256];
     if (code == AREDIS_ERR_SERVER && r) {
-        error_prefix(r, e.prefix, sizeof e.prefix);
+        aredis__error_prefix(r, e.prefix, sizeof e.prefix);
         e.detail = r->str;
         /* A server may quote the arguments back ("Error in ACL SETUSER
          * modifier '>...'"): the detail of a secret-bearing command is

@@ -83,6 +83,10 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
  * replies are dropped. Only before done has run. */
 void aredis__batch_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail);
 
+/* The first word of a server error reply ("WRONGTYPE Operation..."), as
+ * aredis_error.prefix holds it. */
+void aredis__error_prefix(const aredis_reply *r, char *out, size_t outlen);
+
 /*
  * Hand a batch-of-one's reply to a command callback as the client would: an
  * error reply as AREDIS_ERR_SERVER with its prefix (reply kept), any other

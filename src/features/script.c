@@ -158,9 +158,20 @@ static aredis_err encode_call(aredis_client *c, aredis__buf *b, const char *name
     return e;
 }
 
+/* SCRIPT LOAD <source>, as arguments. */
+static void load_args(const aredis_script *s, const char *argv[3], size_t lens[3]) {
+    argv[0] = "SCRIPT";
+    lens[0] = 6;
+    argv[1] = "LOAD";
+    lens[1] = 4;
+    argv[2] = s->src;
+    lens[2] = s->len;
+}
+
 static aredis_err encode_load(aredis_client *c, aredis__buf *b, const aredis_script *s) {
-    const char *argv[] = {"SCRIPT", "LOAD", s->src};
-    size_t lens[] = {6, 4, s->len};
+    const char *argv[3];
+    size_t lens[3];
+    load_args(s, argv, lens);
     return aredis__encode(c, b, 3, argv, lens, NULL, NULL, NULL);
 }
 
@@ -300,8 +311,9 @@ aredis_future *aredis_script_run_future(aredis_client *c, aredis_script *s, unsi
 
 aredis_err aredis_script_load(aredis_client *c, aredis_script *s, aredis_reply_fn *cb, void *data) {
     if (!c || !s) return aredis__call_fail(AREDIS_ERR_INVALID, "client or script is NULL");
-    const char *argv[] = {"SCRIPT", "LOAD", s->src};
-    size_t lens[] = {6, 4, s->len};
+    const char *argv[3];
+    size_t lens[3];
+    load_args(s, argv, lens);
     return aredis_command_argv(c, cb, data, 3, argv, lens);
 }
 
@@ -310,8 +322,9 @@ aredis_future *aredis_script_load_future(aredis_client *c, aredis_script *s) {
         aredis__call_fail(AREDIS_ERR_INVALID, "client or script is NULL");
         return NULL;
     }
-    const char *argv[] = {"SCRIPT", "LOAD", s->src};
-    size_t lens[] = {6, 4, s->len};
+    const char *argv[3];
+    size_t lens[3];
+    load_args(s, argv, lens);
     return aredis_future_argv(c, 3, argv, lens);
 }
 
@@ -331,8 +344,9 @@ static aredis_err queue_script(aredis__cmdlist *pre, aredis__cmdlist *body, ared
     int need_load = s->loaded != conn_tag(c);
     size_t pre_n = pre->n, pre_len = pre->buf.len;
     if (need_load) {
-        const char *largv[] = {"SCRIPT", "LOAD", s->src};
-        size_t llens[] = {6, 4, s->len};
+        const char *largv[3];
+        size_t llens[3];
+        load_args(s, largv, llens);
         e = aredis__cmdlist_add(pre, 3, largv, llens, NULL, NULL, 1);
     }
     if (e == AREDIS_ERR_OK) {
@@ -366,16 +380,30 @@ aredis_err aredis_tx_script(aredis_tx *tx, aredis_script *s, unsigned flags, int
 
 /* ---- Functions ---------------------------------------------------------- */
 
+/* FUNCTION LOAD [REPLACE] <code>, as arguments; their count. */
+static int function_load_args(const char *code, size_t len, int replace, const char *argv[4],
+                              size_t lens[4]) {
+    int n = 0;
+    argv[n] = "FUNCTION";
+    lens[n++] = 8;
+    argv[n] = "LOAD";
+    lens[n++] = 4;
+    if (replace) {
+        argv[n] = "REPLACE";
+        lens[n++] = 7;
+    }
+    argv[n] = code;
+    lens[n++] = len ? len : strlen(code);
+    return n;
+}
+
 aredis_err aredis_function_load(aredis_client *c, const char *code, size_t len, int replace,
                                 aredis_reply_fn *cb, void *data) {
     if (!c || !code) return aredis__call_fail(AREDIS_ERR_INVALID, "client or code is NULL");
-    if (!len) len = strlen(code);
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", code};
-    size_t lens[] = {8, 4, 7, len};
-    if (replace) return aredis_command_argv(c, cb, data, 4, argv, lens);
-    const char *argv2[] = {"FUNCTION", "LOAD", code};
-    size_t lens2[] = {8, 4, len};
-    return aredis_command_argv(c, cb, data, 3, argv2, lens2);
+    const char *argv[4];
+    size_t lens[4];
+    int argc = function_load_args(code, len, replace, argv, lens);
+    return aredis_command_argv(c, cb, data, argc, argv, lens);
 }
 
 aredis_future *aredis_function_load_future(aredis_client *c, const char *code, size_t len,
@@ -384,13 +412,10 @@ aredis_future *aredis_function_load_future(aredis_client *c, const char *code, s
         aredis__call_fail(AREDIS_ERR_INVALID, "client or code is NULL");
         return NULL;
     }
-    if (!len) len = strlen(code);
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", code};
-    size_t lens[] = {8, 4, 7, len};
-    if (replace) return aredis_future_argv(c, 4, argv, lens);
-    const char *argv2[] = {"FUNCTION", "LOAD", code};
-    size_t lens2[] = {8, 4, len};
-    return aredis_future_argv(c, 3, argv2, lens2);
+    const char *argv[4];
+    size_t lens[4];
+    int argc = function_load_args(code, len, replace, argv, lens);
+    return aredis_future_argv(c, argc, argv, lens);
 }
 
 /* FCALL is a plain command: the client's own path (key prefix included). */

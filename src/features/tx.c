@@ -360,10 +360,7 @@ static void exec_done(aredis_client *c, aredis_reply *r, const aredis_error *err
     if (!err && er && er->type == AREDIS_REPLY_ERROR) {
         aredis_error e;
         e.code = AREDIS_ERR_SERVER;
-        size_t n = strcspn(er->str, " ");
-        if (n >= sizeof e.prefix) n = sizeof e.prefix - 1;
-        memcpy(e.prefix, er->str, n);
-        e.prefix[n] = '\0';
+        aredis__error_prefix(er, e.prefix, sizeof e.prefix);
         char detail[400];
         if (x->bad) {
             /* "EXECABORT Transaction discarded ... errors." + what failed */
