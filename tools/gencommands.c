@@ -90,10 +90,10 @@ static const aredis__cmdinfo k_supplements[] = {
  * cmdclass.c checks that the filter never changes the classifier's verdict.
  */
 static const char *const k_classified[] = {
-    "acl",        "auth",       "client",       "config",       "hello",       "migrate",
-    "monitor",    "psubscribe", "psync",        "punsubscribe", "reset",       "sentinel",
-    "ssubscribe", "subscribe",  "sunsubscribe", "sync",         "unsubscribe", "unwatch",
-    "watch",
+    "acl",          "auth",    "client",      "config",   "discard",    "exec",
+    "hello",        "migrate", "monitor",     "multi",    "psubscribe", "psync",
+    "punsubscribe", "reset",   "select",      "sentinel", "ssubscribe", "subscribe",
+    "sunsubscribe", "sync",    "unsubscribe", "unwatch",  "watch",
 };
 
 /* ---- Output helpers ------------------------------------------------------ */

@@ -112,7 +112,8 @@ static void log_batch(const aredis_client *c, const aredis__batch_spec *s) {
 aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, aredis__cmd **out) {
     if (!s->n || !s->len || !s->ends || s->ends[s->n - 1] != s->len)
         return aredis__call_fail(AREDIS_ERR_INVALID, "empty or malformed batch");
-    aredis_err e = aredis__admission(c, 0);
+    int internal = (s->flags & AREDIS__BATCH_INTERNAL) != 0;
+    aredis_err e = aredis__admission(c, internal);
     /* A batch that only ends its owner's reservation (a transaction's own
      * UNWATCH: RELEASE, no callback) is what lets every held command go:
      * refused for max_queue_size — which the held commands fill — the
@@ -120,6 +121,18 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     if (e == AREDIS_ERR_QUEUE_FULL && (s->flags & AREDIS__BATCH_RELEASE) && !s->done)
         e = AREDIS_ERR_OK;
     if (e != AREDIS_ERR_OK) return e;
+    /* What the commands inside change (session.c), and on a RESP2
+     * subscribed connection, whether they may run at all. */
+    int pubsub = (s->flags & AREDIS__BATCH_PUBSUB) != 0;
+    for (size_t i = 0, start = 0; !internal && i < s->n; start = s->ends[i++]) {
+        const char *one = s->bytes + start;
+        size_t len = s->ends[i] - start;
+        if (!pubsub && (e = aredis__pubsub_refuse(c, one, len)) != AREDIS_ERR_OK) return e;
+        const char *why = NULL;
+        uint64_t bm = 0;
+        if (aredis__cmd_classify(one, len, 0, &why, &bm, NULL) & AREDIS__CC_SESSION)
+            aredis__session_note(c, one, len);
+    }
     aredis__cmd *cmd = aredis__cmd_new(c);
     aredis__batch *b = NULL;
     size_t bytes;
@@ -140,6 +153,7 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     cmd->batch = b;
     cmd->cb = s->done;
     cmd->data = s->data;
+    if (internal) cmd->flags |= AREDIS__CMD_INTERNAL;
     if (s->sensitive) cmd->flags |= AREDIS__CMD_SENSITIVE;
     if (s->block_ms || s->block_forever) cmd->flags |= AREDIS__CMD_BLOCKING;
 
@@ -172,9 +186,11 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
             fifo = 1;
         }
     }
-    e = aredis__place(c, cmd, before, s->len, timeout, fifo, 0, 0);
+    e = aredis__place(c, cmd, before, s->len, timeout, fifo, 0, internal);
     if (e != AREDIS_ERR_OK) return e;
-    c->stats.commands += s->n - 1; /* counted per command inside */
+    /* Counted per command inside (a subscribe is one command whatever its
+     * confirmations). */
+    if (!pubsub && !internal) c->stats.commands += s->n - 1;
     if (out) *out = cmd;
     return AREDIS_ERR_OK;
 }

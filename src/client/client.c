@@ -250,6 +250,8 @@ static void conn_reset(aredis_client *c) {
     c->reserved = NULL; /* the server forgot its WATCH with the connection */
     c->rd_want = c->wr_want = 0;
     c->up = 0;
+    c->subs_np = c->subs_shard = 0; /* the server forgot them with the connection */
+    aredis__session_reset(c);
 }
 
 /*
@@ -339,6 +341,9 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     /* First what happened to the connection, then each command's fate. */
     if (lost) report(c, c->opt.on_error, code, why);
     report_disconnect(c, was_up, lost ? code : AREDIS_ERR_CLOSED, why);
+    if (c->ps_hooks && c->ps_hooks->down)
+        c->ps_hooks->down(c, code == AREDIS_ERR_OK ? AREDIS_ERR_CLOSED : code, why, !retry,
+                          c->ps_state);
     fail_queue(c, &fail, code, why);
     fail_queue(c, &waiting, code, why);
     fail_queue(c, &forked, AREDIS_ERR_FORKED, "inherited across fork()");
@@ -515,11 +520,11 @@ static void dispatch_part(aredis_client *c, aredis__cmd *cmd, aredis_reply *r) {
 }
 
 static void dispatch(aredis_client *c, aredis_reply *r) {
-    if (r->type == AREDIS_REPLY_PUSH) {
-        if (c->opt.on_push) c->opt.on_push(c, r, c->opt.cb_data);
-        aredis_reply_release(r);
+    /* Pushes and pub/sub traffic first: they are nobody's reply (push.c). */
+    if ((r->type == AREDIS_REPLY_PUSH || (r->type == AREDIS_REPLY_ARRAY && c->proto == 2 &&
+                                          (c->ps_hooks || c->subs_np || c->subs_shard))) &&
+        aredis__push_route(c, r))
         return;
-    }
     /* A reply belongs to the oldest command whose bytes have all been
      * written (for a batch: the bytes of its next command); one with nothing
      * owed, or owed only by a command the server has not seen (issued from
@@ -537,8 +542,13 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
         return;
     }
     if (cmd->batch && cmd->batch->got + 1 < cmd->batch->n) {
-        dispatch_part(c, cmd, r);
-        return;
+        /* A subscribe's error reply is its only one: its confirmations
+         * will not come. */
+        if (!((cmd->batch->bflags & AREDIS__BATCH_PUBSUB) && r->type == AREDIS_REPLY_ERROR)) {
+            dispatch_part(c, cmd, r);
+            return;
+        }
+        cmd->batch->got = cmd->batch->n - 1;
     }
     aredis__cmdq_pop(&c->sent);
     if (cmd == c->barrier) c->barrier = NULL;
@@ -811,7 +821,11 @@ void aredis__set_ready(aredis_client *c) {
     c->conn_deadline = 0;
     c->attempt = 0;
     c->ever_ready = 1;
-    /* What waited goes out now, in issue order, behind nothing. */
+    /* Subscriptions are replayed first, then what waited goes out, in
+     * issue order. */
+    uint64_t g0 = c->gen;
+    if (c->ps_hooks && c->ps_hooks->ready) c->ps_hooks->ready(c, c->ps_state);
+    if (c->gen != g0) return;
     if (aredis__drain_waiting(c) != 0) return;
     aredis__arm_flush(c);
     c->stats.connects++;
@@ -972,6 +986,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
         copy_str(&c->opt.prefix, opts->prefix && *opts->prefix ? opts->prefix : NULL))
         goto fail;
     c->prefix_len = c->opt.prefix ? strlen(c->opt.prefix) : 0;
+    c->sess_db = c->opt.db;
     c->timer = aredis__timer_new(loop, aredis__on_timer, c);
     c->flush_defer = aredis__defer_new(loop, on_flush, c);
     if (!c->timer || !c->flush_defer) goto fail;
@@ -985,6 +1000,26 @@ fail:
     free_opts(&c->opt);
     aredis__free(c);
     return NULL;
+}
+
+aredis_client *aredis__client_clone(aredis_client *c) {
+    aredis_options o = c->opt;
+    o.on_push = NULL;
+    o.on_connect = NULL;
+    o.on_disconnect = NULL;
+    o.on_error = NULL;
+    o.on_reconnect_attempt = NULL;
+    o.cb_data = NULL;
+    /* One TLS context for both (a reference each), when there is one. */
+    if (c->tls_ctx) o.tls_context = c->tls_ctx;
+    aredis_client *d = aredis_client_new(c->loop, &o);
+    if (!d) return NULL;
+    if (c->state != AREDIS_STATE_IDLE && c->state != AREDIS_STATE_CLOSED &&
+        aredis_client_connect(d) != AREDIS_ERR_OK) {
+        aredis_client_free(d);
+        return NULL;
+    }
+    return d;
 }
 
 /*
@@ -1127,6 +1162,7 @@ void aredis_client_close(aredis_client *c) {
 }
 
 static void client_destroy(aredis_client *c) {
+    if (c->ps_hooks && c->ps_hooks->destroy) c->ps_hooks->destroy(c, c->ps_state);
     aredis__resolve_cancel(c->resolving); /* NULL by now: teardown cancelled it */
     aredis__cmdtable_free(c->cmdtable);
     aredis__tls_ctx_free(c->tls_ctx);

@@ -192,6 +192,17 @@ struct aredis_client {
 
     aredis_client_stats stats;
 
+    /* session state (session.c): what users changed beyond replies */
+    int sess_multi; /* a MULTI issued, no EXEC/DISCARD since */
+    int sess_auth;  /* AUTH/HELLO issued by a user */
+    int sess_db;    /* the database now (opt.db at connect) */
+
+    /* pub/sub (features/pubsub.c, through client/feature.h) */
+    const struct aredis__pubsub_hooks *ps_hooks;
+    void *ps_state;
+    long long subs_np;    /* channels + patterns the server counts for us */
+    long long subs_shard; /* shard channels */
+
     aredis_error last_err;
     char last_detail[256];
     char err_detail[256]; /* detail for the error being delivered */
@@ -297,6 +308,7 @@ int aredis__cmd_is_read_only(const char *name, size_t len, const char *sub, size
 #define AREDIS__CC_REFUSED 4u    /* its replies cannot be matched: refuse it */
 #define AREDIS__CC_BLOCKING 8u   /* blocks on the server for *block_ms */
 #define AREDIS__CC_READ_ONLY 16u /* only reads (retry_read_only) */
+#define AREDIS__CC_SESSION 32u   /* MULTI, EXEC, DISCARD, SELECT, AUTH, HELLO (session.c) */
 /*
  * Classify one encoded command. *why gets a static text for a refusal;
  * *block_ms the block time of a blocking command (0 = forever). `want_ro`
@@ -375,6 +387,21 @@ void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, cons
 /* ---- handshake.c ------------------------------------------------------- */
 /* Connected: send the handshake (or go READY if none is needed). */
 void aredis__handshake_start(aredis_client *c);
+
+/* ---- push.c ------------------------------------------------------------ */
+/* A push, or a RESP2 array while pub/sub is engaged: route it if it is
+ * nobody's reply (message, unsolicited confirmation, other push). Returns 1
+ * when taken (r released), 0 when it is to be matched as a reply. */
+int aredis__push_route(aredis_client *c, aredis_reply *r);
+/* On a RESP2 subscribed connection, refuse an ordinary command (not PING):
+ * UNSUPPORTED with aredis_call_error() set. OK otherwise. */
+aredis_err aredis__pubsub_refuse(aredis_client *c, const char *resp, size_t len);
+
+/* ---- session.c --------------------------------------------------------- */
+/* A user command the classifier flagged AREDIS__CC_SESSION was issued. */
+void aredis__session_note(aredis_client *c, const char *resp, size_t len);
+/* A new connection: nothing changed yet. */
+void aredis__session_reset(aredis_client *c);
 
 /* ---- future.c ---------------------------------------------------------- */
 /* Complete waiters of aredis_future_ready(). code OK = ready. */

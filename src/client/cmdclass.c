@@ -23,6 +23,8 @@
  *   sensitive may carry a secret: its error detail is redacted.
  *   read-only may be retried after a reconnect (retry_read_only): the
  *             table's READONLY flag (reconnect.c).
+ *   session   MULTI, EXEC, DISCARD, SELECT, AUTH, HELLO: they change what
+ *             the next user of the connection would inherit (session.c).
  *
  * This runs for every command issued, so the usual commands are told apart
  * by the name's length and first letter before anything is parsed
@@ -79,8 +81,8 @@ static const char *refusal(const char *name, size_t n, cursor args, size_t argc)
     if (ieq(name, n, "SUBSCRIBE") || ieq(name, n, "PSUBSCRIBE") || ieq(name, n, "SSUBSCRIBE") ||
         ieq(name, n, "UNSUBSCRIBE") || ieq(name, n, "PUNSUBSCRIBE") || ieq(name, n, "SUNSUBSCRIBE"))
         return "the subscribe family is not supported by the command API: its confirmations "
-               "and messages are not one reply per command (use a connection of its own "
-               "outside aredis until aredis's pub/sub API)";
+               "and messages are not one reply per command (use aredis_subscription_new(), "
+               "aredis/pubsub.h)";
     if (ieq(name, n, "MONITOR"))
         return "MONITOR is not supported by the command API: it streams the server's "
                "commands instead of replying once (use redis-cli monitor)";
@@ -152,7 +154,11 @@ unsigned aredis__cmd_classify_slow(const char *resp, size_t len, int want_ro, co
         *why = r;
         return flags | AREDIS__CC_REFUSED;
     }
-    if (ieq(name, n, "AUTH") || ieq(name, n, "HELLO")) flags |= AREDIS__CC_BARRIER;
+    if (ieq(name, n, "AUTH") || ieq(name, n, "HELLO"))
+        flags |= AREDIS__CC_BARRIER | AREDIS__CC_SESSION;
+    if (ieq(name, n, "MULTI") || ieq(name, n, "EXEC") || ieq(name, n, "DISCARD") ||
+        ieq(name, n, "SELECT"))
+        flags |= AREDIS__CC_SESSION;
     int64_t b = blocking(resp, len, head, nhead, argc);
     if (b >= 0) {
         flags |= AREDIS__CC_BLOCKING;

@@ -138,6 +138,11 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
         aredis__cmd_recycle(c, cmd);
         return aredis__call_fail(AREDIS_ERR_UNSUPPORTED, "%s: %s", name, why);
     }
+    if (!internal && (e = aredis__pubsub_refuse(c, bytes, len)) != AREDIS_ERR_OK) {
+        b->len = before;
+        aredis__cmd_recycle(c, cmd);
+        return e;
+    }
     if (!internal && (cls & AREDIS__CC_BARRIER)) cmd->flags |= AREDIS__CMD_BARRIER;
     if (cls & AREDIS__CC_BLOCKING) cmd->flags |= AREDIS__CMD_BLOCKING;
     if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_command(c, bytes, len, internal);
@@ -161,6 +166,10 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     /* Retryable: by flag, or read-only under retry_read_only. */
     int retry =
         !internal && ((o && (o->flags & AREDIS_CMD_RETRYABLE)) || (cls & AREDIS__CC_READ_ONLY));
+    /* Session changes are noted before the bytes may move (place may
+     * append them elsewhere). A refused placement leaves a note that errs
+     * on the dirty side: harmless. */
+    if (!internal && (cls & AREDIS__CC_SESSION)) aredis__session_note(c, bytes, len);
     e = aredis__place(c, cmd, before, len, timeout, fifo, retry, internal);
     if (e == AREDIS_ERR_OK && out) *out = cmd;
     return e;

@@ -31,6 +31,12 @@ typedef void aredis__part_fn(aredis_client *c, aredis_reply *r, size_t index, vo
 
 #define AREDIS__BATCH_RESERVE 1u /* once in the output: the connection is the owner's */
 #define AREDIS__BATCH_RELEASE 2u /* once in the output: the owner's reservation ends */
+/* A (P|S)(UN)SUBSCRIBE of n channels: its n replies are the confirmations
+ * (pushes on RESP3), one per channel; an error reply ends it. */
+#define AREDIS__BATCH_PUBSUB 4u
+/* The client's own (a subscription replay): straight into the output ahead
+ * of what waits, not counted as a user's command. */
+#define AREDIS__BATCH_INTERNAL 8u
 
 typedef struct aredis__batch_spec {
     const char *bytes; /* the encoded commands, one after the other */
@@ -116,5 +122,68 @@ void aredis__future_attach(aredis_future *f, aredis__cmd *cmd);
 /* The submission failed: the future fails with the call's error (its
  * completer reference dropped). Returns f. */
 aredis_future *aredis__future_refused(aredis_future *f, aredis_err code);
+
+/* ---- Pub/sub (features/pubsub.c) ------------------------------------------ */
+
+/*
+ * The dispatcher's side of pub/sub. A push (RESP3), or on a RESP2
+ * connection in subscribed mode an array, whose first element names a
+ * pub/sub kind is classified before any matching:
+ *   message, pmessage, smessage        -> hooks->message
+ *   (p|s)(un)subscribe confirmations   -> the (UN)SUBSCRIBE batch at the
+ *                                         head of `sent` (AREDIS__BATCH_PUBSUB)
+ *                                         as its next reply; with none there,
+ *                                         hooks->unsolicited (the server
+ *                                         dropped a shard channel)
+ *   anything else pushed               -> options.on_push
+ * The client keeps the server's subscription counts from the confirmations
+ * (RESP2: subscribed mode while nonzero).
+ */
+typedef struct aredis__pubsub_hooks {
+    void (*message)(aredis_client *c, aredis_reply *r, void *state); /* borrowed */
+    void (*unsolicited)(aredis_client *c, aredis_reply *r, void *state);
+    /* A new connection's handshake is done: issue the replay now (internal
+     * batches), before anything waiting goes out. */
+    void (*ready)(aredis_client *c, void *state);
+    /* The connection ended: `final` when no reconnect follows (closed, freed,
+     * the policy gave up). */
+    void (*down)(aredis_client *c, aredis_err code, const char *why, int final, void *state);
+    /* Subscribed or (un)subscribing: RESP2 refuses ordinary commands then. */
+    int (*engaged)(void *state);
+    /* The client is being freed (after its last `down`). */
+    void (*destroy)(aredis_client *c, void *state);
+} aredis__pubsub_hooks;
+
+/* Attach the pub/sub state of a client (once; NULL hooks detach). */
+void aredis__pubsub_attach(aredis_client *c, const aredis__pubsub_hooks *h, void *state);
+void *aredis__pubsub_state(const aredis_client *c);
+/* Subscribed, or a (un)subscribe pending (the hooks' engaged(), and the
+ * server's counts). */
+int aredis__pubsub_engaged(const aredis_client *c);
+/* A client of its own with c's options (copied strings; callbacks and user
+ * data left out), on c's loop, connecting when c is connecting or up. NULL
+ * when out of memory. */
+aredis_client *aredis__client_clone(aredis_client *c);
+/* The protocol the client speaks or will speak: 2 or 3 once known,
+ * else what the options ask for. */
+int aredis__client_proto(const aredis_client *c);
+
+/* ---- Session state (the pool's dirty detection) -------------------------- */
+
+/*
+ * What users of a connection may have left on it that the next user must
+ * not inherit. Tracked at issue time from the commands' names, reset when a
+ * new connection's handshake is done (it sets db and protocol afresh).
+ */
+#define AREDIS__SESS_OWED 1u        /* user commands issued, not completed */
+#define AREDIS__SESS_BLOCKING 2u    /* among them a blocking command */
+#define AREDIS__SESS_MULTI 4u       /* MULTI issued (command API), no EXEC/DISCARD yet */
+#define AREDIS__SESS_WATCH 8u       /* a transaction's WATCH holds the connection */
+#define AREDIS__SESS_SUBSCRIBED 16u /* subscribed, or a (un)subscribe pending */
+#define AREDIS__SESS_DB 32u         /* SELECT to a database other than opts.db */
+#define AREDIS__SESS_AUTH 64u       /* AUTH or HELLO issued by a user: another user/protocol */
+unsigned aredis__session(const aredis_client *c);
+/* The database the connection is on now (opts.db unless a SELECT moved it). */
+int aredis__session_db(const aredis_client *c);
 
 #endif

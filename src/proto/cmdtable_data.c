@@ -2287,10 +2287,10 @@ const uint32_t aredis__cc_initials[10] = {
     0x00000000, /* 1: */
     0x00000000, /* 2: */
     0x00000001, /* 3: acl */
-    0x00440001, /* 4: auth sync wait */
-    0x00c28082, /* 5: blpop brpop hello psync reset watch xread */
-    0x00000006, /* 6: blmove blmpop bzmpop client config */
-    0x00501000, /* 7: migrate monitor unwatch waitaof */
+    0x00440011, /* 4: auth exec sync wait */
+    0x00c29082, /* 5: blpop brpop hello multi psync reset watch xread */
+    0x00040006, /* 6: blmove blmpop bzmpop client config select */
+    0x00501008, /* 7: discard migrate monitor unwatch waitaof */
     0x00040002, /* 8: bzpopmax bzpopmin sentinel */
     0x00040000, /* 9: subscribe */
 };

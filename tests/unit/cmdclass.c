@@ -210,7 +210,14 @@ static void test_other_classes(void **state) {
     assert_true(CLASSIFY(0, NULL, "unwatch") & AREDIS__CC_REFUSED);
     assert_true(CLASSIFY(0, NULL, "CLIENT", "REPLY", "OFF") & AREDIS__CC_REFUSED);
     assert_false(CLASSIFY(0, NULL, "CLIENT", "REPLY", "ON") & AREDIS__CC_REFUSED);
-    assert_int_equal(CLASSIFY(0, NULL, "AUTH", "pw"), AREDIS__CC_BARRIER | AREDIS__CC_SENSITIVE);
+    assert_int_equal(CLASSIFY(0, NULL, "AUTH", "pw"),
+                     AREDIS__CC_BARRIER | AREDIS__CC_SENSITIVE | AREDIS__CC_SESSION);
+    /* What a pool's next user would inherit (client/session.c). */
+    assert_int_equal(CLASSIFY(0, NULL, "MULTI"), AREDIS__CC_SESSION);
+    assert_int_equal(CLASSIFY(0, NULL, "exec"), AREDIS__CC_SESSION);
+    assert_int_equal(CLASSIFY(0, NULL, "DISCARD"), AREDIS__CC_SESSION);
+    assert_int_equal(CLASSIFY(0, NULL, "SELECT", "2"), AREDIS__CC_SESSION);
+    assert_int_equal(CLASSIFY(0, NULL, "SET", "k", "v"), 0);
     assert_true(CLASSIFY(0, NULL, "HELLO", "3") & AREDIS__CC_BARRIER);
     assert_true(CLASSIFY(0, NULL, "CONFIG", "SET", "requirepass", "x") & AREDIS__CC_SENSITIVE);
     assert_int_equal(CLASSIFY(0, NULL, "GET", "k"), 0);

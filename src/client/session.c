@@ -1,0 +1,84 @@
+/*
+ * Session state: what the commands users issued changed on the server's
+ * side of this connection, beyond the replies they owe — a MULTI left open,
+ * another database, another user. A pool asks before handing the
+ * connection to its next user (features/pool.c); the handshake of every new
+ * connection starts it afresh (conn_reset in client.c).
+ *
+ * Tracked at issue time, from the command's name: the classifier flags the
+ * few names involved (AREDIS__CC_SESSION), so other commands pay nothing.
+ */
+#include <string.h>
+
+#include "client/client_internal.h"
+#include "client/feature.h"
+#include "proto/cmdtable.h"
+
+static int ieq(const char *a, size_t n, const char *lit) {
+    size_t i = 0;
+    for (; i < n && lit[i]; i++) {
+        char ch = a[i];
+        if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 32);
+        if (ch != lit[i]) return 0;
+    }
+    return i == n && lit[i] == '\0';
+}
+
+/* A database number as SELECT takes it, or -1. */
+static int db_number(const char *p, size_t n) {
+    if (n == 0 || n > 9) return -1;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+void aredis__session_note(aredis_client *c, const char *resp, size_t len) {
+    aredis__arg a[2];
+    long n = aredis__resp_args(resp, len, a, 2);
+    if (n < 1) return;
+    if (ieq(a[0].p, a[0].n, "MULTI")) {
+        c->sess_multi = 1;
+    } else if (ieq(a[0].p, a[0].n, "EXEC") || ieq(a[0].p, a[0].n, "DISCARD")) {
+        c->sess_multi = 0;
+    } else if (ieq(a[0].p, a[0].n, "SELECT")) {
+        /* A SELECT the server refuses leaves the database as it was; one
+         * that is not a number will be refused. Either way: dirty, and
+         * the pool's SELECT of the configured database is harmless. */
+        c->sess_db = n >= 2 ? db_number(a[1].p, a[1].n) : -1;
+    } else if (ieq(a[0].p, a[0].n, "AUTH") || ieq(a[0].p, a[0].n, "HELLO")) {
+        c->sess_auth = 1;
+    }
+}
+
+void aredis__session_reset(aredis_client *c) {
+    c->sess_multi = 0;
+    c->sess_auth = 0;
+    c->sess_db = c->opt.db;
+}
+
+static int has_blocking(const aredis__cmdq *q) {
+    for (const aredis__cmd *cmd = q->head; cmd; cmd = cmd->next)
+        if (cmd->flags & AREDIS__CMD_BLOCKING) return 1;
+    return 0;
+}
+
+unsigned aredis__session(const aredis_client *c) {
+    unsigned s = 0;
+    /* Timed-out commands still owe their replies too: the connection is
+     * not the next user's until they have come. */
+    if (c->user_pending || c->orphans || c->sent.n || c->waiting.n || c->held.n)
+        s |= AREDIS__SESS_OWED;
+    if (has_blocking(&c->sent) || has_blocking(&c->waiting) || has_blocking(&c->held))
+        s |= AREDIS__SESS_BLOCKING;
+    if (c->sess_multi) s |= AREDIS__SESS_MULTI;
+    if (c->reserved) s |= AREDIS__SESS_WATCH;
+    if (aredis__pubsub_engaged(c)) s |= AREDIS__SESS_SUBSCRIBED;
+    if (c->sess_db != c->opt.db) s |= AREDIS__SESS_DB;
+    if (c->sess_auth) s |= AREDIS__SESS_AUTH;
+    return s;
+}
+
+int aredis__session_db(const aredis_client *c) { return c->sess_db; }

@@ -1,0 +1,967 @@
+/*
+ * Subscriptions (aredis/pubsub.h).
+ *
+ * Each client that carries subscriptions has one registry (ps_state,
+ * attached to it through client/feature.h's pub/sub hooks): a hash of the
+ * names subscribed on its connection — (kind, name) → the subscriptions
+ * holding it — which is what messages are looked up in and what a reconnect
+ * replays. A subscription on a dedicated connection (RESP2, or asked for)
+ * lives in the registry of a hidden client the user's client owns (made on
+ * first need, with the same options).
+ *
+ * The server is told: SUBSCRIBE for every call (confirming again what is
+ * held is harmless), UNSUBSCRIBE only for names no other subscription of
+ * the connection still holds. Each (UN)SUBSCRIBE goes out as a batch of its
+ * n confirmations (AREDIS__BATCH_PUBSUB), so the dispatcher matches them to
+ * this call and to nothing else.
+ *
+ * Handlers may free subscriptions and (un)subscribe while a message is
+ * being dispatched: entries emptied meanwhile are unlinked at once but
+ * freed only when the dispatch is over (`grave`), and a subscription freed
+ * from its own handler is freed when the handler returns (`refs`).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "aredis/pubsub.h"
+#include "aredis/writer.h"
+#include "client/feature.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define NKINDS 3
+
+typedef struct ps_entry {
+    struct ps_entry *hnext;
+    uint32_t hash;
+    unsigned kind;
+    size_t live;                /* non-NULL slots in subs */
+    size_t n, cap;              /* slots used / allocated */
+    aredis_subscription **subs; /* the subscriptions holding it (NULL: removed) */
+    size_t len;
+    char name[];
+} ps_entry;
+
+typedef struct ps_state {
+    aredis_client *c;
+    ps_entry **buckets;
+    size_t nbuckets, count;
+    size_t counts[NKINDS];
+    aredis_subscription *subs; /* subscriptions whose names live here */
+    unsigned inflight;         /* (un)subscribe batches not completed */
+    int need_replay;           /* a connection with names on it was lost */
+    int dispatching;
+    ps_entry *grave; /* emptied during a dispatch, freed after it */
+    /* The user's client: its hidden connection for dedicated subscriptions
+     * (with a registry of its own). */
+    aredis_client *dedicated;
+    int is_dedicated;
+} ps_state;
+
+struct aredis_subscription {
+    aredis_client *c; /* the user's client (NULL once it is freed) */
+    ps_state *st;     /* the registry of the connection it is on */
+    aredis_subscription *next, *prev;
+    aredis_sub_options o;
+    void *data;
+    size_t counts[NKINDS];
+    unsigned refs; /* 1 for the user, 1 per call in flight and handler running */
+    int freed;
+    int overflowing;
+    aredis_reply **ring; /* buffered messages for next() */
+    size_t rcap, rhead, rn;
+    aredis_future **nexts; /* pending next() futures, oldest first */
+    size_t ncap, nhead, nn;
+    aredis_sub_stats stats;
+};
+
+static const char *const k_sub_cmd[NKINDS] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"};
+static const char *const k_unsub_cmd[NKINDS] = {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+
+/* ---- The registry ------------------------------------------------------- */
+
+static uint32_t hash_name(unsigned kind, const char *p, size_t n) {
+    uint32_t h = 2166136261u ^ kind;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+
+static ps_entry *lookup(const ps_state *st, unsigned kind, const char *p, size_t n) {
+    if (!st->nbuckets) return NULL;
+    uint32_t h = hash_name(kind, p, n);
+    for (ps_entry *e = st->buckets[h & (st->nbuckets - 1)]; e; e = e->hnext)
+        if (e->hash == h && e->kind == kind && e->len == n && memcmp(e->name, p, n) == 0) return e;
+    return NULL;
+}
+
+static int grow_table(ps_state *st) {
+    if (st->count < st->nbuckets) return 0;
+    size_t nb = st->nbuckets ? st->nbuckets * 2 : 16;
+    ps_entry **b = aredis__calloc(nb, sizeof *b);
+    if (!b) return -1;
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        ps_entry *e = st->buckets[i];
+        while (e) {
+            ps_entry *next = e->hnext;
+            e->hnext = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+            e = next;
+        }
+    }
+    aredis__free(st->buckets);
+    st->buckets = b;
+    st->nbuckets = nb;
+    return 0;
+}
+
+static void entry_free(ps_entry *e) {
+    aredis__free(e->subs);
+    aredis__free(e);
+}
+
+static void unlink_entry(ps_state *st, ps_entry *e) {
+    ps_entry **pp = &st->buckets[e->hash & (st->nbuckets - 1)];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    st->count--;
+    st->counts[e->kind]--;
+    if (st->dispatching) {
+        e->hnext = st->grave;
+        st->grave = e;
+    } else {
+        entry_free(e);
+    }
+}
+
+/* Add s to (kind, name). Returns 1 when added, 0 when s held it already,
+ * -1 when out of memory. */
+static int hold(ps_state *st, aredis_subscription *s, unsigned kind, const char *p, size_t n) {
+    ps_entry *e = lookup(st, kind, p, n);
+    if (!e) {
+        if (grow_table(st) != 0) return -1;
+        e = aredis__calloc(1, sizeof *e + n + 1);
+        if (!e) return -1;
+        e->hash = hash_name(kind, p, n);
+        e->kind = kind;
+        e->len = n;
+        memcpy(e->name, p, n);
+        size_t slot = e->hash & (st->nbuckets - 1);
+        e->hnext = st->buckets[slot];
+        st->buckets[slot] = e;
+        st->count++;
+        st->counts[kind]++;
+    }
+    for (size_t i = 0; i < e->n; i++)
+        if (e->subs[i] == s) return 0;
+    if (e->n == e->cap) {
+        /* Reuse a slot emptied outside a dispatch first. */
+        if (!st->dispatching && e->live < e->n) {
+            size_t k = 0;
+            for (size_t i = 0; i < e->n; i++)
+                if (e->subs[i]) e->subs[k++] = e->subs[i];
+            e->n = k;
+        } else {
+            size_t cap = e->cap ? e->cap * 2 : 1;
+            aredis_subscription **v = aredis__reallocarray(e->subs, cap, sizeof *v);
+            if (!v) {
+                if (!e->live) unlink_entry(st, e);
+                return -1;
+            }
+            e->subs = v;
+            e->cap = cap;
+        }
+    }
+    e->subs[e->n++] = s;
+    e->live++;
+    s->counts[kind]++;
+    return 1;
+}
+
+/* Take s off (kind, name). Returns 1 when the name is now held by nobody
+ * (the server must be told), 0 when others hold it, -1 when s did not. */
+static int drop(ps_state *st, aredis_subscription *s, unsigned kind, const char *p, size_t n) {
+    ps_entry *e = lookup(st, kind, p, n);
+    if (!e) return -1;
+    for (size_t i = 0; i < e->n; i++) {
+        if (e->subs[i] != s) continue;
+        e->subs[i] = NULL;
+        e->live--;
+        s->counts[kind]--;
+        if (e->live) return 0;
+        unlink_entry(st, e);
+        return 1;
+    }
+    return -1;
+}
+
+/* ---- Subscriptions' lifetime -------------------------------------------- */
+
+static void sub_event(aredis_subscription *s, aredis_sub_event ev, aredis_err code,
+                      const char *detail) {
+    if (s->freed || !s->o.on_event) return;
+    aredis_error e = {code, detail ? detail : aredis_strerror(code), {0}};
+    s->refs++;
+    s->o.on_event(s, ev, code == AREDIS_ERR_OK && ev != AREDIS_SUB_DROPPED ? NULL : &e, s->data);
+    s->refs--;
+}
+
+static void fail_nexts(aredis_subscription *s, aredis_err code, const char *detail) {
+    aredis_error e = {code, detail ? detail : aredis_strerror(code), {0}};
+    while (s->nn) {
+        aredis_future *f = s->nexts[s->nhead];
+        s->nhead = (s->nhead + 1) % s->ncap;
+        s->nn--;
+        aredis__future_done(s->st ? s->st->c : NULL, NULL, &e, f);
+    }
+}
+
+static void sub_release(aredis_subscription *s) {
+    if (--s->refs) return;
+    while (s->rn) {
+        aredis_reply_release(s->ring[s->rhead]);
+        s->rhead = (s->rhead + 1) % s->rcap;
+        s->rn--;
+    }
+    aredis__free(s->ring);
+    aredis__free(s->nexts);
+    aredis__free(s);
+}
+
+static void sub_unlink(aredis_subscription *s) {
+    ps_state *st = s->st;
+    if (!st) return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        st->subs = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* ---- Calls: (UN)SUBSCRIBE as a batch of confirmations ------------------- */
+
+typedef struct ps_call {
+    aredis_subscription *s;
+    aredis_client *user;
+    aredis_reply_fn *cb;
+    void *data;
+    aredis_reply *last;  /* the last confirmation */
+    aredis_reply *error; /* an error reply that ended it */
+    unsigned kind;
+    int unsub, replay;
+    size_t n;
+    char **names; /* subscribe: undone on a server error */
+    size_t *lens;
+} ps_call;
+
+static void call_free(ps_call *k) {
+    for (size_t i = 0; k->names && i < k->n; i++)
+        aredis__free(k->names[i]);
+    aredis__free(k->names);
+    aredis__free(k->lens);
+    aredis_reply_release(k->last);
+    aredis_reply_release(k->error);
+    aredis__free(k);
+}
+
+static void call_part(aredis_client *c, aredis_reply *r, size_t index, void *data) {
+    (void)c;
+    (void)index;
+    ps_call *k = data;
+    aredis_reply **slot = r->type == AREDIS_REPLY_ERROR ? &k->error : &k->last;
+    aredis_reply_release(*slot);
+    *slot = aredis_reply_retain(r);
+}
+
+static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)r;
+    ps_call *k = data;
+    ps_state *st = aredis__pubsub_state(c);
+    if (st) st->inflight--;
+    aredis_subscription *s = k->s;
+    if (k->replay) {
+        /* A replay refused (an ACL now denies a name, say): the names stay
+         * and the next reconnect tries again. */
+        if (st && (err || k->error)) {
+            const char *why = err ? err->detail : k->error->str;
+            for (aredis_subscription *x = st->subs; x; x = x->next)
+                if (x->counts[k->kind]) sub_event(x, AREDIS_SUB_ERROR, AREDIS_ERR_SERVER, why);
+        }
+        call_free(k);
+        return;
+    }
+    /* A subscribe the server refused subscribed none of its names. */
+    if (k->error && !k->unsub && s && s->st && !s->freed)
+        for (size_t i = 0; i < k->n; i++)
+            drop(s->st, s, k->kind, k->names[i], k->lens[i]);
+    if (k->cb) {
+        if (err)
+            aredis__deliver(k->user, k->cb, k->data, NULL, err);
+        else
+            aredis__deliver(k->user, k->cb, k->data, k->error ? k->error : k->last, NULL);
+    }
+    if (s) sub_release(s);
+    call_free(k);
+}
+
+/* Issue one (UN)SUBSCRIBE of n names on the registry's connection. */
+static aredis_err issue(ps_state *st, ps_call *k, const char *cmd, size_t n,
+                        const char *const *names, const size_t *lens, int internal,
+                        aredis__cmd **out) {
+    if (n > (size_t)INT32_MAX - 1) return aredis__call_fail(AREDIS_ERR_INVALID, "too many names");
+    const char **argv = aredis__reallocarray(NULL, n + 1, sizeof *argv);
+    size_t *argl = aredis__reallocarray(NULL, n + 1, sizeof *argl);
+    size_t *ends = aredis__reallocarray(NULL, n, sizeof *ends);
+    aredis_err e = AREDIS_ERR_NOMEM;
+    char *bytes = NULL;
+    size_t len = 0;
+    if (argv && argl && ends) {
+        argv[0] = cmd;
+        argl[0] = strlen(cmd);
+        for (size_t i = 0; i < n; i++) {
+            argv[i + 1] = names[i];
+            argl[i + 1] = lens ? lens[i] : strlen(names[i]);
+        }
+        e = aredis_format_argv(&bytes, &len, (int)(n + 1), argv, argl);
+    }
+    if (e == AREDIS_ERR_OK) {
+        /* One command owing n replies: each may be matched once all of it
+         * has been written. */
+        for (size_t i = 0; i < n; i++)
+            ends[i] = len;
+        aredis__batch_spec spec = {0};
+        spec.bytes = bytes;
+        spec.len = len;
+        spec.n = n;
+        spec.ends = ends;
+        spec.part = call_part;
+        spec.done = call_done;
+        spec.data = k;
+        spec.flags = AREDIS__BATCH_PUBSUB | (internal ? AREDIS__BATCH_INTERNAL : 0u);
+        e = aredis__batch_submit(st->c, &spec, out);
+        if (e == AREDIS_ERR_OK) st->inflight++;
+    } else if (e == AREDIS_ERR_NOMEM) {
+        aredis__call_fail(e, "out of memory");
+    } else {
+        aredis__call_fail(e, "a name is NULL");
+    }
+    aredis_free_command(bytes);
+    aredis__free(argv);
+    aredis__free(argl);
+    aredis__free(ends);
+    return e;
+}
+
+/* ---- Messages ----------------------------------------------------------- */
+
+int aredis_message_parse(aredis_reply *r, aredis_message *m) {
+    if (!r || !m || (r->type != AREDIS_REPLY_PUSH && r->type != AREDIS_REPLY_ARRAY) ||
+        r->elements < 3)
+        return -1;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != AREDIS_REPLY_STRING &&
+            r->element[i]->type != AREDIS_REPLY_STATUS)
+            return -1;
+    const aredis_reply *k = r->element[0];
+    memset(m, 0, sizeof *m);
+    m->reply = r;
+    size_t at = 1;
+    if (k->len == 7 && memcmp(k->str, "message", 7) == 0) {
+        m->kind = AREDIS_SUB_CHANNEL;
+    } else if (k->len == 8 && memcmp(k->str, "smessage", 8) == 0) {
+        m->kind = AREDIS_SUB_SHARD;
+    } else if (k->len == 8 && memcmp(k->str, "pmessage", 8) == 0 && r->elements >= 4) {
+        m->kind = AREDIS_SUB_PATTERN;
+        m->pattern = r->element[1]->str;
+        m->pattern_len = r->element[1]->len;
+        at = 2;
+    } else {
+        return -1;
+    }
+    m->channel = r->element[at]->str;
+    m->channel_len = r->element[at]->len;
+    m->payload = r->element[at + 1]->str;
+    m->payload_len = r->element[at + 1]->len;
+    return 0;
+}
+
+static int ring_push(aredis_subscription *s, aredis_reply *r) {
+    size_t max = s->o.max_buffered;
+    if (s->rn == max) {
+        /* Full: the oldest goes (the newest is what a consumer that
+         * catches up wants), and the application hears of it. */
+        aredis_reply_release(s->ring[s->rhead]);
+        s->rhead = (s->rhead + 1) % s->rcap;
+        s->rn--;
+        s->stats.dropped++;
+        if (!s->overflowing) {
+            s->overflowing = 1;
+            sub_event(s, AREDIS_SUB_OVERFLOW, AREDIS_ERR_QUEUE_FULL,
+                      "subscription buffer full (max_buffered): oldest message dropped");
+        }
+    }
+    if (s->rn == s->rcap) {
+        size_t cap = s->rcap ? s->rcap * 2 : 16;
+        if (cap > max) cap = max;
+        aredis_reply **v = aredis__reallocarray(NULL, cap, sizeof *v);
+        if (!v) return -1;
+        for (size_t i = 0; i < s->rn; i++)
+            v[i] = s->ring[(s->rhead + i) % s->rcap];
+        aredis__free(s->ring);
+        s->ring = v;
+        s->rcap = cap;
+        s->rhead = 0;
+    }
+    s->ring[(s->rhead + s->rn) % s->rcap] = aredis_reply_retain(r);
+    s->rn++;
+    return 0;
+}
+
+/* The oldest pending next() future still wanting a message, or NULL
+ * (cancelled ones are let go on the way). */
+static aredis_future *take_next(aredis_subscription *s) {
+    while (s->nn) {
+        aredis_future *f = s->nexts[s->nhead];
+        s->nhead = (s->nhead + 1) % s->ncap;
+        s->nn--;
+        if (!aredis_future_is_done(f)) return f;
+        aredis_future_release(f); /* cancelled: its completer's reference */
+    }
+    return NULL;
+}
+
+static void deliver(ps_state *st, aredis_subscription *s, aredis_reply *r,
+                    const aredis_message *m) {
+    if (s->freed) return;
+    if (s->o.on_message) {
+        s->stats.delivered++;
+        s->refs++;
+        s->o.on_message(s, m, s->data);
+        sub_release(s);
+        return;
+    }
+    aredis_future *f = take_next(s);
+    if (f) {
+        s->stats.delivered++;
+        aredis__future_done(st->c, r, NULL, f);
+        return;
+    }
+    if (ring_push(s, r) != 0) s->stats.dropped++; /* out of memory: counted, not kept */
+}
+
+static void on_message(aredis_client *c, aredis_reply *r, void *state) {
+    (void)c;
+    ps_state *st = state;
+    aredis_message m;
+    if (aredis_message_parse(r, &m) != 0) return;
+    ps_entry *e = m.kind == AREDIS_SUB_PATTERN
+                      ? lookup(st, AREDIS_SUB_PATTERN, m.pattern, m.pattern_len)
+                      : lookup(st, (unsigned)m.kind, m.channel, m.channel_len);
+    if (!e) return; /* unsubscribed meanwhile: nobody wants it any more */
+    st->dispatching++;
+    /* By index, reading the slots afresh: handlers may add and remove. */
+    for (size_t i = 0; i < e->n; i++)
+        if (e->subs[i]) deliver(st, e->subs[i], r, &m);
+    if (--st->dispatching == 0) {
+        while (st->grave) {
+            ps_entry *g = st->grave;
+            st->grave = g->hnext;
+            entry_free(g);
+        }
+    }
+}
+
+/* The server dropped a name on its own: today only a shard channel whose
+ * slot moved to another node (SUNSUBSCRIBE with nothing asked). */
+static void on_unsolicited(aredis_client *c, aredis_reply *r, void *state) {
+    (void)c;
+    ps_state *st = state;
+    if (r->elements < 3 || r->element[1]->type != AREDIS_REPLY_STRING) return;
+    const aredis_reply *k = r->element[0];
+    unsigned kind = k->len == 12 && memcmp(k->str, "sunsubscribe", 12) == 0   ? AREDIS_SUB_SHARD
+                    : k->len == 12 && memcmp(k->str, "punsubscribe", 12) == 0 ? AREDIS_SUB_PATTERN
+                    : k->len == 11 && memcmp(k->str, "unsubscribe", 11) == 0  ? AREDIS_SUB_CHANNEL
+                                                                              : NKINDS;
+    if (kind == NKINDS) return;
+    ps_entry *e = lookup(st, kind, r->element[1]->str, r->element[1]->len);
+    if (!e) return;
+    char detail[200];
+    snprintf(detail, sizeof detail, "the server dropped %.*s", (int)(e->len > 150 ? 150 : e->len),
+             e->name);
+    st->dispatching++;
+    for (size_t i = 0; i < e->n; i++) {
+        aredis_subscription *s = e->subs[i];
+        if (!s) continue;
+        drop(st, s, kind, r->element[1]->str, r->element[1]->len);
+        sub_event(s, AREDIS_SUB_DROPPED, AREDIS_ERR_OK, detail);
+        if (!lookup(st, kind, r->element[1]->str, r->element[1]->len)) break;
+    }
+    if (--st->dispatching == 0) {
+        while (st->grave) {
+            ps_entry *g = st->grave;
+            st->grave = g->hnext;
+            entry_free(g);
+        }
+    }
+}
+
+/* ---- Reconnects ---------------------------------------------------------- */
+
+static void on_ready(aredis_client *c, void *state) {
+    ps_state *st = state;
+    /* The user's client came up: its hidden connection too, if it was
+     * made before the user's client was connected. */
+    if (st->dedicated && aredis_client_state(st->dedicated) == AREDIS_STATE_IDLE)
+        aredis_client_connect(st->dedicated);
+    if (!st->need_replay) return;
+    st->need_replay = 0;
+    /* One command per kind, with every name of that kind, ahead of
+     * anything waiting. */
+    for (unsigned kind = 0; kind < NKINDS; kind++) {
+        size_t n = st->counts[kind];
+        if (!n) continue;
+        const char **names = aredis__reallocarray(NULL, n, sizeof *names);
+        size_t *lens = aredis__reallocarray(NULL, n, sizeof *lens);
+        ps_call *k = aredis__calloc(1, sizeof *k);
+        aredis_err e = AREDIS_ERR_NOMEM;
+        if (names && lens && k) {
+            size_t j = 0;
+            for (size_t b = 0; b < st->nbuckets; b++)
+                for (ps_entry *x = st->buckets[b]; x; x = x->hnext)
+                    if (x->kind == kind) {
+                        names[j] = x->name;
+                        lens[j++] = x->len;
+                    }
+            k->kind = kind;
+            k->replay = 1;
+            e = issue(st, k, k_sub_cmd[kind], j, names, lens, 1, NULL);
+        }
+        aredis__free(names);
+        aredis__free(lens);
+        if (e != AREDIS_ERR_OK) {
+            /* Out of memory: said, and tried again at the next connect. */
+            aredis__free(k);
+            st->need_replay = 1;
+            for (aredis_subscription *s = st->subs; s; s = s->next)
+                if (s->counts[kind])
+                    sub_event(s, AREDIS_SUB_ERROR, e,
+                              "could not subscribe again after a reconnect");
+        }
+    }
+    for (aredis_subscription *s = st->subs; s; s = s->next) {
+        if (!s->counts[0] && !s->counts[1] && !s->counts[2]) continue;
+        s->stats.resubscribes++;
+        sub_event(s, AREDIS_SUB_RESUBSCRIBED, AREDIS_ERR_OK, NULL);
+    }
+}
+
+static void on_down(aredis_client *c, aredis_err code, const char *why, int final, void *state) {
+    ps_state *st = state;
+    /* Whatever follows — a reconnect, or a connect() after the policy gave
+     * up — starts by subscribing again. Only close() ends it for good. */
+    if (st->count) st->need_replay = 1;
+    if (!final) return;
+    int closed = aredis_client_state(c) == AREDIS_STATE_CLOSED;
+    if (closed) st->need_replay = 0;
+    if (closed && st->dedicated) aredis_client_close(st->dedicated);
+    for (aredis_subscription *s = st->subs; s; s = s->next) {
+        s->refs++;
+        sub_event(s, AREDIS_SUB_ENDED, code, why);
+        fail_nexts(s, code, why);
+        sub_release(s);
+    }
+}
+
+static int on_engaged(void *state) {
+    const ps_state *st = state;
+    return st->count > 0 || st->inflight > 0;
+}
+
+static void state_free(ps_state *st) {
+    for (size_t b = 0; b < st->nbuckets; b++) {
+        ps_entry *e = st->buckets[b];
+        while (e) {
+            ps_entry *next = e->hnext;
+            entry_free(e);
+            e = next;
+        }
+    }
+    aredis__free(st->buckets);
+    aredis__free(st);
+}
+
+static void on_destroy(aredis_client *c, void *state) {
+    ps_state *st = state;
+    aredis__pubsub_attach(c, NULL, NULL);
+    if (st->dedicated) aredis_client_free(st->dedicated);
+    /* Subscriptions outlive their client: they are only freed now. */
+    while (st->subs) {
+        aredis_subscription *s = st->subs;
+        sub_unlink(s);
+        s->st = NULL;
+        s->c = NULL;
+    }
+    state_free(st);
+}
+
+static const aredis__pubsub_hooks k_hooks = {on_message, on_unsolicited, on_ready,
+                                             on_down,    on_engaged,     on_destroy};
+
+static ps_state *state_of(aredis_client *c) {
+    ps_state *st = aredis__pubsub_state(c);
+    if (st) return st;
+    st = aredis__calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->c = c;
+    aredis__pubsub_attach(c, &k_hooks, st);
+    return st;
+}
+
+/* ---- The public API ------------------------------------------------------ */
+
+aredis_subscription *aredis_subscription_new(aredis_client *c, const aredis_sub_options *o) {
+    aredis_sub_options def = AREDIS_SUB_OPTIONS_INIT;
+    if (!c) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "client is NULL");
+        return NULL;
+    }
+    if (!o) o = &def;
+    if (o->connection < AREDIS_SUB_AUTO || o->connection > AREDIS_SUB_DEDICATED) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "invalid options: connection must be "
+                                              "AREDIS_SUB_AUTO, _SHARED or _DEDICATED");
+        return NULL;
+    }
+    if (aredis_client_state(c) == AREDIS_STATE_CLOSED) {
+        aredis__call_fail(AREDIS_ERR_CLOSED, "client closed");
+        return NULL;
+    }
+    ps_state *mine = state_of(c);
+    if (!mine) goto nomem;
+    ps_state *st = mine;
+    if (!mine->is_dedicated &&
+        (o->connection == AREDIS_SUB_DEDICATED ||
+         (o->connection == AREDIS_SUB_AUTO && aredis__client_proto(c) == 2))) {
+        if (!mine->dedicated) {
+            aredis_client *d = aredis__client_clone(c);
+            if (!d) goto nomem;
+            ps_state *ds = state_of(d);
+            if (!ds) {
+                aredis_client_free(d);
+                goto nomem;
+            }
+            ds->is_dedicated = 1;
+            mine->dedicated = d;
+        }
+        st = aredis__pubsub_state(mine->dedicated);
+    }
+    aredis_subscription *s = aredis__calloc(1, sizeof *s);
+    if (!s) goto nomem;
+    s->c = c;
+    s->st = st;
+    s->o = *o;
+    if (!s->o.max_buffered) s->o.max_buffered = def.max_buffered;
+    s->data = o->data;
+    s->refs = 1;
+    s->next = st->subs;
+    if (st->subs) st->subs->prev = s;
+    st->subs = s;
+    return s;
+nomem:
+    aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    return NULL;
+}
+
+static aredis_err check_call(const aredis_subscription *s, aredis_sub_kind kind, size_t n,
+                             const char *const *names) {
+    if (!s || s->freed) return aredis__call_fail(AREDIS_ERR_INVALID, "subscription is NULL");
+    if (!s->st) return aredis__call_fail(AREDIS_ERR_CLOSED, "the subscription's client is gone");
+    if ((unsigned)kind >= NKINDS)
+        return aredis__call_fail(AREDIS_ERR_INVALID, "unknown subscription kind %d", (int)kind);
+    if (!n || !names) return aredis__call_fail(AREDIS_ERR_INVALID, "no names given");
+    for (size_t i = 0; i < n; i++)
+        if (!names[i]) return aredis__call_fail(AREDIS_ERR_INVALID, "name %zu is NULL", i);
+    return AREDIS_ERR_OK;
+}
+
+static aredis_err do_subscribe(aredis_subscription *s, aredis_sub_kind kind, size_t n,
+                               const char *const *names, const size_t *lens, aredis_reply_fn *cb,
+                               void *data, aredis__cmd **out) {
+    aredis_err e = check_call(s, kind, n, names);
+    if (e != AREDIS_ERR_OK) return e;
+    ps_state *st = s->st;
+    ps_call *k = aredis__calloc(1, sizeof *k);
+    if (k) {
+        k->names = aredis__calloc(n, sizeof *k->names);
+        k->lens = aredis__calloc(n, sizeof *k->lens);
+    }
+    if (!k || !k->names || !k->lens) goto nomem;
+    k->n = n;
+    for (size_t i = 0; i < n; i++) {
+        k->lens[i] = lens ? lens[i] : strlen(names[i]);
+        k->names[i] = aredis__memdup0(names[i], k->lens[i]);
+        if (!k->names[i]) goto nomem;
+    }
+    k->s = s;
+    k->user = s->c;
+    k->cb = cb;
+    k->data = data;
+    k->kind = (unsigned)kind;
+    e = issue(st, k, k_sub_cmd[kind], n, (const char *const *)k->names, k->lens, 0, out);
+    if (e != AREDIS_ERR_OK) {
+        call_free(k);
+        return e;
+    }
+    s->refs++;
+    /* The names are the subscription's from now on; a server error undoes
+     * it (call_done). A name already held stays as it was. */
+    for (size_t i = 0; i < n; i++)
+        if (hold(st, s, (unsigned)kind, k->names[i], k->lens[i]) < 0)
+            s->stats.dropped++; /* out of memory: its messages cannot be delivered */
+    return AREDIS_ERR_OK;
+nomem:
+    if (k) call_free(k);
+    return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+}
+
+/* Unsubscribing from names others still hold needs no server: a PING keeps
+ * the callback in order and out of the call. */
+static void ping_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)c;
+    (void)r;
+    ps_call *k = data;
+    if (k->cb) aredis__deliver(k->user, k->cb, k->data, NULL, err);
+    if (k->s) sub_release(k->s);
+    call_free(k);
+}
+
+static aredis_err do_unsubscribe(aredis_subscription *s, aredis_sub_kind kind, size_t n,
+                                 const char *const *names, const size_t *lens, aredis_reply_fn *cb,
+                                 void *data, aredis__cmd **out, aredis_future *f) {
+    aredis_err e = check_call(s, kind, n, names);
+    if (e != AREDIS_ERR_OK) return e;
+    ps_state *st = s->st;
+    ps_call *k = aredis__calloc(1, sizeof *k);
+    const char **gone = aredis__reallocarray(NULL, n, sizeof *gone);
+    size_t *gonel = aredis__reallocarray(NULL, n, sizeof *gonel);
+    if (!k || !gone || !gonel) {
+        aredis__free(k);
+        aredis__free(gone);
+        aredis__free(gonel);
+        return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    }
+    k->s = s;
+    k->user = s->c;
+    k->cb = cb;
+    k->data = data;
+    k->kind = (unsigned)kind;
+    k->unsub = 1;
+    /* The server is told about the names nobody else holds (the bytes are
+     * copied before any entry is freed: `gone` points into the caller's). */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = lens ? lens[i] : strlen(names[i]);
+        ps_entry *x = lookup(st, (unsigned)kind, names[i], len);
+        int held = 0;
+        for (size_t j = 0; x && j < x->n; j++)
+            held |= x->subs[j] == s;
+        if (held && x->live == 1) {
+            gone[m] = names[i];
+            gonel[m++] = len;
+        }
+    }
+    if (m)
+        e = issue(st, k, k_unsub_cmd[kind], m, gone, gonel, 0, out);
+    else if (f)
+        e = aredis_command(st->c, aredis__future_done, f, "PING");
+    else
+        e = aredis_command(st->c, ping_done, k, "PING");
+    aredis__free(gone);
+    aredis__free(gonel);
+    if (e != AREDIS_ERR_OK) {
+        call_free(k);
+        return e;
+    }
+    if (!m && f)
+        call_free(k); /* the future is the PING's callback */
+    else
+        s->refs++;
+    /* Delivery stops now. */
+    for (size_t i = 0; i < n; i++)
+        drop(st, s, (unsigned)kind, names[i], lens ? lens[i] : strlen(names[i]));
+    return AREDIS_ERR_OK;
+}
+
+aredis_err aredis_subscription_subscribe(aredis_subscription *s, aredis_sub_kind kind, size_t n,
+                                         const char *const *names, const size_t *lens,
+                                         aredis_reply_fn *cb, void *data) {
+    return do_subscribe(s, kind, n, names, lens, cb, data, NULL);
+}
+
+aredis_err aredis_subscription_unsubscribe(aredis_subscription *s, aredis_sub_kind kind, size_t n,
+                                           const char *const *names, const size_t *lens,
+                                           aredis_reply_fn *cb, void *data) {
+    return do_unsubscribe(s, kind, n, names, lens, cb, data, NULL, NULL);
+}
+
+static aredis_future *future_of(aredis_subscription *s, int unsub, aredis_sub_kind kind, size_t n,
+                                const char *const *names, const size_t *lens) {
+    if (!s || s->freed || !s->st) {
+        aredis__call_fail(s && !s->freed ? AREDIS_ERR_CLOSED : AREDIS_ERR_INVALID,
+                          "no usable subscription");
+        return NULL;
+    }
+    aredis_future *f = aredis__future_pending(s->st->c);
+    if (!f) return NULL;
+    aredis__cmd *cmd = NULL;
+    aredis_err e = unsub ? do_unsubscribe(s, kind, n, names, lens, aredis__future_done, f, &cmd, f)
+                         : do_subscribe(s, kind, n, names, lens, aredis__future_done, f, &cmd);
+    if (e != AREDIS_ERR_OK) return aredis__future_refused(f, e);
+    if (cmd) aredis__future_attach(f, cmd);
+    return f;
+}
+
+aredis_future *aredis_subscription_subscribe_f(aredis_subscription *s, aredis_sub_kind kind,
+                                               size_t n, const char *const *names,
+                                               const size_t *lens) {
+    return future_of(s, 0, kind, n, names, lens);
+}
+
+aredis_future *aredis_subscription_unsubscribe_f(aredis_subscription *s, aredis_sub_kind kind,
+                                                 size_t n, const char *const *names,
+                                                 const size_t *lens) {
+    return future_of(s, 1, kind, n, names, lens);
+}
+
+aredis_future *aredis_subscription_next(aredis_subscription *s) {
+    if (!s || s->freed) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "subscription is NULL");
+        return NULL;
+    }
+    aredis_client *c = s->st ? s->st->c : s->c;
+    if (!c) {
+        aredis__call_fail(AREDIS_ERR_CLOSED, "the subscription's client is gone");
+        return NULL;
+    }
+    aredis_future *f = aredis__future_pending(c);
+    if (!f) return NULL;
+    if (s->o.on_message) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "the subscription has an on_message handler: "
+                                              "its messages go there, not to next()");
+        return aredis__future_refused(f, AREDIS_ERR_INVALID);
+    }
+    if (s->rn) {
+        aredis_reply *r = s->ring[s->rhead];
+        s->rhead = (s->rhead + 1) % s->rcap;
+        if (--s->rn == 0) s->overflowing = 0;
+        s->stats.delivered++;
+        aredis__future_done(c, r, NULL, f);
+        aredis_reply_release(r);
+        return f;
+    }
+    if (!s->st || aredis_client_state(c) == AREDIS_STATE_CLOSED) {
+        aredis__call_fail(AREDIS_ERR_CLOSED, "client closed");
+        return aredis__future_refused(f, AREDIS_ERR_CLOSED);
+    }
+    if (s->nn == s->ncap) {
+        size_t cap = s->ncap ? s->ncap * 2 : 4;
+        aredis_future **v = aredis__reallocarray(NULL, cap, sizeof *v);
+        if (!v) {
+            aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+            return aredis__future_refused(f, AREDIS_ERR_NOMEM);
+        }
+        for (size_t i = 0; i < s->nn; i++)
+            v[i] = s->nexts[(s->nhead + i) % s->ncap];
+        aredis__free(s->nexts);
+        s->nexts = v;
+        s->ncap = cap;
+        s->nhead = 0;
+    }
+    s->nexts[(s->nhead + s->nn++) % s->ncap] = f;
+    return f;
+}
+
+size_t aredis_subscription_count(const aredis_subscription *s, aredis_sub_kind kind) {
+    return s && (unsigned)kind < NKINDS ? s->counts[kind] : 0;
+}
+
+void aredis_subscription_get_stats(const aredis_subscription *s, aredis_sub_stats *out) {
+    if (!s || !out) return;
+    *out = s->stats;
+    out->buffered = s->rn;
+}
+
+aredis_client *aredis_subscription_client(const aredis_subscription *s) { return s ? s->c : NULL; }
+void *aredis_subscription_get_data(const aredis_subscription *s) { return s ? s->data : NULL; }
+void aredis_subscription_set_data(aredis_subscription *s, void *data) {
+    if (s) s->data = data;
+}
+
+void aredis_subscription_free(aredis_subscription *s) {
+    if (!s || s->freed) return;
+    ps_state *st = s->st;
+    if (st) {
+        /* Tell the server about the names nobody else holds, per kind, in
+         * one command each (no callback: the subscription is going). */
+        for (unsigned kind = 0; kind < NKINDS; kind++) {
+            if (!s->counts[kind]) continue;
+            size_t cap = s->counts[kind], m = 0;
+            char **names = aredis__calloc(cap, sizeof *names);
+            size_t *lens = aredis__calloc(cap, sizeof *lens);
+            for (size_t b = 0; names && lens && b < st->nbuckets; b++)
+                for (ps_entry *x = st->buckets[b]; x; x = x->hnext) {
+                    if (x->kind != kind) continue;
+                    int held = 0;
+                    for (size_t j = 0; j < x->n; j++)
+                        held |= x->subs[j] == s;
+                    if (held && x->live == 1 && m < cap) {
+                        names[m] = aredis__memdup0(x->name, x->len);
+                        lens[m] = x->len;
+                        if (names[m]) m++;
+                    }
+                }
+            /* Off the registry first (entries may be freed), then told. */
+            for (size_t b = 0; b < st->nbuckets; b++) {
+                ps_entry *x = st->buckets[b];
+                while (x) {
+                    ps_entry *next = x->hnext;
+                    if (x->kind == kind)
+                        for (size_t j = 0; j < x->n; j++)
+                            if (x->subs[j] == s) {
+                                drop(st, s, kind, x->name, x->len);
+                                break;
+                            }
+                    x = next;
+                }
+            }
+            if (m && aredis_client_state(st->c) != AREDIS_STATE_CLOSED) {
+                ps_call *k = aredis__calloc(1, sizeof *k);
+                if (k) {
+                    k->kind = kind;
+                    k->unsub = 1;
+                    if (issue(st, k, k_unsub_cmd[kind], m, (const char *const *)names, lens, 0,
+                              NULL) != AREDIS_ERR_OK)
+                        call_free(k);
+                }
+            }
+            for (size_t i = 0; i < m; i++)
+                aredis__free(names[i]);
+            aredis__free(names);
+            aredis__free(lens);
+        }
+        sub_unlink(s);
+    }
+    s->freed = 1;
+    aredis_error e = {AREDIS_ERR_CANCELLED, "subscription freed", {0}};
+    while (s->nn) {
+        aredis_future *f = s->nexts[s->nhead];
+        s->nhead = (s->nhead + 1) % s->ncap;
+        s->nn--;
+        aredis__future_done(st ? st->c : NULL, NULL, &e, f);
+    }
+    /* Pending calls keep it until they are done; they no longer report to
+     * it. */
+    s->st = NULL;
+    sub_release(s);
+}
