@@ -116,13 +116,21 @@ typedef void aredis_message_fn(aredis_subscription *s, const aredis_message *m, 
 typedef void aredis_sub_event_fn(aredis_subscription *s, aredis_sub_event ev,
                                  const aredis_error *err, void *data);
 
-/* Where a subscription's messages come from (aredis_sub_options.connection). */
-#define AREDIS_SUB_AUTO 0 /* RESP3: the client's own; RESP2: one of its own */
-#define AREDIS_SUB_SHARED                                                                          \
-    1                          /* the client's own connection, on RESP2 too (its                   \
-                                  ordinary commands are then refused while                         \
-                                  subscribed: AREDIS_ERR_UNSUPPORTED) */
-#define AREDIS_SUB_DEDICATED 2 /* always a connection of its own */
+/*
+ * Where a subscription's messages come from (aredis_sub_options.connection):
+ *
+ *   AREDIS_SUB_AUTO       RESP3: the client's own connection; RESP2: one of
+ *                         its own. Decided when the subscription is made: a
+ *                         client not connected yet counts as speaking what
+ *                         its options.protocol asks for.
+ *   AREDIS_SUB_SHARED     the client's own connection, on RESP2 too (its
+ *                         ordinary commands are then refused while
+ *                         subscribed: AREDIS_ERR_UNSUPPORTED)
+ *   AREDIS_SUB_DEDICATED  always a connection of its own
+ */
+#define AREDIS_SUB_AUTO 0
+#define AREDIS_SUB_SHARED 1
+#define AREDIS_SUB_DEDICATED 2
 
 /*
  * Options; start from AREDIS_SUB_OPTIONS_INIT.

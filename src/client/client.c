@@ -1010,6 +1010,7 @@ aredis_client *aredis__client_clone(aredis_client *c) {
     o.on_error = NULL;
     o.on_reconnect_attempt = NULL;
     o.cb_data = NULL;
+    o.load_commands = 0; /* the subscribe family needs no table */
     /* One TLS context for both (a reference each), when there is one. */
     if (c->tls_ctx) o.tls_context = c->tls_ctx;
     aredis_client *d = aredis_client_new(c->loop, &o);

@@ -142,14 +142,19 @@ aredis_future *aredis__future_refused(aredis_future *f, aredis_err code);
 typedef struct aredis__pubsub_hooks {
     void (*message)(aredis_client *c, aredis_reply *r, void *state); /* borrowed */
     void (*unsolicited)(aredis_client *c, aredis_reply *r, void *state);
+    /* Is confirmation r one the call at the head of `sent` asked for (its
+     * kind: subscribe vs ssubscribe, ...)? `call` is that batch's data. */
+    int (*confirms)(const void *call, const aredis_reply *r);
     /* A new connection's handshake is done: issue the replay now (internal
      * batches), before anything waiting goes out. */
     void (*ready)(aredis_client *c, void *state);
     /* The connection ended: `final` when no reconnect follows (closed, freed,
      * the policy gave up). */
     void (*down)(aredis_client *c, aredis_err code, const char *why, int final, void *state);
-    /* Subscribed or (un)subscribing: RESP2 refuses ordinary commands then. */
-    int (*engaged)(void *state);
+    /* Subscribed or (un)subscribing on this connection (RESP2 refuses
+     * ordinary commands then); with `anywhere`, on the client's dedicated
+     * subscriber connection too (a pool must not hand it on). */
+    int (*engaged)(void *state, int anywhere);
     /* The client is being freed (after its last `down`). */
     void (*destroy)(aredis_client *c, void *state);
 } aredis__pubsub_hooks;
@@ -157,9 +162,10 @@ typedef struct aredis__pubsub_hooks {
 /* Attach the pub/sub state of a client (once; NULL hooks detach). */
 void aredis__pubsub_attach(aredis_client *c, const aredis__pubsub_hooks *h, void *state);
 void *aredis__pubsub_state(const aredis_client *c);
-/* Subscribed, or a (un)subscribe pending (the hooks' engaged(), and the
- * server's counts). */
-int aredis__pubsub_engaged(const aredis_client *c);
+/* Subscribed, or a (un)subscribe pending, on this connection (the hooks'
+ * engaged(), and the server's counts); `anywhere`: or on the client's
+ * dedicated subscriber connection. */
+int aredis__pubsub_engaged(const aredis_client *c, int anywhere);
 /* A client of its own with c's options (copied strings; callbacks and user
  * data left out), on c's loop, connecting when c is connecting or up. NULL
  * when out of memory. */

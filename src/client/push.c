@@ -87,7 +87,11 @@ int aredis__push_route(aredis_client *c, aredis_reply *r) {
             else
                 c->subs_np = n->integer;
         }
-        if (head_is_pubsub(c) && head_written(c)) return 0; /* its call's: match it */
+        /* The call's at the head, if it asked for this kind: match it. */
+        if (head_is_pubsub(c) && head_written(c) &&
+            (!c->ps_hooks || !c->ps_hooks->confirms ||
+             c->ps_hooks->confirms(c->sent.head->data, r)))
+            return 0;
         if (c->ps_hooks && c->ps_hooks->unsolicited) c->ps_hooks->unsolicited(c, r, c->ps_state);
         aredis_reply_release(r);
         return 1;
@@ -112,9 +116,9 @@ void aredis__pubsub_attach(aredis_client *c, const aredis__pubsub_hooks *h, void
 
 void *aredis__pubsub_state(const aredis_client *c) { return c->ps_state; }
 
-int aredis__pubsub_engaged(const aredis_client *c) {
+int aredis__pubsub_engaged(const aredis_client *c, int anywhere) {
     if (c->subs_np > 0 || c->subs_shard > 0) return 1;
-    return c->ps_hooks && c->ps_hooks->engaged && c->ps_hooks->engaged(c->ps_state);
+    return c->ps_hooks && c->ps_hooks->engaged && c->ps_hooks->engaged(c->ps_state, anywhere);
 }
 
 int aredis__client_proto(const aredis_client *c) {
@@ -134,7 +138,7 @@ static int ieq(const char *a, size_t n, const char *litz) {
 
 aredis_err aredis__pubsub_refuse(aredis_client *c, const char *resp, size_t len) {
     /* The common case first: RESP3, or nothing subscribed. */
-    if (aredis__client_proto(c) != 2 || !aredis__pubsub_engaged(c)) return AREDIS_ERR_OK;
+    if (aredis__client_proto(c) != 2 || !aredis__pubsub_engaged(c, 0)) return AREDIS_ERR_OK;
     aredis__arg a[1];
     if (aredis__resp_args(resp, len, a, 1) >= 1 && (ieq(a[0].p, a[0].n, "PING")))
         return AREDIS_ERR_OK;

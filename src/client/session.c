@@ -75,7 +75,7 @@ unsigned aredis__session(const aredis_client *c) {
         s |= AREDIS__SESS_BLOCKING;
     if (c->sess_multi) s |= AREDIS__SESS_MULTI;
     if (c->reserved) s |= AREDIS__SESS_WATCH;
-    if (aredis__pubsub_engaged(c)) s |= AREDIS__SESS_SUBSCRIBED;
+    if (aredis__pubsub_engaged(c, 1)) s |= AREDIS__SESS_SUBSCRIBED;
     if (c->sess_db != c->opt.db) s |= AREDIS__SESS_DB;
     if (c->sess_auth) s |= AREDIS__SESS_AUTH;
     return s;

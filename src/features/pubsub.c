@@ -574,9 +574,10 @@ static void on_down(aredis_client *c, aredis_err code, const char *why, int fina
     }
 }
 
-static int on_engaged(void *state) {
+static int on_engaged(void *state, int anywhere) {
     const ps_state *st = state;
-    return st->count > 0 || st->inflight > 0;
+    if (st->count > 0 || st->inflight > 0) return 1;
+    return anywhere && st->dedicated && aredis__pubsub_engaged(st->dedicated, 0);
 }
 
 static void state_free(ps_state *st) {
@@ -606,7 +607,20 @@ static void on_destroy(aredis_client *c, void *state) {
     state_free(st);
 }
 
-static const aredis__pubsub_hooks k_hooks = {on_message, on_unsolicited, on_ready,
+/* A confirmation's kind is the call's: "subscribe" for SUBSCRIBE,
+ * "sunsubscribe" for SUNSUBSCRIBE... */
+static int on_confirms(const void *call, const aredis_reply *r) {
+    const ps_call *k = call;
+    const char *want = k->unsub ? k_unsub_cmd[k->kind] : k_sub_cmd[k->kind];
+    const aredis_reply *e = r->element[0];
+    size_t n = strlen(want);
+    if (e->len != n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((e->str[i] | 0x20) != (want[i] | 0x20)) return 0;
+    return 1;
+}
+
+static const aredis__pubsub_hooks k_hooks = {on_message, on_unsolicited, on_confirms, on_ready,
                                              on_down,    on_engaged,     on_destroy};
 
 static ps_state *state_of(aredis_client *c) {

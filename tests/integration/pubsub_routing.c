@@ -16,7 +16,8 @@
  *   - An error reply to SUBSCRIBE a b ends the call at once: the GET after
  *     it gets its own reply, not the shifted one.
  *   - A confirmation for a SUBSCRIBE never written (the server's own) is not
- *     matched to it.
+ *     matched to it, nor is one of another kind (a dropped shard channel)
+ *     while a SUBSCRIBE is owed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,32 @@ static void test_confirmation_not_written_yet(void **state) {
     stop(&r);
 }
 
+/* A confirmation of another kind (the server dropping a shard channel)
+ * while a SUBSCRIBE is owed is not counted as the SUBSCRIBE's. */
+static void test_other_kind_not_counted(void **state) {
+    (void)state;
+    run r = {0};
+    r.f = ts_fake_new();
+    ts_fake_hello3(r.f);
+    ts_fake_reply(r.f, ">3\r\n$12\r\nsunsubscribe\r\n$1\r\nx\r\n:0\r\n"
+                       ">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"
+                       ">3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n");
+    ts_fake_reply(r.f, "$3\r\nval\r\n");
+    ts_fake_wait_eof(r.f, 10000);
+    start(&r, 0);
+    ts_rec sub = {0}, get = {0};
+    subscribe_ab(&r, &sub);
+    ts_rec_wait(r.loop, &sub, WAIT_MS);
+    assert_int_equal(sub.code, AREDIS_ERR_OK);
+    ts_assert_str(sub.r->element[1], "b"); /* both of its own, not the sunsubscribe */
+    assert_int_equal(aredis_command(r.c, ts_on_rec, &get, "GET k"), AREDIS_ERR_OK);
+    ts_rec_wait(r.loop, &get, WAIT_MS);
+    ts_assert_str(get.r, "val");
+    ts_rec_clear(&sub);
+    ts_rec_clear(&get);
+    stop(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pushes_before_a_reply),
@@ -271,6 +298,7 @@ int main(void) {
         cmocka_unit_test(test_resp2_message_shaped_reply),
         cmocka_unit_test(test_error_ends_subscribe),
         cmocka_unit_test(test_confirmation_not_written_yet),
+        cmocka_unit_test(test_other_kind_not_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
