@@ -752,7 +752,7 @@ static void ping_done(aredis_client *c, aredis_reply *r, const aredis_error *err
 
 static aredis_err do_unsubscribe(aredis_subscription *s, aredis_sub_kind kind, size_t n,
                                  const char *const *names, const size_t *lens, aredis_reply_fn *cb,
-                                 void *data, aredis__cmd **out, aredis_future *f) {
+                                 void *data, aredis__cmd **out) {
     aredis_err e = check_call(s, kind, n, names);
     if (e != AREDIS_ERR_OK) return e;
     ps_state *st = s->st;
@@ -787,8 +787,6 @@ static aredis_err do_unsubscribe(aredis_subscription *s, aredis_sub_kind kind, s
     }
     if (m)
         e = issue(st, k, k_unsub_cmd[kind], m, gone, gonel, 0, out);
-    else if (f)
-        e = aredis_command(st->c, aredis__future_done, f, "PING");
     else
         e = aredis_command(st->c, ping_done, k, "PING");
     aredis__free(gone);
@@ -797,10 +795,7 @@ static aredis_err do_unsubscribe(aredis_subscription *s, aredis_sub_kind kind, s
         call_free(k);
         return e;
     }
-    if (!m && f)
-        call_free(k); /* the future is the PING's callback */
-    else
-        s->refs++;
+    s->refs++;
     /* Delivery stops now. */
     for (size_t i = 0; i < n; i++)
         drop(st, s, (unsigned)kind, names[i], lens ? lens[i] : strlen(names[i]));
@@ -816,7 +811,7 @@ aredis_err aredis_subscription_subscribe(aredis_subscription *s, aredis_sub_kind
 aredis_err aredis_subscription_unsubscribe(aredis_subscription *s, aredis_sub_kind kind, size_t n,
                                            const char *const *names, const size_t *lens,
                                            aredis_reply_fn *cb, void *data) {
-    return do_unsubscribe(s, kind, n, names, lens, cb, data, NULL, NULL);
+    return do_unsubscribe(s, kind, n, names, lens, cb, data, NULL);
 }
 
 static aredis_future *future_of(aredis_subscription *s, int unsub, aredis_sub_kind kind, size_t n,
@@ -829,7 +824,7 @@ static aredis_future *future_of(aredis_subscription *s, int unsub, aredis_sub_ki
     aredis_future *f = aredis__future_pending(s->st->c);
     if (!f) return NULL;
     aredis__cmd *cmd = NULL;
-    aredis_err e = unsub ? do_unsubscribe(s, kind, n, names, lens, aredis__future_done, f, &cmd, f)
+    aredis_err e = unsub ? do_unsubscribe(s, kind, n, names, lens, aredis__future_done, f, &cmd)
                          : do_subscribe(s, kind, n, names, lens, aredis__future_done, f, &cmd);
     if (e != AREDIS_ERR_OK) return aredis__future_refused(f, e);
     if (cmd) aredis__future_attach(f, cmd);
