@@ -68,9 +68,9 @@ static int has_blocking(const aredis__cmdq *q) {
 unsigned aredis__session(const aredis_client *c) {
     unsigned s = 0;
     /* Timed-out commands still owe their replies too: the connection is
-     * not the next user's until they have come. */
-    if (c->user_pending || c->orphans || c->sent.n || c->waiting.n || c->held.n)
-        s |= AREDIS__SESS_OWED;
+     * not the next user's until they have come. The client's own commands
+     * (a health-check PING, a subscription replay) are nobody's. */
+    if (c->user_pending || c->orphans) s |= AREDIS__SESS_OWED;
     if (has_blocking(&c->sent) || has_blocking(&c->waiting) || has_blocking(&c->held))
         s |= AREDIS__SESS_BLOCKING;
     if (c->sess_multi) s |= AREDIS__SESS_MULTI;
