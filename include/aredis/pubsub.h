@@ -106,9 +106,10 @@ typedef enum aredis_sub_event {
      * channel, say): err says why. The names stay; the next reconnect tries
      * again. */
     AREDIS_SUB_ERROR = 4,
-    /* The client closed, was freed, or gave up reconnecting: no message
-     * will come any more; pending aredis_subscription_next() futures fail
-     * with err. */
+    /* The client closed, was freed, disconnected, or gave up reconnecting:
+     * no message will come any more — until aredis_client_connect() again,
+     * which replays the subscription as a reconnect does (not after close
+     * or free). Pending aredis_subscription_next() futures fail with err. */
     AREDIS_SUB_ENDED = 5
 } aredis_sub_event;
 

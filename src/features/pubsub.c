@@ -52,6 +52,7 @@ typedef struct ps_state {
     int need_replay;           /* a connection with names on it was lost */
     int dispatching;
     ps_entry *grave; /* emptied during a dispatch, freed after it */
+    ps_entry *last;  /* the entry the last message was for */
     /* The user's client: its hidden connection for dedicated subscriptions
      * (with a registry of its own). */
     aredis_client *dedicated;
@@ -125,6 +126,7 @@ static void unlink_entry(ps_state *st, ps_entry *e) {
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
+    if (st->last == e) st->last = NULL;
     st->count--;
     st->counts[e->kind]--;
     if (st->dispatching) {
@@ -283,11 +285,16 @@ static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err
     aredis_subscription *s = k->s;
     if (k->replay) {
         /* A replay refused (an ACL now denies a name, say): the names stay
-         * and the next reconnect tries again. */
-        if (st && (err || k->error)) {
-            const char *why = err ? err->detail : k->error->str;
+         * and the next reconnect tries again; the application hears why.
+         * A replay lost with its connection is replayed on the next one
+         * (on_down), and one that timed out on a live connection at the
+         * next connect: neither is the server's refusal. */
+        if (st && k->error) {
             for (aredis_subscription *x = st->subs; x; x = x->next)
-                if (x->counts[k->kind]) sub_event(x, AREDIS_SUB_ERROR, AREDIS_ERR_SERVER, why);
+                if (x->counts[k->kind])
+                    sub_event(x, AREDIS_SUB_ERROR, AREDIS_ERR_SERVER, k->error->str);
+        } else if (st && err) {
+            st->need_replay = 1;
         }
         call_free(k);
         return;
@@ -451,15 +458,46 @@ static void deliver(ps_state *st, aredis_subscription *s, aredis_reply *r,
     if (ring_push(s, r) != 0) s->stats.dropped++; /* out of memory: counted, not kept */
 }
 
+/* A string element (the dispatcher only checked the first). */
+static int is_str(const aredis_reply *e) {
+    return e->type == AREDIS_REPLY_STRING || e->type == AREDIS_REPLY_STATUS;
+}
+
 static void on_message(aredis_client *c, aredis_reply *r, void *state) {
     (void)c;
     ps_state *st = state;
+    /* The dispatcher has told it is a message, message / pmessage /
+     * smessage by its first element (client/push.c): read it in place. */
     aredis_message m;
-    if (aredis_message_parse(r, &m) != 0) return;
-    ps_entry *e = m.kind == AREDIS_SUB_PATTERN
-                      ? lookup(st, AREDIS_SUB_PATTERN, m.pattern, m.pattern_len)
-                      : lookup(st, (unsigned)m.kind, m.channel, m.channel_len);
-    if (!e) return; /* unsubscribed meanwhile: nobody wants it any more */
+    m.reply = r;
+    m.pattern = NULL;
+    m.pattern_len = 0;
+    size_t at = 1;
+    char k0 = r->element[0]->str[0];
+    if (k0 == 'p') {
+        if (r->elements < 4 || !is_str(r->element[1])) return;
+        m.kind = AREDIS_SUB_PATTERN;
+        m.pattern = r->element[1]->str;
+        m.pattern_len = r->element[1]->len;
+        at = 2;
+    } else {
+        m.kind = k0 == 's' ? AREDIS_SUB_SHARD : AREDIS_SUB_CHANNEL;
+    }
+    const aredis_reply *ch = r->element[at], *pl = r->element[at + 1];
+    if (!is_str(ch) || !is_str(pl)) return;
+    m.channel = ch->str;
+    m.channel_len = ch->len;
+    m.payload = pl->str;
+    m.payload_len = pl->len;
+    const char *key = m.pattern ? m.pattern : m.channel;
+    size_t klen = m.pattern ? m.pattern_len : m.channel_len;
+    /* Most messages are for the name the last one was for. */
+    ps_entry *e = st->last;
+    if (!e || e->kind != (unsigned)m.kind || e->len != klen || memcmp(e->name, key, klen) != 0) {
+        e = lookup(st, (unsigned)m.kind, key, klen);
+        if (!e) return; /* unsubscribed meanwhile: nobody wants it any more */
+        st->last = e;
+    }
     st->dispatching++;
     /* By index, reading the slots afresh: handlers may add and remove. */
     for (size_t i = 0; i < e->n; i++)
@@ -563,9 +601,18 @@ static void on_down(aredis_client *c, aredis_err code, const char *why, int fina
      * up — starts by subscribing again. Only close() ends it for good. */
     if (st->count) st->need_replay = 1;
     if (!final) return;
+    /* The user's client closed or disconnected: so does its hidden
+     * subscriber connection — closed for good, or disconnected until the
+     * user's client connects again (on_ready). (When the policy gave up,
+     * the hidden connection's own policy decides for it, with its own
+     * error.) */
     int closed = aredis_client_state(c) == AREDIS_STATE_CLOSED;
     if (closed) st->need_replay = 0;
-    if (closed && st->dedicated) aredis_client_close(st->dedicated);
+    if (closed && st->dedicated)
+        aredis_client_close(st->dedicated);
+    else if (code == AREDIS_ERR_CLOSED && st->dedicated &&
+             aredis_client_state(st->dedicated) != AREDIS_STATE_IDLE)
+        aredis_client_disconnect(st->dedicated);
     for (aredis_subscription *s = st->subs; s; s = s->next) {
         s->refs++;
         sub_event(s, AREDIS_SUB_ENDED, code, why);
