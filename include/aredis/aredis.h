@@ -24,6 +24,7 @@
 #include "aredis/pipeline.h"
 #include "aredis/tx.h"
 #include "aredis/script.h"
+#include "aredis/pool.h"
 #include "aredis/pubsub.h"
 
 #ifdef __cplusplus

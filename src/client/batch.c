@@ -155,7 +155,10 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     cmd->data = s->data;
     if (internal) cmd->flags |= AREDIS__CMD_INTERNAL;
     if (s->sensitive) cmd->flags |= AREDIS__CMD_SENSITIVE;
-    if (s->block_ms || s->block_forever) cmd->flags |= AREDIS__CMD_BLOCKING;
+    if (s->block_ms || s->block_forever) {
+        cmd->flags |= AREDIS__CMD_BLOCKING;
+        c->blocking++;
+    }
 
     if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_batch(c, s);
 

@@ -551,6 +551,7 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
         cmd->batch->got = cmd->batch->n - 1;
     }
     aredis__cmdq_pop(&c->sent);
+    aredis__cmd_unblock(c, cmd); /* answered: the server no longer blocks on it */
     if (cmd == c->barrier) c->barrier = NULL;
     if (cmd->flags & AREDIS__CMD_ORPHAN) {
         /* Timed out or cancelled: its callback already ran. Drop the reply. */

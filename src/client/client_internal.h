@@ -143,6 +143,7 @@ struct aredis_client {
     size_t nfree;
     size_t user_pending; /* user commands not yet completed */
     size_t orphans;      /* timed-out / cancelled commands still in `sent` */
+    size_t blocking;     /* records flagged AREDIS__CMD_BLOCKING not recycled yet */
 
     /* deadlines */
     aredis__heap deadlines; /* per-command deadlines, earliest first */
@@ -223,6 +224,14 @@ void aredis__deadline_set(aredis_client *c, aredis__cmd *cmd, uint64_t at, int f
 void aredis__deadline_unlink(aredis_client *c, aredis__cmd *cmd);
 /* The earliest command deadline (FIFO head or heap top), or NULL. */
 aredis__cmd *aredis__deadline_first(const aredis_client *c);
+/* The record leaves the queues for good: it no longer blocks anything on
+ * the server (session.c's count of blocking commands). */
+static inline void aredis__cmd_unblock(aredis_client *c, aredis__cmd *cmd) {
+    if (cmd->flags & AREDIS__CMD_BLOCKING) {
+        cmd->flags &= ~AREDIS__CMD_BLOCKING;
+        c->blocking--;
+    }
+}
 /* Free the cached records (the connection is gone: nothing to reuse them). */
 void aredis__freelist_trim(aredis_client *c);
 static inline aredis__cmd *aredis__cmd_of(aredis__hnode *n) {

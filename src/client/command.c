@@ -144,7 +144,10 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
         return e;
     }
     if (!internal && (cls & AREDIS__CC_BARRIER)) cmd->flags |= AREDIS__CMD_BARRIER;
-    if (cls & AREDIS__CC_BLOCKING) cmd->flags |= AREDIS__CMD_BLOCKING;
+    if (cls & AREDIS__CC_BLOCKING) {
+        cmd->flags |= AREDIS__CMD_BLOCKING;
+        c->blocking++;
+    }
     if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_command(c, bytes, len, internal);
 
     /* Its deadline: a per-command timeout, or the client's default (which
@@ -257,6 +260,7 @@ void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, cons
          * an outage full of timed-out commands holds nothing for them. */
         aredis__cmdq_unlink((cmd->flags & AREDIS__CMD_HELD) ? &c->held : &c->waiting, cmd);
         cmd->flags &= ~(AREDIS__CMD_QUEUED | AREDIS__CMD_HELD);
+        aredis__cmd_unblock(c, cmd);
         aredis__complete(c, cmd, NULL, code, detail);
         aredis__cmd_recycle(c, cmd);
     } else {

@@ -43,6 +43,7 @@ aredis__cmd *aredis__cmd_new(aredis_client *c) {
 
 void aredis__cmd_recycle(aredis_client *c, aredis__cmd *cmd) {
     aredis__deadline_del(c, cmd);
+    aredis__cmd_unblock(c, cmd);
     aredis__free(cmd->buf);
     cmd->buf = NULL;
     aredis__free(cmd->batch);

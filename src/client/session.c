@@ -59,20 +59,13 @@ void aredis__session_reset(aredis_client *c) {
     c->sess_db = c->opt.db;
 }
 
-static int has_blocking(const aredis__cmdq *q) {
-    for (const aredis__cmd *cmd = q->head; cmd; cmd = cmd->next)
-        if (cmd->flags & AREDIS__CMD_BLOCKING) return 1;
-    return 0;
-}
-
 unsigned aredis__session(const aredis_client *c) {
     unsigned s = 0;
     /* Timed-out commands still owe their replies too: the connection is
      * not the next user's until they have come. The client's own commands
      * (a health-check PING, a subscription replay) are nobody's. */
     if (c->user_pending || c->orphans) s |= AREDIS__SESS_OWED;
-    if (has_blocking(&c->sent) || has_blocking(&c->waiting) || has_blocking(&c->held))
-        s |= AREDIS__SESS_BLOCKING;
+    if (c->blocking) s |= AREDIS__SESS_BLOCKING;
     if (c->sess_multi) s |= AREDIS__SESS_MULTI;
     if (c->reserved) s |= AREDIS__SESS_WATCH;
     if (aredis__pubsub_engaged(c, 1)) s |= AREDIS__SESS_SUBSCRIBED;

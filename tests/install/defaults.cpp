@@ -13,11 +13,13 @@ extern "C" {
 extern const aredis_options aredis_test_c_options;
 extern const aredis_cmd_opts aredis_test_c_cmd_opts;
 extern const aredis_reader_limits aredis_test_c_limits;
+extern const aredis_pool_options aredis_test_c_pool_options;
 }
 
 static const aredis_options cxx_options = AREDIS_OPTIONS_INIT;
 static const aredis_cmd_opts cxx_cmd_opts = AREDIS_CMD_OPTS_INIT;
 static const aredis_reader_limits cxx_limits = AREDIS_READER_LIMITS_INIT;
+static const aredis_pool_options cxx_pool_options = AREDIS_POOL_OPTIONS_INIT;
 
 static int failures = 0;
 
@@ -136,6 +138,25 @@ int main() {
         SAME(max_elements);
         SAME(max_depth);
         same_bytes("aredis_reader_limits", &c, &x, sizeof c, NULL, 0);
+    }
+    {
+        // The client options inside were compared above (the same macro).
+        const aredis_pool_options &c = aredis_test_c_pool_options, &x = cxx_pool_options;
+        SAME(uri);
+        SAME(min_connections);
+        SAME(max_connections);
+        SAME(acquire_timeout_ms);
+        SAME(idle_timeout_ms);
+        SAME(max_age_ms);
+        SAME(health_check_after_ms);
+        SAME(client.port);
+        SAME(client.request_timeout_ms);
+        const size_t strings[] = {
+            offsetof(aredis_pool_options, client) + offsetof(aredis_options, host),
+            offsetof(aredis_pool_options, uri),
+        };
+        same_bytes("aredis_pool_options", &c, &x, sizeof c, strings,
+                   sizeof strings / sizeof strings[0]);
     }
     if (failures) return 1;
     std::printf("defaults: C and C++ _INIT macros agree\n");

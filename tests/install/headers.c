@@ -24,16 +24,24 @@ static const aredis_options file_options = AREDIS_OPTIONS_INIT;
 static const aredis_cmd_opts file_cmd_opts = AREDIS_CMD_OPTS_INIT;
 static const aredis_reader_limits file_limits = AREDIS_READER_LIMITS_INIT;
 static const aredis_scan_opts file_scan_opts = AREDIS_SCAN_OPTS_INIT;
+static const aredis_sub_options file_sub_options = AREDIS_SUB_OPTIONS_INIT;
+static const aredis_pool_options file_pool_options = AREDIS_POOL_OPTIONS_INIT;
 
 int main(void) {
     aredis_options o = AREDIS_OPTIONS_INIT;
     aredis_cmd_opts co = AREDIS_CMD_OPTS_INIT;
     aredis_reader_limits lim = AREDIS_READER_LIMITS_INIT;
     aredis_scan_opts so = AREDIS_SCAN_OPTS_INIT;
+    aredis_sub_options sbo = AREDIS_SUB_OPTIONS_INIT;
+    aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;
     so.count = 10;
+    sbo.max_buffered = 5;
+    po.max_connections = 3;
     o.port = 6380;
     co.flags = AREDIS_CMD_RETRYABLE;
     lim.max_depth = 4;
     return o.port == file_options.port || co.flags == file_cmd_opts.flags ||
-           lim.max_depth == file_limits.max_depth || so.count == file_scan_opts.count;
+           lim.max_depth == file_limits.max_depth || so.count == file_scan_opts.count ||
+           sbo.max_buffered == file_sub_options.max_buffered ||
+           po.max_connections == file_pool_options.max_connections;
 }
