@@ -116,6 +116,9 @@ uint64_t aredis__client_now(const aredis_client *c);
 /* A pending future whose completer is `aredis__future_done` (as a reply
  * callback, data = the future). NULL when out of memory. */
 aredis_future *aredis__future_pending(aredis_client *c);
+/* The same, on a loop, for a feature with no client of its own at hand (a
+ * pool): cancelling it only completes it. */
+aredis_future *aredis__future_pending_loop(aredis_loop *loop);
 void aredis__future_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data);
 /* Cancelling the future aborts this command or batch. */
 void aredis__future_attach(aredis_future *f, aredis__cmd *cmd);

@@ -135,6 +135,8 @@ aredis_future *aredis__future_pending(aredis_client *c) {
     return f;
 }
 
+aredis_future *aredis__future_pending_loop(aredis_loop *loop) { return future_new(loop, 2); }
+
 void aredis__future_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     on_cmd_reply(c, r, err, data);
 }

@@ -141,7 +141,6 @@ struct aredis_pool {
     aredis_tls_context *tls;
     unsigned min, max;
     uint32_t acquire_timeout, idle_timeout, max_age, health_after;
-    aredis_client *anchor; /* never connected: the futures the pool makes live on its loop */
     clist opening, idle, user, checking;
     conn *reap;       /* discarded: their clients are freed by the outermost leave() */
     conn *graveyard;  /* records of freed clients: freed by the next timer callback */
@@ -1268,7 +1267,7 @@ aredis_err aredis_pool_command_argv_ex(aredis_pool *p, const aredis_cmd_opts *op
 /* A future of the pool's loop that has failed already with the last call
  * error (code). */
 static aredis_future *failed_future(aredis_pool *p, aredis_err code) {
-    aredis_future *f = aredis__future_pending(p->anchor);
+    aredis_future *f = aredis__future_pending_loop(p->loop);
     return f ? aredis__future_refused(f, code) : NULL;
 }
 
@@ -1312,7 +1311,7 @@ static aredis_future *pool_future(aredis_pool *p, int argc, const char *const *a
                 }
             }
         } else {
-            x->outer = aredis__future_pending(p->anchor);
+            x->outer = aredis__future_pending_loop(p->loop);
             if (!x->outer) {
                 ctx_put(p, x);
             } else if (aredis_future_then(x->outer, cmd_outer_done, x) != AREDIS_ERR_OK) {
@@ -1422,7 +1421,7 @@ aredis_future *aredis_pool_with(aredis_pool *p, aredis_pool_with_fn *fn, void *d
     if (p->closing) {
         f = failed_future(p, refuse_closed(p));
     } else if ((x = aredis__calloc(1, sizeof *x)) && (w = waiter_new(p)) &&
-               (f = aredis__future_pending(p->anchor))) {
+               (f = aredis__future_pending_loop(p->loop))) {
         x->pool = p;
         x->fn = fn;
         x->data = data;
@@ -1654,7 +1653,6 @@ static void destroy(aredis_pool *p) {
         aredis__free(w);
     }
     aredis_timer_free(p->dispatch);
-    aredis_client_free(p->anchor);
     while (p->free_ctx) {
         cmd_ctx *x = p->free_ctx;
         p->free_ctx = x->next_free;
@@ -1712,7 +1710,7 @@ aredis_pool *aredis_pool_new(aredis_loop *loop, const aredis_pool_options *opts)
     else if (p->copt.tls && !(p->tls = aredis_tls_context_new(&p->copt)))
         goto fail; /* the call error says why */
     p->copt.tls_context = NULL;
-    /* The anchor checks the options as every connection will have them. */
+    /* The options checked as every connection will have them. */
     aredis_options ao = p->copt;
     ao.tls = 0;
     ao.on_push = NULL;
@@ -1721,7 +1719,9 @@ aredis_pool *aredis_pool_new(aredis_loop *loop, const aredis_pool_options *opts)
     ao.on_error = NULL;
     ao.on_reconnect_attempt = NULL;
     ao.cb_data = NULL;
-    if (!(p->anchor = aredis_client_new(loop, &ao))) goto fail;
+    aredis_client *probe = aredis_client_new(loop, &ao);
+    if (!probe) goto fail; /* the call error says why */
+    aredis_client_free(probe);
     p->dispatch = aredis_timer_new(loop, on_dispatch, p);
     p->tick = aredis_timer_new(loop, on_tick, p);
     if (!p->dispatch || !p->tick) {
