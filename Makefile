@@ -3,12 +3,13 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all deps build test demo asan-test valgrind-unit install fuzz fuzz-client bench format commands clean
+.PHONY: all deps build test demo asan-test tsan-test valgrind-unit install fuzz fuzz-client bench format commands clean
 
 
 all: build
@@ -34,6 +35,18 @@ asan-test: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  scripts/run-tests.sh $(ASAN_BUILD)
+
+# Under ThreadSanitizer (any report fails the test): the thread tests (label
+# threads) and the loop suites of every loop — conformance (wake handles and
+# posts from other threads) and run_for (adapter/<loop>, adapter/run_for_*).
+TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)"
+tsan-test: deps
+	cmake -S . -B $(TSAN_BUILD) -DAREDIS_TSAN=ON -DCMAKE_BUILD_TYPE=Debug \
+	  -DAREDIS_BUILD_BENCH=OFF -DAREDIS_BUILD_EXAMPLES=OFF $(CMAKE_ARGS)
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	$(TSAN_ENV) scripts/run-tests.sh $(TSAN_BUILD) -L '^threads$$'
+	$(TSAN_ENV) scripts/run-tests.sh $(TSAN_BUILD) \
+	  -R '^adapter/(builtin|builtin_poll|libuv|libevent|libev|run_for_[a-z_]+)$$'
 
 valgrind-unit: build
 	@scripts/deps.sh valgrind

@@ -472,10 +472,21 @@ static int l_run_once(void *ld, int block) {
 
 static uint64_t l_now_ms(void *ld) { return ((sim_loop *)ld)->now; }
 static void l_cleanup(void *ld) { (void)ld; }
+/* The wake handle aredis_loop_from_vtable() makes for aredis_loop_post():
+ * the simulated application has one thread and posts nothing, so it is made
+ * and freed, never signalled. */
+static int g_wake;
+static void *l_wake_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    (void)ld, (void)cb, (void)arg;
+    return &g_wake;
+}
+static void l_wake_signal(void *w) { (void)w; }
+static void l_wake_free(void *w) { (void)w; }
 
 static const aredis_loop_vtable g_vtable = {
-    l_io_new,    l_io_set,    l_io_free,    l_timer_new, l_timer_arm, l_timer_cancel, l_timer_free,
-    l_defer_new, l_defer_arm, l_defer_free, l_run_once,  l_now_ms,    l_cleanup,
+    l_io_new,     l_io_set,    l_io_free,     l_timer_new,  l_timer_arm, l_timer_cancel,
+    l_timer_free, l_defer_new, l_defer_arm,   l_defer_free, l_run_once,  l_now_ms,
+    l_cleanup,    l_wake_new,  l_wake_signal, l_wake_free,
 };
 
 /* The earliest armed timer's due time, or 0. */

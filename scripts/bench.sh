@@ -146,6 +146,33 @@ if command -v valgrind >/dev/null; then
     N=$FN WHAT=features "$ROOT/bench/instructions.sh" "$PORT" "$BUILD" >"$W/features.txt"
 fi
 
+# Pub/sub, the pool and commands from other threads: each bench prints its
+# own table; the document shows it as printed.
+PS_N=1000000; PS_RUNS=5; POOL_N=200000; POOL_I=50000; THR_N=200000
+if [ -n "$BENCH_QUICK" ]; then
+    PS_N=100000; PS_RUNS=1; POOL_N=20000; POOL_I=5000; THR_N=20000
+fi
+if [ -x "$BIN/pubsub" ]; then
+    run pubsub $CLI_PIN "$BIN/pubsub" -h 127.0.0.1 -p "$PORT" -n "$PS_N" --runs "$PS_RUNS" \
+        --subs aredis,aredis-resp2,hiredis-async >"$W/pubsub.txt" ||
+        say "pubsub failed: left out"
+fi
+if [ -x "$BIN/pool" ]; then
+    if command -v valgrind >/dev/null; then
+        run pool $CLI_PIN "$BIN/pool" -h 127.0.0.1 -p "$PORT" -n "$POOL_N" \
+            --instructions="$POOL_I" >"$W/pool.txt" || say "pool failed: left out"
+    else
+        run pool $CLI_PIN "$BIN/pool" -h 127.0.0.1 -p "$PORT" -n "$POOL_N" >"$W/pool.txt" ||
+            say "pool failed: left out"
+    fi
+    run pool16 $CLI_PIN "$BIN/pool" -h 127.0.0.1 -p "$PORT" -n "$POOL_N" -d 16 \
+        >"$W/pool16.txt" || say "pool -d 16 failed: left out"
+fi
+if [ -x "$BIN/threads" ]; then
+    run threads "$BIN/threads" -h 127.0.0.1 -p "$PORT" -n "$THR_N" >"$W/threads.txt" ||
+        say "threads failed: left out"
+fi
+
 # ---- Chart -------------------------------------------------------------------
 CHART=""
 # plot_cmd INDEX: one line per column of compare.dat, each client in the same
@@ -404,6 +431,46 @@ fi
             }' "$W/features.txt"
         echo
         echo "Why they cost what they do: \"Features\" in the section after the next."
+        echo
+    fi
+    if [ -s "$W/pubsub.txt" ]; then
+        echo "## Pub/sub: one subscriber"
+        echo
+        echo "A publisher pipelines PUBLISH of 16-byte messages to one channel; one"
+        echo "subscriber process counts them. CPU is the subscriber's own (getrusage) from"
+        echo "\"subscribed\" to the last message, per million messages; aredis (RESP3 pushes),"
+        echo "aredis over RESP2 (its dedicated subscriber connection) and hiredis's async"
+        echo "subscriber on libevent, each in turn, median of the runs. Target: at most"
+        echo "0.5x hiredis's CPU per message."
+        echo
+        echo '```text'
+        cat "$W/pubsub.txt"
+        echo '```'
+        echo
+    fi
+    if [ -s "$W/pool.txt" ]; then
+        echo "## Pool: what a pooled command costs"
+        echo
+        echo "GET on one connection at depth 1 (then 16): a plain \`aredis_command\`;"
+        echo "\`aredis_pool_acquire\` + the command + \`aredis_pool_release\`; and"
+        echo "\`aredis_pool_command\` (acquire, send, release in one call). Instructions per"
+        echo "operation by callgrind (two runs differenced, so start-up is not counted)."
+        echo
+        echo '```text'
+        cat "$W/pool.txt"
+        [ -s "$W/pool16.txt" ] && cat "$W/pool16.txt"
+        echo '```'
+        echo
+    fi
+    if [ -s "$W/threads.txt" ]; then
+        echo "## Commands from other threads"
+        echo
+        echo "GET/SET issued through \`aredis/threads.h\` (\`aredis_loop_post\` underneath)"
+        echo "from 1 thread and from 8 threads onto one client on its loop thread."
+        echo
+        echo '```text'
+        cat "$W/threads.txt"
+        echo '```'
         echo
     fi
     echo "## The exact commands"

@@ -26,6 +26,7 @@
 #include "aredis/script.h"
 #include "aredis/pool.h"
 #include "aredis/pubsub.h"
+#include "aredis/threads.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -17,7 +17,10 @@
  *     aredis/adapters/: aredis_loop_libuv(uv_loop_t *) and friends.
  * Both are an `aredis_loop *` to the rest of the library.
  *
- * Threading: a loop and everything attached to it are used from one thread.
+ * Threading: a loop and everything attached to it are used from one thread,
+ * the loop's thread. The exceptions: aredis_loop_post() and
+ * aredis_loop_on_thread() may be called from any thread, and so may the
+ * vtable's wake_signal (below). docs/THREADS.md has the model.
  */
 #ifndef AREDIS_LOOP_H
 #define AREDIS_LOOP_H
@@ -76,6 +79,21 @@ typedef void aredis_timer_fn(void *arg);
  * now_ms(ld)               a monotonic clock in milliseconds.
  * cleanup(ld)              aredis_loop_free() was called: release what the
  *                          vtable owns (not a foreign loop itself).
+ * wake_new(ld, cb, arg)    make a wake-up handle: cb(arg) runs on the loop
+ *                          thread, in a later turn, after wake_signal. An
+ *                          idle wake handle does not keep the loop alive:
+ *                          run_once does not count it (a signalled one may
+ *                          count until its cb ran). It is still waited on,
+ *                          so a signal ends a blocking wait.
+ * wake_signal(w)           THE ONLY ENTRY CALLABLE FROM ANY THREAD (the
+ *                          loop's own included; never inside a signal
+ *                          handler). Coalescing: several signals may run cb
+ *                          once, but cb always runs (at least once) wholly
+ *                          after the last signal; a cb already running when
+ *                          a signal comes is followed by another run. Never
+ *                          runs cb inside the call.
+ * wake_free(w)             stop and free (loop thread); cb never runs again.
+ *                          No wake_signal may be in progress or come later.
  * Callbacks may free any handle, their own included.
  */
 typedef struct aredis_loop_vtable {
@@ -92,12 +110,16 @@ typedef struct aredis_loop_vtable {
     int (*run_once)(void *ld, int block);
     uint64_t (*now_ms)(void *ld);
     void (*cleanup)(void *ld);
+    void *(*wake_new)(void *ld, aredis_timer_fn *cb, void *arg);
+    void (*wake_signal)(void *w);
+    void (*wake_free)(void *w);
 } aredis_loop_vtable;
 
 /*
- * Wrap a vtable and its data in an aredis_loop. The vtable is copied.
- * Returns NULL if any entry is NULL (or out of memory); `ld` then stays the
- * caller's. Adapters call this; applications normally don't.
+ * Wrap a vtable and its data in an aredis_loop. The vtable is copied, and
+ * one wake handle is made at once (wake_new: what aredis_loop_post() signals).
+ * Returns NULL if any entry is NULL, or out of memory, or wake_new fails; `ld`
+ * then stays the caller's. Adapters call this; applications normally don't.
  */
 AREDIS_API aredis_loop *aredis_loop_from_vtable(const aredis_loop_vtable *vt, void *ld);
 
@@ -110,18 +132,25 @@ AREDIS_API void *aredis_loop_data(const aredis_loop *loop);
 AREDIS_API aredis_loop *aredis_loop_new(void);
 
 /*
- * Free a loop (built-in or adapter wrapper). Free every client, timer and
- * handle attached to it first. NULL is ignored.
+ * Free a loop (built-in or adapter wrapper), on its thread. Free every
+ * client, timer and handle attached to it first. Jobs posted with
+ * aredis_loop_post() that have not run yet run now, in order, on the calling
+ * thread, with AREDIS_ERR_CLOSED (posts made meanwhile are refused with
+ * CLOSED); no other thread may post to the loop once this has begun. NULL
+ * is ignored.
  */
 AREDIS_API void aredis_loop_free(aredis_loop *loop);
 
-/* Run until aredis_loop_stop() is called or nothing is left to watch. The
- * stop request is consumed when run() returns; one made while the loop is not
+/* Run until aredis_loop_stop() is called or nothing is left to watch (a job
+ * posted and not yet run counts; an idle wake handle does not). The stop
+ * request is consumed when run() returns; one made while the loop is not
  * running makes the next run() return at once. */
 AREDIS_API void aredis_loop_run(aredis_loop *loop);
 
-/* One iteration; block = wait for an event. Returns nonzero while anything
- * is watched or armed. Works on adapter loops too. */
+/* One iteration; block = wait for an event. Posted jobs that are pending
+ * run first (the iteration then does not block). Returns nonzero while
+ * anything is watched or armed, or a posted job waits. Works on adapter
+ * loops too. */
 AREDIS_API int aredis_loop_run_once(aredis_loop *loop, int block);
 
 /*
@@ -134,7 +163,8 @@ AREDIS_API int aredis_loop_run_once(aredis_loop *loop, int block);
  */
 AREDIS_API int aredis_loop_run_for(aredis_loop *loop, uint64_t ms);
 
-/* Make aredis_loop_run() return after the current iteration. */
+/* Make aredis_loop_run() return after the current iteration. Loop thread
+ * only: from another thread, post a job that calls it. */
 AREDIS_API void aredis_loop_stop(aredis_loop *loop);
 
 /* Monotonic milliseconds by the loop's clock. */
@@ -151,6 +181,48 @@ AREDIS_API uint64_t aredis_loop_now_ms(aredis_loop *loop);
  * forked child.
  */
 AREDIS_API aredis_err aredis_loop_after_fork(aredis_loop *loop);
+
+/* ---- Other threads (any loop) ------------------------------------------ */
+
+/*
+ * A job for aredis_loop_post(). `code` is AREDIS_ERR_OK when it runs in a
+ * loop turn. It is AREDIS_ERR_CLOSED when aredis_loop_free() runs it
+ * instead: the loop is going away, so the job must only release what `arg`
+ * holds and wake whoever waits on it (the clients are gone by then).
+ */
+typedef void aredis_post_fn(void *arg, aredis_err code);
+
+/*
+ * Run fn(arg) on the loop's thread. THREAD-SAFE: callable from any thread,
+ * the loop's own included (also from inside a loop callback).
+ *
+ * fn runs exactly once: in a later loop turn, never inside this call, or
+ * with AREDIS_ERR_CLOSED from aredis_loop_free() if the loop is freed first.
+ * Jobs run in the order they were posted (FIFO: two posts from one thread
+ * run in that order). The loop is woken through its wake handle (an eventfd
+ * or a pipe on the built-in loop; uv_async, event_active, ev_async on the
+ * adapters), once per batch of posts. A job posted and not yet run keeps
+ * aredis_loop_run() and aredis_loop_run_once() going; a loop driven by its
+ * own library's run call (uv_run, event_base_dispatch, ev_run) runs posted
+ * jobs only while something else keeps that loop alive.
+ *
+ * Returns AREDIS_ERR_OK (fn will run), or, and fn never runs:
+ * AREDIS_ERR_INVALID (NULL loop or fn), AREDIS_ERR_NOMEM, or
+ * AREDIS_ERR_CLOSED once aredis_loop_free() has begun. Posting to a loop
+ * that is freed, or may be freed during the call, is the caller's bug.
+ * Allocates (one node per post) through the allocator hooks on the calling
+ * thread: they must be thread-safe (aredis/alloc.h).
+ */
+AREDIS_API aredis_err aredis_loop_post(aredis_loop *loop, aredis_post_fn *fn, void *arg);
+
+/*
+ * 1 when the calling thread is the loop's thread, else 0 (also for NULL).
+ * THREAD-SAFE. The loop's thread is the one that last ran it through
+ * aredis_loop_run*() or aredis_await(), ran a posted job of it, or made a
+ * watcher, timer or defer on it (making a client does); at first, the one
+ * that made the loop.
+ */
+AREDIS_API int aredis_loop_on_thread(const aredis_loop *loop);
 
 /* ---- User timers (any loop) -------------------------------------------- */
 

@@ -39,6 +39,17 @@
  * phase is never due within it (no live-lock on a 0 ms re-arm). Ties fire in
  * arming order.
  *
+ * Wake handles (aredis_loop_post's, and the vtable's wake_*): an eventfd
+ * (epoll) or a self-pipe (poll), watched for READ by an internal watcher that
+ * does not count towards nwatched, so an idle wake handle never keeps the loop
+ * alive, yet a blocking wait still ends when it is signalled. wake_signal may
+ * come from any thread: it writes only when `signalled` goes 0 -> 1, so a
+ * burst of signals costs one write. The loop side drains the fd FIRST and
+ * clears `signalled` after, then runs the callback: a signal that found
+ * `signalled` still set (and wrote nothing) came before the clear, so the
+ * callback, which starts after the clear, comes after it; one that came
+ * after the clear wrote again. The last signal is never lost.
+ *
  * Limits, as with libuv: one watcher per fd; free the watcher before closing
  * the fd. If the kernel refuses to watch an fd (epoll_ctl fails: closed fd,
  * regular file), the watcher is reported ready (READ|WRITE, masked) on every
@@ -47,6 +58,8 @@
  * or a regular file's constant readiness) as ready, with the same effect.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <limits.h>
 #include <stdint.h>
@@ -57,6 +70,7 @@
 #if defined(__linux__) && !defined(AREDIS_LOOP_USE_POLL)
 #define BL_EPOLL 1
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #else
 #include <poll.h>
 #endif
@@ -80,6 +94,7 @@ typedef struct bl_io {
     int mask;       /* what is watched; 0 once dead */
     int dead;       /* freed during a turn, memory not yet released */
     int failed;     /* the kernel refused it: on the failed list */
+    int uncounted;  /* a wake handle's: never counts in nwatched */
     unsigned epoch; /* the loop's epoch when it was set: older ones are dormant */
 #ifdef BL_EPOLL
     int in_kernel; /* registered with epoll (valid when epoch matches) */
@@ -120,6 +135,17 @@ typedef struct bl_ready {
     int events;
 } bl_ready;
 
+/* A wake handle: see the top. */
+typedef struct bl_wake {
+    bl_link link; /* the loop's wake handles (remade after a fork) */
+    bl_loop *loop;
+    aredis_timer_fn *cb;
+    void *arg;
+    bl_io *io;            /* READ on rfd; uncounted */
+    int rfd, wfd;         /* eventfd: one fd; pipe: its two ends */
+    atomic_int signalled; /* a write is made or on its way, not yet drained */
+} bl_wake;
+
 struct bl_loop {
     unsigned fork_gen;   /* fork generation at creation: a copy in a child is inert */
     unsigned epoch;      /* bumped by aredis_loop_after_fork(): a new backend state */
@@ -129,6 +155,7 @@ struct bl_loop {
     size_t ntimers;
     uint64_t now;    /* ns, read once per timer phase */
     bl_link pending; /* armed defers */
+    bl_link wakes;   /* wake handles */
     bl_io *dead;     /* watchers freed during a turn */
     bl_io *failed;   /* watchers the kernel refused */
 #ifdef BL_EPOLL
@@ -435,7 +462,9 @@ static void bl_io_set(void *p, int events) {
     } else {
         failed_add(l, io);
     }
-    if (io->mask == 0) {
+    if (io->uncounted) {
+        /* a wake handle's watcher: not a reason to keep running */
+    } else if (io->mask == 0) {
         l->nwatched++;
     } else if (events == 0) {
         l->nwatched--;
@@ -577,6 +606,122 @@ static void run_defers(bl_loop *l) {
     }
 }
 
+/* ---- Wake handles ------------------------------------------------------ */
+
+static void wake_close_fds(bl_wake *w) {
+    if (w->rfd >= 0) close(w->rfd);
+    if (w->wfd >= 0 && w->wfd != w->rfd) close(w->wfd);
+    w->rfd = w->wfd = -1;
+}
+
+/* Read everything the fd holds (the eventfd's counter; the pipe's bytes). */
+static void wake_drain(bl_wake *w) {
+#ifdef BL_EPOLL
+    uint64_t v;
+    while (read(w->rfd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+#else
+    char buf[64];
+    ssize_t n;
+    do {
+        n = read(w->rfd, buf, sizeof buf);
+    } while (n > 0 || (n < 0 && errno == EINTR));
+#endif
+}
+
+static void wake_fired(void *arg, int events) {
+    bl_wake *w = arg;
+    (void)events;
+    wake_drain(w);
+    atomic_store(&w->signalled, 0); /* after the drain: see the top */
+    w->cb(w->arg);                  /* may free w */
+}
+
+#ifndef BL_EPOLL
+static int wake_set_flags(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    int fd_fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fd_fl < 0) return -1;
+    if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -1;
+    return fcntl(fd, F_SETFD, fd_fl | FD_CLOEXEC);
+}
+#endif
+
+/* Make w's fds and their watcher. -1 (nothing left open) on failure. */
+static int wake_open(bl_wake *w) {
+    bl_loop *l = w->loop;
+#ifdef BL_EPOLL
+    w->rfd = w->wfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->rfd < 0) return -1;
+#else
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    w->rfd = fds[0];
+    w->wfd = fds[1];
+    if (wake_set_flags(w->rfd) != 0 || wake_set_flags(w->wfd) != 0) {
+        wake_close_fds(w);
+        return -1;
+    }
+#endif
+    w->io = bl_io_new(l, w->rfd, wake_fired, w);
+    if (!w->io) {
+        wake_close_fds(w);
+        return -1;
+    }
+    w->io->uncounted = 1;
+    bl_io_set(w->io, AREDIS_EV_READ);
+    atomic_store(&w->signalled, 0);
+    return 0;
+}
+
+static void wake_close(bl_wake *w) {
+    if (w->io) bl_io_free(w->io); /* before its fd is closed */
+    w->io = NULL;
+    wake_close_fds(w);
+}
+
+static void *bl_wake_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    bl_loop *l = ld;
+    bl_wake *w;
+
+    if (!cb) return NULL;
+    w = aredis__calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->loop = l;
+    w->cb = cb;
+    w->arg = arg;
+    w->rfd = w->wfd = -1;
+    atomic_init(&w->signalled, 0);
+    if (wake_open(w) != 0) {
+        aredis__free(w);
+        return NULL;
+    }
+    link_push(&l->wakes, &w->link);
+    return w;
+}
+
+/* Any thread. Only `signalled` and `wfd` are touched. */
+static void bl_wake_signal(void *p) {
+    bl_wake *w = p;
+    if (atomic_exchange(&w->signalled, 1)) return; /* a write is made or coming */
+#ifdef BL_EPOLL
+    uint64_t one = 1;
+    while (write(w->wfd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+#else
+    while (write(w->wfd, "w", 1) < 0 && errno == EINTR) {
+    }
+#endif
+}
+
+static void bl_wake_free(void *p) {
+    bl_wake *w = p;
+    if (!w) return;
+    link_del(&w->link);
+    wake_close(w);
+    aredis__free(w);
+}
+
 /* ---- The turn ---------------------------------------------------------- */
 
 static int bl_active(const bl_loop *l) {
@@ -625,6 +770,8 @@ static int bl_run_once(void *ld, int block) {
 static void bl_cleanup(void *ld) {
     bl_loop *l = ld;
     if (!l) return;
+    while (!link_empty(&l->wakes)) /* the owner should have freed them */
+        bl_wake_free((bl_wake *)l->wakes.next);
     free_dead(l);
     backend_free(l);
     aredis__heap_free(&l->timers);
@@ -647,6 +794,13 @@ int aredis__builtin_after_fork(void *ld) {
     while (l->failed)
         failed_del(l, l->failed);
     l->fork_gen = aredis__fork_current();
+    /* Wake handles: the inherited eventfd (pipe) is the parent's too, and
+     * its watcher is dormant. Each gets fds of its own, watched afresh. */
+    for (bl_link *k = l->wakes.next; k != &l->wakes; k = k->next) {
+        bl_wake *w = (bl_wake *)(void *)k;
+        wake_close(w);
+        if (wake_open(w) != 0) return -1;
+    }
     return 0;
 }
 
@@ -654,6 +808,7 @@ void *aredis__builtin_new(void) {
     bl_loop *l = aredis__calloc(1, sizeof *l);
     if (!l) return NULL;
     link_init(&l->pending);
+    link_init(&l->wakes);
 #ifdef BL_EPOLL
     l->epfd = -1;
 #endif
@@ -687,4 +842,7 @@ const aredis_loop_vtable aredis__builtin_vtable = {
     .run_once = bl_run_once,
     .now_ms = bl_now_ms,
     .cleanup = bl_cleanup,
+    .wake_new = bl_wake_new,
+    .wake_signal = bl_wake_signal,
+    .wake_free = bl_wake_free,
 };

@@ -19,7 +19,7 @@ static void builtin_destroy(aredis_loop *loop, void *foreign) {
 }
 
 int main(void) {
-    static const conf_driver drv = {"loop/builtin", builtin_make, builtin_destroy, 1};
+    static const conf_driver drv = {"loop/builtin", builtin_make, builtin_destroy, 1, 1};
     int rc = conf_main(&drv);
     return rc | builtin_fork_main("loop/builtin fork");
 }

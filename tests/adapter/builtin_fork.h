@@ -1,7 +1,8 @@
 /*
  * aredis_loop_after_fork() on the built-in loop, whichever backend it was
  * compiled with (builtin.c: the library's; builtin_poll.c: poll). Include
- * after conformance.h.
+ * after conformance.h. Also: a wake handle made before the fork wakes only
+ * the process that signals it.
  *
  * In the child, the inherited loop is inert until after_fork(); then a
  * watcher made before the fork stays dormant — the fd is readable, yet it
@@ -85,8 +86,62 @@ static void builtin_after_fork(void **state) {
     alarm(0);
 }
 
+static void bf_wake_cb(void *arg) { (*(int *)arg)++; }
+
+static void bf_post_fn(void *arg, aredis_err code) {
+    if (code == AREDIS_ERR_OK) (*(int *)arg)++;
+}
+
+/* The child: its wake handle works after after_fork() (fds of its own,
+ * watched in its own epoll instance), and so do posts. */
+static int bf_wake_child(aredis_loop *l, void *w, int *count) {
+    int bad = 0, posted = 0;
+    *count = 0;
+    if (aredis_loop_after_fork(l) != AREDIS_ERR_OK) return 1;
+    aredis__wake_signal(l, w);
+    if (bf_run_until(l, count, 3000) <= 0) bad |= 2;
+    if (aredis_loop_post(l, bf_post_fn, &posted) != AREDIS_ERR_OK) bad |= 4;
+    for (int i = 0; i < 10 && !posted; i++)
+        aredis_loop_run_once(l, 0);
+    if (posted != 1) bad |= 8;
+    aredis__wake_free(l, w);
+    aredis_loop_free(l);
+    return bad;
+}
+
+/* A wake handle made before a fork: the child's signals wake the child's
+ * loop, never the parent's (they shared the eventfd or pipe until the child
+ * called after_fork()); the parent's handle still works. */
+static void builtin_after_fork_wake(void **state) {
+    int count = 0, st = 0;
+    (void)state;
+    signal(SIGALRM, conf_on_alarm);
+    alarm(20);
+    aredis_loop *l = aredis_loop_new();
+    assert_non_null(l);
+    void *w = aredis__wake_new(l, bf_wake_cb, &count);
+    assert_non_null(w);
+
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(bf_wake_child(l, w, &count));
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+
+    conf_run_for(l, 100);
+    assert_int_equal(count, 0); /* the child's signal stayed in the child */
+    aredis__wake_signal(l, w);
+    assert_true(bf_run_until(l, &count, 3000) > 0);
+    aredis__wake_free(l, w);
+    aredis_loop_free(l);
+    alarm(0);
+}
+
 static int builtin_fork_main(const char *name) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(builtin_after_fork)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(builtin_after_fork),
+                                       cmocka_unit_test(builtin_after_fork_wake)};
     return cmocka_run_group_tests_name(name, tests, NULL, NULL);
 }
 

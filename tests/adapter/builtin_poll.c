@@ -20,7 +20,7 @@ static void poll_destroy(aredis_loop *loop, void *foreign) {
 }
 
 int main(void) {
-    static const conf_driver drv = {"loop/builtin_poll", poll_make, poll_destroy, 1};
+    static const conf_driver drv = {"loop/builtin_poll", poll_make, poll_destroy, 1, 1};
     if (strcmp(aredis__builtin_backend(), "poll") != 0) {
         fprintf(stderr, "FAIL: the built-in loop here is %s, not poll\n",
                 aredis__builtin_backend());

@@ -17,7 +17,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,9 @@ typedef struct conf_driver {
     /* Timers fire in exact deadline order (the built-in heap). Adapters only
      * promise "never early", so the many-timers test checks less there. */
     int exact_timer_order;
+    /* wake_signal (and so aredis_loop_post) may be called from other
+     * threads: 0 only for libevent without its locking (evthread). */
+    int threads;
 } conf_driver;
 
 static const conf_driver *conf_drv;
@@ -812,13 +818,25 @@ static uint64_t conf_d_now(void *ld) {
     return 0;
 }
 static void conf_d_cleanup(void *ld) { (*(int *)ld)++; }
+static int conf_d_wakes; /* wake handles made and not freed */
+static void *conf_d_wake_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    (void)ld, (void)cb, (void)arg;
+    conf_d_wakes++;
+    return &conf_d_wakes;
+}
+static void conf_d_wake_free(void *w) {
+    (void)w;
+    conf_d_wakes--;
+}
 
-/* aredis_loop_from_vtable refuses a vtable with any NULL entry. */
+/* aredis_loop_from_vtable refuses a vtable with any NULL entry; it makes its
+ * wake handle at once, and aredis_loop_free frees it. */
 static void conf_from_vtable_null(void **state) {
     const aredis_loop_vtable full = {
-        conf_d_io_new,   conf_d_io_set, conf_d_free,    conf_d_new,  conf_d_arm,
-        conf_d_free,     conf_d_free,   conf_d_new,     conf_d_free, conf_d_free,
-        conf_d_run_once, conf_d_now,    conf_d_cleanup,
+        conf_d_io_new,  conf_d_io_set,   conf_d_free,     conf_d_new,
+        conf_d_arm,     conf_d_free,     conf_d_free,     conf_d_new,
+        conf_d_free,    conf_d_free,     conf_d_run_once, conf_d_now,
+        conf_d_cleanup, conf_d_wake_new, conf_d_free,     conf_d_wake_free,
     };
     int cleaned = 0;
     aredis_loop_vtable vt;
@@ -844,13 +862,473 @@ static void conf_from_vtable_null(void **state) {
     CONF_NULL_ONE(run_once);
     CONF_NULL_ONE(now_ms);
     CONF_NULL_ONE(cleanup);
+    CONF_NULL_ONE(wake_new);
+    CONF_NULL_ONE(wake_signal);
+    CONF_NULL_ONE(wake_free);
 #undef CONF_NULL_ONE
     assert_int_equal(cleaned, 0);
+    assert_int_equal(conf_d_wakes, 0);
     aredis_loop *l = aredis_loop_from_vtable(&full, &cleaned);
     assert_non_null(l);
+    assert_int_equal(conf_d_wakes, 1);
     assert_ptr_equal(aredis_loop_data(l), &cleaned);
     aredis_loop_free(l);
     assert_int_equal(cleaned, 1);
+    assert_int_equal(conf_d_wakes, 0);
+}
+
+/* ---- Wake handles and posts (other threads) ------------------------------ */
+
+/* Skip a test that signals or posts from other threads where the loop does
+ * not allow it. */
+static int conf_no_threads(void) {
+    if (conf_drv->threads) return 0;
+    printf("# skipped: %s is not built for other threads\n", conf_drv->name);
+    return 1;
+}
+
+/* Run turns (blocking) until pred(arg), for at most ms behind a guard timer.
+ * 1 only if pred held before the guard fired: a wake-up that did not end a
+ * blocking wait would leave the loop asleep until the guard. */
+static int conf_wait(aredis_loop *l, int (*pred)(void *), void *arg, uint64_t ms) {
+    int expired = 0;
+    void *guard = aredis__timer_new(l, conf_flag_cb, &expired);
+
+    assert_non_null(guard);
+    aredis__timer_arm(l, guard, ms);
+    while (!pred(arg) && !expired)
+        aredis_loop_run_once(l, 1);
+    aredis__timer_free(l, guard);
+    return pred(arg) && !expired;
+}
+
+#define CONF_WTHREADS 4
+
+/* A wake handle, signalled by up to CONF_WTHREADS threads. Each signaller i
+ * publishes a sequence number in pub[i] before each signal; every callback
+ * run copies pub[] into seen[]: once seen[i] is signaller i's last number,
+ * the run after its last signal has happened. */
+typedef struct conf_wk {
+    aredis_loop *loop;
+    void *h;
+    pthread_t loop_thread;
+    int count;      /* callback runs (loop thread only) */
+    int off_thread; /* runs on another thread than the loop's */
+    int free_self;  /* wake_free from the callback */
+    int resignal;   /* wake_signal from the callback while count < this */
+    long seen[CONF_WTHREADS];
+    atomic_long pub[CONF_WTHREADS];
+    atomic_long ack[CONF_WTHREADS]; /* seen[], for the signallers to read */
+    long per_thread;                /* signals each signaller sends */
+    int nthreads;
+} conf_wk;
+
+static void conf_wk_cb(void *arg) {
+    conf_wk *k = arg;
+    k->count++;
+    if (!pthread_equal(pthread_self(), k->loop_thread)) k->off_thread++;
+    for (int i = 0; i < CONF_WTHREADS; i++) {
+        k->seen[i] = atomic_load(&k->pub[i]);
+        atomic_store(&k->ack[i], k->seen[i]);
+    }
+    if (k->resignal && k->count < k->resignal) aredis__wake_signal(k->loop, k->h);
+    if (k->free_self) {
+        aredis__wake_free(k->loop, k->h);
+        k->h = NULL;
+    }
+}
+
+static void conf_wk_make(conf_wk *k, aredis_loop *l) {
+    memset(k, 0, sizeof *k);
+    k->loop = l;
+    k->loop_thread = pthread_self();
+    for (int i = 0; i < CONF_WTHREADS; i++) {
+        atomic_init(&k->pub[i], 0);
+        atomic_init(&k->ack[i], 0);
+    }
+    k->h = aredis__wake_new(l, conf_wk_cb, k);
+    assert_non_null(k->h);
+}
+
+typedef struct conf_wk_arg {
+    conf_wk *k;
+    int i;
+} conf_wk_arg;
+
+#define CONF_WK_LAG 500
+
+/*
+ * Publish 1..per_thread, signalling after each. Every CONF_WK_LAG signals the
+ * signaller waits until a callback has seen its number of CONF_WK_LAG
+ * signals ago (bounded by the test's alarm), so that signals keep landing
+ * while callbacks run instead of all coming before the first one.
+ */
+static void *conf_wk_signaller(void *p) {
+    conf_wk_arg *a = p;
+    for (long n = 1; n <= a->k->per_thread; n++) {
+        atomic_store(&a->k->pub[a->i], n);
+        aredis__wake_signal(a->k->loop, a->k->h);
+        if (n % CONF_WK_LAG == 0) {
+            while (atomic_load(&a->k->ack[a->i]) < n - CONF_WK_LAG)
+                sched_yield();
+        }
+    }
+    return NULL;
+}
+
+static int conf_wk_all_seen(void *p) {
+    conf_wk *k = p;
+    for (int i = 0; i < k->nthreads; i++)
+        if (k->seen[i] != k->per_thread) return 0;
+    return k->nthreads > 0;
+}
+
+static void conf_wk_start(conf_wk *k, pthread_t *th, conf_wk_arg *args, int n, long per) {
+    k->nthreads = n;
+    k->per_thread = per;
+    for (int i = 0; i < n; i++) {
+        args[i].k = k;
+        args[i].i = i;
+        assert_int_equal(pthread_create(&th[i], NULL, conf_wk_signaller, &args[i]), 0);
+    }
+}
+
+/* A signal from another thread ends a blocking wait (the loop watches
+ * something idle, and a guard timer 10 s away), and the callback runs on
+ * the loop's thread. */
+static void conf_wake_from_thread(void **state) {
+    aredis_loop *l = CONF_LOOP(state);
+    int sv[2];
+    conf_io idle = {0};
+    conf_wk k;
+    pthread_t th;
+    conf_wk_arg arg;
+
+    if (conf_no_threads()) return;
+    conf_io_pair(&idle, l, sv, AREDIS_EV_READ);
+    conf_wk_make(&k, l);
+    conf_wk_start(&k, &th, &arg, 1, 1);
+    assert_true(conf_wait(l, conf_wk_all_seen, &k, 10000));
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(k.count >= 1);
+    assert_int_equal(k.off_thread, 0);
+    aredis__wake_free(l, k.h);
+    conf_io_pair_close(&idle, sv);
+}
+
+/* Four threads signal 20,000 times each, as fast as they can: the signals
+ * coalesce (fewer callback runs than signals, logged), yet the last signal
+ * of every thread is followed by a run. */
+static void conf_wake_coalesce(void **state) {
+    aredis_loop *l = CONF_LOOP(state);
+    conf_wk k;
+    pthread_t th[CONF_WTHREADS];
+    conf_wk_arg args[CONF_WTHREADS];
+    const long per = 20000;
+
+    if (conf_no_threads()) return;
+    conf_wk_make(&k, l);
+    conf_wk_start(&k, th, args, CONF_WTHREADS, per);
+    assert_true(conf_wait(l, conf_wk_all_seen, &k, 15000));
+    for (int i = 0; i < CONF_WTHREADS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(k.off_thread, 0);
+    assert_true(k.count >= 1 && k.count <= CONF_WTHREADS * per);
+    printf("# %s: %ld signals, %d callback runs\n", conf_drv->name, CONF_WTHREADS * per, k.count);
+    aredis__wake_free(l, k.h);
+}
+
+/* Signals from the loop's own thread: never run inside the call; a callback
+ * that signals again runs again in a later turn (no live-lock: each
+ * blocking run_once returns); one that frees its own handle never runs
+ * again. */
+static void conf_wake_same_thread(void **state) {
+    aredis_loop *l = CONF_LOOP(state);
+    int sv[2];
+    conf_io idle = {0};
+    conf_wk k;
+
+    conf_io_pair(&idle, l, sv, AREDIS_EV_READ);
+    conf_wk_make(&k, l);
+    k.resignal = 3;
+    aredis__wake_signal(l, k.h);
+    assert_int_equal(k.count, 0);
+    void *guard = aredis__timer_new(l, conf_flag_cb, &(int){0});
+    aredis__timer_arm(l, guard, 10000);
+    for (int i = 0; i < 100 && k.count < 3; i++) {
+        int before = k.count;
+        aredis_loop_run_once(l, 1);
+        assert_true(k.count <= before + 2);
+    }
+    aredis__timer_free(l, guard);
+    assert_int_equal(k.count, 3);
+    conf_run_for(l, 30);
+    assert_int_equal(k.count, 3);
+    k.free_self = 1;
+    aredis__wake_signal(l, k.h);
+    aredis__wake_signal(l, k.h);
+    conf_run_for(l, 50);
+    assert_int_equal(k.count, 4);
+    assert_null(k.h);
+    conf_io_pair_close(&idle, sv);
+}
+
+/* A wake handle freed while signalled never runs. */
+static void conf_wake_free_signalled(void **state) {
+    aredis_loop *l = CONF_LOOP(state);
+    conf_wk k;
+
+    conf_wk_make(&k, l);
+    aredis__wake_signal(l, k.h);
+    aredis__wake_free(l, k.h);
+    conf_run_for(l, 50);
+    assert_int_equal(k.count, 0);
+}
+
+/* An idle wake handle keeps nothing alive: run_once reports nothing left,
+ * and aredis_loop_run returns. */
+static void conf_wake_idle_not_alive(void **state) {
+    aredis_loop *l = CONF_LOOP(state);
+    conf_wk k;
+
+    conf_wk_make(&k, l);
+    int left = 1;
+    for (int i = 0; i < 10 && left; i++)
+        left = aredis_loop_run_once(l, 0);
+    assert_int_equal(left, 0);
+    aredis_loop_run(l); /* returns (alarm() catches a hang) */
+    assert_int_equal(aredis_loop_run_once(l, 1), 0);
+    aredis__wake_free(l, k.h);
+}
+
+/* ---- aredis_loop_post ---- */
+
+#define CONF_PTHREADS 4
+#define CONF_PPER 2000
+
+typedef struct conf_posts {
+    aredis_loop *loop;
+    pthread_t loop_thread;
+    long next[CONF_PTHREADS]; /* the next sequence number expected of each poster */
+    long ran, out_of_order, off_thread, not_ok, on_thread_wrong;
+    int stop_at; /* aredis_loop_stop() when `ran` reaches it */
+} conf_posts;
+
+typedef struct conf_pjob {
+    conf_posts *p;
+    int t;
+    long seq;
+    int repost; /* post a copy of itself with seq + 1 while seq < repost */
+} conf_pjob;
+
+static void conf_pjob_fn(void *arg, aredis_err code) {
+    conf_pjob *j = arg;
+    conf_posts *p = j->p;
+    if (code != AREDIS_ERR_OK) p->not_ok++;
+    if (!pthread_equal(pthread_self(), p->loop_thread)) p->off_thread++;
+    if (!aredis_loop_on_thread(p->loop)) p->on_thread_wrong++;
+    if (j->seq != p->next[j->t]) p->out_of_order++;
+    p->next[j->t] = j->seq + 1;
+    p->ran++;
+    if (p->stop_at && p->ran == p->stop_at) aredis_loop_stop(p->loop);
+    if (j->repost && j->seq < j->repost) {
+        j->seq++;
+        assert_int_equal(aredis_loop_post(p->loop, conf_pjob_fn, j), AREDIS_ERR_OK);
+    }
+}
+
+typedef struct conf_poster {
+    conf_posts *p;
+    conf_pjob *jobs;
+    int t;
+    long n, refused, on_thread;
+} conf_poster;
+
+static void *conf_poster_main(void *arg) {
+    conf_poster *w = arg;
+    if (aredis_loop_on_thread(w->p->loop)) w->on_thread++;
+    for (long i = 0; i < w->n; i++) {
+        w->jobs[i].p = w->p;
+        w->jobs[i].t = w->t;
+        w->jobs[i].seq = i;
+        if (aredis_loop_post(w->p->loop, conf_pjob_fn, &w->jobs[i]) != AREDIS_ERR_OK) w->refused++;
+    }
+    return NULL;
+}
+
+static int conf_posts_all_ran(void *arg) {
+    const conf_posts *p = arg;
+    return p->ran == (long)CONF_PTHREADS * CONF_PPER;
+}
+
+static void conf_posts_init(conf_posts *p, aredis_loop *l) {
+    memset(p, 0, sizeof *p);
+    p->loop = l;
+    p->loop_thread = pthread_self();
+}
+
+/* Four threads post 2,000 jobs each: every job runs once, on the loop's
+ * thread, and each thread's jobs run in the order it posted them. */
+static void conf_post_from_threads(void **state) {
+    aredis_loop *l = CONF_LOOP(state);
+    static conf_pjob jobs[CONF_PTHREADS][CONF_PPER];
+    conf_posts p;
+    conf_poster w[CONF_PTHREADS];
+    pthread_t th[CONF_PTHREADS];
+    int sv[2];
+    conf_io idle = {0};
+
+    if (conf_no_threads()) return;
+    conf_io_pair(&idle, l, sv, AREDIS_EV_READ);
+    conf_posts_init(&p, l);
+    assert_true(aredis_loop_on_thread(l));
+    for (int t = 0; t < CONF_PTHREADS; t++) {
+        w[t] = (conf_poster){&p, jobs[t], t, CONF_PPER, 0, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, conf_poster_main, &w[t]), 0);
+    }
+    assert_true(conf_wait(l, conf_posts_all_ran, &p, 15000));
+    for (int t = 0; t < CONF_PTHREADS; t++) {
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+        assert_int_equal(w[t].refused, 0);
+        assert_int_equal(w[t].on_thread, 0);
+        assert_int_equal(p.next[t], CONF_PPER);
+    }
+    assert_int_equal(p.out_of_order, 0);
+    assert_int_equal(p.off_thread, 0);
+    assert_int_equal(p.on_thread_wrong, 0);
+    assert_int_equal(p.not_ok, 0);
+    conf_run_for(l, 20);
+    assert_int_equal(p.ran, (long)CONF_PTHREADS * CONF_PPER);
+    conf_io_pair_close(&idle, sv);
+}
+
+/* Posts from the loop's own thread run in a later turn, never inside the
+ * call; with nothing else on the loop, a pending post keeps run_once and
+ * aredis_loop_run going, and run() returns once the posts (a job that
+ * posts itself again, three times) are done. */
+static void conf_post_same_thread(void **state) {
+    aredis_loop *l = CONF_LOOP(state);
+    conf_posts p;
+    conf_pjob a = {0}, b = {0};
+
+    conf_posts_init(&p, l);
+    a.p = b.p = &p;
+    b.t = 1;
+    assert_int_equal(aredis_loop_post(l, conf_pjob_fn, &a), AREDIS_ERR_OK);
+    assert_int_equal(p.ran, 0);
+    aredis_loop_run_once(l, 0);
+    assert_int_equal(p.ran, 1);
+    int left = 1; /* nothing left: the turns do not block, and say so */
+    for (int i = 0; i < 10 && left; i++)
+        left = aredis_loop_run_once(l, 1);
+    assert_int_equal(left, 0);
+
+    b.repost = 3;
+    assert_int_equal(aredis_loop_post(l, conf_pjob_fn, &b), AREDIS_ERR_OK);
+    aredis_loop_run(l);
+    assert_int_equal(p.ran, 5);
+    assert_int_equal(p.next[1], 4);
+    assert_int_equal(p.out_of_order + p.off_thread + p.not_ok, 0);
+    assert_int_equal(aredis_loop_post(NULL, conf_pjob_fn, &a), AREDIS_ERR_INVALID);
+    assert_int_equal(aredis_loop_post(l, NULL, &a), AREDIS_ERR_INVALID);
+}
+
+static void *conf_stopper_main(void *arg) {
+    conf_poster *w = arg;
+    w->jobs[0].p = w->p;
+    if (aredis_loop_post(w->p->loop, conf_pjob_fn, &w->jobs[0]) != AREDIS_ERR_OK) w->refused++;
+    return NULL;
+}
+
+/* A job posted from another thread wakes aredis_loop_run blocked on an idle
+ * watcher and a guard 10 s away, and stops it (aredis_loop_stop from
+ * another thread goes through a post). */
+static void conf_post_stops_blocked_run(void **state) {
+    aredis_loop *l = CONF_LOOP(state);
+    conf_posts p;
+    conf_pjob job = {0};
+    conf_poster w = {0};
+    pthread_t th;
+    int sv[2], expired = 0;
+    conf_io idle = {0};
+
+    if (conf_no_threads()) return;
+    conf_io_pair(&idle, l, sv, AREDIS_EV_READ);
+    conf_posts_init(&p, l);
+    p.stop_at = 1;
+    w.p = &p;
+    w.jobs = &job;
+    void *guard = aredis__timer_new(l, conf_flag_cb, &expired);
+    aredis__timer_arm(l, guard, 10000);
+    assert_int_equal(pthread_create(&th, NULL, conf_stopper_main, &w), 0);
+    aredis_loop_run(l);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(w.refused, 0);
+    assert_int_equal(p.ran, 1);
+    assert_int_equal(expired, 0);
+    aredis__timer_free(l, guard);
+    conf_io_pair_close(&idle, sv);
+}
+
+typedef struct conf_closing {
+    aredis_loop *loop;
+    int order[4];
+    aredis_err code[4];
+    int n;
+    aredis_err repost; /* what a post from inside a closing job returned */
+} conf_closing;
+
+typedef struct conf_cjob {
+    conf_closing *c;
+    int id;
+} conf_cjob;
+
+static void conf_cjob_fn(void *arg, aredis_err code) {
+    conf_cjob *j = arg;
+    conf_closing *c = j->c;
+    c->order[c->n] = j->id;
+    c->code[c->n] = code;
+    c->n++;
+    if (code == AREDIS_ERR_CLOSED && j->id == 1)
+        c->repost = aredis_loop_post(c->loop, conf_cjob_fn, j);
+}
+
+/* aredis_loop_free runs the jobs still posted, in order, with CLOSED; a
+ * post made meanwhile is refused with CLOSED. */
+static void conf_post_run_at_free(void **state) {
+    (void)state;
+    void *foreign = NULL;
+    aredis_loop *l = conf_drv->make(&foreign);
+    conf_closing c = {0};
+    conf_cjob j[3] = {{&c, 0}, {&c, 1}, {&c, 2}};
+
+    assert_non_null(l);
+    c.loop = l;
+    c.repost = AREDIS_ERR_OK;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(aredis_loop_post(l, conf_cjob_fn, &j[i]), AREDIS_ERR_OK);
+    conf_drv->destroy(l, foreign);
+    assert_int_equal(c.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c.order[i], i);
+        assert_int_equal(c.code[i], AREDIS_ERR_CLOSED);
+    }
+    assert_int_equal(c.repost, AREDIS_ERR_CLOSED);
+}
+
+/* aredis_loop_on_thread: the loop's thread only. */
+static void *conf_on_thread_main(void *arg) { return (void *)(intptr_t)aredis_loop_on_thread(arg); }
+
+static void conf_post_on_thread(void **state) {
+    aredis_loop *l = CONF_LOOP(state);
+    pthread_t th;
+    void *r = (void *)1;
+
+    assert_true(aredis_loop_on_thread(l));
+    assert_false(aredis_loop_on_thread(NULL));
+    assert_int_equal(pthread_create(&th, NULL, conf_on_thread_main, l), 0);
+    assert_int_equal(pthread_join(th, &r), 0);
+    assert_null(r);
 }
 
 /* ---- Allocation through aredis's hooks ------------------------------------ */
@@ -913,7 +1391,12 @@ static void conf_allocations_through_hooks(void **state) {
     aredis__io_set(l, io, AREDIS_EV_READ);
     aredis__timer_arm(l, t, 1);
     aredis__defer_arm(l, d);
+    conf_closing c = {0};
+    conf_cjob j = {&c, 0};
+    c.loop = l;
+    assert_int_equal(aredis_loop_post(l, conf_cjob_fn, &j), AREDIS_ERR_OK);
     assert_true(conf_run_until(l, &fired, 1, 5000));
+    assert_true(conf_run_until(l, &c.n, 1, 5000));
     aredis__io_free(l, io);
     aredis__timer_free(l, t);
     aredis__defer_free(l, d);
@@ -953,6 +1436,16 @@ static int conf_main(const conf_driver *drv) {
         CONF_T(conf_user_timer_repeat),
         CONF_T(conf_user_timer_free_in_cb),
         CONF_T(conf_loop_run_stop),
+        CONF_T(conf_wake_from_thread),
+        CONF_T(conf_wake_coalesce),
+        CONF_T(conf_wake_same_thread),
+        CONF_T(conf_wake_free_signalled),
+        CONF_T(conf_wake_idle_not_alive),
+        CONF_T(conf_post_from_threads),
+        CONF_T(conf_post_same_thread),
+        CONF_T(conf_post_stops_blocked_run),
+        CONF_T(conf_post_on_thread),
+        cmocka_unit_test(conf_post_run_at_free),
         cmocka_unit_test(conf_from_vtable_null),
         cmocka_unit_test(conf_allocations_through_hooks),
     };

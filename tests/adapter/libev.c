@@ -26,7 +26,7 @@ static void libev_destroy(aredis_loop *loop, void *foreign) {
 }
 
 int main(void) {
-    static const conf_driver drv = {"loop/libev", libev_make, libev_destroy, 0};
+    static const conf_driver drv = {"loop/libev", libev_make, libev_destroy, 0, 1};
     return conf_main(&drv);
 }
 

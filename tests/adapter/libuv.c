@@ -28,7 +28,7 @@ static void libuv_destroy(aredis_loop *loop, void *foreign) {
 }
 
 int main(void) {
-    static const conf_driver drv = {"loop/libuv", libuv_make, libuv_destroy, 0};
+    static const conf_driver drv = {"loop/libuv", libuv_make, libuv_destroy, 0, 1};
     return conf_main(&drv);
 }
 

@@ -102,6 +102,9 @@ static size_t layout(char *out, size_t cap) {
     F(aredis_loop_vtable, run_once);
     F(aredis_loop_vtable, now_ms);
     F(aredis_loop_vtable, cleanup);
+    F(aredis_loop_vtable, wake_new);
+    F(aredis_loop_vtable, wake_signal);
+    F(aredis_loop_vtable, wake_free);
     STRUCT(aredis_reader_limits);
     F(aredis_reader_limits, max_bulk_len);
     F(aredis_reader_limits, max_elements);

@@ -160,7 +160,7 @@ static inline int aredis__adapter_run_defers(aredis__adapter_link *pending) {
     {                                                                                              \
         P##_io_new, P##_io_set, P##_io_free, P##_timer_new, P##_timer_arm, P##_timer_cancel,       \
             P##_timer_free, P##_defer_new, P##_defer_arm, aredis__adapter_defer_free,              \
-            P##_run_once, P##_now_ms, P##_cleanup,                                                 \
+            P##_run_once, P##_now_ms, P##_cleanup, P##_wake_new, P##_wake_signal, P##_wake_free,   \
     }
 
 /* The aredis_loop on an adapter's vtable and data; NULL (out of memory) after

@@ -32,6 +32,11 @@
  * fire early. Errors: libev stops an io watcher on EV_ERROR (bad fd); the
  * callback gets READ|WRITE (as far as watched) and the watcher counts as
  * watching nothing until io_set is called again. Needs EV_MULTIPLICITY.
+ *
+ * Wake handles (aredis_loop_post from other threads): an ev_async each,
+ * started with ev_unref() so that an idle one keeps neither ev_run() nor
+ * run_once() alive (and not counted in nactive); ev_async_send() is
+ * thread-safe and coalesces as the vtable says.
  */
 #ifndef AREDIS_ADAPTERS_LIBEV_H
 #define AREDIS_ADAPTERS_LIBEV_H
@@ -62,6 +67,13 @@ typedef struct aredis__ev_io {
     aredis__ev *a;
     aredis__adapter_io io;
 } aredis__ev_io;
+
+typedef struct aredis__ev_wake {
+    ev_async w;
+    aredis__ev *a;
+    aredis_timer_fn *cb;
+    void *arg;
+} aredis__ev_wake;
 
 typedef struct aredis__ev_timer {
     ev_timer w;
@@ -222,6 +234,44 @@ static inline void aredis__ev_defer_arm(void *p) {
     if (!aredis__adapter_defer_enqueue(d)) return; /* already pending */
     if (!ev_is_active(&a->prepare)) ev_prepare_start(a->loop, &a->prepare);
     if (!ev_is_active(&a->idle)) ev_idle_start(a->loop, &a->idle);
+}
+
+/* ---- wake handles ---- */
+
+static inline void aredis__ev_async_cb(struct ev_loop *loop, ev_async *aw, int revents) {
+    aredis__ev_wake *w = (aredis__ev_wake *)aw->data;
+    (void)loop;
+    (void)revents;
+    w->cb(w->arg);
+}
+
+static inline void *aredis__ev_wake_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    aredis__ev *a = (aredis__ev *)ld;
+    aredis__ev_wake *w = (aredis__ev_wake *)aredis_mem_calloc(1, sizeof *w);
+
+    if (!w) return NULL;
+    ev_async_init(&w->w, aredis__ev_async_cb);
+    w->w.data = w;
+    w->a = a;
+    w->cb = cb;
+    w->arg = arg;
+    ev_async_start(a->loop, &w->w);
+    ev_unref(a->loop); /* idle, it keeps nothing alive */
+    return w;
+}
+
+/* Any thread. */
+static inline void aredis__ev_wake_signal(void *p) {
+    aredis__ev_wake *w = (aredis__ev_wake *)p;
+    ev_async_send(w->a->loop, &w->w);
+}
+
+static inline void aredis__ev_wake_free(void *p) {
+    aredis__ev_wake *w = (aredis__ev_wake *)p;
+    if (!w) return;
+    ev_ref(w->a->loop); /* undo the unref before the stop, as libev asks */
+    ev_async_stop(w->a->loop, &w->w);
+    aredis_mem_free(w);
 }
 
 /* ---- the loop ---- */

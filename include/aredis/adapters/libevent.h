@@ -31,6 +31,25 @@
  * event_gettime_monotonic(). libevent schedules timers from its cached time;
  * the adapter refreshes that cache before arming and re-arms a timer that
  * fires before its deadline by our clock, so timers never fire early.
+ *
+ * Wake handles (aredis_loop_post from other threads): an event with fd -1
+ * each, not added while idle, made active by event_active(). Not being
+ * added, an idle one keeps neither event_base_dispatch() nor run_once()
+ * alive. libevent runs an event activated during its own callback again in
+ * the same pass, which would let a callback that signals its own handle (a
+ * posted job that posts again) starve everything else: a small state
+ * (idle, active, running, running and signalled again) turns a signal that
+ * comes while the callback runs into a run in the next pass (the event is
+ * added with a zero timeout) instead. THREADS:
+ * event_active() from another thread is safe only on a base made after
+ * libevent's locking was turned on, so a program that posts to a libevent
+ * loop from other threads (aredis_loop_post, aredis/threads.h) must call
+ *
+ *     evthread_use_pthreads();          // <event2/thread.h>, -levent_pthreads
+ *
+ * once, before event_base_new(). libevent offers no way to check that it
+ * was: without it such posts race with the loop. A program that never posts
+ * from another thread needs nothing.
  */
 #ifndef AREDIS_ADAPTERS_LIBEVENT_H
 #define AREDIS_ADAPTERS_LIBEVENT_H
@@ -57,6 +76,22 @@ typedef struct aredis__le_io {
     aredis__adapter_io io;
     evutil_socket_t fd;
 } aredis__le_io;
+
+/* A wake handle's state (GCC/Clang __atomic builtins: the header stays C99
+ * and C++). */
+#define AREDIS__LE_WAKE_IDLE 0
+#define AREDIS__LE_WAKE_ACTIVE 1  /* activated or re-added, callback not started */
+#define AREDIS__LE_WAKE_RUNNING 2 /* the callback runs */
+#define AREDIS__LE_WAKE_AGAIN 3   /* the callback runs, and a signal came meanwhile */
+
+typedef struct aredis__le_wake {
+    struct event *ev;
+    aredis_timer_fn *cb;
+    void *arg;
+    int state;    /* AREDIS__LE_WAKE_*, atomic */
+    int in_cb;    /* loop thread only */
+    int freed_cb; /* wake_free from the callback: free once it returns */
+} aredis__le_wake;
 
 typedef struct aredis__le_timer {
     struct event *ev;
@@ -215,6 +250,76 @@ static inline void aredis__le_defer_arm(void *p) {
     /* (not when already pending: the list was not empty then) */
     if (aredis__adapter_defer_enqueue(d) && was_empty && !a->in_runner)
         event_active(a->runner, EV_TIMEOUT, 0);
+}
+
+/* ---- wake handles ---- */
+
+static inline void aredis__le_wake_cb(evutil_socket_t fd, short what, void *arg) {
+    aredis__le_wake *w = (aredis__le_wake *)arg;
+    int s = AREDIS__LE_WAKE_RUNNING;
+
+    (void)fd;
+    (void)what;
+    (void)__atomic_exchange_n(&w->state, AREDIS__LE_WAKE_RUNNING, __ATOMIC_SEQ_CST);
+    w->in_cb = 1;
+    w->cb(w->arg);
+    w->in_cb = 0;
+    if (w->freed_cb) {
+        event_free(w->ev);
+        aredis_mem_free(w);
+        return;
+    }
+    if (!__atomic_compare_exchange_n(&w->state, &s, AREDIS__LE_WAKE_IDLE, 0, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_SEQ_CST)) {
+        /* Signalled while running: run again, in the next pass. */
+        struct timeval zero = {0, 0};
+        __atomic_store_n(&w->state, AREDIS__LE_WAKE_ACTIVE, __ATOMIC_SEQ_CST);
+        event_add(w->ev, &zero);
+    }
+}
+
+static inline void *aredis__le_wake_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    aredis__le *a = (aredis__le *)ld;
+    aredis__le_wake *w = (aredis__le_wake *)aredis_mem_calloc(1, sizeof *w);
+
+    if (!w) return NULL;
+    w->ev = event_new(a->base, -1, 0, aredis__le_wake_cb, w);
+    if (!w->ev) {
+        aredis_mem_free(w);
+        return NULL;
+    }
+    w->cb = cb;
+    w->arg = arg;
+    return w;
+}
+
+/* Any thread, on a base with libevent's locking (see the top). Only an idle
+ * handle is activated; an active one will run anyway, and a running one is
+ * told to run again (next pass). */
+static inline void aredis__le_wake_signal(void *p) {
+    aredis__le_wake *w = (aredis__le_wake *)p;
+    int s = __atomic_load_n(&w->state, __ATOMIC_SEQ_CST);
+
+    for (;;) {
+        int to;
+        if (s == AREDIS__LE_WAKE_ACTIVE || s == AREDIS__LE_WAKE_AGAIN) return;
+        to = s == AREDIS__LE_WAKE_IDLE ? AREDIS__LE_WAKE_ACTIVE : AREDIS__LE_WAKE_AGAIN;
+        if (__atomic_compare_exchange_n(&w->state, &s, to, 1, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            if (to == AREDIS__LE_WAKE_ACTIVE) event_active(w->ev, EV_READ, 0);
+            return;
+        }
+    }
+}
+
+static inline void aredis__le_wake_free(void *p) {
+    aredis__le_wake *w = (aredis__le_wake *)p;
+    if (!w) return;
+    if (w->in_cb) { /* its own callback: it still uses w */
+        w->freed_cb = 1;
+        return;
+    }
+    event_free(w->ev); /* also drops it from the active queue and the timeouts */
+    aredis_mem_free(w);
 }
 
 /* ---- the loop ---- */

@@ -34,6 +34,11 @@
  * Errors: libuv stops a poll handle that reports an error; the callback gets
  * READ|WRITE (as far as watched) and the watcher counts as watching nothing
  * until io_set is called again.
+ *
+ * Wake handles (aredis_loop_post from other threads): a uv_async_t each,
+ * uv_unref()'d so that an idle one keeps neither uv_run() nor run_once()
+ * alive; uv_async_send() is thread-safe and coalesces as the vtable says.
+ * Like every handle, its memory goes in its close callback.
  */
 #ifndef AREDIS_ADAPTERS_LIBUV_H
 #define AREDIS_ADAPTERS_LIBUV_H
@@ -58,6 +63,12 @@ typedef struct aredis__uv_io {
     uv_poll_t h;
     aredis__adapter_io io;
 } aredis__uv_io;
+
+typedef struct aredis__uv_wake {
+    uv_async_t h;
+    aredis_timer_fn *cb;
+    void *arg;
+} aredis__uv_wake;
 
 typedef struct aredis__uv_timer {
     uv_timer_t h;
@@ -189,6 +200,37 @@ static inline void aredis__uv_defer_arm(void *p) {
     if (!aredis__adapter_defer_enqueue(d)) return;        /* already pending */
     uv_prepare_start(&a->prepare, aredis__uv_prepare_cb); /* no-ops when active */
     uv_idle_start(&a->idle, aredis__uv_idle_cb);
+}
+
+/* ---- wake handles ---- */
+
+static inline void aredis__uv_async_cb(uv_async_t *h) {
+    aredis__uv_wake *w = (aredis__uv_wake *)h->data;
+    w->cb(w->arg);
+}
+
+static inline void *aredis__uv_wake_new(void *ld, aredis_timer_fn *cb, void *arg) {
+    aredis__uv *a = (aredis__uv *)ld;
+    aredis__uv_wake *w = (aredis__uv_wake *)aredis_mem_calloc(1, sizeof *w);
+
+    if (!w) return NULL;
+    if (uv_async_init(a->loop, &w->h, aredis__uv_async_cb) != 0) {
+        aredis_mem_free(w);
+        return NULL;
+    }
+    w->h.data = w;
+    w->cb = cb;
+    w->arg = arg;
+    uv_unref((uv_handle_t *)&w->h); /* idle, it keeps nothing alive */
+    return w;
+}
+
+/* Any thread. */
+static inline void aredis__uv_wake_signal(void *p) { uv_async_send(&((aredis__uv_wake *)p)->h); }
+
+static inline void aredis__uv_wake_free(void *p) {
+    aredis__uv_wake *w = (aredis__uv_wake *)p;
+    if (w) uv_close((uv_handle_t *)&w->h, aredis__uv_free_cb);
 }
 
 /* ---- the loop ---- */
