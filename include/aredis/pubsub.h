@@ -165,10 +165,13 @@ AREDIS_API aredis_subscription *aredis_subscription_new(aredis_client *c,
  * The names are the subscription's at once (a message for them is
  * delivered from now on) and cb runs once the server has confirmed every
  * one of them, with the last confirmation ([kind, name, count]); or with
- * the error: SERVER (a NOPERM from an ACL, say: then none of them is
- * subscribed), TIMEOUT, a connection error (the names stay: they are
- * subscribed again after the reconnect), CANCELLED. cb may be NULL.
- * A name already held is confirmed again, harmlessly.
+ * the error: SERVER (a NOPERM from an ACL, say: the server subscribed
+ * none of them, and the names this call brought leave the subscription;
+ * those it held before stay), or TIMEOUT, CANCELLED or a connection error:
+ * then the names stay — the library subscribes them anyway (after the
+ * reconnect, or at once for a call that never left), so that the
+ * subscription and the server always agree; unsubscribe to drop them.
+ * cb may be NULL. A name already held is confirmed again, harmlessly.
  * Returns OK or: INVALID (n = 0, a NULL name, unknown kind), NOMEM, and
  * the client's refusals (CLOSED, NOT_CONNECTED, QUEUE_FULL...).
  */
@@ -179,8 +182,9 @@ AREDIS_API aredis_err aredis_subscription_subscribe(aredis_subscription *s, ared
 
 /*
  * Unsubscribe from n names of one kind. Delivery of their messages to this
- * subscription stops at once; the server is told unless another
- * subscription of the client still holds a name. cb runs when that is
+ * subscription stops at once, whatever becomes of the call (a call that
+ * fails before it is sent is sent again without a callback); the server
+ * is told unless another subscription of the client still holds a name. cb runs when that is
  * done (with the last confirmation, or a NULL reply when nothing needed
  * the server). Names not held are ignored. Same errors as subscribe.
  */

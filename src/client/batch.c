@@ -17,6 +17,7 @@
  * and the owner's commands not yet written then fail instead of running on
  * the next connection without their WATCH.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "client/client_internal.h"
@@ -64,6 +65,8 @@ int aredis__reservation_step(aredis_client *c, aredis__cmd *cmd) {
     }
     return 0;
 }
+
+int aredis__cmd_was_sent(const aredis__cmd *cmd) { return (cmd->flags & AREDIS__CMD_SENT) != 0; }
 
 int aredis__reserved_by(const aredis_client *c, const void *owner) {
     return owner && c->reserved == owner;
@@ -118,7 +121,8 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
      * UNWATCH: RELEASE, no callback) is what lets every held command go:
      * refused for max_queue_size — which the held commands fill — the
      * client would wait for good. */
-    if (e == AREDIS_ERR_QUEUE_FULL && (s->flags & AREDIS__BATCH_RELEASE) && !s->done)
+    if (e == AREDIS_ERR_QUEUE_FULL &&
+        (((s->flags & AREDIS__BATCH_RELEASE) && !s->done) || (s->flags & AREDIS__BATCH_UNBOUNDED)))
         e = AREDIS_ERR_OK;
     if (e != AREDIS_ERR_OK) return e;
     /* What the commands inside change (session.c), and on a RESP2
@@ -127,7 +131,12 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     for (size_t i = 0, start = 0; !internal && i < s->n; start = s->ends[i++]) {
         const char *one = s->bytes + start;
         size_t len = s->ends[i] - start;
-        if (!pubsub && (e = aredis__pubsub_refuse(c, one, len)) != AREDIS_ERR_OK) return e;
+        /* A transaction's own commands are not refused: its EXEC or UNWATCH
+         * may be what ends the reservation a held subscribe waits behind
+         * (and a server in subscribed mode answers them with an error, never
+         * with a reply that looks like a message). */
+        if (!pubsub && !s->owner && (e = aredis__pubsub_refuse(c, one, len)) != AREDIS_ERR_OK)
+            return e;
         const char *why = NULL;
         uint64_t bm = 0;
         if (aredis__cmd_classify(one, len, 0, &why, &bm, NULL) & AREDIS__CC_SESSION)
@@ -135,9 +144,17 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     }
     aredis__cmd *cmd = aredis__cmd_new(c);
     aredis__batch *b = NULL;
-    size_t bytes;
-    if (cmd && !aredis__mul_overflow(s->n, sizeof(uint64_t), &bytes) &&
-        !aredis__add_overflow(bytes, sizeof *b, &bytes))
+    size_t bytes, names = 0, extra = 0;
+    if (pubsub && s->ps_names) {
+        for (size_t i = 0; i < s->n; i++)
+            if (aredis__add_overflow(names, s->ps_lens[i], &names)) names = SIZE_MAX;
+        if (aredis__mul_overflow(s->n, sizeof(char *) + sizeof(size_t), &extra) ||
+            aredis__add_overflow(extra, names, &extra))
+            extra = SIZE_MAX;
+    }
+    if (cmd && extra != SIZE_MAX && !aredis__mul_overflow(s->n, sizeof(uint64_t), &bytes) &&
+        !aredis__add_overflow(bytes, sizeof *b, &bytes) &&
+        !aredis__add_overflow(bytes, extra, &bytes))
         b = aredis__malloc(bytes);
     if (!b) {
         if (cmd) aredis__cmd_recycle(c, cmd);
@@ -150,6 +167,21 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     b->got = 0;
     for (size_t i = 0; i < s->n; i++)
         b->ends[i] = s->ends[i];
+    b->ps_kind = pubsub ? s->ps_kind : NULL;
+    b->ps_names = NULL;
+    b->ps_lens = NULL;
+    if (pubsub && s->ps_names) {
+        /* After ends[]: the lengths, the pointers, then the bytes. */
+        b->ps_lens = (size_t *)(void *)(b->ends + s->n);
+        b->ps_names = (const char **)(void *)(b->ps_lens + s->n);
+        char *blob = (char *)(b->ps_names + s->n);
+        for (size_t i = 0; i < s->n; i++) {
+            b->ps_lens[i] = s->ps_lens[i];
+            b->ps_names[i] = blob;
+            if (s->ps_lens[i]) memcpy(blob, s->ps_names[i], s->ps_lens[i]);
+            blob += s->ps_lens[i];
+        }
+    }
     cmd->batch = b;
     cmd->cb = s->done;
     cmd->data = s->data;

@@ -56,6 +56,12 @@ typedef struct aredis__batch {
     const void *owner; /* the reservation it belongs to, or NULL */
     unsigned bflags;   /* AREDIS__BATCH_* (client/feature.h) */
     size_t n, got;     /* replies owed in all, and received */
+    /* A subscribe-family batch (AREDIS__BATCH_PUBSUB): the confirmation
+     * each reply must be — its kind ("subscribe"...) and, for reply i, the
+     * name ps_names[i] of ps_lens[i] bytes (copies, in this allocation). */
+    const char *ps_kind;
+    const char **ps_names;
+    size_t *ps_lens;
     uint64_t ends[];
 } aredis__batch;
 

@@ -37,6 +37,9 @@ typedef void aredis__part_fn(aredis_client *c, aredis_reply *r, size_t index, vo
 /* The client's own (a subscription replay): straight into the output ahead
  * of what waits, not counted as a user's command. */
 #define AREDIS__BATCH_INTERNAL 8u
+/* Not refused for max_queue_size (an UNSUBSCRIBE when a subscription is
+ * freed: refusing it would leave the server subscribed). */
+#define AREDIS__BATCH_UNBOUNDED 16u
 
 typedef struct aredis__batch_spec {
     const char *bytes; /* the encoded commands, one after the other */
@@ -60,6 +63,12 @@ typedef struct aredis__batch_spec {
     int sensitive; /* a command inside may carry a secret */
     const void *owner;
     unsigned flags; /* AREDIS__BATCH_* */
+    /* AREDIS__BATCH_PUBSUB: the confirmation kind ("subscribe",
+     * "punsubscribe"...) and the n names in order: confirmation i must name
+     * names[i], or it is not this call's (client/push.c). */
+    const char *ps_kind;
+    const char *const *ps_names;
+    const size_t *ps_lens;
 } aredis__batch_spec;
 
 /*
@@ -100,6 +109,10 @@ void aredis__error_prefix(const aredis_reply *r, char *out, size_t outlen);
  */
 void aredis__deliver(aredis_client *c, aredis_reply_fn *cb, void *data, aredis_reply *r,
                      const aredis_error *err);
+
+/* Whether a command (or batch) has been written or is in the output now:
+ * valid inside its done callback. 0 for one failed before that. */
+int aredis__cmd_was_sent(const aredis__cmd *cmd);
 
 /* Fail (as aredis__batch_abort) every command of `owner` not written
  * yet: waiting, or held behind another owner's reservation. */
@@ -145,9 +158,6 @@ aredis_future *aredis__future_refused(aredis_future *f, aredis_err code);
 typedef struct aredis__pubsub_hooks {
     void (*message)(aredis_client *c, aredis_reply *r, void *state); /* borrowed */
     void (*unsolicited)(aredis_client *c, aredis_reply *r, void *state);
-    /* Is confirmation r one the call at the head of `sent` asked for (its
-     * kind: subscribe vs ssubscribe, ...)? `call` is that batch's data. */
-    int (*confirms)(const void *call, const aredis_reply *r);
     /* A new connection's handshake is done: issue the replay now (internal
      * batches), before anything waiting goes out. */
     void (*ready)(aredis_client *c, void *state);

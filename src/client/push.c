@@ -66,6 +66,22 @@ static int head_is_pubsub(const aredis_client *c) {
     return h && h->batch && (h->batch->bflags & AREDIS__BATCH_PUBSUB);
 }
 
+/* Is confirmation r the one batch b expects next: its kind, and the name
+ * its next reply is for? (Anything else — the server dropping a shard
+ * channel — is not this call's, whatever the order.) */
+static int expected(const aredis__batch *b, const aredis_reply *r) {
+    const aredis_reply *k = r->element[0], *name = r->element[1];
+    if (!b->ps_kind) return 1;
+    size_t n = strlen(b->ps_kind);
+    if (k->len != n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((k->str[i] | 0x20) != b->ps_kind[i]) return 0;
+    if (!b->ps_names || b->got >= b->n) return 1;
+    if (name->type != AREDIS_REPLY_STRING && name->type != AREDIS_REPLY_STATUS) return 0;
+    return name->len == b->ps_lens[b->got] &&
+           (name->len == 0 || memcmp(name->str, b->ps_names[b->got], name->len) == 0);
+}
+
 /* The head's next reply may be matched: its bytes are all written. */
 static int head_written(const aredis_client *c) {
     const aredis__cmd *h = c->sent.head;
@@ -87,11 +103,9 @@ int aredis__push_route(aredis_client *c, aredis_reply *r) {
             else
                 c->subs_np = n->integer;
         }
-        /* The call's at the head, if it asked for this kind: match it. */
-        if (head_is_pubsub(c) && head_written(c) &&
-            (!c->ps_hooks || !c->ps_hooks->confirms ||
-             c->ps_hooks->confirms(c->sent.head->data, r)))
-            return 0;
+        /* The call's at the head, if it is the one it asked for next:
+         * match it. */
+        if (head_is_pubsub(c) && head_written(c) && expected(c->sent.head->batch, r)) return 0;
         if (c->ps_hooks && c->ps_hooks->unsolicited) c->ps_hooks->unsolicited(c, r, c->ps_state);
         aredis_reply_release(r);
         return 1;

@@ -157,7 +157,13 @@ void aredis__reconnect_sort(aredis_client *c, aredis__cmdq *sent, aredis__cmdq *
          * round may be kept behind it, to go out again in order. Any number
          * of rounds may be in `out` at once. */
         int kept = owner && round_kept(keep, owner);
-        if (cmd->flags & (AREDIS__CMD_ORPHAN | AREDIS__CMD_INTERNAL)) {
+        if ((cmd->flags & (AREDIS__CMD_ORPHAN | AREDIS__CMD_INTERNAL)) ||
+            (cmd->batch && (cmd->batch->bflags & AREDIS__BATCH_PUBSUB))) {
+            /* A subscribe-family call is not sent again as it was: the
+             * subscriptions may have changed since (an unsubscribe timed
+             * out behind it and dropped here). It fails with the
+             * connection error, and features/pubsub.c subscribes what is
+             * held now on the next connection. */
             /* An EXEC cancelled or timed out before it was written ends its
              * round: a WATCH kept without it would take the next
              * connection's reservation for good. */

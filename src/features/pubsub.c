@@ -38,6 +38,11 @@ typedef struct ps_entry {
     size_t live;                /* non-NULL slots in subs */
     size_t n, cap;              /* slots used / allocated */
     aredis_subscription **subs; /* the subscriptions holding it (NULL: removed) */
+    /* Confirmed by the server (or about to be: a subscribe written before
+     * its confirmation could come): what a reconnect replays. A name whose
+     * subscribe still waits to be written is not: its own call goes out, in
+     * order, behind the replay. */
+    int on_server;
     size_t len;
     char name[];
 } ps_entry;
@@ -78,6 +83,18 @@ struct aredis_subscription {
 
 static const char *const k_sub_cmd[NKINDS] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"};
 static const char *const k_unsub_cmd[NKINDS] = {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+
+/* The batch keeps a pointer to the kind: one of these (static) strings. */
+static const char *k_kind_lc(const char *lc) {
+    static const char *const all[] = {"subscribe",   "psubscribe",   "ssubscribe",
+                                      "unsubscribe", "punsubscribe", "sunsubscribe"};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (strcmp(all[i], lc) == 0) return all[i];
+    return NULL;
+}
+
+/* issue(): no deadline (the library's own reconciling commands). */
+#define AREDIS__BATCH_FOREVER 0x10000u
 
 /* ---- The registry ------------------------------------------------------- */
 
@@ -200,13 +217,48 @@ static int drop(ps_state *st, aredis_subscription *s, unsigned kind, const char 
 
 /* ---- Subscriptions' lifetime -------------------------------------------- */
 
+static void sub_release(aredis_subscription *s);
+
+/* An event to s. The handler may free s: a caller that uses s afterwards
+ * holds a reference of its own. */
 static void sub_event(aredis_subscription *s, aredis_sub_event ev, aredis_err code,
                       const char *detail) {
     if (s->freed || !s->o.on_event) return;
     aredis_error e = {code, detail ? detail : aredis_strerror(code), {0}};
     s->refs++;
     s->o.on_event(s, ev, code == AREDIS_ERR_OK && ev != AREDIS_SUB_DROPPED ? NULL : &e, s->data);
-    s->refs--;
+    sub_release(s);
+}
+
+/*
+ * The subscriptions of a registry (with names of `kind`, or any names for
+ * NKINDS; all of them for -1), each with a reference: events and futures
+ * completed while walking may free any of them, and unlink them.
+ */
+typedef struct snap {
+    aredis_subscription **v;
+    size_t n;
+} snap;
+
+static void snap_take(snap *sn, const ps_state *st, int kind) {
+    size_t n = 0;
+    sn->n = 0;
+    for (aredis_subscription *x = st->subs; x; x = x->next)
+        n++;
+    sn->v = n ? aredis__reallocarray(NULL, n, sizeof *sn->v) : NULL;
+    if (!sn->v) return; /* out of memory: nobody is told */
+    for (aredis_subscription *x = st->subs; x; x = x->next) {
+        if (kind >= 0 && kind < NKINDS && !x->counts[kind]) continue;
+        if (kind == NKINDS && !x->counts[0] && !x->counts[1] && !x->counts[2]) continue;
+        x->refs++;
+        sn->v[sn->n++] = x;
+    }
+}
+
+static void snap_drop(snap *sn) {
+    for (size_t i = 0; i < sn->n; i++)
+        sub_release(sn->v[i]);
+    aredis__free(sn->v);
 }
 
 static void fail_nexts(aredis_subscription *s, aredis_err code, const char *detail) {
@@ -254,8 +306,10 @@ typedef struct ps_call {
     unsigned kind;
     int unsub, replay;
     size_t n;
-    char **names; /* subscribe: undone on a server error */
+    char **names; /* the names sent, in order */
     size_t *lens;
+    unsigned char *added; /* subscribe: name i was new to the subscription */
+    aredis__cmd *cmd;     /* its batch: valid until call_done returns */
 } ps_call;
 
 static void call_free(ps_call *k) {
@@ -263,18 +317,76 @@ static void call_free(ps_call *k) {
         aredis__free(k->names[i]);
     aredis__free(k->names);
     aredis__free(k->lens);
+    aredis__free(k->added);
     aredis_reply_release(k->last);
     aredis_reply_release(k->error);
     aredis__free(k);
 }
 
 static void call_part(aredis_client *c, aredis_reply *r, size_t index, void *data) {
-    (void)c;
-    (void)index;
     ps_call *k = data;
     aredis_reply **slot = r->type == AREDIS_REPLY_ERROR ? &k->error : &k->last;
     aredis_reply_release(*slot);
     *slot = aredis_reply_retain(r);
+    /* A confirmed subscribe: the name is on the server now. */
+    ps_state *st = aredis__pubsub_state(c);
+    if (st && !k->unsub && !k->replay && r->type != AREDIS_REPLY_ERROR && index < k->n) {
+        ps_entry *e = lookup(st, k->kind, k->names[index], k->lens[index]);
+        if (e) e->on_server = 1;
+    }
+}
+
+static aredis_err issue(ps_state *st, ps_call *k, const char *cmd, size_t n,
+                        const char *const *names, const size_t *lens, unsigned flags,
+                        aredis__cmd **out);
+
+/*
+ * A call that failed before it was written (cancelled, or timed out while
+ * waiting for a connection): the registry already says what the user
+ * asked for, so the server is brought in line with it — the names still
+ * held subscribed, the names nobody holds any more unsubscribed — by the
+ * same command again, with no callback and no deadline. Unlike the user's
+ * call, it is not refused for max_queue_size.
+ */
+static void reconcile(ps_state *st, const ps_call *k) {
+    const char **names = aredis__reallocarray(NULL, k->n ? k->n : 1, sizeof *names);
+    size_t *lens = aredis__reallocarray(NULL, k->n ? k->n : 1, sizeof *lens);
+    ps_call *again = aredis__calloc(1, sizeof *again);
+    size_t m = 0;
+    for (size_t i = 0; names && lens && again && i < k->n; i++) {
+        ps_entry *e = lookup(st, k->kind, k->names[i], k->lens[i]);
+        if (k->unsub ? e != NULL : e == NULL) continue; /* someone holds it / nobody does */
+        names[m] = k->names[i];
+        lens[m++] = k->lens[i];
+    }
+    int sent = 0;
+    if (m) {
+        again->kind = k->kind;
+        again->unsub = k->unsub;
+        again->n = m;
+        again->names = aredis__calloc(m, sizeof *again->names);
+        again->lens = aredis__calloc(m, sizeof *again->lens);
+        for (size_t i = 0; again->names && again->lens && i < m; i++) {
+            again->names[i] = aredis__memdup0(names[i], lens[i]);
+            again->lens[i] = lens[i];
+            if (!again->names[i]) m = i; /* out of memory: fewer */
+        }
+        again->n = m;
+        sent = m && again->names && again->lens &&
+               issue(st, again, k->unsub ? k_unsub_cmd[k->kind] : k_sub_cmd[k->kind], m,
+                     (const char *const *)again->names, again->lens,
+                     AREDIS__BATCH_UNBOUNDED | AREDIS__BATCH_FOREVER, NULL) == AREDIS_ERR_OK;
+    }
+    if (!sent && again) call_free(again);
+    /* Not sent (closed, not connected and not queueing): a subscribe's
+     * names are replayed by the next connect instead. */
+    if (!sent && !k->unsub)
+        for (size_t i = 0; i < k->n; i++) {
+            ps_entry *e = lookup(st, k->kind, k->names[i], k->lens[i]);
+            if (e) e->on_server = 1;
+        }
+    aredis__free(names);
+    aredis__free(lens);
 }
 
 static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
@@ -290,19 +402,39 @@ static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err
          * (on_down), and one that timed out on a live connection at the
          * next connect: neither is the server's refusal. */
         if (st && k->error) {
-            for (aredis_subscription *x = st->subs; x; x = x->next)
-                if (x->counts[k->kind])
-                    sub_event(x, AREDIS_SUB_ERROR, AREDIS_ERR_SERVER, k->error->str);
+            snap sn;
+            snap_take(&sn, st, (int)k->kind);
+            for (size_t i = 0; i < sn.n; i++)
+                sub_event(sn.v[i], AREDIS_SUB_ERROR, AREDIS_ERR_SERVER, k->error->str);
+            snap_drop(&sn);
         } else if (st && err) {
             st->need_replay = 1;
         }
         call_free(k);
         return;
     }
-    /* A subscribe the server refused subscribed none of its names. */
-    if (k->error && !k->unsub && s && s->st && !s->freed)
-        for (size_t i = 0; i < k->n; i++)
-            drop(s->st, s, k->kind, k->names[i], k->lens[i]);
+    if (st && k->error && !k->unsub) {
+        /* A subscribe the server refused subscribed none of its names: the
+         * ones this call brought go (those held before stay). */
+        if (s && s->st == st && !s->freed)
+            for (size_t i = 0; i < k->n; i++)
+                if (k->added && k->added[i]) drop(st, s, k->kind, k->names[i], k->lens[i]);
+    } else if (st && err && err->code != AREDIS_ERR_CANCELLED && err->code != AREDIS_ERR_TIMEOUT) {
+        /* Lost with its connection: a subscribe goes out again on the next
+         * one — in its place, behind commands issued before it and kept
+         * for the reconnect (RESP2 would refuse them behind a replay). The
+         * new connection has nothing to unsubscribe from. */
+        if (!k->unsub && aredis_client_state(c) != AREDIS_STATE_CLOSED) reconcile(st, k);
+    } else if (st && err && !aredis__cmd_was_sent(k->cmd)) {
+        if (aredis_client_state(c) != AREDIS_STATE_CLOSED) reconcile(st, k);
+    } else if (st && !k->unsub) {
+        /* Confirmed, or written and then given up on (the server does it
+         * anyway): the server has the names — replayed after a reconnect. */
+        for (size_t i = 0; i < k->n; i++) {
+            ps_entry *e = lookup(st, k->kind, k->names[i], k->lens[i]);
+            if (e) e->on_server = 1;
+        }
+    }
     if (k->cb) {
         if (err)
             aredis__deliver(k->user, k->cb, k->data, NULL, err);
@@ -315,9 +447,10 @@ static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err
 
 /* Issue one (UN)SUBSCRIBE of n names on the registry's connection. */
 static aredis_err issue(ps_state *st, ps_call *k, const char *cmd, size_t n,
-                        const char *const *names, const size_t *lens, int internal,
+                        const char *const *names, const size_t *lens, unsigned flags,
                         aredis__cmd **out) {
     if (n > (size_t)INT32_MAX - 1) return aredis__call_fail(AREDIS_ERR_INVALID, "too many names");
+    aredis__cmd *rec = NULL;
     const char **argv = aredis__reallocarray(NULL, n + 1, sizeof *argv);
     size_t *argl = aredis__reallocarray(NULL, n + 1, sizeof *argl);
     size_t *ends = aredis__reallocarray(NULL, n, sizeof *ends);
@@ -346,9 +479,24 @@ static aredis_err issue(ps_state *st, ps_call *k, const char *cmd, size_t n,
         spec.part = call_part;
         spec.done = call_done;
         spec.data = k;
-        spec.flags = AREDIS__BATCH_PUBSUB | (internal ? AREDIS__BATCH_INTERNAL : 0u);
-        e = aredis__batch_submit(st->c, &spec, out);
-        if (e == AREDIS_ERR_OK) st->inflight++;
+        spec.flags = AREDIS__BATCH_PUBSUB | (flags & ~AREDIS__BATCH_FOREVER);
+        aredis_cmd_opts forever = {0, AREDIS_CMD_NO_TIMEOUT};
+        if (flags & AREDIS__BATCH_FOREVER) spec.opts = &forever;
+        /* What each confirmation must be: the kind in lower case, the name. */
+        char kind[16];
+        size_t kl = strlen(cmd);
+        for (size_t i = 0; i < kl && i + 1 < sizeof kind; i++)
+            kind[i] = (char)(cmd[i] | 0x20);
+        kind[kl < sizeof kind ? kl : sizeof kind - 1] = '\0';
+        spec.ps_kind = k_kind_lc(kind);
+        spec.ps_names = names;
+        spec.ps_lens = argl + 1;
+        e = aredis__batch_submit(st->c, &spec, &rec);
+        if (e == AREDIS_ERR_OK) {
+            st->inflight++;
+            k->cmd = rec;
+            if (out) *out = rec;
+        }
     } else if (e == AREDIS_ERR_NOMEM) {
         aredis__call_fail(e, "out of memory");
     } else {
@@ -403,11 +551,7 @@ static int ring_push(aredis_subscription *s, aredis_reply *r) {
         s->rhead = (s->rhead + 1) % s->rcap;
         s->rn--;
         s->stats.dropped++;
-        if (!s->overflowing) {
-            s->overflowing = 1;
-            sub_event(s, AREDIS_SUB_OVERFLOW, AREDIS_ERR_QUEUE_FULL,
-                      "subscription buffer full (max_buffered): oldest message dropped");
-        }
+        if (!s->overflowing) s->overflowing = 2; /* told once the new one is in */
     }
     if (s->rn == s->rcap) {
         size_t cap = s->rcap ? s->rcap * 2 : 16;
@@ -423,6 +567,12 @@ static int ring_push(aredis_subscription *s, aredis_reply *r) {
     }
     s->ring[(s->rhead + s->rn) % s->rcap] = aredis_reply_retain(r);
     s->rn++;
+    /* The event comes last: a next() inside it takes the oldest. */
+    if (s->overflowing == 2) {
+        s->overflowing = 1;
+        sub_event(s, AREDIS_SUB_OVERFLOW, AREDIS_ERR_QUEUE_FULL,
+                  "subscription buffer full (max_buffered): oldest message dropped");
+    }
     return 0;
 }
 
@@ -442,20 +592,18 @@ static aredis_future *take_next(aredis_subscription *s) {
 static void deliver(ps_state *st, aredis_subscription *s, aredis_reply *r,
                     const aredis_message *m) {
     if (s->freed) return;
+    s->refs++; /* the handler, a future's then-callbacks or an event may free it */
+    aredis_future *f;
     if (s->o.on_message) {
         s->stats.delivered++;
-        s->refs++;
         s->o.on_message(s, m, s->data);
-        sub_release(s);
-        return;
-    }
-    aredis_future *f = take_next(s);
-    if (f) {
+    } else if ((f = take_next(s))) {
         s->stats.delivered++;
         aredis__future_done(st->c, r, NULL, f);
-        return;
+    } else if (ring_push(s, r) != 0) {
+        s->stats.dropped++; /* out of memory: counted, not kept */
     }
-    if (ring_push(s, r) != 0) s->stats.dropped++; /* out of memory: counted, not kept */
+    sub_release(s);
 }
 
 /* A string element (the dispatcher only checked the first). */
@@ -557,6 +705,14 @@ static void on_ready(aredis_client *c, void *state) {
     st->need_replay = 0;
     /* One command per kind, with every name of that kind, ahead of
      * anything waiting. */
+    int failed[NKINDS] = {0, 0, 0};
+    /* RESP2: only the names the server had, and behind the commands kept
+     * for the reconnect. One whose subscribe was never written goes out
+     * with that call, in its place: ahead of them, commands issued before
+     * (accepted while nothing was subscribed) would meet a connection in
+     * subscribed mode. RESP3 has no such mode: every name, ahead of
+     * everything. */
+    int resp2 = aredis__client_proto(c) == 2;
     for (unsigned kind = 0; kind < NKINDS; kind++) {
         size_t n = st->counts[kind];
         if (!n) continue;
@@ -564,35 +720,43 @@ static void on_ready(aredis_client *c, void *state) {
         size_t *lens = aredis__reallocarray(NULL, n, sizeof *lens);
         ps_call *k = aredis__calloc(1, sizeof *k);
         aredis_err e = AREDIS_ERR_NOMEM;
+        size_t j = 0;
         if (names && lens && k) {
-            size_t j = 0;
             for (size_t b = 0; b < st->nbuckets; b++)
                 for (ps_entry *x = st->buckets[b]; x; x = x->hnext)
-                    if (x->kind == kind) {
+                    if (x->kind == kind && (x->on_server || !resp2)) {
                         names[j] = x->name;
                         lens[j++] = x->len;
                     }
             k->kind = kind;
             k->replay = 1;
-            e = issue(st, k, k_sub_cmd[kind], j, names, lens, 1, NULL);
+            /* RESP2: behind what waits (commands kept for the reconnect
+             * were issued before anything was subscribed), not ahead. */
+            unsigned how = resp2 ? AREDIS__BATCH_UNBOUNDED : AREDIS__BATCH_INTERNAL;
+            e = j ? issue(st, k, k_sub_cmd[kind], j, names, lens, how, NULL) : AREDIS_ERR_OK;
         }
         aredis__free(names);
         aredis__free(lens);
+        if (e != AREDIS_ERR_OK || !j) aredis__free(k);
         if (e != AREDIS_ERR_OK) {
-            /* Out of memory: said, and tried again at the next connect. */
-            aredis__free(k);
-            st->need_replay = 1;
-            for (aredis_subscription *s = st->subs; s; s = s->next)
-                if (s->counts[kind])
-                    sub_event(s, AREDIS_SUB_ERROR, e,
-                              "could not subscribe again after a reconnect");
+            st->need_replay = 1; /* out of memory: tried again at the next connect */
+            failed[kind] = 1;
         }
     }
-    for (aredis_subscription *s = st->subs; s; s = s->next) {
-        if (!s->counts[0] && !s->counts[1] && !s->counts[2]) continue;
-        s->stats.resubscribes++;
-        sub_event(s, AREDIS_SUB_RESUBSCRIBED, AREDIS_ERR_OK, NULL);
+    /* Then the events, on a snapshot: handlers may free subscriptions. */
+    snap sn;
+    snap_take(&sn, st, NKINDS);
+    for (size_t i = 0; i < sn.n; i++) {
+        aredis_subscription *x = sn.v[i];
+        for (unsigned kind = 0; kind < NKINDS; kind++)
+            if (failed[kind] && x->counts[kind])
+                sub_event(x, AREDIS_SUB_ERROR, AREDIS_ERR_NOMEM,
+                          "could not subscribe again after a reconnect");
+        if (x->freed) continue;
+        x->stats.resubscribes++;
+        sub_event(x, AREDIS_SUB_RESUBSCRIBED, AREDIS_ERR_OK, NULL);
     }
+    snap_drop(&sn);
 }
 
 static void on_down(aredis_client *c, aredis_err code, const char *why, int final, void *state) {
@@ -613,12 +777,13 @@ static void on_down(aredis_client *c, aredis_err code, const char *why, int fina
     else if (code == AREDIS_ERR_CLOSED && st->dedicated &&
              aredis_client_state(st->dedicated) != AREDIS_STATE_IDLE)
         aredis_client_disconnect(st->dedicated);
-    for (aredis_subscription *s = st->subs; s; s = s->next) {
-        s->refs++;
-        sub_event(s, AREDIS_SUB_ENDED, code, why);
-        fail_nexts(s, code, why);
-        sub_release(s);
+    snap sn;
+    snap_take(&sn, st, -1);
+    for (size_t i = 0; i < sn.n; i++) {
+        sub_event(sn.v[i], AREDIS_SUB_ENDED, code, why);
+        fail_nexts(sn.v[i], code, why);
     }
+    snap_drop(&sn);
 }
 
 static int on_engaged(void *state, int anywhere) {
@@ -654,20 +819,7 @@ static void on_destroy(aredis_client *c, void *state) {
     state_free(st);
 }
 
-/* A confirmation's kind is the call's: "subscribe" for SUBSCRIBE,
- * "sunsubscribe" for SUNSUBSCRIBE... */
-static int on_confirms(const void *call, const aredis_reply *r) {
-    const ps_call *k = call;
-    const char *want = k->unsub ? k_unsub_cmd[k->kind] : k_sub_cmd[k->kind];
-    const aredis_reply *e = r->element[0];
-    size_t n = strlen(want);
-    if (e->len != n) return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((e->str[i] | 0x20) != (want[i] | 0x20)) return 0;
-    return 1;
-}
-
-static const aredis__pubsub_hooks k_hooks = {on_message, on_unsolicited, on_confirms, on_ready,
+static const aredis__pubsub_hooks k_hooks = {on_message, on_unsolicited, on_ready,
                                              on_down,    on_engaged,     on_destroy};
 
 static ps_state *state_of(aredis_client *c) {
@@ -756,8 +908,9 @@ static aredis_err do_subscribe(aredis_subscription *s, aredis_sub_kind kind, siz
     if (k) {
         k->names = aredis__calloc(n, sizeof *k->names);
         k->lens = aredis__calloc(n, sizeof *k->lens);
+        k->added = aredis__calloc(n, 1);
     }
-    if (!k || !k->names || !k->lens) goto nomem;
+    if (!k || !k->names || !k->lens || !k->added) goto nomem;
     k->n = n;
     for (size_t i = 0; i < n; i++) {
         k->lens[i] = lens ? lens[i] : strlen(names[i]);
@@ -777,9 +930,11 @@ static aredis_err do_subscribe(aredis_subscription *s, aredis_sub_kind kind, siz
     s->refs++;
     /* The names are the subscription's from now on; a server error undoes
      * it (call_done). A name already held stays as it was. */
-    for (size_t i = 0; i < n; i++)
-        if (hold(st, s, (unsigned)kind, k->names[i], k->lens[i]) < 0)
-            s->stats.dropped++; /* out of memory: its messages cannot be delivered */
+    for (size_t i = 0; i < n; i++) {
+        int h = hold(st, s, (unsigned)kind, k->names[i], k->lens[i]);
+        if (h < 0) s->stats.dropped++; /* out of memory: its messages cannot be delivered */
+        k->added[i] = h == 1;
+    }
     return AREDIS_ERR_OK;
 nomem:
     if (k) call_free(k);
@@ -795,6 +950,20 @@ static void ping_done(aredis_client *c, aredis_reply *r, const aredis_error *err
     if (k->cb) aredis__deliver(k->user, k->cb, k->data, NULL, err);
     if (k->s) sub_release(k->s);
     call_free(k);
+}
+
+/* A PING as a batch of one (so a future can be attached to it). */
+static aredis_err issue_ping(ps_state *st, ps_call *k, aredis__cmd **out) {
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    size_t end = sizeof ping - 1;
+    aredis__batch_spec spec = {0};
+    spec.bytes = ping;
+    spec.len = end;
+    spec.n = 1;
+    spec.ends = &end;
+    spec.done = ping_done;
+    spec.data = k;
+    return aredis__batch_submit(st->c, &spec, out);
 }
 
 static aredis_err do_unsubscribe(aredis_subscription *s, aredis_sub_kind kind, size_t n,
@@ -832,10 +1001,20 @@ static aredis_err do_unsubscribe(aredis_subscription *s, aredis_sub_kind kind, s
             gonel[m++] = len;
         }
     }
-    if (m)
+    /* The names sent, kept for a reconcile (call_done). */
+    k->names = m ? aredis__calloc(m, sizeof *k->names) : NULL;
+    k->lens = m ? aredis__calloc(m, sizeof *k->lens) : NULL;
+    for (size_t i = 0; k->names && k->lens && i < m; i++) {
+        k->names[i] = aredis__memdup0(gone[i], gonel[i]);
+        k->lens[i] = gonel[i];
+        if (k->names[i]) k->n = i + 1;
+    }
+    if (m && k->n != m)
+        e = aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    else if (m)
         e = issue(st, k, k_unsub_cmd[kind], m, gone, gonel, 0, out);
     else
-        e = aredis_command(st->c, ping_done, k, "PING");
+        e = issue_ping(st, k, out);
     aredis__free(gone);
     aredis__free(gonel);
     if (e != AREDIS_ERR_OK) {
@@ -996,9 +1175,18 @@ void aredis_subscription_free(aredis_subscription *s) {
                 if (k) {
                     k->kind = kind;
                     k->unsub = 1;
-                    if (issue(st, k, k_unsub_cmd[kind], m, (const char *const *)names, lens, 0,
-                              NULL) != AREDIS_ERR_OK)
+                    if (issue(st, k, k_unsub_cmd[kind], m, (const char *const *)names, lens,
+                              AREDIS__BATCH_UNBOUNDED, NULL) != AREDIS_ERR_OK) {
                         call_free(k);
+                    } else {
+                        /* The call keeps the names (a reconcile needs them). */
+                        k->names = names;
+                        k->lens = lens;
+                        k->n = m;
+                        names = NULL;
+                        lens = NULL;
+                        m = 0;
+                    }
                 }
             }
             for (size_t i = 0; i < m; i++)
