@@ -38,7 +38,8 @@ asan-test: deps
 
 # Under ThreadSanitizer (any report fails the test): the thread tests (label
 # threads) and the loop suites of every loop — conformance (wake handles and
-# posts from other threads) and run_for (adapter/<loop>, adapter/run_for_*).
+# posts from other threads), run_for and the client scenario, whose host
+# name is resolved on a thread (adapter/<loop>, run_for_*, client_on_*).
 TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)"
 tsan-test: deps
 	cmake -S . -B $(TSAN_BUILD) -DAREDIS_TSAN=ON -DCMAKE_BUILD_TYPE=Debug \
@@ -46,7 +47,7 @@ tsan-test: deps
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	$(TSAN_ENV) scripts/run-tests.sh $(TSAN_BUILD) -L '^threads$$'
 	$(TSAN_ENV) scripts/run-tests.sh $(TSAN_BUILD) \
-	  -R '^adapter/(builtin|builtin_poll|libuv|libevent|libev|run_for_[a-z_]+)$$'
+	  -R '^adapter/(builtin|builtin_poll|libuv|libevent|libev|run_for_[a-z_]+|client_on_[a-z_]+)$$'
 
 valgrind-unit: build
 	@scripts/deps.sh valgrind

@@ -11,14 +11,18 @@
  * through the io watcher), with an atomic reference count of 2 at start.
  * Whichever side lets go last frees it:
  *   - the thread: writes rc/res, sets `done` (release), writes one byte to
- *     the pipe, drops its reference;
- *   - the owner: either the pipe becomes readable (the watcher takes the
- *     result, frees itself, drops the reference, then runs the callback), or
- *     the owner cancels (frees the watcher, drops the reference; the callback
- *     never runs). A cancelled job's result is freed by the thread when it
- *     finally returns (freeaddrinfo, then the job).
- * Both pipe ends live as long as the job, so the thread never writes into a
- * pipe whose read end is closed (no SIGPIPE, no EBADF on a reused number).
+ *     the wake-up socket, drops its reference;
+ *   - the owner: either the socket becomes readable (the watcher takes the
+ *     result, frees itself, closes the read end, drops the reference, then
+ *     runs the callback), or the owner cancels (frees the watcher, closes the
+ *     read end, drops the reference; the callback never runs). A cancelled
+ *     job's result is freed by the thread when it finally returns
+ *     (freeaddrinfo, then the job).
+ * The read end is only ever touched on the loop thread (a loop may drop a
+ * watcher lazily, after the call that freed it); the write end lives as
+ * long as the job, and is a socket written with SIGPIPE off, so writing
+ * after the read end is closed is harmless (no signal, no EBADF on a
+ * reused number).
  *
  * Memory: the job is allocated with the library's hooks and may be freed by
  * the resolver thread, so the hooks must be thread-safe when host names are
@@ -62,7 +66,8 @@ struct aredis__resolve_job {
     int sys_errno;   /* errno when rc is EAI_SYSTEM */
     struct addrinfo *res;
     aredis__getaddrinfo_fn *gai; /* the hook as it was when the job started */
-    int rfd, wfd;                /* the wake-up pipe, closed with the job */
+    int rfd, wfd;                /* the wake-up socket pair: rfd closed by the loop
+                                    side (close_read_end), wfd with the job */
     aredis_loop *loop;
     void *io; /* watcher on rfd (owner side); NULL once completed/cancelled */
     aredis__resolve_fn *cb;
@@ -92,6 +97,14 @@ static void format_error(char *buf, size_t len, const char *host, int rc, int sy
         snprintf(buf, len, "cannot resolve '%s': %s", host, gai_strerror(rc));
 }
 
+/* The wake-up byte is sent with SIGPIPE off (where SO_NOSIGPIPE is the
+ * way instead, wake_pair sets it). */
+#ifdef MSG_NOSIGNAL
+#define WAKE_SEND_FLAGS MSG_NOSIGNAL
+#else
+#define WAKE_SEND_FLAGS 0
+#endif
+
 /* ---- The resolver thread ------------------------------------------------ */
 
 static void *resolve_thread(void *arg) {
@@ -112,7 +125,7 @@ static void *resolve_thread(void *arg) {
      * the write cannot block; the read end is open while we hold our
      * reference, so it cannot raise SIGPIPE either. */
     const char b = 1;
-    while (write(j->wfd, &b, 1) < 0 && errno == EINTR) {
+    while (send(j->wfd, &b, 1, WAKE_SEND_FLAGS) < 0 && errno == EINTR) {
     }
     job_release(j);
     atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_release);
@@ -120,6 +133,18 @@ static void *resolve_thread(void *arg) {
 }
 
 /* ---- The loop side ------------------------------------------------------ */
+
+/*
+ * The read end is the loop's: closed on the loop thread once its watcher is
+ * gone, never by the resolver thread (a loop may drop a watcher lazily —
+ * libev removes it from epoll at its next turn — and a close from another
+ * thread would race with that). The thread's write end is a socket, written
+ * with SIGPIPE off: writing after the read end is closed is harmless.
+ */
+static void close_read_end(aredis__resolve_job *j) {
+    if (j->rfd >= 0) close(j->rfd);
+    j->rfd = -1; /* published to the thread by the release of our reference */
+}
 
 /* The pipe is readable: the thread has finished. Take the result, let go of
  * the job, then report (the callback may do anything, free the owner too). */
@@ -129,6 +154,7 @@ static void on_wake(void *arg, int events) {
     if (!atomic_load_explicit(&j->done, memory_order_acquire)) return; /* spurious */
     aredis__io_free(j->loop, j->io);
     j->io = NULL;
+    close_read_end(j);
     struct addrinfo *res = j->res;
     j->res = NULL;
     char msg[320];
@@ -152,6 +178,7 @@ void aredis__resolve_cancel(aredis__resolve_job *j) {
     if (!j) return;
     if (j->io) aredis__io_free(j->loop, j->io); /* before any close of rfd */
     j->io = NULL;
+    close_read_end(j);
     if (j->fork_gen != aredis__fork_current()) {
         /* A copy in a forked child: its thread stayed in the parent, so this
          * copy has one owner, us. */
@@ -159,6 +186,26 @@ void aredis__resolve_cancel(aredis__resolve_job *j) {
         return;
     }
     job_release(j);
+}
+
+/* A connected pair of non-blocking, close-on-exec unix sockets: [0] the
+ * loop's read end, [1] the thread's write end (SIGPIPE off). */
+static int wake_pair(int fds[2]) {
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return -1;
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(fds[i], F_GETFL);
+        if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
+            fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0) {
+            close(fds[0]);
+            close(fds[1]);
+            return -1;
+        }
+    }
+#if !defined(MSG_NOSIGNAL) && defined(SO_NOSIGPIPE)
+    int one = 1;
+    (void)setsockopt(fds[1], SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+    return 0;
 }
 
 /* Start a thread for j with every signal blocked: signals meant for the
@@ -242,8 +289,9 @@ aredis_err aredis__resolve_start(aredis_loop *loop, const char *host, int port,
     atomic_init(&j->done, 0);
 
     int fds[2];
-    if (aredis__pipe_cloexec_nonblock(fds) != 0) {
-        snprintf(errbuf, errlen, "cannot resolve '%s': no wake-up pipe: %s", host, strerror(errno));
+    if (wake_pair(fds) != 0) {
+        snprintf(errbuf, errlen, "cannot resolve '%s': no wake-up socket: %s", host,
+                 strerror(errno));
         atomic_fetch_sub_explicit(&g_inflight, 1, memory_order_relaxed);
         job_free(j);
         return AREDIS_ERR_RESOLVE;

@@ -380,7 +380,7 @@ static void test_reconnect_resolves_again(void **state) {
 }
 
 /*
- * A job that cannot even start (no descriptor left for its wake-up pipe):
+ * A job that cannot even start (no descriptor left for its wake-up socket pair):
  * the failure is typed RESOLVE and, like every failure found inside
  * aredis_client_connect(), reported from the loop, not from the call.
  */
@@ -417,9 +417,9 @@ static void test_cannot_start_job(void **state) {
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_CONNECTING);
     aredis_future *ready = aredis_future_ready(c);
     assert_int_equal(aredis_await(ready), AREDIS_ERR_RESOLVE);
-    ts_log("no pipe: %s", aredis_future_error(ready)->detail);
+    ts_log("no wake-up socket: %s", aredis_future_error(ready)->detail);
     assert_non_null(strstr(aredis_future_error(ready)->detail, "cannot resolve 'localhost'"));
-    assert_non_null(strstr(aredis_future_error(ready)->detail, "wake-up pipe"));
+    assert_non_null(strstr(aredis_future_error(ready)->detail, "wake-up socket"));
     assert_int_equal(g_errors, 1);
     assert_int_equal(atomic_load(&g_calls), 0);
     aredis_future_release(ready);
