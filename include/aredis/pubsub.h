@@ -102,9 +102,9 @@ typedef enum aredis_sub_event {
     /* The server dropped a name on its own (a shard channel whose slot
      * moved): err->detail names it. The subscription no longer holds it. */
     AREDIS_SUB_DROPPED = 3,
-    /* Subscribing again after a reconnect failed (an ACL now refuses a
-     * channel, say): err says why. The names stay; the next reconnect tries
-     * again. */
+    /* Subscribing again failed — after a reconnect, or for a call that
+     * never left — (an ACL now refuses a channel, say): err says why. The
+     * names stay; the next reconnect tries again. */
     AREDIS_SUB_ERROR = 4,
     /* The client closed, was freed, disconnected, or gave up reconnecting:
      * no message will come any more — until aredis_client_connect() again,

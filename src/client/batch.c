@@ -66,7 +66,9 @@ int aredis__reservation_step(aredis_client *c, aredis__cmd *cmd) {
     return 0;
 }
 
-int aredis__cmd_was_sent(const aredis__cmd *cmd) { return (cmd->flags & AREDIS__CMD_SENT) != 0; }
+int aredis__cmd_was_sent(const aredis_client *c, const aredis__cmd *cmd) {
+    return (cmd->flags & AREDIS__CMD_SENT) && cmd->end <= c->written;
+}
 
 int aredis__reserved_by(const aredis_client *c, const void *owner) {
     return owner && c->reserved == owner;

@@ -110,9 +110,11 @@ void aredis__error_prefix(const aredis_reply *r, char *out, size_t outlen);
 void aredis__deliver(aredis_client *c, aredis_reply_fn *cb, void *data, aredis_reply *r,
                      const aredis_error *err);
 
-/* Whether a command (or batch) has been written or is in the output now:
- * valid inside its done callback. 0 for one failed before that. */
-int aredis__cmd_was_sent(const aredis__cmd *cmd);
+/* Whether all of a command's (or batch's) bytes have reached the socket:
+ * valid inside its done callback. 0 for one failed before that, and for
+ * one still (even partly) in the output buffer: if the connection is lost
+ * before it is written, the server never sees it. */
+int aredis__cmd_was_sent(const aredis_client *c, const aredis__cmd *cmd);
 
 /* Fail (as aredis__batch_abort) every command of `owner` not written
  * yet: waiting, or held behind another owner's reservation. */

@@ -413,7 +413,20 @@ static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err
         call_free(k);
         return;
     }
-    if (st && k->error && !k->unsub) {
+    if (st && k->error && !k->unsub && !s) {
+        /* The library's own subscribe (after a call that never left) was
+         * refused: as for a refused replay, the names stay, the next
+         * reconnect tries them again, and the application hears why. */
+        for (size_t i = 0; i < k->n; i++) {
+            ps_entry *e = lookup(st, k->kind, k->names[i], k->lens[i]);
+            if (e) e->on_server = 1;
+        }
+        snap sn;
+        snap_take(&sn, st, (int)k->kind);
+        for (size_t i = 0; i < sn.n; i++)
+            sub_event(sn.v[i], AREDIS_SUB_ERROR, AREDIS_ERR_SERVER, k->error->str);
+        snap_drop(&sn);
+    } else if (st && k->error && !k->unsub) {
         /* A subscribe the server refused subscribed none of its names: the
          * ones this call brought go (those held before stay). */
         if (s && s->st == st && !s->freed)
@@ -425,7 +438,7 @@ static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err
          * for the reconnect (RESP2 would refuse them behind a replay). The
          * new connection has nothing to unsubscribe from. */
         if (!k->unsub && aredis_client_state(c) != AREDIS_STATE_CLOSED) reconcile(st, k);
-    } else if (st && err && !aredis__cmd_was_sent(k->cmd)) {
+    } else if (st && err && !aredis__cmd_was_sent(c, k->cmd)) {
         if (aredis_client_state(c) != AREDIS_STATE_CLOSED) reconcile(st, k);
     } else if (st && !k->unsub) {
         /* Confirmed, or written and then given up on (the server does it
@@ -752,7 +765,8 @@ static void on_ready(aredis_client *c, void *state) {
             if (failed[kind] && x->counts[kind])
                 sub_event(x, AREDIS_SUB_ERROR, AREDIS_ERR_NOMEM,
                           "could not subscribe again after a reconnect");
-        if (x->freed) continue;
+        /* A handler run meanwhile may have dropped its names. */
+        if (x->freed || (!x->counts[0] && !x->counts[1] && !x->counts[2])) continue;
         x->stats.resubscribes++;
         sub_event(x, AREDIS_SUB_RESUBSCRIBED, AREDIS_ERR_OK, NULL);
     }
