@@ -267,7 +267,7 @@ static void fail_nexts(aredis_subscription *s, aredis_err code, const char *deta
         aredis_future *f = s->nexts[s->nhead];
         s->nhead = (s->nhead + 1) % s->ncap;
         s->nn--;
-        aredis__future_done(s->st ? s->st->c : NULL, NULL, &e, f);
+        aredis__future_done(NULL, NULL, &e, f);
     }
 }
 
@@ -429,9 +429,20 @@ static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err
     } else if (st && k->error && !k->unsub) {
         /* A subscribe the server refused subscribed none of its names: the
          * ones this call brought go (those held before stay). */
-        if (s && s->st == st && !s->freed)
+        if (s && s->st == st && !s->freed) {
+            int gone = 0;
             for (size_t i = 0; i < k->n; i++)
-                if (k->added && k->added[i]) drop(st, s, k->kind, k->names[i], k->lens[i]);
+                if (k->added && k->added[i] && drop(st, s, k->kind, k->names[i], k->lens[i]) == 1)
+                    gone = 1;
+            /* A subscribe the library sent meanwhile (for another call that
+             * never left) may carry a name dropped here: an UNSUBSCRIBE
+             * behind it keeps the server from holding it. */
+            if (gone && aredis_client_state(c) != AREDIS_STATE_CLOSED) {
+                ps_call tmp = *k;
+                tmp.unsub = 1;
+                reconcile(st, &tmp);
+            }
+        }
     } else if (st && err && err->code != AREDIS_ERR_CANCELLED && err->code != AREDIS_ERR_TIMEOUT) {
         /* Lost with its connection: a subscribe goes out again on the next
          * one — in its place, behind commands issued before it and kept
@@ -1216,7 +1227,7 @@ void aredis_subscription_free(aredis_subscription *s) {
         aredis_future *f = s->nexts[s->nhead];
         s->nhead = (s->nhead + 1) % s->ncap;
         s->nn--;
-        aredis__future_done(st ? st->c : NULL, NULL, &e, f);
+        aredis__future_done(NULL, NULL, &e, f); /* its callbacks may free the client */
     }
     /* Pending calls keep it until they are done; they no longer report to
      * it. */
