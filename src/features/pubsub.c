@@ -93,7 +93,8 @@ static const char *k_kind_lc(const char *lc) {
     return NULL;
 }
 
-/* issue(): no deadline (the library's own reconciling commands). */
+/* issue(): no deadline (the library's own: replays, reconciling commands;
+ * a dead link is still found by dead_timeout_ms and health checks). */
 #define AREDIS__BATCH_FOREVER 0x10000u
 
 /* ---- The registry ------------------------------------------------------- */
@@ -756,7 +757,8 @@ static void on_ready(aredis_client *c, void *state) {
             k->replay = 1;
             /* RESP2: behind what waits (commands kept for the reconnect
              * were issued before anything was subscribed), not ahead. */
-            unsigned how = resp2 ? AREDIS__BATCH_UNBOUNDED : AREDIS__BATCH_INTERNAL;
+            unsigned how =
+                AREDIS__BATCH_FOREVER | (resp2 ? AREDIS__BATCH_UNBOUNDED : AREDIS__BATCH_INTERNAL);
             e = j ? issue(st, k, k_sub_cmd[kind], j, names, lens, how, NULL) : AREDIS_ERR_OK;
         }
         aredis__free(names);
