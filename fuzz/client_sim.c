@@ -943,9 +943,10 @@ static struct {
     uint64_t epoch;           /* bumped at every change of the model */
     unsigned char fifo[4096]; /* the owner of each connection attempt, in connect order */
     unsigned fifo_in, fifo_out;
-    unsigned last_conn[3]; /* per owner: the latest connection accepted */
-    int lost_call[3];      /* per owner: a call ended CANCELLED/TIMEOUT (UNWRITTEN_CALL) */
-    uint64_t *resub;       /* per connection: the subscriptions told RESUBSCRIBED (bit id%64) */
+    unsigned last_conn[3];  /* per owner: the latest connection accepted */
+    int lost_call[3];       /* per owner: a call ended CANCELLED/TIMEOUT (UNWRITTEN_CALL) */
+    unsigned ps_refused[3]; /* per owner: kinds a subscribe of was refused (NOPERM, MOVED) */
+    uint64_t *resub;        /* per connection: the subscriptions told RESUBSCRIBED (bit id%64) */
     size_t nresub;
     aredis_client *ded; /* the client's subscriber connection (white box) */
 } S;
@@ -1593,6 +1594,11 @@ static void s_answer_ps(sconn *s, const aredis_reply *r, int kind, int unsub) {
              * subscribes, so any refused one excuses the kind from I-P8.) */
             if ((s->proto == 2 && !unsub) || (s->rp_known && mask == s->rp_expect[kind]))
                 s->rp_refused |= 1u << kind;
+            /* A refused subscribe sent by the library (a replay, or for a
+             * call that never left) leaves its names held but not
+             * subscribed until a later reconnect replays them (the
+             * contract: AREDIS_SUB_ERROR, the names stay). */
+            if (!unsub) S.ps_refused[s->owner] |= 1u << kind;
             trace("server #%u: refused %s of %s: %.40s", s->id, word, k_ps_names[k->names[i]],
                   line + 1);
             return;
@@ -2841,7 +2847,10 @@ static int ps_main_engaged(void) {
         if (S.slot[i] && S.slot[i]->owner == OW_MAIN && ps_holds(S.slot[i])) return 1;
     for (size_t i = 0; i < S.nrecs; i++) {
         const rec *x = S.recs[i];
-        if (x->kind == K_PSUB && x->owner == OW_MAIN && !x->ping_path && !x->refused && !x->calls)
+        /* A subscribe in flight (an UNSUBSCRIBE puts no connection in
+         * subscribed mode: the server's counts say when it is). */
+        if (x->kind == K_PSUB && x->owner == OW_MAIN && !x->unsub && !x->ping_path && !x->refused &&
+            !x->calls)
             return 1;
     }
     return 0;
@@ -3410,7 +3419,11 @@ static void ps_converge(void) {
         g_stat.ps_converged++;
         for (int k = 0; k < 3; k++) {
             unsigned want = ps_union(owner, k, NULL);
-            if ((want & S.acl[k]) || (sc->rp_refused & (1u << k))) continue;
+            /* Names the server refuses (an ACL; a shard channel whose slot
+             * moved: MOVED for good) can be held yet not subscribed. */
+            if ((want & S.acl[k]) || (sc->rp_refused & (1u << k)) ||
+                (S.ps_refused[owner] & (1u << k)) || (k == 2 && (want & sc->moved)))
+                continue;
             CHECK(sc->ps[k] == want,
                   "I-P8: settled, connection #%u (%s) is subscribed to %s %#x, the "
                   "subscriptions on it hold %#x",

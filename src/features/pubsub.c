@@ -54,6 +54,7 @@ typedef struct ps_state {
     size_t counts[NKINDS];
     aredis_subscription *subs; /* subscriptions whose names live here */
     unsigned inflight;         /* (un)subscribe batches not completed */
+    unsigned inflight_sub;     /* of which subscribes (RESP2: subscribed mode ahead) */
     int need_replay;           /* a connection with names on it was lost */
     int dispatching;
     ps_entry *grave; /* emptied during a dispatch, freed after it */
@@ -394,7 +395,10 @@ static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err
     (void)r;
     ps_call *k = data;
     ps_state *st = aredis__pubsub_state(c);
-    if (st) st->inflight--;
+    if (st) {
+        st->inflight--;
+        if (!k->unsub) st->inflight_sub--;
+    }
     aredis_subscription *s = k->s;
     if (k->replay) {
         /* A replay refused (an ACL now denies a name, say): the names stay
@@ -519,6 +523,7 @@ static aredis_err issue(ps_state *st, ps_call *k, const char *cmd, size_t n,
         e = aredis__batch_submit(st->c, &spec, &rec);
         if (e == AREDIS_ERR_OK) {
             st->inflight++;
+            if (!k->unsub) st->inflight_sub++;
             k->cmd = rec;
             if (out) *out = rec;
         }
@@ -815,7 +820,9 @@ static void on_down(aredis_client *c, aredis_err code, const char *why, int fina
 
 static int on_engaged(void *state, int anywhere) {
     const ps_state *st = state;
-    if (st->count > 0 || st->inflight > 0) return 1;
+    /* An UNSUBSCRIBE in flight puts no connection in subscribed mode: the
+     * server's counts say when it is subscribed. */
+    if (st->count > 0 || st->inflight_sub > 0) return 1;
     return anywhere && st->dedicated && aredis__pubsub_engaged(st->dedicated, 0);
 }
 
