@@ -67,41 +67,33 @@ static int read_arg(cursor *c, const char **a, size_t *n) {
     return 0;
 }
 
-static int ieq(const char *a, size_t n, const char *lit) {
-    size_t i = 0;
-    for (; i < n && lit[i]; i++) {
-        char ch = a[i];
-        if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 32);
-        if (ch != lit[i]) return 0;
-    }
-    return i == n && lit[i] == '\0';
-}
-
 static const char *refusal(const char *name, size_t n, cursor args, size_t argc) {
-    if (ieq(name, n, "SUBSCRIBE") || ieq(name, n, "PSUBSCRIBE") || ieq(name, n, "SSUBSCRIBE") ||
-        ieq(name, n, "UNSUBSCRIBE") || ieq(name, n, "PUNSUBSCRIBE") || ieq(name, n, "SUNSUBSCRIBE"))
+    if (aredis__ieq(name, n, "SUBSCRIBE") || aredis__ieq(name, n, "PSUBSCRIBE") ||
+        aredis__ieq(name, n, "SSUBSCRIBE") || aredis__ieq(name, n, "UNSUBSCRIBE") ||
+        aredis__ieq(name, n, "PUNSUBSCRIBE") || aredis__ieq(name, n, "SUNSUBSCRIBE"))
         return "the subscribe family is not supported by the command API: its confirmations "
                "and messages are not one reply per command (use aredis_subscription_new(), "
                "aredis/pubsub.h)";
-    if (ieq(name, n, "MONITOR"))
+    if (aredis__ieq(name, n, "MONITOR"))
         return "MONITOR is not supported by the command API: it streams the server's "
                "commands instead of replying once (use redis-cli monitor)";
-    if (ieq(name, n, "SYNC") || ieq(name, n, "PSYNC"))
+    if (aredis__ieq(name, n, "SYNC") || aredis__ieq(name, n, "PSYNC"))
         return "SYNC/PSYNC are not supported: they turn the connection into a replication "
                "stream";
-    if (ieq(name, n, "RESET"))
+    if (aredis__ieq(name, n, "RESET"))
         return "RESET is not supported: it undoes what the handshake set up (user, database, "
                "name, protocol); use aredis_client_close() and a new connection instead";
-    if (ieq(name, n, "WATCH") || ieq(name, n, "UNWATCH"))
+    if (aredis__ieq(name, n, "WATCH") || aredis__ieq(name, n, "UNWATCH"))
         return "WATCH/UNWATCH are not supported by the command API: a WATCH needs the "
                "connection to itself until EXEC, and other commands on a shared client would "
                "clear or trip it; use aredis_tx_watch() (aredis/tx.h), which reserves the "
                "connection";
-    if (ieq(name, n, "CLIENT") && argc >= 3) {
+    if (aredis__ieq(name, n, "CLIENT") && argc >= 3) {
         const char *a, *b;
         size_t an, bn;
-        if (read_arg(&args, &a, &an) == 0 && ieq(a, an, "REPLY") && read_arg(&args, &b, &bn) == 0 &&
-            (ieq(b, bn, "OFF") || ieq(b, bn, "SKIP")))
+        if (read_arg(&args, &a, &an) == 0 && aredis__ieq(a, an, "REPLY") &&
+            read_arg(&args, &b, &bn) == 0 &&
+            (aredis__ieq(b, bn, "OFF") || aredis__ieq(b, bn, "SKIP")))
             return "CLIENT REPLY OFF|SKIP is not supported: with replies switched off, later "
                    "replies could not be matched to their commands";
     }
@@ -154,10 +146,10 @@ unsigned aredis__cmd_classify_slow(const char *resp, size_t len, int want_ro, co
         *why = r;
         return flags | AREDIS__CC_REFUSED;
     }
-    if (ieq(name, n, "AUTH") || ieq(name, n, "HELLO"))
+    if (aredis__ieq(name, n, "AUTH") || aredis__ieq(name, n, "HELLO"))
         flags |= AREDIS__CC_BARRIER | AREDIS__CC_SESSION;
-    if (ieq(name, n, "MULTI") || ieq(name, n, "EXEC") || ieq(name, n, "DISCARD") ||
-        ieq(name, n, "SELECT"))
+    if (aredis__ieq(name, n, "MULTI") || aredis__ieq(name, n, "EXEC") ||
+        aredis__ieq(name, n, "DISCARD") || aredis__ieq(name, n, "SELECT"))
         flags |= AREDIS__CC_SESSION;
     int64_t b = blocking(resp, len, head, nhead, argc);
     if (b >= 0) {

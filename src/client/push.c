@@ -140,21 +140,11 @@ int aredis__client_proto(const aredis_client *c) {
     return c->opt.protocol == 2 ? 2 : 3;
 }
 
-static int ieq(const char *a, size_t n, const char *litz) {
-    size_t i = 0;
-    for (; i < n && litz[i]; i++) {
-        char ch = a[i];
-        if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 32);
-        if (ch != litz[i]) return 0;
-    }
-    return i == n && litz[i] == '\0';
-}
-
 aredis_err aredis__pubsub_refuse(aredis_client *c, const char *resp, size_t len) {
     /* The common case first: RESP3, or nothing subscribed. */
     if (aredis__client_proto(c) != 2 || !aredis__pubsub_engaged(c, 0)) return AREDIS_ERR_OK;
     aredis__arg a[1];
-    if (aredis__resp_args(resp, len, a, 1) >= 1 && (ieq(a[0].p, a[0].n, "PING")))
+    if (aredis__resp_args(resp, len, a, 1) >= 1 && (aredis__ieq(a[0].p, a[0].n, "PING")))
         return AREDIS_ERR_OK;
     char name[32];
     aredis__redact_command(resp, len, name, sizeof name);

@@ -14,16 +14,6 @@
 #include "client/feature.h"
 #include "proto/cmdtable.h"
 
-static int ieq(const char *a, size_t n, const char *lit) {
-    size_t i = 0;
-    for (; i < n && lit[i]; i++) {
-        char ch = a[i];
-        if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 32);
-        if (ch != lit[i]) return 0;
-    }
-    return i == n && lit[i] == '\0';
-}
-
 /* A database number as SELECT takes it, or -1. */
 static int db_number(const char *p, size_t n) {
     if (n == 0 || n > 9) return -1;
@@ -39,16 +29,16 @@ void aredis__session_note(aredis_client *c, const char *resp, size_t len) {
     aredis__arg a[2];
     long n = aredis__resp_args(resp, len, a, 2);
     if (n < 1) return;
-    if (ieq(a[0].p, a[0].n, "MULTI")) {
+    if (aredis__ieq(a[0].p, a[0].n, "MULTI")) {
         c->sess_multi = 1;
-    } else if (ieq(a[0].p, a[0].n, "EXEC") || ieq(a[0].p, a[0].n, "DISCARD")) {
+    } else if (aredis__ieq(a[0].p, a[0].n, "EXEC") || aredis__ieq(a[0].p, a[0].n, "DISCARD")) {
         c->sess_multi = 0;
-    } else if (ieq(a[0].p, a[0].n, "SELECT")) {
+    } else if (aredis__ieq(a[0].p, a[0].n, "SELECT")) {
         /* A SELECT the server refuses leaves the database as it was; one
          * that is not a number will be refused. Either way: dirty, and
          * the pool's SELECT of the configured database is harmless. */
         c->sess_db = n >= 2 ? db_number(a[1].p, a[1].n) : -1;
-    } else if (ieq(a[0].p, a[0].n, "AUTH") || ieq(a[0].p, a[0].n, "HELLO")) {
+    } else if (aredis__ieq(a[0].p, a[0].n, "AUTH") || aredis__ieq(a[0].p, a[0].n, "HELLO")) {
         c->sess_auth = 1;
     }
 }

@@ -275,6 +275,18 @@ const aredis__cmdinfo *aredis__cmdtable_entries(const aredis__cmdtable *t, size_
  * first max are filled), or -1 if resp is not one well-formed command.
  */
 long aredis__resp_args(const char *resp, size_t len, aredis__arg *args, size_t max);
+
+/* Is the n bytes at a the upper-case literal `lit`, in any letter case?
+ * (Command names as the classifier and the client compare them.) */
+static inline int aredis__ieq(const char *a, size_t n, const char *lit) {
+    size_t i = 0;
+    for (; i < n && lit[i]; i++) {
+        char ch = a[i];
+        if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 32);
+        if (ch != lit[i]) return 0;
+    }
+    return i == n && lit[i] == '\0';
+}
 /* Only the name (first argument) of one encoded command, read without
  * walking the rest: 0, or -1 when resp does not start like a command. */
 int aredis__resp_name(const char *resp, size_t len, aredis__arg *name);
