@@ -251,6 +251,7 @@ static void conn_reset(aredis_client *c) {
     c->rd_want = c->wr_want = 0;
     c->up = 0;
     c->subs_np = c->subs_shard = 0; /* the server forgot them with the connection */
+    c->ps_lenient = 0;
     aredis__session_reset(c);
 }
 
@@ -552,6 +553,7 @@ static void dispatch(aredis_client *c, aredis_reply *r) {
     }
     aredis__cmdq_pop(&c->sent);
     aredis__cmd_unblock(c, cmd); /* answered: the server no longer blocks on it */
+    if (!(cmd->batch && (cmd->batch->bflags & AREDIS__BATCH_PUBSUB))) c->ps_lenient = 0;
     if (cmd == c->barrier) c->barrier = NULL;
     if (cmd->flags & AREDIS__CMD_ORPHAN) {
         /* Timed out or cancelled: its callback already ran. Drop the reply. */

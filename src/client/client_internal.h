@@ -209,6 +209,8 @@ struct aredis_client {
     void *ps_state;
     long long subs_np;    /* channels + patterns the server counts for us */
     long long subs_shard; /* shard channels */
+    int ps_lenient;       /* RESP2: a sunsubscribe confirmation may still come
+                             after the call it matched (push.c) */
 
     aredis_error last_err;
     char last_detail[256];

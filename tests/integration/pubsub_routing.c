@@ -18,6 +18,8 @@
  *   - A confirmation for a SUBSCRIBE never written (the server's own) is not
  *     matched to it, nor is one of another kind (a dropped shard channel)
  *     while a SUBSCRIBE is owed.
+ *   - RESP2: a leftover sunsubscribe confirmation (the server dropped the
+ *     channel just as our SUNSUBSCRIBE of it was owed) is never a reply.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +292,44 @@ static void test_other_kind_not_counted(void **state) {
     stop(&r);
 }
 
+/* RESP2: the server drops a shard channel on its own just as our
+ * SUNSUBSCRIBE of it is owed: its confirmation is taken for the call's, and
+ * the call's own, arriving once nothing is subscribed any more, must not be
+ * handed to the PING behind it. */
+static void test_resp2_leftover_sunsubscribe(void **state) {
+    (void)state;
+    run r = {0};
+    r.f = ts_fake_new();
+    ts_fake_hello2(r.f);
+    ts_fake_reply(r.f, "*3\r\n$10\r\nssubscribe\r\n$1\r\nx\r\n:1\r\n");
+    ts_fake_read_cmd(r.f, 2); /* SUNSUBSCRIBE x; PING */
+    ts_fake_send_str(r.f, "*3\r\n$12\r\nsunsubscribe\r\n$1\r\nx\r\n:0\r\n"
+                          "*3\r\n$12\r\nsunsubscribe\r\n$1\r\nx\r\n:0\r\n"
+                          "+PONG\r\n");
+    ts_fake_wait_eof(r.f, 10000);
+    start(&r, 1);
+    const char *x = "x";
+    ts_rec sub = {0}, unsub = {0}, ping = {0};
+    assert_int_equal(
+        aredis_subscription_subscribe(r.s, AREDIS_SUB_SHARD, 1, &x, NULL, ts_on_rec, &sub),
+        AREDIS_ERR_OK);
+    ts_rec_wait(r.loop, &sub, WAIT_MS);
+    assert_int_equal(sub.code, AREDIS_ERR_OK);
+    assert_int_equal(
+        aredis_subscription_unsubscribe(r.s, AREDIS_SUB_SHARD, 1, &x, NULL, ts_on_rec, &unsub),
+        AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(r.c, ts_on_rec, &ping, "PING"), AREDIS_ERR_OK);
+    ts_rec_wait(r.loop, &ping, WAIT_MS);
+    ts_rec_wait(r.loop, &unsub, WAIT_MS);
+    assert_int_equal(unsub.code, AREDIS_ERR_OK);
+    assert_int_equal(ping.code, AREDIS_ERR_OK);
+    ts_assert_status(ping.r, "PONG");
+    ts_rec_clear(&sub);
+    ts_rec_clear(&unsub);
+    ts_rec_clear(&ping);
+    stop(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pushes_before_a_reply),
@@ -299,6 +339,7 @@ int main(void) {
         cmocka_unit_test(test_error_ends_subscribe),
         cmocka_unit_test(test_confirmation_not_written_yet),
         cmocka_unit_test(test_other_kind_not_counted),
+        cmocka_unit_test(test_resp2_leftover_sunsubscribe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
