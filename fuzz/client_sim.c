@@ -3824,10 +3824,12 @@ static void settle(void) {
         check_step("settling");
         if (S.freed) return;
         if (!pending_count()) return;
-        if (round % 4 == 3 || (S.ps && round > 100)) {
+        if (round % 4 == 3 || (S.ps && round > 100 && round % 4 == 1)) {
             /* (Pub/sub: time runs faster, and longer, so that a subscriber
              * connection's health checks do not keep the client's
-             * reconnect delay from coming.) */
+             * reconnect delay from coming — but never every round: a
+             * handshake of a few round trips must be able to finish
+             * before its connect deadline comes.) */
             uint64_t due = l_next_due();
             if (due > g_loop.now) advance(due - g_loop.now);
         }
