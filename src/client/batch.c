@@ -79,7 +79,7 @@ uint64_t aredis__client_now(const aredis_client *c) { return aredis__now_ms(c->l
 /* ---- Batches ------------------------------------------------------------ */
 
 aredis_err aredis__batch_check(const char *resp, size_t len, uint64_t *block_ms, int *block_forever,
-                               int *sensitive) {
+                               int *sensitive, int *session) {
     const char *why = NULL;
     uint64_t b = 0;
     unsigned cls = aredis__cmd_classify(resp, len, 0, &why, &b, NULL);
@@ -98,6 +98,7 @@ aredis_err aredis__batch_check(const char *resp, size_t len, uint64_t *block_ms,
             *block_ms += b;
     }
     if (cls & AREDIS__CC_SENSITIVE) *sensitive = 1;
+    if (cls & AREDIS__CC_SESSION) *session = 1;
     return AREDIS_ERR_OK;
 }
 
@@ -127,21 +128,23 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
         (((s->flags & AREDIS__BATCH_RELEASE) && !s->done) || (s->flags & AREDIS__BATCH_UNBOUNDED)))
         e = AREDIS_ERR_OK;
     if (e != AREDIS_ERR_OK) return e;
-    /* What the commands inside change (session.c), and on a RESP2
-     * subscribed connection, whether they may run at all. */
+    /* On a RESP2 subscribed connection, whether the commands inside may run
+     * at all; then what they change (session.c). Both are rare: the
+     * commands are only looked at again when one of them applies. A
+     * transaction's own commands are not refused: its EXEC or UNWATCH may
+     * be what ends the reservation a held subscribe waits behind (and a
+     * server in subscribed mode answers them with an error, never with a
+     * reply that looks like a message). */
     int pubsub = (s->flags & AREDIS__BATCH_PUBSUB) != 0;
-    for (size_t i = 0, start = 0; !internal && i < s->n; start = s->ends[i++]) {
+    int refusing = !internal && !pubsub && !s->owner && aredis__pubsub_refusing(c);
+    int noting = !internal && s->session;
+    for (size_t i = 0, start = 0; (refusing || noting) && i < s->n; start = s->ends[i++]) {
         const char *one = s->bytes + start;
         size_t len = s->ends[i] - start;
-        /* A transaction's own commands are not refused: its EXEC or UNWATCH
-         * may be what ends the reservation a held subscribe waits behind
-         * (and a server in subscribed mode answers them with an error, never
-         * with a reply that looks like a message). */
-        if (!pubsub && !s->owner && (e = aredis__pubsub_refuse(c, one, len)) != AREDIS_ERR_OK)
-            return e;
+        if (refusing && (e = aredis__pubsub_refuse(c, one, len)) != AREDIS_ERR_OK) return e;
         const char *why = NULL;
         uint64_t bm = 0;
-        if (aredis__cmd_classify(one, len, 0, &why, &bm, NULL) & AREDIS__CC_SESSION)
+        if (noting && (aredis__cmd_classify(one, len, 0, &why, &bm, NULL) & AREDIS__CC_SESSION))
             aredis__session_note(c, one, len);
     }
     aredis__cmd *cmd = aredis__cmd_new(c);

@@ -413,6 +413,9 @@ int aredis__push_route(aredis_client *c, aredis_reply *r);
 /* On a RESP2 subscribed connection, refuse an ordinary command (not PING):
  * UNSUPPORTED with aredis_call_error() set. OK otherwise. */
 aredis_err aredis__pubsub_refuse(aredis_client *c, const char *resp, size_t len);
+/* RESP2 and subscribed (or subscribing) on this connection: ordinary
+ * commands are refused now. */
+int aredis__pubsub_refusing(const aredis_client *c);
 
 /* ---- session.c --------------------------------------------------------- */
 /* A user command the classifier flagged AREDIS__CC_SESSION was issued. */

@@ -61,6 +61,8 @@ typedef struct aredis__batch_spec {
     uint64_t block_ms;
     int block_forever;
     int sensitive; /* a command inside may carry a secret */
+    int session;   /* a command inside changes the session (MULTI, SELECT...: as
+                      aredis__batch_check says); submitting notes them */
     const void *owner;
     unsigned flags; /* AREDIS__BATCH_* */
     /* AREDIS__BATCH_PUBSUB: the confirmation kind ("subscribe",
@@ -85,11 +87,12 @@ void aredis__strip_reply(aredis_client *c, aredis_reply *r, unsigned strip);
  * May this encoded command go into a batch? AUTH/HELLO (sent alone) and
  * the commands refused by the command API are not: UNSUPPORTED, with
  * aredis_call_error() set. Adds its block time to *block_ms (sets
- * *block_forever for a block of 0) and sets *sensitive when it may carry a
- * secret.
+ * *block_forever for a block of 0), sets *sensitive when it may carry a
+ * secret and *session when it changes what the connection's next user
+ * would inherit (MULTI, SELECT...: aredis__batch_spec.session).
  */
 aredis_err aredis__batch_check(const char *resp, size_t len, uint64_t *block_ms, int *block_forever,
-                               int *sensitive);
+                               int *sensitive, int *session);
 
 /* Issue a batch. Same admission as a command; on error `done` never runs. */
 aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, aredis__cmd **out);

@@ -156,9 +156,13 @@ int aredis__client_proto(const aredis_client *c) {
     return c->opt.protocol == 2 ? 2 : 3;
 }
 
+int aredis__pubsub_refusing(const aredis_client *c) {
+    return aredis__client_proto(c) == 2 && aredis__pubsub_engaged(c, 0);
+}
+
 aredis_err aredis__pubsub_refuse(aredis_client *c, const char *resp, size_t len) {
     /* The common case first: RESP3, or nothing subscribed. */
-    if (aredis__client_proto(c) != 2 || !aredis__pubsub_engaged(c, 0)) return AREDIS_ERR_OK;
+    if (!aredis__pubsub_refusing(c)) return AREDIS_ERR_OK;
     aredis__arg a[1];
     if (aredis__resp_args(resp, len, a, 1) >= 1 && (aredis__ieq(a[0].p, a[0].n, "PING")))
         return AREDIS_ERR_OK;

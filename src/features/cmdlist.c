@@ -40,9 +40,9 @@ aredis_err aredis__cmdlist_add(aredis__cmdlist *l, int argc, const char *const *
         return e;
     }
     uint64_t block_ms = l->block_ms;
-    int forever = l->block_forever, sensitive = l->sensitive;
+    int forever = l->block_forever, sensitive = l->sensitive, session = l->session;
     e = aredis__batch_check(l->buf.data + before, l->buf.len - before, &block_ms, &forever,
-                            &sensitive);
+                            &sensitive, &session);
     if (e != AREDIS_ERR_OK) {
         l->buf.len = before;
         return e;
@@ -50,6 +50,7 @@ aredis_err aredis__cmdlist_add(aredis__cmdlist *l, int argc, const char *const *
     l->block_ms = block_ms;
     l->block_forever = forever;
     l->sensitive = sensitive;
+    l->session = session;
     l->ends[l->n] = l->buf.len;
     l->strip[l->n] = strip;
     l->hidden[l->n] = (unsigned char)(hidden != 0);
@@ -62,7 +63,7 @@ void aredis__cmdlist_reset(aredis__cmdlist *l) {
     l->buf.len = l->buf.off = 0;
     l->n = l->visible = 0;
     l->block_ms = 0;
-    l->block_forever = l->sensitive = 0;
+    l->block_forever = l->sensitive = l->session = 0;
 }
 
 void aredis__cmdlist_free(aredis__cmdlist *l) {
@@ -82,6 +83,7 @@ void aredis__cmdlist_spec(const aredis__cmdlist *l, aredis__batch_spec *s) {
     s->block_ms = l->block_ms;
     s->block_forever = l->block_forever;
     s->sensitive = l->sensitive;
+    s->session = l->session;
 }
 
 /* ---- One command as a batch of one ---------------------------------------- */
@@ -94,7 +96,8 @@ aredis_err aredis__send_one(aredis_client *c, const aredis__one *o, int argc,
     aredis__batch_spec s;
     memset(&s, 0, sizeof s);
     if (e == AREDIS_ERR_OK && o->check)
-        e = aredis__batch_check(b.data, b.len, &s.block_ms, &s.block_forever, &s.sensitive);
+        e = aredis__batch_check(b.data, b.len, &s.block_ms, &s.block_forever, &s.sensitive,
+                                &s.session);
     if (e == AREDIS_ERR_OK) {
         size_t end = b.len;
         s.bytes = b.data;

@@ -24,7 +24,7 @@ typedef struct aredis__cmdlist {
     unsigned char *hidden; /* per command: 1 = its reply is not the caller's */
     size_t visible;        /* commands whose replies are the caller's */
     uint64_t block_ms;     /* total block time of blocking commands */
-    int block_forever, sensitive;
+    int block_forever, sensitive, session;
 } aredis__cmdlist;
 
 void aredis__cmdlist_init(aredis__cmdlist *l, aredis_client *c);

@@ -82,17 +82,12 @@ struct aredis_subscription {
     aredis_sub_stats stats;
 };
 
-static const char *const k_sub_cmd[NKINDS] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"};
-static const char *const k_unsub_cmd[NKINDS] = {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
-
-/* The batch keeps a pointer to the kind: one of these (static) strings. */
-static const char *k_kind_lc(const char *lc) {
-    static const char *const all[] = {"subscribe",   "psubscribe",   "ssubscribe",
-                                      "unsubscribe", "punsubscribe", "sunsubscribe"};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-        if (strcmp(all[i], lc) == 0) return all[i];
-    return NULL;
-}
+/* By [unsub][kind]: the command, and the kind its confirmations carry
+ * (the batch keeps a pointer to the latter: static). */
+static const char *const k_cmd[2][NKINDS] = {{"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"},
+                                             {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"}};
+static const char *const k_confirm[2][NKINDS] = {{"subscribe", "psubscribe", "ssubscribe"},
+                                                 {"unsubscribe", "punsubscribe", "sunsubscribe"}};
 
 /* issue(): no deadline (the library's own: replays, reconciling commands;
  * a dead link is still found by dead_timeout_ms and health checks). */
@@ -138,6 +133,17 @@ static int grow_table(ps_state *st) {
 static void entry_free(ps_entry *e) {
     aredis__free(e->subs);
     aredis__free(e);
+}
+
+/* A dispatch is over: free the entries emptied during it (the outermost
+ * one only: handlers may dispatch within it). */
+static void dispatch_end(ps_state *st) {
+    if (--st->dispatching) return;
+    while (st->grave) {
+        ps_entry *g = st->grave;
+        st->grave = g->hnext;
+        entry_free(g);
+    }
 }
 
 static void unlink_entry(ps_state *st, ps_entry *e) {
@@ -338,9 +344,8 @@ static void call_part(aredis_client *c, aredis_reply *r, size_t index, void *dat
     }
 }
 
-static aredis_err issue(ps_state *st, ps_call *k, const char *cmd, size_t n,
-                        const char *const *names, const size_t *lens, unsigned flags,
-                        aredis__cmd **out);
+static aredis_err issue(ps_state *st, ps_call *k, size_t n, const char *const *names,
+                        const size_t *lens, unsigned flags, aredis__cmd **out);
 
 /*
  * A call that failed before it was written (cancelled, or timed out while
@@ -375,8 +380,7 @@ static void reconcile(ps_state *st, const ps_call *k) {
         }
         again->n = m;
         sent = m && again->names && again->lens &&
-               issue(st, again, k->unsub ? k_unsub_cmd[k->kind] : k_sub_cmd[k->kind], m,
-                     (const char *const *)again->names, again->lens,
+               issue(st, again, m, (const char *const *)again->names, again->lens,
                      AREDIS__BATCH_UNBOUNDED | AREDIS__BATCH_FOREVER, NULL) == AREDIS_ERR_OK;
     }
     if (!sent && again) call_free(again);
@@ -475,9 +479,8 @@ static void call_done(aredis_client *c, aredis_reply *r, const aredis_error *err
 }
 
 /* Issue one (UN)SUBSCRIBE of n names on the registry's connection. */
-static aredis_err issue(ps_state *st, ps_call *k, const char *cmd, size_t n,
-                        const char *const *names, const size_t *lens, unsigned flags,
-                        aredis__cmd **out) {
+static aredis_err issue(ps_state *st, ps_call *k, size_t n, const char *const *names,
+                        const size_t *lens, unsigned flags, aredis__cmd **out) {
     if (n > (size_t)INT32_MAX - 1) return aredis__call_fail(AREDIS_ERR_INVALID, "too many names");
     aredis__cmd *rec = NULL;
     const char **argv = aredis__reallocarray(NULL, n + 1, sizeof *argv);
@@ -487,8 +490,8 @@ static aredis_err issue(ps_state *st, ps_call *k, const char *cmd, size_t n,
     char *bytes = NULL;
     size_t len = 0;
     if (argv && argl && ends) {
-        argv[0] = cmd;
-        argl[0] = strlen(cmd);
+        argv[0] = k_cmd[k->unsub != 0][k->kind];
+        argl[0] = strlen(argv[0]);
         for (size_t i = 0; i < n; i++) {
             argv[i + 1] = names[i];
             argl[i + 1] = lens ? lens[i] : strlen(names[i]);
@@ -511,13 +514,8 @@ static aredis_err issue(ps_state *st, ps_call *k, const char *cmd, size_t n,
         spec.flags = AREDIS__BATCH_PUBSUB | (flags & ~AREDIS__BATCH_FOREVER);
         aredis_cmd_opts forever = {0, AREDIS_CMD_NO_TIMEOUT};
         if (flags & AREDIS__BATCH_FOREVER) spec.opts = &forever;
-        /* What each confirmation must be: the kind in lower case, the name. */
-        char kind[16];
-        size_t kl = strlen(cmd);
-        for (size_t i = 0; i < kl && i + 1 < sizeof kind; i++)
-            kind[i] = (char)(cmd[i] | 0x20);
-        kind[kl < sizeof kind ? kl : sizeof kind - 1] = '\0';
-        spec.ps_kind = k_kind_lc(kind);
+        /* What each confirmation must be: its kind, its name. */
+        spec.ps_kind = k_confirm[k->unsub != 0][k->kind];
         spec.ps_names = names;
         spec.ps_lens = argl + 1;
         e = aredis__batch_submit(st->c, &spec, &rec);
@@ -680,13 +678,7 @@ static void on_message(aredis_client *c, aredis_reply *r, void *state) {
     /* By index, reading the slots afresh: handlers may add and remove. */
     for (size_t i = 0; i < e->n; i++)
         if (e->subs[i]) deliver(st, e->subs[i], r, &m);
-    if (--st->dispatching == 0) {
-        while (st->grave) {
-            ps_entry *g = st->grave;
-            st->grave = g->hnext;
-            entry_free(g);
-        }
-    }
+    dispatch_end(st);
 }
 
 /* The server dropped a name on its own: today only a shard channel whose
@@ -714,13 +706,7 @@ static void on_unsolicited(aredis_client *c, aredis_reply *r, void *state) {
         sub_event(s, AREDIS_SUB_DROPPED, AREDIS_ERR_OK, detail);
         if (!lookup(st, kind, r->element[1]->str, r->element[1]->len)) break;
     }
-    if (--st->dispatching == 0) {
-        while (st->grave) {
-            ps_entry *g = st->grave;
-            st->grave = g->hnext;
-            entry_free(g);
-        }
-    }
+    dispatch_end(st);
 }
 
 /* ---- Reconnects ---------------------------------------------------------- */
@@ -764,7 +750,7 @@ static void on_ready(aredis_client *c, void *state) {
              * were issued before anything was subscribed), not ahead. */
             unsigned how =
                 AREDIS__BATCH_FOREVER | (resp2 ? AREDIS__BATCH_UNBOUNDED : AREDIS__BATCH_INTERNAL);
-            e = j ? issue(st, k, k_sub_cmd[kind], j, names, lens, how, NULL) : AREDIS_ERR_OK;
+            e = j ? issue(st, k, j, names, lens, how, NULL) : AREDIS_ERR_OK;
         }
         aredis__free(names);
         aredis__free(lens);
@@ -956,7 +942,7 @@ static aredis_err do_subscribe(aredis_subscription *s, aredis_sub_kind kind, siz
     k->cb = cb;
     k->data = data;
     k->kind = (unsigned)kind;
-    e = issue(st, k, k_sub_cmd[kind], n, (const char *const *)k->names, k->lens, 0, out);
+    e = issue(st, k, n, (const char *const *)k->names, k->lens, 0, out);
     if (e != AREDIS_ERR_OK) {
         call_free(k);
         return e;
@@ -1046,7 +1032,7 @@ static aredis_err do_unsubscribe(aredis_subscription *s, aredis_sub_kind kind, s
     if (m && k->n != m)
         e = aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
     else if (m)
-        e = issue(st, k, k_unsub_cmd[kind], m, gone, gonel, 0, out);
+        e = issue(st, k, m, gone, gonel, 0, out);
     else
         e = issue_ping(st, k, out);
     aredis__free(gone);
@@ -1209,8 +1195,8 @@ void aredis_subscription_free(aredis_subscription *s) {
                 if (k) {
                     k->kind = kind;
                     k->unsub = 1;
-                    if (issue(st, k, k_unsub_cmd[kind], m, (const char *const *)names, lens,
-                              AREDIS__BATCH_UNBOUNDED, NULL) != AREDIS_ERR_OK) {
+                    if (issue(st, k, m, (const char *const *)names, lens, AREDIS__BATCH_UNBOUNDED,
+                              NULL) != AREDIS_ERR_OK) {
                         call_free(k);
                     } else {
                         /* The call keeps the names (a reconcile needs them). */

@@ -457,6 +457,7 @@ static aredis_err tx_submit(aredis_tx *tx, const aredis_cmd_opts *opts, aredis_r
     s.opts = opts;
     /* Inside MULTI nothing blocks (BLPOP runs as LPOP): no block time. */
     s.sensitive = x->sensitive;
+    s.session = 1; /* MULTI and EXEC themselves (and a SELECT inside still moves) */
     s.owner = tx->watch == WATCH_SENT ? tx->owner : NULL;
     s.flags = tx->watch == WATCH_SENT ? AREDIS__BATCH_RELEASE : 0;
     x->owner = s.owner;
