@@ -333,7 +333,7 @@ static int cmd_arg(const char *b, size_t n, size_t i, const char **arg, size_t *
     if (b[0] != '*' || parse_len(b, n, &pos, '*', &argc) != 1 || i >= argc) return 0;
     for (size_t k = 0;; k++) {
         size_t len;
-        parse_len(b, n, &pos, '$', &len);
+        if (parse_len(b, n, &pos, '$', &len) != 1) return 0; /* cut short */
         if (k == i) {
             *arg = b + pos;
             *alen = len;
