@@ -167,6 +167,14 @@
  *   latest), the library's heap is back at the end (I8) and I6 counts the
  *   client's own (UN)SUBSCRIBE.
  *
+ * Observability (aredis/observe.h; an observer, metrics, both or neither,
+ * chosen by the input's length so that the corpus keeps its meaning):
+ *   I-O1 operation ids are unique and increasing; command_end runs once per
+ *        command_start, after it, with its span; by the end of the run
+ *        (after free at the latest) every started operation has ended;
+ *   I-O2 with metrics too, the operations the metrics counted equal the
+ *        ends the observer saw, and the timeouts among them.
+ *
  * Input layout: a few bytes of options, then one step per byte (plus the
  * bytes each step takes for its own choices). When the input runs out,
  * every further choice is 0 (the benign one), the run settles and the
@@ -423,6 +431,110 @@ static void violation(const char *fmt, ...) {
     do {                                                                                           \
         if (!(cond)) violation(__VA_ARGS__);                                                       \
     } while (0)
+
+/* ---- Observability (I-O1, I-O2) --------------------------------------------- */
+
+static struct {
+    int on;               /* an observer is set */
+    aredis_metrics *m;    /* metrics are kept */
+    uint64_t first;       /* this run's first id (ids are process-wide) */
+    uint64_t last_id;     /* increasing */
+    unsigned char *state; /* per id: 1 started, 2 ended */
+    size_t cap;
+    uint64_t starts, ends, timeouts;
+} g_obs;
+
+static void *obs_start(const aredis_op *op, void *data) {
+    (void)data;
+    /* Process-wide ids: this run's start where the previous run's ended. */
+    if (!g_obs.first) g_obs.first = op->id;
+    CHECK(op->id > g_obs.last_id, "I-O1: operation id %llu after %llu", (unsigned long long)op->id,
+          (unsigned long long)g_obs.last_id);
+    g_obs.last_id = op->id;
+    uint64_t slot = op->id - g_obs.first + 1;
+    if (slot >= g_obs.cap) {
+        size_t cap = g_obs.cap ? g_obs.cap * 2 : 256;
+        while (cap <= slot)
+            cap *= 2;
+        g_obs.state = realloc(g_obs.state, cap);
+        if (!g_obs.state) abort();
+        memset(g_obs.state + g_obs.cap, 0, cap - g_obs.cap);
+        g_obs.cap = cap;
+    }
+    g_obs.state[slot] = 1;
+    g_obs.starts++;
+    return (void *)(uintptr_t)(op->id * 2 + 1); /* the span: checked at the end */
+}
+
+static void obs_end(const aredis_op *op, void *data) {
+    (void)data;
+    uint64_t slot = g_obs.first && op->id >= g_obs.first ? op->id - g_obs.first + 1 : 0;
+    CHECK(slot >= 1 && slot < g_obs.cap && g_obs.state[slot] == 1,
+          "I-O1: command_end for operation %llu, %s", (unsigned long long)op->id,
+          slot && slot < g_obs.cap && g_obs.state[slot] == 2 ? "ended twice" : "never started");
+    CHECK(op->span == (void *)(uintptr_t)(op->id * 2 + 1),
+          "I-O1: operation %llu ended with "
+          "another span",
+          (unsigned long long)op->id);
+    CHECK(op->duration_ns > 0, "I-O1: operation %llu ended with no duration",
+          (unsigned long long)op->id);
+    CHECK((op->outcome == AREDIS_ERR_OK) == (op->error_type == NULL),
+          "I-O1: operation %llu: outcome %s with error.type %s", (unsigned long long)op->id,
+          aredis_err_name(op->outcome), op->error_type ? op->error_type : "(none)");
+    g_obs.state[slot] = 2;
+    g_obs.ends++;
+    if (op->outcome == AREDIS_ERR_TIMEOUT) g_obs.timeouts++;
+}
+
+static const aredis_observer k_sim_observer = {obs_start, obs_end, NULL, NULL, 0};
+
+/* Set up what the input's length chooses (consumes no input byte). */
+static void obs_setup(aredis_client *c, size_t size) {
+    memset(&g_obs, 0, sizeof g_obs);
+    unsigned mode = (unsigned)(size % 4);
+    g_obs.on = mode & 1;
+    if (g_obs.on)
+        CHECK(aredis_client_set_observer(c, &k_sim_observer, NULL) == AREDIS_ERR_OK,
+              "set_observer failed");
+    if (mode & 2) {
+        g_obs.m = aredis_metrics_new();
+        CHECK(g_obs.m && aredis_client_set_metrics(c, g_obs.m) == AREDIS_ERR_OK,
+              "set_metrics failed");
+    }
+}
+
+/* After free: every start ended; the metrics agree (I-O1, I-O2). */
+static void obs_finish(void) {
+    if (g_obs.on) {
+        CHECK(g_obs.starts == g_obs.ends, "I-O1: %llu operations started, %llu ended",
+              (unsigned long long)g_obs.starts, (unsigned long long)g_obs.ends);
+        for (uint64_t i = 1; g_obs.first && i <= g_obs.last_id - g_obs.first + 1; i++)
+            CHECK(g_obs.state[i] == 2, "I-O1: operation %llu never ended",
+                  (unsigned long long)(g_obs.first + i - 1));
+    }
+    if (g_obs.m) {
+        aredis_metrics_snapshot *snap = aredis_metrics_snapshot_take(g_obs.m);
+        CHECK(snap, "metrics snapshot failed");
+        uint64_t n = 0, to = 0;
+        for (size_t i = 0; i < snap->n_ops; i++)
+            n += snap->ops[i].duration.count;
+        for (size_t i = 0; i < snap->n_servers; i++)
+            to += snap->servers[i].timeouts;
+        if (g_obs.on)
+            CHECK(n == g_obs.ends && to == g_obs.timeouts,
+                  "I-O2: the metrics counted %llu operations (%llu timeouts), the observer saw "
+                  "%llu (%llu)",
+                  (unsigned long long)n, (unsigned long long)to, (unsigned long long)g_obs.ends,
+                  (unsigned long long)g_obs.timeouts);
+        char *text = aredis_metrics_prometheus(snap, NULL);
+        CHECK(text, "prometheus text failed");
+        aredis_mem_free(text);
+        aredis_metrics_snapshot_free(snap);
+        aredis_metrics_free(g_obs.m);
+    }
+    free(g_obs.state);
+    memset(&g_obs, 0, sizeof g_obs);
+}
 
 /* ---- The library's heap, counted ------------------------------------------ */
 
@@ -4009,6 +4121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     S.c = aredis_client_new(S.loop, &S.o);
     CHECK(S.c, "aredis_client_new failed: %s", aredis_call_error()->detail);
     S.c->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)size; /* see the include above */
+    obs_setup(S.c, size);
     app_connect();
 
     g_stat.runs++;
@@ -4031,6 +4144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!S.freed) app_free();
     ps_free_all();
     check_step("after free");
+    obs_finish();
     /* The client is gone: it must have left nothing behind on the loop (I8). */
     l_sweep(&g_loop);
     CHECK(!g_loop.ios && !g_loop.timers && !g_loop.defers,

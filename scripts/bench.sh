@@ -16,6 +16,9 @@
 # Debian's 0.14: the build is reconfigured with -DHIREDIS_DIR and
 # bench/compare_hiredis1 built (bench/CMakeLists.txt); HIREDIS_DIR= (empty)
 # takes it out again; unset, the build stays as configured.
+# BASE_BUILD=DIR, a build of the commit before observability (its
+# bench/compare), adds a plain client's instructions per command there and
+# here (bench/observe_base.sh) to the observability section.
 # As root, installs Perl's Redis::Fast (libredis-fast-perl) when missing.
 set -e
 BUILD=${1:-build}
@@ -167,6 +170,32 @@ if [ -x "$BIN/pool" ]; then
     fi
     run pool16 $CLI_PIN "$BIN/pool" -h 127.0.0.1 -p "$PORT" -n "$POOL_N" -d 16 \
         >"$W/pool16.txt" || say "pool -d 16 failed: left out"
+fi
+# Observability (aredis/observe.h): no observer, a no-op observer, metrics,
+# both; with BASE_BUILD=DIR (a build of the commit before observability),
+# also a plain client's instructions per command there and here
+# (bench/observe_base.sh).
+OBS_N=200000; OBS_N1=20000; OBS_R=7; OBS_I=50000
+if [ -n "$BENCH_QUICK" ]; then
+    OBS_N=20000; OBS_N1=2000; OBS_R=1; OBS_I=5000
+fi
+if [ -x "$BIN/observe" ]; then
+    OBS_ARGS=""
+    command -v valgrind >/dev/null && OBS_ARGS="--instructions=$OBS_I"
+    # shellcheck disable=SC2086 # $CLI_PIN, $OBS_ARGS: words or nothing
+    run observe $CLI_PIN "$BIN/observe" -h 127.0.0.1 -p "$PORT" -n "$OBS_N" --n1 "$OBS_N1" \
+        --rounds "$OBS_R" $OBS_ARGS >"$W/observe.md" || say "observe failed: left out"
+    if [ -n "$BASE_BUILD" ] && command -v valgrind >/dev/null; then
+        case $BASE_BUILD in /*) ;; *) BASE_BUILD="$ROOT/$BASE_BUILD" ;; esac
+        OBS_BN=100000
+        [ -n "$BENCH_QUICK" ] && OBS_BN=10000
+        echo "BASE=$BASE_BUILD NEW=$(basename "$BUILD") N=$OBS_BN bench/observe_base.sh \$PORT" \
+            >>"$W/commands"
+        say "observe_base: instructions per command, $BASE_BUILD against $BUILD"
+        # shellcheck disable=SC2086
+        BASE=$BASE_BUILD NEW=$BUILD N=$OBS_BN $CLI_PIN "$ROOT/bench/observe_base.sh" "$PORT" \
+            >"$W/observe_base.md" || say "observe_base failed: left out"
+    fi
 fi
 if [ -x "$BIN/threads" ]; then
     run threads "$BIN/threads" -h 127.0.0.1 -p "$PORT" -n "$THR_N" >"$W/threads.txt" ||
@@ -461,6 +490,30 @@ fi
         [ -s "$W/pool16.txt" ] && cat "$W/pool16.txt"
         echo '```'
         echo
+    fi
+    if [ -s "$W/observe.md" ]; then
+        echo "## Observability: what an observer and metrics cost"
+        echo
+        echo "GET and SET of one key (3-byte value) on one client, a window of 1 and of 64"
+        echo "commands in flight, in four modes: **none** (no observer, no metrics),"
+        echo "**noop** (an observer whose callbacks do nothing), **metrics** (an"
+        echo "\`aredis_metrics\` attached) and **both**. Every run in its own process, the"
+        echo "modes in rotating order round after round; ops/s is the median, and the"
+        echo "ratio to none is taken round by round (median, then each round). CPU is the"
+        echo "client's user+sys per million commands. Instructions per command by"
+        echo "callgrind, two runs differenced (start-up not counted). Targets: no observer"
+        echo "within 1 % of the library before observability; metrics within 10 % of no"
+        echo "observer."
+        echo
+        cat "$W/observe.md"
+        echo
+        if [ -s "$W/observe_base.md" ]; then
+            echo "A plain client (bench/compare's aredis worker, no observer) before"
+            echo "observability and now, instructions per command (\`bench/observe_base.sh\`):"
+            echo
+            cat "$W/observe_base.md"
+            echo
+        fi
     fi
     if [ -s "$W/threads.txt" ]; then
         echo "## Commands from other threads"

@@ -6,9 +6,10 @@
 set -e
 # Build, test and demo: compiler, CMake, OpenSSL, cmocka, the three loop
 # libraries for the adapters, the Redis servers the tests start, and
-# clang-format (make test checks the tree against .clang-format).
+# clang-format (make test checks the tree against .clang-format), json-c
+# (integration/otlp_export parses the OTLP JSON the example writes).
 PKGS="build-essential cmake pkg-config libssl-dev libcmocka-dev libuv1-dev libevent-dev
-libev-dev redis-server redis-tools redis-sentinel openssl clang-format"
+libev-dev libjson-c-dev redis-server redis-tools redis-sentinel openssl clang-format"
 case "${1:-test}" in
 test) ;;
 # make bench: hiredis to compare with, valgrind (instructions), strace

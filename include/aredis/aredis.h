@@ -27,6 +27,7 @@
 #include "aredis/pool.h"
 #include "aredis/pubsub.h"
 #include "aredis/threads.h"
+#include "aredis/observe.h"
 
 #ifdef __cplusplus
 extern "C" {

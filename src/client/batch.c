@@ -173,6 +173,7 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     for (size_t i = 0; i < s->n; i++)
         b->ends[i] = s->ends[i];
     b->ps_kind = pubsub ? s->ps_kind : NULL;
+    b->obs_status[0] = '\0';
     b->ps_names = NULL;
     b->ps_lens = NULL;
     if (pubsub && s->ps_names) {

@@ -17,13 +17,16 @@
  * loops that call user code stop when it changes.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "aredis/observe.h"
 #include "client/client_internal.h"
 #include "client/feature.h"
 #include "proto/prefix.h"
@@ -98,6 +101,37 @@ const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len) {
     return buf;
 }
 
+/*
+ * An observed command's operation ends. A single command that succeeded,
+ * counted by metrics only, while a read is dispatched (its reply's), is
+ * added to its entry here: the fast path (client/feature.h). Everything
+ * else goes to features/observe.c.
+ */
+static __attribute__((noinline)) void observe_end_slow(aredis_client *c, aredis__cmd *cmd,
+                                                       const aredis_reply *r, aredis_err code) {
+    if (code == AREDIS_ERR_OK && !(cmd->flags & AREDIS__CMD_OBS_REC) && !cmd->batch && cmd->ob.x &&
+        cmd->obs_gen == c->obs_gen) {
+        aredis__mhist_add(cmd->ob.x, aredis__mono_ns() - cmd->ob.t0);
+        cmd->ob.x = NULL;
+        return;
+    }
+    aredis__obs_end(c, &cmd->ob,
+                    (unsigned)cmd->obs_gen << 8 |
+                        ((cmd->flags & AREDIS__CMD_OBS_REC) ? AREDIS__OBS_REC : 0u),
+                    c->obs_now, r, code, cmd->batch ? cmd->batch->obs_status : "");
+}
+
+static __attribute__((noinline)) void observe_end(aredis_client *c, aredis__cmd *cmd,
+                                                  const aredis_reply *r, aredis_err code) {
+    if (code == AREDIS_ERR_OK && c->obs_now && !(cmd->flags & AREDIS__CMD_OBS_REC) && !cmd->batch &&
+        cmd->ob.x && cmd->obs_gen == c->obs_gen) {
+        aredis__mhist_add(cmd->ob.x, c->obs_now - cmd->ob.t0);
+        cmd->ob.x = NULL;
+        return;
+    }
+    observe_end_slow(c, cmd, r, code);
+}
+
 void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredis_err code,
                       const char *detail) {
     /* Once: a cancel or timeout reaching a record whose completion is
@@ -105,6 +139,7 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
     if (cmd->flags & AREDIS__CMD_DONE) return;
     cmd->flags |= AREDIS__CMD_DONE;
     if (!(cmd->flags & AREDIS__CMD_INTERNAL)) c->user_pending--;
+    if (__builtin_expect((cmd->flags & AREDIS__CMD_OBSERVED) != 0, 0)) observe_end(c, cmd, r, code);
     aredis_reply_fn *cb = cmd->cb;
     cmd->cb = NULL;
     if (!cb) return;
@@ -340,6 +375,9 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     uint64_t gen = c->gen;
 
     /* First what happened to the connection, then each command's fate. */
+    if (c->obs_mem)
+        aredis__obs_conn(c, was_up ? AREDIS_CONN_DISCONNECT : AREDIS_CONN_CONNECT,
+                         lost && code != AREDIS_ERR_OK ? code : AREDIS_ERR_CLOSED, 0, 0);
     if (lost) report(c, c->opt.on_error, code, why);
     report_disconnect(c, was_up, lost ? code : AREDIS_ERR_CLOSED, why);
     if (c->ps_hooks && c->ps_hooks->down)
@@ -350,6 +388,9 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     fail_queue(c, &forked, AREDIS_ERR_FORKED, "inherited across fork()");
     aredis__ready_notify_list(fwaiters, AREDIS_ERR_FORKED, "inherited across fork()");
     aredis__ready_notify_list(waiters, code == AREDIS_ERR_OK ? AREDIS_ERR_CLOSED : code, why);
+    if (retry && c->gen == gen && c->state == AREDIS_STATE_RECONNECTING && !c->free_pending &&
+        c->obs_mem)
+        aredis__obs_conn(c, AREDIS_CONN_RECONNECT, code, c->attempt, c->reconnect_delay);
     if (retry && c->gen == gen && c->state == AREDIS_STATE_RECONNECTING && !c->free_pending &&
         c->opt.on_reconnect_attempt) {
         c->opt.on_reconnect_attempt(c, c->attempt, c->reconnect_delay, c->opt.cb_data);
@@ -515,6 +556,11 @@ static void dispatch_part(aredis_client *c, aredis__cmd *cmd, aredis_reply *r) {
     size_t i = b->got++;
     if (!(cmd->flags & AREDIS__CMD_ORPHAN)) {
         if (i + 1 < b->n && !(cmd->flags & AREDIS__CMD_INTERNAL)) c->stats.replies++;
+        /* An observed batch's outcome: its first error reply; a
+         * transaction's EXEC error when it has one (EXECABORT). */
+        if (r->type == AREDIS_REPLY_ERROR && (cmd->flags & AREDIS__CMD_OBSERVED) &&
+            (!b->obs_status[0] || (i + 1 == b->n && (b->bflags & AREDIS__BATCH_OBS_TX))))
+            aredis__error_prefix(r, b->obs_status, sizeof b->obs_status);
         if (b->part) b->part(c, r, i, cmd->data);
     }
     aredis_reply_release(r);
@@ -615,6 +661,8 @@ static void do_read(aredis_client *c) {
         c->stats.read_calls++;
         c->stats.bytes_in += (uint64_t)n;
         c->last_rx = aredis__now_ms(c->loop);
+        /* One clock read for the replies of this read (metrics' times). */
+        if (c->obs) c->obs_now = aredis__mono_ns();
         for (;;) {
             void *r = NULL;
             aredis_err e = aredis_reader_get_reply(c->reader, &r);
@@ -746,7 +794,10 @@ static void on_io(void *arg, int events) {
             if (try_next_addr(c, &last) != 0) connect_failed(c, last);
         }
     } else {
-        if (events & read_event(c)) do_read(c);
+        if (events & read_event(c)) {
+            do_read(c);
+            c->obs_now = 0; /* the read's time ends with its dispatch */
+        }
         if (c->gen == gen && (events & write_event(c)) && c->fd >= 0 && has_output(c)) do_write(c);
     }
     aredis__leave(c);
@@ -841,6 +892,10 @@ void aredis__set_ready(aredis_client *c) {
     uint64_t gen = c->gen;
     /* From here on_disconnect is owed when this connection ends. */
     c->up = 1;
+    if (c->obs_mem) {
+        aredis__obs_conn(c, AREDIS_CONN_CONNECT, AREDIS_ERR_OK, 0, 0);
+        if (c->gen != gen) return;
+    }
     if (c->opt.on_connect) c->opt.on_connect(c, c->opt.cb_data);
     if (c->gen == gen) aredis__ready_notify(c, AREDIS_ERR_OK, NULL);
 }
@@ -1018,6 +1073,7 @@ aredis_client *aredis__client_clone(aredis_client *c) {
     if (c->tls_ctx) o.tls_context = c->tls_ctx;
     aredis_client *d = aredis_client_new(c->loop, &o);
     if (!d) return NULL;
+    if (c->obs_mem) aredis__obs_clone(d, c);
     if (c->state != AREDIS_STATE_IDLE && c->state != AREDIS_STATE_CLOSED &&
         aredis_client_connect(d) != AREDIS_ERR_OK) {
         aredis_client_free(d);
@@ -1064,6 +1120,7 @@ void aredis__connect_start(aredis_client *c) {
     c->state = AREDIS_STATE_CONNECTING;
     c->reconnect_at = 0;
     c->deferred_errno = 0;
+    if (c->obs_mem) aredis__obs_connect_start(c);
     uint64_t now = aredis__now_ms(c->loop);
     c->conn_deadline = c->opt.connect_timeout_ms ? now + c->opt.connect_timeout_ms : 0;
     if (aredis__log_enabled(AREDIS_LOG_INFO)) {
@@ -1167,6 +1224,7 @@ void aredis_client_close(aredis_client *c) {
 
 static void client_destroy(aredis_client *c) {
     if (c->ps_hooks && c->ps_hooks->destroy) c->ps_hooks->destroy(c, c->ps_state);
+    if (c->obs_mem) aredis__obs_destroy(c);
     aredis__resolve_cancel(c->resolving); /* NULL by now: teardown cancelled it */
     aredis__cmdtable_free(c->cmdtable);
     aredis__tls_ctx_free(c->tls_ctx);
@@ -1205,3 +1263,46 @@ size_t aredis_client_known_commands(const aredis_client *c) {
     return aredis__cmdtable_size(c->cmdtable);
 }
 const aredis_error *aredis_client_last_error(const aredis_client *c) { return &c->last_err; }
+
+/* ---- Observability (features/observe.c through client/feature.h) ---------- */
+
+struct aredis__obs *aredis__obs_active(const aredis_client *c) {
+    return c->obs;
+}
+struct aredis__obs *aredis__obs_state(const aredis_client *c) {
+    return c->obs_mem;
+}
+void aredis__obs_install(aredis_client *c, struct aredis__obs *o, int mode, unsigned gen) {
+    c->obs_mem = o;
+    c->obs = mode != AREDIS__OBS_OFF ? o : NULL;
+    c->obs_mode = mode;
+    c->obs_gen = (uint16_t)gen;
+    /* The entry remembered may belong to other metrics. No key matches
+     * this one with length 0, not even "no key" (0): aredis__name_key. */
+    c->obs_key = ~0ull;
+    c->obs_klen = 0;
+    c->obs_slot = NULL;
+}
+const aredis_options *aredis__client_opts(const aredis_client *c) { return &c->opt; }
+
+int aredis__client_peer(const aredis_client *c, char *buf, size_t len, int *port) {
+    if (c->fd < 0) return -1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0) return -1;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        if (!inet_ntop(AF_INET, &in->sin_addr, buf, (socklen_t)len)) return -1;
+        *port = ntohs(in->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        if (!inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t)len)) return -1;
+        *port = ntohs(in6->sin6_port);
+    } else if (ss.ss_family == AF_UNIX && c->opt.unix_path) {
+        snprintf(buf, len, "%s", c->opt.unix_path);
+        *port = 0;
+    } else {
+        return -1;
+    }
+    return 0;
+}

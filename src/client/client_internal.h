@@ -16,6 +16,7 @@
 
 #include "aredis/client.h"
 #include "aredis/future.h"
+#include "client/feature.h"
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/heap.h"
@@ -39,11 +40,16 @@ struct addrinfo;
 #define AREDIS__CMD_HELD 512u      /* in c->held: waits for a reservation to end */
 #define AREDIS__CMD_BLOCKING 1024u /* blocks on the server: its silence is expected */
 #define AREDIS__CMD_DONE 2048u     /* its callback has been (or is being) run */
+#define AREDIS__CMD_OBSERVED 4096u /* its operation's end is owed (cmd->ob) */
+#define AREDIS__CMD_OBS_REC 8192u  /* ...and cmd->ob.x is an observer record */
 
 /* A batch that went into `out` while its owner held the reservation (a
  * transaction's command after the WATCH that took it): client only, beside
  * the AREDIS__BATCH_* flags of client/feature.h. */
 #define AREDIS__BATCH_UNDER 0x100u
+/* An observed transaction (MULTI ... EXEC): its EXEC's error reply is its
+ * outcome (client.c, dispatch_part). */
+#define AREDIS__BATCH_OBS_TX 0x200u
 
 /*
  * A batch: several commands that go out as one record, their bytes
@@ -62,6 +68,7 @@ typedef struct aredis__batch {
     const char *ps_kind;
     const char **ps_names;
     size_t *ps_lens;
+    char obs_status[24]; /* observed: the first error reply's prefix */
     uint64_t ends[];
 } aredis__batch;
 
@@ -79,7 +86,9 @@ typedef struct aredis__cmd {
     uint64_t end;
     unsigned flags;
     unsigned char strip;  /* AREDIS__CMD_STRIP: an AREDIS__STRIP_* (proto/prefix.h) */
+    uint16_t obs_gen;     /* AREDIS__CMD_OBSERVED: metrics generation (in padding) */
     aredis__batch *batch; /* NULL for a plain command */
+    aredis__obs_cmd ob;   /* AREDIS__CMD_OBSERVED: its operation (observe.c) */
 } aredis__cmd;
 
 typedef struct aredis__cmdq {
@@ -211,6 +220,18 @@ struct aredis_client {
     long long subs_shard; /* shard channels */
     int ps_lenient;       /* RESP2: a sunsubscribe confirmation may still come
                              after the call it matched (push.c) */
+
+    /* observability (features/observe.c): `obs` while an observer or
+     * metrics are set, else NULL; `obs_mem` the state once made */
+    struct aredis__obs *obs;
+    struct aredis__obs *obs_mem;
+    int obs_mode;     /* AREDIS__OBS_* (client/feature.h) */
+    uint16_t obs_gen; /* the metrics generation */
+    size_t obs_klen;  /* the metrics fast path: the last name's length (0: */
+    uint64_t obs_key; /* none), key (aredis__name_key) and entry */
+    void *obs_slot;
+    uint64_t obs_now; /* while a read is dispatched (obs set): its time, in
+                         ns; operations' times for metrics (observe.c) */
 
     aredis_error last_err;
     char last_detail[256];

@@ -184,6 +184,57 @@ static void held_push(aredis_client *c, aredis__cmd *cmd) {
     aredis__cmdq_push(&c->held, cmd);
 }
 
+/*
+ * A user command's operation starts (an observer or metrics are set). A
+ * single command counted by metrics only, issued while a read is
+ * dispatched (a reply callback issuing the next command: the busy case),
+ * takes the fast path when its name is the one seen last: no call, no
+ * clock read (client/feature.h). Everything else goes the slow way, to
+ * features/observe.c.
+ */
+static __attribute__((noinline)) void observe_begin_slow(aredis_client *c, aredis__cmd *cmd,
+                                                         const char *p, size_t len) {
+    aredis__batch *bt = cmd->batch;
+    size_t n = 0;
+    uint64_t key;
+    if (c->obs_mode == AREDIS__OBS_METRICS && !bt && (key = aredis__name_key(p, len, &n)) != 0) {
+        if (key != c->obs_key || n != c->obs_klen) {
+            void *e = aredis__obs_lookup(c, p + 8, n);
+            if (!e) return; /* out of memory: not counted */
+            c->obs_key = key;
+            c->obs_klen = n;
+            c->obs_slot = e;
+        }
+        cmd->ob.t0 = c->obs_now ? c->obs_now : aredis__mono_ns();
+        cmd->ob.x = c->obs_slot;
+        cmd->obs_gen = c->obs_gen;
+        cmd->flags |= AREDIS__CMD_OBSERVED;
+        return;
+    }
+    int one = !bt || (bt->bflags & AREDIS__BATCH_PUBSUB);
+    cmd->ob.t0 = c->obs_now;
+    unsigned bits = aredis__obs_begin(c, &cmd->ob, &cmd->obs_gen, p, len, one ? NULL : bt->ends,
+                                      one ? 1 : bt->n);
+    if (bits & AREDIS__OBS_ON) cmd->flags |= AREDIS__CMD_OBSERVED;
+    if (bits & AREDIS__OBS_REC) cmd->flags |= AREDIS__CMD_OBS_REC;
+    if (bits & AREDIS__OBS_TX) bt->bflags |= AREDIS__BATCH_OBS_TX;
+}
+
+static __attribute__((noinline)) void observe_begin(aredis_client *c, aredis__cmd *cmd,
+                                                    const char *p, size_t len) {
+    size_t n = 0;
+    uint64_t key;
+    if (c->obs_mode == AREDIS__OBS_METRICS && !cmd->batch && c->obs_now &&
+        (key = aredis__name_key(p, len, &n)) == c->obs_key && n == c->obs_klen) {
+        cmd->ob.t0 = c->obs_now;
+        cmd->ob.x = c->obs_slot;
+        cmd->obs_gen = c->obs_gen;
+        cmd->flags |= AREDIS__CMD_OBSERVED;
+        return;
+    }
+    observe_begin_slow(c, cmd, p, len);
+}
+
 aredis_err aredis__place(aredis_client *c, aredis__cmd *cmd, size_t before, size_t len,
                          uint64_t timeout, int fifo, int retry, int internal) {
     aredis__buf *b = &c->out;
@@ -226,6 +277,9 @@ aredis_err aredis__place(aredis_client *c, aredis__cmd *cmd, size_t before, size
     if (!internal) {
         c->user_pending++;
         c->stats.commands++;
+        /* Its operation starts (the one branch when nobody observes). */
+        if (__builtin_expect(c->obs != NULL, 0))
+            observe_begin(c, cmd, cmd->buf ? cmd->buf : bytes, len);
     }
     if (timeout) {
         uint64_t at = aredis__now_ms(c->loop) + timeout;

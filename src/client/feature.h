@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "aredis/client.h"
 #include "aredis/future.h"
@@ -209,5 +210,122 @@ int aredis__client_proto(const aredis_client *c);
 unsigned aredis__session(const aredis_client *c);
 /* The database the connection is on now (opts.db unless a SELECT moved it). */
 int aredis__session_db(const aredis_client *c);
+
+/* ---- Observability (features/observe.c, features/metrics.c) --------------- */
+
+/*
+ * What an observed command carries from its start to its end (16 bytes in
+ * every command record: a queued command's size is watched): the start
+ * time, and either the metrics entry it counts in or, with an observer,
+ * the observer's record (which holds the entry). The entry is valid only
+ * while `gen` (kept in the record's padding) is the client's metrics
+ * generation. Set only for a command flagged observed: a client with
+ * neither observer nor metrics never touches it.
+ */
+typedef struct aredis__obs_cmd {
+    uint64_t t0; /* CLOCK_MONOTONIC ns at issue */
+    void *x;     /* metrics entry (features/metrics.c), or observer record */
+} aredis__obs_cmd;
+#define AREDIS__OBS_ON 1  /* its end is owed */
+#define AREDIS__OBS_REC 2 /* x is an observer record */
+#define AREDIS__OBS_TX 4  /* a transaction: its EXEC's error decides */
+
+struct aredis__obs;
+/* The client's observability state while an observer or metrics are set
+ * (else NULL: the one branch of the hot path), and the state itself, kept
+ * once made until the client is freed (for operations still running). */
+struct aredis__obs *aredis__obs_active(const aredis_client *c);
+struct aredis__obs *aredis__obs_state(const aredis_client *c);
+/*
+ * Install the state: `mode` AREDIS__OBS_OFF, AREDIS__OBS_METRICS (metrics
+ * only: the client's own fast path counts single commands, below) or
+ * AREDIS__OBS_FULL; `gen` the metrics generation (entries of operations
+ * started under another are stale).
+ */
+#define AREDIS__OBS_OFF 0
+#define AREDIS__OBS_METRICS 1
+#define AREDIS__OBS_FULL 2
+void aredis__obs_install(aredis_client *c, struct aredis__obs *o, int mode, unsigned gen);
+
+/*
+ * The metrics fast path, kept by the client itself (a command's cost with
+ * metrics on is watched: docs/BENCHMARKS.md). A metrics entry starts with
+ * the histogram of its successes; the client remembers the entry of the
+ * command name it saw last, keyed by the name's bytes as below, and adds a
+ * success to it without a call. Everything else goes through
+ * aredis__obs_begin / aredis__obs_end.
+ */
+typedef struct aredis__mhist {
+    uint64_t count, sum_ns;
+    uint64_t b[10]; /* per bucket: AREDIS_METRICS_BOUNDS + 1 (aredis/observe.h) */
+} aredis__mhist;
+
+static inline size_t aredis__bucket_of(uint64_t ns) {
+    static const uint64_t b[9] = {1000000ull,    5000000ull,    10000000ull,
+                                  50000000ull,   100000000ull,  500000000ull,
+                                  1000000000ull, 5000000000ull, 10000000000ull};
+    size_t i = 0;
+    while (i < 9 && ns > b[i])
+        i++;
+    return i;
+}
+
+static inline void aredis__mhist_add(aredis__mhist *h, uint64_t ns) {
+    h->count++;
+    h->sum_ns += ns;
+    h->b[aredis__bucket_of(ns)]++;
+}
+
+/* The name of an encoded command in the common shape ("*<argc>\r\n$<n>\r\n
+ * <name>", argc and n one digit, n <= 8, 16 bytes at least) as a key: its
+ * bytes masked into one word; 0 when not that shape (*n gets its length). */
+static inline uint64_t aredis__name_key(const char *p, size_t len, size_t *n) {
+    if (len < 16 || p[2] != '\r' || p[4] != '$' || p[6] != '\r') return 0;
+    size_t k = (size_t)((unsigned char)p[5] - '0');
+    if (k < 1 || k > 8) return 0;
+    uint64_t v;
+    memcpy(&v, p + 8, 8);
+    *n = k;
+    if (k == 8) return v;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return v & ~(~0ull >> (k * 8));
+#else
+    return v & ((1ull << (k * 8)) - 1);
+#endif
+}
+
+/* The metrics entry of a name (NULL when out of memory). */
+void *aredis__obs_lookup(aredis_client *c, const char *name, size_t len);
+
+/* The client's options (host, port, unix path, db: its attributes). */
+const aredis_options *aredis__client_opts(const aredis_client *c);
+/* The address connected to, as text, and its port: 0, or -1 when not
+ * connected. */
+int aredis__client_peer(const aredis_client *c, char *buf, size_t len, int *port);
+
+/*
+ * A user command (or batch of n commands, their ends) was accepted: start
+ * its operation. ob->t0 is preset to the time of the read being
+ * dispatched, or 0 outside one (then the clock is read). Returns
+ * AREDIS__OBS_* bits (the caller flags the record).
+ */
+unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint16_t *gen, const char *bytes,
+                           size_t len, const uint64_t *ends, size_t n);
+/* Its outcome: `genbits` the generation << 8 | the AREDIS__OBS_* bits;
+ * `now` the time of the read being dispatched, or 0; r the reply (an
+ * error reply: its prefix) or NULL; `status` a batch's first error prefix
+ * ("" when none). */
+void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, unsigned genbits, uint64_t now,
+                     const aredis_reply *r, aredis_err code, const char *status);
+/* CLOCK_MONOTONIC in ns. */
+uint64_t aredis__mono_ns(void);
+/* Connection events: kind AREDIS_CONN_* (aredis/observe.h). */
+void aredis__obs_connect_start(aredis_client *c);
+void aredis__obs_conn(aredis_client *c, int kind, aredis_err code, unsigned attempt,
+                      uint32_t delay_ms);
+/* A clone (the hidden subscriber connection) observed as its origin. */
+void aredis__obs_clone(aredis_client *dst, const aredis_client *src);
+/* The client is being freed: fold its counts into its metrics, free. */
+void aredis__obs_destroy(aredis_client *c);
 
 #endif

@@ -41,6 +41,7 @@
 #include "aredis/uri.h"
 #include "aredis/writer.h"
 #include "client/feature.h"
+#include "features/observe_internal.h"
 #include "proto/cmdtable.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -84,6 +85,7 @@ struct waiter {
     wkind kind;
     int queued; /* in pool->waiters */
     uint64_t deadline;
+    uint64_t t0;   /* when it started waiting (ns), when observed */
     conn *granted; /* the outcome: a connection, or code + detail */
     aredis_err code;
     char detail[360];
@@ -167,8 +169,13 @@ struct aredis_pool {
     aredis_pool_stats st; /* the counters (the gauges are computed) */
     unsigned fork_gen;
     int depth, closing, free_pending;
-    int conn_cb;       /* inside on_error / on_disconnect of a connection */
-    int defer_destroy; /* freed from there: the memory goes on the next turn */
+    int conn_cb; /* inside on_error / on_disconnect of a connection */
+    /* observability (aredis/observe.h): given to every connection */
+    const aredis_observer *obs;
+    void *obs_data;
+    aredis_metrics *metrics;
+    struct aredis__mpool *mp; /* its entry in `metrics` */
+    int defer_destroy;        /* freed from there: the memory goes on the next turn */
 };
 
 static void serve(aredis_pool *p);
@@ -373,6 +380,44 @@ static void push_done(aredis_pool *p, waiter *w) {
     arm_dispatch(p);
 }
 
+/* db.client.connection.pool.name: "host:port/db" (or "path/db"). */
+static void pool_name(const aredis_pool *p, char *out, size_t len) {
+    if (p->copt.unix_path)
+        snprintf(out, len, "%s/%d", p->copt.unix_path, p->copt.db);
+    else
+        snprintf(out, len, "%s:%d/%d", p->copt.host ? p->copt.host : "", p->copt.port, p->copt.db);
+}
+
+/* A wait for a connection is over (w just left the waiters): tell the
+ * observer and the metrics, when there are any. */
+static void wait_over_since(aredis_pool *p, uint64_t t0, aredis_err code) {
+    if (!t0 || (!p->mp && !(p->obs && p->obs->pool_wait))) return;
+    uint64_t d = aredis__mono_ns() - t0;
+    if (p->mp) aredis__metrics_pool_wait(p->mp, d, code);
+    if (p->obs && p->obs->pool_wait) {
+        aredis_pool_wait_event ev;
+        char name[160];
+        memset(&ev, 0, sizeof ev);
+        if (p->mp)
+            snprintf(name, sizeof name, "%s", aredis__metrics_pool_name(p->mp));
+        else
+            pool_name(p, name, sizeof name);
+        ev.pool = p;
+        ev.pool_name = name;
+        ev.duration_ns = d ? d : 1;
+        ev.outcome = code;
+        ev.error_type = code == AREDIS_ERR_OK ? NULL : aredis__err_type(code);
+        ev.idle = p->idle.n;
+        ev.used = p->user.n + p->checking.n;
+        ev.pending = p->waiters.n;
+        p->obs->pool_wait(&ev, p->obs_data);
+    }
+}
+
+static void wait_over(aredis_pool *p, const waiter *w, aredis_err code) {
+    wait_over_since(p, w->t0, code);
+}
+
 static void fail_waiter(aredis_pool *p, waiter *w, aredis_err code, const char *detail) {
     w->granted = NULL;
     w->code = code;
@@ -513,6 +558,7 @@ static void open_failed(aredis_pool *p, conn *cn, aredis_err code, const char *d
                 p->wait_cmd--;
             else
                 p->wait_conn--;
+            wait_over(p, w, code);
             fail_waiter(p, w, code, msg);
         }
     }
@@ -538,6 +584,11 @@ static void open_conn(aredis_pool *p) {
     o.on_push = p->copt.on_push ? w_push : NULL;
     o.cb_data = cn;
     cn->c = aredis_client_new(p->loop, &o);
+    if (cn->c && ((p->obs && aredis_client_set_observer(cn->c, p->obs, p->obs_data)) ||
+                  (p->metrics && aredis_client_set_metrics(cn->c, p->metrics)))) {
+        aredis_client_free(cn->c);
+        cn->c = NULL;
+    }
     if (!cn->c) {
         aredis__free(cn);
         p->st.connect_failures++;
@@ -628,7 +679,11 @@ static void own_discard_done(aredis_client *c, aredis_reply *r, const aredis_err
 static void own(aredis_pool *p, conn *cn, aredis_reply_fn *done, int argc,
                 const char *const *argv) {
     (void)p;
-    if (aredis_command_argv(cn->c, done, cn, argc, argv, NULL) != AREDIS_ERR_OK)
+    /* The pool's own commands are not the application's operations. */
+    aredis__obs_pause(cn->c, 1);
+    aredis_err e = aredis_command_argv(cn->c, done, cn, argc, argv, NULL);
+    aredis__obs_pause(cn->c, 0);
+    if (e != AREDIS_ERR_OK)
         cn->broken = 1;
     else
         cn->owed++;
@@ -783,7 +838,9 @@ static void serve(aredis_pool *p) {
             p->wait_cmd--;
         else
             p->wait_conn--;
+        uint64_t t0 = w->t0; /* grant may recycle w */
         grant(p, w, cn);
+        wait_over_since(p, t0, AREDIS_ERR_OK); /* the gauges with it granted */
     }
     ensure(p);
 }
@@ -818,6 +875,7 @@ static void acquire_or_wait(aredis_pool *p, waiter *w) {
         need_tick(p, w->deadline, t);
     }
     w->queued = 1;
+    w->t0 = p->mp || p->obs ? aredis__mono_ns() : 0;
     wlist_push(&p->waiters, w);
     if (w->kind == W_CMD)
         p->wait_cmd++;
@@ -874,6 +932,7 @@ static void check_fork(aredis_pool *p) {
     waiter *w;
     while ((w = wlist_pop(&p->waiters))) {
         w->queued = 0;
+        wait_over(p, w, AREDIS_ERR_FORKED);
         fail_waiter(p, w, AREDIS_ERR_FORKED, "inherited across fork()");
     }
     p->wait_conn = p->wait_cmd = 0;
@@ -940,6 +999,7 @@ static void with_outer_done(aredis_future *f, void *data) {
             waiter *w = x->w;
             wlist_unlink(&p->waiters, w);
             p->wait_conn--;
+            wait_over(p, w, AREDIS_ERR_CANCELLED);
             x->w = NULL;
             waiter_free(p, w);
             with_finish(x, NULL, NULL);
@@ -1073,6 +1133,7 @@ static void cmd_outer_done(aredis_future *f, void *data) {
             waiter *w = x->w;
             wlist_unlink(&p->waiters, w);
             p->wait_cmd--;
+            wait_over(p, w, AREDIS_ERR_CANCELLED);
             x->w = NULL;
             waiter_free(p, w);
             aredis__future_done(NULL, NULL, NULL, x->outer); /* done already: drops the ref */
@@ -1460,6 +1521,7 @@ static void deliver(aredis_pool *p, waiter *w) {
         if (cn->where == AT_USER) discard(p, cn, 0);
         w->granted = NULL;
         w->queued = 1;
+        w->t0 = p->mp || p->obs ? aredis__mono_ns() : 0; /* a wait again */
         wlist_push_head(&p->waiters, w);
         p->wait_conn++;
         p->tick_dirty = 1;
@@ -1591,6 +1653,7 @@ static void on_tick(void *arg) {
             else
                 p->wait_conn--;
             p->st.timeouts++;
+            wait_over(p, w, AREDIS_ERR_TIMEOUT);
             fail_waiter(p, w, AREDIS_ERR_TIMEOUT, msg);
         }
         /* Least recently used first: those go when above min. */
@@ -1760,6 +1823,7 @@ void aredis_pool_free(aredis_pool *p) {
     waiter *w;
     while ((w = wlist_pop(&p->waiters))) {
         w->queued = 0;
+        wait_over(p, w, AREDIS_ERR_CANCELLED);
         w->granted = NULL;
         w->code = AREDIS_ERR_CANCELLED;
         snprintf(w->detail, sizeof w->detail, "%s", why);
@@ -1798,6 +1862,8 @@ void aredis_pool_free(aredis_pool *p) {
         while (lists[i]->head)
             discard(p, lists[i]->head, 0);
     reap(p);
+    aredis__metrics_pool_detach(p->mp); /* its gauges end with it */
+    p->mp = NULL;
     free_clients(p, &p->kept);
     free_clients(p, &p->forked);
     aredis_timer_free(p->tick);
@@ -1828,4 +1894,54 @@ void aredis_pool_get_stats(const aredis_pool *p, aredis_pool_stats *out) {
     out->checking = p->checking.n;
     out->total = total_count(p);
     out->waiting = p->waiters.n;
+}
+
+/* ---- Observability (aredis/observe.h) ------------------------------------ */
+
+/* Every connection the pool holds, in any state (the client of each). */
+static aredis_err each_conn(aredis_pool *p, aredis_err (*fn)(aredis_pool *, aredis_client *)) {
+    clist *lists[] = {&p->opening, &p->idle, &p->user, &p->checking};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+        for (conn *cn = lists[i]->head; cn; cn = cn->next) {
+            aredis_err e = fn(p, cn->c);
+            if (e != AREDIS_ERR_OK) return e;
+        }
+    return AREDIS_ERR_OK;
+}
+
+static aredis_err give_observer(aredis_pool *p, aredis_client *c) {
+    return aredis_client_set_observer(c, p->obs, p->obs_data);
+}
+
+static aredis_err give_metrics(aredis_pool *p, aredis_client *c) {
+    return aredis_client_set_metrics(c, p->metrics);
+}
+
+aredis_err aredis_pool_set_observer(aredis_pool *p, const aredis_observer *obs, void *data) {
+    if (!p) return aredis__call_fail(AREDIS_ERR_INVALID, "pool is NULL");
+    p->obs = obs;
+    p->obs_data = obs ? data : NULL;
+    return each_conn(p, give_observer);
+}
+
+aredis_err aredis_pool_set_metrics(aredis_pool *p, aredis_metrics *m) {
+    if (!p) return aredis__call_fail(AREDIS_ERR_INVALID, "pool is NULL");
+    if (p->metrics == m) return AREDIS_ERR_OK;
+    struct aredis__mpool *mp = NULL;
+    if (m) {
+        char name[160];
+        pool_name(p, name, sizeof name);
+        if (!(mp = aredis__metrics_pool_attach(m, p, name, p->max)))
+            return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    }
+    aredis__metrics_pool_detach(p->mp);
+    p->mp = mp;
+    p->metrics = m;
+    return each_conn(p, give_metrics);
+}
+
+void aredis__pool_metrics_gone(aredis_pool *p) {
+    /* Its connections are detached by the metrics themselves. */
+    p->mp = NULL;
+    p->metrics = NULL;
 }

@@ -1,0 +1,441 @@
+/*
+ * Operations and connection events for observers (aredis/observe.h).
+ *
+ * The client calls in at three places only (client/feature.h): a user
+ * command or batch accepted (aredis__obs_begin), its outcome decided
+ * (aredis__obs_end, from the one place every callback runs), and the
+ * connection events. Both hot-path calls sit behind one branch on the
+ * client's `obs` pointer, which is NULL unless an observer or metrics are
+ * set, and a command started is flagged so that its end is owed exactly
+ * once whatever ends it (reply, timeout, cancel, lost connection, free).
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/feature.h"
+#include "features/observe_internal.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/redact.h"
+
+#define NAME_MAX_LEN 64
+#define QUERY_MAX 1024
+
+/* The observer's view of one operation, from its start to its end. */
+typedef struct obs_rec {
+    const aredis_observer *ob; /* the one it started with */
+    void *data;
+    struct aredis__mname *slot; /* its metrics entry, or NULL */
+    aredis_op op;
+    char name[NAME_MAX_LEN];
+    char peer[64];
+    int query_room; /* query[] is there (not kept for reuse) */
+    char query[];   /* AREDIS_OBSERVE_QUERY_TEXT only */
+} obs_rec;
+
+/* Operation ids: unique in the process, so that spans of several clients
+ * (a pool's, a subscription's hidden one) never share one. */
+static _Atomic uint64_t g_next_id = 1;
+
+uint64_t aredis__mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int64_t aredis__unix_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + (int64_t)ts.tv_nsec;
+}
+
+/* error.type for a failure that is not a server's error reply: the error's
+ * name without "AREDIS_ERR_" ("TIMEOUT"). */
+const char *aredis__err_type(aredis_err code) {
+    const char *n = aredis_err_name(code);
+    return strncmp(n, "AREDIS_ERR_", 11) == 0 ? n + 11 : n;
+}
+
+/* ---- The client's state ------------------------------------------------------ */
+
+aredis__obs *aredis__obs_get(aredis_client *c) {
+    aredis__obs *o = aredis__obs_state(c);
+    if (o) return o;
+    o = aredis__calloc(1, sizeof *o);
+    if (!o) return NULL;
+    o->c = c;
+    o->peer_port = 0;
+    o->has_peer = aredis__client_peer(c, o->peer, sizeof o->peer, &o->peer_port) == 0;
+    aredis_state st = aredis_client_state(c);
+    if (o->has_peer && st == AREDIS_STATE_READY) o->up_t0 = aredis__mono_ns();
+    /* A connect under way: its outcome is still reported (timed from now). */
+    if (st == AREDIS_STATE_CONNECTING || st == AREDIS_STATE_HANDSHAKE) {
+        o->conn_t0 = aredis__mono_ns();
+        o->has_peer = 0;
+    }
+    aredis__obs_install(c, o, AREDIS__OBS_OFF, 0);
+    return o;
+}
+
+void aredis__obs_pause(aredis_client *c, int paused) {
+    aredis__obs *o = aredis__obs_state(c);
+    if (!o) return;
+    if (paused)
+        aredis__obs_install(c, o, AREDIS__OBS_OFF, o->mgen);
+    else
+        aredis__obs_refresh(c);
+}
+
+void aredis__obs_refresh(aredis_client *c) {
+    aredis__obs *o = aredis__obs_state(c);
+    if (!o) return;
+    int mode = o->ob ? AREDIS__OBS_FULL : o->m ? AREDIS__OBS_METRICS : AREDIS__OBS_OFF;
+    aredis__obs_install(c, o, mode, o->mgen);
+}
+
+void aredis__obs_destroy(aredis_client *c) {
+    aredis__obs *o = aredis__obs_state(c);
+    if (!o) return;
+    if (o->m) aredis__metrics_detach(o);
+    aredis__obs_free_recs(o);
+    aredis__obs_install(c, NULL, AREDIS__OBS_OFF, 0);
+    aredis__free(o);
+}
+
+void aredis__obs_clone(aredis_client *dst, const aredis_client *src) {
+    const aredis__obs *s = aredis__obs_state(src);
+    if (!s) return;
+    if (s->ob) aredis_client_set_observer(dst, s->ob, s->ob_data);
+    if (s->m) aredis_client_set_metrics(dst, s->m);
+    if (s->parent) aredis_client_set_trace_parent(dst, s->parent);
+}
+
+aredis_err aredis_client_set_observer(aredis_client *c, const aredis_observer *obs, void *data) {
+    if (!c) return aredis__call_fail(AREDIS_ERR_INVALID, "client is NULL");
+    aredis__obs *o = obs ? aredis__obs_get(c) : aredis__obs_state(c);
+    if (!o) return obs ? aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory") : AREDIS_ERR_OK;
+    o->ob = obs;
+    o->ob_data = obs ? data : NULL;
+    aredis__obs_refresh(c);
+    return AREDIS_ERR_OK;
+}
+
+void aredis_client_set_trace_parent(aredis_client *c, void *parent) {
+    if (!c) return;
+    aredis__obs *o = parent ? aredis__obs_get(c) : aredis__obs_state(c);
+    if (o) o->parent = parent;
+}
+
+/* ---- Operation names ------------------------------------------------------------ */
+
+/* The name of one encoded command ("*N\r\n$L\r\nNAME\r\n..."): its length,
+ * *name pointing into resp; 0 when it is not in that shape. */
+static size_t resp_name(const char *p, size_t len, const char **name) {
+    size_t i = 1;
+    if (len < 4 || p[0] != '*') return 0;
+    while (i < len && p[i] != '\r')
+        i++;
+    i += 2;
+    if (i >= len || p[i] != '$') return 0;
+    size_t l = 0;
+    for (i++; i < len && p[i] >= '0' && p[i] <= '9'; i++)
+        l = l * 10 + (size_t)(p[i] - '0');
+    i += 2;
+    if (i > len || l > len - i) return 0;
+    *name = p + i;
+    return l;
+}
+
+static int name_is(const char *n, size_t len, const char *word) {
+    size_t wl = strlen(word);
+    if (len != wl) return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((n[i] | 0x20) != (word[i] | 0x20)) return 0;
+    return 1;
+}
+
+/*
+ * A batch's operation name and size: a transaction (MULTI ... EXEC) is
+ * "MULTI" of the commands between; a pipeline "BATCH <NAME>" when all its
+ * commands have one name, else "BATCH". Fewer than two commands is no
+ * batch: the command's own name, size 0.
+ */
+static size_t batch_name(const char *bytes, const uint64_t *ends, size_t n, char *out,
+                         size_t outlen, size_t *size, int *tx) {
+    const char *first = NULL, *last = NULL, *nm;
+    size_t flen = 0, llen = 0, same = 1;
+    for (size_t i = 0, start = 0; i < n; start = (size_t)ends[i++]) {
+        size_t l = resp_name(bytes + start, (size_t)ends[i] - start, &nm);
+        if (i == 0) {
+            first = nm;
+            flen = l;
+        } else if (l != flen || memcmp(nm, first, l) != 0) {
+            same = 0;
+        }
+        last = nm;
+        llen = l;
+    }
+    size_t inner = n;
+    if (n >= 2 && name_is(first, flen, "MULTI") && name_is(last, llen, "EXEC")) {
+        *tx = 1;
+        inner = n - 2;
+        *size = inner >= 2 ? inner : 0;
+        return (size_t)snprintf(out, outlen, "MULTI");
+    }
+    *size = n >= 2 ? n : 0;
+    int w;
+    if (n < 2)
+        w = snprintf(out, outlen, "%.*s", (int)(flen < outlen ? flen : outlen - 1), first);
+    else if (same)
+        w = snprintf(out, outlen, "BATCH %.*s", (int)(flen < outlen ? flen : outlen - 1), first);
+    else
+        w = snprintf(out, outlen, "BATCH");
+    return w < 0 ? 0 : (size_t)w >= outlen ? outlen - 1 : (size_t)w;
+}
+
+/* db.query.text: each command redacted, "; " between a batch's. */
+static void query_text(char *out, size_t outlen, const char *bytes, size_t len,
+                       const uint64_t *ends, size_t n) {
+    size_t at = 0;
+    out[0] = '\0';
+    for (size_t i = 0, start = 0; i < n && at + 1 < outlen; i++) {
+        size_t end = ends ? (size_t)ends[i] : len;
+        if (i) at += (size_t)snprintf(out + at, outlen - at, "; ");
+        if (at + 1 >= outlen) break;
+        at += aredis__redact_command(bytes + start, end - start, out + at, outlen - at);
+        start = end;
+    }
+}
+
+/* ---- Operations -------------------------------------------------------------- */
+
+static void fill_common(aredis_client *c, const aredis__obs *o, aredis_op *op) {
+    const aredis_options *opt = aredis__client_opts(c);
+    op->client = c;
+    op->db = aredis__session_db(c);
+    op->server_address = opt->unix_path ? opt->unix_path : opt->host;
+    op->server_port = opt->unix_path ? 0 : opt->port;
+    (void)o;
+}
+
+/* The metrics entry of a single command. */
+static struct aredis__mname *slot_of(aredis__obs *o, const char *p, size_t len) {
+    const char *name;
+    size_t nlen = resp_name(p, len, &name);
+    return aredis__metrics_slot(o, name, nlen);
+}
+
+void *aredis__obs_lookup(aredis_client *c, const char *name, size_t len) {
+    aredis__obs *o = aredis__obs_state(c);
+    return o && o->m ? aredis__metrics_slot(o, name, len) : NULL;
+}
+
+static obs_rec *rec_new(aredis__obs *o, int q) {
+    obs_rec *r = NULL;
+    if (!q && o->free_recs) {
+        r = o->free_recs;
+        o->free_recs = *(obs_rec **)(void *)r;
+        o->nfree_recs--;
+    } else {
+        r = aredis__malloc(sizeof *r + (q ? QUERY_MAX + 1 : 0));
+        if (!r) return NULL;
+    }
+    r->query_room = q;
+    memset(&r->op, 0, sizeof r->op);
+    return r;
+}
+
+static void rec_free(aredis__obs *o, obs_rec *r) {
+    if (o && !r->query_room && o->nfree_recs < 64) {
+        *(obs_rec **)(void *)r = o->free_recs;
+        o->free_recs = r;
+        o->nfree_recs++;
+        return;
+    }
+    aredis__free(r);
+}
+
+void aredis__obs_free_recs(aredis__obs *o) {
+    while (o->free_recs) {
+        obs_rec *r = o->free_recs;
+        o->free_recs = *(obs_rec **)(void *)r;
+        aredis__free(r);
+    }
+    o->nfree_recs = 0;
+}
+
+unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint16_t *gen, const char *bytes,
+                           size_t len, const uint64_t *ends, size_t n) {
+    aredis__obs *o = aredis__obs_active(c);
+    ob->x = NULL;
+    /* Metrics only, one command: the fast path. */
+    if (n <= 1 && !o->ob) {
+        if (!ob->t0) ob->t0 = aredis__mono_ns();
+        ob->x = slot_of(o, bytes, len);
+        *gen = (uint16_t)o->mgen;
+        return AREDIS__OBS_ON;
+    }
+    const char *name;
+    size_t nlen, bsize = 0;
+    char nbuf[NAME_MAX_LEN];
+    int tx = 0;
+    if (n <= 1) {
+        nlen = resp_name(bytes, len, &name);
+    } else {
+        nlen = batch_name(bytes, ends, n, nbuf, sizeof nbuf, &bsize, &tx);
+        name = nbuf;
+    }
+    unsigned bits = AREDIS__OBS_ON | (tx ? AREDIS__OBS_TX : 0u);
+    struct aredis__mname *slot = NULL;
+    if (o->m) {
+        slot = n <= 1 ? slot_of(o, bytes, len) : aredis__metrics_slot(o, name, nlen);
+        *gen = (uint16_t)o->mgen;
+    }
+    ob->x = slot;
+    if (!o->ob) {
+        if (!ob->t0) ob->t0 = aredis__mono_ns();
+        return bits;
+    }
+    ob->t0 = aredis__mono_ns(); /* a span wants its own clock reads */
+    const aredis_observer *obs = o->ob;
+    int q = (obs->flags & AREDIS_OBSERVE_QUERY_TEXT) != 0;
+    obs_rec *r = rec_new(o, q);
+    if (!r) return bits; /* counted, not traced */
+    r->ob = obs;
+    r->data = o->ob_data;
+    r->slot = slot;
+    if (nlen >= sizeof r->name) nlen = sizeof r->name - 1;
+    memcpy(r->name, name, nlen);
+    r->name[nlen] = '\0';
+    aredis_op *op = &r->op;
+    fill_common(c, o, op);
+    op->id = atomic_fetch_add_explicit(&g_next_id, 1, memory_order_relaxed);
+    op->name = r->name;
+    op->batch_size = bsize;
+    if (o->has_peer && aredis_client_state(c) == AREDIS_STATE_READY) {
+        memcpy(r->peer, o->peer, sizeof r->peer);
+        op->peer_address = r->peer;
+        op->peer_port = o->peer_port;
+    }
+    if (q) {
+        query_text(r->query, QUERY_MAX + 1, bytes, len, n > 1 ? ends : NULL, n ? n : 1);
+        op->query_text = r->query;
+    }
+    op->start_unix_ns = aredis__unix_ns();
+    op->parent = o->parent;
+    ob->x = r;
+    if (obs->command_start) op->span = obs->command_start(op, r->data);
+    return bits | AREDIS__OBS_REC;
+}
+
+void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, unsigned genbits, uint64_t now,
+                     const aredis_reply *r, aredis_err code, const char *bstatus) {
+    aredis__obs *o = aredis__obs_state(c);
+    uint16_t gen = (uint16_t)(genbits >> 8);
+    if (!(genbits & AREDIS__OBS_REC)) {
+        /* Metrics only: a success adds to its entry's first histogram. */
+        struct aredis__mname *slot = ob->x;
+        ob->x = NULL;
+        if (!slot || !o->m || gen != (uint16_t)o->mgen) return;
+        uint64_t d = (now ? now : aredis__mono_ns()) - ob->t0;
+        if (code == AREDIS_ERR_OK && !bstatus[0]) {
+            aredis__mhist_add((aredis__mhist *)(void *)slot, d);
+            return;
+        }
+        char pre[32];
+        const char *status = NULL;
+        if (code == AREDIS_ERR_SERVER && r) {
+            aredis__error_prefix(r, pre, sizeof pre);
+            status = pre;
+        } else if (code == AREDIS_ERR_OK) {
+            code = AREDIS_ERR_SERVER;
+            status = bstatus;
+        }
+        aredis__metrics_record(o, slot, d, code,
+                               status && status[0] ? status : aredis__err_type(code));
+        return;
+    }
+    uint64_t d = aredis__mono_ns() - ob->t0;
+    obs_rec *rec = ob->x;
+    struct aredis__mname *slot = rec->slot;
+    ob->x = NULL;
+    char pre[32];
+    const char *status = NULL;
+    if (code == AREDIS_ERR_SERVER && r) {
+        aredis__error_prefix(r, pre, sizeof pre);
+        status = pre;
+    } else if (code == AREDIS_ERR_OK && bstatus[0]) {
+        code = AREDIS_ERR_SERVER; /* a batch with an error reply */
+        status = bstatus;
+    }
+    const char *type = code == AREDIS_ERR_OK ? NULL
+                       : status && status[0] ? status
+                                             : aredis__err_type(code);
+    /* The entry belongs to the metrics attached when it started, if still. */
+    if (slot && o && o->m && gen == (uint16_t)o->mgen)
+        aredis__metrics_record(o, slot, d, code, type);
+    aredis_op *op = &rec->op;
+    op->duration_ns = d ? d : 1;
+    op->outcome = code;
+    op->error_type = type;
+    op->status_code = status && status[0] ? status : NULL;
+    if (rec->ob->command_end) rec->ob->command_end(op, rec->data);
+    rec_free(o, rec);
+}
+
+/* ---- Connection events --------------------------------------------------------- */
+
+void aredis__obs_connect_start(aredis_client *c) {
+    aredis__obs *o = aredis__obs_state(c);
+    o->conn_t0 = aredis__mono_ns();
+    o->has_peer = 0;
+}
+
+void aredis__obs_conn(aredis_client *c, int kind, aredis_err code, unsigned attempt,
+                      uint32_t delay_ms) {
+    aredis__obs *o = aredis__obs_state(c);
+    uint64_t now = aredis__mono_ns(), d = 0;
+    if (kind == AREDIS_CONN_CONNECT) {
+        if (!o->conn_t0) return; /* no attempt under way (closed while waiting) */
+        d = now - o->conn_t0;
+        o->conn_t0 = 0;
+        if (code == AREDIS_ERR_OK) {
+            o->up_t0 = now;
+            o->has_peer = aredis__client_peer(c, o->peer, sizeof o->peer, &o->peer_port) == 0;
+        }
+    } else if (kind == AREDIS_CONN_DISCONNECT) {
+        d = o->up_t0 ? now - o->up_t0 : 0;
+        o->up_t0 = 0;
+    }
+    if (o->m) aredis__metrics_conn(o, kind, code);
+    const aredis_observer *obs = o->ob;
+    if (obs && obs->connection) {
+        aredis_conn_event ev;
+        memset(&ev, 0, sizeof ev);
+        aredis_op tmp;
+        memset(&tmp, 0, sizeof tmp);
+        fill_common(c, o, &tmp);
+        char peer[64];
+        ev.kind = (aredis_conn_event_kind)kind;
+        ev.client = c;
+        ev.server_address = tmp.server_address;
+        ev.server_port = tmp.server_port;
+        if (o->has_peer && kind != AREDIS_CONN_RECONNECT) {
+            memcpy(peer, o->peer, sizeof peer);
+            ev.peer_address = peer;
+            ev.peer_port = o->peer_port;
+        }
+        ev.time_unix_ns = aredis__unix_ns();
+        ev.duration_ns = d;
+        ev.outcome = code;
+        ev.error_type = code == AREDIS_ERR_OK ? NULL : aredis__err_type(code);
+        ev.attempt = attempt;
+        ev.delay_ms = delay_ms;
+        if (kind == AREDIS_CONN_DISCONNECT) o->has_peer = 0;
+        obs->connection(&ev, o->ob_data);
+        return;
+    }
+    if (kind == AREDIS_CONN_DISCONNECT) o->has_peer = 0;
+}
