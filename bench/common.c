@@ -135,3 +135,21 @@ const char *bench_fmt_rate(double v, char *buf, size_t n) {
         snprintf(buf, n, "%.0f", v);
     return buf;
 }
+
+long long bench_callgrind_refs(const char *path) {
+    FILE *f = fopen(path, "r");
+    long long ir = -1;
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "I   refs:");
+        if (!p) p = strstr(line, "I refs:");
+        if (!p) continue;
+        p = strchr(p, ':') + 1;
+        long long v = 0;
+        for (; *p; p++)
+            if (*p >= '0' && *p <= '9') v = v * 10 + (*p - '0');
+        ir = v;
+    }
+    if (f) fclose(f);
+    return ir;
+}

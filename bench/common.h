@@ -69,6 +69,10 @@ void bench_close_out(FILE *f);
 /* Human-readable rate: "1.23M", "456.7k". Returns buf. */
 const char *bench_fmt_rate(double v, char *buf, size_t n);
 
+/* The instructions ("I refs") a valgrind --tool=callgrind run wrote to its
+ * log at `path` (its stderr), or -1 when there are none. */
+long long bench_callgrind_refs(const char *path);
+
 /* ---- Client drivers ----------------------------------------------------- */
 
 /* How commands are issued. */

@@ -180,20 +180,7 @@ static long long callgrind(const char *self, int mode, const char *host, int por
         fprintf(stderr, "pool: the callgrind run of %s failed (see %s)\n", mode_names[mode], out);
         return -1;
     }
-    FILE *f = fopen(out, "r");
-    long long ir = -1;
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "I   refs:");
-        if (!p) p = strstr(line, "I refs:");
-        if (!p) continue;
-        p = strchr(p, ':') + 1;
-        long long v = 0;
-        for (; *p; p++)
-            if (*p >= '0' && *p <= '9') v = v * 10 + (*p - '0');
-        ir = v;
-    }
-    if (f) fclose(f);
+    long long ir = bench_callgrind_refs(out);
     unlink(out);
     return ir;
 }

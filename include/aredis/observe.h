@@ -74,9 +74,13 @@
  * OBSERVABILITY.md shows both with W3C traceparent ids).
  *
  * COST. With no observer and no metrics, issuing and completing a command
- * pays one predictable branch each. With metrics on, two clock reads, a
- * lookup of the command's name and a histogram bucket per command
- * (docs/BENCHMARKS.md has the figures).
+ * pays one predictable branch each. With metrics on, a command pays a look
+ * at its name and a histogram bucket; its times are read once per socket
+ * read (the replies of one read share their end time, and a command issued
+ * from a reply callback starts at that read's time: durations are exact to
+ * the time it takes to handle one read's replies, microseconds). An
+ * observer's operations read the clock themselves, for spans.
+ * docs/BENCHMARKS.md has the figures.
  *
  * THREADS. An observer's callbacks run on the thread that drives the
  * client (and, for command_start, on the issuing thread, which is the

@@ -24,7 +24,8 @@
 static const char *const k_debug_conf[] = {"enable-debug-command local", NULL};
 
 static ts_server *g_srv;
-static aredis_loop *g_loop;
+/* The running case's loop (TS_LOOP_CASE). */
+#define g_loop ts_case_loop()
 
 static int setup(void **state) {
     (void)state;
@@ -37,45 +38,6 @@ static int teardown(void **state) {
     ts_server_stop(g_srv);
     return 0;
 }
-
-/*
- * Each test runs on a loop of its own: a test that fails leaves its
- * clients behind (cmocka jumps out of it), and they must not report into
- * the next test. The loop of a test that passed is freed.
- */
-typedef struct tcase {
-    void (*fn)(void **state);
-} tcase;
-
-static int g_passed;
-
-static void run_case(void **state) {
-    const tcase *t = *state;
-    g_passed = 0;
-    t->fn(state);
-    g_passed = 1;
-}
-
-static int setup_each(void **state) {
-    (void)state;
-    g_loop = aredis_loop_new();
-    return g_loop ? 0 : -1;
-}
-
-static int teardown_each(void **state) {
-    (void)state;
-    if (g_passed)
-        aredis_loop_free(g_loop);
-    else
-        ts_log("the failed test's loop and clients are left behind");
-    g_loop = NULL;
-    return 0;
-}
-
-#define CASE(f)                                                                                    \
-    {                                                                                              \
-#f, run_case, setup_each, teardown_each, &(tcase) { f }                                    \
-    }
 
 /* The name error.type has for an aredis outcome ("TIMEOUT"): the header's
  * attribute table, aredis_err_name() without "AREDIS_ERR_". */
@@ -1497,17 +1459,17 @@ static void test_prometheus_text(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        CASE(test_op_counts_exact),
-        CASE(test_counts_from_callbacks),
-        CASE(test_reconnect_attempts),
-        CASE(test_connect_failures),
-        CASE(test_attached_while_connecting),
-        CASE(test_freed_client_keeps_counts),
-        CASE(test_detach_stops_counting),
-        CASE(test_metrics_freed_while_attached),
-        CASE(test_pool_metrics),
-        CASE(test_parser_self_check),
-        CASE(test_prometheus_text),
+        TS_LOOP_CASE(test_op_counts_exact),
+        TS_LOOP_CASE(test_counts_from_callbacks),
+        TS_LOOP_CASE(test_reconnect_attempts),
+        TS_LOOP_CASE(test_connect_failures),
+        TS_LOOP_CASE(test_attached_while_connecting),
+        TS_LOOP_CASE(test_freed_client_keeps_counts),
+        TS_LOOP_CASE(test_detach_stops_counting),
+        TS_LOOP_CASE(test_metrics_freed_while_attached),
+        TS_LOOP_CASE(test_pool_metrics),
+        TS_LOOP_CASE(test_parser_self_check),
+        TS_LOOP_CASE(test_prometheus_text),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -27,7 +27,10 @@
 static const char *const k_debug_conf[] = {"enable-debug-command local", NULL};
 
 static ts_server *g_srv;
-static aredis_loop *g_loop;
+/* The running case's loop (TS_LOOP_CASE), or a proxied rig's while a
+ * case uses one. */
+static aredis_loop *g_rig_loop;
+#define g_loop (g_rig_loop ? g_rig_loop : ts_case_loop())
 
 static int setup(void **state) {
     (void)state;
@@ -40,45 +43,6 @@ static int teardown(void **state) {
     ts_server_stop(g_srv);
     return 0;
 }
-
-/*
- * Each test runs on a loop of its own: a test that fails leaves its
- * clients behind (cmocka jumps out of it), and they must not report into
- * the next test. The loop of a test that passed is freed.
- */
-typedef struct tcase {
-    void (*fn)(void **state);
-} tcase;
-
-static int g_passed;
-
-static void run_case(void **state) {
-    const tcase *t = *state;
-    g_passed = 0;
-    t->fn(state);
-    g_passed = 1;
-}
-
-static int setup_each(void **state) {
-    (void)state;
-    g_loop = aredis_loop_new();
-    return g_loop ? 0 : -1;
-}
-
-static int teardown_each(void **state) {
-    (void)state;
-    if (g_passed)
-        aredis_loop_free(g_loop);
-    else
-        ts_log("the failed test's loop and clients are left behind");
-    g_loop = NULL;
-    return 0;
-}
-
-#define CASE(f)                                                                                    \
-    {                                                                                              \
-#f, run_case, setup_each, teardown_each, &(tcase) { f }                                    \
-    }
 
 /* ---- What the observer saw ------------------------------------------------ */
 
@@ -756,8 +720,7 @@ static void test_lost_connection_proxy_reset(void **state) {
     log_reset();
     ts_proxied rig;
     aredis_options o = ts_proxied_start(&rig);
-    aredis_loop *saved = g_loop;
-    g_loop = rig.loop;
+    g_rig_loop = rig.loop;
     aredis_client *c = observed_client(&o, &k_obs, NULL, 1);
     aredis_cmd_opts co = AREDIS_CMD_OPTS_INIT;
     co.flags = AREDIS_CMD_NO_TIMEOUT;
@@ -772,7 +735,7 @@ static void test_lost_connection_proxy_reset(void **state) {
         fail_msg("BLPOP on a reset link: outcome %s", aredis_err_name(op->outcome));
     check_failed(op, op->outcome, err_type(op->outcome));
     assert_int_equal(op->peer_port, ts_proxy_port(rig.px));
-    g_loop = saved;
+    g_rig_loop = NULL;
     ts_proxied_stop(&rig, c);
     check_all_ended();
 }
@@ -833,8 +796,7 @@ static void test_waiting_while_reconnecting_then_failed(void **state) {
     o.request_timeout_ms = 300;
     o.reconnect_delay_ms = 20;
     o.max_reconnect_delay_ms = 50;
-    aredis_loop *saved = g_loop;
-    g_loop = rig.loop;
+    g_rig_loop = rig.loop;
     aredis_client *c = observed_client(&o, &k_obs, NULL, 1);
     ts_proxy_refuse(rig.px, 1);
     ts_proxy_close_all(rig.px);
@@ -849,7 +811,7 @@ static void test_waiting_while_reconnecting_then_failed(void **state) {
     assert_int_not_equal(op->outcome, AREDIS_ERR_OK);
     check_failed(op, a.code, err_type(a.code));
     ts_log("GET waiting through refused reconnects: %s", aredis_err_name(a.code));
-    g_loop = saved;
+    g_rig_loop = NULL;
     ts_proxied_stop(&rig, c);
     check_all_ended();
 }
@@ -1817,33 +1779,33 @@ static void test_pool_own_commands_not_ops(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        CASE(test_success_attributes),
-        CASE(test_peer_unknown_while_waiting),
-        CASE(test_server_error_reply),
-        CASE(test_timeout_then_late_reply),
-        CASE(test_cancelled_future),
-        CASE(test_lost_connection_client_kill),
-        CASE(test_lost_connection_proxy_reset),
-        CASE(test_waiting_then_connect_failed),
-        CASE(test_waiting_while_reconnecting_then_failed),
-        CASE(test_refused_at_issue),
-        CASE(test_free_with_pending),
-        CASE(test_observer_switch),
-        CASE(test_observer_set_while_connecting),
-        CASE(test_unix_socket),
-        CASE(test_pubsub_resp3),
-        CASE(test_pubsub_resp2),
-        CASE(test_pipeline_names),
-        CASE(test_transaction_names),
-        CASE(test_query_text),
-        CASE(test_no_secret_anywhere),
-        CASE(test_trace_parent),
-        CASE(test_connect_and_close_events),
-        CASE(test_connect_refused_event),
-        CASE(test_restart_events),
-        CASE(test_pool_observed),
-        CASE(test_pool_wait_timeout),
-        CASE(test_pool_own_commands_not_ops),
+        TS_LOOP_CASE(test_success_attributes),
+        TS_LOOP_CASE(test_peer_unknown_while_waiting),
+        TS_LOOP_CASE(test_server_error_reply),
+        TS_LOOP_CASE(test_timeout_then_late_reply),
+        TS_LOOP_CASE(test_cancelled_future),
+        TS_LOOP_CASE(test_lost_connection_client_kill),
+        TS_LOOP_CASE(test_lost_connection_proxy_reset),
+        TS_LOOP_CASE(test_waiting_then_connect_failed),
+        TS_LOOP_CASE(test_waiting_while_reconnecting_then_failed),
+        TS_LOOP_CASE(test_refused_at_issue),
+        TS_LOOP_CASE(test_free_with_pending),
+        TS_LOOP_CASE(test_observer_switch),
+        TS_LOOP_CASE(test_observer_set_while_connecting),
+        TS_LOOP_CASE(test_unix_socket),
+        TS_LOOP_CASE(test_pubsub_resp3),
+        TS_LOOP_CASE(test_pubsub_resp2),
+        TS_LOOP_CASE(test_pipeline_names),
+        TS_LOOP_CASE(test_transaction_names),
+        TS_LOOP_CASE(test_query_text),
+        TS_LOOP_CASE(test_no_secret_anywhere),
+        TS_LOOP_CASE(test_trace_parent),
+        TS_LOOP_CASE(test_connect_and_close_events),
+        TS_LOOP_CASE(test_connect_refused_event),
+        TS_LOOP_CASE(test_restart_events),
+        TS_LOOP_CASE(test_pool_observed),
+        TS_LOOP_CASE(test_pool_wait_timeout),
+        TS_LOOP_CASE(test_pool_own_commands_not_ops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -231,6 +231,25 @@ void ts_log(const char *fmt, ...);
 #define TS_CASE(name, fn, param)                                                                   \
     { name, fn, NULL, NULL, (void *)&(param) }
 
+/*
+ * Cases that each run on a loop of their own: a case that fails leaves its
+ * clients behind (cmocka jumps out of it), and they must not report into
+ * the next case; the loop of a case that passed is freed. List them as
+ * TS_LOOP_CASE(fn) in the CMUnitTest array; ts_case_loop() is the running
+ * case's loop.
+ */
+typedef struct ts_loop_case {
+    void (*fn)(void **state);
+} ts_loop_case;
+void ts_loop_case_run(void **state);
+int ts_loop_case_setup(void **state);
+int ts_loop_case_teardown(void **state);
+aredis_loop *ts_case_loop(void);
+#define TS_LOOP_CASE(f)                                                                            \
+    {                                                                                              \
+#f, ts_loop_case_run, ts_loop_case_setup, ts_loop_case_teardown, &(ts_loop_case) { f }     \
+    }
+
 /* ---- Forked children ---------------------------------------------------- */
 
 /*
