@@ -78,17 +78,20 @@
  * at its name and a histogram bucket; its times are read once per socket
  * read (the replies of one read share their end time, and a command issued
  * from a reply callback starts at that read's time: durations are exact to
- * the time it takes to handle one read's replies, microseconds). An
+ * the time it takes to handle one read's replies, microseconds — unless a
+ * reply callback blocks, e.g. waits on a future, before issuing). An
  * observer's operations read the clock themselves, for spans.
  * docs/BENCHMARKS.md has the figures.
  *
  * THREADS. An observer's callbacks run on the thread that drives the
  * client (and, for command_start, on the issuing thread, which is the
  * same; a command issued through aredis/threads.h from another thread
- * starts on the loop thread, so a thread-local parent is not seen there). A metrics object may be
- * attached to any number of clients and pools that run on one loop; take its snapshot on that
- * loop's thread (from another thread, through aredis_loop_post(), aredis/loop.h). For clients on
- * several loops use one metrics object per loop and render their snapshots one after another.
+ * starts on the loop thread, so a thread-local parent is not seen there).
+ * A metrics object may be attached to any number of clients and pools that
+ * run on one loop; take its snapshot on that loop's thread (from another
+ * thread, through aredis_loop_post(), aredis/loop.h). For clients on
+ * several loops, use one metrics object per loop, take each snapshot on its
+ * loop and render aredis_metrics_snapshot_merge() of them.
  */
 #ifndef AREDIS_OBSERVE_H
 #define AREDIS_OBSERVE_H
@@ -207,9 +210,10 @@ typedef struct aredis_observer {
 } aredis_observer;
 
 /*
- * Observe c: obs (kept by pointer: it must outlive the client or the next
- * call) with data; NULL stops. Operations already started keep the
- * observer they started with for their end. Returns OK, or NOMEM (nothing
+ * Observe c: obs with data; NULL stops. obs is kept by pointer: it must
+ * stay valid while it is set and until every operation started under it
+ * has ended (operations already started keep the observer they started
+ * with for their end; at the latest, until the client is freed). Returns OK, or NOMEM (nothing
  * changed). A hidden connection that a RESP2 subscription makes after
  * this call (aredis/pubsub.h) is observed the same way.
  */
@@ -314,6 +318,18 @@ typedef struct aredis_metrics_snapshot {
  */
 AREDIS_API aredis_metrics_snapshot *aredis_metrics_snapshot_take(const aredis_metrics *m);
 AREDIS_API void aredis_metrics_snapshot_free(aredis_metrics_snapshot *s);
+
+/*
+ * n snapshots as one, for clients on several loops (one metrics object per
+ * loop): series with the same labels are added up — operations by server,
+ * name and outcome, servers by address and port, pools by name (gauges
+ * summed: two pools to the same place on two loops read as one). Render
+ * the result once: Prometheus text of each snapshot one after the other
+ * would repeat families and series. NULL when out of memory or a snapshot
+ * is NULL; free it with aredis_metrics_snapshot_free.
+ */
+AREDIS_API aredis_metrics_snapshot *
+aredis_metrics_snapshot_merge(const aredis_metrics_snapshot *const *snapshots, size_t n);
 
 /*
  * The snapshot in the Prometheus text exposition format (version 0.0.4),

@@ -115,10 +115,9 @@ static __attribute__((noinline)) void observe_end_slow(aredis_client *c, aredis_
         cmd->ob.x = NULL;
         return;
     }
-    aredis__obs_end(c, &cmd->ob,
-                    (unsigned)cmd->obs_gen << 8 |
-                        ((cmd->flags & AREDIS__CMD_OBS_REC) ? AREDIS__OBS_REC : 0u),
-                    c->obs_now, r, code, cmd->batch ? cmd->batch->obs_status : "");
+    aredis__obs_end(c, &cmd->ob, cmd->obs_gen,
+                    (cmd->flags & AREDIS__CMD_OBS_REC) ? AREDIS__OBS_REC : 0u, c->obs_now, r, code,
+                    cmd->batch ? cmd->batch->obs_status : "");
 }
 
 static __attribute__((noinline)) void observe_end(aredis_client *c, aredis__cmd *cmd,
@@ -139,12 +138,17 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
     if (cmd->flags & AREDIS__CMD_DONE) return;
     cmd->flags |= AREDIS__CMD_DONE;
     if (!(cmd->flags & AREDIS__CMD_INTERNAL)) c->user_pending--;
-    if (__builtin_expect((cmd->flags & AREDIS__CMD_OBSERVED) != 0, 0)) observe_end(c, cmd, r, code);
+    /* Everything the callback needs is taken before the observer's end:
+     * command_end may close the client, and a teardown then recycles a
+     * record it finds orphaned. */
     aredis_reply_fn *cb = cmd->cb;
+    void *data = cmd->data;
+    int sensitive = (cmd->flags & AREDIS__CMD_SENSITIVE) != 0;
     cmd->cb = NULL;
+    if (__builtin_expect((cmd->flags & AREDIS__CMD_OBSERVED) != 0, 0)) observe_end(c, cmd, r, code);
     if (!cb) return;
     if (code == AREDIS_ERR_OK) {
-        cb(c, r, NULL, cmd->data);
+        cb(c, r, NULL, data);
         return;
     }
     aredis_error e;
@@ -157,14 +161,14 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
         /* A server may quote the arguments back ("Error in ACL SETUSER
          * modifier '>...'"): the detail of a secret-bearing command is
          * redacted; the reply itself is the server's words, unchanged. */
-        if (cmd->flags & AREDIS__CMD_SENSITIVE) {
+        if (sensitive) {
             aredis__redact_message(r->str, r->len, safe, sizeof safe);
             e.detail = safe;
         }
     } else {
         e.detail = detail ? detail : aredis_strerror(code);
     }
-    cb(c, r, &e, cmd->data);
+    cb(c, r, &e, data);
 }
 
 /* ---- Teardown ----------------------------------------------------------- */
@@ -890,12 +894,14 @@ void aredis__set_ready(aredis_client *c) {
     }
     c->last_rx = c->last_tx = aredis__now_ms(c->loop);
     uint64_t gen = c->gen;
-    /* From here on_disconnect is owed when this connection ends. */
-    c->up = 1;
+    /* The observer first: if it closes the client, neither on_connect nor
+     * on_disconnect runs for this connection (it tells itself the end). */
     if (c->obs_mem) {
         aredis__obs_conn(c, AREDIS_CONN_CONNECT, AREDIS_ERR_OK, 0, 0);
         if (c->gen != gen) return;
     }
+    /* From here on_disconnect is owed when this connection ends. */
+    c->up = 1;
     if (c->opt.on_connect) c->opt.on_connect(c, c->opt.cb_data);
     if (c->gen == gen) aredis__ready_notify(c, AREDIS_ERR_OK, NULL);
 }
@@ -1073,7 +1079,7 @@ aredis_client *aredis__client_clone(aredis_client *c) {
     if (c->tls_ctx) o.tls_context = c->tls_ctx;
     aredis_client *d = aredis_client_new(c->loop, &o);
     if (!d) return NULL;
-    if (c->obs_mem) aredis__obs_clone(d, c);
+    aredis__obs_clone(d, c);
     if (c->state != AREDIS_STATE_IDLE && c->state != AREDIS_STATE_CLOSED &&
         aredis_client_connect(d) != AREDIS_ERR_OK) {
         aredis_client_free(d);
@@ -1276,7 +1282,7 @@ void aredis__obs_install(aredis_client *c, struct aredis__obs *o, int mode, unsi
     c->obs_mem = o;
     c->obs = mode != AREDIS__OBS_OFF ? o : NULL;
     c->obs_mode = mode;
-    c->obs_gen = (uint16_t)gen;
+    c->obs_gen = (uint32_t)gen;
     /* The entry remembered may belong to other metrics. No key matches
      * this one with length 0, not even "no key" (0): aredis__name_key. */
     c->obs_key = ~0ull;

@@ -68,7 +68,7 @@ typedef struct aredis__batch {
     const char *ps_kind;
     const char **ps_names;
     size_t *ps_lens;
-    char obs_status[24]; /* observed: the first error reply's prefix */
+    char obs_status[32]; /* observed: the first error reply's prefix */
     uint64_t ends[];
 } aredis__batch;
 
@@ -86,7 +86,7 @@ typedef struct aredis__cmd {
     uint64_t end;
     unsigned flags;
     unsigned char strip;  /* AREDIS__CMD_STRIP: an AREDIS__STRIP_* (proto/prefix.h) */
-    uint16_t obs_gen;     /* AREDIS__CMD_OBSERVED: metrics generation (in padding) */
+    uint32_t obs_gen;     /* AREDIS__CMD_OBSERVED: the metrics generation */
     aredis__batch *batch; /* NULL for a plain command */
     aredis__obs_cmd ob;   /* AREDIS__CMD_OBSERVED: its operation (observe.c) */
 } aredis__cmd;
@@ -226,7 +226,7 @@ struct aredis_client {
     struct aredis__obs *obs;
     struct aredis__obs *obs_mem;
     int obs_mode;     /* AREDIS__OBS_* (client/feature.h) */
-    uint16_t obs_gen; /* the metrics generation */
+    uint32_t obs_gen; /* the metrics generation */
     size_t obs_klen;  /* the metrics fast path: the last name's length (0: */
     uint64_t obs_key; /* none), key (aredis__name_key) and entry */
     void *obs_slot;

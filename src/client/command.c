@@ -195,6 +195,7 @@ static void held_push(aredis_client *c, aredis__cmd *cmd) {
 static __attribute__((noinline)) void observe_begin_slow(aredis_client *c, aredis__cmd *cmd,
                                                          const char *p, size_t len) {
     aredis__batch *bt = cmd->batch;
+    if (bt && (bt->bflags & AREDIS__BATCH_UNOBSERVED)) return; /* the library's own */
     size_t n = 0;
     uint64_t key;
     if (c->obs_mode == AREDIS__OBS_METRICS && !bt && (key = aredis__name_key(p, len, &n)) != 0) {

@@ -41,6 +41,9 @@ typedef void aredis__part_fn(aredis_client *c, aredis_reply *r, size_t index, vo
 /* Not refused for max_queue_size (an UNSUBSCRIBE when a subscription is
  * freed: refusing it would leave the server subscribed). */
 #define AREDIS__BATCH_UNBOUNDED 16u
+/* The library's own command (a replay, a reconciling (UN)SUBSCRIBE): not
+ * an application's operation, so not observed (aredis/observe.h). */
+#define AREDIS__BATCH_UNOBSERVED 32u
 
 typedef struct aredis__batch_spec {
     const char *bytes; /* the encoded commands, one after the other */
@@ -219,8 +222,8 @@ int aredis__session_db(const aredis_client *c);
  * time, and either the metrics entry it counts in or, with an observer,
  * the observer's record (which holds the entry). The entry is valid only
  * while `gen` (kept in the record's padding) is the client's metrics
- * generation. Set only for a command flagged observed: a client with
- * neither observer nor metrics never touches it.
+ * generation (32 bits: no wrap while one operation is in flight). Set only for a command flagged
+ * observed: a client with neither observer nor metrics never touches it.
  */
 typedef struct aredis__obs_cmd {
     uint64_t t0; /* CLOCK_MONOTONIC ns at issue */
@@ -309,14 +312,14 @@ int aredis__client_peer(const aredis_client *c, char *buf, size_t len, int *port
  * dispatched, or 0 outside one (then the clock is read). Returns
  * AREDIS__OBS_* bits (the caller flags the record).
  */
-unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint16_t *gen, const char *bytes,
+unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint32_t *gen, const char *bytes,
                            size_t len, const uint64_t *ends, size_t n);
-/* Its outcome: `genbits` the generation << 8 | the AREDIS__OBS_* bits;
- * `now` the time of the read being dispatched, or 0; r the reply (an
- * error reply: its prefix) or NULL; `status` a batch's first error prefix
- * ("" when none). */
-void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, unsigned genbits, uint64_t now,
-                     const aredis_reply *r, aredis_err code, const char *status);
+/* Its outcome: `gen` the metrics generation it started under, `bits` its
+ * AREDIS__OBS_* bits; `now` the time of the read being dispatched, or 0;
+ * r the reply (an error reply: its prefix) or NULL; `status` a batch's
+ * first error prefix ("" when none). */
+void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, uint32_t gen, unsigned bits,
+                     uint64_t now, const aredis_reply *r, aredis_err code, const char *status);
 /* CLOCK_MONOTONIC in ns. */
 uint64_t aredis__mono_ns(void);
 /* Connection events: kind AREDIS_CONN_* (aredis/observe.h). */
@@ -324,7 +327,7 @@ void aredis__obs_connect_start(aredis_client *c);
 void aredis__obs_conn(aredis_client *c, int kind, aredis_err code, unsigned attempt,
                       uint32_t delay_ms);
 /* A clone (the hidden subscriber connection) observed as its origin. */
-void aredis__obs_clone(aredis_client *dst, const aredis_client *src);
+void aredis__obs_clone(aredis_client *dst, aredis_client *src);
 /* The client is being freed: fold its counts into its metrics, free. */
 void aredis__obs_destroy(aredis_client *c);
 

@@ -195,8 +195,8 @@ void aredis__metrics_conn(aredis__obs *o, int kind, aredis_err code) {
     if (kind == AREDIS_CONN_CONNECT) {
         if (code == AREDIS_ERR_OK)
             s->connects++;
-        else
-            s->connect_failures++;
+        else if (code != AREDIS_ERR_CLOSED && code != AREDIS_ERR_CANCELLED)
+            s->connect_failures++; /* closed while connecting: not a failure */
     } else if (kind == AREDIS_CONN_RECONNECT) {
         s->reconnects++;
     }
@@ -252,6 +252,8 @@ aredis_err aredis_client_set_metrics(aredis_client *c, aredis_metrics *m) {
         m->clients = o;
     }
     aredis__obs_refresh(c);
+    for (aredis__obs *f = o->followers; f; f = f->fnext)
+        aredis_client_set_metrics(f->c, m);
     return AREDIS_ERR_OK;
 }
 
@@ -469,3 +471,106 @@ aredis_metrics_snapshot *aredis_metrics_snapshot_take(const aredis_metrics *m) {
 }
 
 void aredis_metrics_snapshot_free(aredis_metrics_snapshot *s) { aredis__free(s); }
+
+/* ---- Merging snapshots --------------------------------------------------------- */
+
+static void hist_sum(aredis_histogram *to, const aredis_histogram *h) {
+    to->count += h->count;
+    to->sum_seconds += h->sum_seconds;
+    for (size_t i = 0; i <= AREDIS_METRICS_BOUNDS; i++)
+        to->buckets[i] += h->buckets[i]; /* cumulative counts add up as they are */
+}
+
+static int same_str(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static size_t slen(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+static const char *keep_opt(strpool *sp, const char *s) { return s ? keep(sp, s) : NULL; }
+
+aredis_metrics_snapshot *aredis_metrics_snapshot_merge(const aredis_metrics_snapshot *const *in,
+                                                       size_t n) {
+    if (!in && n) return NULL;
+    size_t nops = 0, nsrv = 0, npool = 0, strs = 0;
+    for (size_t k = 0; k < n; k++) {
+        const aredis_metrics_snapshot *s = in[k];
+        if (!s) return NULL;
+        nops += s->n_ops;
+        nsrv += s->n_servers;
+        npool += s->n_pools;
+        for (size_t i = 0; i < s->n_ops; i++)
+            strs +=
+                slen(s->ops[i].server_address) + slen(s->ops[i].name) + slen(s->ops[i].error_type);
+        for (size_t i = 0; i < s->n_servers; i++)
+            strs += slen(s->servers[i].server_address);
+        for (size_t i = 0; i < s->n_pools; i++)
+            strs += slen(s->pools[i].pool_name);
+    }
+    size_t size = sizeof(aredis_metrics_snapshot) + nops * sizeof(aredis_metrics_op) +
+                  nsrv * sizeof(aredis_metrics_server) + npool * sizeof(aredis_metrics_pool) + strs;
+    aredis_metrics_snapshot *m = aredis__calloc(1, size);
+    if (!m) return NULL;
+    aredis_metrics_op *ops = (aredis_metrics_op *)(void *)(m + 1);
+    aredis_metrics_server *srv = (aredis_metrics_server *)(void *)(ops + nops);
+    aredis_metrics_pool *pools = (aredis_metrics_pool *)(void *)(srv + nsrv);
+    strpool sp = {(char *)(pools + npool), (char *)m + size};
+    size_t no = 0, ns = 0, np = 0;
+    for (size_t k = 0; k < n; k++) {
+        const aredis_metrics_snapshot *s = in[k];
+        for (size_t i = 0; i < s->n_ops; i++) {
+            const aredis_metrics_op *o = &s->ops[i];
+            size_t j = 0;
+            while (j < no &&
+                   !(ops[j].server_port == o->server_port &&
+                     same_str(ops[j].server_address, o->server_address) &&
+                     same_str(ops[j].name, o->name) && same_str(ops[j].error_type, o->error_type)))
+                j++;
+            if (j == no) {
+                ops[no].server_address = keep_opt(&sp, o->server_address);
+                ops[no].server_port = o->server_port;
+                ops[no].name = keep_opt(&sp, o->name);
+                ops[no++].error_type = keep_opt(&sp, o->error_type);
+            }
+            hist_sum(&ops[j].duration, &o->duration);
+        }
+        for (size_t i = 0; i < s->n_servers; i++) {
+            const aredis_metrics_server *v = &s->servers[i];
+            size_t j = 0;
+            while (j < ns && !(srv[j].server_port == v->server_port &&
+                               same_str(srv[j].server_address, v->server_address)))
+                j++;
+            if (j == ns) {
+                srv[ns].server_address = keep_opt(&sp, v->server_address);
+                srv[ns++].server_port = v->server_port;
+            }
+            srv[j].bytes_out += v->bytes_out;
+            srv[j].bytes_in += v->bytes_in;
+            srv[j].connects += v->connects;
+            srv[j].connect_failures += v->connect_failures;
+            srv[j].reconnect_attempts += v->reconnect_attempts;
+            srv[j].timeouts += v->timeouts;
+        }
+        for (size_t i = 0; i < s->n_pools; i++) {
+            const aredis_metrics_pool *v = &s->pools[i];
+            size_t j = 0;
+            while (j < np && !same_str(pools[j].pool_name, v->pool_name))
+                j++;
+            if (j == np) pools[np++].pool_name = keep_opt(&sp, v->pool_name);
+            pools[j].idle += v->idle;
+            pools[j].used += v->used;
+            pools[j].pending += v->pending;
+            pools[j].max += v->max;
+            pools[j].timeouts += v->timeouts;
+            hist_sum(&pools[j].wait, &v->wait);
+        }
+    }
+    qsort(ops, no, sizeof *ops, op_cmp);
+    m->n_ops = no;
+    m->ops = ops;
+    m->n_servers = ns;
+    m->servers = srv;
+    m->n_pools = np;
+    m->pools = pools;
+    return m;
+}

@@ -98,15 +98,29 @@ void aredis__obs_refresh(aredis_client *c) {
 void aredis__obs_destroy(aredis_client *c) {
     aredis__obs *o = aredis__obs_state(c);
     if (!o) return;
+    if (o->leader) {
+        if (o->fprev)
+            o->fprev->fnext = o->fnext;
+        else
+            o->leader->followers = o->fnext;
+        if (o->fnext) o->fnext->fprev = o->fprev;
+    }
+    for (aredis__obs *f = o->followers; f; f = f->fnext)
+        f->leader = NULL;
     if (o->m) aredis__metrics_detach(o);
     aredis__obs_free_recs(o);
     aredis__obs_install(c, NULL, AREDIS__OBS_OFF, 0);
     aredis__free(o);
 }
 
-void aredis__obs_clone(aredis_client *dst, const aredis_client *src) {
-    const aredis__obs *s = aredis__obs_state(src);
-    if (!s) return;
+void aredis__obs_clone(aredis_client *dst, aredis_client *src) {
+    /* Linked even with nothing set yet: the origin's later settings follow. */
+    aredis__obs *s = aredis__obs_get(src), *d = aredis__obs_get(dst);
+    if (!s || !d) return; /* out of memory: the clone goes unobserved */
+    d->leader = s;
+    d->fnext = s->followers;
+    if (s->followers) s->followers->fprev = d;
+    s->followers = d;
     if (s->ob) aredis_client_set_observer(dst, s->ob, s->ob_data);
     if (s->m) aredis_client_set_metrics(dst, s->m);
     if (s->parent) aredis_client_set_trace_parent(dst, s->parent);
@@ -119,13 +133,18 @@ aredis_err aredis_client_set_observer(aredis_client *c, const aredis_observer *o
     o->ob = obs;
     o->ob_data = obs ? data : NULL;
     aredis__obs_refresh(c);
+    for (aredis__obs *f = o->followers; f; f = f->fnext)
+        aredis_client_set_observer(f->c, obs, data);
     return AREDIS_ERR_OK;
 }
 
 void aredis_client_set_trace_parent(aredis_client *c, void *parent) {
     if (!c) return;
     aredis__obs *o = parent ? aredis__obs_get(c) : aredis__obs_state(c);
-    if (o) o->parent = parent;
+    if (!o) return;
+    o->parent = parent;
+    for (aredis__obs *f = o->followers; f; f = f->fnext)
+        aredis_client_set_trace_parent(f->c, parent);
 }
 
 /* ---- Operation names ------------------------------------------------------------ */
@@ -148,6 +167,30 @@ static size_t resp_name(const char *p, size_t len, const char **name) {
     return l;
 }
 
+/* Argument i (0: the name) of one encoded command: its length, *arg
+ * pointing into resp; 0 when it has no such argument. */
+static size_t resp_arg(const char *p, size_t len, size_t i, const char **arg) {
+    size_t at = 1, argc = 0;
+    if (len < 4 || p[0] != '*') return 0;
+    for (; at < len && p[at] >= '0' && p[at] <= '9'; at++)
+        argc = argc * 10 + (size_t)(p[at] - '0');
+    at += 2;
+    if (i >= argc) return 0;
+    for (size_t k = 0;; k++) {
+        if (at >= len || p[at] != '$') return 0;
+        size_t l = 0;
+        for (at++; at < len && p[at] >= '0' && p[at] <= '9'; at++)
+            l = l * 10 + (size_t)(p[at] - '0');
+        at += 2;
+        if (at > len || l > len - at) return 0;
+        if (k == i) {
+            *arg = p + at;
+            return l;
+        }
+        at += l + 2;
+    }
+}
+
 static int name_is(const char *n, size_t len, const char *word) {
     size_t wl = strlen(word);
     if (len != wl) return 0;
@@ -156,40 +199,56 @@ static int name_is(const char *n, size_t len, const char *word) {
     return 1;
 }
 
+/* SCRIPT LOAD: what the library sends ahead of the scripts a pipeline or
+ * transaction runs (aredis/script.h). */
+static int is_script_load(const char *p, size_t len) {
+    const char *a = "";
+    size_t l = resp_arg(p, len, 0, &a);
+    if (!name_is(a, l, "SCRIPT")) return 0;
+    l = resp_arg(p, len, 1, &a);
+    return l && name_is(a, l, "LOAD");
+}
+
 /*
- * A batch's operation name and size: a transaction (MULTI ... EXEC) is
- * "MULTI" of the commands between; a pipeline "BATCH <NAME>" when all its
- * commands have one name, else "BATCH". Fewer than two commands is no
- * batch: the command's own name, size 0.
+ * A batch's operation name and size. SCRIPT LOADs are the library's
+ * preparation (scripts loaded ahead of the commands that run them, in a
+ * pipeline or transaction) and do not count. A transaction (MULTI ...
+ * EXEC) is "MULTI" of the commands between; a pipeline "BATCH <NAME>" when
+ * all its commands have one name, else "BATCH". Fewer than two commands is
+ * no batch: the command's own name, size 0.
  */
 static size_t batch_name(const char *bytes, const uint64_t *ends, size_t n, char *out,
                          size_t outlen, size_t *size, int *tx) {
-    const char *first = NULL, *last = NULL, *nm;
-    size_t flen = 0, llen = 0, same = 1;
-    for (size_t i = 0, start = 0; i < n; start = (size_t)ends[i++]) {
-        size_t l = resp_name(bytes + start, (size_t)ends[i] - start, &nm);
-        if (i == 0) {
-            first = nm;
-            flen = l;
-        } else if (l != flen || memcmp(nm, first, l) != 0) {
-            same = 0;
+    const char *first = "", *last = "", *nm = "";
+    size_t flen = 0, llen = 0, same = 1, counted = 0;
+    /* Twice only for a batch of nothing but SCRIPT LOADs: then they count. */
+    for (int skip = 1; skip >= 0 && counted == 0; skip--)
+        for (size_t i = 0, start = 0; i < n; start = (size_t)ends[i++]) {
+            size_t clen = (size_t)ends[i] - start;
+            if (skip && is_script_load(bytes + start, clen)) continue;
+            size_t l = resp_name(bytes + start, clen, &nm);
+            if (!l) nm = "";
+            if (counted++ == 0) {
+                first = nm;
+                flen = l;
+            } else if (l != flen || memcmp(nm, first, l) != 0) {
+                same = 0;
+            }
+            last = nm;
+            llen = l;
         }
-        last = nm;
-        llen = l;
-    }
-    size_t inner = n;
-    if (n >= 2 && name_is(first, flen, "MULTI") && name_is(last, llen, "EXEC")) {
+    if (counted >= 2 && name_is(first, flen, "MULTI") && name_is(last, llen, "EXEC")) {
         *tx = 1;
-        inner = n - 2;
-        *size = inner >= 2 ? inner : 0;
+        *size = counted - 2 >= 2 ? counted - 2 : 0;
         return (size_t)snprintf(out, outlen, "MULTI");
     }
-    *size = n >= 2 ? n : 0;
+    *size = counted >= 2 ? counted : 0;
     int w;
-    if (n < 2)
+    if (counted < 2)
         w = snprintf(out, outlen, "%.*s", (int)(flen < outlen ? flen : outlen - 1), first);
     else if (same)
-        w = snprintf(out, outlen, "BATCH %.*s", (int)(flen < outlen ? flen : outlen - 1), first);
+        w = snprintf(out, outlen, "BATCH %.*s", (int)(flen < outlen - 6 ? flen : outlen - 7),
+                     first);
     else
         w = snprintf(out, outlen, "BATCH");
     return w < 0 ? 0 : (size_t)w >= outlen ? outlen - 1 : (size_t)w;
@@ -266,7 +325,21 @@ void aredis__obs_free_recs(aredis__obs *o) {
     o->nfree_recs = 0;
 }
 
-unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint16_t *gen, const char *bytes,
+/*
+ * An error reply's prefix as error.type and db.response.status_code: only
+ * a word of capitals, digits, '_' and '-' ("WRONGTYPE", "NOSCRIPT"). A
+ * script or module may start an error with anything (an argument it was
+ * given): that is never a label; it reads as "SERVER".
+ */
+static const char *code_word(const char *s) {
+    if (!s || !*s) return NULL;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return NULL;
+    return s;
+}
+
+unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint32_t *gen, const char *bytes,
                            size_t len, const uint64_t *ends, size_t n) {
     aredis__obs *o = aredis__obs_active(c);
     ob->x = NULL;
@@ -274,7 +347,7 @@ unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint16_t *gen,
     if (n <= 1 && !o->ob) {
         if (!ob->t0) ob->t0 = aredis__mono_ns();
         ob->x = slot_of(o, bytes, len);
-        *gen = (uint16_t)o->mgen;
+        *gen = o->mgen;
         return AREDIS__OBS_ON;
     }
     const char *name;
@@ -291,7 +364,7 @@ unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint16_t *gen,
     struct aredis__mname *slot = NULL;
     if (o->m) {
         slot = n <= 1 ? slot_of(o, bytes, len) : aredis__metrics_slot(o, name, nlen);
-        *gen = (uint16_t)o->mgen;
+        *gen = o->mgen;
     }
     ob->x = slot;
     if (!o->ob) {
@@ -330,15 +403,14 @@ unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint16_t *gen,
     return bits | AREDIS__OBS_REC;
 }
 
-void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, unsigned genbits, uint64_t now,
-                     const aredis_reply *r, aredis_err code, const char *bstatus) {
+void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, uint32_t gen, unsigned bits,
+                     uint64_t now, const aredis_reply *r, aredis_err code, const char *bstatus) {
     aredis__obs *o = aredis__obs_state(c);
-    uint16_t gen = (uint16_t)(genbits >> 8);
-    if (!(genbits & AREDIS__OBS_REC)) {
+    if (!(bits & AREDIS__OBS_REC)) {
         /* Metrics only: a success adds to its entry's first histogram. */
         struct aredis__mname *slot = ob->x;
         ob->x = NULL;
-        if (!slot || !o->m || gen != (uint16_t)o->mgen) return;
+        if (!slot || !o->m || gen != o->mgen) return;
         uint64_t d = (now ? now : aredis__mono_ns()) - ob->t0;
         if (code == AREDIS_ERR_OK && !bstatus[0]) {
             aredis__mhist_add((aredis__mhist *)(void *)slot, d);
@@ -348,10 +420,10 @@ void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, unsigned genbits, ui
         const char *status = NULL;
         if (code == AREDIS_ERR_SERVER && r) {
             aredis__error_prefix(r, pre, sizeof pre);
-            status = pre;
+            status = code_word(pre);
         } else if (code == AREDIS_ERR_OK) {
             code = AREDIS_ERR_SERVER;
-            status = bstatus;
+            status = code_word(bstatus);
         }
         aredis__metrics_record(o, slot, d, code,
                                status && status[0] ? status : aredis__err_type(code));
@@ -365,17 +437,16 @@ void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, unsigned genbits, ui
     const char *status = NULL;
     if (code == AREDIS_ERR_SERVER && r) {
         aredis__error_prefix(r, pre, sizeof pre);
-        status = pre;
+        status = code_word(pre);
     } else if (code == AREDIS_ERR_OK && bstatus[0]) {
         code = AREDIS_ERR_SERVER; /* a batch with an error reply */
-        status = bstatus;
+        status = code_word(bstatus);
     }
     const char *type = code == AREDIS_ERR_OK ? NULL
                        : status && status[0] ? status
                                              : aredis__err_type(code);
     /* The entry belongs to the metrics attached when it started, if still. */
-    if (slot && o && o->m && gen == (uint16_t)o->mgen)
-        aredis__metrics_record(o, slot, d, code, type);
+    if (slot && o && o->m && gen == o->mgen) aredis__metrics_record(o, slot, d, code, type);
     aredis_op *op = &rec->op;
     op->duration_ns = d ? d : 1;
     op->outcome = code;
@@ -397,6 +468,10 @@ void aredis__obs_conn(aredis_client *c, int kind, aredis_err code, unsigned atte
                       uint32_t delay_ms) {
     aredis__obs *o = aredis__obs_state(c);
     uint64_t now = aredis__mono_ns(), d = 0;
+    /* A connection the observer was told of as made, closed before the
+     * application's on_connect (by the observer itself): its end. */
+    if (kind == AREDIS_CONN_CONNECT && code != AREDIS_ERR_OK && !o->conn_t0 && o->up_t0)
+        kind = AREDIS_CONN_DISCONNECT;
     if (kind == AREDIS_CONN_CONNECT) {
         if (!o->conn_t0) return; /* no attempt under way (closed while waiting) */
         d = now - o->conn_t0;

@@ -37,6 +37,9 @@ typedef struct aredis__obs {
     unsigned nfree_recs;
     aredis_client_stats base; /* the client's counters when attached */
     struct aredis__obs *mprev, *mnext;
+    /* A clone (the hidden subscriber connection of aredis/pubsub.h)
+     * follows its origin: what is set on the origin is set on it. */
+    struct aredis__obs *leader, *followers, *fprev, *fnext;
 } aredis__obs;
 
 uint64_t aredis__mono_ns(void);

@@ -137,6 +137,13 @@ struct cmd_ctx {
     cmd_ctx *next_free;
 };
 
+/* A pool_wait event waiting to be told. */
+typedef struct wait_event {
+    struct wait_event *next;
+    aredis_pool_wait_event ev;
+    char name[160];
+} wait_event;
+
 struct aredis_pool {
     aredis_loop *loop;
     aredis_options copt; /* every connection's options: owned strings, the user's callbacks */
@@ -174,8 +181,9 @@ struct aredis_pool {
     const aredis_observer *obs;
     void *obs_data;
     aredis_metrics *metrics;
-    struct aredis__mpool *mp; /* its entry in `metrics` */
-    int defer_destroy;        /* freed from there: the memory goes on the next turn */
+    struct aredis__mpool *mp;           /* its entry in `metrics` */
+    struct wait_event *wev, **wev_tail; /* pool_wait events to tell (leave()) */
+    int defer_destroy;                  /* freed from there: the memory goes on the next turn */
 };
 
 static void serve(aredis_pool *p);
@@ -311,6 +319,7 @@ static void enter(aredis_pool *p) { p->depth++; }
 
 static void destroy(aredis_pool *p);
 static void rearm(aredis_pool *p);
+static void wait_events_flush(aredis_pool *p);
 
 static void arm_dispatch(aredis_pool *p);
 
@@ -359,8 +368,9 @@ static void leave(aredis_pool *p) {
         p->depth--;
         return;
     }
-    /* Still counted as inside: the frees below run callbacks that may
-     * enter again. */
+    /* Still counted as inside: the callbacks below (the observer's, the
+     * frees') may enter again. */
+    wait_events_flush(p);
     reap(p);
     if (p->tick_dirty && !p->closing) rearm(p);
     p->depth--;
@@ -394,23 +404,37 @@ static void wait_over_since(aredis_pool *p, uint64_t t0, aredis_err code) {
     if (!t0 || (!p->mp && !(p->obs && p->obs->pool_wait))) return;
     uint64_t d = aredis__mono_ns() - t0;
     if (p->mp) aredis__metrics_pool_wait(p->mp, d, code);
-    if (p->obs && p->obs->pool_wait) {
-        aredis_pool_wait_event ev;
-        char name[160];
-        memset(&ev, 0, sizeof ev);
-        if (p->mp)
-            snprintf(name, sizeof name, "%s", aredis__metrics_pool_name(p->mp));
-        else
-            pool_name(p, name, sizeof name);
-        ev.pool = p;
-        ev.pool_name = name;
-        ev.duration_ns = d ? d : 1;
-        ev.outcome = code;
-        ev.error_type = code == AREDIS_ERR_OK ? NULL : aredis__err_type(code);
-        ev.idle = p->idle.n;
-        ev.used = p->user.n + p->checking.n;
-        ev.pending = p->waiters.n;
-        p->obs->pool_wait(&ev, p->obs_data);
+    if (!p->obs || !p->obs->pool_wait) return;
+    /* Told at the outermost leave(): the callback is the user's, and the
+     * waiter lists may be half-walked here. */
+    wait_event *e = aredis__malloc(sizeof *e);
+    if (!e) return; /* counted, not told */
+    memset(&e->ev, 0, sizeof e->ev);
+    if (p->mp)
+        snprintf(e->name, sizeof e->name, "%s", aredis__metrics_pool_name(p->mp));
+    else
+        pool_name(p, e->name, sizeof e->name);
+    e->ev.pool = p;
+    e->ev.duration_ns = d ? d : 1;
+    e->ev.outcome = code;
+    e->ev.error_type = code == AREDIS_ERR_OK ? NULL : aredis__err_type(code);
+    e->ev.idle = p->idle.n;
+    e->ev.used = p->user.n + p->checking.n;
+    e->ev.pending = p->waiters.n;
+    e->next = NULL;
+    *p->wev_tail = e;
+    p->wev_tail = &e->next;
+}
+
+/* Tell the observer of the waits that ended (outermost leave()). */
+static void wait_events_flush(aredis_pool *p) {
+    wait_event *e;
+    while ((e = p->wev)) {
+        p->wev = e->next;
+        if (!p->wev) p->wev_tail = &p->wev;
+        e->ev.pool_name = e->name;
+        if (p->obs && p->obs->pool_wait) p->obs->pool_wait(&e->ev, p->obs_data);
+        aredis__free(e);
     }
 }
 
@@ -810,7 +834,9 @@ static conn *pick_idle(aredis_pool *p, int for_cmd) {
 
 static aredis_err issue_waiting(aredis_pool *p, cmd_ctx *x, conn *cn);
 
-static void grant(aredis_pool *p, waiter *w, conn *cn) {
+/* Hand cn to w; for a pool command, issue it there. Returns its error
+ * when that fails (w then failed with it). */
+static aredis_err grant(aredis_pool *p, waiter *w, conn *cn) {
     if (w->kind == W_CMD) {
         cmd_ctx *x = w->x;
         aredis_err e = issue_waiting(p, x, cn);
@@ -820,11 +846,12 @@ static void grant(aredis_pool *p, waiter *w, conn *cn) {
             x->w = NULL;
             waiter_free(p, w);
         }
-        return;
+        return e;
     }
     move_to(p, cn, AT_USER);
     w->granted = cn;
     push_done(p, w);
+    return AREDIS_ERR_OK;
 }
 
 static void serve(aredis_pool *p) {
@@ -839,8 +866,8 @@ static void serve(aredis_pool *p) {
         else
             p->wait_conn--;
         uint64_t t0 = w->t0; /* grant may recycle w */
-        grant(p, w, cn);
-        wait_over_since(p, t0, AREDIS_ERR_OK); /* the gauges with it granted */
+        aredis_err e = grant(p, w, cn);
+        wait_over_since(p, t0, e); /* the gauges with it granted */
     }
     ensure(p);
 }
@@ -1710,6 +1737,11 @@ static int copy_opts(aredis_options *dst, const aredis_options *src) {
 
 static void destroy(aredis_pool *p) {
     free_graveyard(p);
+    while (p->wev) {
+        wait_event *e = p->wev;
+        p->wev = e->next;
+        aredis__free(e);
+    }
     while (p->free_w) {
         waiter *w = p->free_w;
         p->free_w = w->next;
@@ -1761,6 +1793,7 @@ aredis_pool *aredis_pool_new(aredis_loop *loop, const aredis_pool_options *opts)
         goto fail;
     }
     p->loop = loop;
+    p->wev_tail = &p->wev;
     p->min = opts->min_connections;
     p->max = opts->max_connections;
     p->acquire_timeout = opts->acquire_timeout_ms;
@@ -1926,17 +1959,19 @@ aredis_err aredis_pool_set_observer(aredis_pool *p, const aredis_observer *obs, 
 
 aredis_err aredis_pool_set_metrics(aredis_pool *p, aredis_metrics *m) {
     if (!p) return aredis__call_fail(AREDIS_ERR_INVALID, "pool is NULL");
-    if (p->metrics == m) return AREDIS_ERR_OK;
-    struct aredis__mpool *mp = NULL;
-    if (m) {
-        char name[160];
-        pool_name(p, name, sizeof name);
-        if (!(mp = aredis__metrics_pool_attach(m, p, name, p->max)))
-            return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    if (p->metrics != m) {
+        struct aredis__mpool *mp = NULL;
+        if (m) {
+            char name[160];
+            pool_name(p, name, sizeof name);
+            if (!(mp = aredis__metrics_pool_attach(m, p, name, p->max)))
+                return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+        }
+        aredis__metrics_pool_detach(p->mp);
+        p->mp = mp;
+        p->metrics = m;
     }
-    aredis__metrics_pool_detach(p->mp);
-    p->mp = mp;
-    p->metrics = m;
+    /* Again with the same metrics after a NOMEM attaches the rest. */
     return each_conn(p, give_metrics);
 }
 

@@ -511,7 +511,8 @@ static aredis_err issue(ps_state *st, ps_call *k, size_t n, const char *const *n
         spec.part = call_part;
         spec.done = call_done;
         spec.data = k;
-        spec.flags = AREDIS__BATCH_PUBSUB | (flags & ~AREDIS__BATCH_FOREVER);
+        spec.flags = AREDIS__BATCH_PUBSUB | (flags & ~AREDIS__BATCH_FOREVER) |
+                     ((flags & AREDIS__BATCH_FOREVER) ? AREDIS__BATCH_UNOBSERVED : 0u);
         aredis_cmd_opts forever = {0, AREDIS_CMD_NO_TIMEOUT};
         if (flags & AREDIS__BATCH_FOREVER) spec.opts = &forever;
         /* What each confirmation must be: its kind, its name. */
@@ -1195,7 +1196,8 @@ void aredis_subscription_free(aredis_subscription *s) {
                 if (k) {
                     k->kind = kind;
                     k->unsub = 1;
-                    if (issue(st, k, m, (const char *const *)names, lens, AREDIS__BATCH_UNBOUNDED,
+                    if (issue(st, k, m, (const char *const *)names, lens,
+                              AREDIS__BATCH_UNBOUNDED | AREDIS__BATCH_UNOBSERVED,
                               NULL) != AREDIS_ERR_OK) {
                         call_free(k);
                     } else {

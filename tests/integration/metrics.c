@@ -1104,6 +1104,26 @@ static int check_histograms(prom *p) {
     return 0;
 }
 
+/* No series twice: two samples of one name with the same labels (le
+ * included) would be one series with two values. */
+static int check_duplicates(prom *p) {
+    char key[1024], k2[1024];
+    for (size_t i = 0; i < p->n; i++) {
+        series_key(&p->s[i], key, sizeof key);
+        const char *le = label_of(&p->s[i], "le");
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(p->s[i].name, p->s[j].name) != 0) continue;
+            const char *le2 = label_of(&p->s[j], "le");
+            if (cmp_null_first(le, le2) != 0) continue;
+            series_key(&p->s[j], k2, sizeof k2);
+            if (!strcmp(key, k2))
+                return perr(p, p->s[i].line, "series %s{%s} twice (line %d)", p->s[i].name, key,
+                            p->s[j].line);
+        }
+    }
+    return 0;
+}
+
 /* Parse text; 0, or -1 with p->err. */
 static int prom_parse(prom *p, const char *text, size_t len) {
     memset(p, 0, sizeof *p);
@@ -1122,6 +1142,7 @@ static int prom_parse(prom *p, const char *text, size_t len) {
     }
     for (size_t i = 0; i < p->nf; i++)
         if (!p->f[i].typed) return perr(p, line, "%s has HELP and no TYPE", p->f[i].name);
+    if (check_duplicates(p) != 0) return -1;
     return check_histograms(p);
 }
 
@@ -1301,7 +1322,9 @@ static void test_parser_self_check(void **state) {
         "# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\n"
         "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
         "# TYPE 9x counter\n9x 1\n",
-        "# TYPE x counter\nx -1\n", /* a counter below zero */
+        "# TYPE x counter\nx -1\n",                                     /* a counter below zero */
+        "# TYPE x counter\nx{a=\"b\"} 1\nx{a=\"c\"} 1\nx{a=\"b\"} 2\n", /* a series twice */
+        "# TYPE g gauge\ng 1\ng 2\n",                                   /* a series twice */
     };
     prom p;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -1457,6 +1480,242 @@ static void test_prometheus_text(void **state) {
     ts_server_stop(srv);
 }
 
+/* ---- Merging snapshots, and regressions ------------------------------------------ */
+
+/*
+ * Snapshots of two metrics objects (as two loops would have) merged: the
+ * series with the same labels added up, rendered once. Guards the
+ * documented way of exporting several loops: rendering each snapshot one
+ * after the other repeats families and series, which Prometheus rejects.
+ */
+static void test_snapshot_merge(void **state) {
+    (void)state;
+    aredis_metrics *m1 = aredis_metrics_new(), *m2 = aredis_metrics_new();
+    assert_non_null(m1);
+    assert_non_null(m2);
+    aredis_options o = ts_options(g_srv);
+    int port = ts_server_port(g_srv);
+    aredis_client *c1 = metered(&o, m1);
+    aredis_client *c2 = metered(&o, m2);
+    const int N1 = 5, N2 = 3;
+    run_n(c1, NULL, 1, "SET mx:merge %s", "text");
+    run_n(c1, NULL, N1, "GET mx:merge");
+    run_n(c2, NULL, N2, "GET mx:merge");
+    run_n(c2, NULL, 1, "LPUSH mx:merge x"); /* WRONGTYPE */
+    aredis_client_stats st1 = stats_of(c1), st2 = stats_of(c2);
+    aredis_metrics_snapshot *s1 = aredis_metrics_snapshot_take(m1);
+    aredis_metrics_snapshot *s2 = aredis_metrics_snapshot_take(m2);
+    check_snapshot(s1);
+    check_snapshot(s2);
+    expect_count(s1, port, "GET", NULL, (uint64_t)N1);
+    expect_count(s2, port, "GET", NULL, (uint64_t)N2);
+
+    aredis_metrics_snapshot *mg =
+        aredis_metrics_snapshot_merge((const aredis_metrics_snapshot *const[]){s1, s2}, 2);
+    assert_non_null(mg);
+    check_snapshot(mg);
+    expect_count(mg, port, "GET", NULL, (uint64_t)(N1 + N2));
+    expect_count(mg, port, "SET", NULL, 1);
+    expect_count(mg, port, "LPUSH", "WRONGTYPE", 1);
+    if (total_ops(mg) != total_ops(s1) + total_ops(s2) || mg->n_ops != 3) {
+        dump(mg);
+        fail_msg("merged: %" PRIu64 " operations in %zu entries, from %" PRIu64 " + %" PRIu64,
+                 total_ops(mg), mg->n_ops, total_ops(s1), total_ops(s2));
+    }
+    /* The histograms add up bucket by bucket. */
+    const aredis_metrics_op *g = find_op(mg, port, "GET", NULL);
+    const aredis_metrics_op *g1 = find_op(s1, port, "GET", NULL);
+    const aredis_metrics_op *g2 = find_op(s2, port, "GET", NULL);
+    for (int b = 0; b <= AREDIS_METRICS_BOUNDS; b++)
+        assert_int_equal(g->duration.buckets[b], g1->duration.buckets[b] + g2->duration.buckets[b]);
+    assert_true(fabs(g->duration.sum_seconds -
+                     (g1->duration.sum_seconds + g2->duration.sum_seconds)) < 1e-9);
+    assert_int_equal(mg->n_servers, 1);
+    const aredis_metrics_server *v = find_server(mg, port);
+    assert_string_equal(v->server_address, "127.0.0.1");
+    assert_int_equal(v->connects, 2);
+    assert_int_equal(v->bytes_out, st1.bytes_out + st2.bytes_out);
+    assert_int_equal(v->bytes_in, st1.bytes_in + st2.bytes_in);
+    assert_int_equal(v->bytes_out,
+                     find_server(s1, port)->bytes_out + find_server(s2, port)->bytes_out);
+    assert_int_equal(v->bytes_in,
+                     find_server(s1, port)->bytes_in + find_server(s2, port)->bytes_in);
+    assert_int_equal(v->connect_failures, 0);
+    assert_int_equal(mg->n_pools, 0);
+
+    /* The merged text is valid; the two texts one after the other are not. */
+    size_t len1, len2, lenm;
+    char *t1 = aredis_metrics_prometheus(s1, &len1);
+    char *t2 = aredis_metrics_prometheus(s2, &len2);
+    char *tm = aredis_metrics_prometheus(mg, &lenm);
+    assert_non_null(t1);
+    assert_non_null(t2);
+    assert_non_null(tm);
+    prom p;
+    if (prom_parse(&p, t1, len1) != 0) fail_msg("the first snapshot's text: %s", p.err);
+    prom_free(&p);
+    if (prom_parse(&p, tm, lenm) != 0) fail_msg("the merged text: %s\n%s", p.err, tm);
+    compare(&p, mg);
+    prom_free(&p);
+    char *cat = malloc(len1 + len2 + 1);
+    assert_non_null(cat);
+    memcpy(cat, t1, len1);
+    memcpy(cat + len1, t2, len2 + 1);
+    if (prom_parse(&p, cat, len1 + len2) == 0)
+        fail_msg("the parser took two texts one after the other: it could not tell");
+    ts_log("two texts concatenated: %s", p.err);
+    prom_free(&p);
+    free(cat);
+    aredis_mem_free(t1);
+    aredis_mem_free(t2);
+    aredis_mem_free(tm);
+    aredis_metrics_snapshot_free(mg);
+
+    /* One snapshot: itself. */
+    mg = aredis_metrics_snapshot_merge((const aredis_metrics_snapshot *const[]){s1}, 1);
+    assert_non_null(mg);
+    check_snapshot(mg);
+    expect_count(mg, port, "GET", NULL, (uint64_t)N1);
+    assert_int_equal(mg->n_ops, s1->n_ops);
+    assert_int_equal(find_server(mg, port)->bytes_out, find_server(s1, port)->bytes_out);
+    aredis_metrics_snapshot_free(mg);
+
+    /* A NULL among them: NULL. None: an empty snapshot. */
+    assert_null(
+        aredis_metrics_snapshot_merge((const aredis_metrics_snapshot *const[]){s1, NULL}, 2));
+    assert_null(
+        aredis_metrics_snapshot_merge((const aredis_metrics_snapshot *const[]){NULL, s2}, 2));
+    mg = aredis_metrics_snapshot_merge(NULL, 0);
+    assert_non_null(mg);
+    assert_int_equal(mg->n_ops + mg->n_servers + mg->n_pools, 0);
+    tm = aredis_metrics_prometheus(mg, &lenm);
+    assert_non_null(tm);
+    if (prom_parse(&p, tm, lenm) != 0) fail_msg("the empty merge's text: %s", p.err);
+    assert_int_equal(p.n, 0);
+    prom_free(&p);
+    aredis_mem_free(tm);
+    aredis_metrics_snapshot_free(mg);
+
+    aredis_metrics_snapshot_free(s1);
+    aredis_metrics_snapshot_free(s2);
+    aredis_client_free(c1);
+    aredis_client_free(c2);
+    aredis_metrics_free(m1);
+    aredis_metrics_free(m2);
+}
+
+/*
+ * Closed by the application while connecting: not a failed connect. Guards
+ * the close being counted in connect_failures (the attempt "ended" with
+ * CLOSED), which made a dashboard show failures for a client merely closed.
+ */
+static void test_closed_while_connecting_not_a_failure(void **state) {
+    (void)state;
+    aredis_metrics *m = aredis_metrics_new();
+    assert_non_null(m);
+    aredis_options o = ts_options(g_srv);
+    int port = ts_server_port(g_srv);
+    aredis_client *c = aredis_client_new(g_loop, &o);
+    assert_non_null(c);
+    assert_int_equal(aredis_client_set_metrics(c, m), AREDIS_ERR_OK);
+    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    aredis_client_close(c); /* before the loop ran: the connect is under way */
+    /* Whatever was due runs now. */
+    aredis_client *other = ts_client(g_loop, g_srv);
+    ts_echo_tokens(other, "mx", 2, 10000, "closed while connecting");
+    aredis_client_free(other);
+    aredis_client_free(c);
+
+    /* And a connect that does fail: counted. */
+    aredis_options od = ts_options(g_srv);
+    od.port = ts_dead_port();
+    od.reconnect = 0;
+    aredis_client *cd = aredis_client_new(g_loop, &od);
+    assert_non_null(cd);
+    assert_int_equal(aredis_client_set_metrics(cd, m), AREDIS_ERR_OK);
+    assert_int_equal(aredis_client_connect(cd), AREDIS_ERR_OK);
+    assert_int_not_equal(ts_await_ready(cd, NULL, 0), AREDIS_ERR_OK);
+
+    aredis_metrics_snapshot *s = aredis_metrics_snapshot_take(m);
+    check_snapshot(s);
+    dump(s);
+    for (size_t i = 0; i < s->n_servers; i++) {
+        const aredis_metrics_server *v = &s->servers[i];
+        if (v->server_port != port) continue;
+        if (v->connect_failures != 0 || v->connects != 0)
+            fail_msg("closed while connecting: %" PRIu64 " connect failure(s), %" PRIu64
+                     " connect(s)",
+                     v->connect_failures, v->connects);
+    }
+    const aredis_metrics_server *d = find_server(s, od.port);
+    assert_int_equal(d->connect_failures, 1);
+    assert_int_equal(d->connects, 0);
+    aredis_metrics_snapshot_free(s);
+    aredis_client_free(cd);
+    aredis_metrics_free(m);
+}
+
+/*
+ * A script's error reply is free text ("-my secret words"): never a
+ * label. Guards its first word becoming error_type (a label of every
+ * series it lands in, one series per distinct text: a secret exported,
+ * and cardinality without bound).
+ */
+static const char k_secret_script[] = "return redis.error_reply('my secret words')";
+
+static void eval_chain(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    on_done(c, r, err, data);
+    done_count *d = data;
+    if (d->n < 3 && aredis_command(c, eval_chain, d, "EVAL %s 0", k_secret_script) != AREDIS_ERR_OK)
+        fail_msg("EVAL refused: %s", aredis_call_error()->detail);
+}
+
+static void test_error_type_label_safe(void **state) {
+    (void)state;
+    aredis_metrics *m = aredis_metrics_new();
+    assert_non_null(m);
+    aredis_options o = ts_options(g_srv);
+    int port = ts_server_port(g_srv);
+    aredis_client *c = metered(&o, m);
+    done_count d = {0, 0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(aredis_command(c, on_done, &d, "EVAL %s 0", k_secret_script),
+                         AREDIS_ERR_OK);
+    assert_true(ts_wait_count(g_loop, &d.n, 3, 10000));
+    assert_int_equal(d.failed, 3);
+    aredis_metrics_snapshot *s = aredis_metrics_snapshot_take(m);
+    check_snapshot(s);
+    expect_count(s, port, "EVAL", "SERVER", 3);
+    if (s->n_ops != 1) {
+        dump(s);
+        fail_msg("%zu operation entries for 3 EVALs failing alike", s->n_ops);
+    }
+    aredis_metrics_snapshot_free(s);
+    /* The same issued from reply callbacks (the client's fast path). */
+    done_count e = {0, 0};
+    assert_int_equal(aredis_command(c, eval_chain, &e, "EVAL %s 0", k_secret_script),
+                     AREDIS_ERR_OK);
+    assert_true(ts_wait_count(g_loop, &e.n, 3, 10000));
+    assert_int_equal(e.failed, 3);
+    s = aredis_metrics_snapshot_take(m);
+    check_snapshot(s);
+    expect_count(s, port, "EVAL", "SERVER", 6);
+    assert_int_equal(s->n_ops, 1);
+    size_t len;
+    char *text = aredis_metrics_prometheus(s, &len);
+    assert_non_null(text);
+    if (strstr(text, "secret")) fail_msg("a script's error text in the Prometheus text:\n%s", text);
+    if (strstr(text, "error_type=\"my\"")) fail_msg("a script's word as error_type:\n%s", text);
+    prom p;
+    if (prom_parse(&p, text, len) != 0) fail_msg("%s in:\n%s", p.err, text);
+    compare(&p, s);
+    prom_free(&p);
+    aredis_mem_free(text);
+    aredis_metrics_snapshot_free(s);
+    aredis_client_free(c);
+    aredis_metrics_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         TS_LOOP_CASE(test_op_counts_exact),
@@ -1470,6 +1729,9 @@ int main(void) {
         TS_LOOP_CASE(test_pool_metrics),
         TS_LOOP_CASE(test_parser_self_check),
         TS_LOOP_CASE(test_prometheus_text),
+        TS_LOOP_CASE(test_snapshot_merge),
+        TS_LOOP_CASE(test_closed_while_connecting_not_a_failure),
+        TS_LOOP_CASE(test_error_type_label_safe),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1777,6 +1777,698 @@ static void test_pool_own_commands_not_ops(void **state) {
     check_all_ended();
 }
 
+/* ---- Regressions ---------------------------------------------------------- */
+
+/* Let the loop run whatever is still due (a late reply, a deferred free):
+ * a round trip on a client of its own. */
+static void spin(void) {
+    aredis_client *other = ts_client(g_loop, g_srv);
+    ts_echo_tokens(other, "obs-spin", 2, 10000, "spin");
+    aredis_client_free(other);
+}
+
+/* An observer whose command_end closes the client on one outcome. */
+static aredis_err g_close_on;
+static int g_closes;
+
+static void end_then_close(const aredis_op *op, void *data) {
+    on_end(op, data);
+    if (op->outcome == g_close_on && !g_closes) {
+        g_closes++;
+        aredis_client_close(op->client);
+    }
+}
+
+static const aredis_observer k_obs_end_close = {on_start, end_then_close, on_conn, on_wait, 0};
+
+typedef struct fdone {
+    int calls;
+    aredis_err code;
+} fdone;
+
+static void on_fdone(aredis_future *f, void *data) {
+    fdone *d = data;
+    d->calls++;
+    const aredis_error *e = aredis_future_error(f);
+    d->code = e ? e->code : AREDIS_ERR_OK;
+}
+
+/*
+ * command_end closes the client. Guards a use-after-free in
+ * aredis__complete (client.c): the close tears the connection down and
+ * recycles the record of the command that just ended (timed out, or
+ * cancelled, and still owed its reply), and the application's callback
+ * and data were read from that record after the observer's end. ASan
+ * reports it; without ASan the callback may run with the wrong data, or
+ * twice. Each callback must run exactly once, and each operation end once.
+ */
+static void test_end_closes_client_on_timeout(void **state) {
+    (void)state;
+    log_reset();
+    g_close_on = AREDIS_ERR_TIMEOUT;
+    g_closes = 0;
+    aredis_options o = ts_options(g_srv);
+    aredis_client *c = observed_client(&o, &k_obs_end_close, NULL, 1);
+    aredis_cmd_opts co = AREDIS_CMD_OPTS_INIT;
+    co.timeout_ms = 50;
+    app a = {0}, b = {0};
+    uint64_t out = bytes_out(c);
+    seen_op *op = issue_only(c, &co, &a, "DEBUG SLEEP 0.3");
+    seen_op *op2 = issue_only(c, NULL, &b, "GET obs:behind");
+    wait_written(c, out);
+    assert_true(ts_wait(g_loop, &a.calls, 10000));
+    assert_true(ts_wait(g_loop, &b.calls, 10000));
+    spin(); /* anything owed would come now */
+    check_clean();
+    assert_int_equal(g_closes, 1);
+    if (a.calls != 1 || b.calls != 1)
+        fail_msg("callbacks ran %d and %d times, want once each", a.calls, b.calls);
+    assert_int_equal(a.code, AREDIS_ERR_TIMEOUT);
+    if (b.code != AREDIS_ERR_CANCELLED && !aredis_err_is_connection(b.code))
+        fail_msg("the command behind the closing one: %s", aredis_err_name(b.code));
+    check_failed(op, AREDIS_ERR_TIMEOUT, err_type(AREDIS_ERR_TIMEOUT));
+    check_failed(op2, b.code, err_type(b.code));
+    assert_int_equal(g_log.starts, 2);
+    check_all_ended();
+    assert_int_equal(aredis_client_state(c), AREDIS_STATE_CLOSED);
+    aredis_client_free(c);
+    check_all_ended();
+
+    /* A future cancelled (its command written): its end closes the client. */
+    log_reset();
+    g_close_on = AREDIS_ERR_CANCELLED;
+    g_closes = 0;
+    c = observed_client(&o, &k_obs_end_close, NULL, 1);
+    out = bytes_out(c);
+    g_in_call = 1;
+    aredis_future *f1 = aredis_future_command(c, "DEBUG SLEEP 0.2");
+    aredis_future *f2 = aredis_future_command(c, "GET obs:behind");
+    g_in_call = 0;
+    assert_non_null(f1);
+    assert_non_null(f2);
+    assert_int_equal(g_log.starts, 2);
+    fdone d1 = {0}, d2 = {0};
+    assert_int_equal(aredis_future_then(f1, on_fdone, &d1), AREDIS_ERR_OK);
+    assert_int_equal(aredis_future_then(f2, on_fdone, &d2), AREDIS_ERR_OK);
+    wait_written(c, out);
+    aredis_future_cancel(f1);
+    assert_int_equal(g_closes, 1);
+    assert_true(ts_wait(g_loop, &d2.calls, 10000));
+    spin();
+    check_clean();
+    if (d1.calls != 1 || d2.calls != 1)
+        fail_msg("futures done %d and %d times, want once each", d1.calls, d2.calls);
+    assert_int_equal(d1.code, AREDIS_ERR_CANCELLED);
+    if (d2.code != AREDIS_ERR_CANCELLED && !aredis_err_is_connection(d2.code))
+        fail_msg("the future behind the cancelled one: %s", aredis_err_name(d2.code));
+    check_failed(&g_log.ops[0], AREDIS_ERR_CANCELLED, err_type(AREDIS_ERR_CANCELLED));
+    check_failed(&g_log.ops[1], d2.code, err_type(d2.code));
+    check_all_ended();
+    aredis_future_release(f1);
+    aredis_future_release(f2);
+    aredis_client_free(c);
+    check_all_ended();
+}
+
+/* Pool futures a pool_wait callback acts on (a global: the callback's). */
+#define NPF 3
+static aredis_future *g_pf[NPF];
+static fdone g_pf_done[NPF];
+static size_t g_pf_total;
+static aredis_pool *g_reenter_pool; /* NULL once freed */
+static int g_reenter_mode;          /* 1: cancel another waiter; 2: free the pool */
+static int g_reenter_acted;
+static int g_reenter_cancelled = -1;
+
+static void on_pf_done(aredis_future *f, void *data) {
+    on_fdone(f, data);
+    g_pf_total++;
+}
+
+static void wait_reenter(const aredis_pool_wait_event *ev, void *data) {
+    on_wait(ev, data);
+    if (g_reenter_acted || ev->outcome != AREDIS_ERR_TIMEOUT) return;
+    g_reenter_acted = 1;
+    if (g_reenter_mode == 1) {
+        /* The waits end oldest first: this event is the oldest pending
+         * future's; cancel the one after it (the waiter a walk of the list
+         * would visit next). */
+        int skipped = 0;
+        for (int i = 0; i < NPF; i++) {
+            if (aredis_future_is_done(g_pf[i])) continue;
+            if (!skipped++) continue;
+            g_reenter_cancelled = i;
+            aredis_future_cancel(g_pf[i]);
+            break;
+        }
+    } else {
+        aredis_pool *p = g_reenter_pool;
+        g_reenter_pool = NULL;
+        aredis_pool_free(p);
+    }
+}
+
+static const aredis_observer k_obs_wait_reenter = {on_start, on_end, on_conn, wait_reenter, 0};
+
+static int pf_all_done(const void *p) {
+    (void)p;
+    return g_pf_total >= NPF;
+}
+
+/*
+ * A pool_wait callback that re-enters the pool: cancels another waiting
+ * future (mode 1), or frees the pool (mode 2). Guards the pool telling its
+ * observer while it walked its waiter list (the tick's timeout walk held a
+ * pointer to the next waiter, which the callback cancelled and recycled:
+ * a wait ended twice, a future failed twice, the list corrupted); events
+ * are now told at the pool's outermost leave(). Each future completes
+ * once, and there is one pool_wait event per wait.
+ */
+static void pool_wait_reenters(int mode) {
+    log_reset();
+    memset(g_pf, 0, sizeof g_pf);
+    memset(g_pf_done, 0, sizeof g_pf_done);
+    g_pf_total = 0;
+    g_reenter_mode = mode;
+    g_reenter_acted = 0;
+    g_reenter_cancelled = -1;
+    aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;
+    po.client = ts_options(g_srv);
+    po.min_connections = 1;
+    po.max_connections = 1;
+    po.acquire_timeout_ms = 50;
+    aredis_pool *p = aredis_pool_new(g_loop, &po);
+    if (!p) fail_msg("aredis_pool_new: %s", aredis_call_error()->detail);
+    g_reenter_pool = p;
+    assert_int_equal(aredis_pool_set_observer(p, &k_obs_wait_reenter, &g_tag_b), AREDIS_ERR_OK);
+    idle_arg ia = {p, 1};
+    assert_true(ts_wait_until(g_loop, idle_reached, &ia, 10000));
+    /* The only connection held: the futures wait, and time out. */
+    got g1 = {0};
+    assert_int_equal(aredis_pool_acquire(p, on_got, &g1), AREDIS_ERR_OK);
+    assert_true(ts_wait(g_loop, &g1.calls, 10000));
+    assert_int_equal(g1.code, AREDIS_ERR_OK);
+    for (int i = 0; i < NPF; i++) {
+        g_pf[i] = aredis_pool_future_command(p, "GET obs:pool:%d", i);
+        assert_non_null(g_pf[i]);
+        assert_false(aredis_future_is_done(g_pf[i]));
+        assert_int_equal(aredis_future_then(g_pf[i], on_pf_done, &g_pf_done[i]), AREDIS_ERR_OK);
+    }
+    aredis_pool_stats st;
+    aredis_pool_get_stats(p, &st);
+    assert_int_equal(st.waiting, NPF);
+    if (!ts_wait_until(g_loop, pf_all_done, NULL, 10000))
+        fail_msg("%zu of %d pool futures done", g_pf_total, NPF);
+    assert_int_equal(g_reenter_acted, 1);
+    if (mode == 1) {
+        /* The pool goes on: a command through it works, and the loop runs
+         * whatever was still due. */
+        assert_int_equal(aredis_pool_release(p, g1.c), AREDIS_ERR_OK);
+        aredis_future *f = aredis_pool_future_command(p, "PING");
+        assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
+        aredis_future_release(f);
+        aredis_pool_get_stats(p, &st);
+        assert_int_equal(st.waiting, 0);
+    } else {
+        assert_null(g_reenter_pool); /* freed: nothing touches it any more */
+    }
+    spin();
+    check_clean();
+    for (int i = 0; i < NPF; i++) {
+        if (g_pf_done[i].calls != 1)
+            fail_msg("pool future %d completed %d times", i, g_pf_done[i].calls);
+        aredis_err want = AREDIS_ERR_TIMEOUT;
+        if (i == g_reenter_cancelled) want = AREDIS_ERR_CANCELLED;
+        if (mode == 2 && g_pf_done[i].code == AREDIS_ERR_CANCELLED) want = AREDIS_ERR_CANCELLED;
+        if (g_pf_done[i].code != want)
+            fail_msg("pool future %d: %s, want %s", i, aredis_err_name(g_pf_done[i].code),
+                     aredis_err_name(want));
+    }
+    if (mode == 1 && g_reenter_cancelled < 0) fail_msg("no future was left to cancel");
+    /* One event per wait, each ended once. */
+    if (g_log.n_waits != NPF) {
+        for (size_t i = 0; i < g_log.n_waits; i++)
+            ts_log("pool_wait %zu: %s", i, aredis_err_name(g_log.waits[i].outcome));
+        fail_msg("%zu pool_wait events for %d waits", g_log.n_waits, NPF);
+    }
+    size_t timeouts = 0;
+    for (size_t i = 0; i < g_log.n_waits; i++) {
+        const seen_wait *w = &g_log.waits[i];
+        assert_ptr_equal(w->pool, p);
+        if (w->outcome == AREDIS_ERR_TIMEOUT)
+            timeouts++;
+        else if (w->outcome != AREDIS_ERR_CANCELLED)
+            fail_msg("pool_wait %zu: %s", i, aredis_err_name(w->outcome));
+    }
+    assert_true(timeouts >= 1);
+    for (int i = 0; i < NPF; i++)
+        aredis_future_release(g_pf[i]);
+    if (mode == 1) aredis_pool_free(p);
+    g_reenter_pool = NULL;
+    check_all_ended();
+}
+
+static void test_pool_wait_callback_reenters(void **state) {
+    (void)state;
+    pool_wait_reenters(1);
+    pool_wait_reenters(2);
+}
+
+/* What m counted of operations named `name` (any server, any outcome). */
+static uint64_t metrics_count(const aredis_metrics *m, const char *name) {
+    aredis_metrics_snapshot *s = aredis_metrics_snapshot_take(m);
+    assert_non_null(s);
+    uint64_t n = 0;
+    for (size_t i = 0; i < s->n_ops; i++)
+        if (strcmp(s->ops[i].name, name) == 0) n += s->ops[i].duration.count;
+    aredis_metrics_snapshot_free(s);
+    return n;
+}
+
+/* Subscribe to one channel and wait for the confirmation. */
+static void subscribe_one(aredis_subscription *sub, const char *channel) {
+    const char *names[] = {channel};
+    g_in_call = 1;
+    aredis_future *f = aredis_subscription_subscribe_f(sub, AREDIS_SUB_CHANNEL, 1, names, NULL);
+    g_in_call = 0;
+    assert_non_null(f);
+    if (aredis_await(f) != AREDIS_ERR_OK)
+        fail_msg("SUBSCRIBE %s: %s", channel, aredis_future_error(f)->detail);
+    aredis_future_release(f);
+}
+
+static int g_b_starts;
+static void *on_start_b(const aredis_op *op, void *data) {
+    g_b_starts++;
+    return on_start(op, data);
+}
+static const aredis_observer k_obs_b = {on_start_b, on_end, on_conn, on_wait, 0};
+
+/*
+ * RESP2: a subscription's hidden connection (aredis__client_clone) follows
+ * what is set on the client it was made from after it was made — the
+ * trace parent, the observer (NULL included), the metrics. Guards the
+ * clone copying them only once, when it was made: its operations then
+ * kept the old parent, went on reporting to an observer the application
+ * had removed (and may have freed), and never counted in metrics attached
+ * later.
+ */
+static void test_hidden_subscriber_follows_origin(void **state) {
+    (void)state;
+    log_reset();
+    g_b_starts = 0;
+    int p1, p2;
+    aredis_options o = ts_options(g_srv);
+    o.protocol = 2;
+    aredis_client *c = observed_client(&o, &k_obs, &g_tag_a, 1);
+    assert_int_equal(aredis_client_protocol(c), 2);
+    aredis_client_set_trace_parent(c, &p1);
+    aredis_sub_options so = AREDIS_SUB_OPTIONS_INIT;
+    aredis_subscription *sub = aredis_subscription_new(c, &so);
+    assert_non_null(sub);
+
+    size_t before = g_log.starts;
+    subscribe_one(sub, "obs:hid:a");
+    check_clean();
+    assert_int_equal(g_log.starts, before + 1);
+    seen_op *op = &g_log.ops[before];
+    assert_string_equal(op->name, "SUBSCRIBE");
+    assert_ptr_not_equal(op->client, c); /* the hidden connection */
+    aredis_client *hidden = op->client;
+    assert_ptr_equal(op->data, &g_tag_a);
+    assert_ptr_equal(op->parent, &p1);
+    assert_int_equal(op->outcome, AREDIS_ERR_OK);
+
+    /* A new parent on the origin: the hidden connection's next op has it. */
+    aredis_client_set_trace_parent(c, &p2);
+    before = g_log.starts;
+    subscribe_one(sub, "obs:hid:b");
+    check_clean();
+    if (g_log.starts != before + 1) fail_msg("second SUBSCRIBE: %zu ops", g_log.starts - before);
+    op = &g_log.ops[before];
+    assert_string_equal(op->name, "SUBSCRIBE");
+    assert_ptr_equal(op->client, hidden);
+    if (op->parent != &p2)
+        fail_msg("SUBSCRIBE after set_trace_parent(P2): parent %p, P1 %p, P2 %p", op->parent,
+                 (void *)&p1, (void *)&p2);
+
+    /* The observer removed from the origin: nothing reported. */
+    assert_int_equal(aredis_client_set_observer(c, NULL, NULL), AREDIS_ERR_OK);
+    before = g_log.starts;
+    size_t ends = g_log.ends;
+    subscribe_one(sub, "obs:hid:c");
+    check_clean();
+    if (g_log.starts != before || g_log.ends != ends)
+        fail_msg("SUBSCRIBE with the observer removed: %zu start(s), %zu end(s)",
+                 g_log.starts - before, g_log.ends - ends);
+
+    /* Another observer: the next one reports there. */
+    assert_int_equal(aredis_client_set_observer(c, &k_obs_b, &g_tag_b), AREDIS_ERR_OK);
+    before = g_log.starts;
+    subscribe_one(sub, "obs:hid:d");
+    check_clean();
+    if (g_b_starts != 1 || g_log.starts != before + 1)
+        fail_msg("SUBSCRIBE under observer B: %d start(s) told to B, %zu in all", g_b_starts,
+                 g_log.starts - before);
+    op = &g_log.ops[before];
+    assert_ptr_equal(op->data, &g_tag_b);
+    assert_ptr_equal(op->end_data, &g_tag_b);
+    assert_ptr_equal(op->client, hidden);
+    assert_ptr_equal(op->parent, &p2);
+
+    /* Metrics attached to the origin once the hidden connection exists. */
+    aredis_metrics *m = aredis_metrics_new();
+    assert_non_null(m);
+    assert_int_equal(aredis_client_set_metrics(c, m), AREDIS_ERR_OK);
+    subscribe_one(sub, "obs:hid:e");
+    subscribe_one(sub, "obs:hid:f");
+    uint64_t n = metrics_count(m, "SUBSCRIBE");
+    if (n != 2)
+        fail_msg("metrics attached after the hidden connection: %" PRIu64 " SUBSCRIBE, 2 made", n);
+
+    aredis_subscription_free(sub);
+    aredis_client_free(c);
+    aredis_metrics_free(m);
+    check_all_ended();
+
+    /* Made while nothing was set on the origin: what is set later follows
+     * too. The origin freed first, then the subscription (ASan watches the
+     * link between them). */
+    log_reset();
+    aredis_client *c2 = aredis_client_new(g_loop, &o);
+    assert_non_null(c2);
+    assert_int_equal(aredis_client_connect(c2), AREDIS_ERR_OK);
+    assert_int_equal(ts_await_ready(c2, NULL, 0), AREDIS_ERR_OK);
+    aredis_subscription *sub2 = aredis_subscription_new(c2, &so);
+    assert_non_null(sub2);
+    subscribe_one(sub2, "obs:hid2:a");
+    assert_int_equal(g_log.starts, 0);
+    aredis_client_set_trace_parent(c2, &p1);
+    assert_int_equal(aredis_client_set_observer(c2, &k_obs, &g_tag_a), AREDIS_ERR_OK);
+    subscribe_one(sub2, "obs:hid2:b");
+    check_clean();
+    if (g_log.starts != 1)
+        fail_msg("observer set after an unobserved hidden connection was made: %zu SUBSCRIBE "
+                 "reported, 1 made",
+                 g_log.starts);
+    assert_ptr_not_equal(g_log.ops[0].client, c2);
+    assert_ptr_equal(g_log.ops[0].data, &g_tag_a);
+    assert_ptr_equal(g_log.ops[0].parent, &p1);
+    aredis_client_free(c2);
+    aredis_subscription_free(sub2);
+    check_all_ended();
+}
+
+static int g_resubscribed;
+static void on_sub_event(aredis_subscription *s, aredis_sub_event ev, const aredis_error *err,
+                         void *data) {
+    (void)s;
+    (void)data;
+    if (ev == AREDIS_SUB_RESUBSCRIBED) g_resubscribed++;
+    if (ev == AREDIS_SUB_ERROR) violation("subscription error: %s", err ? err->detail : "?");
+}
+
+/*
+ * After the subscriber connection is lost, the library subscribes again:
+ * that replay is part of the reconnect, not an operation. Guards the
+ * RESP2 replay (on the hidden connection, issued as an ordinary batch)
+ * being reported as a SUBSCRIBE the application never made, and counted
+ * in the metrics. RESP3, where the replay was already internal, too.
+ */
+static void replay_not_an_operation(int proto) {
+    log_reset();
+    g_resubscribed = 0;
+    aredis_metrics *m = aredis_metrics_new();
+    assert_non_null(m);
+    aredis_options o = ts_options(g_srv);
+    o.protocol = proto;
+    o.reconnect_delay_ms = 20;
+    aredis_client *c = aredis_client_new(g_loop, &o);
+    assert_non_null(c);
+    assert_int_equal(aredis_client_set_observer(c, &k_obs, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_client_set_metrics(c, m), AREDIS_ERR_OK);
+    assert_int_equal(aredis_client_connect(c), AREDIS_ERR_OK);
+    assert_int_equal(ts_await_ready(c, NULL, 0), AREDIS_ERR_OK);
+    aredis_sub_options so = AREDIS_SUB_OPTIONS_INIT;
+    so.on_event = on_sub_event;
+    aredis_subscription *sub = aredis_subscription_new(c, &so);
+    assert_non_null(sub);
+    subscribe_one(sub, "obs:replay:a");
+    assert_int_equal(g_log.starts, 1);
+
+    aredis_client *killer = ts_client(g_loop, g_srv);
+    aredis_future *k = ts_cmd(killer, "CLIENT KILL TYPE pubsub");
+    assert_null(aredis_future_error(k));
+    assert_true(aredis_future_reply(k)->integer >= 1);
+    aredis_future_release(k);
+    assert_true(ts_wait(g_loop, &g_resubscribed, 10000));
+    /* Behind the replay on the same connection: its confirmation came. */
+    subscribe_one(sub, "obs:replay:b");
+    /* And it delivers. */
+    aredis_future *nx = aredis_subscription_next(sub);
+    aredis_future *pf = ts_cmd(killer, "PUBLISH obs:replay:a hello");
+    aredis_future_release(pf);
+    assert_int_equal(aredis_await(nx), AREDIS_ERR_OK);
+    aredis_future_release(nx);
+    check_clean();
+    for (size_t i = 0; i < g_log.starts; i++)
+        ts_log("RESP%d op %zu: %s %s", proto, i, g_log.ops[i].name,
+               aredis_err_name(g_log.ops[i].outcome));
+    if (g_log.starts != 2)
+        fail_msg("RESP%d: %zu operations; the application subscribed twice (the replay is the "
+                 "library's)",
+                 proto, g_log.starts);
+    assert_string_equal(g_log.ops[0].name, "SUBSCRIBE");
+    assert_string_equal(g_log.ops[1].name, "SUBSCRIBE");
+    check_all_ended();
+    uint64_t n = metrics_count(m, "SUBSCRIBE");
+    if (n != 2) fail_msg("RESP%d: %" PRIu64 " SUBSCRIBE counted, 2 made", proto, n);
+    aredis_client_free(killer);
+    aredis_subscription_free(sub);
+    aredis_client_free(c);
+    aredis_metrics_free(m);
+    check_all_ended();
+}
+
+static void test_resp2_replay_not_an_operation(void **state) {
+    (void)state;
+    replay_not_an_operation(2);
+    replay_not_an_operation(3);
+}
+
+static seen_op *exec_tx(aredis_tx *tx, app *a, const char *what) {
+    size_t before = g_log.starts;
+    g_in_call = 1;
+    aredis_err e = aredis_tx_exec(tx, on_app, a);
+    g_in_call = 0;
+    if (e != AREDIS_ERR_OK) fail_msg("%s: exec refused: %s", what, aredis_call_error()->detail);
+    seen_op *op = started_one(before, what);
+    assert_true(ts_wait(g_loop, &a->calls, 10000));
+    ended_before(op, a, what);
+    return op;
+}
+
+/*
+ * Scripts in a transaction, and the NOSCRIPT retry. Guards the hidden
+ * SCRIPT LOAD sent ahead of MULTI naming and sizing the operation (it was
+ * a "BATCH" of every command sent, not "MULTI" of the user's), and the
+ * retry's SCRIPT LOAD + EVALSHA being reported as a "BATCH" of 2 the
+ * application never issued.
+ */
+static void test_tx_with_script_names(void **state) {
+    (void)state;
+    log_reset();
+    aredis_options o = ts_options(g_srv);
+    aredis_client *c = observed_client(&o, &k_obs, NULL, 1);
+    aredis_client *other = ts_client(g_loop, g_srv);
+    aredis_tx *tx = aredis_tx_new(c);
+    assert_non_null(tx);
+
+    /* A script never run through this client: a SCRIPT LOAD goes ahead. */
+    aredis_script *s = aredis_script_new("return 'obs tx script 1'", 0);
+    assert_non_null(s);
+    assert_int_equal(aredis_tx_script(tx, s, 0, 0, NULL, NULL, 0, NULL, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_tx_queue(tx, "INCR obs:txs"), AREDIS_ERR_OK);
+    app a = {0};
+    seen_op *op = exec_tx(tx, &a, "MULTI with a script");
+    assert_int_equal(a.code, AREDIS_ERR_OK);
+    assert_string_equal(op->name, "MULTI");
+    assert_int_equal(op->batch_size, 2);
+    assert_int_equal(op->outcome, AREDIS_ERR_OK);
+    assert_false(op->has_error_type);
+
+    /* With a bad command queued: EXECABORT. */
+    aredis_script *s2 = aredis_script_new("return 'obs tx script 2'", 0);
+    assert_non_null(s2);
+    assert_int_equal(aredis_tx_script(tx, s2, 0, 0, NULL, NULL, 0, NULL, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_tx_queue(tx, "NOSUCHCMD obs:txs"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_tx_queue(tx, "INCR obs:txs"), AREDIS_ERR_OK);
+    app b = {0};
+    op = exec_tx(tx, &b, "MULTI with a script and a bad command");
+    assert_int_equal(b.code, AREDIS_ERR_SERVER);
+    assert_string_equal(b.prefix, "EXECABORT");
+    assert_string_equal(op->name, "MULTI");
+    assert_int_equal(op->batch_size, 3);
+    check_failed(op, AREDIS_ERR_SERVER, "EXECABORT");
+    assert_string_equal(op->status_code, "EXECABORT");
+
+    /* NOSCRIPT: the run, then its retry. */
+    ts_cmd_ok(other, "SCRIPT FLUSH");
+    aredis_script *s3 = aredis_script_new("return 'obs run script 3'", 0);
+    assert_non_null(s3);
+    app r = {0};
+    size_t before = g_log.starts;
+    g_in_call = 1;
+    assert_int_equal(aredis_script_run(c, s3, 0, on_app, &r, 0, NULL, NULL, 0, NULL, NULL),
+                     AREDIS_ERR_OK);
+    g_in_call = 0;
+    op = started_one(before, "EVALSHA");
+    assert_true(ts_wait(g_loop, &r.calls, 10000));
+    check_clean();
+    if (r.code != AREDIS_ERR_OK)
+        fail_msg("the script run failed: %s %s", aredis_err_name(r.code), r.prefix);
+    for (size_t i = before; i < g_log.starts; i++)
+        ts_log("script op %zu: %s size %zu %s %s", i, g_log.ops[i].name, g_log.ops[i].batch_size,
+               aredis_err_name(g_log.ops[i].outcome), g_log.ops[i].error_type);
+    if (g_log.starts != before + 2)
+        fail_msg("a run meeting NOSCRIPT: %zu operations, want the run and its retry",
+                 g_log.starts - before);
+    op = &g_log.ops[before];
+    assert_string_equal(op->name, "EVALSHA");
+    assert_int_equal(op->batch_size, 0);
+    check_failed(op, AREDIS_ERR_SERVER, "NOSCRIPT");
+    assert_string_equal(op->status_code, "NOSCRIPT");
+    seen_op *retry = &g_log.ops[before + 1];
+    assert_string_equal(retry->name, "EVALSHA");
+    assert_int_equal(retry->batch_size, 0);
+    assert_int_equal(retry->outcome, AREDIS_ERR_OK);
+    assert_false(retry->has_error_type);
+    assert_int_equal(retry->ends, 1);
+    if (retry->end_seq + 1 != r.seq) fail_msg("the retry did not end just before the callback");
+
+    aredis_tx_free(tx);
+    aredis_script_free(s);
+    aredis_script_free(s2);
+    aredis_script_free(s3);
+    aredis_client_free(other);
+    aredis_client_free(c);
+    check_all_ended();
+}
+
+/*
+ * An error reply's first word is error.type only when it is a code word
+ * (capitals, digits, '_', '-'). Guards a script's free text (an argument
+ * it was given, a secret) becoming the label: "-my secret words" was
+ * reported with error_type and status_code "my".
+ */
+static void test_error_type_only_code_words(void **state) {
+    (void)state;
+    log_reset();
+    g_log.secrets[0] = "secret";
+    aredis_options o = ts_options(g_srv);
+    aredis_client *c = observed_client(&o, &k_obs, NULL, 1);
+    app a = {0}, b = {0};
+    seen_op *op = cmd(c, &a, "EVAL %s 0", "return redis.error_reply('my secret words')");
+    assert_int_equal(a.code, AREDIS_ERR_SERVER);
+    assert_string_equal(op->name, "EVAL");
+    check_failed(op, AREDIS_ERR_SERVER, "SERVER");
+    if (op->has_status) fail_msg("status_code \"%s\" from a script's free text", op->status_code);
+    op = cmd(c, &b, "EVAL %s 0", "return redis.error_reply('MYCODE detail')");
+    assert_int_equal(b.code, AREDIS_ERR_SERVER);
+    check_failed(op, AREDIS_ERR_SERVER, "MYCODE");
+    assert_true(op->has_status);
+    assert_string_equal(op->status_code, "MYCODE");
+    aredis_client_free(c);
+    check_all_ended();
+}
+
+static void conn_close_on_connect(const aredis_conn_event *ev, void *data) {
+    on_conn(ev, data);
+    if (ev->kind == AREDIS_CONN_CONNECT && ev->outcome == AREDIS_ERR_OK)
+        aredis_client_close(ev->client);
+}
+
+static const aredis_observer k_obs_conn_close = {on_start, on_end, conn_close_on_connect, on_wait,
+                                                 0};
+
+/*
+ * The observer closes the client when told of the connect. Guards the
+ * application being told of a connection that never reached it: its
+ * on_disconnect ran (on_connect never did), and the observer's
+ * DISCONNECT was missing.
+ */
+static void test_observer_closes_in_connect(void **state) {
+    (void)state;
+    log_reset();
+    aredis_options o = ts_options(g_srv);
+    conn_counters k;
+    cc_wire(&o, &k);
+    aredis_client *c = observed_client(&o, &k_obs_conn_close, NULL, 0);
+    wait_evs(2);
+    spin();
+    check_clean();
+    for (size_t i = 0; i < g_log.n_evs; i++)
+        ts_log("event %zu: kind %d %s", i, (int)g_log.evs[i].kind,
+               aredis_err_name(g_log.evs[i].outcome));
+    assert_int_equal(g_log.n_evs, 2);
+    assert_int_equal(g_log.evs[0].kind, AREDIS_CONN_CONNECT);
+    assert_int_equal(g_log.evs[0].outcome, AREDIS_ERR_OK);
+    assert_int_equal(g_log.evs[1].kind, AREDIS_CONN_DISCONNECT);
+    assert_int_equal(g_log.evs[1].outcome, AREDIS_ERR_CLOSED);
+    assert_ptr_equal(g_log.evs[1].client, c);
+    if (k.connects || k.disconnects)
+        fail_msg("closed by the observer at its connect: on_connect ran %d, on_disconnect %d "
+                 "time(s)",
+                 k.connects, k.disconnects);
+    assert_int_equal(k.attempts, 0);
+    assert_int_equal(aredis_client_state(c), AREDIS_STATE_CLOSED);
+    aredis_client_free(c);
+    assert_int_equal(g_log.n_evs, 2);
+    check_all_ended();
+}
+
+/*
+ * Pipelines with scripts: the SCRIPT LOAD the library sends ahead of a
+ * script (aredis_pipeline_script puts it right before the EVALSHA) is not
+ * the user's command, while the user's own SCRIPT EXISTS is. Guards a
+ * naming that skipped any leading SCRIPT command and missed loads placed
+ * later.
+ */
+static void test_pipeline_script_names(void **state) {
+    (void)state;
+    log_reset();
+    aredis_options o = ts_options(g_srv);
+    aredis_client *c = observed_client(&o, &k_obs, NULL, 1);
+    aredis_pipeline *p = aredis_pipeline_new(c);
+    assert_non_null(p);
+    app a = {0}, b = {0}, d = {0};
+    /* The user's own SCRIPT command first: two commands, a BATCH of 2. */
+    assert_int_equal(aredis_pipeline_command(p, "SCRIPT EXISTS abc"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pipeline_command(p, "GET obs:ps"), AREDIS_ERR_OK);
+    seen_op *op = exec_pipeline(p, &a, "SCRIPT EXISTS + GET");
+    assert_string_equal(op->name, "BATCH");
+    assert_int_equal(op->batch_size, 2);
+    /* A script after a GET: its hidden SCRIPT LOAD is not the user's. */
+    aredis_script *s = aredis_script_new("return 'obs pipeline script 1'", 0);
+    assert_int_equal(aredis_pipeline_command(p, "GET obs:ps"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pipeline_script(p, s, 0, 0, NULL, NULL, 0, NULL, NULL), AREDIS_ERR_OK);
+    op = exec_pipeline(p, &b, "GET + script");
+    assert_string_equal(op->name, "BATCH");
+    assert_int_equal(op->batch_size, 2);
+    /* The same script twice. */
+    aredis_script *s2 = aredis_script_new("return 'obs pipeline script 2'", 0);
+    assert_int_equal(aredis_pipeline_script(p, s2, 0, 0, NULL, NULL, 0, NULL, NULL), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pipeline_script(p, s2, 0, 0, NULL, NULL, 0, NULL, NULL), AREDIS_ERR_OK);
+    op = exec_pipeline(p, &d, "script twice");
+    assert_string_equal(op->name, "BATCH EVALSHA");
+    assert_int_equal(op->batch_size, 2);
+    aredis_pipeline_free(p);
+    aredis_script_free(s);
+    aredis_script_free(s2);
+    aredis_client_free(c);
+    check_all_ended();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         TS_LOOP_CASE(test_success_attributes),
@@ -1806,6 +2498,14 @@ int main(void) {
         TS_LOOP_CASE(test_pool_observed),
         TS_LOOP_CASE(test_pool_wait_timeout),
         TS_LOOP_CASE(test_pool_own_commands_not_ops),
+        TS_LOOP_CASE(test_end_closes_client_on_timeout),
+        TS_LOOP_CASE(test_pool_wait_callback_reenters),
+        TS_LOOP_CASE(test_hidden_subscriber_follows_origin),
+        TS_LOOP_CASE(test_resp2_replay_not_an_operation),
+        TS_LOOP_CASE(test_tx_with_script_names),
+        TS_LOOP_CASE(test_pipeline_script_names),
+        TS_LOOP_CASE(test_error_type_only_code_words),
+        TS_LOOP_CASE(test_observer_closes_in_connect),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
