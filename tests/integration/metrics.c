@@ -650,32 +650,6 @@ static void test_metrics_freed_while_attached(void **state) {
 
 /* ---- Pools ---------------------------------------------------------------------- */
 
-typedef struct got {
-    int calls;
-    aredis_client *c;
-    aredis_err code;
-} got;
-
-static void on_got(aredis_pool *p, aredis_client *c, const aredis_error *err, void *data) {
-    (void)p;
-    got *g = data;
-    g->calls++;
-    g->c = c;
-    g->code = err ? err->code : AREDIS_ERR_OK;
-}
-
-typedef struct idle_arg {
-    aredis_pool *p;
-    size_t n;
-} idle_arg;
-
-static int idle_reached(const void *p) {
-    const idle_arg *a = p;
-    aredis_pool_stats s;
-    aredis_pool_get_stats(a->p, &s);
-    return s.idle == a->n;
-}
-
 /* The snapshot's pool entry matches the pool's stats. */
 static const aredis_metrics_pool *expect_pool(const aredis_metrics_snapshot *s, aredis_pool *p,
                                               const char *name, size_t max) {
@@ -703,8 +677,7 @@ static void test_pool_metrics(void **state) {
     aredis_pool *p = aredis_pool_new(g_loop, &po);
     assert_non_null(p);
     assert_int_equal(aredis_pool_set_metrics(p, m), AREDIS_ERR_OK);
-    idle_arg ia = {p, 2};
-    assert_true(ts_wait_until(g_loop, idle_reached, &ia, 10000));
+    assert_true(ts_wait_pool_idle(g_loop, p, 2, 10000));
     char name[64];
     int port = ts_server_port(g_srv);
     snprintf(name, sizeof name, "127.0.0.1:%d/0", port);
@@ -717,12 +690,12 @@ static void test_pool_metrics(void **state) {
     aredis_metrics_snapshot_free(s);
 
     /* Two found idle (no wait), a third waits. */
-    got g1 = {0}, g2 = {0}, g3 = {0}, g4 = {0};
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g1), AREDIS_ERR_OK);
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g2), AREDIS_ERR_OK);
+    ts_acquired g1 = {0}, g2 = {0}, g3 = {0}, g4 = {0};
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g1), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g2), AREDIS_ERR_OK);
     assert_true(ts_wait(g_loop, &g2.calls, 10000));
     assert_true(ts_wait(g_loop, &g1.calls, 10000));
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g3), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g3), AREDIS_ERR_OK);
     run_n(g1.c, NULL, 2, "GET mx:pool");
     assert_int_equal(g3.calls, 0);
     s = aredis_metrics_snapshot_take(m);
@@ -747,7 +720,7 @@ static void test_pool_metrics(void **state) {
     aredis_metrics_snapshot_free(s);
 
     /* A wait that ends in the acquire timeout. */
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g4), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g4), AREDIS_ERR_OK);
     assert_true(ts_wait(g_loop, &g4.calls, 10000));
     assert_int_equal(g4.code, AREDIS_ERR_TIMEOUT);
     s = aredis_metrics_snapshot_take(m);
@@ -765,7 +738,7 @@ static void test_pool_metrics(void **state) {
     assert_int_equal(aredis_pool_command(p, on_done, &d, "SET mx:pool %s", "v"), AREDIS_ERR_OK);
     assert_true(ts_wait_count(g_loop, &d.n, 1, 10000));
     assert_int_equal(aredis_pool_release(p, g3.c), AREDIS_ERR_OK);
-    assert_true(ts_wait_until(g_loop, idle_reached, &ia, 10000));
+    assert_true(ts_wait_pool_idle(g_loop, p, 2, 10000));
     s = aredis_metrics_snapshot_take(m);
     check_snapshot(s);
     expect_count(s, port, "SET", NULL, 1);

@@ -1573,32 +1573,6 @@ static void test_restart_events(void **state) {
 
 /* ---- Pools ---------------------------------------------------------------- */
 
-typedef struct got {
-    int calls;
-    aredis_client *c;
-    aredis_err code;
-} got;
-
-static void on_got(aredis_pool *p, aredis_client *c, const aredis_error *err, void *data) {
-    (void)p;
-    got *g = data;
-    g->calls++;
-    g->c = c;
-    g->code = err ? err->code : AREDIS_ERR_OK;
-}
-
-typedef struct idle_arg {
-    aredis_pool *p;
-    size_t n;
-} idle_arg;
-
-static int idle_reached(const void *p) {
-    const idle_arg *a = p;
-    aredis_pool_stats s;
-    aredis_pool_get_stats(a->p, &s);
-    return s.idle == a->n;
-}
-
 static aredis_pool *observed_pool(uint32_t acquire_timeout_ms) {
     aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;
     po.client = ts_options(g_srv);
@@ -1608,8 +1582,7 @@ static aredis_pool *observed_pool(uint32_t acquire_timeout_ms) {
     aredis_pool *p = aredis_pool_new(g_loop, &po);
     if (!p) fail_msg("aredis_pool_new: %s", aredis_call_error()->detail);
     assert_int_equal(aredis_pool_set_observer(p, &k_obs, &g_tag_b), AREDIS_ERR_OK);
-    idle_arg ia = {p, 1};
-    assert_true(ts_wait_until(g_loop, idle_reached, &ia, 10000));
+    assert_true(ts_wait_pool_idle(g_loop, p, 1, 10000));
     return p;
 }
 
@@ -1641,8 +1614,8 @@ static void test_pool_observed(void **state) {
     assert_int_equal(g_log.n_waits, 0); /* one was idle */
 
     /* Found idle: no wait. Then a second acquire waits for the release. */
-    got g1 = {0}, g2 = {0};
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g1), AREDIS_ERR_OK);
+    ts_acquired g1 = {0}, g2 = {0};
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g1), AREDIS_ERR_OK);
     assert_true(ts_wait(g_loop, &g1.calls, 10000));
     assert_int_equal(g1.code, AREDIS_ERR_OK);
     assert_int_equal(g_log.n_waits, 0);
@@ -1651,7 +1624,7 @@ static void test_pool_observed(void **state) {
     assert_ptr_equal(op->client, g1.c);
     assert_ptr_equal(op->data, &g_tag_b);
 
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g2), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g2), AREDIS_ERR_OK);
     /* The wait lasts a few loop turns at least. */
     app d = {0};
     cmd(g1.c, &d, "PING");
@@ -1680,12 +1653,12 @@ static void test_pool_wait_timeout(void **state) {
     (void)state;
     log_reset();
     aredis_pool *p = observed_pool(100);
-    got g1 = {0}, g2 = {0};
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g1), AREDIS_ERR_OK);
+    ts_acquired g1 = {0}, g2 = {0};
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g1), AREDIS_ERR_OK);
     assert_true(ts_wait(g_loop, &g1.calls, 10000));
     assert_int_equal(g1.code, AREDIS_ERR_OK);
     uint64_t t0 = ts_now_ms();
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g2), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g2), AREDIS_ERR_OK);
     assert_true(ts_wait(g_loop, &g2.calls, 10000));
     uint64_t took = ts_now_ms() - t0;
     assert_int_equal(g2.code, AREDIS_ERR_TIMEOUT);
@@ -1748,11 +1721,10 @@ static void test_pool_own_commands_not_ops(void **state) {
     aredis_pool *p = aredis_pool_new(g_loop, &po);
     assert_non_null(p);
     assert_int_equal(aredis_pool_set_observer(p, &k_obs, NULL), AREDIS_ERR_OK);
-    idle_arg ia = {p, 1};
-    assert_true(ts_wait_until(g_loop, idle_reached, &ia, 10000));
+    assert_true(ts_wait_pool_idle(g_loop, p, 1, 10000));
     run_ms(20); /* idle longer than health_check_after_ms */
-    got g = {0};
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g), AREDIS_ERR_OK);
+    ts_acquired g = {0};
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g), AREDIS_ERR_OK);
     assert_true(ts_wait(g_loop, &g.calls, 10000));
     assert_int_equal(g.code, AREDIS_ERR_OK);
     aredis_pool_stats st;
@@ -1961,11 +1933,10 @@ static void pool_wait_reenters(int mode) {
     if (!p) fail_msg("aredis_pool_new: %s", aredis_call_error()->detail);
     g_reenter_pool = p;
     assert_int_equal(aredis_pool_set_observer(p, &k_obs_wait_reenter, &g_tag_b), AREDIS_ERR_OK);
-    idle_arg ia = {p, 1};
-    assert_true(ts_wait_until(g_loop, idle_reached, &ia, 10000));
+    assert_true(ts_wait_pool_idle(g_loop, p, 1, 10000));
     /* The only connection held: the futures wait, and time out. */
-    got g1 = {0};
-    assert_int_equal(aredis_pool_acquire(p, on_got, &g1), AREDIS_ERR_OK);
+    ts_acquired g1 = {0};
+    assert_int_equal(aredis_pool_acquire(p, ts_on_acquired, &g1), AREDIS_ERR_OK);
     assert_true(ts_wait(g_loop, &g1.calls, 10000));
     assert_int_equal(g1.code, AREDIS_ERR_OK);
     for (int i = 0; i < NPF; i++) {

@@ -250,6 +250,18 @@ aredis_loop *ts_case_loop(void);
 #f, ts_loop_case_run, ts_loop_case_setup, ts_loop_case_teardown, &(ts_loop_case) { f }     \
     }
 
+/* An aredis_pool_acquire() result: pass ts_on_acquired with a zeroed
+ * ts_acquired as its data. */
+typedef struct ts_acquired {
+    int calls;
+    aredis_client *c;
+    aredis_err code;
+} ts_acquired;
+void ts_on_acquired(aredis_pool *p, aredis_client *c, const aredis_error *err, void *data);
+/* Run the loop until the pool holds n idle connections: 1, or 0 after
+ * timeout_ms. */
+int ts_wait_pool_idle(aredis_loop *loop, aredis_pool *p, size_t n, uint64_t timeout_ms);
+
 /* ---- Forked children ---------------------------------------------------- */
 
 /*
