@@ -96,22 +96,9 @@ static aredis_client_stats stats_of(aredis_client *c) {
     return s;
 }
 
-typedef struct sent_arg {
-    aredis_client *c;
-    uint64_t bytes;
-} sent_arg;
-
-static int bytes_out_above(const void *p) {
-    const sent_arg *a = p;
-    aredis_client_stats st;
-    aredis_client_get_stats(a->c, &st);
-    return st.bytes_out > a->bytes;
-}
-
 /* Run the loop until c has written more than `before` bytes. */
 static void wait_written(aredis_client *c, uint64_t before) {
-    sent_arg a = {c, before};
-    assert_true(ts_wait_until(g_loop, bytes_out_above, &a, 10000));
+    assert_true(ts_wait_bytes_out(g_loop, c, before, 10000));
 }
 
 /* ---- Snapshot checks ----------------------------------------------------------- */

@@ -442,29 +442,16 @@ static aredis_client *observed_client(aredis_options *o, const aredis_observer *
     return c;
 }
 
-/* Wait until the client has written everything it holds (the bytes of the
- * commands issued are on the wire). */
-typedef struct sent_arg {
-    aredis_client *c;
-    uint64_t bytes;
-} sent_arg;
-
-static int bytes_out_above(const void *p) {
-    const sent_arg *s = p;
-    aredis_client_stats st;
-    aredis_client_get_stats(s->c, &st);
-    return st.bytes_out > s->bytes;
-}
-
 static uint64_t bytes_out(aredis_client *c) {
     aredis_client_stats st;
     aredis_client_get_stats(c, &st);
     return st.bytes_out;
 }
 
+/* Wait until the client has written past `before` (the bytes of the
+ * commands issued are on the wire). */
 static void wait_written(aredis_client *c, uint64_t before) {
-    sent_arg s = {c, before};
-    assert_true(ts_wait_until(g_loop, bytes_out_above, &s, 10000));
+    assert_true(ts_wait_bytes_out(g_loop, c, before, 10000));
 }
 
 static int evs_at_least(const void *p) { return g_log.n_evs >= *(const size_t *)p; }

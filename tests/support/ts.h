@@ -250,6 +250,10 @@ aredis_loop *ts_case_loop(void);
 #f, ts_loop_case_run, ts_loop_case_setup, ts_loop_case_teardown, &(ts_loop_case) { f }     \
     }
 
+/* Run the loop until c has written more than `before` bytes in all
+ * (aredis_client_stats.bytes_out): 1, or 0 after timeout_ms. */
+int ts_wait_bytes_out(aredis_loop *loop, aredis_client *c, uint64_t before, uint64_t timeout_ms);
+
 /* An aredis_pool_acquire() result: pass ts_on_acquired with a zeroed
  * ts_acquired as its data. */
 typedef struct ts_acquired {
