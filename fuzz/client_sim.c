@@ -370,6 +370,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_STEPS 3000
 #define SETTLE_ROUNDS 600
+/* Pub/sub runs settle for at least this much virtual time (the longest
+ * reconnect delay the options choose, jitter included, and then some). */
+#define SETTLE_PS_MS 60000
 #define TRACE_LINES 48
 
 /* ---- The input ----------------------------------------------------------- */
@@ -3925,7 +3928,14 @@ static void step(void) {
 static void settle(void) {
     trace("settle: the server answers everything from now on");
     S.mute = 0;
-    for (int round = 0; round < (S.ps ? 5 * SETTLE_ROUNDS : SETTLE_ROUNDS); round++) {
+    /* Rounds, and with pub/sub also virtual time: a subscriber
+     * connection's health checks keep the next timer a few ms away, so
+     * time moves in small steps, while the client's next reconnect may be
+     * the longest backoff away (30 s, +50 % jitter). */
+    uint64_t t0 = g_loop.now;
+    for (int round = 0; round < (S.ps ? 5 * SETTLE_ROUNDS : SETTLE_ROUNDS) ||
+                        (S.ps && g_loop.now - t0 < SETTLE_PS_MS && round < 50 * SETTLE_ROUNDS);
+         round++) {
         s_ingest_all();
         for (sconn *s = S.conns; s; s = s->next) {
             s_process(s);
