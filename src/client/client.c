@@ -17,9 +17,7 @@
  * loops that call user code stop when it changes.
  */
 #include <errno.h>
-#include <arpa/inet.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -109,17 +107,13 @@ const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len) {
  */
 static __attribute__((noinline)) void observe_end_slow(aredis_client *c, aredis__cmd *cmd,
                                                        const aredis_reply *r, aredis_err code) {
-    if (code == AREDIS_ERR_OK && !(cmd->flags & AREDIS__CMD_OBS_REC) && !cmd->batch && cmd->ob.x &&
-        cmd->obs_gen == c->obs_gen) {
-        aredis__mhist_add(cmd->ob.x, aredis__mono_ns() - cmd->ob.t0);
-        cmd->ob.x = NULL;
-        return;
-    }
     aredis__obs_end(c, &cmd->ob, cmd->obs_gen,
                     (cmd->flags & AREDIS__CMD_OBS_REC) ? AREDIS__OBS_REC : 0u, c->obs_now, r, code,
                     cmd->batch ? cmd->batch->obs_status : "");
 }
 
+/* (The call above stays apart: its eight arguments would give the fast
+ * path below a stack frame.) */
 static __attribute__((noinline)) void observe_end(aredis_client *c, aredis__cmd *cmd,
                                                   const aredis_reply *r, aredis_err code) {
     if (code == AREDIS_ERR_OK && c->obs_now && !(cmd->flags & AREDIS__CMD_OBS_REC) && !cmd->batch &&
@@ -302,6 +296,12 @@ static void conn_reset(aredis_client *c) {
  */
 typedef enum { TEARDOWN_LOST, TEARDOWN_REFUSED, TEARDOWN_GRACEFUL, TEARDOWN_FINAL } teardown_mode;
 
+/* The reconnect a teardown of generation `gen` scheduled is still the
+ * client's plan: no callback since closed, freed or restarted it. */
+static int reconnect_stands(const aredis_client *c, int retry, uint64_t gen) {
+    return retry && c->gen == gen && c->state == AREDIS_STATE_RECONNECTING && !c->free_pending;
+}
+
 static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, teardown_mode mode) {
     int lost = mode == TEARDOWN_LOST || mode == TEARDOWN_REFUSED;
     /* No teardown inside another: the callbacks of one (a health-check PING
@@ -392,13 +392,12 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     fail_queue(c, &forked, AREDIS_ERR_FORKED, "inherited across fork()");
     aredis__ready_notify_list(fwaiters, AREDIS_ERR_FORKED, "inherited across fork()");
     aredis__ready_notify_list(waiters, code == AREDIS_ERR_OK ? AREDIS_ERR_CLOSED : code, why);
-    if (retry && c->gen == gen && c->state == AREDIS_STATE_RECONNECTING && !c->free_pending &&
-        c->obs_mem)
+    /* The attempt scheduled, told to the observer then the application
+     * while it still stands (each may close or free the client). */
+    if (reconnect_stands(c, retry, gen) && c->obs_mem)
         aredis__obs_conn(c, AREDIS_CONN_RECONNECT, code, c->attempt, c->reconnect_delay);
-    if (retry && c->gen == gen && c->state == AREDIS_STATE_RECONNECTING && !c->free_pending &&
-        c->opt.on_reconnect_attempt) {
+    if (reconnect_stands(c, retry, gen) && c->opt.on_reconnect_attempt)
         c->opt.on_reconnect_attempt(c, c->attempt, c->reconnect_delay, c->opt.cb_data);
-    }
     if (!c->free_pending) aredis__timer_update(c);
     c->tearing_down = outer;
 }
@@ -1292,23 +1291,5 @@ void aredis__obs_install(aredis_client *c, struct aredis__obs *o, int mode, unsi
 const aredis_options *aredis__client_opts(const aredis_client *c) { return &c->opt; }
 
 int aredis__client_peer(const aredis_client *c, char *buf, size_t len, int *port) {
-    if (c->fd < 0) return -1;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0) return -1;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-        if (!inet_ntop(AF_INET, &in->sin_addr, buf, (socklen_t)len)) return -1;
-        *port = ntohs(in->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-        if (!inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t)len)) return -1;
-        *port = ntohs(in6->sin6_port);
-    } else if (ss.ss_family == AF_UNIX && c->opt.unix_path) {
-        snprintf(buf, len, "%s", c->opt.unix_path);
-        *port = 0;
-    } else {
-        return -1;
-    }
-    return 0;
+    return c->fd < 0 ? -1 : aredis__sock_peer(c->fd, c->opt.unix_path, buf, len, port);
 }

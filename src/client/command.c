@@ -192,6 +192,14 @@ static void held_push(aredis_client *c, aredis__cmd *cmd) {
  * clock read (client/feature.h). Everything else goes the slow way, to
  * features/observe.c.
  */
+/* Count cmd in the entry the client remembers, from t0 (metrics only). */
+static inline void observe_count(aredis_client *c, aredis__cmd *cmd, uint64_t t0) {
+    cmd->ob.t0 = t0;
+    cmd->ob.x = c->obs_slot;
+    cmd->obs_gen = c->obs_gen;
+    cmd->flags |= AREDIS__CMD_OBSERVED;
+}
+
 static __attribute__((noinline)) void observe_begin_slow(aredis_client *c, aredis__cmd *cmd,
                                                          const char *p, size_t len) {
     aredis__batch *bt = cmd->batch;
@@ -206,10 +214,7 @@ static __attribute__((noinline)) void observe_begin_slow(aredis_client *c, aredi
             c->obs_klen = n;
             c->obs_slot = e;
         }
-        cmd->ob.t0 = c->obs_now ? c->obs_now : aredis__mono_ns();
-        cmd->ob.x = c->obs_slot;
-        cmd->obs_gen = c->obs_gen;
-        cmd->flags |= AREDIS__CMD_OBSERVED;
+        observe_count(c, cmd, c->obs_now ? c->obs_now : aredis__mono_ns());
         return;
     }
     int one = !bt || (bt->bflags & AREDIS__BATCH_PUBSUB);
@@ -227,10 +232,7 @@ static __attribute__((noinline)) void observe_begin(aredis_client *c, aredis__cm
     uint64_t key;
     if (c->obs_mode == AREDIS__OBS_METRICS && !cmd->batch && c->obs_now &&
         (key = aredis__name_key(p, len, &n)) == c->obs_key && n == c->obs_klen) {
-        cmd->ob.t0 = c->obs_now;
-        cmd->ob.x = c->obs_slot;
-        cmd->obs_gen = c->obs_gen;
-        cmd->flags |= AREDIS__CMD_OBSERVED;
+        observe_count(c, cmd, c->obs_now);
         return;
     }
     observe_begin_slow(c, cmd, p, len);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/hash.h"
 
 typedef struct centry {
     struct centry *hnext;         /* in the entries' hash chain */
@@ -44,13 +45,6 @@ struct aredis__cstore {
     uint64_t flushes;
     aredis__cstore_stats st;
 };
-
-static uint64_t hash(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return h;
-}
 
 aredis__cstore *aredis__cstore_new(const aredis__cstore_limits *limits,
                                    void (*free_value)(void *value)) {
@@ -167,7 +161,7 @@ static void entry_drop(aredis__cstore *s, centry *e, int keep_key) {
 }
 
 void *aredis__cstore_get(aredis__cstore *s, const char *cmd, size_t cmdlen, uint64_t now) {
-    centry *e = *entry_slot(s, cmd, cmdlen, hash(cmd, cmdlen));
+    centry *e = *entry_slot(s, cmd, cmdlen, aredis__hash(0, cmd, cmdlen));
     if (e && e->expires && now >= e->expires) {
         s->st.expirations++;
         entry_drop(s, e, 0);
@@ -188,7 +182,7 @@ void *aredis__cstore_get(aredis__cstore *s, const char *cmd, size_t cmdlen, uint
 /* ---- Reads in flight ---------------------------------------------------------- */
 
 int aredis__cstore_begin(aredis__cstore *s, const char *key, size_t keylen, aredis__ctoken *t) {
-    uint64_t h = hash(key, keylen);
+    uint64_t h = aredis__hash(0, key, keylen);
     aredis__ckey **at = key_slot(s, key, keylen, h);
     aredis__ckey *k = *at;
     if (!k) {
@@ -228,7 +222,7 @@ int aredis__cstore_complete(aredis__cstore *s, aredis__ctoken *t, const char *cm
         aredis__cstore_abort(s, t);
         return 0;
     }
-    uint64_t h = hash(cmd, cmdlen);
+    uint64_t h = aredis__hash(0, cmd, cmdlen);
     centry *old = *entry_slot(s, cmd, cmdlen, h);
     if (old) entry_drop(s, old, 1); /* k stays: its read is still counted */
     /* Room: the least recently used go first (k is held by its read). */
@@ -269,7 +263,7 @@ int aredis__cstore_complete(aredis__cstore *s, aredis__ctoken *t, const char *cm
 /* ---- Invalidation ------------------------------------------------------------- */
 
 void aredis__cstore_invalidate(aredis__cstore *s, const char *key, size_t keylen) {
-    aredis__ckey *k = *key_slot(s, key, keylen, hash(key, keylen));
+    aredis__ckey *k = *key_slot(s, key, keylen, aredis__hash(0, key, keylen));
     if (!k) return; /* nothing cached, nothing in flight */
     k->seq++;
     while (k->entries) {

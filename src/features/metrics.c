@@ -20,6 +20,7 @@
 #include "client/feature.h"
 #include "features/observe_internal.h"
 #include "util/alloc.h"
+#include "util/hash.h"
 #include "util/error.h"
 
 #define MAX_NAMES 256
@@ -77,13 +78,6 @@ struct aredis_metrics {
 
 /* ---- Servers and names ---------------------------------------------------------- */
 
-static uint64_t hash(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return h;
-}
-
 static mserver *server_get(aredis_metrics *m, const char *host, int port) {
     for (mserver *s = m->servers; s; s = s->next)
         if (s->port == port && strcmp(s->host, host) == 0) return s;
@@ -105,7 +99,7 @@ static mserver *server_get(aredis_metrics *m, const char *host, int port) {
 }
 
 static mname *name_find(mserver *s, const char *name, size_t len) {
-    for (mname *e = s->tab[hash(name, len) & (s->cap - 1)]; e; e = e->next)
+    for (mname *e = s->tab[aredis__hash(0, name, len) & (s->cap - 1)]; e; e = e->next)
         if (e->len == len && memcmp(e->name, name, len) == 0) return e;
     return NULL;
 }
@@ -118,7 +112,7 @@ static void grow(mserver *s) {
         mname *e = s->tab[i];
         while (e) {
             mname *next = e->next;
-            size_t j = hash(e->name, e->len) & (cap - 1);
+            size_t j = aredis__hash(0, e->name, e->len) & (cap - 1);
             e->next = tab[j];
             tab[j] = e;
             e = next;
@@ -141,7 +135,7 @@ static mname *name_add(mserver *s, const char *name, size_t len) {
     e->srv = s;
     e->len = len;
     memcpy(e->name, name, len);
-    size_t j = hash(name, len) & (s->cap - 1);
+    size_t j = aredis__hash(0, name, len) & (s->cap - 1);
     e->next = s->tab[j];
     s->tab[j] = e;
     if (++s->n * 4 > s->cap * 3) grow(s);

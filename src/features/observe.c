@@ -149,24 +149,6 @@ void aredis_client_set_trace_parent(aredis_client *c, void *parent) {
 
 /* ---- Operation names ------------------------------------------------------------ */
 
-/* The name of one encoded command ("*N\r\n$L\r\nNAME\r\n..."): its length,
- * *name pointing into resp; 0 when it is not in that shape. */
-static size_t resp_name(const char *p, size_t len, const char **name) {
-    size_t i = 1;
-    if (len < 4 || p[0] != '*') return 0;
-    while (i < len && p[i] != '\r')
-        i++;
-    i += 2;
-    if (i >= len || p[i] != '$') return 0;
-    size_t l = 0;
-    for (i++; i < len && p[i] >= '0' && p[i] <= '9'; i++)
-        l = l * 10 + (size_t)(p[i] - '0');
-    i += 2;
-    if (i > len || l > len - i) return 0;
-    *name = p + i;
-    return l;
-}
-
 /* Argument i (0: the name) of one encoded command: its length, *arg
  * pointing into resp; 0 when it has no such argument. */
 static size_t resp_arg(const char *p, size_t len, size_t i, const char **arg) {
@@ -226,7 +208,7 @@ static size_t batch_name(const char *bytes, const uint64_t *ends, size_t n, char
         for (size_t i = 0, start = 0; i < n; start = (size_t)ends[i++]) {
             size_t clen = (size_t)ends[i] - start;
             if (skip && is_script_load(bytes + start, clen)) continue;
-            size_t l = resp_name(bytes + start, clen, &nm);
+            size_t l = resp_arg(bytes + start, clen, 0, &nm);
             if (!l) nm = "";
             if (counted++ == 0) {
                 first = nm;
@@ -270,19 +252,18 @@ static void query_text(char *out, size_t outlen, const char *bytes, size_t len,
 
 /* ---- Operations -------------------------------------------------------------- */
 
-static void fill_common(aredis_client *c, const aredis__obs *o, aredis_op *op) {
+static void fill_common(aredis_client *c, aredis_op *op) {
     const aredis_options *opt = aredis__client_opts(c);
     op->client = c;
     op->db = aredis__session_db(c);
     op->server_address = opt->unix_path ? opt->unix_path : opt->host;
     op->server_port = opt->unix_path ? 0 : opt->port;
-    (void)o;
 }
 
 /* The metrics entry of a single command. */
 static struct aredis__mname *slot_of(aredis__obs *o, const char *p, size_t len) {
-    const char *name;
-    size_t nlen = resp_name(p, len, &name);
+    const char *name = "";
+    size_t nlen = resp_arg(p, len, 0, &name);
     return aredis__metrics_slot(o, name, nlen);
 }
 
@@ -343,19 +324,20 @@ unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint32_t *gen,
                            size_t len, const uint64_t *ends, size_t n) {
     aredis__obs *o = aredis__obs_active(c);
     ob->x = NULL;
-    /* Metrics only, one command: the fast path. */
+    /* Metrics only, one command (a name the client's own fast path does
+     * not take, or issued outside a read's dispatch). */
     if (n <= 1 && !o->ob) {
         if (!ob->t0) ob->t0 = aredis__mono_ns();
         ob->x = slot_of(o, bytes, len);
         *gen = o->mgen;
         return AREDIS__OBS_ON;
     }
-    const char *name;
+    const char *name = "";
     size_t nlen, bsize = 0;
     char nbuf[NAME_MAX_LEN];
     int tx = 0;
     if (n <= 1) {
-        nlen = resp_name(bytes, len, &name);
+        nlen = resp_arg(bytes, len, 0, &name);
     } else {
         nlen = batch_name(bytes, ends, n, nbuf, sizeof nbuf, &bsize, &tx);
         name = nbuf;
@@ -363,7 +345,7 @@ unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint32_t *gen,
     unsigned bits = AREDIS__OBS_ON | (tx ? AREDIS__OBS_TX : 0u);
     struct aredis__mname *slot = NULL;
     if (o->m) {
-        slot = n <= 1 ? slot_of(o, bytes, len) : aredis__metrics_slot(o, name, nlen);
+        slot = aredis__metrics_slot(o, name, nlen);
         *gen = o->mgen;
     }
     ob->x = slot;
@@ -383,7 +365,7 @@ unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint32_t *gen,
     memcpy(r->name, name, nlen);
     r->name[nlen] = '\0';
     aredis_op *op = &r->op;
-    fill_common(c, o, op);
+    fill_common(c, op);
     op->id = atomic_fetch_add_explicit(&g_next_id, 1, memory_order_relaxed);
     op->name = r->name;
     op->batch_size = bsize;
@@ -406,33 +388,14 @@ unsigned aredis__obs_begin(aredis_client *c, aredis__obs_cmd *ob, uint32_t *gen,
 void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, uint32_t gen, unsigned bits,
                      uint64_t now, const aredis_reply *r, aredis_err code, const char *bstatus) {
     aredis__obs *o = aredis__obs_state(c);
-    if (!(bits & AREDIS__OBS_REC)) {
-        /* Metrics only: a success adds to its entry's first histogram. */
-        struct aredis__mname *slot = ob->x;
-        ob->x = NULL;
-        if (!slot || !o->m || gen != o->mgen) return;
-        uint64_t d = (now ? now : aredis__mono_ns()) - ob->t0;
-        if (code == AREDIS_ERR_OK && !bstatus[0]) {
-            aredis__mhist_add((aredis__mhist *)(void *)slot, d);
-            return;
-        }
-        char pre[32];
-        const char *status = NULL;
-        if (code == AREDIS_ERR_SERVER && r) {
-            aredis__error_prefix(r, pre, sizeof pre);
-            status = code_word(pre);
-        } else if (code == AREDIS_ERR_OK) {
-            code = AREDIS_ERR_SERVER;
-            status = code_word(bstatus);
-        }
-        aredis__metrics_record(o, slot, d, code,
-                               status && status[0] ? status : aredis__err_type(code));
-        return;
-    }
-    uint64_t d = aredis__mono_ns() - ob->t0;
-    obs_rec *rec = ob->x;
-    struct aredis__mname *slot = rec->slot;
+    obs_rec *rec = (bits & AREDIS__OBS_REC) ? ob->x : NULL;
+    struct aredis__mname *slot = rec ? rec->slot : ob->x;
     ob->x = NULL;
+    /* The entry belongs to the metrics attached when it started, if still. */
+    int counted = slot && o && o->m && gen == o->mgen;
+    if (!rec && !counted) return;
+    /* A span reads the clock itself; metrics take the read's time. */
+    uint64_t d = (!rec && now ? now : aredis__mono_ns()) - ob->t0;
     char pre[32];
     const char *status = NULL;
     if (code == AREDIS_ERR_SERVER && r) {
@@ -442,16 +405,14 @@ void aredis__obs_end(aredis_client *c, aredis__obs_cmd *ob, uint32_t gen, unsign
         code = AREDIS_ERR_SERVER; /* a batch with an error reply */
         status = code_word(bstatus);
     }
-    const char *type = code == AREDIS_ERR_OK ? NULL
-                       : status && status[0] ? status
-                                             : aredis__err_type(code);
-    /* The entry belongs to the metrics attached when it started, if still. */
-    if (slot && o && o->m && gen == o->mgen) aredis__metrics_record(o, slot, d, code, type);
+    const char *type = code == AREDIS_ERR_OK ? NULL : status ? status : aredis__err_type(code);
+    if (counted) aredis__metrics_record(o, slot, d, code, type);
+    if (!rec) return;
     aredis_op *op = &rec->op;
     op->duration_ns = d ? d : 1;
     op->outcome = code;
     op->error_type = type;
-    op->status_code = status && status[0] ? status : NULL;
+    op->status_code = status;
     if (rec->ob->command_end) rec->ob->command_end(op, rec->data);
     rec_free(o, rec);
 }
@@ -491,7 +452,7 @@ void aredis__obs_conn(aredis_client *c, int kind, aredis_err code, unsigned atte
         memset(&ev, 0, sizeof ev);
         aredis_op tmp;
         memset(&tmp, 0, sizeof tmp);
-        fill_common(c, o, &tmp);
+        fill_common(c, &tmp);
         char peer[64];
         ev.kind = (aredis_conn_event_kind)kind;
         ev.client = c;

@@ -27,6 +27,7 @@
 #include "aredis/writer.h"
 #include "client/feature.h"
 #include "util/alloc.h"
+#include "util/hash.h"
 #include "util/error.h"
 
 #define NKINDS 3
@@ -96,10 +97,7 @@ static const char *const k_confirm[2][NKINDS] = {{"subscribe", "psubscribe", "ss
 /* ---- The registry ------------------------------------------------------- */
 
 static uint32_t hash_name(unsigned kind, const char *p, size_t n) {
-    uint32_t h = 2166136261u ^ kind;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 16777619u;
-    return h;
+    return (uint32_t)aredis__hash(kind, p, n);
 }
 
 static ps_entry *lookup(const ps_state *st, unsigned kind, const char *p, size_t n) {

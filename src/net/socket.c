@@ -5,11 +5,13 @@
  */
 #include "net/socket.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -127,4 +129,25 @@ aredis_err aredis__errno_code(int err) {
     default:
         return AREDIS_ERR_IO;
     }
+}
+
+int aredis__sock_peer(int fd, const char *unix_path, char *buf, size_t len, int *port) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) return -1;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        if (!inet_ntop(AF_INET, &in->sin_addr, buf, (socklen_t)len)) return -1;
+        *port = ntohs(in->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        if (!inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t)len)) return -1;
+        *port = ntohs(in6->sin6_port);
+    } else if (ss.ss_family == AF_UNIX && unix_path) {
+        snprintf(buf, len, "%s", unix_path);
+        *port = 0;
+    } else {
+        return -1;
+    }
+    return 0;
 }

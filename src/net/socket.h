@@ -26,6 +26,10 @@ int aredis__connect_result(int fd);
 /* TCP_NODELAY, and keepalive after keepalive_s idle seconds (0 = off). */
 void aredis__sock_tune(int fd, unsigned keepalive_s);
 
+/* The address a connected fd talks to, as text, and its port (0 for a
+ * unix socket, whose address is `unix_path`). Returns 0, or -1. */
+int aredis__sock_peer(int fd, const char *unix_path, char *buf, size_t len, int *port);
+
 /* Map a connect/read/write errno to an aredis error code. */
 aredis_err aredis__errno_code(int err);
 
