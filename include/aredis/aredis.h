@@ -28,6 +28,7 @@
 #include "aredis/pubsub.h"
 #include "aredis/threads.h"
 #include "aredis/observe.h"
+#include "aredis/cache.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -56,7 +56,8 @@ typedef struct aredis_client aredis_client;
 typedef void aredis_reply_fn(aredis_client *c, aredis_reply *reply, const aredis_error *err,
                              void *data);
 
-/* Out-of-band RESP3 push (not a reply to a command). Borrowed reply. */
+/* Out-of-band RESP3 push (not a reply to a command). Borrowed reply. With
+ * a cache (aredis/cache.h) its invalidation pushes go to the cache, not here. */
 typedef void aredis_push_fn(aredis_client *c, aredis_reply *push, void *data);
 /* Connected and handshake done (the first time and after every reconnect). */
 typedef void aredis_connect_fn(aredis_client *c, void *data);
@@ -240,6 +241,15 @@ typedef struct aredis_options {
                                connection (sending nothing) and connects anew
                                (built-in loop: call aredis_loop_after_fork()
                                in the child first) */
+    /* ---- client-side caching ---- */
+    /*
+     * A cache made with aredis_cache_new() (aredis/cache.h): reads of hot
+     * keys answered from memory, invalidated by the server. Every connection
+     * turns tracking on in its handshake. Needs RESP3 (protocol 2 is
+     * refused). Shared by all the clients given it (all on one loop); each
+     * holds a reference until it is freed. NULL: no cache.
+     */
+    struct aredis_cache *cache;
     /* ---- callbacks ---- */
     aredis_push_fn *on_push;
     aredis_connect_fn *on_connect;

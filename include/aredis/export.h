@@ -19,7 +19,7 @@
  * function's signature — so that such a program fails to load instead of
  * misreading memory (docs/ABI.md; tests/unit/abi.c enforces the layouts).
  */
-#define AREDIS_ABI_VERSION 2
+#define AREDIS_ABI_VERSION 3
 
 #if defined(_WIN32)
 #define AREDIS_API

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "aredis/observe.h"
+#include "aredis/cache.h"
 #include "client/client_internal.h"
 #include "client/feature.h"
 #include "proto/prefix.h"
@@ -42,6 +43,7 @@
 
 static void on_io(void *arg, int events);
 static void on_flush(void *arg);
+static void on_hits(void *arg);
 static void report_forked(aredis_client *c);
 static void client_destroy(aredis_client *c);
 
@@ -139,6 +141,13 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
     void *data = cmd->data;
     int sensitive = (cmd->flags & AREDIS__CMD_SENSITIVE) != 0;
     cmd->cb = NULL;
+    /* A batch with writes, client-side caching: its keys go again now,
+     * before anyone hears it is done (aredis/cache.h). */
+    if (__builtin_expect(cmd->batch != NULL && cmd->batch->csc != NULL, 0)) {
+        void *acc = cmd->batch->csc;
+        cmd->batch->csc = NULL;
+        aredis__csc_batch_done(acc);
+    }
     if (__builtin_expect((cmd->flags & AREDIS__CMD_OBSERVED) != 0, 0)) observe_end(c, cmd, r, code);
     if (!cb) return;
     if (code == AREDIS_ERR_OK) {
@@ -285,6 +294,11 @@ static void conn_reset(aredis_client *c) {
     c->up = 0;
     c->subs_np = c->subs_shard = 0; /* the server forgot them with the connection */
     c->ps_lenient = 0;
+    c->tracking = 0;
+    c->csc.db = c->opt.db;
+    c->csc.selecting = 0;
+    c->csc.multi_wrote = 0;
+    c->csc.epoch++;
     aredis__session_reset(c);
 }
 
@@ -315,6 +329,9 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     snprintf(why, sizeof why, "%s", detail ? detail : aredis_strerror(code));
     int was_up = c->up;
     c->gen++;
+    /* Invalidations sent while the connection is down are lost: nothing
+     * cached may be trusted any more (aredis/cache.h). */
+    if (c->tracking) aredis__csc_flush(c->opt.cache, 1);
 
     /* Held commands wait like the others; the reservation's own, unsent,
      * fail below. */
@@ -322,6 +339,13 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     aredis__held_to_waiting(c);
     /* Take the queues first: callbacks may issue new commands. */
     aredis__cmdq sent = c->sent, waiting = c->waiting, forked = c->forked, keep = {0}, fail = {0};
+    aredis__cmdq hits = {0};
+    if (mode == TEARDOWN_FINAL) {
+        /* Answers the cache gave but not delivered yet: CANCELLED, as any
+         * command of a closed client. */
+        hits = c->hits;
+        memset(&c->hits, 0, sizeof c->hits);
+    }
     memset(&c->sent, 0, sizeof c->sent);
     memset(&c->waiting, 0, sizeof c->waiting);
     memset(&c->forked, 0, sizeof c->forked);
@@ -390,6 +414,7 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     fail_queue(c, &fail, code, why);
     fail_queue(c, &waiting, code, why);
     fail_queue(c, &forked, AREDIS_ERR_FORKED, "inherited across fork()");
+    fail_queue(c, &hits, code, why);
     aredis__ready_notify_list(fwaiters, AREDIS_ERR_FORKED, "inherited across fork()");
     aredis__ready_notify_list(waiters, code == AREDIS_ERR_OK ? AREDIS_ERR_CLOSED : code, why);
     /* The attempt scheduled, told to the observer then the application
@@ -807,6 +832,36 @@ static void on_io(void *arg, int events) {
 }
 
 /*
+ * Commands the cache answered (aredis/cache.h): their callbacks, on a
+ * loop turn after the call that issued them. Only those there now: a
+ * callback's own hit waits for the next turn (a loop of hits must not keep
+ * the loop from polling). A callback that closes or frees the client
+ * fails the rest with CANCELLED (the teardown takes them).
+ */
+static void on_hits(void *arg) {
+    aredis_client *c = arg;
+    c->hits_armed = 0;
+    if (c->fork_gen != aredis__fork_current() && !aredis__fork_adopt(c)) return; /* inert */
+    aredis__enter(c);
+    for (size_t n = c->hits.n; n && c->hits.head && !c->free_pending; n--) {
+        aredis__cmd *cmd = aredis__cmdq_pop(&c->hits);
+        aredis__complete(c, cmd, cmd->hit, AREDIS_ERR_OK, NULL);
+        aredis__cmd_recycle(c, cmd);
+    }
+    aredis__leave(c);
+}
+
+/* A zero-delay timer, not the flush's defer: a loop turn runs its defers
+ * and then may block in its poll, while a due timer makes the turn not
+ * block — aredis_await() of a hit's future returns at once. */
+void aredis__hits_arm(aredis_client *c) {
+    if (!c->hits_armed) {
+        c->hits_armed = 1;
+        aredis__timer_arm(c->loop, c->hits_timer, 0);
+    }
+}
+
+/*
  * The deferred flush: runs once per loop turn, before the loop blocks. It
  * also reports a connect that failed inside aredis_client_connect(), so
  * that no callback ever runs from inside the call that caused it.
@@ -929,6 +984,10 @@ int aredis__fork_adopt(aredis_client *c) {
     c->ready_waiters = NULL;
     c->forked_report = 1;
     c->forked_up = c->forked_up || c->up;
+    /* The parent's connection tracked what the cache holds: nothing in it
+     * will be invalidated for the child (emptied silently: nothing runs
+     * inside the call that noticed the fork). */
+    if (c->tracking) aredis__csc_flush(c->opt.cache, 0);
     conn_reset(c);
     c->disconnecting = 0;
     c->attempt = 0;
@@ -1005,6 +1064,9 @@ static const char *invalid_options(const aredis_options *o) {
         return "client_name holds spaces, newlines or special characters";
     if (o->prefix && strnlen(o->prefix, AREDIS__PREFIX_MAX + 1) > AREDIS__PREFIX_MAX)
         return "prefix longer than 1024 bytes";
+    if (o->cache && o->protocol == 2)
+        return "a cache needs RESP3 (protocol 3): invalidations must arrive on the connection "
+               "whose replies they order against";
     return NULL;
 }
 
@@ -1020,6 +1082,8 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
         aredis__call_fail(AREDIS_ERR_INVALID, "invalid options: %s", bad);
         return NULL;
     }
+    /* A cache serves the clients of one loop (aredis/cache.h). */
+    if (opts->cache && aredis__csc_bind(opts->cache, loop) != AREDIS_ERR_OK) return NULL;
     aredis_client *c = aredis__calloc(1, sizeof *c);
     if (!c) {
         aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
@@ -1050,16 +1114,21 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
         goto fail;
     c->prefix_len = c->opt.prefix ? strlen(c->opt.prefix) : 0;
     c->sess_db = c->opt.db;
+    c->csc.db = c->opt.db;
     c->timer = aredis__timer_new(loop, aredis__on_timer, c);
     c->flush_defer = aredis__defer_new(loop, on_flush, c);
-    if (!c->timer || !c->flush_defer) goto fail;
+    if (opts->cache) c->hits_timer = aredis__timer_new(loop, on_hits, c);
+    if (!c->timer || !c->flush_defer || (opts->cache && !c->hits_timer)) goto fail;
     /* A shared TLS context: referenced, never rebuilt (aredis/tls.h). */
     c->tls_ctx = aredis__tls_ctx_ref(opts->tls_context);
+    /* The cache too (bound to this loop above). */
+    aredis__csc_ref(c->opt.cache);
     return c;
 fail:
     aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
     if (c->timer) aredis__timer_free(loop, c->timer);
     if (c->flush_defer) aredis__defer_free(loop, c->flush_defer);
+    if (c->hits_timer) aredis__timer_free(loop, c->hits_timer);
     free_opts(&c->opt);
     aredis__free(c);
     return NULL;
@@ -1074,6 +1143,7 @@ aredis_client *aredis__client_clone(aredis_client *c) {
     o.on_reconnect_attempt = NULL;
     o.cb_data = NULL;
     o.load_commands = 0; /* the subscribe family needs no table */
+    o.cache = NULL;      /* it reads nothing the cache could keep */
     /* One TLS context for both (a reference each), when there is one. */
     if (c->tls_ctx) o.tls_context = c->tls_ctx;
     aredis_client *d = aredis_client_new(c->loop, &o);
@@ -1233,6 +1303,8 @@ static void client_destroy(aredis_client *c) {
     aredis__resolve_cancel(c->resolving); /* NULL by now: teardown cancelled it */
     aredis__cmdtable_free(c->cmdtable);
     aredis__tls_ctx_free(c->tls_ctx);
+    aredis_cache_free(c->opt.cache);
+    if (c->hits_timer) aredis__timer_free(c->loop, c->hits_timer);
     aredis__timer_free(c->loop, c->timer);
     aredis__defer_free(c->loop, c->flush_defer);
     aredis__buf_free(&c->out);
@@ -1259,6 +1331,8 @@ aredis_state aredis_client_state(const aredis_client *c) {
     return c->state;
 }
 int aredis_client_protocol(const aredis_client *c) { return c->proto; }
+const aredis_options *aredis__client_options(const aredis_client *c) { return &c->opt; }
+aredis__csc_conn *aredis__client_csc(aredis_client *c) { return &c->csc; }
 aredis_loop *aredis_client_loop(const aredis_client *c) { return c->loop; }
 size_t aredis_client_pending(const aredis_client *c) { return c->user_pending; }
 void *aredis_client_get_data(const aredis_client *c) { return c->data; }

@@ -42,6 +42,7 @@ struct addrinfo;
 #define AREDIS__CMD_DONE 2048u     /* its callback has been (or is being) run */
 #define AREDIS__CMD_OBSERVED 4096u /* its operation's end is owed (cmd->ob) */
 #define AREDIS__CMD_OBS_REC 8192u  /* ...and cmd->ob.x is an observer record */
+#define AREDIS__CMD_HIT 16384u     /* answered by the cache: in `hits`, reply in cmd->hit */
 
 /* A batch that went into `out` while its owner held the reservation (a
  * transaction's command after the WATCH that took it): client only, beside
@@ -69,6 +70,7 @@ typedef struct aredis__batch {
     const char **ps_names;
     size_t *ps_lens;
     char obs_status[32]; /* observed: the first error reply's prefix */
+    void *csc;           /* with a cache: its writes' keys (aredis__csc_batch_done) */
     uint64_t ends[];
 } aredis__batch;
 
@@ -79,8 +81,11 @@ typedef struct aredis__cmd {
     void *data;
     aredis__hnode dl; /* its deadline (loop ms): key; in the client's heap
                          unless AREDIS__CMD_FIFO */
-    char *buf;        /* the encoded command while it waits for a connection
-                         (and, for a retryable command, while in flight) */
+    union {
+        char *buf;         /* the encoded command while it waits for a connection
+                              (and, for a retryable command, while in flight) */
+        aredis_reply *hit; /* AREDIS__CMD_HIT: the cached reply (a reference) */
+    };
     size_t len;
     uint64_t start; /* its bytes in the output stream: [start, end) */
     uint64_t end;
@@ -147,6 +152,9 @@ struct aredis_client {
     aredis__cmdq sent;    /* bytes in `out` or on the wire, awaiting replies */
     aredis__cmd *barrier; /* an AUTH/HELLO in `sent`: nothing goes out behind it */
     aredis__cmdq forked;  /* inherited across fork(): failed next loop turn */
+    aredis__cmdq hits;    /* answered by the cache: delivered next loop turn */
+    void *hits_timer;     /* opt.cache: fires (0 ms) to deliver them */
+    int hits_armed;
     /*
      * A reservation (a transaction between WATCH and EXEC): while `reserved`
      * is set, only its owner's commands go out; everyone else's wait in
@@ -218,6 +226,8 @@ struct aredis_client {
     void *ps_state;
     long long subs_np;    /* channels + patterns the server counts for us */
     long long subs_shard; /* shard channels */
+    int tracking;         /* CLIENT TRACKING is on for this connection (opt.cache) */
+    aredis__csc_conn csc; /* the cache's view of the connection (feature.h) */
     int ps_lenient;       /* RESP2: a sunsubscribe confirmation may still come
                              after the call it matched (push.c) */
 
@@ -298,6 +308,8 @@ int aredis__drain_waiting(aredis_client *c);
 void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredis_err code,
                       const char *detail);
 void aredis__arm_flush(aredis_client *c);
+/* Deliver c->hits on the next loop turn. */
+void aredis__hits_arm(aredis_client *c);
 /* Handshake finished: READY, send what waited. */
 void aredis__set_ready(aredis_client *c);
 /*

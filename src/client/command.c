@@ -92,6 +92,45 @@ static void waiting_push(aredis_client *c, aredis__cmd *cmd) {
     aredis__cmdq_push(&c->waiting, cmd);
 }
 
+/*
+ * The cache took a command (its bytes at `before` in `out`): answered (a
+ * hit: delivered on the next loop turn, on_flush), to be sent behind
+ * CLIENT CACHING YES (OPTIN), or refused.
+ */
+static __attribute__((noinline)) aredis_err cache_took(aredis_client *c, const aredis_cmd_opts *o,
+                                                       aredis__cmd *cmd, int how, aredis_reply *hit,
+                                                       size_t before, aredis__cmd **out) {
+    aredis__buf *b = &c->out;
+    size_t len = b->len - before;
+    if (how == AREDIS__CACHE_HIT) {
+        b->len = before;
+        cmd->flags |= AREDIS__CMD_HIT;
+        cmd->hit = hit;
+        aredis__cmdq_push(&c->hits, cmd);
+        c->user_pending++;
+        aredis__hits_arm(c);
+        if (out) *out = cmd;
+        return AREDIS_ERR_OK;
+    }
+    if (how == AREDIS__CACHE_FAIL) {
+        b->len = before;
+        aredis__cmd_recycle(c, cmd);
+        return aredis_call_error()->code;
+    }
+    /* OPTIN: the bytes go again, in a batch of their own. */
+    char *copy = aredis__memdup0(b->data + before, len);
+    void *ctx = cmd->data;
+    b->len = before;
+    aredis__cmd_recycle(c, cmd);
+    if (!copy) {
+        aredis__csc_abandon(c, ctx);
+        return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    }
+    aredis_err e = aredis__csc_optin_submit(c, o, copy, len, ctx, out);
+    aredis__free(copy);
+    return e;
+}
+
 aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
                           void *data, int internal, int argc, const char *const *argv,
                           const size_t *argvlen, const char *fmt, va_list *ap, aredis__cmd **out) {
@@ -150,6 +189,13 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     }
     if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_command(c, bytes, len, internal);
 
+    /* A cache answers or wraps it (client-side caching, features/client_cache.c). */
+    if (__builtin_expect(c->opt.cache != NULL, 0) && !internal) {
+        aredis_reply *hit = NULL;
+        int k = aredis__csc_command(c, c->opt.cache, bytes, len, c->sess_multi, strip, &cmd->cb,
+                                    &cmd->data, &hit);
+        if (k != AREDIS__CACHE_SEND) return cache_took(c, o, cmd, k, hit, before, out);
+    }
     /* Its deadline: a per-command timeout, or the client's default (which
      * a blocking command extends by its own block time; block 0 = none). */
     uint64_t timeout = 0;
@@ -173,8 +219,10 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
      * append them elsewhere). A refused placement leaves a note that errs
      * on the dirty side: harmless. */
     if (!internal && (cls & AREDIS__CC_SESSION)) aredis__session_note(c, bytes, len);
+    void *wrapped = cmd->data != data ? cmd->data : NULL; /* the cache's */
     e = aredis__place(c, cmd, before, len, timeout, fifo, retry, internal);
     if (e == AREDIS_ERR_OK && out) *out = cmd;
+    if (e != AREDIS_ERR_OK && wrapped) aredis__csc_abandon(c, wrapped);
     return e;
 }
 
@@ -305,6 +353,13 @@ fail:
 void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, const char *detail) {
     aredis__deadline_del(c, cmd);
     if (cmd->flags & (AREDIS__CMD_ORPHAN | AREDIS__CMD_DONE)) return;
+    if (cmd->flags & AREDIS__CMD_HIT) {
+        /* A hit not delivered yet (cancelled): it was never sent. */
+        aredis__cmdq_unlink(&c->hits, cmd);
+        aredis__complete(c, cmd, NULL, code, detail);
+        aredis__cmd_recycle(c, cmd);
+        return;
+    }
     cmd->flags |= AREDIS__CMD_ORPHAN;
     if (code == AREDIS_ERR_TIMEOUT) c->stats.timeouts++;
     if (cmd->flags & AREDIS__CMD_SENT) {

@@ -331,4 +331,66 @@ void aredis__obs_clone(aredis_client *dst, aredis_client *src);
 /* The client is being freed: fold its counts into its metrics, free. */
 void aredis__obs_destroy(aredis_client *c);
 
+/* ---- Client-side caching (features/client_cache.c) --------------------------------- */
+
+struct aredis_cache;
+/* What aredis__csc_command says of a user command. */
+#define AREDIS__CACHE_FAIL (-1) /* refused: aredis_call_error() is set */
+#define AREDIS__CACHE_SEND 0    /* send it (*cb, *data may now be the cache's wrapper) */
+#define AREDIS__CACHE_HIT 1     /* answered: *hit (a reference) is its reply */
+#define AREDIS__CACHE_OPTIN                                                                        \
+    2 /* send it behind CLIENT CACHING YES: give its                                               \
+         bytes and *data to aredis__csc_optin_submit */
+/*
+ * A user command on a client with a cache, encoded (bytes, len; `strip` as
+ * aredis__encode said), before it is placed: looked up if cacheable (not
+ * while a MULTI is open: `in_multi`), its keys dropped if it writes.
+ */
+int aredis__csc_command(aredis_client *c, struct aredis_cache *k, const char *bytes, size_t len,
+                        int in_multi, unsigned strip, aredis_reply_fn **cb, void **data,
+                        aredis_reply **hit);
+/* Send a read as OPTIN wants it (a batch); ctx is the *data the call above
+ * gave, taken over (also on error). */
+aredis_err aredis__csc_optin_submit(aredis_client *c, const aredis_cmd_opts *o, const char *bytes,
+                                    size_t len, void *ctx, aredis__cmd **out);
+/* A wrapper *data the call above gave that will not be used after all. */
+void aredis__csc_abandon(aredis_client *c, void *ctx);
+/* One command of a batch (pipeline, transaction): a write drops its keys
+ * now and notes them in *acc (NULL at first) for aredis__csc_batch_done,
+ * when the batch is answered; a SELECT stops caching (the database is not
+ * followed through batches). */
+void aredis__csc_batch_command(aredis_client *c, struct aredis_cache *k, const char *bytes,
+                               size_t len, void **acc);
+/* The batch that noted *acc is answered (or failed): drop its keys again;
+ * acc is freed. */
+void aredis__csc_batch_done(void *acc);
+/* What the cache knows of a connection: the database it is on (opt.db at
+ * connect; -1: unknown, after a SELECT it could not follow), SELECTs in
+ * flight (no caching meanwhile), and an epoch bumped by every new
+ * connection (a SELECT answered on an older one changes nothing). */
+typedef struct aredis__csc_conn {
+    int db;
+    unsigned selecting;
+    unsigned epoch;
+    int multi_wrote; /* a write was queued in the open MULTI (command API) */
+} aredis__csc_conn;
+aredis__csc_conn *aredis__client_csc(aredis_client *c);
+/* An "invalidate" or "tracking-redir-broken" push. */
+void aredis__csc_push(struct aredis_cache *k, const aredis_reply *r);
+/* A connection with tracking ended: everything goes (on_invalidate told
+ * unless !tell_app). */
+void aredis__csc_flush(struct aredis_cache *k, int tell_app);
+/* References (aredis_cache_free drops one); the loop the cache's clients
+ * must share (INVALID for another, aredis_call_error() set). */
+struct aredis_cache *aredis__csc_ref(struct aredis_cache *k);
+aredis_err aredis__csc_bind(struct aredis_cache *k, aredis_loop *loop);
+/* CLIENT TRACKING ON's arguments for a client with key prefix `cprefix`;
+ * strings it made go to owned[] (*nowned of them, aredis__free each).
+ * argc, or -1 when out of memory. */
+int aredis__csc_tracking_argv(const struct aredis_cache *k, const char *cprefix, const char **argv,
+                              size_t *lens, int max, char **owned, int *nowned);
+size_t aredis__csc_nprefixes(const struct aredis_cache *k);
+/* The client's options (its key prefix...), read-only. */
+const aredis_options *aredis__client_options(const aredis_client *c);
+
 #endif

@@ -26,6 +26,7 @@
 
 #include "client/client_internal.h"
 #include "proto/cmdtable.h"
+#include "util/alloc.h"
 #include "util/log.h"
 #include "util/redact.h"
 
@@ -65,8 +66,10 @@ static void fail(aredis_client *c, const char *step, const aredis_reply *r) {
     snprintf(msg, sizeof msg, "%s refused: %s", step, safe);
     if (is_auth_error(r))
         aredis__teardown_refused(c, AREDIS_ERR_AUTH, msg);
-    else if (strcmp(step, "SELECT") == 0 && !is_transient(r))
-        aredis__teardown_refused(c, AREDIS_ERR_HANDSHAKE, msg); /* no such database */
+    else if ((strcmp(step, "SELECT") == 0 || strcmp(step, "CLIENT TRACKING") == 0) &&
+             !is_transient(r))
+        aredis__teardown_refused(c, AREDIS_ERR_HANDSHAKE, msg); /* no such database, a
+                                                                    tracking refused */
     else
         aredis__teardown(c, AREDIS_ERR_HANDSHAKE, msg);
 }
@@ -102,6 +105,39 @@ static void commands_done(aredis_client *c, aredis_reply *r, const aredis_error 
     if (--c->hs_pending == 0) aredis__set_ready(c);
 }
 
+static void tracking_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    if (!err) c->tracking = 1;
+    step_done(c, r, err, data);
+}
+
+/* A client with a cache: CLIENT TRACKING ON [OPTIN | BCAST [PREFIX p]...]. */
+static int send_tracking(aredis_client *c) {
+    enum { MAX = 5 + 2 * 64 };
+    size_t np = aredis__csc_nprefixes(c->opt.cache);
+    if (np > 64) {
+        aredis__teardown_refused(c, AREDIS_ERR_HANDSHAKE,
+                                 "CLIENT TRACKING: more than 64 BCAST prefixes");
+        return -1;
+    }
+    const char *argv[MAX];
+    size_t lens[MAX];
+    char *owned[64];
+    int nowned = 0;
+    int argc =
+        aredis__csc_tracking_argv(c->opt.cache, c->opt.prefix, argv, lens, MAX, owned, &nowned);
+    aredis_err e = argc < 0 ? AREDIS_ERR_NOMEM
+                            : aredis__submit(c, NULL, tracking_done, (void *)"CLIENT TRACKING", 1,
+                                             argc, argv, lens, NULL, NULL, NULL);
+    for (int i = 0; i < nowned; i++)
+        aredis__free(owned[i]);
+    if (e != AREDIS_ERR_OK) {
+        aredis__teardown(c, e, "cannot queue handshake");
+        return -1;
+    }
+    c->hs_pending++;
+    return 0;
+}
+
 static int send_step(aredis_client *c, const char *name, int argc, const char *const *argv) {
     aredis_err e =
         aredis__submit(c, NULL, step_done, (void *)name, 1, argc, argv, NULL, NULL, NULL, NULL);
@@ -131,6 +167,7 @@ static void send_tail(aredis_client *c, int with_auth_and_name) {
         const char *a[] = {"CLIENT", "SETNAME", c->opt.client_name};
         if (send_step(c, "CLIENT SETNAME", 3, a)) return;
     }
+    if (c->opt.cache && send_tracking(c)) return;
     if (c->opt.load_commands) {
         const char *a[] = {"COMMAND"};
         if (aredis__submit(c, NULL, commands_done, NULL, 1, 1, a, NULL, NULL, NULL, NULL) !=
@@ -160,6 +197,15 @@ static void hello_done(aredis_client *c, aredis_reply *r, const aredis_error *er
     }
     if (is_auth_error(r) || is_transient(r)) {
         fail(c, "HELLO", r);
+        return;
+    }
+    /* A cache cannot work on RESP2 (aredis/cache.h): refuse, saying why. */
+    if (c->opt.cache) {
+        char said[160], msg[256];
+        aredis__redact_message(r->str, r->len, said, sizeof said);
+        snprintf(msg, sizeof msg,
+                 "client-side caching needs RESP3, and the server refused HELLO 3: %s", said);
+        aredis__teardown_refused(c, AREDIS_ERR_HANDSHAKE, msg);
         return;
     }
     /* No HELLO (Redis < 6) or no RESP3: speak RESP2. */

@@ -132,6 +132,13 @@ int aredis__push_route(aredis_client *c, aredis_reply *r) {
         return 1;
     }
     if (!is_push) return 0; /* RESP2: a reply (PING's ["pong", ""], a confirmation's error...) */
+    /* Tracking's messages are the cache's (aredis/cache.h). */
+    if (c->opt.cache && r->elements >= 1 && r->element[0]->str &&
+        (lit(r->element[0], "invalidate", 10) || lit(r->element[0], "tracking-redir-broken", 21))) {
+        aredis__csc_push(c->opt.cache, r);
+        aredis_reply_release(r);
+        return 1;
+    }
     if (c->opt.on_push) c->opt.on_push(c, r, c->opt.cb_data);
     aredis_reply_release(r);
     return 1;

@@ -44,8 +44,13 @@ aredis__cmd *aredis__cmd_new(aredis_client *c) {
 void aredis__cmd_recycle(aredis_client *c, aredis__cmd *cmd) {
     aredis__deadline_del(c, cmd);
     aredis__cmd_unblock(c, cmd);
+    if (cmd->flags & AREDIS__CMD_HIT) {
+        aredis_reply_release(cmd->hit);
+        cmd->hit = NULL;
+    }
     aredis__free(cmd->buf);
     cmd->buf = NULL;
+    if (cmd->batch && cmd->batch->csc) aredis__csc_batch_done(cmd->batch->csc);
     aredis__free(cmd->batch);
     cmd->batch = NULL;
     if (c->state == AREDIS_STATE_READY && c->nfree < FREELIST_MAX) {

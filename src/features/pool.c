@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aredis/cache.h"
 #include "aredis/tls.h"
 #include "aredis/uri.h"
 #include "aredis/writer.h"
@@ -1753,6 +1754,7 @@ static void destroy(aredis_pool *p) {
         p->free_ctx = x->next_free;
         aredis__free(x);
     }
+    aredis_cache_free(p->copt.cache);
     free_opts(&p->copt);
     aredis_tls_context_release(p->tls);
     aredis__free(p);
@@ -1788,6 +1790,11 @@ aredis_pool *aredis_pool_new(aredis_loop *loop, const aredis_pool_options *opts)
     aredis_pool *p = aredis__calloc(1, sizeof *p);
     int ok = p && copy_opts(&p->copt, &o) == 0;
     aredis_uri_free(u);
+    /* One cache for every connection (a reference of the pool's own). */
+    if (ok)
+        aredis__csc_ref(p->copt.cache);
+    else if (p)
+        p->copt.cache = NULL;
     if (!ok) {
         aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
         goto fail;

@@ -26,6 +26,7 @@ static const aredis_reader_limits file_limits = AREDIS_READER_LIMITS_INIT;
 static const aredis_scan_opts file_scan_opts = AREDIS_SCAN_OPTS_INIT;
 static const aredis_sub_options file_sub_options = AREDIS_SUB_OPTIONS_INIT;
 static const aredis_pool_options file_pool_options = AREDIS_POOL_OPTIONS_INIT;
+static const aredis_cache_options file_cache_options = AREDIS_CACHE_OPTIONS_INIT;
 
 int main(void) {
     aredis_options o = AREDIS_OPTIONS_INIT;
@@ -34,6 +35,8 @@ int main(void) {
     aredis_scan_opts so = AREDIS_SCAN_OPTS_INIT;
     aredis_sub_options sbo = AREDIS_SUB_OPTIONS_INIT;
     aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;
+    aredis_cache_options cao = AREDIS_CACHE_OPTIONS_INIT;
+    cao.max_entries = 7;
     so.count = 10;
     sbo.max_buffered = 5;
     po.max_connections = 3;
@@ -43,5 +46,6 @@ int main(void) {
     return o.port == file_options.port || co.flags == file_cmd_opts.flags ||
            lim.max_depth == file_limits.max_depth || so.count == file_scan_opts.count ||
            sbo.max_buffered == file_sub_options.max_buffered ||
-           po.max_connections == file_pool_options.max_connections;
+           po.max_connections == file_pool_options.max_connections ||
+           cao.max_entries == file_cache_options.max_entries;
 }
