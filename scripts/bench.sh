@@ -197,6 +197,16 @@ if [ -x "$BIN/observe" ]; then
             >"$W/observe_base.md" || say "observe_base failed: left out"
     fi
 fi
+# Client-side caching (aredis/cache.h): GET of 1,000 hot keys with the
+# cache off, on (warmed: all hits) and on while another client writes.
+CACHE_N=1000000; CACHE_R=7
+if [ -n "$BENCH_QUICK" ]; then
+    CACHE_N=100000; CACHE_R=1
+fi
+if [ -x "$BIN/cache" ]; then
+    run cache $CLI_PIN "$BIN/cache" -h 127.0.0.1 -p "$PORT" -n "$CACHE_N" --rounds "$CACHE_R" \
+        >"$W/cache.md" || say "cache failed: left out"
+fi
 if [ -x "$BIN/threads" ]; then
     run threads "$BIN/threads" -h 127.0.0.1 -p "$PORT" -n "$THR_N" >"$W/threads.txt" ||
         say "threads failed: left out"
@@ -514,6 +524,21 @@ fi
             cat "$W/observe_base.md"
             echo
         fi
+    fi
+    if [ -s "$W/cache.md" ]; then
+        echo "## Client-side caching"
+        echo
+        echo "GET of 1,000 hot keys (64-byte values, read in turn) on one client, 1 and 64"
+        echo "in flight, with the cache (\`aredis/cache.h\`) **off**, **on** (warmed first:"
+        echo "every read a hit, answered on a later loop turn without I/O) and **on-writes**"
+        echo "(another client SETs one key per 100 reads meanwhile, so the server's"
+        echo "invalidations make about 1 % of the reads miss). The three run in one process,"
+        echo "in rotating order round after round; ops/s is the median, the ratios to off"
+        echo "are taken round by round, and CPU is the process's user+sys per million reads"
+        echo "(the writer's included)."
+        echo
+        cat "$W/cache.md"
+        echo
     fi
     if [ -s "$W/threads.txt" ]; then
         echo "## Commands from other threads"
