@@ -44,9 +44,17 @@
  *     FLUSHALL, SWAPDB and writes whose keys cannot be known empty it.
  *   - A lost connection (a restart, a network failure, a reconnect) empties
  *     the whole cache: invalidations sent while it was down are lost.
- *   - Inside MULTI (issued with aredis_command) nothing is served or stored;
- *     pipelines and transactions (aredis/pipeline.h, tx.h) bypass the cache
- *     but their writes still drop their keys.
+ *   - Inside MULTI (issued with aredis_command) nothing is served or stored,
+ *     and a write queued there makes its EXEC empty the cache when it is
+ *     answered; pipelines and transactions (aredis/pipeline.h, tx.h)
+ *     bypass the cache but their writes drop their keys when issued and
+ *     when answered.
+ *   - Databases: entries are kept per database. A SELECT pauses caching
+ *     until it is answered; one inside a MULTI, a pipeline or a
+ *     transaction stops caching on that connection until a plain SELECT
+ *     (or a reconnect) tells the cache where the connection is.
+ *   - Hits are not operations for an observer (aredis/observe.h) and do not
+ *     move the client's command or byte counters: nothing went out.
  *
  * RESP3 ONLY. Invalidations must arrive on the connection whose replies
  * they order against; RESP2 would need a second connection (REDIRECT),
@@ -71,11 +79,14 @@
  * on the loop of the first one (another loop is refused). Functions here
  * run on that loop's thread (or before any client uses the cache).
  *
- * Callback contract: a hit's callback runs exactly once, on the next loop
+ * Callback contract: a hit's callback runs exactly once, on a later loop
  * turn — never inside the call that issued the command — with the stored
  * reply (borrowed for the callback; aredis_reply_retain() to keep it), or
  * with CANCELLED when the client is closed or freed first. Cancelling a
- * hit's future cancels it.
+ * hit's future cancels it. ORDER: a hit may complete before commands
+ * issued earlier that went to the server (their replies have not come
+ * yet); for one key the order holds, since a write drops the key and the
+ * reads after it go to the server behind it.
  */
 #ifndef AREDIS_CACHE_H
 #define AREDIS_CACHE_H
@@ -110,7 +121,8 @@ typedef enum aredis_cache_mode {
 } aredis_cache_mode;
 
 /*
- * Tell the application the server invalidated a key (key NULL, len 0: the
+ * Tell the application the server invalidated a key — its name as the
+ * server knows it, with any aredis_options.prefix in front (key NULL, len 0: the
  * whole cache was emptied — a FLUSHALL/FLUSHDB, a lost connection,
  * aredis_cache_clear()). The drops the cache makes for this client's own
  * writes are not told. Runs on the loop thread, after the entries are

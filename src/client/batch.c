@@ -150,9 +150,14 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     /* With a cache, a write inside drops its keys now and again when the
      * batch is answered (aredis/cache.h). */
     void *csc = NULL;
-    if (__builtin_expect(c->opt.cache != NULL, 0) && !internal)
+    if (__builtin_expect(c->opt.cache != NULL, 0) && !internal && !(s->flags & AREDIS__BATCH_CACHE))
         for (size_t i = 0, start = 0; i < s->n; start = s->ends[i++])
-            aredis__csc_batch_command(c, c->opt.cache, s->bytes + start, s->ends[i] - start, &csc);
+            if ((e = aredis__csc_batch_command(c, c->opt.cache, s->bytes + start,
+                                               s->ends[i] - start, c->sess_multi, &csc)) !=
+                AREDIS_ERR_OK) {
+                if (csc) aredis__csc_batch_done(csc);
+                return e;
+            }
     aredis__cmd *cmd = aredis__cmd_new(c);
     aredis__batch *b = NULL;
     size_t bytes, names = 0, extra = 0;

@@ -295,8 +295,8 @@ static void conn_reset(aredis_client *c) {
     c->subs_np = c->subs_shard = 0; /* the server forgot them with the connection */
     c->ps_lenient = 0;
     c->tracking = 0;
-    c->csc.db = c->opt.db;
-    c->csc.selecting = 0;
+    c->csc.db = c->opt.db; /* as the next handshake sets it (SELECTs still
+                              waiting count on: csc.selecting stays) */
     c->csc.multi_wrote = 0;
     c->csc.epoch++;
     aredis__session_reset(c);
@@ -331,7 +331,8 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     c->gen++;
     /* Invalidations sent while the connection is down are lost: nothing
      * cached may be trusted any more (aredis/cache.h). */
-    if (c->tracking) aredis__csc_flush(c->opt.cache, 1);
+    int flushed = c->tracking;
+    if (flushed) aredis__csc_flush(c->opt.cache, 0); /* told at the end */
 
     /* Held commands wait like the others; the reservation's own, unsent,
      * fail below. */
@@ -368,6 +369,7 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     if (dead) drop_owned(&waiting, &fail, dead);
     mark_taken(&fail);
     mark_taken(&waiting);
+    mark_taken(&hits);
 
     conn_reset(c);
     if (!retry) {
@@ -424,6 +426,9 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     if (reconnect_stands(c, retry, gen) && c->opt.on_reconnect_attempt)
         c->opt.on_reconnect_attempt(c, c->attempt, c->reconnect_delay, c->opt.cb_data);
     if (!c->free_pending) aredis__timer_update(c);
+    /* The cache's application hears it was emptied once the client's own
+     * state is settled (its on_invalidate may close or free the client). */
+    if (flushed) aredis__csc_told(c->opt.cache);
     c->tearing_down = outer;
 }
 
@@ -845,6 +850,7 @@ static void on_hits(void *arg) {
     aredis__enter(c);
     for (size_t n = c->hits.n; n && c->hits.head && !c->free_pending; n--) {
         aredis__cmd *cmd = aredis__cmdq_pop(&c->hits);
+        cmd->flags &= ~AREDIS__CMD_QUEUED;
         aredis__complete(c, cmd, cmd->hit, AREDIS_ERR_OK, NULL);
         aredis__cmd_recycle(c, cmd);
     }
@@ -1333,6 +1339,9 @@ aredis_state aredis_client_state(const aredis_client *c) {
 int aredis_client_protocol(const aredis_client *c) { return c->proto; }
 const aredis_options *aredis__client_options(const aredis_client *c) { return &c->opt; }
 aredis__csc_conn *aredis__client_csc(aredis_client *c) { return &c->csc; }
+const struct aredis__cmdtable *aredis__client_cmdtable(const aredis_client *c) {
+    return c->cmdtable;
+}
 aredis_loop *aredis_client_loop(const aredis_client *c) { return c->loop; }
 size_t aredis_client_pending(const aredis_client *c) { return c->user_pending; }
 void *aredis_client_get_data(const aredis_client *c) { return c->data; }

@@ -104,7 +104,7 @@ static __attribute__((noinline)) aredis_err cache_took(aredis_client *c, const a
     size_t len = b->len - before;
     if (how == AREDIS__CACHE_HIT) {
         b->len = before;
-        cmd->flags |= AREDIS__CMD_HIT;
+        cmd->flags |= AREDIS__CMD_HIT | AREDIS__CMD_QUEUED; /* QUEUED: in c->hits */
         cmd->hit = hit;
         aredis__cmdq_push(&c->hits, cmd);
         c->user_pending++;
@@ -354,10 +354,13 @@ void aredis__cmd_abort(aredis_client *c, aredis__cmd *cmd, aredis_err code, cons
     aredis__deadline_del(c, cmd);
     if (cmd->flags & (AREDIS__CMD_ORPHAN | AREDIS__CMD_DONE)) return;
     if (cmd->flags & AREDIS__CMD_HIT) {
-        /* A hit not delivered yet (cancelled): it was never sent. */
-        aredis__cmdq_unlink(&c->hits, cmd);
+        /* A hit not delivered yet (cancelled): it was never sent. Still in
+         * c->hits, it goes now; taken by a teardown, that recycles it. */
         aredis__complete(c, cmd, NULL, code, detail);
-        aredis__cmd_recycle(c, cmd);
+        if (cmd->flags & AREDIS__CMD_QUEUED) {
+            aredis__cmdq_unlink(&c->hits, cmd);
+            aredis__cmd_recycle(c, cmd);
+        }
         return;
     }
     cmd->flags |= AREDIS__CMD_ORPHAN;

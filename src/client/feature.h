@@ -44,6 +44,9 @@ typedef void aredis__part_fn(aredis_client *c, aredis_reply *r, size_t index, vo
 /* The library's own command (a replay, a reconciling (UN)SUBSCRIBE): not
  * an application's operation, so not observed (aredis/observe.h). */
 #define AREDIS__BATCH_UNOBSERVED 32u
+/* The client-side cache's own (CLIENT CACHING YES and a read, OPTIN): not
+ * looked at by the cache again. */
+#define AREDIS__BATCH_CACHE 64u
 
 typedef struct aredis__batch_spec {
     const char *bytes; /* the encoded commands, one after the other */
@@ -358,9 +361,10 @@ void aredis__csc_abandon(aredis_client *c, void *ctx);
 /* One command of a batch (pipeline, transaction): a write drops its keys
  * now and notes them in *acc (NULL at first) for aredis__csc_batch_done,
  * when the batch is answered; a SELECT stops caching (the database is not
- * followed through batches). */
-void aredis__csc_batch_command(aredis_client *c, struct aredis_cache *k, const char *bytes,
-                               size_t len, void **acc);
+ * followed through batches). A command that would blind the cache (CLIENT
+ * TRACKING, HELLO 2) is refused: UNSUPPORTED, aredis_call_error() set. */
+aredis_err aredis__csc_batch_command(aredis_client *c, struct aredis_cache *k, const char *bytes,
+                                     size_t len, int in_multi, void **acc);
 /* The batch that noted *acc is answered (or failed): drop its keys again;
  * acc is freed. */
 void aredis__csc_batch_done(void *acc);
@@ -370,7 +374,7 @@ void aredis__csc_batch_done(void *acc);
  * connection (a SELECT answered on an older one changes nothing). */
 typedef struct aredis__csc_conn {
     int db;
-    unsigned selecting;
+    unsigned selecting; /* SELECTs issued, not completed (on any connection) */
     unsigned epoch;
     int multi_wrote; /* a write was queued in the open MULTI (command API) */
 } aredis__csc_conn;
@@ -380,6 +384,8 @@ void aredis__csc_push(struct aredis_cache *k, const aredis_reply *r);
 /* A connection with tracking ended: everything goes (on_invalidate told
  * unless !tell_app). */
 void aredis__csc_flush(struct aredis_cache *k, int tell_app);
+/* Tell on_invalidate the cache was emptied (after a silent flush). */
+void aredis__csc_told(struct aredis_cache *k);
 /* References (aredis_cache_free drops one); the loop the cache's clients
  * must share (INVALID for another, aredis_call_error() set). */
 struct aredis_cache *aredis__csc_ref(struct aredis_cache *k);
@@ -390,6 +396,8 @@ aredis_err aredis__csc_bind(struct aredis_cache *k, aredis_loop *loop);
 int aredis__csc_tracking_argv(const struct aredis_cache *k, const char *cprefix, const char **argv,
                               size_t *lens, int max, char **owned, int *nowned);
 size_t aredis__csc_nprefixes(const struct aredis_cache *k);
+/* The server's command table (load_commands), or NULL. */
+const struct aredis__cmdtable *aredis__client_cmdtable(const aredis_client *c);
 /* The client's options (its key prefix...), read-only. */
 const aredis_options *aredis__client_options(const aredis_client *c);
 

@@ -25,6 +25,7 @@
 #include "proto/cmdtable.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/fork.h"
 #include "util/log.h"
 
 struct aredis_cache {
@@ -36,8 +37,9 @@ struct aredis_cache {
     size_t *plens, nprefixes;
     aredis_cache_invalidate_fn *on_invalidate;
     void *data;
-    size_t max_value; /* a reply bigger than this is not stored */
-    uint32_t ttl_ms;  /* the clock is read only when entries expire */
+    size_t max_value;  /* a reply bigger than this is not stored */
+    uint32_t ttl_ms;   /* the clock is read only when entries expire */
+    unsigned fork_gen; /* the process it was last used in (fork_check) */
     uint64_t stores, inval_msgs, flushes;
     uint64_t refused;     /* replies not offered to the store: errors, too big */
     unsigned char *allow; /* a bit per entry of the built-in command table */
@@ -87,6 +89,8 @@ static const char *const default_allow[] = {"GET",
                                             "GEOPOS",
                                             "GEODIST",
                                             "GEOHASH"};
+
+static void fork_check(aredis_cache *k);
 
 /* ---- Lifecycle ------------------------------------------------------------ */
 
@@ -149,6 +153,7 @@ aredis_cache *aredis_cache_new(const aredis_cache_options *opts) {
     k->data = opts->data;
     k->max_value = opts->max_bytes ? opts->max_bytes / 4 : SIZE_MAX;
     k->ttl_ms = opts->ttl_ms;
+    k->fork_gen = aredis__fork_generation();
     aredis__cstore_limits lim = {opts->max_bytes, opts->max_entries, opts->ttl_ms};
     k->store = aredis__cstore_new(&lim, free_reply);
     k->allow = aredis__calloc(aredis__cmdtable_count / 8 + 1, 1);
@@ -252,6 +257,8 @@ void aredis_cache_clear(aredis_cache *k) {
     if (k) flush(k);
 }
 
+void aredis__csc_told(aredis_cache *k) { tell(k, NULL, 0); }
+
 void aredis__csc_flush(aredis_cache *k, int tell_app) {
     if (tell_app)
         flush(k);
@@ -272,6 +279,7 @@ static void drop_own(aredis_cache *k, const char *key, size_t len) {
 }
 
 void aredis__csc_push(aredis_cache *k, const aredis_reply *r) {
+    fork_check(k);
     /* ["invalidate", [key, ...]] or ["invalidate", nil] (FLUSHALL...);
      * ["tracking-redir-broken", id]: everything. */
     const aredis_reply *keys = r->elements >= 2 ? r->element[1] : NULL;
@@ -406,10 +414,11 @@ static void on_write(aredis_client *c, aredis_reply *r, const aredis_error *err,
 static void on_select(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     sctx *x = data;
     aredis__csc_conn *cs = aredis__client_csc(c);
-    if (x->epoch == cs->epoch) { /* the same connection */
-        cs->selecting--;
-        if (!err && r && r->type == AREDIS_REPLY_STATUS) cs->db = x->db;
-    }
+    cs->selecting--;
+    if (!err && r && r->type == AREDIS_REPLY_STATUS)
+        cs->db = x->db; /* a reply is the connection's now */
+    else if (!(err && err->code == AREDIS_ERR_SERVER) && x->epoch == cs->epoch)
+        cs->db = -1; /* timed out or cancelled: it may still run */
     aredis_reply_fn *cb = x->cb;
     void *d = x->data;
     aredis__free(x);
@@ -486,6 +495,39 @@ static void wctx_add(wctx *w, const char *key, size_t n) {
 
 #define ARGS_MAX 256
 
+/* A command that would leave the cache blind: CLIENT TRACKING/CACHING
+ * (the tracking is the cache's), HELLO to another protocol (RESP2 has no
+ * invalidations in band). Refused, saying why. */
+static int blinds(const aredis__arg *args, size_t nargs) {
+    if (nargs >= 2 && aredis__ieq(args[0].p, args[0].n, "CLIENT") &&
+        (aredis__ieq(args[1].p, args[1].n, "TRACKING") ||
+         aredis__ieq(args[1].p, args[1].n, "CACHING"))) {
+        aredis__call_fail(AREDIS_ERR_UNSUPPORTED,
+                          "CLIENT %.*s: the client's cache (aredis_options.cache) manages "
+                          "tracking on this connection",
+                          (int)args[1].n, args[1].p);
+        return 1;
+    }
+    if (nargs >= 2 && aredis__ieq(args[0].p, args[0].n, "HELLO") &&
+        !(args[1].n == 1 && args[1].p[0] == '3')) {
+        aredis__call_fail(AREDIS_ERR_UNSUPPORTED,
+                          "HELLO %.*s: a client with a cache (aredis_options.cache) must stay "
+                          "on RESP3, where invalidations arrive",
+                          (int)(args[1].n < 8 ? args[1].n : 8), args[1].p);
+        return 1;
+    }
+    return 0;
+}
+
+/* In a forked child the entries were tracked by the parent's connections:
+ * nothing will invalidate them here. Emptied, silently, at first use. */
+static void fork_check(aredis_cache *k) {
+    if (__builtin_expect(k->fork_gen != aredis__fork_current(), 0)) {
+        k->fork_gen = aredis__fork_current();
+        flush_quiet(k);
+    }
+}
+
 /*
  * What a command other than a cached read changes: a write drops its keys
  * now and notes them in *acc to drop again when answered; one whose keys
@@ -499,6 +541,15 @@ static void wctx_add(wctx *w, const char *key, size_t n) {
 static void note_command(aredis_client *c, aredis_cache *k, const aredis__cmdinfo *ci,
                          const aredis__arg *args, long na, int in_multi, wctx **acc) {
     size_t nargs = na > ARGS_MAX ? ARGS_MAX : (size_t)na;
+    if (!ci) {
+        /* A command no table knows (a module's, a renamed one, one newer
+         * than the tables: load_commands helps): it may write anything. */
+        if (in_multi) aredis__client_csc(c)->multi_wrote = 1;
+        flush_quiet(k);
+        wctx *w = wctx_get(k, acc);
+        if (w) w->all = 1;
+        return;
+    }
     if (aredis__ieq(args[0].p, args[0].n, "SELECT")) { /* in a MULTI or a batch */
         aredis__client_csc(c)->db = -1;
         return;
@@ -562,10 +613,11 @@ int aredis__csc_command(aredis_client *c, aredis_cache *k, const char *bytes, si
     long na = aredis__resp_args(bytes, len, args, ARGS_MAX);
     if (na < 1) return AREDIS__CACHE_SEND;
     size_t nargs = na > ARGS_MAX ? ARGS_MAX : (size_t)na;
+    fork_check(k);
     const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, args, nargs);
-    if (!ci) return AREDIS__CACHE_SEND;
-    size_t at = (size_t)(ci - aredis__cmdtable_builtin);
-    int top = ci >= aredis__cmdtable_builtin && at < aredis__cmdtable_count;
+    if (!ci) ci = aredis__cmd_lookup(aredis__client_cmdtable(c), args, nargs);
+    size_t at = ci ? (size_t)(ci - aredis__cmdtable_builtin) : 0;
+    int top = ci && ci >= aredis__cmdtable_builtin && at < aredis__cmdtable_count;
     if (top && (k->allow[at / 8] & (1u << (at % 8)))) {
         /* Not inside a MULTI (the reply is QUEUED), nor while the database
          * is not known for sure (a SELECT in flight or not followed). */
@@ -615,16 +667,7 @@ int aredis__csc_command(aredis_client *c, aredis_cache *k, const char *bytes, si
         *data = x;
         return k->mode == AREDIS_CACHE_OPTIN ? AREDIS__CACHE_OPTIN : AREDIS__CACHE_SEND;
     }
-    /* The tracking is the cache's: a user's CLIENT TRACKING/CACHING would
-     * leave it blind. */
-    if (nargs >= 2 && aredis__ieq(args[0].p, args[0].n, "CLIENT") &&
-        (aredis__ieq(args[1].p, args[1].n, "TRACKING") ||
-         aredis__ieq(args[1].p, args[1].n, "CACHING")))
-        return aredis__call_fail(AREDIS_ERR_UNSUPPORTED,
-                                 "CLIENT %.*s: the client's cache (aredis_options.cache) "
-                                 "manages tracking on this connection",
-                                 (int)args[1].n, args[1].p),
-               AREDIS__CACHE_FAIL;
+    if (blinds(args, nargs)) return AREDIS__CACHE_FAIL;
     if (!in_multi && aredis__ieq(args[0].p, args[0].n, "SELECT")) {
         wrap_select(c, args, na, cb, data);
         return AREDIS__CACHE_SEND;
@@ -648,17 +691,20 @@ int aredis__csc_command(aredis_client *c, aredis_cache *k, const char *bytes, si
     return AREDIS__CACHE_SEND;
 }
 
-void aredis__csc_batch_command(aredis_client *c, aredis_cache *k, const char *bytes, size_t len,
-                               void **acc) {
+aredis_err aredis__csc_batch_command(aredis_client *c, aredis_cache *k, const char *bytes,
+                                     size_t len, int in_multi, void **acc) {
     aredis__arg args[ARGS_MAX];
     long na = aredis__resp_args(bytes, len, args, ARGS_MAX);
-    if (na < 1) return;
-    const aredis__cmdinfo *ci =
-        aredis__cmd_lookup(NULL, args, na > ARGS_MAX ? ARGS_MAX : (size_t)na);
-    if (!ci) return;
+    if (na < 1) return AREDIS_ERR_OK;
+    size_t nargs = na > ARGS_MAX ? ARGS_MAX : (size_t)na;
+    if (blinds(args, nargs)) return AREDIS_ERR_UNSUPPORTED;
+    fork_check(k);
+    const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, args, nargs);
+    if (!ci) ci = aredis__cmd_lookup(aredis__client_cmdtable(c), args, nargs);
     wctx *w = *acc;
-    note_command(c, k, ci, args, na, 0, &w);
+    note_command(c, k, ci, args, na, in_multi, &w);
     *acc = w;
+    return AREDIS_ERR_OK;
 }
 
 void aredis__csc_batch_done(void *acc) {
@@ -686,6 +732,7 @@ aredis_err aredis__csc_optin_submit(aredis_client *c, const aredis_cmd_opts *o, 
         s.done = optin_done;
         s.data = x;
         s.opts = o;
+        s.flags = AREDIS__BATCH_CACHE;
         e = aredis__batch_submit(c, &s, out);
         aredis__free(all);
         if (e == AREDIS_ERR_OK) return e;
@@ -707,10 +754,8 @@ void aredis__csc_abandon(aredis_client *c, void *ctx) {
     } else if (kind == CTX_WRITE) {
         wctx_free(ctx);
     } else {
-        sctx *x = ctx; /* its SELECT was never issued */
-        aredis__csc_conn *cs = aredis__client_csc(c);
-        if (x->epoch == cs->epoch) cs->selecting--;
-        aredis__free(x);
+        aredis__client_csc(c)->selecting--; /* its SELECT was never issued */
+        aredis__free(ctx);
     }
 }
 
