@@ -138,26 +138,31 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     int pubsub = (s->flags & AREDIS__BATCH_PUBSUB) != 0;
     int refusing = !internal && !pubsub && !s->owner && aredis__pubsub_refusing(c);
     int noting = !internal && s->session;
-    for (size_t i = 0, start = 0; (refusing || noting) && i < s->n; start = s->ends[i++]) {
+    /* With a cache (aredis/cache.h): a command that would blind it is
+     * refused; a write drops its keys now and again when the batch is
+     * answered. */
+    int caching =
+        __builtin_expect(c->opt.cache != NULL, 0) && !internal && !(s->flags & AREDIS__BATCH_CACHE);
+    /* Every refusal before anything is noted: a refused batch changes
+     * nothing. */
+    for (size_t i = 0, start = 0; (refusing || caching) && i < s->n; start = s->ends[i++]) {
         const char *one = s->bytes + start;
         size_t len = s->ends[i] - start;
         if (refusing && (e = aredis__pubsub_refuse(c, one, len)) != AREDIS_ERR_OK) return e;
+        if (caching && (e = aredis__csc_batch_refuse(one, len)) != AREDIS_ERR_OK) return e;
+    }
+    for (size_t i = 0, start = 0; noting && i < s->n; start = s->ends[i++]) {
+        const char *one = s->bytes + start;
+        size_t len = s->ends[i] - start;
         const char *why = NULL;
         uint64_t bm = 0;
-        if (noting && (aredis__cmd_classify(one, len, 0, &why, &bm, NULL) & AREDIS__CC_SESSION))
+        if (aredis__cmd_classify(one, len, 0, &why, &bm, NULL) & AREDIS__CC_SESSION)
             aredis__session_note(c, one, len);
     }
-    /* With a cache, a write inside drops its keys now and again when the
-     * batch is answered (aredis/cache.h). */
     void *csc = NULL;
-    if (__builtin_expect(c->opt.cache != NULL, 0) && !internal && !(s->flags & AREDIS__BATCH_CACHE))
-        for (size_t i = 0, start = 0; i < s->n; start = s->ends[i++])
-            if ((e = aredis__csc_batch_command(c, c->opt.cache, s->bytes + start,
-                                               s->ends[i] - start, c->sess_multi, &csc)) !=
-                AREDIS_ERR_OK) {
-                if (csc) aredis__csc_batch_done(csc);
-                return e;
-            }
+    for (size_t i = 0, start = 0; caching && i < s->n; start = s->ends[i++])
+        aredis__csc_batch_command(c, c->opt.cache, s->bytes + start, s->ends[i] - start,
+                                  c->sess_multi, &csc);
     aredis__cmd *cmd = aredis__cmd_new(c);
     aredis__batch *b = NULL;
     size_t bytes, names = 0, extra = 0;

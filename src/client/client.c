@@ -298,7 +298,6 @@ static void conn_reset(aredis_client *c) {
     c->csc.db = c->opt.db; /* as the next handshake sets it (SELECTs still
                               waiting count on: csc.selecting stays) */
     c->csc.multi_wrote = 0;
-    c->csc.epoch++;
     aredis__session_reset(c);
 }
 

@@ -361,22 +361,24 @@ void aredis__csc_abandon(aredis_client *c, void *ctx);
 /* One command of a batch (pipeline, transaction): a write drops its keys
  * now and notes them in *acc (NULL at first) for aredis__csc_batch_done,
  * when the batch is answered; a SELECT stops caching (the database is not
- * followed through batches). A command that would blind the cache (CLIENT
- * TRACKING, HELLO 2) is refused: UNSUPPORTED, aredis_call_error() set. */
-aredis_err aredis__csc_batch_command(aredis_client *c, struct aredis_cache *k, const char *bytes,
-                                     size_t len, int in_multi, void **acc);
+ * followed through batches). */
+void aredis__csc_batch_command(aredis_client *c, struct aredis_cache *k, const char *bytes,
+                               size_t len, int in_multi, void **acc);
+/* Whether one command of a batch would blind the cache (CLIENT TRACKING,
+ * HELLO 2): UNSUPPORTED with aredis_call_error() set, before anything of
+ * the batch is noted. */
+aredis_err aredis__csc_batch_refuse(const char *bytes, size_t len);
 /* The batch that noted *acc is answered (or failed): drop its keys again;
  * acc is freed. */
 void aredis__csc_batch_done(void *acc);
 /* What the cache knows of a connection: the database it is on (opt.db at
- * connect; -1: unknown, after a SELECT it could not follow), SELECTs in
- * flight (no caching meanwhile), and an epoch bumped by every new
- * connection (a SELECT answered on an older one changes nothing). */
+ * connect; -1: unknown, after a SELECT it could not follow, or one that
+ * failed without an answer), and SELECTs not completed (no caching
+ * meanwhile). */
 typedef struct aredis__csc_conn {
     int db;
     unsigned selecting; /* SELECTs issued, not completed (on any connection) */
-    unsigned epoch;
-    int multi_wrote; /* a write was queued in the open MULTI (command API) */
+    int multi_wrote;    /* a write was queued in the open MULTI (command API) */
 } aredis__csc_conn;
 aredis__csc_conn *aredis__client_csc(aredis_client *c);
 /* An "invalidate" or "tracking-redir-broken" push. */

@@ -347,7 +347,6 @@ typedef struct sctx {
     int kind;
     aredis_reply_fn *cb;
     void *data;
-    unsigned epoch;
     int db; /* -1: not a database number */
 } sctx;
 
@@ -417,8 +416,8 @@ static void on_select(aredis_client *c, aredis_reply *r, const aredis_error *err
     cs->selecting--;
     if (!err && r && r->type == AREDIS_REPLY_STATUS)
         cs->db = x->db; /* a reply is the connection's now */
-    else if (!(err && err->code == AREDIS_ERR_SERVER) && x->epoch == cs->epoch)
-        cs->db = -1; /* timed out or cancelled: it may still run */
+    else if (!(err && err->code == AREDIS_ERR_SERVER))
+        cs->db = -1; /* timed out, cancelled, lost: it may have run, or still run */
     aredis_reply_fn *cb = x->cb;
     void *d = x->data;
     aredis__free(x);
@@ -595,7 +594,6 @@ static int wrap_select(aredis_client *c, const aredis__arg *args, long na, aredi
     }
     x->cb = *cb;
     x->data = *data;
-    x->epoch = cs->epoch;
     cs->selecting++;
     *cb = on_select;
     *data = x;
@@ -691,20 +689,25 @@ int aredis__csc_command(aredis_client *c, aredis_cache *k, const char *bytes, si
     return AREDIS__CACHE_SEND;
 }
 
-aredis_err aredis__csc_batch_command(aredis_client *c, aredis_cache *k, const char *bytes,
-                                     size_t len, int in_multi, void **acc) {
+aredis_err aredis__csc_batch_refuse(const char *bytes, size_t len) {
+    aredis__arg args[2];
+    long na = aredis__resp_args(bytes, len, args, 2);
+    return na >= 1 && blinds(args, na > 2 ? 2 : (size_t)na) ? AREDIS_ERR_UNSUPPORTED
+                                                            : AREDIS_ERR_OK;
+}
+
+void aredis__csc_batch_command(aredis_client *c, aredis_cache *k, const char *bytes, size_t len,
+                               int in_multi, void **acc) {
     aredis__arg args[ARGS_MAX];
     long na = aredis__resp_args(bytes, len, args, ARGS_MAX);
-    if (na < 1) return AREDIS_ERR_OK;
+    if (na < 1) return;
     size_t nargs = na > ARGS_MAX ? ARGS_MAX : (size_t)na;
-    if (blinds(args, nargs)) return AREDIS_ERR_UNSUPPORTED;
     fork_check(k);
     const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, args, nargs);
     if (!ci) ci = aredis__cmd_lookup(aredis__client_cmdtable(c), args, nargs);
     wctx *w = *acc;
     note_command(c, k, ci, args, na, in_multi, &w);
     *acc = w;
-    return AREDIS_ERR_OK;
 }
 
 void aredis__csc_batch_done(void *acc) {

@@ -13,14 +13,21 @@
  * its future or its client; MULTI not served; the allow-list; CLIENT
  * TRACKING refused; RESP2 and a second loop refused; BCAST and OPTIN
  * modes; a key prefix; databases kept apart (also after a refused or
- * discarded SELECT); binary keys; the cache freed right after use; a
- * server refusing HELLO 3 or CLIENT TRACKING (fake server).
+ * discarded SELECT, a SELECT that timed out, one issued while reconnecting
+ * across a failed attempt); binary keys; the cache freed right after use; a
+ * server refusing HELLO 3 or CLIENT TRACKING (fake server). And what a
+ * review found: a write no command table knows (a renamed SET) empties the
+ * cache; close() from on_invalidate during a lost connection stays closed;
+ * a hit's future cancelled from a callback run by close(); CLIENT TRACKING
+ * in a pipeline or a transaction and HELLO 2 refused; a new client in a
+ * forked child not served the parent's entries.
  */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aredis/cache.h"
 #include "aredis/pipeline.h"
@@ -728,6 +735,74 @@ static void test_own_write_tx_other_connection(void **state) {
     aredis_cache_free(k);
 }
 
+/*
+ * A write no command table knows (a module's, one newer than the tables, a
+ * renamed one: here SET renamed MYSET) may change any key: the cache
+ * empties when it is issued and again when it is answered, so a read issued
+ * from its reply's callback — before the server's invalidation has come —
+ * is not served the value from before it. The same through a pipeline.
+ */
+typedef struct write_then_get {
+    ts_result write; /* the write's own reply */
+    ts_result get;   /* the GET issued from its callback */
+    int get_issued;  /* aredis_command's return for that GET */
+} write_then_get;
+
+static void wtg_on_write(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    write_then_get *x = data;
+    ts_on_reply(c, r, err, &x->write);
+    x->get_issued = (int)aredis_command(c, ts_on_reply, &x->get, "GET uw:k");
+}
+
+static void test_unknown_write_empties(void **state) {
+    (void)state;
+    static const char *const conf[] = {"rename-command SET MYSET", NULL};
+    ts_server *srv = ts_server_start(conf, 0);
+    aredis_cache *k = cache_new(1u << 20, 0, NULL);
+    aredis_client *c = cached_on(srv, k);
+    ts_cmd_ok(c, "MYSET uw:k v1");
+    expect_str(c, "v1", "GET uw:k");
+    expect_str(c, "v1", "GET uw:k");
+    assert_int_equal(cstats(k).hits, 1);
+    assert_int_equal(cstats(k).entries, 1);
+
+    write_then_get x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(aredis_command(c, wtg_on_write, &x, "MYSET uw:k v2"), AREDIS_ERR_OK);
+    size_t entries_at_issue = cstats(k).entries;
+    assert_true(ts_wait(g_loop, &x.get.done, 5000));
+    assert_int_equal(x.write.code, AREDIS_ERR_OK);
+    assert_int_equal(x.get_issued, AREDIS_ERR_OK);
+    assert_int_equal(x.get.code, AREDIS_ERR_OK);
+    assert_int_equal(x.get.type, AREDIS_REPLY_STRING);
+    if (strcmp(x.get.text, "v2") != 0)
+        fail_msg("GET issued from MYSET k v2's callback returned \"%s\", want \"v2\"", x.get.text);
+    assert_int_equal(entries_at_issue, 0); /* emptied when issued */
+    expect_str(c, "v2", "GET uw:k");
+
+    /* Through a pipeline: the same when its reply comes. */
+    expect_str(c, "v2", "GET uw:k");
+    assert_true(cstats(k).entries > 0);
+    aredis_pipeline *p = aredis_pipeline_new(c);
+    assert_non_null(p);
+    assert_int_equal(aredis_pipeline_command(p, "MYSET uw:k v3"), AREDIS_ERR_OK);
+    memset(&x, 0, sizeof x);
+    assert_int_equal(aredis_pipeline_exec(p, wtg_on_write, &x), AREDIS_ERR_OK);
+    entries_at_issue = cstats(k).entries;
+    assert_true(ts_wait(g_loop, &x.get.done, 5000));
+    assert_int_equal(x.write.code, AREDIS_ERR_OK);
+    assert_int_equal(x.get.code, AREDIS_ERR_OK);
+    if (strcmp(x.get.text, "v3") != 0)
+        fail_msg("GET issued from the pipeline's callback returned \"%s\", want \"v3\"",
+                 x.get.text);
+    assert_int_equal(entries_at_issue, 0);
+    aredis_pipeline_free(p);
+
+    aredis_client_free(c);
+    aredis_cache_free(k);
+    ts_server_stop(srv);
+}
+
 /* ---- Flushes --------------------------------------------------------------------- */
 
 static void test_flush_from_other_client(void **state) {
@@ -835,6 +910,97 @@ static void test_server_restart_empties(void **state) {
     aredis_client_free(w);
     aredis_cache_free(k);
     ts_server_stop(srv);
+}
+
+/*
+ * The application closes the client from the cache's on_invalidate while a
+ * lost connection empties the cache: the client stays closed (no reconnect
+ * brings it back), refuses commands with CLOSED, and on_invalidate heard of
+ * that teardown once. A witness killed right after it, with the same
+ * reconnect policy, shows that a reconnect would have happened by then.
+ */
+typedef struct close_in_inval {
+    aredis_client *c; /* closed at the first whole-cache invalidation */
+    size_t calls, nulls;
+    aredis_state state_after_close; /* right after close(), inside the callback */
+} close_in_inval;
+
+static void close_on_flush(aredis_cache *k, const char *key, size_t len, void *data) {
+    (void)k;
+    (void)len;
+    close_in_inval *x = data;
+    x->calls++;
+    if (key) return;
+    x->nulls++;
+    if (x->nulls == 1) {
+        aredis_client_close(x->c);
+        x->state_after_close = aredis_client_state(x->c);
+    }
+}
+
+typedef struct reconnected {
+    const aredis_client *c;
+    uint64_t connects;
+} reconnected;
+
+static int has_reconnected(const void *arg) {
+    const reconnected *r = arg;
+    return clstats(r->c).connects >= r->connects && aredis_client_state(r->c) == AREDIS_STATE_READY;
+}
+
+static void test_close_from_on_invalidate(void **state) {
+    (void)state;
+    aredis_client *w = plain_client();
+    fresh(w);
+    ts_cmd_ok(w, "SET ci:k v");
+    close_in_inval x;
+    memset(&x, 0, sizeof x);
+    aredis_cache_options co = AREDIS_CACHE_OPTIONS_INIT;
+    co.on_invalidate = close_on_flush;
+    co.data = &x;
+    aredis_cache *k = aredis_cache_new(&co);
+    assert_non_null(k);
+    aredis_options o = ts_options(g_srv);
+    o.reconnect_delay_ms = 5;
+    o.max_reconnect_delay_ms = 5;
+    o.reconnect_jitter = 0;
+    aredis_client *witness = ts_connect(g_loop, &o);
+    o.cache = k;
+    aredis_client *c = ts_connect(g_loop, &o);
+    x.c = c;
+    expect_str(c, "v", "GET ci:k");
+    assert_int_equal(cstats(k).entries, 1);
+    long long id = ts_client_id(c), wid = ts_client_id(witness);
+
+    assert_int_equal(int_of(w, "CLIENT KILL ID %lld", id), 1);
+    if (!ts_wait_count(g_loop, &x.nulls, 1, 10000))
+        fail_msg("the lost connection did not empty the cache (on_invalidate calls %zu)", x.calls);
+    assert_int_equal(x.state_after_close, AREDIS_STATE_CLOSED);
+    if (aredis_client_state(c) != AREDIS_STATE_CLOSED)
+        fail_msg("closed from on_invalidate, the client is %s once the teardown is over",
+                 aredis_state_name(aredis_client_state(c)));
+    assert_int_equal(cstats(k).entries, 0);
+
+    /* The loop runs on until the witness has reconnected. */
+    assert_int_equal(int_of(w, "CLIENT KILL ID %lld", wid), 1);
+    reconnected rw = {witness, 2};
+    if (!ts_wait_until(g_loop, has_reconnected, &rw, 10000))
+        fail_msg("the witness did not reconnect (state %s)",
+                 aredis_state_name(aredis_client_state(witness)));
+    if (aredis_client_state(c) != AREDIS_STATE_CLOSED)
+        fail_msg("closed from on_invalidate, the client is %s again",
+                 aredis_state_name(aredis_client_state(c)));
+    assert_int_equal(clstats(c).connects, 1);
+    assert_int_equal(x.nulls, 1); /* told once */
+    assert_int_equal(aredis_command(c, NULL, NULL, "PING"), AREDIS_ERR_CLOSED);
+    assert_int_equal(aredis_call_error()->code, AREDIS_ERR_CLOSED);
+    settle(w);
+    assert_int_equal(x.nulls, 1);
+
+    aredis_client_free(c);
+    aredis_client_free(witness);
+    aredis_client_free(w);
+    aredis_cache_free(k);
 }
 
 /* ---- The in-flight race ------------------------------------------------------ */
@@ -1432,6 +1598,76 @@ static void test_close_and_free_with_hits_pending(void **state) {
     aredis_cache_free(k);
 }
 
+/*
+ * close() completes the pending hits one by one; the first one's callback
+ * cancels the second one's future (taken by the teardown already): no
+ * crash, and each completes exactly once, CANCELLED.
+ */
+typedef struct cancel_next {
+    ts_result r;
+    aredis_future *next;
+} cancel_next;
+
+static void cancel_next_hit(aredis_client *c, aredis_reply *r, const aredis_error *err,
+                            void *data) {
+    cancel_next *x = data;
+    ts_on_reply(c, r, err, &x->r);
+    aredis_future_cancel(x->next);
+}
+
+static void test_hit_cancelled_from_close(void **state) {
+    (void)state;
+    aredis_client *w = plain_client();
+    fresh(w);
+    ts_cmd_ok(w, "SET hx:k hv");
+    aredis_cache *k = cache_new(1u << 20, 0, NULL);
+    aredis_client *c = cached_client(k);
+    expect_str(c, "hv", "GET hx:k");
+
+    cancel_next first;
+    memset(&first, 0, sizeof first);
+    ts_result last;
+    memset(&last, 0, sizeof last);
+    assert_int_equal(aredis_command(c, cancel_next_hit, &first, "GET hx:k"), AREDIS_ERR_OK);
+    aredis_future *f2 = aredis_future_command(c, "GET hx:k");
+    assert_non_null(f2);
+    first.next = f2;
+    int thens = 0;
+    assert_int_equal(aredis_future_then(f2, count_then, &thens), AREDIS_ERR_OK);
+    assert_int_equal(aredis_command(c, ts_on_reply, &last, "GET hx:k"), AREDIS_ERR_OK);
+    assert_int_equal(cstats(k).hits, 3);
+    assert_int_equal(aredis_client_pending(c), 3);
+    assert_int_equal(first.r.calls, 0);
+    assert_false(aredis_future_is_done(f2));
+
+    aredis_client_close(c);
+    assert_int_equal(first.r.calls, 1);
+    assert_int_equal(first.r.code, AREDIS_ERR_CANCELLED);
+    assert_true(aredis_future_is_done(f2));
+    assert_int_equal(aredis_future_error(f2)->code, AREDIS_ERR_CANCELLED);
+    assert_null(aredis_future_reply(f2));
+    assert_int_equal(thens, 1);
+    assert_int_equal(last.calls, 1);
+    assert_int_equal(last.code, AREDIS_ERR_CANCELLED);
+    assert_int_equal(aredis_client_pending(c), 0);
+    settle(w);
+    settle(w);
+    assert_int_equal(first.r.calls, 1);
+    assert_int_equal(thens, 1);
+    assert_int_equal(last.calls, 1);
+    aredis_future_release(f2);
+    aredis_client_free(c);
+    /* The cache still serves another client. */
+    c = cached_client(k);
+    expect_str(c, "hv", "GET hx:k");
+    expect_str(c, "hv", "GET hx:k");
+    assert_int_equal(cstats(k).hits, 4);
+
+    aredis_client_free(c);
+    aredis_client_free(w);
+    aredis_cache_free(k);
+}
+
 /* ---- MULTI, the allow-list, tracking commands ------------------------------------------ */
 
 static void test_multi_not_served(void **state) {
@@ -1603,6 +1839,99 @@ static void test_tracking_commands_refused(void **state) {
     ts_cmd_ok(w, "SET tr:k two");
     assert_true(ts_wait_count(g_loop, &log.watched, 1, 10000));
     expect_str(c, "two", "GET tr:k");
+
+    aredis_client_free(c);
+    aredis_client_free(w);
+    aredis_cache_free(k);
+}
+
+/*
+ * What would turn the cache's tracking off behind its back is refused
+ * everywhere, not only on the command API: CLIENT TRACKING/CACHING in a
+ * pipeline or a transaction (the whole exec refused, nothing sent), HELLO 2
+ * (RESP2 has no invalidations in band). HELLO 3 stays allowed. Afterwards
+ * tracking is still on and invalidations still arrive.
+ */
+static void expect_refused(aredis_future *f, const char *what) {
+    assert_non_null(f);
+    if (!aredis_future_is_done(f)) fail_msg("%s: not refused at once", what);
+    const aredis_error *e = aredis_future_error(f);
+    if (!e || e->code != AREDIS_ERR_UNSUPPORTED)
+        fail_msg("%s: want UNSUPPORTED, got %s", what, e ? aredis_err_name(e->code) : "OK");
+    aredis_future_release(f);
+}
+
+static void test_tracking_off_refused_in_batches(void **state) {
+    (void)state;
+    aredis_client *w = plain_client();
+    fresh(w);
+    ts_cmd_ok(w, "SET tb:k v1");
+    inv_log log = {0};
+    watch(&log, "tb:k", 4);
+    aredis_cache *k = cache_new(1u << 20, 0, &log);
+    aredis_client *c = cached_client(k);
+    expect_str(c, "v1", "GET tb:k");
+    expect_str(c, "v1", "GET tb:k");
+    assert_int_equal(cstats(k).hits, 1);
+    uint64_t out = clstats(c).bytes_out;
+
+    static const char *const blinding[] = {"CLIENT TRACKING OFF", "client tracking on bcast",
+                                           "CLIENT CACHING NO"};
+    for (size_t i = 0; i < sizeof blinding / sizeof blinding[0]; i++) {
+        /* A pipeline: refused when queued or when executed. */
+        aredis_pipeline *p = aredis_pipeline_new(c);
+        assert_non_null(p);
+        assert_int_equal(aredis_pipeline_command(p, "SET tb:k in-pipeline"), AREDIS_ERR_OK);
+        aredis_err e = aredis_pipeline_command(p, blinding[i]);
+        if (e == AREDIS_ERR_OK)
+            expect_refused(aredis_pipeline_exec_future(p), blinding[i]);
+        else
+            assert_int_equal(e, AREDIS_ERR_UNSUPPORTED);
+        aredis_pipeline_free(p);
+        /* A transaction: the same. */
+        aredis_tx *tx = aredis_tx_new(c);
+        assert_non_null(tx);
+        assert_int_equal(aredis_tx_queue(tx, "SET tb:k in-tx"), AREDIS_ERR_OK);
+        e = aredis_tx_queue(tx, blinding[i]);
+        if (e == AREDIS_ERR_OK)
+            expect_refused(aredis_tx_exec_future(tx), blinding[i]);
+        else
+            assert_int_equal(e, AREDIS_ERR_UNSUPPORTED);
+        aredis_tx_free(tx);
+        /* The transaction's own commands. */
+        tx = aredis_tx_new(c);
+        assert_non_null(tx);
+        assert_int_equal(aredis_tx_command(tx, NULL, NULL, blinding[i]), AREDIS_ERR_UNSUPPORTED);
+        aredis_tx_free(tx);
+    }
+    /* HELLO 2 on the command API. */
+    ts_result r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(aredis_command(c, ts_on_reply, &r, "HELLO 2"), AREDIS_ERR_UNSUPPORTED);
+    assert_int_equal(aredis_call_error()->code, AREDIS_ERR_UNSUPPORTED);
+    expect_refused(aredis_future_command(c, "hello 2"), "HELLO 2 (future)");
+    /* Nothing was sent: only the PING of settle(). */
+    settle(c);
+    assert_int_equal(clstats(c).bytes_out, out + 14);
+    assert_int_equal(r.calls, 0);
+    expect_str(w, "v1", "GET tb:k"); /* no SET of a refused batch ran */
+
+    /* HELLO 3 is allowed. */
+    aredis_future *f = ts_cmd(c, "HELLO 3");
+    if (aredis_future_error(f)) fail_msg("HELLO 3: %s", aredis_future_error(f)->detail);
+    assert_int_equal(aredis_future_reply(f)->type, AREDIS_REPLY_MAP);
+    aredis_future_release(f);
+    assert_int_equal(aredis_client_protocol(c), 3);
+
+    /* Tracking still on, and still working. */
+    assert_true(tracking_flag(c, "on"));
+    expect_str(c, "v1", "GET tb:k");
+    expect_str(c, "v1", "GET tb:k");
+    size_t seen = log.watched;
+    ts_cmd_ok(w, "SET tb:k v2");
+    if (!ts_wait_count(g_loop, &log.watched, seen + 1, 10000))
+        fail_msg("no invalidation of tb:k after the refused commands");
+    expect_str(c, "v2", "GET tb:k");
 
     aredis_client_free(c);
     aredis_client_free(w);
@@ -1974,6 +2303,131 @@ static void test_discarded_select_keeps_db(void **state) {
     aredis_cache_free(k);
 }
 
+/*
+ * A SELECT that times out is still on the wire, and runs once the server
+ * gets to it: the connection's database is then unknown, and what it reads
+ * must not be stored as db 0's — another client on db 0 must read db 0's
+ * value. (The server is kept from answering by a BLPOP ahead of the SELECT
+ * on the same connection, released once the SELECT has timed out.)
+ */
+static void test_select_timeout_db_unknown(void **state) {
+    (void)state;
+    aredis_client *w0 = plain_client();
+    fresh(w0);
+    aredis_options o3 = ts_options(g_srv);
+    o3.db = 3;
+    aredis_client *w3 = ts_connect(g_loop, &o3);
+    ts_cmd_ok(w0, "SET sto:k db0");
+    ts_cmd_ok(w3, "SET sto:k db3");
+    aredis_cache *k = cache_new(1u << 20, 0, NULL);
+    aredis_client *c1 = cached_client(k), *c2 = cached_client(k);
+
+    aredis_cmd_opts forever = AREDIS_CMD_OPTS_INIT;
+    forever.flags = AREDIS_CMD_NO_TIMEOUT;
+    ts_result blpop, sel, get;
+    memset(&blpop, 0, sizeof blpop);
+    memset(&sel, 0, sizeof sel);
+    memset(&get, 0, sizeof get);
+    assert_int_equal(aredis_command_ex(c1, &forever, ts_on_reply, &blpop, "BLPOP sto:q 0"),
+                     AREDIS_ERR_OK);
+    aredis_cmd_opts quick = AREDIS_CMD_OPTS_INIT;
+    quick.timeout_ms = 20;
+    assert_int_equal(aredis_command_ex(c1, &quick, ts_on_reply, &sel, "SELECT 3"), AREDIS_ERR_OK);
+    assert_true(ts_wait(g_loop, &sel.done, 5000));
+    assert_int_equal(sel.code, AREDIS_ERR_TIMEOUT);
+    assert_int_equal(blpop.calls, 0);
+    /* The SELECT runs before this GET on the server: db 3's value. */
+    uint64_t stores = cstats(k).stores;
+    assert_int_equal(aredis_command(c1, ts_on_reply, &get, "GET sto:k"), AREDIS_ERR_OK);
+    assert_int_equal(int_of(w0, "LPUSH sto:q x"), 1);
+    assert_true(ts_wait(g_loop, &get.done, 5000));
+    assert_int_equal(blpop.code, AREDIS_ERR_OK);
+    assert_int_equal(get.code, AREDIS_ERR_OK);
+    assert_string_equal(get.text, "db3"); /* c1's connection is on db 3 */
+    expect_str(c1, "db3", "GET sto:k");
+    uint64_t stores_c1 = cstats(k).stores;
+    expect_str(c2, "db0", "GET sto:k"); /* c2 is on db 0 */
+    expect_str(c2, "db0", "GET sto:k");
+    assert_int_equal(stores_c1, stores); /* nothing c1 read was stored */
+    /* A plain SELECT says where c1 is again: caching resumes. */
+    ts_cmd_ok(c1, "SELECT 0");
+    uint64_t hits = cstats(k).hits;
+    expect_str(c1, "db0", "GET sto:k");
+    assert_int_equal(cstats(k).hits, hits + 1);
+
+    aredis_client_free(c1);
+    aredis_client_free(c2);
+    aredis_client_free(w0);
+    aredis_client_free(w3);
+    aredis_cache_free(k);
+}
+
+/* on_reconnect_attempt: how many attempts were scheduled. */
+static void count_attempt(aredis_client *c, unsigned attempt, uint32_t delay_ms, void *data) {
+    (void)c;
+    (void)attempt;
+    (void)delay_ms;
+    (*(size_t *)data)++;
+}
+
+/*
+ * A SELECT issued while the client waits to reconnect, with a failed
+ * attempt before the server is back: it runs on the next connection, and
+ * the cache follows it — the reads after it are db 3's, and after SELECT 0
+ * db 0's again (not db 3's value stored as db 0's).
+ */
+static void test_select_across_reconnect(void **state) {
+    (void)state;
+    ts_server *srv = ts_server_start_default();
+    aredis_cache *k = cache_new(1u << 20, 0, NULL);
+    size_t attempts = 0;
+    aredis_options o = ts_options(srv);
+    o.cache = k;
+    o.reconnect_delay_ms = 5;
+    o.max_reconnect_delay_ms = 20;
+    o.reconnect_jitter = 0;
+    o.on_reconnect_attempt = count_attempt;
+    o.cb_data = &attempts;
+    aredis_client *c = ts_connect(g_loop, &o);
+    settle(c);
+
+    ts_server_kill(srv);
+    /* Lost (attempt 1 scheduled), then attempt 1 failed (attempt 2). */
+    if (!ts_wait_count(g_loop, &attempts, 2, 10000))
+        fail_msg("no failed reconnect attempt (%zu scheduled)", attempts);
+    assert_int_not_equal(aredis_client_state(c), AREDIS_STATE_READY);
+    aredis_future *fs = aredis_future_command(c, "SELECT 3");
+    assert_non_null(fs);
+    assert_false(aredis_future_is_done(fs));
+    size_t now = attempts;
+    if (!ts_wait_count(g_loop, &attempts, now + 1, 10000))
+        fail_msg("no failed reconnect attempt after the SELECT was issued");
+    assert_false(aredis_future_is_done(fs));
+    ts_server_restart(srv);
+    aredis_client *w0 = ts_client(g_loop, srv);
+    aredis_options o3 = ts_options(srv);
+    o3.db = 3;
+    aredis_client *w3 = ts_connect(g_loop, &o3);
+    ts_cmd_ok(w0, "SET srx:k db0");
+    ts_cmd_ok(w3, "SET srx:k db3");
+    assert_int_equal(aredis_await(fs), AREDIS_ERR_OK);
+    aredis_future_release(fs);
+    assert_int_equal(clstats(c).connects, 2);
+
+    expect_str(c, "db3", "GET srx:k"); /* after SELECT 3 */
+    expect_str(c, "db3", "GET srx:k"); /* after SELECT 3 */
+    ts_cmd_ok(c, "SELECT 0");
+    expect_str(c, "db0", "GET srx:k"); /* after SELECT 0 */
+    expect_str(c, "db0", "GET srx:k"); /* after SELECT 0 */
+    assert_int_equal(cstats(k).hits, 2);
+
+    aredis_client_free(c);
+    aredis_client_free(w0);
+    aredis_client_free(w3);
+    aredis_cache_free(k);
+    ts_server_stop(srv);
+}
+
 static void test_binary_keys(void **state) {
     (void)state;
     static const char k1[] = {'b', 'i', '\0', 'a'};
@@ -2067,6 +2521,83 @@ static void test_cache_freed_early(void **state) {
     aredis_client_free(w);
 }
 
+/*
+ * fork(): the child inherits the cache's entries, but nothing in the child
+ * tracks those keys (the connections that did are the parent's). A new
+ * client made in the child on the same cache must not be served the
+ * parent's entry once the server holds a newer value. The child reports
+ * through its exit status (it never uses cmocka) and leaves with _exit().
+ */
+#define FK_CONNECT 0x01 /* the child's client could not connect */
+#define FK_GET 0x02     /* a GET in the child failed */
+#define FK_STALE 0x04   /* the child was served the parent's cached value */
+
+static const ts_child_check k_fork_checks[] = {
+    {FK_CONNECT, "a new client in the child (same cache, same loop) could not connect"},
+    {FK_GET, "GET in the child failed or did not return a string"},
+    {FK_STALE, "the child's new client was served the parent's cached value"},
+};
+
+static int fork_cache_child(aredis_cache *k) {
+    alarm(30); /* a hang kills the child: the parent sees the signal */
+    if (aredis_loop_after_fork(g_loop) != AREDIS_ERR_OK) return FK_CONNECT;
+    aredis_options o = ts_options(g_srv);
+    o.cache = k;
+    o.reconnect = 0;
+    aredis_client *c = aredis_client_new(g_loop, &o);
+    if (!c || aredis_client_connect(c) != AREDIS_ERR_OK) return FK_CONNECT;
+    aredis_future *ready = aredis_future_ready(c);
+    aredis_err e = ready ? aredis_await(ready) : AREDIS_ERR_NOMEM;
+    aredis_future_release(ready);
+    if (e != AREDIS_ERR_OK) return FK_CONNECT;
+    int bad = 0;
+    for (int i = 0; i < 2; i++) { /* a miss, then a hit of what it stored */
+        aredis_future *f = aredis_future_command(c, "GET fk:k");
+        const aredis_reply *r =
+            f && aredis_await(f) == AREDIS_ERR_OK ? aredis_future_reply(f) : NULL;
+        if (!r || r->type != AREDIS_REPLY_STRING)
+            bad |= FK_GET;
+        else if (r->len != 5 || memcmp(r->str, "child", 5) != 0)
+            bad |= FK_STALE;
+        aredis_future_release(f);
+    }
+    aredis_client_free(c);
+    return bad;
+}
+
+static void test_fork_new_client_not_served_parent_entries(void **state) {
+    (void)state;
+    aredis_client *w = plain_client();
+    fresh(w);
+    ts_cmd_ok(w, "SET fk:k parent");
+    aredis_cache *k = cache_new(1u << 20, 0, NULL);
+    aredis_client *c = cached_client(k);
+    expect_str(c, "parent", "GET fk:k");
+    expect_str(c, "parent", "GET fk:k");
+    assert_int_equal(cstats(k).hits, 1);
+    /* The new value, from a loop of its own: running it does not read c's
+     * invalidation, so the parent's entry is still there at the fork. */
+    aredis_loop *wl = aredis_loop_new();
+    assert_non_null(wl);
+    aredis_client *w2 = ts_client(wl, g_srv);
+    ts_cmd_ok(w2, "SET fk:k child");
+    aredis_client_free(w2);
+    aredis_loop_free(wl);
+    assert_int_equal(cstats(k).entries, 1);
+
+    pid_t pid = ts_fork();
+    if (pid == 0) _exit(fork_cache_child(k));
+    ts_wait_child(pid, k_fork_checks, sizeof k_fork_checks / sizeof k_fork_checks[0]);
+
+    /* The parent's own connection is told, and reads fresh. */
+    assert_true(wait_stat(k, ST_INVAL_MSGS, 1));
+    expect_str(c, "child", "GET fk:k");
+
+    aredis_client_free(c);
+    aredis_client_free(w);
+    aredis_cache_free(k);
+}
+
 /* ---- Servers that cannot track ------------------------------------------------------- */
 
 static void test_server_without_resp3(void **state) {
@@ -2115,6 +2646,106 @@ static void test_server_refuses_tracking(void **state) {
     aredis_cache_free(k);
 }
 
+/* Regressions: a SELECT that crossed a failed reconnect attempt and then
+ * timed out; a refused batch leaving its earlier commands' marks. */
+static void test_select_timeout_after_reconnect(void **state) {
+    (void)state;
+    ts_server *srv = ts_server_start_default();
+    aredis_cache *k = cache_new(1u << 20, 0, NULL);
+    size_t attempts = 0;
+    aredis_options o = ts_options(srv);
+    o.cache = k;
+    o.reconnect_delay_ms = 5;
+    o.max_reconnect_delay_ms = 20;
+    o.reconnect_jitter = 0;
+    o.on_reconnect_attempt = count_attempt;
+    o.cb_data = &attempts;
+    aredis_client *c = ts_connect(g_loop, &o);
+    ts_server_kill(srv);
+    assert_true(ts_wait_count(g_loop, &attempts, 2, 10000));
+    aredis_cmd_opts forever = AREDIS_CMD_OPTS_INIT;
+    forever.flags = AREDIS_CMD_NO_TIMEOUT;
+    ts_result blpop, sel, get;
+    memset(&blpop, 0, sizeof blpop);
+    memset(&sel, 0, sizeof sel);
+    memset(&get, 0, sizeof get);
+    assert_int_equal(aredis_command_ex(c, &forever, ts_on_reply, &blpop, "BLPOP pq 0"),
+                     AREDIS_ERR_OK);
+    aredis_cmd_opts t = AREDIS_CMD_OPTS_INIT;
+    t.timeout_ms = 1500;
+    assert_int_equal(aredis_command_ex(c, &t, ts_on_reply, &sel, "SELECT 3"), AREDIS_ERR_OK);
+    size_t now = attempts;
+    assert_true(ts_wait_count(g_loop, &attempts, now + 1, 10000));
+    ts_server_restart(srv);
+    aredis_client *w0 = ts_client(g_loop, srv);
+    aredis_options o3 = ts_options(srv);
+    o3.db = 3;
+    aredis_client *w3 = ts_connect(g_loop, &o3);
+    ts_cmd_ok(w0, "SET pk db0");
+    ts_cmd_ok(w3, "SET pk db3");
+    assert_true(ts_wait(g_loop, &sel.done, 5000));
+    assert_int_equal(sel.code, AREDIS_ERR_TIMEOUT);
+    assert_int_equal(aredis_command(c, ts_on_reply, &get, "GET pk"), AREDIS_ERR_OK);
+    assert_int_equal(int_of(w0, "LPUSH pq x"), 1);
+    assert_true(ts_wait(g_loop, &get.done, 5000));
+    /* The SELECT ran after its timeout: the connection is on db 3, and
+     * what it read there is not stored as db 0's. */
+    assert_string_equal(get.text, "db3");
+    assert_int_equal(cstats(k).stores, 0);
+    aredis_options o0 = ts_options(srv);
+    o0.cache = k;
+    aredis_client *c2 = ts_connect(g_loop, &o0);
+    aredis_future *f = ts_cmd(c2, "GET pk");
+    assert_string_equal(aredis_future_reply(f)->str, "db0");
+    aredis_future_release(f);
+    aredis_client_free(c2);
+    aredis_client_free(c);
+    aredis_client_free(w0);
+    aredis_client_free(w3);
+    aredis_cache_free(k);
+    ts_server_stop(srv);
+}
+
+/* Probe B: a refused pipeline [MULTI, CLIENT TRACKING OFF]: is the client left believing a MULTI is
+ * open? */
+static void test_refused_batch_changes_nothing(void **state) {
+    (void)state;
+    aredis_client *w = plain_client();
+    fresh(w);
+    ts_cmd_ok(w, "SET pb:k v");
+    aredis_cache *k = cache_new(1u << 20, 0, NULL);
+    aredis_client *c = cached_client(k);
+    expect_str(c, "v", "GET pb:k");
+    aredis_pipeline *p = aredis_pipeline_new(c);
+    assert_int_equal(aredis_pipeline_command(p, "MULTI"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pipeline_command(p, "CLIENT TRACKING OFF"), AREDIS_ERR_OK);
+    aredis_future *f = aredis_pipeline_exec_future(p);
+    assert_non_null(aredis_future_error(f));
+    assert_int_equal(aredis_future_error(f)->code, AREDIS_ERR_UNSUPPORTED);
+    aredis_future_release(f);
+    aredis_pipeline_free(p);
+    uint64_t hits = cstats(k).hits;
+    expect_str(c, "v", "GET pb:k");
+    expect_str(c, "v", "GET pb:k");
+    /* No MULTI is believed open: both reads are hits. */
+    assert_int_equal(cstats(k).hits - hits, 2);
+    /* A pipeline [SELECT 3, CLIENT TRACKING OFF] refused. */
+    p = aredis_pipeline_new(c);
+    assert_int_equal(aredis_pipeline_command(p, "SELECT 3"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_pipeline_command(p, "CLIENT TRACKING OFF"), AREDIS_ERR_OK);
+    f = aredis_pipeline_exec_future(p);
+    aredis_future_release(f);
+    aredis_pipeline_free(p);
+    hits = cstats(k).hits;
+    expect_str(c, "v", "GET pb:k");
+    expect_str(c, "v", "GET pb:k");
+    /* The database is still known: both reads are hits. */
+    assert_int_equal(cstats(k).hits - hits, 2);
+    aredis_client_free(c);
+    aredis_client_free(w);
+    aredis_cache_free(k);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         TS_LOOP_CASE(test_hit_miss_counts),
@@ -2126,8 +2757,10 @@ int main(void) {
         TS_LOOP_CASE(test_own_write_exec_other_connection),
         TS_LOOP_CASE(test_own_write_pipeline_other_connection),
         TS_LOOP_CASE(test_own_write_tx_other_connection),
+        TS_LOOP_CASE(test_unknown_write_empties),
         TS_LOOP_CASE(test_flush_from_other_client),
         TS_LOOP_CASE(test_server_restart_empties),
+        TS_LOOP_CASE(test_close_from_on_invalidate),
         TS_LOOP_CASE(test_race_in_flight),
         TS_LOOP_CASE(test_budget_bytes),
         TS_LOOP_CASE(test_budget_entries),
@@ -2135,9 +2768,11 @@ int main(void) {
         TS_LOOP_CASE(test_hit_on_later_turn),
         TS_LOOP_CASE(test_cancel_hit_future),
         TS_LOOP_CASE(test_close_and_free_with_hits_pending),
+        TS_LOOP_CASE(test_hit_cancelled_from_close),
         TS_LOOP_CASE(test_multi_not_served),
         TS_LOOP_CASE(test_allow_list),
         TS_LOOP_CASE(test_tracking_commands_refused),
+        TS_LOOP_CASE(test_tracking_off_refused_in_batches),
         TS_LOOP_CASE(test_refused_setups),
         TS_LOOP_CASE(test_bcast_mode),
         TS_LOOP_CASE(test_optin_mode),
@@ -2146,10 +2781,15 @@ int main(void) {
         TS_LOOP_CASE(test_databases_separate),
         TS_LOOP_CASE(test_refused_select_keeps_db),
         TS_LOOP_CASE(test_discarded_select_keeps_db),
+        TS_LOOP_CASE(test_select_timeout_db_unknown),
+        TS_LOOP_CASE(test_select_across_reconnect),
         TS_LOOP_CASE(test_binary_keys),
         TS_LOOP_CASE(test_cache_freed_early),
+        TS_LOOP_CASE(test_fork_new_client_not_served_parent_entries),
         TS_LOOP_CASE(test_server_without_resp3),
         TS_LOOP_CASE(test_server_refuses_tracking),
+        TS_LOOP_CASE(test_select_timeout_after_reconnect),
+        TS_LOOP_CASE(test_refused_batch_changes_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
