@@ -207,6 +207,7 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
         }
     }
     cmd->batch = b;
+    if (csc) cmd->flags |= AREDIS__CMD_CSC;
     cmd->cb = s->done;
     cmd->data = s->data;
     if (internal) cmd->flags |= AREDIS__CMD_INTERNAL;

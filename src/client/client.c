@@ -141,14 +141,18 @@ void aredis__complete(aredis_client *c, aredis__cmd *cmd, aredis_reply *r, aredi
     void *data = cmd->data;
     int sensitive = (cmd->flags & AREDIS__CMD_SENSITIVE) != 0;
     cmd->cb = NULL;
-    /* A batch with writes, client-side caching: its keys go again now,
-     * before anyone hears it is done (aredis/cache.h). */
-    if (__builtin_expect(cmd->batch != NULL && cmd->batch->csc != NULL, 0)) {
-        void *acc = cmd->batch->csc;
-        cmd->batch->csc = NULL;
-        aredis__csc_batch_done(acc);
+    /* One test for the two rare cases: an observed operation ends; a batch
+     * whose writes the cache noted drops their keys again, before anyone
+     * hears it is done (aredis/cache.h). */
+    if (__builtin_expect((cmd->flags & (AREDIS__CMD_OBSERVED | AREDIS__CMD_CSC)) != 0, 0)) {
+        if (cmd->flags & AREDIS__CMD_CSC) {
+            void *acc = cmd->batch->csc;
+            cmd->flags &= ~AREDIS__CMD_CSC;
+            cmd->batch->csc = NULL;
+            aredis__csc_batch_done(acc);
+        }
+        if (cmd->flags & AREDIS__CMD_OBSERVED) observe_end(c, cmd, r, code);
     }
-    if (__builtin_expect((cmd->flags & AREDIS__CMD_OBSERVED) != 0, 0)) observe_end(c, cmd, r, code);
     if (!cb) return;
     if (code == AREDIS_ERR_OK) {
         cb(c, r, NULL, data);

@@ -43,6 +43,7 @@ struct addrinfo;
 #define AREDIS__CMD_OBSERVED 4096u /* its operation's end is owed (cmd->ob) */
 #define AREDIS__CMD_OBS_REC 8192u  /* ...and cmd->ob.x is an observer record */
 #define AREDIS__CMD_HIT 16384u     /* answered by the cache: in `hits`, reply in cmd->hit */
+#define AREDIS__CMD_CSC 32768u     /* a batch with writes the cache notes: batch->csc */
 
 /* A batch that went into `out` while its owner held the reservation (a
  * transaction's command after the WATCH that took it): client only, beside

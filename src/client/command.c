@@ -131,6 +131,59 @@ static __attribute__((noinline)) aredis_err cache_took(aredis_client *c, const a
     return e;
 }
 
+/*
+ * The rest of a submit, once the command is encoded and classified: its
+ * deadline, whether it may be re-sent, the session note, and its place.
+ */
+static inline aredis_err submit_tail(aredis_client *c, const aredis_cmd_opts *o, aredis__cmd *cmd,
+                                     size_t before, size_t len, unsigned cls, uint64_t block_ms,
+                                     int internal, aredis__cmd **out) {
+    const char *bytes = c->out.data + before;
+    /* Its deadline: a per-command timeout, or the client's default (which
+     * a blocking command extends by its own block time; block 0 = none). */
+    uint64_t timeout = 0;
+    int fifo = 0;
+    if (!(o && (o->flags & AREDIS_CMD_NO_TIMEOUT))) {
+        if (o && o->timeout_ms) {
+            timeout = o->timeout_ms;
+        } else if (internal || !c->opt.request_timeout_ms) {
+            timeout = 0;
+        } else if (cls & AREDIS__CC_BLOCKING) {
+            timeout = block_ms ? c->opt.request_timeout_ms + block_ms : 0;
+        } else {
+            timeout = c->opt.request_timeout_ms;
+            fifo = 1;
+        }
+    }
+    /* Retryable: by flag, or read-only under retry_read_only. */
+    int retry =
+        !internal && ((o && (o->flags & AREDIS_CMD_RETRYABLE)) || (cls & AREDIS__CC_READ_ONLY));
+    /* Session changes are noted before the bytes may move (place may
+     * append them elsewhere). A refused placement leaves a note that errs
+     * on the dirty side: harmless. */
+    if (!internal && (cls & AREDIS__CC_SESSION)) aredis__session_note(c, bytes, len);
+    aredis_err e = aredis__place(c, cmd, before, len, timeout, fifo, retry, internal);
+    if (e == AREDIS_ERR_OK && out) *out = cmd;
+    return e;
+}
+
+/* A user command on a client with a cache (aredis/cache.h): answered from
+ * it, sent behind CLIENT CACHING YES, refused, or sent with its callback
+ * wrapped (a read to store, a write to drop again when answered). */
+static __attribute__((noinline)) aredis_err
+submit_cached(aredis_client *c, const aredis_cmd_opts *o, aredis__cmd *cmd, size_t before,
+              size_t len, unsigned cls, uint64_t block_ms, unsigned strip, aredis__cmd **out) {
+    aredis_reply *hit = NULL;
+    void *data = cmd->data;
+    int k = aredis__csc_command(c, c->opt.cache, c->out.data + before, len, c->sess_multi, strip,
+                                &cmd->cb, &cmd->data, &hit);
+    if (k != AREDIS__CACHE_SEND) return cache_took(c, o, cmd, k, hit, before, out);
+    void *wrapped = cmd->data != data ? cmd->data : NULL; /* the cache's */
+    aredis_err e = submit_tail(c, o, cmd, before, len, cls, block_ms, 0, out);
+    if (e != AREDIS_ERR_OK && wrapped) aredis__csc_abandon(c, wrapped);
+    return e;
+}
+
 aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_fn *cb,
                           void *data, int internal, int argc, const char *const *argv,
                           const size_t *argvlen, const char *fmt, va_list *ap, aredis__cmd **out) {
@@ -189,41 +242,10 @@ aredis_err aredis__submit(aredis_client *c, const aredis_cmd_opts *o, aredis_rep
     }
     if (aredis__log_enabled(AREDIS_LOG_DEBUG)) log_command(c, bytes, len, internal);
 
-    /* A cache answers or wraps it (client-side caching, features/client_cache.c). */
-    if (__builtin_expect(c->opt.cache != NULL, 0) && !internal) {
-        aredis_reply *hit = NULL;
-        int k = aredis__csc_command(c, c->opt.cache, bytes, len, c->sess_multi, strip, &cmd->cb,
-                                    &cmd->data, &hit);
-        if (k != AREDIS__CACHE_SEND) return cache_took(c, o, cmd, k, hit, before, out);
-    }
-    /* Its deadline: a per-command timeout, or the client's default (which
-     * a blocking command extends by its own block time; block 0 = none). */
-    uint64_t timeout = 0;
-    int fifo = 0;
-    if (!(o && (o->flags & AREDIS_CMD_NO_TIMEOUT))) {
-        if (o && o->timeout_ms) {
-            timeout = o->timeout_ms;
-        } else if (internal || !c->opt.request_timeout_ms) {
-            timeout = 0;
-        } else if (cls & AREDIS__CC_BLOCKING) {
-            timeout = block_ms ? c->opt.request_timeout_ms + block_ms : 0;
-        } else {
-            timeout = c->opt.request_timeout_ms;
-            fifo = 1;
-        }
-    }
-    /* Retryable: by flag, or read-only under retry_read_only. */
-    int retry =
-        !internal && ((o && (o->flags & AREDIS_CMD_RETRYABLE)) || (cls & AREDIS__CC_READ_ONLY));
-    /* Session changes are noted before the bytes may move (place may
-     * append them elsewhere). A refused placement leaves a note that errs
-     * on the dirty side: harmless. */
-    if (!internal && (cls & AREDIS__CC_SESSION)) aredis__session_note(c, bytes, len);
-    void *wrapped = cmd->data != data ? cmd->data : NULL; /* the cache's */
-    e = aredis__place(c, cmd, before, len, timeout, fifo, retry, internal);
-    if (e == AREDIS_ERR_OK && out) *out = cmd;
-    if (e != AREDIS_ERR_OK && wrapped) aredis__csc_abandon(c, wrapped);
-    return e;
+    /* A cache answers or wraps it (client-side caching): off the fast path. */
+    if (__builtin_expect(c->opt.cache != NULL, 0) && !internal)
+        return submit_cached(c, o, cmd, before, len, cls, block_ms, strip, out);
+    return submit_tail(c, o, cmd, before, len, cls, block_ms, internal, out);
 }
 
 /* Put a command (bytes in cmd->buf) at the end of c->held. */

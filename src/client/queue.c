@@ -43,14 +43,20 @@ aredis__cmd *aredis__cmd_new(aredis_client *c) {
 
 void aredis__cmd_recycle(aredis_client *c, aredis__cmd *cmd) {
     aredis__deadline_del(c, cmd);
-    aredis__cmd_unblock(c, cmd);
-    if (cmd->flags & AREDIS__CMD_HIT) {
-        aredis_reply_release(cmd->hit);
-        cmd->hit = NULL;
+    /* The rare kinds in one test: blocking, a cache hit, a batch the cache
+     * noted. */
+    if (__builtin_expect(
+            (cmd->flags & (AREDIS__CMD_BLOCKING | AREDIS__CMD_HIT | AREDIS__CMD_CSC)) != 0, 0)) {
+        aredis__cmd_unblock(c, cmd);
+        if (cmd->flags & AREDIS__CMD_HIT) {
+            aredis_reply_release(cmd->hit);
+            cmd->hit = NULL; /* (cmd->buf) */
+        }
+        if (cmd->flags & AREDIS__CMD_CSC) aredis__csc_batch_done(cmd->batch->csc);
+        cmd->flags &= ~(AREDIS__CMD_HIT | AREDIS__CMD_CSC);
     }
     aredis__free(cmd->buf);
     cmd->buf = NULL;
-    if (cmd->batch && cmd->batch->csc) aredis__csc_batch_done(cmd->batch->csc);
     aredis__free(cmd->batch);
     cmd->batch = NULL;
     if (c->state == AREDIS_STATE_READY && c->nfree < FREELIST_MAX) {
