@@ -1,0 +1,43 @@
+/*
+ * Redis Cluster's hash slots (no I/O): a key's slot is the CRC16 (XMODEM:
+ * polynomial 0x1021, initial value 0) of the key modulo 16384 — or of its
+ * hash tag, the bytes between the first '{' and the first '}' after it,
+ * when there are any — so that keys sharing a tag ("{user42}.name",
+ * "{user42}.mail") land in one slot and may be used together.
+ *
+ * A command's slot is the one all its keys (per the command table) hash
+ * to; keys in several slots cannot be sent as one command to a cluster.
+ */
+#ifndef AREDIS_PROTO_SLOT_H
+#define AREDIS_PROTO_SLOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/cmdtable.h"
+
+#define AREDIS__SLOTS 16384
+
+/* CRC16/XMODEM of n bytes. */
+uint16_t aredis__crc16(const char *p, size_t n);
+
+/* The hash slot of a key (0..16383). */
+unsigned aredis__key_slot(const char *key, size_t n);
+
+/* What aredis__cmd_slot says besides a slot number. */
+#define AREDIS__SLOT_NONE (-1)  /* no key: any node may serve it */
+#define AREDIS__SLOT_CROSS (-2) /* keys in two or more slots (CROSSSLOT) */
+#define AREDIS__SLOT_UNKNOWN                                                                       \
+    (-3) /* its keys cannot be known (no table entry, an                                           \
+            INCOMPLETE key spec), or not one command */
+
+/*
+ * The slot of one encoded command (a RESP array of bulk strings, as the
+ * writer makes it): its keys found with the command table (the built-in
+ * one, then `extra`, may be NULL), all of which must hash to one slot.
+ * *first_key, when not NULL, gets the index of its first key argument
+ * (-1 without keys), for a caller that wants to quote it.
+ */
+int aredis__cmd_slot(const aredis__cmdtable *extra, const char *resp, size_t len, int *first_key);
+
+#endif
