@@ -1041,7 +1041,7 @@ static int copy_str(const char **dst, const char *src) {
     return *dst ? 0 : -1;
 }
 
-static void free_opts(aredis_options *o) {
+void aredis__options_release(aredis_options *o) {
     aredis__free((void *)o->tls_ca_file);
     aredis__free((void *)o->tls_ca_path);
     aredis__free((void *)o->tls_cert_file);
@@ -1053,6 +1053,30 @@ static void free_opts(aredis_options *o) {
     aredis__free((void *)o->password);
     aredis__free((void *)o->client_name);
     aredis__free((void *)o->prefix);
+}
+
+int aredis__options_dup(aredis_options *dst, const aredis_options *src) {
+    *dst = *src;
+    /* Replaced one by one: cleared first so that a failure frees only
+     * what is ours. */
+    dst->host = dst->unix_path = dst->username = dst->password = NULL;
+    dst->client_name = dst->prefix = NULL;
+    dst->tls_ca_file = dst->tls_ca_path = dst->tls_cert_file = NULL;
+    dst->tls_key_file = dst->tls_server_name = NULL;
+    if (copy_str(&dst->host, src->host) || copy_str(&dst->unix_path, src->unix_path) ||
+        copy_str(&dst->username, src->username) || copy_str(&dst->password, src->password) ||
+        copy_str(&dst->client_name, src->client_name) ||
+        copy_str(&dst->tls_ca_file, src->tls_ca_file) ||
+        copy_str(&dst->tls_ca_path, src->tls_ca_path) ||
+        copy_str(&dst->tls_cert_file, src->tls_cert_file) ||
+        copy_str(&dst->tls_key_file, src->tls_key_file) ||
+        copy_str(&dst->tls_server_name, src->tls_server_name) ||
+        copy_str(&dst->prefix, src->prefix && *src->prefix ? src->prefix : NULL)) {
+        aredis__options_release(dst);
+        memset(dst, 0, sizeof *dst);
+        return -1;
+    }
+    return 0;
 }
 
 /* Redis refuses names with spaces, newlines or other special characters:
@@ -1099,28 +1123,12 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts) 
         return NULL;
     }
     c->loop = loop;
-    c->opt = *opts;
-    /* The copies below replace the caller's pointers one by one; clear them
-     * first so that a failure frees only what is ours. */
-    c->opt.host = c->opt.unix_path = c->opt.username = c->opt.password = NULL;
-    c->opt.client_name = c->opt.prefix = NULL;
-    c->opt.tls_ca_file = c->opt.tls_ca_path = c->opt.tls_cert_file = NULL;
-    c->opt.tls_key_file = c->opt.tls_server_name = NULL;
+    if (aredis__options_dup(&c->opt, opts) != 0) goto fail;
     c->fd = -1;
     c->state = AREDIS_STATE_IDLE;
     c->last_err.detail = c->last_detail;
     c->fork_gen = aredis__fork_generation();
     c->rng = (uint64_t)(uintptr_t)c ^ ((uint64_t)getpid() << 32) ^ aredis__now_ms(loop);
-    if (copy_str(&c->opt.host, opts->host) || copy_str(&c->opt.unix_path, opts->unix_path) ||
-        copy_str(&c->opt.username, opts->username) || copy_str(&c->opt.password, opts->password) ||
-        copy_str(&c->opt.client_name, opts->client_name) ||
-        copy_str(&c->opt.tls_ca_file, opts->tls_ca_file) ||
-        copy_str(&c->opt.tls_ca_path, opts->tls_ca_path) ||
-        copy_str(&c->opt.tls_cert_file, opts->tls_cert_file) ||
-        copy_str(&c->opt.tls_key_file, opts->tls_key_file) ||
-        copy_str(&c->opt.tls_server_name, opts->tls_server_name) ||
-        copy_str(&c->opt.prefix, opts->prefix && *opts->prefix ? opts->prefix : NULL))
-        goto fail;
     c->prefix_len = c->opt.prefix ? strlen(c->opt.prefix) : 0;
     c->sess_db = c->opt.db;
     c->csc.db = c->opt.db;
@@ -1138,7 +1146,7 @@ fail:
     if (c->timer) aredis__timer_free(loop, c->timer);
     if (c->flush_defer) aredis__defer_free(loop, c->flush_defer);
     if (c->hits_timer) aredis__timer_free(loop, c->hits_timer);
-    free_opts(&c->opt);
+    aredis__options_release(&c->opt);
     aredis__free(c);
     return NULL;
 }
@@ -1318,7 +1326,7 @@ static void client_destroy(aredis_client *c) {
     aredis__defer_free(c->loop, c->flush_defer);
     aredis__buf_free(&c->out);
     aredis__client_free_queues(c);
-    free_opts(&c->opt);
+    aredis__options_release(&c->opt);
     aredis__free(c);
 }
 

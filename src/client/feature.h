@@ -400,6 +400,11 @@ int aredis__csc_tracking_argv(const struct aredis_cache *k, const char *cprefix,
 size_t aredis__csc_nprefixes(const struct aredis_cache *k);
 /* The server's command table (load_commands), or NULL. */
 const struct aredis__cmdtable *aredis__client_cmdtable(const aredis_client *c);
+/* A copy of options with copies of its strings (an empty prefix dropped);
+ * -1 when out of memory (then dst holds nothing). Release the strings with
+ * aredis__options_release. */
+int aredis__options_dup(aredis_options *dst, const aredis_options *src);
+void aredis__options_release(aredis_options *o);
 /* The client's options (its key prefix...), read-only. */
 const aredis_options *aredis__client_options(const aredis_client *c);
 

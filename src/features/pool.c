@@ -1701,41 +1701,6 @@ static void on_tick(void *arg) {
 
 /* ---- Lifecycle --------------------------------------------------------------- */
 
-static void free_opts(aredis_options *o) {
-    aredis__free((void *)o->host);
-    aredis__free((void *)o->unix_path);
-    aredis__free((void *)o->tls_ca_file);
-    aredis__free((void *)o->tls_ca_path);
-    aredis__free((void *)o->tls_cert_file);
-    aredis__free((void *)o->tls_key_file);
-    aredis__free((void *)o->tls_server_name);
-    aredis__free((void *)o->username);
-    aredis__free((void *)o->password);
-    aredis__free((void *)o->client_name);
-    aredis__free((void *)o->prefix);
-}
-
-static int dup_str(const char **dst, const char *src) {
-    *dst = NULL;
-    if (!src) return 0;
-    *dst = aredis__strdup(src);
-    return *dst ? 0 : -1;
-}
-
-/* *dst = *src with copies of its strings. -1 when out of memory. */
-static int copy_opts(aredis_options *dst, const aredis_options *src) {
-    *dst = *src;
-    int bad = dup_str(&dst->host, src->host) | dup_str(&dst->unix_path, src->unix_path) |
-              dup_str(&dst->tls_ca_file, src->tls_ca_file) |
-              dup_str(&dst->tls_ca_path, src->tls_ca_path) |
-              dup_str(&dst->tls_cert_file, src->tls_cert_file) |
-              dup_str(&dst->tls_key_file, src->tls_key_file) |
-              dup_str(&dst->tls_server_name, src->tls_server_name) |
-              dup_str(&dst->username, src->username) | dup_str(&dst->password, src->password) |
-              dup_str(&dst->client_name, src->client_name) | dup_str(&dst->prefix, src->prefix);
-    return bad ? -1 : 0;
-}
-
 static void destroy(aredis_pool *p) {
     free_graveyard(p);
     while (p->wev) {
@@ -1755,7 +1720,7 @@ static void destroy(aredis_pool *p) {
         aredis__free(x);
     }
     aredis_cache_free(p->copt.cache);
-    free_opts(&p->copt);
+    aredis__options_release(&p->copt);
     aredis_tls_context_release(p->tls);
     aredis__free(p);
 }
@@ -1788,7 +1753,7 @@ aredis_pool *aredis_pool_new(aredis_loop *loop, const aredis_pool_options *opts)
         aredis_uri_apply(u, &o);
     }
     aredis_pool *p = aredis__calloc(1, sizeof *p);
-    int ok = p && copy_opts(&p->copt, &o) == 0;
+    int ok = p && aredis__options_dup(&p->copt, &o) == 0;
     aredis_uri_free(u);
     /* One cache for every connection (a reference of the pool's own). */
     if (ok)
