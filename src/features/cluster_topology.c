@@ -215,3 +215,14 @@ aredis__ctopo *aredis__ctopo_from_slots(const aredis_reply *r, const char *asked
     }
     return t;
 }
+
+int aredis__ctopo_node(aredis__ctopo *t, const char *host, int port, int primary) {
+    long at = add_node(t, host, strlen(host), host, port, NULL, 0, primary);
+    return at < 0 ? -1 : (int)at;
+}
+
+void aredis__ctopo_set_owner(aredis__ctopo *t, unsigned slot, int node) {
+    slot &= AREDIS__SLOTS - 1;
+    if (!t->owner[slot]) t->covered++;
+    t->owner[slot] = (uint16_t)(node + 1);
+}

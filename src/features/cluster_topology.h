@@ -57,5 +57,10 @@ static inline const aredis__cnode *aredis__ctopo_owner(const aredis__ctopo *t, u
 
 /* The node with this address, or -1. */
 int aredis__ctopo_find(const aredis__ctopo *t, const char *host, int port);
+/* The node with this address, added when new (a MOVED names a node the
+ * topology did not know yet); -1 when out of memory. */
+int aredis__ctopo_node(aredis__ctopo *t, const char *host, int port, int primary);
+/* A MOVED says who serves a slot now. */
+void aredis__ctopo_set_owner(aredis__ctopo *t, unsigned slot, int node);
 
 #endif

@@ -8,6 +8,8 @@
  */
 #include "proto/slot.h"
 
+#include "util/alloc.h"
+
 static const uint16_t crc16_table[256] = {
     0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50a5, 0x60c6, 0x70e7, 0x8108, 0x9129, 0xa14a, 0xb16b,
     0xc18c, 0xd1ad, 0xe1ce, 0xf1ef, 0x1231, 0x0210, 0x3273, 0x2252, 0x52b5, 0x4294, 0x72f7, 0x62d6,
@@ -56,20 +58,38 @@ unsigned aredis__key_slot(const char *key, size_t n) {
 }
 
 int aredis__cmd_slot(const aredis__cmdtable *extra, const char *resp, size_t len, int *first_key) {
-    enum { MAX_ARGS = 256, MAX_KEYS = 128 };
-    aredis__arg args[MAX_ARGS];
-    int pos[MAX_KEYS];
+    enum { MAX_ARGS = 64 };
+    aredis__arg small_args[MAX_ARGS];
+    int small_pos[MAX_ARGS];
+    aredis__arg *args = small_args;
+    int *pos = small_pos;
     if (first_key) *first_key = -1;
     long na = aredis__resp_args(resp, len, args, MAX_ARGS);
-    if (na < 1 || na > MAX_ARGS) return AREDIS__SLOT_UNKNOWN;
+    if (na < 1) return AREDIS__SLOT_UNKNOWN;
+    if (na > MAX_ARGS) { /* an MSET of many keys: room for all of them */
+        args = aredis__malloc((size_t)na * sizeof *args);
+        pos = aredis__malloc((size_t)na * sizeof *pos);
+        if (!args || !pos || aredis__resp_args(resp, len, args, (size_t)na) != na) {
+            aredis__free(args);
+            aredis__free(pos);
+            return AREDIS__SLOT_UNKNOWN;
+        }
+    }
+    int slot = AREDIS__SLOT_UNKNOWN;
     const aredis__cmdinfo *ci = aredis__cmd_lookup(extra, args, (size_t)na);
-    if (!ci) return AREDIS__SLOT_UNKNOWN;
-    int nk = aredis__cmd_keys(ci, args, (size_t)na, pos, MAX_KEYS);
-    if (nk < 0 || nk > MAX_KEYS) return AREDIS__SLOT_UNKNOWN;
-    if (nk == 0) return AREDIS__SLOT_NONE;
-    if (first_key) *first_key = pos[0];
-    unsigned slot = aredis__key_slot(args[pos[0]].p, args[pos[0]].n);
-    for (int i = 1; i < nk; i++)
-        if (aredis__key_slot(args[pos[i]].p, args[pos[i]].n) != slot) return AREDIS__SLOT_CROSS;
-    return (int)slot;
+    int nk = ci ? aredis__cmd_keys(ci, args, (size_t)na, pos, (size_t)na) : -1;
+    if (nk == 0) {
+        slot = AREDIS__SLOT_NONE;
+    } else if (nk > 0 && nk <= na) {
+        if (first_key) *first_key = pos[0];
+        slot = (int)aredis__key_slot(args[pos[0]].p, args[pos[0]].n);
+        for (int i = 1; i < nk && slot >= 0; i++)
+            if ((int)aredis__key_slot(args[pos[i]].p, args[pos[i]].n) != slot)
+                slot = AREDIS__SLOT_CROSS;
+    }
+    if (args != small_args) {
+        aredis__free(args);
+        aredis__free(pos);
+    }
+    return slot;
 }

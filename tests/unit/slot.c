@@ -122,6 +122,33 @@ static void test_command_slots(void **state) {
     assert_int_equal(slot_of(NULL, "EVAL %s 0", "return 1"), AREDIS__SLOT_NONE);
     assert_int_equal(slot_of(&first, "XREAD COUNT 1 STREAMS s1 0"), (int)aredis__key_slot("s1", 2));
     assert_int_equal(first, 4);
+    /* Many keys (past the stack's room for arguments): still checked. */
+    {
+        const char *argv[401];
+        size_t lens[401];
+        char keys[400][16];
+        argv[0] = "MSET";
+        lens[0] = 4;
+        for (int i = 0; i < 200; i++) {
+            snprintf(keys[2 * i], sizeof keys[0], "{big}%d", i);
+            snprintf(keys[2 * i + 1], sizeof keys[0], "v");
+        }
+        for (int i = 0; i < 400; i++) {
+            argv[i + 1] = keys[i];
+            lens[i + 1] = strlen(keys[i]);
+        }
+        aredis__buf b = {0};
+        assert_int_equal(aredis__write_argv(&b, 401, argv, lens), AREDIS_ERR_OK);
+        assert_int_equal(aredis__cmd_slot(NULL, b.data + b.off, b.len - b.off, NULL),
+                         (int)aredis__key_slot("big", 3));
+        aredis__buf_free(&b);
+        snprintf(keys[398], sizeof keys[0], "elsewhere");
+        lens[399] = strlen(keys[398]);
+        assert_int_equal(aredis__write_argv(&b, 401, argv, lens), AREDIS_ERR_OK);
+        assert_int_equal(aredis__cmd_slot(NULL, b.data + b.off, b.len - b.off, NULL),
+                         AREDIS__SLOT_CROSS);
+        aredis__buf_free(&b);
+    }
     /* Keys that cannot be known, and no command at all. */
     assert_int_equal(slot_of(NULL, "SORT foo BY bar"), AREDIS__SLOT_UNKNOWN);
     assert_int_equal(slot_of(NULL, "NOSUCHCOMMAND foo"), AREDIS__SLOT_UNKNOWN);

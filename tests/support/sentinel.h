@@ -1,0 +1,65 @@
+/*
+ * Test support: a Sentinel setup of real processes on free loopback ports:
+ * one primary, one replica of it, and N sentinels watching the primary as
+ * "mymaster" (TS_SENTINEL_MASTER). The sentinels are the server binary run
+ * with --sentinel ($REDIS_SERVER, else redis-server as server.c finds it:
+ * what Debian's redis-sentinel is a link to), each in its own dir with its
+ * own config file, which it rewrites. A missing binary skips the test
+ * program (exit 77), or fails it when CI is set. Everything dies with the
+ * test process (PR_SET_PDEATHSIG + atexit sweeps).
+ *
+ * ts_node_cmd() and friends (cluster.h) talk to any of these processes.
+ */
+#ifndef AREDIS_TS_SENTINEL_H
+#define AREDIS_TS_SENTINEL_H
+
+#include <stdint.h>
+
+#include "cluster.h"
+#include "ts.h"
+
+#define TS_SENTINEL_MASTER "mymaster"
+
+typedef struct ts_sentinel ts_sentinel;
+
+/*
+ * Start the primary, the replica (replicaof the primary; waits until its
+ * link is up), then nsentinels sentinels (1..16) with
+ *   sentinel monitor mymaster 127.0.0.1 <primary> <quorum: 2, 1 for one sentinel>
+ *   sentinel down-after-milliseconds mymaster 1000
+ *   sentinel failover-timeout mymaster 5000
+ * and wait until every sentinel names the primary (SENTINEL
+ * get-master-addr-by-name), knows the replica with its link up (SENTINEL
+ * replicas) and the other sentinels (SENTINEL sentinels), none of them
+ * flagged down or disconnected. Fails the test with the reason if that does
+ * not happen within 30 s.
+ */
+ts_sentinel *ts_sentinel_start(int nsentinels);
+/* Stop the sentinels, then the servers; remove their dirs, free. NULL
+ * ignored. */
+void ts_sentinel_stop(ts_sentinel *s);
+
+/* The port of the server started as primary, and as replica. */
+int ts_sentinel_primary_port(const ts_sentinel *s);
+int ts_sentinel_replica_port(const ts_sentinel *s);
+/* The number of sentinels, and sentinel i's port. */
+int ts_sentinel_count(const ts_sentinel *s);
+int ts_sentinel_port(const ts_sentinel *s, int i);
+
+/* The primary's port as a majority of the sentinels name it now
+ * (get-master-addr-by-name), or -1 when no majority agrees. */
+int ts_sentinel_master_port(const ts_sentinel *s);
+
+/* SIGKILL the server started as primary, and reap it (its dir stays). */
+void ts_sentinel_kill_primary(ts_sentinel *s);
+/* Start it again on its port and config; waits until it answers PING
+ * (after a failover the sentinels turn it into a replica, in their time). */
+void ts_sentinel_restart_primary(ts_sentinel *s);
+/*
+ * After ts_sentinel_kill_primary(): wait up to timeout_ms until a majority
+ * of the sentinels name the replica as the primary and the replica says
+ * role:master. Fails the test when that does not happen in time.
+ */
+void ts_sentinel_wait_failover(ts_sentinel *s, uint64_t timeout_ms);
+
+#endif
