@@ -177,23 +177,31 @@ static void install(aredis__cluster *cl, aredis__ctopo *t) {
     if (!cl->freeing && cl->topo == t && owner_down(cl)) refresh(cl);
 }
 
-static void on_topology(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data);
+typedef aredis__ctopo *parse_fn(const aredis_reply *r, const char *asked_host, const char **why);
+
+/* A topology read's answer: installed, or (for commands waiting for a
+ * first one) the reason they fail; read again when the rate limit allows. */
+static void topology_read(aredis__cluster *cl, aredis_client *c, aredis_reply *r,
+                          const aredis_error *err, parse_fn *parse) {
+    const char *why = err ? err->detail : NULL;
+    aredis__ctopo *t = err ? NULL : parse(r, aredis__client_options(c)->host, &why);
+    if (t) {
+        install(cl, t);
+        return;
+    }
+    aredis__log(AREDIS_LOG_WARN, "cluster: cannot read the topology: %s", why);
+    /* As a single client's commands fail when its first connect does;
+     * later reads keep the topology they have. */
+    if (!cl->topo) send_waiting(cl, err ? err->code : AREDIS_ERR_PROTOCOL, why);
+    if (!cl->freeing) refresh(cl);
+}
 
 static void on_slots(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     aredis__cluster *cl = data;
     cl->refreshing = 0;
     if (cl->freeing) return;
     enter(cl);
-    const char *why = err ? err->detail : NULL;
-    aredis__ctopo *t =
-        err ? NULL : aredis__ctopo_from_slots(r, aredis__client_options(c)->host, &why);
-    if (t) {
-        install(cl, t);
-    } else {
-        aredis__log(AREDIS_LOG_WARN, "cluster: cannot read the topology: %s", why);
-        if (!cl->topo) send_waiting(cl, err ? err->code : AREDIS_ERR_PROTOCOL, why);
-        if (!cl->freeing) refresh(cl); /* again, when the rate limit allows */
-    }
+    topology_read(cl, c, r, err, aredis__ctopo_from_slots);
     leave(cl);
 }
 
@@ -203,24 +211,10 @@ static void on_topology(aredis_client *c, aredis_reply *r, const aredis_error *e
     if (cl->freeing) return;
     enter(cl);
     if (err && err->code == AREDIS_ERR_SERVER &&
-        aredis_command(c, on_slots, cl, "CLUSTER SLOTS") == AREDIS_ERR_OK) {
+        aredis_command(c, on_slots, cl, "CLUSTER SLOTS") == AREDIS_ERR_OK)
         cl->refreshing = 1; /* no CLUSTER SHARDS (before Redis 7): CLUSTER SLOTS */
-        leave(cl);
-        return;
-    }
-    const char *why = err ? err->detail : NULL;
-    aredis__ctopo *t =
-        err ? NULL : aredis__ctopo_from_shards(r, aredis__client_options(c)->host, &why);
-    if (t) {
-        install(cl, t);
-    } else {
-        aredis__log(AREDIS_LOG_WARN, "cluster: cannot read the topology: %s", why);
-        /* Commands waiting for a first topology fail with the reason (as a
-         * single client's fail when its first connect does); later reads
-         * keep the topology they have. */
-        if (!cl->topo) send_waiting(cl, err ? err->code : AREDIS_ERR_PROTOCOL, why);
-        if (!cl->freeing) refresh(cl); /* again, when the rate limit allows */
-    }
+    else
+        topology_read(cl, c, r, err, aredis__ctopo_from_shards);
     leave(cl);
 }
 

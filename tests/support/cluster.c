@@ -326,18 +326,7 @@ static int bindable(int port) {
 /* A free port whose cluster bus port (+10000) is free too (and exists). */
 static int free_port_pair(void) {
     for (int attempt = 0; attempt < 1000; attempt++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return -1;
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        int port = -1;
-        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-            getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-            port = ntohs(a.sin_port);
-        close(fd);
+        int port = tsp_free_port();
         if (port > 0 && port + 10000 <= 65535 && bindable(port + 10000)) return port;
     }
     return -1;

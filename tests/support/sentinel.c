@@ -70,22 +70,6 @@ static void unlink_live(tsp_proc *p) {
     }
 }
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 static void write_sentinel_conf(const tsp_proc *p, int primary_port, int quorum) {
     FILE *f = fopen(p->conf, "w");
     assert_non_null(f);
@@ -147,7 +131,7 @@ static int start_sentinel(tsp_proc *p, int primary_port, int quorum) {
         g_atexit_done = 1;
     }
     for (int attempt = 0; attempt < 20; attempt++) {
-        p->port = free_port();
+        p->port = tsp_free_port();
         assert_true(p->port > 0);
         write_sentinel_conf(p, primary_port, quorum); /* afresh: it rewrites it */
         int r = spawn_sentinel(p);

@@ -63,7 +63,7 @@ static void kill_all_live(void) {
 
 /* A free port: bind port 0, read it back, close. The small race with other
  * processes is accepted; tsp_start() retries on a bind failure. */
-static int free_port(void) {
+int tsp_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     struct sockaddr_in a;
@@ -233,7 +233,7 @@ int tsp_dump_output(const tsp_proc *p) {
 }
 
 /* Did the last start fail because its port was taken meanwhile (the small
- * race of free_port())? A server that exited for any other reason (a
+ * race of tsp_free_port())? A server that exited for any other reason (a
  * config error, a missing feature) would fail again the same way. */
 static int port_was_taken(const tsp_proc *p) {
     return tsp_output_has(p, "Address already in use") ||
@@ -248,7 +248,7 @@ int tsp_start(tsp_proc *p, void (*write_conf)(tsp_proc *p, const void *arg), con
         g_atexit_done = 1;
     }
     for (int attempt = 0; attempt < 20; attempt++) {
-        p->port = free_port();
+        p->port = tsp_free_port();
         assert_true(p->port > 0);
         write_conf(p, arg);
         int r = spawn(p);

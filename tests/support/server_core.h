@@ -33,6 +33,9 @@ int tsp_ready_log(const tsp_proc *p);
 
 /* The redis-server binary ($REDIS_SERVER, the usual places, $PATH), or NULL. */
 const char *tsp_server_path(void);
+/* A free 127.0.0.1 port: bound to port 0 and read back, then closed (the
+ * small race with other processes is accepted: starts retry). -1 on error. */
+int tsp_free_port(void);
 /*
  * Write the config lines (NULL-terminated, may be NULL) to f, one a line,
  * leaving out the ones the server binary does not know and does not need
