@@ -43,7 +43,7 @@ typedef struct route {
     int slot;          /* or an AREDIS__SLOT_* */
     uint64_t block_ms; /* a blocking command's block time (aredis__batch_check) */
     int block_forever, sensitive;
-    size_t len;
+    size_t len, cap; /* the bytes, and the room for them (kept routes) */
     char bytes[];
 } route;
 
@@ -62,6 +62,9 @@ struct aredis__cluster {
     int freeing;      /* aredis__cluster_free has begun */
     int depth;        /* inside the cluster's own callbacks (enter/leave) */
     int free_pending; /* freed from inside one: the memory goes at leave */
+    route *spare;     /* finished routes kept for reuse */
+    size_t nspare;
+    aredis__buf enc; /* where a command is encoded (reused) */
     aredis__cluster_stats st;
 };
 
@@ -303,9 +306,50 @@ static aredis_err send_to(aredis_client *c, route *x, int asking) {
     return e;
 }
 
+/* A route for a command of len bytes: a kept one when it has room (the
+ * per-command allocation is the hot path's largest cost). */
+enum { ROUTE_KEEP = 64, ROUTE_MIN = 96, ROUTE_MAX_KEPT = 4096 };
+
+static route *route_new(aredis__cluster *cl, size_t len) {
+    route *x = cl->spare;
+    if (x && x->cap >= len) {
+        cl->spare = x->next;
+        cl->nspare--;
+    } else {
+        size_t cap = len < ROUTE_MIN ? ROUTE_MIN : len;
+        x = aredis__malloc(sizeof *x + cap);
+        if (!x) return NULL;
+        x->cap = cap;
+    }
+    x->next = NULL;
+    x->cl = cl;
+    x->cb = NULL;
+    x->data = NULL;
+    x->reply = NULL;
+    x->redirects = 0;
+    x->asking = 0;
+    x->slot = AREDIS__SLOT_UNKNOWN;
+    x->block_ms = 0;
+    x->block_forever = x->sensitive = 0;
+    x->len = len;
+    return x;
+}
+
+static void route_release(route *x) {
+    aredis__cluster *cl = x->cl;
+    if (cl->nspare < ROUTE_KEEP && x->cap <= ROUTE_MAX_KEPT && !cl->free_pending) {
+        x->next = cl->spare;
+        cl->spare = x;
+        cl->nspare++;
+        return;
+    }
+    aredis__free(x);
+}
+
 static void route_free(route *x) {
     aredis_reply_release(x->reply);
-    aredis__free(x);
+    x->reply = NULL;
+    route_release(x);
 }
 
 /* Hand the outcome over, and forget the command. */
@@ -314,7 +358,7 @@ static void deliver(aredis_client *c, route *x, aredis_reply *r, const aredis_er
     void *data = x->data;
     aredis_reply *keep = x->reply;
     x->reply = NULL;
-    aredis__free(x);
+    route_release(x);
     aredis__deliver(c, cb, data, r, err);
     aredis_reply_release(keep);
 }
@@ -463,16 +507,14 @@ static aredis_err submit(aredis__cluster *cl, const char *bytes, size_t len, are
         return aredis__call_fail(AREDIS_ERR_UNSUPPORTED,
                                  "CROSSSLOT Keys in request don't hash to the same slot (refused "
                                  "before sending: use a hash tag, {...}, to keep keys together)");
-    route *x = aredis__calloc(1, sizeof *x + len);
+    route *x = route_new(cl, len);
     if (!x) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
-    x->cl = cl;
     x->cb = cb;
     x->data = data;
     x->slot = slot;
     x->block_ms = block_ms;
     x->block_forever = block_forever;
     x->sensitive = sensitive;
-    x->len = len;
     memcpy(x->bytes, bytes, len);
     if (!cl->topo) { /* it goes once the topology is known */
         if (cl->wait_tail)
@@ -495,29 +537,29 @@ static aredis_err submit(aredis__cluster *cl, const char *bytes, size_t len, are
 aredis_err aredis__cluster_command(aredis__cluster *cl, aredis_reply_fn *cb, void *data,
                                    const char *fmt, ...) {
     if (!cl || !fmt) return aredis__call_fail(AREDIS_ERR_INVALID, "cluster or format is NULL");
-    aredis__buf b = {0};
+    aredis__buf *b = &cl->enc;
+    b->off = b->len = 0;
     va_list ap;
     va_start(ap, fmt);
-    aredis_err e = aredis__write_vfmt(&b, fmt, ap);
+    aredis_err e = aredis__write_vfmt(b, fmt, ap);
     va_end(ap);
     if (e == AREDIS_ERR_OK)
-        e = submit(cl, b.data + b.off, b.len - b.off, cb, data);
+        e = submit(cl, b->data + b->off, b->len - b->off, cb, data);
     else
         aredis__call_fail(e, "malformed command or format");
-    aredis__buf_free(&b);
     return e;
 }
 
 aredis_err aredis__cluster_command_argv(aredis__cluster *cl, aredis_reply_fn *cb, void *data,
                                         int argc, const char *const *argv, const size_t *argvlen) {
     if (!cl) return aredis__call_fail(AREDIS_ERR_INVALID, "cluster is NULL");
-    aredis__buf b = {0};
-    aredis_err e = aredis__write_argv(&b, argc, argv, argvlen);
+    aredis__buf *b = &cl->enc;
+    b->off = b->len = 0;
+    aredis_err e = aredis__write_argv(b, argc, argv, argvlen);
     if (e == AREDIS_ERR_OK)
-        e = submit(cl, b.data + b.off, b.len - b.off, cb, data);
+        e = submit(cl, b->data + b->off, b->len - b->off, cb, data);
     else
         aredis__call_fail(e, "malformed command");
-    aredis__buf_free(&b);
     return e;
 }
 
@@ -556,6 +598,12 @@ aredis__cluster *aredis__cluster_new(aredis_loop *loop, const aredis__cluster_op
 }
 
 static void cluster_destroy(aredis__cluster *cl) {
+    while (cl->spare) {
+        route *x = cl->spare;
+        cl->spare = x->next;
+        aredis__free(x);
+    }
+    aredis__buf_free(&cl->enc);
     if (cl->timer) aredis_timer_free(cl->timer);
     aredis__ctopo_free(cl->topo);
     aredis__options_release(&cl->nopt);
