@@ -59,10 +59,11 @@ struct aredis__cluster {
     int refresh_armed;     /* the timer will start one */
     uint64_t last_refresh; /* when the last read started (loop ms) */
     aredis_timer *timer;
-    int freeing;      /* aredis__cluster_free has begun */
-    int depth;        /* inside the cluster's own callbacks (enter/leave) */
-    int free_pending; /* freed from inside one: the memory goes at leave */
-    route *spare;     /* finished routes kept for reuse */
+    aredis_timer *periodic; /* refresh_every_ms, or NULL */
+    int freeing;            /* aredis__cluster_free has begun */
+    int depth;              /* inside the cluster's own callbacks (enter/leave) */
+    int free_pending;       /* freed from inside one: the memory goes at leave */
+    route *spare;           /* finished routes kept for reuse */
     size_t nspare;
     aredis__buf enc; /* where a command is encoded (reused) */
     aredis__cluster_stats st;
@@ -242,6 +243,13 @@ static void refresh_now(aredis__cluster *cl) {
     if (cl->freeing) return;
     cl->refresh_armed = 1;
     aredis_timer_start(cl->timer, cl->min_refresh, 0);
+}
+
+static void on_periodic(void *arg) {
+    aredis__cluster *cl = arg;
+    enter(cl);
+    refresh(cl);
+    leave(cl);
 }
 
 static void on_refresh_timer(void *arg) {
@@ -585,6 +593,16 @@ aredis__cluster *aredis__cluster_new(aredis_loop *loop, const aredis__cluster_op
     cl->max_redirects = o->max_redirects ? o->max_redirects : 5;
     cl->min_refresh = o->min_refresh_ms ? o->min_refresh_ms : 100;
     cl->timer = aredis_timer_new(loop, on_refresh_timer, cl);
+    uint32_t every = o->refresh_every_ms ? o->refresh_every_ms : 30000;
+    if (cl->timer && every != AREDIS__CLUSTER_NO_PERIODIC) {
+        cl->periodic = aredis_timer_new(loop, on_periodic, cl);
+        if (cl->periodic) {
+            aredis_timer_start(cl->periodic, every, every);
+        } else { /* out of memory: reported below */
+            aredis_timer_free(cl->timer);
+            cl->timer = NULL;
+        }
+    }
     if (!cl->timer || !node_get(cl, o->seed_host, o->seed_port)) {
         aredis_err code = cl->timer ? aredis_call_error()->code : AREDIS_ERR_NOMEM;
         char why[256];
@@ -605,6 +623,7 @@ static void cluster_destroy(aredis__cluster *cl) {
     }
     aredis__buf_free(&cl->enc);
     if (cl->timer) aredis_timer_free(cl->timer);
+    if (cl->periodic) aredis_timer_free(cl->periodic);
     aredis__ctopo_free(cl->topo);
     aredis__options_release(&cl->nopt);
     aredis__free(cl);
@@ -631,6 +650,7 @@ void aredis__cluster_free(aredis__cluster *cl) {
         x = next;
     }
     if (cl->timer) aredis_timer_stop(cl->timer);
+    if (cl->periodic) aredis_timer_stop(cl->periodic);
     cl->free_pending = 1;
     leave(cl);
 }

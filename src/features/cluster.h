@@ -32,6 +32,8 @@
 
 typedef struct aredis__cluster aredis__cluster;
 
+#define AREDIS__CLUSTER_NO_PERIODIC UINT32_MAX
+
 typedef struct aredis__cluster_opts {
     const char *seed_host; /* a node to start from */
     int seed_port;
@@ -40,6 +42,10 @@ typedef struct aredis__cluster_opts {
     aredis_options node;
     unsigned max_redirects;  /* MOVED/ASK followed per command (5) */
     uint32_t min_refresh_ms; /* topology read at most this often (100) */
+    /* The topology is also read this often, unasked (a scale-out, a
+     * replica added: nothing a command would notice). 0: 30 s;
+     * AREDIS__CLUSTER_NO_PERIODIC: never. */
+    uint32_t refresh_every_ms;
 } aredis__cluster_opts;
 
 /* NULL with aredis_call_error() set when the options are invalid or out of

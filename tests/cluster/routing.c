@@ -10,7 +10,8 @@
  * its slots succeed again; the cluster freed with commands in flight, or
  * from inside a callback while others wait: each callback once, CANCELLED,
  * and a command issued during the free refused; what a cluster refuses
- * before sending (CLIENT REPLY, MULTI, SELECT, SUBSCRIBE, MONITOR).
+ * before sending (CLIENT REPLY, MULTI, SELECT, SUBSCRIBE, MONITOR); the
+ * topology read again periodically.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +298,28 @@ static void test_refusals_and_free_in_callback(void **state) {
     aredis__cluster_free(cl);
 }
 
+/* The topology is read again unasked, every refresh_every_ms. */
+static int refreshed_4(const void *arg) {
+    aredis__cluster_stats st;
+    aredis__cluster_get_stats(arg, &st);
+    return st.refreshes >= 4;
+}
+
+static void test_periodic_refresh(void **state) {
+    (void)state;
+    aredis__cluster_opts o;
+    memset(&o, 0, sizeof o);
+    o.seed_host = "127.0.0.1";
+    o.seed_port = ts_cluster_port(g_tc, 0);
+    o.node = (aredis_options)AREDIS_OPTIONS_INIT;
+    o.refresh_every_ms = 50;
+    aredis__cluster *cl = aredis__cluster_new(g_loop, &o);
+    assert_non_null(cl);
+    assert_true(ts_wait_until(g_loop, refreshed_4, cl, 5000));
+    write_read(cl, 60000, 10);
+    aredis__cluster_free(cl);
+}
+
 static int group_setup(void **state) {
     (void)state;
     g_tc = ts_cluster_start(3, 1, NULL);
@@ -316,6 +339,7 @@ int main(void) {
         TS_LOOP_CASE(test_slot_migrated_under_load),
         TS_LOOP_CASE(test_free_with_commands_in_flight),
         TS_LOOP_CASE(test_refusals_and_free_in_callback),
+        TS_LOOP_CASE(test_periodic_refresh),
         TS_LOOP_CASE(test_failover_recovers),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
