@@ -335,7 +335,7 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
     /* Invalidations sent while the connection is down are lost: nothing
      * cached may be trusted any more (aredis/cache.h). */
     int flushed = c->tracking;
-    if (flushed) aredis__csc_flush(c->opt.cache, 0); /* told at the end */
+    if (flushed) aredis__csc_flush(c->opt.cache); /* told at the end */
 
     /* Held commands wait like the others; the reservation's own, unsent,
      * fail below. */
@@ -996,7 +996,7 @@ int aredis__fork_adopt(aredis_client *c) {
     /* The parent's connection tracked what the cache holds: nothing in it
      * will be invalidated for the child (emptied silently: nothing runs
      * inside the call that noticed the fork). */
-    if (c->tracking) aredis__csc_flush(c->opt.cache, 0);
+    if (c->tracking) aredis__csc_flush(c->opt.cache);
     conn_reset(c);
     c->disconnecting = 0;
     c->attempt = 0;
@@ -1348,7 +1348,6 @@ aredis_state aredis_client_state(const aredis_client *c) {
     return c->state;
 }
 int aredis_client_protocol(const aredis_client *c) { return c->proto; }
-const aredis_options *aredis__client_options(const aredis_client *c) { return &c->opt; }
 aredis__csc_conn *aredis__client_csc(aredis_client *c) { return &c->csc; }
 const struct aredis__cmdtable *aredis__client_cmdtable(const aredis_client *c) {
     return c->cmdtable;

@@ -94,7 +94,7 @@ static void waiting_push(aredis_client *c, aredis__cmd *cmd) {
 
 /*
  * The cache took a command (its bytes at `before` in `out`): answered (a
- * hit: delivered on the next loop turn, on_flush), to be sent behind
+ * hit: delivered on a later loop turn, client.c's on_hits), to be sent behind
  * CLIENT CACHING YES (OPTIN), or refused.
  */
 static __attribute__((noinline)) aredis_err cache_took(aredis_client *c, const aredis_cmd_opts *o,

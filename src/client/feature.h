@@ -214,6 +214,8 @@ int aredis__client_proto(const aredis_client *c);
 #define AREDIS__SESS_DB 32u         /* SELECT to a database other than opts.db */
 #define AREDIS__SESS_AUTH 64u       /* AUTH or HELLO issued by a user: another user/protocol */
 unsigned aredis__session(const aredis_client *c);
+/* A database number as SELECT takes it (digits, at most 9), or -1. */
+int aredis__db_number(const char *p, size_t n);
 /* The database the connection is on now (opts.db unless a SELECT moved it). */
 int aredis__session_db(const aredis_client *c);
 
@@ -225,8 +227,9 @@ int aredis__session_db(const aredis_client *c);
  * time, and either the metrics entry it counts in or, with an observer,
  * the observer's record (which holds the entry). The entry is valid only
  * while `gen` (kept in the record's padding) is the client's metrics
- * generation (32 bits: no wrap while one operation is in flight). Set only for a command flagged
- * observed: a client with neither observer nor metrics never touches it.
+ * generation (32 bits: no wrap while one operation is in flight). Set
+ * only for a command flagged observed: a client with neither observer nor
+ * metrics never touches it.
  */
 typedef struct aredis__obs_cmd {
     uint64_t t0; /* CLOCK_MONOTONIC ns at issue */
@@ -341,9 +344,9 @@ struct aredis_cache;
 #define AREDIS__CACHE_FAIL (-1) /* refused: aredis_call_error() is set */
 #define AREDIS__CACHE_SEND 0    /* send it (*cb, *data may now be the cache's wrapper) */
 #define AREDIS__CACHE_HIT 1     /* answered: *hit (a reference) is its reply */
-#define AREDIS__CACHE_OPTIN                                                                        \
-    2 /* send it behind CLIENT CACHING YES: give its                                               \
-         bytes and *data to aredis__csc_optin_submit */
+/* Send it behind CLIENT CACHING YES: give its bytes and *data to
+ * aredis__csc_optin_submit. */
+#define AREDIS__CACHE_OPTIN 2
 /*
  * A user command on a client with a cache, encoded (bytes, len; `strip` as
  * aredis__encode said), before it is placed: looked up if cacheable (not
@@ -383,10 +386,10 @@ typedef struct aredis__csc_conn {
 aredis__csc_conn *aredis__client_csc(aredis_client *c);
 /* An "invalidate" or "tracking-redir-broken" push. */
 void aredis__csc_push(struct aredis_cache *k, const aredis_reply *r);
-/* A connection with tracking ended: everything goes (on_invalidate told
- * unless !tell_app). */
-void aredis__csc_flush(struct aredis_cache *k, int tell_app);
-/* Tell on_invalidate the cache was emptied (after a silent flush). */
+/* A connection with tracking ended: everything goes, silently (the
+ * client tells on_invalidate with aredis__csc_told once its own state is
+ * settled, or never: a forked child's adoption runs inside a call). */
+void aredis__csc_flush(struct aredis_cache *k);
 void aredis__csc_told(struct aredis_cache *k);
 /* References (aredis_cache_free drops one); the loop the cache's clients
  * must share (INVALID for another, aredis_call_error() set). */
@@ -397,7 +400,6 @@ aredis_err aredis__csc_bind(struct aredis_cache *k, aredis_loop *loop);
  * argc, or -1 when out of memory. */
 int aredis__csc_tracking_argv(const struct aredis_cache *k, const char *cprefix, const char **argv,
                               size_t *lens, int max, char **owned, int *nowned);
-size_t aredis__csc_nprefixes(const struct aredis_cache *k);
 /* The server's command table (load_commands), or NULL. */
 const struct aredis__cmdtable *aredis__client_cmdtable(const aredis_client *c);
 /* A copy of options with copies of its strings (an empty prefix dropped);
@@ -405,7 +407,5 @@ const struct aredis__cmdtable *aredis__client_cmdtable(const aredis_client *c);
  * aredis__options_release. */
 int aredis__options_dup(aredis_options *dst, const aredis_options *src);
 void aredis__options_release(aredis_options *o);
-/* The client's options (its key prefix...), read-only. */
-const aredis_options *aredis__client_options(const aredis_client *c);
 
 #endif

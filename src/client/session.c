@@ -14,8 +14,7 @@
 #include "client/feature.h"
 #include "proto/cmdtable.h"
 
-/* A database number as SELECT takes it, or -1. */
-static int db_number(const char *p, size_t n) {
+int aredis__db_number(const char *p, size_t n) {
     if (n == 0 || n > 9) return -1;
     int v = 0;
     for (size_t i = 0; i < n; i++) {
@@ -37,7 +36,7 @@ void aredis__session_note(aredis_client *c, const char *resp, size_t len) {
         /* A SELECT the server refuses leaves the database as it was; one
          * that is not a number will be refused. Either way: dirty, and
          * the pool's SELECT of the configured database is harmless. */
-        c->sess_db = n >= 2 ? db_number(a[1].p, a[1].n) : -1;
+        c->sess_db = n >= 2 ? aredis__db_number(a[1].p, a[1].n) : -1;
     } else if (aredis__ieq(a[0].p, a[0].n, "AUTH") || aredis__ieq(a[0].p, a[0].n, "HELLO")) {
         c->sess_auth = 1;
     }

@@ -21,12 +21,10 @@
 #include "aredis/cache.h"
 #include "client/feature.h"
 #include "features/cache_store.h"
-#include "loop/loop_internal.h"
 #include "proto/cmdtable.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/fork.h"
-#include "util/log.h"
 
 struct aredis_cache {
     unsigned refs;
@@ -106,6 +104,17 @@ static void cache_destroy(aredis_cache *k) {
     aredis__free(k);
 }
 
+/* The allow-list: a bit per entry of the built-in table. */
+static int allow_has(const aredis_cache *k, size_t at) {
+    return (k->allow[at / 8] >> (at % 8)) & 1u;
+}
+static void allow_set(aredis_cache *k, size_t at, int on) {
+    if (on)
+        k->allow[at / 8] |= (unsigned char)(1u << (at % 8));
+    else
+        k->allow[at / 8] &= (unsigned char)~(1u << (at % 8));
+}
+
 /* The built-in table's entry of a command name, or NULL. */
 static const aredis__cmdinfo *builtin(const char *name, size_t n, size_t *index) {
     aredis__arg a = {name, n};
@@ -170,8 +179,7 @@ aredis_cache *aredis_cache_new(const aredis_cache_options *opts) {
     }
     for (size_t i = 0; i < sizeof default_allow / sizeof *default_allow; i++) {
         size_t at;
-        if (builtin(default_allow[i], strlen(default_allow[i]), &at))
-            k->allow[at / 8] |= (unsigned char)(1u << (at % 8));
+        if (builtin(default_allow[i], strlen(default_allow[i]), &at)) allow_set(k, at, 1);
     }
     return k;
 nomem:
@@ -212,7 +220,7 @@ aredis_err aredis_cache_allow(aredis_cache *k, const char *command) {
                                  "%.64s: only read-only, non-blocking commands that read a key "
                                  "can be cached",
                                  command);
-    k->allow[at / 8] |= (unsigned char)(1u << (at % 8));
+    allow_set(k, at, 1);
     return AREDIS_ERR_OK;
 }
 
@@ -222,8 +230,8 @@ aredis_err aredis_cache_deny(aredis_cache *k, const char *command) {
     if (!builtin(command, strlen(command), &at))
         return aredis__call_fail(AREDIS_ERR_INVALID, "%.64s: not a command the table knows",
                                  command);
-    if (k->allow[at / 8] & (1u << (at % 8))) {
-        k->allow[at / 8] &= (unsigned char)~(1u << (at % 8));
+    if (allow_has(k, at)) {
+        allow_set(k, at, 0);
         /* Its replies are keyed by their bytes, not by command: simplest
          * to let them all go. */
         aredis_cache_clear(k);
@@ -233,8 +241,7 @@ aredis_err aredis_cache_deny(aredis_cache *k, const char *command) {
 
 int aredis_cache_allowed(const aredis_cache *k, const char *command) {
     size_t at;
-    return k && command && builtin(command, strlen(command), &at) &&
-           (k->allow[at / 8] & (1u << (at % 8)));
+    return k && command && builtin(command, strlen(command), &at) && allow_has(k, at);
 }
 
 /* ---- Invalidation --------------------------------------------------------- */
@@ -259,12 +266,7 @@ void aredis_cache_clear(aredis_cache *k) {
 
 void aredis__csc_told(aredis_cache *k) { tell(k, NULL, 0); }
 
-void aredis__csc_flush(aredis_cache *k, int tell_app) {
-    if (tell_app)
-        flush(k);
-    else
-        flush_quiet(k);
-}
+void aredis__csc_flush(aredis_cache *k) { flush_quiet(k); }
 
 /* The server says key changed: drop it, and tell the application. */
 static void invalidate(aredis_cache *k, const char *key, size_t len) {
@@ -492,6 +494,14 @@ static void wctx_add(wctx *w, const char *key, size_t n) {
     w->nkeys++;
 }
 
+/* A write whose keys cannot be known: everything goes now, and again when
+ * it is answered. */
+static void writes_anything(aredis_cache *k, wctx **acc) {
+    flush_quiet(k);
+    wctx *w = wctx_get(k, acc);
+    if (w) w->all = 1;
+}
+
 #define ARGS_MAX 256
 
 /* A command that would leave the cache blind: CLIENT TRACKING/CACHING
@@ -533,9 +543,8 @@ static void fork_check(aredis_cache *k) {
  * cannot be known (FLUSHDB, SWAPDB, SORT ... STORE, too many arguments)
  * empties the cache now and when answered; a write queued in a MULTI makes
  * its EXEC empty the cache when answered (the writes happen then); a
- * SELECT the cache cannot follow
- * (in a MULTI or a batch) stops caching on this connection until one it
- * can.
+ * SELECT the cache cannot follow (in a MULTI or a batch) stops caching on
+ * this connection until one it can.
  */
 static void note_command(aredis_client *c, aredis_cache *k, const aredis__cmdinfo *ci,
                          const aredis__arg *args, long na, int in_multi, wctx **acc) {
@@ -544,9 +553,7 @@ static void note_command(aredis_client *c, aredis_cache *k, const aredis__cmdinf
         /* A command no table knows (a module's, a renamed one, one newer
          * than the tables: load_commands helps): it may write anything. */
         if (in_multi) aredis__client_csc(c)->multi_wrote = 1;
-        flush_quiet(k);
-        wctx *w = wctx_get(k, acc);
-        if (w) w->all = 1;
+        writes_anything(k, acc);
         return;
     }
     if (aredis__ieq(args[0].p, args[0].n, "SELECT")) { /* in a MULTI or a batch */
@@ -559,9 +566,7 @@ static void note_command(aredis_client *c, aredis_cache *k, const aredis__cmdinf
     int n = na > ARGS_MAX ? -1 : aredis__cmd_keys(ci, args, nargs, pos, 64);
     if (n == 0 && !(ci->flags & AREDIS__CF_WRITE)) return; /* PUBLISH, EVAL "..." 0 */
     if (n <= 0 || n > 64) {
-        flush_quiet(k);
-        wctx *w = wctx_get(k, acc);
-        if (w) w->all = 1;
+        writes_anything(k, acc);
         return;
     }
     wctx *w = wctx_get(k, acc);
@@ -582,22 +587,26 @@ static int wrap_select(aredis_client *c, const aredis__arg *args, long na, aredi
         return 0;
     }
     x->kind = CTX_SELECT;
-    x->db = -1;
-    if (na == 2 && args[1].n && args[1].n < 10) {
-        int v = 0, ok = 1;
-        for (size_t i = 0; i < args[1].n; i++) {
-            char ch = args[1].p[i];
-            if (ch < '0' || ch > '9') ok = 0;
-            v = v * 10 + (ch - '0');
-        }
-        if (ok) x->db = v;
-    }
+    x->db = na == 2 ? aredis__db_number(args[1].p, args[1].n) : -1;
     x->cb = *cb;
     x->data = *data;
     cs->selecting++;
     *cb = on_select;
     *data = x;
     return 1;
+}
+
+/* One encoded command's arguments (the first ARGS_MAX; *na their count,
+ * < 1 for bytes that are not a command) and its table entry: the built-in
+ * table's, else the server's (load_commands), else NULL. */
+static const aredis__cmdinfo *parse(aredis_client *c, aredis_cache *k, const char *bytes,
+                                    size_t len, aredis__arg *args, long *na) {
+    *na = aredis__resp_args(bytes, len, args, ARGS_MAX);
+    if (*na < 1) return NULL;
+    size_t nargs = *na > ARGS_MAX ? ARGS_MAX : (size_t)*na;
+    fork_check(k);
+    const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, args, nargs);
+    return ci ? ci : aredis__cmd_lookup(aredis__client_cmdtable(c), args, nargs);
 }
 
 /*
@@ -608,15 +617,13 @@ int aredis__csc_command(aredis_client *c, aredis_cache *k, const char *bytes, si
                         int in_multi, unsigned strip, aredis_reply_fn **cb, void **data,
                         aredis_reply **hit) {
     aredis__arg args[ARGS_MAX];
-    long na = aredis__resp_args(bytes, len, args, ARGS_MAX);
+    long na;
+    const aredis__cmdinfo *ci = parse(c, k, bytes, len, args, &na);
     if (na < 1) return AREDIS__CACHE_SEND;
     size_t nargs = na > ARGS_MAX ? ARGS_MAX : (size_t)na;
-    fork_check(k);
-    const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, args, nargs);
-    if (!ci) ci = aredis__cmd_lookup(aredis__client_cmdtable(c), args, nargs);
     size_t at = ci ? (size_t)(ci - aredis__cmdtable_builtin) : 0;
     int top = ci && ci >= aredis__cmdtable_builtin && at < aredis__cmdtable_count;
-    if (top && (k->allow[at / 8] & (1u << (at % 8)))) {
+    if (top && allow_has(k, at)) {
         /* Not inside a MULTI (the reply is QUEUED), nor while the database
          * is not known for sure (a SELECT in flight or not followed). */
         const aredis__csc_conn *cs = aredis__client_csc(c);
@@ -624,7 +631,7 @@ int aredis__csc_command(aredis_client *c, aredis_cache *k, const char *bytes, si
         int pos[2];
         if (aredis__cmd_keys(ci, args, nargs, pos, 2) != 1) return AREDIS__CACHE_SEND;
         const aredis__arg *key = &args[pos[0]];
-        const aredis_options *o = aredis__client_options(c);
+        const aredis_options *o = aredis__client_opts(c);
         if (!bcast_match(k, o->prefix, o->prefix ? strlen(o->prefix) : 0, key->p, key->n))
             return AREDIS__CACHE_SEND;
         /* Cached under the database and the command's bytes. */
@@ -699,12 +706,9 @@ aredis_err aredis__csc_batch_refuse(const char *bytes, size_t len) {
 void aredis__csc_batch_command(aredis_client *c, aredis_cache *k, const char *bytes, size_t len,
                                int in_multi, void **acc) {
     aredis__arg args[ARGS_MAX];
-    long na = aredis__resp_args(bytes, len, args, ARGS_MAX);
+    long na;
+    const aredis__cmdinfo *ci = parse(c, k, bytes, len, args, &na);
     if (na < 1) return;
-    size_t nargs = na > ARGS_MAX ? ARGS_MAX : (size_t)na;
-    fork_check(k);
-    const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, args, nargs);
-    if (!ci) ci = aredis__cmd_lookup(aredis__client_cmdtable(c), args, nargs);
     wctx *w = *acc;
     note_command(c, k, ci, args, na, in_multi, &w);
     *acc = w;
@@ -789,8 +793,6 @@ int aredis__csc_tracking_argv(const aredis_cache *k, const char *cprefix, const 
         lens[i] = strlen(argv[i]);
     return argc;
 }
-
-size_t aredis__csc_nprefixes(const aredis_cache *k) { return k->nprefixes; }
 
 /* ---- Stats ---------------------------------------------------------------- */
 

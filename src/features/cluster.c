@@ -94,10 +94,18 @@ static void node_lost(aredis_client *c, const aredis_error *err, void *data) {
     leave(cl);
 }
 
-static cnode *node_get(aredis__cluster *cl, const char *host, int port) {
+/* The connection to host:port, if there is one. */
+static cnode *node_find(const aredis__cluster *cl, const char *host, int port) {
     for (cnode *n = cl->nodes; n; n = n->next)
         if (n->port == port && strcmp(n->host, host) == 0) return n;
-    cnode *n = aredis__calloc(1, sizeof *n);
+    return NULL;
+}
+
+/* The connection to host:port, made (and connecting) when new. */
+static cnode *node_get(aredis__cluster *cl, const char *host, int port) {
+    cnode *n = node_find(cl, host, port);
+    if (n) return n;
+    n = aredis__calloc(1, sizeof *n);
     if (!n) return NULL;
     n->cl = cl;
     n->port = port;
@@ -141,10 +149,8 @@ static aredis_client *route_to(aredis__cluster *cl, int slot) {
     for (size_t i = 0; i < cl->topo->nnodes; i++) {
         const aredis__cnode *tn = &cl->topo->nodes[i];
         if (!tn->primary || !tn->port) continue;
-        for (cnode *n = cl->nodes; n; n = n->next)
-            if (n->port == tn->port && strcmp(n->host, tn->host) == 0 &&
-                aredis_client_state(n->c) == AREDIS_STATE_READY)
-                return n->c;
+        const cnode *n = node_find(cl, tn->host, tn->port);
+        if (n && aredis_client_state(n->c) == AREDIS_STATE_READY) return n->c;
         if (any < 0) any = (int)i;
     }
     return any >= 0 ? client_of(cl, any) : NULL;
@@ -160,13 +166,11 @@ static int owner_down(const aredis__cluster *cl) {
     for (size_t s = 0; s < AREDIS__SLOTS; s++) {
         if (!t->owner[s] || (s && t->owner[s] == t->owner[s - 1])) continue;
         const aredis__cnode *tn = &t->nodes[t->owner[s] - 1];
-        for (const cnode *n = cl->nodes; n; n = n->next)
-            if (n->port == tn->port && strcmp(n->host, tn->host) == 0) {
-                aredis_state st = aredis_client_state(n->c);
-                if (st != AREDIS_STATE_READY && st != AREDIS_STATE_CONNECTING &&
-                    st != AREDIS_STATE_HANDSHAKE)
-                    return 1;
-            }
+        const cnode *n = node_find(cl, tn->host, tn->port);
+        aredis_state st = n ? aredis_client_state(n->c) : AREDIS_STATE_READY;
+        if (st != AREDIS_STATE_READY && st != AREDIS_STATE_CONNECTING &&
+            st != AREDIS_STATE_HANDSHAKE)
+            return 1;
     }
     return 0;
 }
@@ -188,7 +192,7 @@ typedef aredis__ctopo *parse_fn(const aredis_reply *r, const char *asked_host, c
 static void topology_read(aredis__cluster *cl, aredis_client *c, aredis_reply *r,
                           const aredis_error *err, parse_fn *parse) {
     const char *why = err ? err->detail : NULL;
-    aredis__ctopo *t = err ? NULL : parse(r, aredis__client_options(c)->host, &why);
+    aredis__ctopo *t = err ? NULL : parse(r, aredis__client_opts(c)->host, &why);
     if (t) {
         install(cl, t);
         return;
@@ -443,7 +447,7 @@ static void route_done_in(aredis_client *c, aredis_reply *r, const aredis_error 
     int ask, slot, port;
     char host[256];
     if (got && !cl->freeing && x->redirects < cl->max_redirects &&
-        redirection(got, aredis__client_options(c)->host, &ask, &slot, host, sizeof host, &port)) {
+        redirection(got, aredis__client_opts(c)->host, &ask, &slot, host, sizeof host, &port)) {
         x->redirects++;
         cnode *n = node_get(cl, host, port);
         if (!ask) {
