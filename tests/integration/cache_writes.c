@@ -148,6 +148,38 @@ static void test_own_write_pool(void **state) {
 }
 
 /*
+ * Two connections sharing a cache — a, and b behind a proxy that can delay
+ * what b gets (its invalidations) — and a plain writer w; `key` set to
+ * "old".
+ */
+typedef struct two_conns {
+    aredis_client *w, *a, *b;
+    aredis_cache *k;
+    ts_proxy *px;
+} two_conns;
+
+static void two_conns_setup(two_conns *t, const char *key) {
+    t->w = plain_client();
+    fresh(t->w);
+    ts_cmd_ok(t->w, "SET %s old", key);
+    t->k = cache_new(1u << 20, 0, NULL);
+    t->px = ts_proxy_start(ts_server_host(g_srv), ts_server_port(g_srv));
+    t->a = cached_client(t->k);
+    aredis_options ob = ts_options(g_srv);
+    ob.port = ts_proxy_port(t->px);
+    ob.cache = t->k;
+    t->b = ts_connect(g_loop, &ob);
+}
+
+static void two_conns_teardown(two_conns *t) {
+    aredis_client_free(t->a);
+    aredis_client_free(t->b);
+    ts_proxy_stop(t->px);
+    aredis_client_free(t->w);
+    aredis_cache_free(t->k);
+}
+
+/*
  * Two connections sharing a cache, the second behind a proxy that delays
  * what it gets (its invalidations). A plain SET on the first waits on the
  * server behind a BLPOP of the same connection while the second reads (and
@@ -156,16 +188,11 @@ static void test_own_write_pool(void **state) {
  */
 static void test_own_write_other_connection(void **state) {
     (void)state;
-    aredis_client *w = plain_client();
-    fresh(w);
-    ts_cmd_ok(w, "SET oo:k old");
-    aredis_cache *k = cache_new(1u << 20, 0, NULL);
-    ts_proxy *px = ts_proxy_start(ts_server_host(g_srv), ts_server_port(g_srv));
-    aredis_client *a = cached_client(k);
-    aredis_options ob = ts_options(g_srv);
-    ob.port = ts_proxy_port(px);
-    ob.cache = k;
-    aredis_client *b = ts_connect(g_loop, &ob);
+    two_conns t;
+    two_conns_setup(&t, "oo:k");
+    aredis_client *w = t.w, *a = t.a, *b = t.b;
+    aredis_cache *k = t.k;
+    ts_proxy *px = t.px;
 
     aredis_future *fb = aredis_future_command(a, "BLPOP oo:q 10");
     aredis_future *fs = aredis_future_command(a, "SET oo:k new");
@@ -183,11 +210,7 @@ static void test_own_write_other_connection(void **state) {
     assert_int_equal(cstats(k).entries, 0);
     expect_str(a, "new", "GET oo:k"); /* on a after the SET was answered */
 
-    aredis_client_free(a);
-    aredis_client_free(b);
-    ts_proxy_stop(px);
-    aredis_client_free(w);
-    aredis_cache_free(k);
+    two_conns_teardown(&t);
 }
 
 /*
@@ -200,16 +223,11 @@ static void test_own_write_other_connection(void **state) {
  */
 static void test_own_write_exec_other_connection(void **state) {
     (void)state;
-    aredis_client *w = plain_client();
-    fresh(w);
-    ts_cmd_ok(w, "SET ex:k old");
-    aredis_cache *k = cache_new(1u << 20, 0, NULL);
-    ts_proxy *px = ts_proxy_start(ts_server_host(g_srv), ts_server_port(g_srv));
-    aredis_client *a = cached_client(k);
-    aredis_options ob = ts_options(g_srv);
-    ob.port = ts_proxy_port(px);
-    ob.cache = k;
-    aredis_client *b = ts_connect(g_loop, &ob);
+    two_conns t;
+    two_conns_setup(&t, "ex:k");
+    aredis_client *w = t.w, *a = t.a, *b = t.b;
+    aredis_cache *k = t.k;
+    ts_proxy *px = t.px;
 
     ts_cmd_ok(a, "MULTI");
     aredis_future *fq = ts_cmd(a, "SET ex:k new");
@@ -227,11 +245,7 @@ static void test_own_write_exec_other_connection(void **state) {
     expect_str(w, "new", "GET ex:k"); /* no cache */
     expect_str(a, "new", "GET ex:k"); /* on a after EXEC was answered */
 
-    aredis_client_free(a);
-    aredis_client_free(b);
-    ts_proxy_stop(px);
-    aredis_client_free(w);
-    aredis_cache_free(k);
+    two_conns_teardown(&t);
 }
 
 /*
@@ -241,16 +255,11 @@ static void test_own_write_exec_other_connection(void **state) {
  */
 static void test_own_write_pipeline_other_connection(void **state) {
     (void)state;
-    aredis_client *w = plain_client();
-    fresh(w);
-    ts_cmd_ok(w, "SET pp:k old");
-    aredis_cache *k = cache_new(1u << 20, 0, NULL);
-    ts_proxy *px = ts_proxy_start(ts_server_host(g_srv), ts_server_port(g_srv));
-    aredis_client *a = cached_client(k);
-    aredis_options ob = ts_options(g_srv);
-    ob.port = ts_proxy_port(px);
-    ob.cache = k;
-    aredis_client *b = ts_connect(g_loop, &ob);
+    two_conns t;
+    two_conns_setup(&t, "pp:k");
+    aredis_client *w = t.w, *a = t.a, *b = t.b;
+    aredis_cache *k = t.k;
+    ts_proxy *px = t.px;
 
     aredis_pipeline *p = aredis_pipeline_new(a);
     assert_non_null(p);
@@ -269,11 +278,7 @@ static void test_own_write_pipeline_other_connection(void **state) {
     expect_str(w, "new", "GET pp:k"); /* no cache */
     expect_str(a, "new", "GET pp:k"); /* on a after the pipeline was answered */
 
-    aredis_client_free(a);
-    aredis_client_free(b);
-    ts_proxy_stop(px);
-    aredis_client_free(w);
-    aredis_cache_free(k);
+    two_conns_teardown(&t);
 }
 
 /*
@@ -282,16 +287,11 @@ static void test_own_write_pipeline_other_connection(void **state) {
  */
 static void test_own_write_tx_other_connection(void **state) {
     (void)state;
-    aredis_client *w = plain_client();
-    fresh(w);
-    ts_cmd_ok(w, "SET tx:k old");
-    aredis_cache *k = cache_new(1u << 20, 0, NULL);
-    ts_proxy *px = ts_proxy_start(ts_server_host(g_srv), ts_server_port(g_srv));
-    aredis_client *a = cached_client(k);
-    aredis_options ob = ts_options(g_srv);
-    ob.port = ts_proxy_port(px);
-    ob.cache = k;
-    aredis_client *b = ts_connect(g_loop, &ob);
+    two_conns t;
+    two_conns_setup(&t, "tx:k");
+    aredis_client *w = t.w, *a = t.a, *b = t.b;
+    aredis_cache *k = t.k;
+    ts_proxy *px = t.px;
 
     aredis_future *fb = aredis_future_command(a, "BLPOP tx:q 10");
     assert_non_null(fb);
@@ -312,11 +312,7 @@ static void test_own_write_tx_other_connection(void **state) {
     expect_str(w, "new", "GET tx:k"); /* no cache */
     expect_str(a, "new", "GET tx:k"); /* on a after EXEC was answered */
 
-    aredis_client_free(a);
-    aredis_client_free(b);
-    ts_proxy_stop(px);
-    aredis_client_free(w);
-    aredis_cache_free(k);
+    two_conns_teardown(&t);
 }
 
 /*
