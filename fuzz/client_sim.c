@@ -203,6 +203,7 @@
 /* And the pub/sub side of the client (the protocol it speaks, whether RESP2
  * refuses commands, the subscribe batches in its queues): I-P7, I6. */
 #include "client/feature.h"
+#include "proto/slot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -951,11 +952,12 @@ typedef struct sconn {
     struct {        /* the first commands after the handshake (the replay, I-P5) */
         int kind, unsub, other;
         unsigned mask, n;
-    } first[4];
+    } first[8];
     unsigned nfirst;
     int rp_known; /* the replay expected on it is known (a RESUBSCRIBED was seen) */
     unsigned rp_expect[3], rp_matched, rp_checked;
-    unsigned rp_refused; /* kinds whose replay the server refused (the names stay) */
+    unsigned rp_shard_matched; /* shard channels replayed so far (one slot per command) */
+    unsigned rp_refused;       /* kinds whose replay the server refused (the names stay) */
 } sconn;
 
 /* ---- Pub/sub: the application's subscriptions, the server's messages ---- */
@@ -1314,8 +1316,29 @@ static unsigned popc(unsigned x) { return (unsigned)__builtin_popcount(x); }
 
 static int s_subscribed(const sconn *s) { return (s->ps[0] | s->ps[1] | s->ps[2]) != 0; }
 
+/* Shard channels go one hash slot per command (features/pubsub.c: a
+ * cluster node refuses several): the names of `held` in name i's slot, and
+ * how many such groups `held` has. */
+static unsigned shard_group(unsigned held, int i) {
+    unsigned slot = aredis__key_slot(k_ps_names[i], 2), m = 0;
+    for (int j = 0; j < NNAME; j++)
+        if ((held & (1u << j)) && aredis__key_slot(k_ps_names[j], 2) == slot) m |= 1u << j;
+    return m;
+}
+
+static unsigned shard_groups(unsigned held) {
+    unsigned n = 0, seen = 0;
+    for (int j = 0; j < NNAME; j++)
+        if ((held & (1u << j)) && !(seen & (1u << j))) {
+            seen |= shard_group(held, j);
+            n++;
+        }
+    return n;
+}
+
 /* The replay a RESUBSCRIBED announced (I-P5): the first commands after the
- * handshake are one SUBSCRIBE per kind held, each with every name of it. */
+ * handshake are one SUBSCRIBE per kind held, each with every name of it —
+ * shard channels one SSUBSCRIBE per hash slot among them. */
 static void ps_check_replay(sconn *s) {
     if (!s->rp_known) return;
     /* RESP2 replays only the names the server had: one whose subscribe was
@@ -1324,14 +1347,17 @@ static void ps_check_replay(sconn *s) {
      * mode), and such calls may lead. What the replay must achieve is
      * checked once settled (I-P8). */
     if (s->proto == 2) return;
-    unsigned need = 0;
-    for (int k = 0; k < 3; k++)
-        need += s->rp_expect[k] != 0;
+    unsigned need = (s->rp_expect[0] != 0) + (s->rp_expect[1] != 0) + shard_groups(s->rp_expect[2]);
     for (; s->rp_checked < s->nfirst && s->rp_checked < need; s->rp_checked++) {
         unsigned i = s->rp_checked;
         int k = s->first[i].kind;
-        CHECK(!s->first[i].other && !s->first[i].unsub && s->rp_expect[k] &&
-                  !(s->rp_matched & (1u << k)),
+        unsigned want = s->rp_expect[k];
+        int again = (s->rp_matched & (1u << k)) != 0;
+        if (k == 2 && !s->first[i].other && s->first[i].mask) {
+            want = shard_group(s->rp_expect[2], __builtin_ctz(s->first[i].mask));
+            again = (s->rp_shard_matched & s->first[i].mask) != 0;
+        }
+        CHECK(!s->first[i].other && !s->first[i].unsub && s->rp_expect[k] && !again,
               "I-P5: after a reconnect, command %u on connection #%u is not the replay (%s of "
               "kind %d; the replay owed: channels %#x, patterns %#x, shard channels %#x)",
               i + 1, s->id,
@@ -1339,17 +1365,18 @@ static void ps_check_replay(sconn *s) {
               : s->first[i].unsub ? "an unsubscribe"
                                   : "a subscribe",
               k, s->rp_expect[0], s->rp_expect[1], s->rp_expect[2]);
-        CHECK(s->first[i].mask == s->rp_expect[k] && s->first[i].n == popc(s->rp_expect[k]),
+        CHECK(s->first[i].mask == want && s->first[i].n == popc(want),
               "I-P5: the replay %s on connection #%u names %#x (%u name(s)), the subscriptions "
               "held %#x",
-              k_ps_sub[k], s->id, s->first[i].mask, s->first[i].n, s->rp_expect[k]);
+              k_ps_sub[k], s->id, s->first[i].mask, s->first[i].n, want);
         s->rp_matched |= 1u << k;
+        if (k == 2) s->rp_shard_matched |= s->first[i].mask;
     }
 }
 
 /* A command received after the handshake: the first few are kept. */
 static void ps_note_first(sconn *s, int other, int kind, int unsub, unsigned mask, unsigned n) {
-    if (!S.ps || s->nfirst >= 4) return;
+    if (!S.ps || s->nfirst >= 8) return;
     s->first[s->nfirst].other = other;
     s->first[s->nfirst].kind = kind;
     s->first[s->nfirst].unsub = unsub;
@@ -1707,7 +1734,10 @@ static void s_answer_ps(sconn *s, const aredis_reply *r, int kind, int unsub) {
              * what the server had, behind the commands kept for the
              * reconnect: it is not told apart from the application's own
              * subscribes, so any refused one excuses the kind from I-P8.) */
-            if ((s->proto == 2 && !unsub) || (s->rp_known && mask == s->rp_expect[kind]))
+            if ((s->proto == 2 && !unsub) ||
+                (s->rp_known && mask &&
+                 mask == (kind == 2 ? shard_group(s->rp_expect[2], __builtin_ctz(mask))
+                                    : s->rp_expect[kind])))
                 s->rp_refused |= 1u << kind;
             /* A refused subscribe sent by the library (a replay, or for a
              * call that never left) leaves its names held but not

@@ -29,6 +29,8 @@
 #include "aredis/threads.h"
 #include "aredis/observe.h"
 #include "aredis/cache.h"
+#include "aredis/sentinel.h"
+#include "aredis/cluster.h"
 
 #ifdef __cplusplus
 extern "C" {

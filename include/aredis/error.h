@@ -46,7 +46,8 @@ extern "C" {
     X(NOMEM, "out of memory")                                                                      \
     X(INVALID, "invalid argument")                                                                 \
     X(URI, "malformed URI")                                                                        \
-    X(UNSUPPORTED, "not supported")
+    X(UNSUPPORTED, "not supported")                                                                \
+    X(CROSSSLOT, "keys in different cluster hash slots")
 
 typedef enum aredis_err {
 #define AREDIS__ERR_ENUM(name, msg) AREDIS_ERR_##name,

@@ -115,6 +115,9 @@ static void log_batch(const aredis_client *c, const aredis__batch_spec *s) {
     }
 }
 
+static aredis_err submit_tail(aredis_client *c, const aredis__batch_spec *s, aredis__cmd *cmd,
+                              aredis__cmd **out, int pubsub, int internal);
+
 aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, aredis__cmd **out) {
     if (!s->n || !s->len || !s->ends || s->ends[s->n - 1] != s->len)
         return aredis__call_fail(AREDIS_ERR_INVALID, "empty or malformed batch");
@@ -164,6 +167,12 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
         aredis__csc_batch_command(c, c->opt.cache, s->bytes + start, s->ends[i] - start,
                                   c->sess_multi, &csc);
     aredis__cmd *cmd = aredis__cmd_new(c);
+    if (__builtin_expect((s->flags & AREDIS__BATCH_LONE) != 0, 1) && s->n == 1 && !s->part &&
+        !pubsub && !csc) {
+        if (!cmd) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+        cmd->batch = NULL;
+        return submit_tail(c, s, cmd, out, pubsub, internal);
+    }
     aredis__batch *b = NULL;
     size_t bytes, names = 0, extra = 0;
     if (pubsub && s->ps_names) {
@@ -208,6 +217,13 @@ aredis_err aredis__batch_submit(aredis_client *c, const aredis__batch_spec *s, a
     }
     cmd->batch = b;
     if (csc) cmd->flags |= AREDIS__CMD_CSC;
+    return submit_tail(c, s, cmd, out, pubsub, internal);
+}
+
+/* The record made: callback, flags, bytes into the output, deadline. */
+static aredis_err submit_tail(aredis_client *c, const aredis__batch_spec *s, aredis__cmd *cmd,
+                              aredis__cmd **out, int pubsub, int internal) {
+    aredis_err e;
     cmd->cb = s->done;
     cmd->data = s->data;
     if (internal) cmd->flags |= AREDIS__CMD_INTERNAL;

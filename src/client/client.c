@@ -92,7 +92,9 @@ void aredis__error_prefix(const aredis_reply *r, char *out, size_t outlen) {
 }
 
 const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len) {
-    if (c->opt.unix_path)
+    if (c->loc_ops && !c->located)
+        snprintf(buf, len, "%s", c->loc_label); /* no address from the locator yet */
+    else if (c->opt.unix_path)
         snprintf(buf, len, "%s", c->opt.unix_path);
     else if (strchr(c->opt.host, ':'))
         snprintf(buf, len, "[%s]:%d", c->opt.host, c->opt.port);
@@ -185,6 +187,11 @@ static void close_socket(aredis_client *c) {
      * thread frees the late result. */
     aredis__resolve_cancel(c->resolving);
     c->resolving = NULL;
+    /* So is a locator's search for the address (client/feature.h). */
+    if (c->locating) {
+        c->locating = 0;
+        c->loc_ops->cancel(c, c->loc);
+    }
     aredis__tls_free(c->tls);
     c->tls = NULL;
     c->tls_handshaking = 0;
@@ -389,6 +396,9 @@ static void teardown_ex(aredis_client *c, aredis_err code, const char *detail, t
             aredis__log(AREDIS_LOG_INFO, "reconnect: not retrying after %s", aredis_err_name(code));
         }
         c->attempt = 0;
+        /* No attempt follows: a locator stops what it runs for the client
+         * (features/sentinel.c: its watch on the sentinels). */
+        if (c->loc_ops && c->loc_ops->stopped) c->loc_ops->stopped(c, c->loc);
     }
     /* Records are not cached while there is no connection to reuse them. */
     if (c->state != AREDIS_STATE_READY) aredis__freelist_trim(c);
@@ -885,7 +895,7 @@ static void on_flush(void *arg) {
         aredis__leave(c);
         return;
     }
-    if (c->state == AREDIS_STATE_CONNECTING && c->fd < 0 && !c->resolving) {
+    if (c->state == AREDIS_STATE_CONNECTING && c->fd < 0 && !c->resolving && !c->locating) {
         if (c->deferred_errno) {
             connect_failed(c, c->deferred_errno);
         } else {
@@ -1165,6 +1175,13 @@ aredis_client *aredis__client_clone(aredis_client *c) {
     if (c->tls_ctx) o.tls_context = c->tls_ctx;
     aredis_client *d = aredis_client_new(c->loop, &o);
     if (!d) return NULL;
+    /* The same handshake, and the same way to find the server. */
+    d->expect_role = c->expect_role;
+    d->readonly = c->readonly;
+    if (c->loc_ops && c->loc_ops->clone && c->loc_ops->clone(c, c->loc, d) != 0) {
+        aredis_client_free(d);
+        return NULL;
+    }
     aredis__obs_clone(d, c);
     if (c->state != AREDIS_STATE_IDLE && c->state != AREDIS_STATE_CLOSED &&
         aredis_client_connect(d) != AREDIS_ERR_OK) {
@@ -1201,12 +1218,15 @@ static void on_resolved(void *arg, struct addrinfo *res, aredis_err code, const 
     aredis__leave(c);
 }
 
+static void connect_go(aredis_client *c);
+
 /*
  * Start one connect attempt. Failures found here are reported from the loop
  * (the deferred flush), never from inside the caller, and go through the
  * same teardown and reconnect decision as a failure found later. A host
  * name is resolved off the loop thread: the attempt then stays CONNECTING
  * (no socket yet) until on_resolved(), within the same connect deadline.
+ * A client with a locator asks it for the address first (client/feature.h).
  */
 void aredis__connect_start(aredis_client *c) {
     c->state = AREDIS_STATE_CONNECTING;
@@ -1215,6 +1235,23 @@ void aredis__connect_start(aredis_client *c) {
     if (c->obs_mem) aredis__obs_connect_start(c);
     uint64_t now = aredis__now_ms(c->loop);
     c->conn_deadline = c->opt.connect_timeout_ms ? now + c->opt.connect_timeout_ms : 0;
+    if (c->loc_ops) {
+        /* A locator says where to go first (features/sentinel.c); its
+         * answer, aredis__located(), carries on with connect_go(). The
+         * deadline above covers the wait. */
+        c->located = 0;
+        c->locating = 1;
+        if (aredis__log_enabled(AREDIS_LOG_INFO))
+            aredis__log(AREDIS_LOG_INFO, "locating %s (attempt %u)", c->loc_label, c->attempt + 1);
+        c->loc_ops->locate(c, c->loc, c->conn_deadline);
+        aredis__timer_update(c);
+        return;
+    }
+    connect_go(c);
+}
+
+/* The connect itself, to the options' host/port or unix path. */
+static void connect_go(aredis_client *c) {
     if (aredis__log_enabled(AREDIS_LOG_INFO)) {
         char where[160];
         if (c->attempt)
@@ -1290,6 +1327,86 @@ aredis_err aredis_client_connect(aredis_client *c) {
     return AREDIS_ERR_OK;
 }
 
+/* ---- Locators (client/feature.h) ----------------------------------------- */
+
+int aredis__locator_attach(aredis_client *c, const aredis__locator_ops *ops, void *state,
+                           const char *label) {
+    char *l = aredis__strdup(label);
+    if (!l) return -1;
+    aredis__free(c->loc_label);
+    c->loc_label = l;
+    c->loc_ops = ops;
+    c->loc = state;
+    return 0;
+}
+
+void *aredis__locator_state(const aredis_client *c, const aredis__locator_ops *ops) {
+    return c && c->loc_ops == ops ? c->loc : NULL;
+}
+
+void aredis__located(aredis_client *c, const char *host, int port) {
+    if (!c->locating || c->free_pending) return;
+    char *h = aredis__strdup(host);
+    if (!h) {
+        aredis__locate_failed(c, AREDIS_ERR_NOMEM, 0, "out of memory");
+        return;
+    }
+    c->locating = 0;
+    aredis__free((void *)c->opt.host);
+    c->opt.host = h;
+    c->opt.port = port;
+    c->located = 1;
+    aredis__enter(c);
+    connect_go(c);
+    aredis__leave(c);
+}
+
+void aredis__locate_failed(aredis_client *c, aredis_err code, int refused, const char *detail) {
+    if (!c->locating || c->free_pending) return;
+    c->locating = 0;
+    aredis__enter(c);
+    teardown_ex(c, code, detail, refused ? TEARDOWN_REFUSED : TEARDOWN_LOST);
+    aredis__leave(c);
+}
+
+const char *aredis__locate_timeout(aredis_client *c, char *buf, size_t len) {
+    char tried[256] = "";
+    if (c->loc_ops->describe) c->loc_ops->describe(c, c->loc, tried, sizeof tried);
+    snprintf(buf, len, "connect timed out locating %s%s%s", c->loc_label, tried[0] ? ": " : "",
+             tried);
+    return buf;
+}
+
+int aredis__client_relocate(aredis_client *c, const char *why) {
+    if (c->free_pending || c->locating || c->disconnecting || c->state == AREDIS_STATE_IDLE ||
+        c->state == AREDIS_STATE_CLOSED)
+        return 0;
+    aredis__enter(c);
+    if (c->state == AREDIS_STATE_RECONNECTING) {
+        /* Waiting out a backoff delay: the next attempt may succeed now. */
+        uint64_t now = aredis__now_ms(c->loop);
+        c->reconnect_at = now ? now : 1;
+        aredis__timer_update(c);
+    } else {
+        aredis__teardown(c, AREDIS_ERR_IO, why);
+    }
+    aredis__leave(c);
+    return 1;
+}
+
+void aredis__client_expect_role(aredis_client *c, int role) { c->expect_role = role; }
+void aredis__client_set_readonly(aredis_client *c, int on) { c->readonly = on != 0; }
+
+void aredis__client_mute(aredis_client *c) {
+    c->opt.on_connect = NULL;
+    c->opt.on_disconnect = NULL;
+    c->opt.on_error = NULL;
+    c->opt.on_reconnect_attempt = NULL;
+    c->opt.on_push = NULL;
+}
+
+int aredis__cmd_unsent(const aredis__cmd *cmd) { return !(cmd->flags & AREDIS__CMD_SENT); }
+
 void aredis_client_disconnect(aredis_client *c) {
     if (c->state == AREDIS_STATE_IDLE || c->state == AREDIS_STATE_CLOSED) return;
     aredis__enter(c);
@@ -1316,6 +1433,8 @@ void aredis_client_close(aredis_client *c) {
 
 static void client_destroy(aredis_client *c) {
     if (c->ps_hooks && c->ps_hooks->destroy) c->ps_hooks->destroy(c, c->ps_state);
+    if (c->loc_ops && c->loc_ops->destroy) c->loc_ops->destroy(c, c->loc);
+    aredis__free(c->loc_label);
     if (c->obs_mem) aredis__obs_destroy(c);
     aredis__resolve_cancel(c->resolving); /* NULL by now: teardown cancelled it */
     aredis__cmdtable_free(c->cmdtable);

@@ -7,6 +7,8 @@
  *   handshake.c  HELLO / AUTH / SELECT / CLIENT SETNAME
  *   reconnect.c  whether and when to reconnect; what survives a lost link
  *   future.c     futures
+ *   (a locator, features/sentinel.c, is asked where to connect first:
+ *   client/feature.h)
  */
 #ifndef AREDIS_CLIENT_INTERNAL_H
 #define AREDIS_CLIENT_INTERNAL_H
@@ -244,6 +246,17 @@ struct aredis_client {
     uint64_t obs_now; /* while a read is dispatched (obs set): its time, in
                          ns; operations' times for metrics (observe.c) */
 
+    /* a locator (features/sentinel.c, client/feature.h): asked where to
+     * connect at the start of every attempt */
+    const aredis__locator_ops *loc_ops;
+    void *loc;
+    char *loc_label; /* what is located, for log lines: owned */
+    int locating;    /* this attempt waits for the locator's answer */
+    int located;     /* this attempt's host/port are the locator's answer */
+    /* the handshake's extra steps (handshake.c) */
+    int expect_role; /* AREDIS__ROLE_*: ROLE must say so; 0: not asked */
+    int readonly;    /* READONLY */
+
     aredis_error last_err;
     char last_detail[256];
     char err_detail[256]; /* detail for the error being delivered */
@@ -328,6 +341,9 @@ int aredis__forked(aredis_client *c);
 void aredis__set_error(aredis_client *c, aredis_err code, const char *fmt, ...) AREDIS_PRINTF(3, 4);
 /* "host:port" or the unix path, for log lines (never credentials). */
 const char *aredis__endpoint(const aredis_client *c, char *buf, size_t len);
+/* The detail of an attempt whose deadline passed while its locator was
+ * still looking (client/feature.h), in buf. */
+const char *aredis__locate_timeout(aredis_client *c, char *buf, size_t len);
 
 /* ---- reconnect.c ------------------------------------------------------- */
 /*

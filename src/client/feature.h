@@ -47,6 +47,10 @@ typedef void aredis__part_fn(aredis_client *c, aredis_reply *r, size_t index, vo
 /* The client-side cache's own (CLIENT CACHING YES and a read, OPTIN): not
  * looked at by the cache again. */
 #define AREDIS__BATCH_CACHE 64u
+/* One command (n = 1, no part hook) delivered as aredis_command()'s are:
+ * `done` gets its reply (an error reply as SERVER), and no batch record
+ * is made (the cluster's routes: a pre-encoded command, cheaply). */
+#define AREDIS__BATCH_LONE 128u
 
 typedef struct aredis__batch_spec {
     const char *bytes; /* the encoded commands, one after the other */
@@ -407,5 +411,87 @@ const struct aredis__cmdtable *aredis__client_cmdtable(const aredis_client *c);
  * aredis__options_release. */
 int aredis__options_dup(aredis_options *dst, const aredis_options *src);
 void aredis__options_release(aredis_options *o);
+
+/* ---- Locators (features/sentinel.c) ------------------------------------ */
+
+/*
+ * A client with a locator does not connect to its options' host and port:
+ * at the start of every connect attempt (the first and every reconnect)
+ * aredis__connect_start() asks the locator where to go, inside the
+ * attempt's connect deadline, and carries on once it answers. The answer
+ * (an owned copy) becomes the client's host and port for that attempt; a
+ * failure is the attempt's failure (the reconnect policy decides what
+ * follows, as for a refused connect). The client stays CONNECTING, with no
+ * socket, while it waits.
+ */
+typedef struct aredis__locator_ops {
+    /*
+     * Find the address for a new attempt, whose connect deadline is
+     * `deadline` (loop ms; 0: none). Answer later, never from inside this
+     * call, with aredis__located() or aredis__locate_failed(), unless
+     * `cancel` comes first.
+     */
+    void (*locate)(aredis_client *c, void *state, uint64_t deadline);
+    /* The attempt ended before the answer (its deadline, close, free): no
+     * answer may follow. Runs no user callback. */
+    void (*cancel)(aredis_client *c, void *state);
+    /* What was tried so far, for the detail of an attempt whose deadline
+     * passed while locating ("" when nothing). */
+    void (*describe)(aredis_client *c, void *state, char *buf, size_t len);
+    /* The client stopped: no reconnect follows (closed, disconnected, the
+     * policy gave up) until aredis_client_connect() again. */
+    void (*stopped)(aredis_client *c, void *state);
+    /* aredis__client_clone(): give the copy `dst` a locator of its own
+     * (aredis__locator_attach): 0, or -1 when out of memory. */
+    int (*clone)(aredis_client *src, void *state, aredis_client *dst);
+    /* The client is being freed (after its last teardown). */
+    void (*destroy)(aredis_client *c, void *state);
+} aredis__locator_ops;
+
+/* Give c a locator (before its first connect). `label` (copied) names what
+ * is located in log lines while no address is known ("mymaster via
+ * sentinels"). -1 when out of memory. */
+int aredis__locator_attach(aredis_client *c, const aredis__locator_ops *ops, void *state,
+                           const char *label);
+/* c's locator state when its ops are `ops`, else NULL. */
+void *aredis__locator_state(const aredis_client *c, const aredis__locator_ops *ops);
+/* The locator's answer: connect to host:port now. Ignored unless c is
+ * waiting for one. */
+void aredis__located(aredis_client *c, const char *host, int port);
+/* No answer: the attempt fails with code and detail (a credential refusal
+ * when `refused`: the policy stops unless reconnect_on_auth_error). */
+void aredis__locate_failed(aredis_client *c, aredis_err code, int refused, const char *detail);
+/*
+ * The locator learnt that c's server changed (a failover): a connection or
+ * attempt under way is dropped as lost (AREDIS_ERR_IO, `why`: commands in
+ * flight fail with it, queued ones wait for the reconnect, which locates
+ * again); a reconnect waiting for its delay starts now. Nothing while idle,
+ * closed, disconnecting or locating. 1 when it acted.
+ */
+int aredis__client_relocate(aredis_client *c, const char *why);
+
+/*
+ * The handshake's last steps, for clients that need them (set before the
+ * first connect; aredis__client_clone copies them):
+ *   expect_role  ROLE, which must name AREDIS__ROLE_MASTER ("master") or
+ *                AREDIS__ROLE_REPLICA ("slave"); another role fails the
+ *                attempt as a transient AREDIS_ERR_HANDSHAKE (a demoted
+ *                primary, a stale answer from the sentinels). A ROLE the
+ *                user may not run (NOPERM) or the server does not know is
+ *                not verified (a warning is logged). 0: no ROLE.
+ *   readonly     READONLY (cluster replicas serving reads); a refusal is a
+ *                transient AREDIS_ERR_HANDSHAKE.
+ */
+#define AREDIS__ROLE_MASTER 1
+#define AREDIS__ROLE_REPLICA 2
+void aredis__client_expect_role(aredis_client *c, int role);
+void aredis__client_set_readonly(aredis_client *c, int on);
+/* No more connection callbacks (on_connect, on_disconnect, on_error,
+ * on_reconnect_attempt, on_push) for c: its owner is going away while c's
+ * own teardown may still be under way (a cluster freed from inside one). */
+void aredis__client_mute(aredis_client *c);
+/* 1 while none of a command's (or batch's) bytes have been put out: it may
+ * still be taken back (aredis__batch_abort) and sent elsewhere. */
+int aredis__cmd_unsent(const aredis__cmd *cmd);
 
 #endif

@@ -7,6 +7,10 @@
  *   protocol 2:  AUTH [user] pass, SELECT db, CLIENT SETNAME name
  *                (pipelined: one round trip; a lone PING when none of them
  *                is needed, so an unauthenticated connect fails here)
+ *   then, for the clients that ask for them (client/feature.h):
+ *                ROLE (a sentinel client: is this the primary, or a
+ *                replica, as the sentinels said?) and READONLY (a
+ *                cluster client reading from replicas)
  *   then, with load_commands, COMMAND: the server's command table
  *
  * Refusals come in two classes, the server's words in the detail:
@@ -132,6 +136,42 @@ static int send_tracking(aredis_client *c) {
     return 0;
 }
 
+/*
+ * ROLE (expect_role): the server must be what the client was told it is.
+ * Another role is a transient refusal (the sentinels' answer was stale, or
+ * the primary came back demoted): the reconnect policy asks again, with
+ * backoff. A user the ACL denies ROLE, or a server (a proxy) without it,
+ * is not verified: the connect goes on, with a warning.
+ */
+static void role_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    if (err && (err->code != AREDIS_ERR_SERVER || !r)) return; /* teardown under way */
+    if (err) {
+        if (starts_with(r, "NOPERM") || starts_with(r, "ERR unknown command")) {
+            char said[160];
+            aredis__redact_message(r->str, r->len, said, sizeof said);
+            aredis__log(AREDIS_LOG_WARN, "ROLE refused (%s): the server's role is not verified",
+                        said);
+        } else {
+            fail(c, (const char *)data, r);
+            return;
+        }
+    } else {
+        const char *want = c->expect_role == AREDIS__ROLE_MASTER ? "master" : "slave";
+        const aredis_reply *e = r->type == AREDIS_REPLY_ARRAY && r->elements ? r->element[0] : NULL;
+        const char *got = e && e->str ? e->str : "?";
+        if (strcmp(got, want) != 0) {
+            char where[160], msg[256];
+            snprintf(msg, sizeof msg, "ROLE: %s is a %.32s, not the %s wanted",
+                     aredis__endpoint(c, where, sizeof where),
+                     strcmp(got, "slave") == 0 ? "replica" : got,
+                     c->expect_role == AREDIS__ROLE_MASTER ? "primary" : "replica");
+            aredis__teardown(c, AREDIS_ERR_HANDSHAKE, msg);
+            return;
+        }
+    }
+    if (--c->hs_pending == 0) aredis__set_ready(c);
+}
+
 static int send_step(aredis_client *c, const char *name, int argc, const char *const *argv) {
     aredis_err e =
         aredis__submit(c, NULL, step_done, (void *)name, 1, argc, argv, NULL, NULL, NULL, NULL);
@@ -160,6 +200,19 @@ static void send_tail(aredis_client *c, int with_auth_and_name) {
     if (with_auth_and_name && c->opt.client_name) {
         const char *a[] = {"CLIENT", "SETNAME", c->opt.client_name};
         if (send_step(c, "CLIENT SETNAME", 3, a)) return;
+    }
+    if (c->expect_role) {
+        const char *a[] = {"ROLE"};
+        if (aredis__submit(c, NULL, role_done, (void *)"ROLE", 1, 1, a, NULL, NULL, NULL, NULL) !=
+            AREDIS_ERR_OK) {
+            aredis__teardown(c, AREDIS_ERR_NOMEM, "cannot queue handshake");
+            return;
+        }
+        c->hs_pending++;
+    }
+    if (c->readonly) {
+        const char *a[] = {"READONLY"};
+        if (send_step(c, "READONLY", 1, a)) return;
     }
     if (c->opt.cache && send_tracking(c)) return;
     if (c->opt.load_commands) {

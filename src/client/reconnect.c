@@ -6,6 +6,10 @@
  * attempt from reconnect_delay_ms up to max_reconnect_delay_ms, each delay
  * scaled by a random factor within ±reconnect_jitter, and the policy gives up
  * after max_reconnect_attempts failures in a row (0 = never).
+ * Every attempt starts from aredis__connect_start(): a client with a
+ * locator (a sentinel client, features/sentinel.c) asks it for the address
+ * again each time, so a reconnect follows a failover; a locator that finds
+ * nothing fails the attempt like a refused connect.
  *
  * Permanent and transient failures: a refusal the next attempt would meet
  * again — credentials (AUTH), an invalid database, a certificate that does

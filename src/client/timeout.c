@@ -112,9 +112,11 @@ void aredis__on_timer(void *arg) {
     aredis__enter(c);
     uint64_t now = aredis__now_ms(c->loop);
     if (c->conn_deadline && now >= c->conn_deadline) {
+        char where[320];
         aredis__teardown(c, AREDIS_ERR_TIMEOUT,
-                         c->state == AREDIS_STATE_HANDSHAKE ? "handshake timed out"
-                         : c->tls_handshaking               ? "TLS handshake timed out"
+                         c->locating ? aredis__locate_timeout(c, where, sizeof where)
+                         : c->state == AREDIS_STATE_HANDSHAKE ? "handshake timed out"
+                         : c->tls_handshaking                 ? "TLS handshake timed out"
                          : c->resolving ? "connect timed out resolving the host name"
                                         : "connect timed out");
     }

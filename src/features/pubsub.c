@@ -21,11 +21,13 @@
  * from its own handler is freed when the handler returns (`refs`).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aredis/pubsub.h"
 #include "aredis/writer.h"
 #include "client/feature.h"
+#include "proto/slot.h"
 #include "util/alloc.h"
 #include "util/hash.h"
 #include "util/error.h"
@@ -708,6 +710,68 @@ static void on_unsolicited(aredis_client *c, aredis_reply *r, void *state) {
     dispatch_end(st);
 }
 
+/* ---- Shard channels, one hash slot per command ----------------------------- */
+
+/*
+ * A cluster node refuses an SSUBSCRIBE or SUNSUBSCRIBE whose shard channels
+ * are in several hash slots (CROSSSLOT); a single server does not mind.
+ * What the library sends on its own (a replay, the unsubscribe of a freed
+ * subscription) is therefore ordered by slot and sent one run of a slot
+ * per command. Other kinds: one run.
+ */
+typedef struct slot_name {
+    unsigned slot;
+    size_t i;
+} slot_name;
+
+static int by_slot(const void *a, const void *b) {
+    const slot_name *x = a, *y = b;
+    if (x->slot != y->slot) return x->slot < y->slot ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i; /* stable */
+}
+
+/* Order names (and lens) by slot; 0, or -1 when out of memory (then they
+ * stay as they are: one command, as before). */
+static int order_by_slot(unsigned kind, void *names, size_t *lens, size_t n) {
+    if (kind != AREDIS_SUB_SHARD || n < 2) return 0;
+    const char **nm = names;
+    slot_name *v = aredis__reallocarray(NULL, n, sizeof *v);
+    const char **n2 = aredis__reallocarray(NULL, n, sizeof *n2);
+    size_t *l2 = aredis__reallocarray(NULL, n, sizeof *l2);
+    if (!v || !n2 || !l2) {
+        aredis__free(v);
+        aredis__free(n2);
+        aredis__free(l2);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        v[i].slot = aredis__key_slot(nm[i], lens[i]);
+        v[i].i = i;
+    }
+    qsort(v, n, sizeof *v, by_slot);
+    for (size_t i = 0; i < n; i++) {
+        n2[i] = nm[v[i].i];
+        l2[i] = lens[v[i].i];
+    }
+    memcpy(nm, n2, n * sizeof *n2);
+    memcpy(lens, l2, n * sizeof *l2);
+    aredis__free(v);
+    aredis__free(n2);
+    aredis__free(l2);
+    return 0;
+}
+
+/* How many names from `from` on share one command (ordered by slot). */
+static size_t run_len(unsigned kind, const char *const *names, const size_t *lens, size_t from,
+                      size_t n) {
+    if (kind != AREDIS_SUB_SHARD) return n - from;
+    unsigned slot = aredis__key_slot(names[from], lens[from]);
+    size_t k = from + 1;
+    while (k < n && aredis__key_slot(names[k], lens[k]) == slot)
+        k++;
+    return k - from;
+}
+
 /* ---- Reconnects ---------------------------------------------------------- */
 
 static void on_ready(aredis_client *c, void *state) {
@@ -749,11 +813,25 @@ static void on_ready(aredis_client *c, void *state) {
              * were issued before anything was subscribed), not ahead. */
             unsigned how =
                 AREDIS__BATCH_FOREVER | (resp2 ? AREDIS__BATCH_UNBOUNDED : AREDIS__BATCH_INTERNAL);
-            e = j ? issue(st, k, j, names, lens, how, NULL) : AREDIS_ERR_OK;
+            order_by_slot(kind, names, lens, j);
+            e = AREDIS_ERR_OK;
+            for (size_t at = 0, run; e == AREDIS_ERR_OK && at < j; at += run) {
+                run = run_len(kind, names, lens, at, j);
+                ps_call *kr = at ? aredis__calloc(1, sizeof *kr) : k;
+                if (!kr) {
+                    e = AREDIS_ERR_NOMEM;
+                    break;
+                }
+                kr->kind = kind;
+                kr->replay = 1;
+                e = issue(st, kr, run, names + at, lens + at, how, NULL);
+                if (e != AREDIS_ERR_OK && kr != k) aredis__free(kr);
+                if (e != AREDIS_ERR_OK && kr == k) j = 0; /* nothing went: k is freed below */
+            }
         }
         aredis__free(names);
         aredis__free(lens);
-        if (e != AREDIS_ERR_OK || !j) aredis__free(k);
+        if (!j) aredis__free(k);
         if (e != AREDIS_ERR_OK) {
             st->need_replay = 1; /* out of memory: tried again at the next connect */
             failed[kind] = 1;
@@ -1152,6 +1230,42 @@ void aredis_subscription_set_data(aredis_subscription *s, void *data) {
     if (s) s->data = data;
 }
 
+/* Tell the server to drop m names (owned copies: those sent move into
+ * their calls, which keep them for a reconcile, and become NULL here): one
+ * command per run of a slot for shard channels. No callback. */
+static void unsubscribe_owned(ps_state *st, unsigned kind, char **names, size_t *lens, size_t m) {
+    order_by_slot(kind, names, lens, m);
+    for (size_t at = 0, run; at < m; at += run) {
+        run = run_len(kind, (const char *const *)names, lens, at, m);
+        ps_call *k = aredis__calloc(1, sizeof *k);
+        char **kn = aredis__calloc(run, sizeof *kn);
+        size_t *kl = aredis__calloc(run, sizeof *kl);
+        if (!k || !kn || !kl) {
+            aredis__free(k);
+            aredis__free(kn);
+            aredis__free(kl);
+            continue;
+        }
+        k->kind = kind;
+        k->unsub = 1;
+        if (issue(st, k, run, (const char *const *)names + at, lens + at,
+                  AREDIS__BATCH_UNBOUNDED | AREDIS__BATCH_UNOBSERVED, NULL) != AREDIS_ERR_OK) {
+            aredis__free(kn);
+            aredis__free(kl);
+            call_free(k);
+            continue;
+        }
+        for (size_t i = 0; i < run; i++) {
+            kn[i] = names[at + i];
+            kl[i] = lens[at + i];
+            names[at + i] = NULL;
+        }
+        k->names = kn;
+        k->lens = kl;
+        k->n = run;
+    }
+}
+
 void aredis_subscription_free(aredis_subscription *s) {
     if (!s || s->freed) return;
     ps_state *st = s->st;
@@ -1189,26 +1303,8 @@ void aredis_subscription_free(aredis_subscription *s) {
                     x = next;
                 }
             }
-            if (m && aredis_client_state(st->c) != AREDIS_STATE_CLOSED) {
-                ps_call *k = aredis__calloc(1, sizeof *k);
-                if (k) {
-                    k->kind = kind;
-                    k->unsub = 1;
-                    if (issue(st, k, m, (const char *const *)names, lens,
-                              AREDIS__BATCH_UNBOUNDED | AREDIS__BATCH_UNOBSERVED,
-                              NULL) != AREDIS_ERR_OK) {
-                        call_free(k);
-                    } else {
-                        /* The call keeps the names (a reconcile needs them). */
-                        k->names = names;
-                        k->lens = lens;
-                        k->n = m;
-                        names = NULL;
-                        lens = NULL;
-                        m = 0;
-                    }
-                }
-            }
+            if (m && aredis_client_state(st->c) != AREDIS_STATE_CLOSED)
+                unsubscribe_owned(st, kind, names, lens, m);
             for (size_t i = 0; i < m; i++)
                 aredis__free(names[i]);
             aredis__free(names);

@@ -197,6 +197,11 @@ static int legacy_keys(const aredis__cmdinfo *ci, long argc, int *pos, size_t ma
 
 int aredis__cmd_keys(const aredis__cmdinfo *ci, const aredis__arg *args, size_t nargs, int *pos,
                      size_t max) {
+    return aredis__cmd_keys_ex(ci, args, nargs, pos, max, 0);
+}
+
+int aredis__cmd_keys_ex(const aredis__cmdinfo *ci, const aredis__arg *args, size_t nargs, int *pos,
+                        size_t max, int routed) {
     if (!ci || !args || nargs == 0 || nargs > (size_t)INT_MAX) return -1;
     if (!pos) max = 0;
     /* A container reached without a subcommand the tables know: what its
@@ -207,7 +212,7 @@ int aredis__cmd_keys(const aredis__cmdinfo *ci, const aredis__arg *args, size_t 
     size_t count = 0;
     for (size_t j = 0; j < ci->nspecs; j++) {
         const aredis__keyspec *ks = &ci->specs[j];
-        if (ks->flags & AREDIS__KSF_NOT_KEY) continue;
+        if ((ks->flags & AREDIS__KSF_NOT_KEY) && !routed) continue;
         long first, last, step;
         if (ks->begin == AREDIS__KS_BEGIN_INDEX) {
             first = ks->index;

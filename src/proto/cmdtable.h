@@ -235,6 +235,10 @@ const aredis__cmdinfo *aredis__cmd_lookup(const aredis__cmdtable *extra, const a
  */
 int aredis__cmd_keys(const aredis__cmdinfo *ci, const aredis__arg *args, size_t nargs, int *pos,
                      size_t max);
+/* The same; `routed` also counts NOT_KEY specs that a cluster routes by as
+ * if they were keys (SPUBLISH's shard channel). */
+int aredis__cmd_keys_ex(const aredis__cmdinfo *ci, const aredis__arg *args, size_t nargs, int *pos,
+                        size_t max, int routed);
 
 /*
  * The block time of a blocking command, in ms: 0 = for ever, -1 = this

@@ -8,6 +8,8 @@
  */
 #include "proto/slot.h"
 
+#include <string.h>
+
 #include "util/alloc.h"
 
 static const uint16_t crc16_table[256] = {
@@ -58,12 +60,18 @@ unsigned aredis__key_slot(const char *key, size_t n) {
 }
 
 int aredis__cmd_slot(const aredis__cmdtable *extra, const char *resp, size_t len, int *first_key) {
+    return aredis__cmd_slot_ex(extra, resp, len, first_key, NULL);
+}
+
+int aredis__cmd_slot_ex(const aredis__cmdtable *extra, const char *resp, size_t len, int *first_key,
+                        uint32_t *flags) {
     enum { MAX_ARGS = 64 };
     aredis__arg small_args[MAX_ARGS];
     int small_pos[MAX_ARGS];
     aredis__arg *args = small_args;
     int *pos = small_pos;
     if (first_key) *first_key = -1;
+    if (flags) *flags = 0;
     long na = aredis__resp_args(resp, len, args, MAX_ARGS);
     if (na < 1) return AREDIS__SLOT_UNKNOWN;
     if (na > MAX_ARGS) { /* an MSET of many keys: room for all of them */
@@ -77,7 +85,8 @@ int aredis__cmd_slot(const aredis__cmdtable *extra, const char *resp, size_t len
     }
     int slot = AREDIS__SLOT_UNKNOWN;
     const aredis__cmdinfo *ci = aredis__cmd_lookup(extra, args, (size_t)na);
-    int nk = ci ? aredis__cmd_keys(ci, args, (size_t)na, pos, (size_t)na) : -1;
+    if (flags) *flags = ci ? ci->flags : 0;
+    int nk = ci ? aredis__cmd_keys_ex(ci, args, (size_t)na, pos, (size_t)na, 1) : -1;
     if (nk == 0) {
         slot = AREDIS__SLOT_NONE;
     } else if (nk > 0 && nk <= na) {
@@ -92,4 +101,68 @@ int aredis__cmd_slot(const aredis__cmdtable *extra, const char *resp, size_t len
         aredis__free(pos);
     }
     return slot;
+}
+
+/* ---- A memo of the last command's shape ------------------------------------ */
+
+/* "*N\r\n" or "$N\r\n" at *p (before end): N, and *p past it; -1 if not. */
+static long head_num(const char **p, const char *end, char type) {
+    const char *q = *p;
+    if (end - q >= 4 && q[0] == type && q[2] == '\r' && q[1] >= '0' && q[1] <= '9' &&
+        q[3] == '\n') { /* one digit: the usual case */
+        *p = q + 4;
+        return q[1] - '0';
+    }
+    if (q >= end || *q++ != type) return -1;
+    long n = 0;
+    const char *digits = q;
+    while (q < end && *q >= '0' && *q <= '9' && n < 100000000)
+        n = n * 10 + (*q++ - '0');
+    if (q == digits || q + 2 > end || q[0] != '\r' || q[1] != '\n') return -1;
+    *p = q + 2;
+    return n;
+}
+
+/* A command whose only key is argument 1, whatever its argument count:
+ * one key spec "index 1, range lastkey 0" (GET, SET, HGET, LPUSH...), or
+ * no specs and the legacy range 1..1. */
+static int key_is_arg1(const aredis__cmdinfo *ci) {
+    if (ci->flags & (AREDIS__CF_MOVABLEKEYS | AREDIS__CF_HAS_SUBCOMMANDS)) return 0;
+    if (ci->nspecs == 0) return ci->first_key == 1 && ci->last_key == 1;
+    const aredis__keyspec *ks = &ci->specs[0];
+    return ci->nspecs == 1 && ks->begin == AREDIS__KS_BEGIN_INDEX && ks->index == 1 &&
+           ks->find == AREDIS__KS_FIND_RANGE && ks->a == 0 &&
+           !(ks->flags & (AREDIS__KSF_NOT_KEY | AREDIS__KSF_INCOMPLETE));
+}
+
+int aredis__slot_memo_hit(const aredis__slot_memo *m, const char *resp, size_t len,
+                          uint32_t *flags) {
+    const char *p = resp, *end = resp + len;
+    long argc = head_num(&p, end, '*');
+    long nl = argc >= 2 ? head_num(&p, end, '$') : -1;
+    if (nl <= 0 || (size_t)nl != m->nlen || end - p < nl + 2 || memcmp(m->name, p, (size_t)nl) != 0)
+        return -1;
+    p += nl + 2;
+    long kl = head_num(&p, end, '$');
+    if (kl < 0 || end - p < kl + 2) return -1;
+    *flags = m->flags;
+    return (int)aredis__key_slot(p, (size_t)kl);
+}
+
+int aredis__cmd_slot_memo(aredis__slot_memo *m, const char *resp, size_t len, uint32_t *flags) {
+    int slot = aredis__slot_memo_hit(m, resp, len, flags);
+    if (slot >= 0) return slot;
+    /* Not the last command's name: the full path, remembered when its key
+     * is argument 1 (and it neither blocks nor is refused: a hit skips
+     * those checks, proto/slot.h). */
+    aredis__arg a[2];
+    if (aredis__resp_args(resp, len, a, 2) >= 2 && a[0].n <= sizeof m->name) {
+        const aredis__cmdinfo *ci = aredis__cmd_lookup(NULL, a, 1);
+        if (ci && key_is_arg1(ci) && !(ci->flags & AREDIS__CF_BLOCKING)) {
+            memcpy(m->name, a[0].p, a[0].n);
+            m->nlen = a[0].n;
+            m->flags = ci->flags;
+        }
+    }
+    return aredis__cmd_slot_ex(NULL, resp, len, NULL, flags);
 }

@@ -39,5 +39,28 @@ unsigned aredis__key_slot(const char *key, size_t n);
  * (-1 without keys), for a caller that wants to quote it.
  */
 int aredis__cmd_slot(const aredis__cmdtable *extra, const char *resp, size_t len, int *first_key);
+/* The same, and the command's AREDIS__CF_* flags into *flags (0 when the
+ * command is not known). */
+int aredis__cmd_slot_ex(const aredis__cmdtable *extra, const char *resp, size_t len, int *first_key,
+                        uint32_t *flags);
+
+/*
+ * The same for the built-in table, faster for a run of commands of one
+ * kind: the last command whose only key is argument 1 (GET, SET, HGET...)
+ * is remembered by its name's bytes, and the next one of that name is
+ * hashed without looking anything up. m starts zeroed.
+ */
+typedef struct aredis__slot_memo {
+    char name[24];
+    size_t nlen;
+    uint32_t flags;
+} aredis__slot_memo;
+int aredis__cmd_slot_memo(aredis__slot_memo *m, const char *resp, size_t len, uint32_t *flags);
+/* Only the fast part: the slot when the command has the remembered name (a
+ * command whose only key is argument 1, that does not block and that the
+ * command API does not refuse or treat apart: nothing else to check), or
+ * -1. */
+int aredis__slot_memo_hit(const aredis__slot_memo *m, const char *resp, size_t len,
+                          uint32_t *flags);
 
 #endif

@@ -18,23 +18,26 @@
 #include <string.h>
 
 #include "cluster.h"
-#include "features/cluster.h"
+#include "aredis/cluster.h"
 #include "ts.h"
 
 #define g_loop ts_case_loop()
 
 static ts_cluster *g_tc;
 
-static aredis__cluster *cluster_on(const ts_cluster *tc, int node) {
-    aredis__cluster_opts o;
-    memset(&o, 0, sizeof o);
-    o.seed_host = "127.0.0.1";
-    o.seed_port = ts_cluster_port(tc, node);
+static aredis_cluster *cluster_on(const ts_cluster *tc, int node) {
+    aredis_cluster_options o = AREDIS_CLUSTER_OPTIONS_INIT;
+    static char seed[32];
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", ts_cluster_port(tc, node));
+    static const char *seeds[1];
+    seeds[0] = seed;
+    o.seeds = seeds;
+    o.nseeds = 1;
     aredis_options no = AREDIS_OPTIONS_INIT;
     no.reconnect_delay_ms = 20;
     no.max_reconnect_delay_ms = 200;
     o.node = no;
-    aredis__cluster *cl = aredis__cluster_new(g_loop, &o);
+    aredis_cluster *cl = aredis_cluster_new(g_loop, &o);
     if (!cl) fail_msg("cluster: %s", aredis_call_error()->detail);
     return cl;
 }
@@ -73,14 +76,14 @@ static op *op_new(tally *t, const char *want) {
     return o;
 }
 
-static void issue(aredis__cluster *cl, tally *t, const char *want, const char *fmt, long i) {
+static void issue(aredis_cluster *cl, tally *t, const char *want, const char *fmt, long i) {
     char cmd[64];
     snprintf(cmd, sizeof cmd, fmt, i, i);
-    assert_int_equal(aredis__cluster_command(cl, on_op, op_new(t, want), cmd), AREDIS_ERR_OK);
+    assert_int_equal(aredis_cluster_command(cl, on_op, op_new(t, want), cmd), AREDIS_ERR_OK);
 }
 
 /* n SETs then n GETs of k<i> = v<i>, all in flight at once. */
-static void write_read(aredis__cluster *cl, long from, long n) {
+static void write_read(aredis_cluster *cl, long from, long n) {
     tally t = {0};
     for (long i = from; i < from + n; i++)
         issue(cl, &t, NULL, "SET rk%ld v%ld", i);
@@ -100,10 +103,10 @@ static void test_across_slots(void **state) {
     (void)state;
     ts_cluster *tc = g_tc;
     /* Issued at once: they wait for the topology. */
-    aredis__cluster *cl = cluster_on(tc, 0);
+    aredis_cluster *cl = cluster_on(tc, 0);
     write_read(cl, 0, 2000);
-    aredis__cluster_stats st;
-    aredis__cluster_get_stats(cl, &st);
+    aredis_cluster_stats st;
+    aredis_cluster_get_stats(cl, &st);
     assert_true(st.refreshes >= 1);
     assert_int_equal(st.nodes, 3); /* the three primaries (the seed is one) */
     /* Every primary got its share: each holds keys now. */
@@ -116,46 +119,46 @@ static void test_across_slots(void **state) {
         aredis_reply_free(r);
     }
     assert_int_equal(holding, 3);
-    aredis__cluster_free(cl);
+    aredis_cluster_free(cl);
     /* Seeded from a replica: writes still reach the primaries. */
     int replica = -1;
     for (int i = 0; i < ts_cluster_nodes(tc) && replica < 0; i++)
         if (!ts_cluster_is_primary(tc, i)) replica = i;
     cl = cluster_on(tc, replica);
     write_read(cl, 2000, 500);
-    aredis__cluster_free(cl);
+    aredis_cluster_free(cl);
 }
 
 static void test_hash_tags_and_crossslot(void **state) {
     (void)state;
     ts_cluster *tc = g_tc;
-    aredis__cluster *cl = cluster_on(tc, 1);
+    aredis_cluster *cl = cluster_on(tc, 1);
     tally t = {0};
-    assert_int_equal(aredis__cluster_command(cl, on_op, op_new(&t, NULL), "MSET {u7}a 1 {u7}b 2"),
+    assert_int_equal(aredis_cluster_command(cl, on_op, op_new(&t, NULL), "MSET {u7}a 1 {u7}b 2"),
                      AREDIS_ERR_OK);
     assert_true(ts_wait_count(g_loop, &t.done, 1, 5000));
     assert_int_equal(t.ok, 1);
     /* MGET of the two, then of keys in different slots: refused. */
     tally t2 = {0};
-    assert_int_equal(aredis__cluster_command(cl, on_op, op_new(&t2, NULL), "MGET {u7}a {u7}b"),
+    assert_int_equal(aredis_cluster_command(cl, on_op, op_new(&t2, NULL), "MGET {u7}a {u7}b"),
                      AREDIS_ERR_OK);
     assert_true(ts_wait_count(g_loop, &t2.done, 1, 5000));
     assert_int_equal(t2.ok, 1);
     op *o = op_new(&t2, NULL);
-    aredis_err e = aredis__cluster_command(cl, on_op, o, "MGET foo bar");
-    assert_int_equal(e, AREDIS_ERR_UNSUPPORTED);
+    aredis_err e = aredis_cluster_command(cl, on_op, o, "MGET foo bar");
+    assert_int_equal(e, AREDIS_ERR_CROSSSLOT);
     assert_non_null(strstr(aredis_call_error()->detail, "CROSSSLOT"));
     free(o); /* refused: its callback never runs */
-    assert_int_equal(aredis__cluster_command(cl, on_op, op_new(&t2, NULL), "PING"), AREDIS_ERR_OK);
+    assert_int_equal(aredis_cluster_command(cl, on_op, op_new(&t2, NULL), "PING"), AREDIS_ERR_OK);
     assert_true(ts_wait_count(g_loop, &t2.done, 2, 5000));
     assert_int_equal(t2.done, 2);
-    aredis__cluster_free(cl);
+    aredis_cluster_free(cl);
 }
 
 static void test_slot_migrated_under_load(void **state) {
     (void)state;
     ts_cluster *tc = g_tc;
-    aredis__cluster *cl = cluster_on(tc, 0);
+    aredis_cluster *cl = cluster_on(tc, 0);
     write_read(cl, 10000, 200); /* the topology is known */
     int slot = ts_cluster_keyslot(tc, "mig:{s}");
     int from = ts_cluster_node_for_slot(tc, slot), to = -1;
@@ -184,8 +187,8 @@ static void test_slot_migrated_under_load(void **state) {
     assert_true(ts_wait_count(g_loop, &t.done, 400, 10000));
     if (t.errors) fail_msg("%zu errors, the first: %s", t.errors, t.first_error);
     assert_int_equal(t.wrong, 0);
-    aredis__cluster_stats st;
-    aredis__cluster_get_stats(cl, &st);
+    aredis_cluster_stats st;
+    aredis_cluster_get_stats(cl, &st);
     assert_true(st.moved >= 1);
     assert_int_equal(ts_cluster_node_for_slot(tc, slot), to);
     /* The written keys are on the new owner. */
@@ -193,7 +196,7 @@ static void test_slot_migrated_under_load(void **state) {
     assert_non_null(r);
     assert_string_equal(r->str, "v7");
     aredis_reply_free(r);
-    aredis__cluster_free(cl);
+    aredis_cluster_free(cl);
 }
 
 static int all_ok(const void *arg) {
@@ -204,7 +207,7 @@ static int all_ok(const void *arg) {
 static void test_failover_recovers(void **state) {
     (void)state;
     ts_cluster *tc = g_tc;
-    aredis__cluster *cl = cluster_on(tc, 0);
+    aredis_cluster *cl = cluster_on(tc, 0);
     write_read(cl, 20000, 100);
     int slot = ts_cluster_keyslot(tc, "fo:k");
     int victim = ts_cluster_index_of_port(tc, ts_cluster_node_for_slot(tc, slot));
@@ -217,7 +220,7 @@ static void test_failover_recovers(void **state) {
     int ok = 0;
     while (!ok && ts_now_ms() < until) {
         tally t = {0};
-        assert_int_equal(aredis__cluster_command(cl, on_op, op_new(&t, NULL), "SET fo:k v1"),
+        assert_int_equal(aredis_cluster_command(cl, on_op, op_new(&t, NULL), "SET fo:k v1"),
                          AREDIS_ERR_OK);
         assert_true(ts_wait_until(g_loop, all_ok, &t, 10000));
         ok = t.ok == 1;
@@ -225,18 +228,61 @@ static void test_failover_recovers(void **state) {
     assert_true(ok);
     /* And then everything does. */
     write_read(cl, 30000, 300);
-    aredis__cluster_free(cl);
+    aredis_cluster_free(cl);
+    ts_cluster_restart(tc, victim);
+}
+
+/* Commands issued while a primary is down wait in its connection's queue;
+ * once the topology names its replica, they are taken back and sent there:
+ * every one succeeds (none times out waiting for the dead address). */
+static int node_down(const void *arg) {
+    aredis_client *c = (aredis_client *)arg;
+    return aredis_client_state(c) != AREDIS_STATE_READY;
+}
+
+static void test_failover_reroutes_waiting(void **state) {
+    (void)state;
+    ts_cluster *tc = g_tc;
+    aredis_cluster_options o = AREDIS_CLUSTER_OPTIONS_INIT;
+    char seed[32];
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", ts_cluster_port(tc, 0));
+    const char *seeds[] = {seed};
+    o.seeds = seeds;
+    o.nseeds = 1;
+    o.node.reconnect_delay_ms = 20;
+    o.node.max_reconnect_delay_ms = 200;
+    o.node.request_timeout_ms = 60000; /* the failover decides, not a deadline */
+    aredis_cluster *cl = aredis_cluster_new(g_loop, &o);
+    assert_non_null(cl);
+    write_read(cl, 70000, 10);
+    int slot = ts_cluster_keyslot(tc, "rr:k");
+    int victim = ts_cluster_index_of_port(tc, ts_cluster_node_for_slot(tc, slot));
+    aredis_client *node = aredis_cluster_node_for_key(cl, "rr:k", 4);
+    assert_non_null(node);
+    ts_cluster_kill(tc, victim);
+    assert_true(ts_wait_until(g_loop, node_down, node, 10000));
+    tally t = {0};
+    for (long i = 0; i < 50; i++)
+        issue(cl, &t, NULL, "SET rr:k v%ld", i);
+    assert_true(ts_wait_count(g_loop, &t.done, 50, 30000));
+    if (t.errors) fail_msg("%zu errors, the first: %s", t.errors, t.first_error);
+    assert_int_equal(t.ok, 50);
+    aredis_cluster_stats st;
+    aredis_cluster_get_stats(cl, &st);
+    assert_true(st.rerouted >= 50);
+    aredis_cluster_free(cl);
+    assert_true(ts_cluster_wait_failover(tc, victim, 20000));
     ts_cluster_restart(tc, victim);
 }
 
 static void test_free_with_commands_in_flight(void **state) {
     (void)state;
     ts_cluster *tc = g_tc;
-    aredis__cluster *cl = cluster_on(tc, 0);
+    aredis_cluster *cl = cluster_on(tc, 0);
     tally t = {0};
     for (long i = 0; i < 50; i++) /* waiting for the topology */
         issue(cl, &t, NULL, "SET fr%ld v%ld", i);
-    aredis__cluster_free(cl);
+    aredis_cluster_free(cl);
     assert_int_equal(t.done, 50);
     assert_int_equal(t.errors, 50);
     cl = cluster_on(tc, 0);
@@ -244,39 +290,40 @@ static void test_free_with_commands_in_flight(void **state) {
     tally t2 = {0};
     for (long i = 0; i < 50; i++) /* in flight on the nodes */
         issue(cl, &t2, NULL, "SET fr%ld v%ld", i);
-    aredis__cluster_free(cl);
+    aredis_cluster_free(cl);
     assert_int_equal(t2.done, 50); /* each once, now */
 }
 
 /* Freed from inside a callback while others wait for the topology (a seed
  * nobody answers at): each callback once, the rest CANCELLED; a command
  * issued during the free refused. */
-static aredis__cluster *g_free_me;
+static aredis_cluster *g_free_me;
 static int g_resubmit_rc = -1;
 
 static void free_on_first(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     on_op(c, r, err, data);
     if (g_free_me) {
-        aredis__cluster *cl = g_free_me;
+        aredis_cluster *cl = g_free_me;
         g_free_me = NULL;
-        aredis__cluster_free(cl);
-        g_resubmit_rc = (int)aredis__cluster_command(cl, NULL, NULL, "PING");
+        aredis_cluster_free(cl);
+        g_resubmit_rc = (int)aredis_cluster_command(cl, NULL, NULL, "PING");
     }
 }
 
 static void test_refusals_and_free_in_callback(void **state) {
     (void)state;
-    aredis__cluster_opts o;
-    memset(&o, 0, sizeof o);
-    o.seed_host = "127.0.0.1";
-    o.seed_port = ts_dead_port();
-    o.node = (aredis_options)AREDIS_OPTIONS_INIT;
-    aredis__cluster *cl = aredis__cluster_new(g_loop, &o);
+    aredis_cluster_options o = AREDIS_CLUSTER_OPTIONS_INIT;
+    char seed[32];
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", ts_dead_port());
+    const char *seeds[] = {seed};
+    o.seeds = seeds;
+    o.nseeds = 1;
+    aredis_cluster *cl = aredis_cluster_new(g_loop, &o);
     assert_non_null(cl);
     tally t = {0};
     g_free_me = cl;
     for (int i = 0; i < 3; i++)
-        assert_int_equal(aredis__cluster_command(cl, free_on_first, op_new(&t, NULL), "GET k%d", i),
+        assert_int_equal(aredis_cluster_command(cl, free_on_first, op_new(&t, NULL), "GET k%d", i),
                          AREDIS_ERR_OK);
     assert_true(ts_wait_count(g_loop, &t.done, 3, 5000));
     assert_int_equal(t.errors, 3);
@@ -286,38 +333,39 @@ static void test_refusals_and_free_in_callback(void **state) {
     assert_int_equal(g_resubmit_rc, AREDIS_ERR_CANCELLED);
     /* What a cluster refuses before sending. */
     cl = cluster_on(g_tc, 0);
-    static const char *const refused[] = {"CLIENT REPLY SKIP", "MULTI", "SELECT 1", "SUBSCRIBE ch",
-                                          "MONITOR"};
+    static const char *const refused[] = {"CLIENT REPLY SKIP", "MULTI",         "SELECT 1",
+                                          "SUBSCRIBE ch",      "SSUBSCRIBE ch", "MONITOR"};
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
         op *x = op_new(&t, NULL);
-        if (aredis__cluster_command(cl, on_op, x, refused[i]) != AREDIS_ERR_UNSUPPORTED)
+        if (aredis_cluster_command(cl, on_op, x, refused[i]) != AREDIS_ERR_UNSUPPORTED)
             fail_msg("%s was not refused", refused[i]);
         free(x);
     }
     write_read(cl, 50000, 10); /* and the rest still works */
-    aredis__cluster_free(cl);
+    aredis_cluster_free(cl);
 }
 
 /* The topology is read again unasked, every refresh_every_ms. */
 static int refreshed_4(const void *arg) {
-    aredis__cluster_stats st;
-    aredis__cluster_get_stats(arg, &st);
+    aredis_cluster_stats st;
+    aredis_cluster_get_stats(arg, &st);
     return st.refreshes >= 4;
 }
 
 static void test_periodic_refresh(void **state) {
     (void)state;
-    aredis__cluster_opts o;
-    memset(&o, 0, sizeof o);
-    o.seed_host = "127.0.0.1";
-    o.seed_port = ts_cluster_port(g_tc, 0);
-    o.node = (aredis_options)AREDIS_OPTIONS_INIT;
+    aredis_cluster_options o = AREDIS_CLUSTER_OPTIONS_INIT;
+    char seed[32];
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", ts_cluster_port(g_tc, 0));
+    const char *seeds[] = {seed};
+    o.seeds = seeds;
+    o.nseeds = 1;
     o.refresh_every_ms = 50;
-    aredis__cluster *cl = aredis__cluster_new(g_loop, &o);
+    aredis_cluster *cl = aredis_cluster_new(g_loop, &o);
     assert_non_null(cl);
     assert_true(ts_wait_until(g_loop, refreshed_4, cl, 5000));
     write_read(cl, 60000, 10);
-    aredis__cluster_free(cl);
+    aredis_cluster_free(cl);
 }
 
 static int group_setup(void **state) {
@@ -341,6 +389,7 @@ int main(void) {
         TS_LOOP_CASE(test_refusals_and_free_in_callback),
         TS_LOOP_CASE(test_periodic_refresh),
         TS_LOOP_CASE(test_failover_recovers),
+        TS_LOOP_CASE(test_failover_reroutes_waiting),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -14,12 +14,16 @@ extern const aredis_options aredis_test_c_options;
 extern const aredis_cmd_opts aredis_test_c_cmd_opts;
 extern const aredis_reader_limits aredis_test_c_limits;
 extern const aredis_pool_options aredis_test_c_pool_options;
+extern const aredis_sentinel_options aredis_test_c_sentinel_options;
+extern const aredis_cluster_options aredis_test_c_cluster_options;
 }
 
 static const aredis_options cxx_options = AREDIS_OPTIONS_INIT;
 static const aredis_cmd_opts cxx_cmd_opts = AREDIS_CMD_OPTS_INIT;
 static const aredis_reader_limits cxx_limits = AREDIS_READER_LIMITS_INIT;
 static const aredis_pool_options cxx_pool_options = AREDIS_POOL_OPTIONS_INIT;
+static const aredis_sentinel_options cxx_sentinel_options = AREDIS_SENTINEL_OPTIONS_INIT;
+static const aredis_cluster_options cxx_cluster_options = AREDIS_CLUSTER_OPTIONS_INIT;
 
 static int failures = 0;
 
@@ -156,6 +160,42 @@ int main() {
             offsetof(aredis_pool_options, uri),
         };
         same_bytes("aredis_pool_options", &c, &x, sizeof c, strings,
+                   sizeof strings / sizeof strings[0]);
+    }
+    {
+        // The node options inside are AREDIS_OPTIONS_INIT (compared above).
+        const aredis_sentinel_options &c = aredis_test_c_sentinel_options,
+                                      &x = cxx_sentinel_options;
+        SAME(sentinels);
+        SAME(nsentinels);
+        SAME(master_name);
+        SAME(role);
+        SAME(sentinel_username);
+        SAME(sentinel_password);
+        SAME(sentinel_timeout_ms);
+        SAME(watch);
+        SAME(node.port);
+        SAME(node.reconnect);
+        const size_t strings[] = {
+            offsetof(aredis_sentinel_options, node) + offsetof(aredis_options, host),
+        };
+        same_bytes("aredis_sentinel_options", &c, &x, sizeof c, strings,
+                   sizeof strings / sizeof strings[0]);
+    }
+    {
+        const aredis_cluster_options &c = aredis_test_c_cluster_options, &x = cxx_cluster_options;
+        SAME(seeds);
+        SAME(nseeds);
+        SAME(max_redirects);
+        SAME(min_refresh_ms);
+        SAME(refresh_every_ms);
+        SAME(read_from);
+        SAME(node.port);
+        SAME(node.reconnect);
+        const size_t strings[] = {
+            offsetof(aredis_cluster_options, node) + offsetof(aredis_options, host),
+        };
+        same_bytes("aredis_cluster_options", &c, &x, sizeof c, strings,
                    sizeof strings / sizeof strings[0]);
     }
     if (failures) return 1;

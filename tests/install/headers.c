@@ -27,6 +27,8 @@ static const aredis_scan_opts file_scan_opts = AREDIS_SCAN_OPTS_INIT;
 static const aredis_sub_options file_sub_options = AREDIS_SUB_OPTIONS_INIT;
 static const aredis_pool_options file_pool_options = AREDIS_POOL_OPTIONS_INIT;
 static const aredis_cache_options file_cache_options = AREDIS_CACHE_OPTIONS_INIT;
+static const aredis_sentinel_options file_sentinel_options = AREDIS_SENTINEL_OPTIONS_INIT;
+static const aredis_cluster_options file_cluster_options = AREDIS_CLUSTER_OPTIONS_INIT;
 
 int main(void) {
     aredis_options o = AREDIS_OPTIONS_INIT;
@@ -36,6 +38,10 @@ int main(void) {
     aredis_sub_options sbo = AREDIS_SUB_OPTIONS_INIT;
     aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;
     aredis_cache_options cao = AREDIS_CACHE_OPTIONS_INIT;
+    aredis_sentinel_options seo = AREDIS_SENTINEL_OPTIONS_INIT;
+    aredis_cluster_options clo = AREDIS_CLUSTER_OPTIONS_INIT;
+    clo.max_redirects = 2;
+    seo.watch = 0;
     cao.max_entries = 7;
     so.count = 10;
     sbo.max_buffered = 5;
@@ -47,5 +53,7 @@ int main(void) {
            lim.max_depth == file_limits.max_depth || so.count == file_scan_opts.count ||
            sbo.max_buffered == file_sub_options.max_buffered ||
            po.max_connections == file_pool_options.max_connections ||
-           cao.max_entries == file_cache_options.max_entries;
+           cao.max_entries == file_cache_options.max_entries ||
+           seo.watch == file_sentinel_options.watch ||
+           clo.max_redirects == file_cluster_options.max_redirects;
 }

@@ -1105,3 +1105,56 @@ void ts_cluster_migrate_slot(ts_cluster *c, int slot, int to_port) {
     }
     ts_log("slot %d moved from port %d to %d with %zu keys", slot, from_port, to_port, moved);
 }
+
+/* ---- Replica health in CLUSTER SHARDS -------------------------------------- */
+
+/* A RESP2 map (a flat array: key, value, ...): the value of key, or NULL. */
+static const aredis_reply *flat_get(const aredis_reply *m, const char *key) {
+    if (!m || m->type != AREDIS_REPLY_ARRAY) return NULL;
+    for (size_t i = 0; i + 1 < m->elements; i += 2)
+        if (m->element[i]->str && strcmp(m->element[i]->str, key) == 0) return m->element[i + 1];
+    return NULL;
+}
+
+/* Every node that CLUSTER SHARDS on every live node lists: health online. */
+static int shards_online(ts_cluster *c, const void *arg) {
+    (void)arg;
+    for (int i = 0; i < c->n; i++) {
+        if (!alive(c, i)) continue;
+        aredis_reply *r = ts_node_cmd(port_of(c, i), "CLUSTER", "SHARDS", (char *)NULL);
+        if (!r) {
+            why(c, i, "no reply to CLUSTER SHARDS");
+            return 0;
+        }
+        int ok = r->type == AREDIS_REPLY_ARRAY;
+        if (!ok) why(c, i, "CLUSTER SHARDS: %s", r->str ? r->str : "not an array");
+        for (size_t s = 0; ok && s < r->elements; s++) {
+            const aredis_reply *nodes = flat_get(r->element[s], "nodes");
+            for (size_t k = 0; ok && nodes && k < nodes->elements; k++) {
+                const aredis_reply *h = flat_get(nodes->element[k], "health");
+                const aredis_reply *p = flat_get(nodes->element[k], "port");
+                if (h && h->str && strcmp(h->str, "online") != 0) {
+                    why(c, i, "CLUSTER SHARDS says node on port %lld is %s", p ? p->integer : -1LL,
+                        h->str);
+                    ok = 0;
+                }
+            }
+        }
+        aredis_reply_free(r);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+int ts_cluster_wait_shards_online(ts_cluster *c, uint64_t timeout_ms) {
+    assert_non_null(c);
+    uint64_t t0 = ts_now_ms();
+    int ok = poll_until(c, shards_online, NULL, timeout_ms);
+    if (ok)
+        ts_log("CLUSTER SHARDS: every node online after %llu ms",
+               (unsigned long long)(ts_now_ms() - t0));
+    else
+        ts_log("CLUSTER SHARDS: not every node online after %llu ms: %s",
+               (unsigned long long)timeout_ms, c->why);
+    return ok;
+}

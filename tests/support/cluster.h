@@ -124,4 +124,14 @@ int ts_cluster_wait_failover(ts_cluster *c, int killed, uint64_t timeout_ms);
  */
 void ts_cluster_migrate_slot(ts_cluster *c, int slot, int to_port);
 
+/*
+ * Wait up to timeout_ms until CLUSTER SHARDS, asked of every live node,
+ * says health "online" for every node it lists. Redis 7.0 reports a node
+ * "loading" while the asking node has no replication offset for it from
+ * the cluster bus (replicas for a while after they synced, in some views
+ * for longer), and a client reading from replicas rightly skips those.
+ * 1 when so, 0 when not in time (the last view that was not is logged).
+ */
+int ts_cluster_wait_shards_online(ts_cluster *c, uint64_t timeout_ms);
+
 #endif

@@ -33,6 +33,8 @@ struct ts_sentinel {
     int n;
     tsp_proc *sent; /* n sentinels */
     char why[1024]; /* why the last look found it not done */
+    /* ts_sentinel_start_auth(): the passwords (NULL: none) */
+    char *sentinel_pass, *node_pass;
 };
 
 static void why(ts_sentinel *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -70,7 +72,8 @@ static void unlink_live(tsp_proc *p) {
     }
 }
 
-static void write_sentinel_conf(const tsp_proc *p, int primary_port, int quorum) {
+static void write_sentinel_conf(const ts_sentinel *s, const tsp_proc *p, int primary_port,
+                                int quorum) {
     FILE *f = fopen(p->conf, "w");
     assert_non_null(f);
     fprintf(f,
@@ -80,6 +83,8 @@ static void write_sentinel_conf(const tsp_proc *p, int primary_port, int quorum)
             "sentinel failover-timeout %s 5000\n",
             p->port, p->dir, p->log, TS_SENTINEL_MASTER, primary_port, quorum, TS_SENTINEL_MASTER,
             TS_SENTINEL_MASTER);
+    if (s->sentinel_pass) fprintf(f, "requirepass %s\n", s->sentinel_pass);
+    if (s->node_pass) fprintf(f, "sentinel auth-pass %s %s\n", TS_SENTINEL_MASTER, s->node_pass);
     fclose(f);
 }
 
@@ -124,7 +129,7 @@ static int spawn_sentinel(tsp_proc *p) {
     return -2;
 }
 
-static int start_sentinel(tsp_proc *p, int primary_port, int quorum) {
+static int start_sentinel(const ts_sentinel *s, tsp_proc *p, int primary_port, int quorum) {
     if (!g_atexit_done) {
         g_owner = getpid();
         atexit(kill_all_sentinels);
@@ -133,7 +138,7 @@ static int start_sentinel(tsp_proc *p, int primary_port, int quorum) {
     for (int attempt = 0; attempt < 20; attempt++) {
         p->port = tsp_free_port();
         assert_true(p->port > 0);
-        write_sentinel_conf(p, primary_port, quorum); /* afresh: it rewrites it */
+        write_sentinel_conf(s, p, primary_port, quorum); /* afresh: it rewrites it */
         int r = spawn_sentinel(p);
         if (r == 0) {
             p->next_live = g_live;
@@ -143,6 +148,92 @@ static int start_sentinel(tsp_proc *p, int primary_port, int quorum) {
         if (r == -1 && !tsp_output_has(p, "Address already in use")) return -1;
     }
     return -1;
+}
+
+/* ---- Talking to the processes ------------------------------------------- */
+
+/* Is port one of the sentinels'? */
+static int is_sentinel(const ts_sentinel *s, int port) {
+    for (int i = 0; s->sent && i < s->n; i++)
+        if (s->sent[i].port == port) return 1;
+    return 0;
+}
+
+/*
+ * One command to the process on port, as ts_node_cmd() sends it; with a
+ * password for that process, through a client of the library that
+ * authenticates first (RESP2, one connection a command). NULL when there
+ * is no reply (refused, timed out); error replies are replies.
+ */
+static aredis_reply *scmd(const ts_sentinel *s, int port, const char *arg0, ...)
+    __attribute__((sentinel));
+static aredis_reply *scmd(const ts_sentinel *s, int port, const char *arg0, ...) {
+    const char *argv[8];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a && argc < 8; a = va_arg(ap, const char *))
+        argv[argc++] = a;
+    va_end(ap);
+    const char *pass = is_sentinel(s, port) ? s->sentinel_pass : s->node_pass;
+    if (!pass) return ts_node_command(port, argc, argv, NULL, NULL, 0);
+    aredis_loop *loop = aredis_loop_new();
+    assert_non_null(loop);
+    aredis_options o = AREDIS_OPTIONS_INIT;
+    o.port = port;
+    o.password = pass;
+    o.protocol = 2;
+    o.reconnect = 0;
+    o.connect_timeout_ms = 5000;
+    o.request_timeout_ms = 10000;
+    aredis_client *c = aredis_client_new(loop, &o);
+    assert_non_null(c);
+    aredis_reply *r = NULL;
+    if (aredis_client_connect(c) == AREDIS_ERR_OK) {
+        aredis_future *f = aredis_future_argv(c, argc, argv, NULL);
+        assert_non_null(f);
+        aredis_await(f);
+        if (aredis_future_reply(f)) r = aredis_reply_retain(aredis_future_reply(f));
+        aredis_future_release(f);
+    }
+    aredis_client_free(c);
+    aredis_loop_free(loop);
+    return r;
+}
+
+/* ts_node_info_field() through scmd(). */
+static int info_field(const ts_sentinel *s, int port, const char *section, const char *field,
+                      char *out, size_t outlen) {
+    if (!s->node_pass) return ts_node_info_field(port, section, field, out, outlen);
+    aredis_reply *r = scmd(s, port, "INFO", section, (char *)NULL);
+    int found = 0;
+    size_t flen = strlen(field);
+    for (const char *p = r && r->str ? r->str : ""; p && *p; p = strchr(p, '\n')) {
+        if (*p == '\n') p++;
+        if (strncmp(p, field, flen) == 0 && p[flen] == ':') {
+            size_t n = strcspn(p + flen + 1, "\r\n");
+            snprintf(out, outlen, "%.*s", (int)n, p + flen + 1);
+            found = 1;
+            break;
+        }
+    }
+    aredis_reply_free(r);
+    return found;
+}
+
+/* ts_node_online_replicas() through scmd(). */
+static int online_replicas(const ts_sentinel *s, int port) {
+    if (!s->node_pass) return ts_node_online_replicas(port);
+    aredis_reply *r = scmd(s, port, "INFO", "replication", (char *)NULL);
+    if (!r || !r->str) {
+        aredis_reply_free(r);
+        return -1;
+    }
+    int n = 0;
+    for (const char *p = strstr(r->str, "state=online"); p; p = strstr(p + 1, "state=online"))
+        n++;
+    aredis_reply_free(r);
+    return n;
 }
 
 /* ---- What the sentinels say --------------------------------------------- */
@@ -164,8 +255,8 @@ static int flags_down(const char *flags) {
 
 /* The primary's port sentinel i names, or -1 (and s->why). */
 static int named_primary(ts_sentinel *s, int i) {
-    aredis_reply *r = ts_node_cmd(s->sent[i].port, "SENTINEL", "get-master-addr-by-name",
-                                  TS_SENTINEL_MASTER, (char *)NULL);
+    aredis_reply *r = scmd(s, s->sent[i].port, "SENTINEL", "get-master-addr-by-name",
+                           TS_SENTINEL_MASTER, (char *)NULL);
     int port = -1;
     if (r && r->type == AREDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[1]->type == AREDIS_REPLY_STRING)
@@ -183,7 +274,7 @@ static int named_primary(ts_sentinel *s, int i) {
  * sentinel, none of them down? */
 static int knows_all(ts_sentinel *s, int i) {
     int port = s->sent[i].port, ok = 0;
-    aredis_reply *r = ts_node_cmd(port, "SENTINEL", "replicas", TS_SENTINEL_MASTER, (char *)NULL);
+    aredis_reply *r = scmd(s, port, "SENTINEL", "replicas", TS_SENTINEL_MASTER, (char *)NULL);
     int rport = ts_server_port(s->replica);
     if (!r || r->type != AREDIS_REPLY_ARRAY) {
         why(s, "sentinel %d: SENTINEL replicas: %s", i, r && r->str ? r->str : "no answer");
@@ -205,7 +296,7 @@ static int knows_all(ts_sentinel *s, int i) {
         goto out;
     }
     aredis_reply_free(r);
-    r = ts_node_cmd(port, "SENTINEL", "sentinels", TS_SENTINEL_MASTER, (char *)NULL);
+    r = scmd(s, port, "SENTINEL", "sentinels", TS_SENTINEL_MASTER, (char *)NULL);
     if (!r || r->type != AREDIS_REPLY_ARRAY) {
         why(s, "sentinel %d: SENTINEL sentinels: %s", i, r && r->str ? r->str : "no answer");
         goto out;
@@ -230,13 +321,13 @@ out:
 
 static int replica_up(ts_sentinel *s) {
     char v[32] = "?";
-    if (!ts_node_info_field(ts_server_port(s->replica), "replication", "master_link_status", v,
-                            sizeof v) ||
+    if (!info_field(s, ts_server_port(s->replica), "replication", "master_link_status", v,
+                    sizeof v) ||
         strcmp(v, "up") != 0) {
         why(s, "the replica's master_link_status:%s", v);
         return 0;
     }
-    int online = ts_node_online_replicas(ts_server_port(s->primary));
+    int online = online_replicas(s, ts_server_port(s->primary));
     if (online < 1) {
         why(s, "the primary has %d replicas online", online);
         return 0;
@@ -305,20 +396,36 @@ void ts_sentinel_stop(ts_sentinel *s) {
     free(s->sent);
     ts_server_stop(s->replica);
     ts_server_stop(s->primary);
+    free(s->sentinel_pass);
+    free(s->node_pass);
     free(s);
 }
 
 ts_sentinel *ts_sentinel_start(int nsentinels) {
+    return ts_sentinel_start_auth(nsentinels, NULL, NULL);
+}
+
+ts_sentinel *ts_sentinel_start_auth(int nsentinels, const char *sentinel_pass,
+                                    const char *node_pass) {
     assert_true(nsentinels >= 1 && nsentinels <= MAX_SENTINELS);
     uint64_t t0 = ts_now_ms();
     ts_sentinel *s = calloc(1, sizeof *s);
     assert_non_null(s);
     s->n = nsentinels;
-    static const char *const primary_conf[] = {"repl-diskless-sync-delay 0", NULL};
+    s->sentinel_pass = sentinel_pass ? strdup(sentinel_pass) : NULL;
+    s->node_pass = node_pass ? strdup(node_pass) : NULL;
+    char requirepass[160] = "", masterauth[160] = "";
+    if (node_pass) {
+        snprintf(requirepass, sizeof requirepass, "requirepass %s", node_pass);
+        snprintf(masterauth, sizeof masterauth, "masterauth %s", node_pass);
+    }
+    const char *const primary_conf[] = {"repl-diskless-sync-delay 0",
+                                        node_pass ? requirepass : NULL, masterauth, NULL};
     s->primary = ts_server_start(primary_conf, 0); /* skips when there is no binary */
     char replicaof[64];
     snprintf(replicaof, sizeof replicaof, "replicaof 127.0.0.1 %d", ts_server_port(s->primary));
-    const char *const replica_conf[] = {"repl-diskless-sync-delay 0", replicaof, NULL};
+    const char *const replica_conf[] = {"repl-diskless-sync-delay 0", replicaof,
+                                        node_pass ? requirepass : NULL, masterauth, NULL};
     s->replica = ts_server_start(replica_conf, 0);
     /* The sentinels learn the replica from the primary's first INFO: it must
      * be there by then (the next INFO is 10 s later). */
@@ -337,7 +444,7 @@ ts_sentinel *ts_sentinel_start(int nsentinels) {
         snprintf(p->conf, sizeof p->conf, "%s/sentinel.conf", p->dir);
         p->ready = tsp_ready_ping;
         p->rm_dir_at_exit = 1;
-        if (start_sentinel(p, ts_server_port(s->primary), quorum) != 0) {
+        if (start_sentinel(s, p, ts_server_port(s->primary), quorum) != 0) {
             int said = tsp_dump_output(p);
             ts_sentinel_stop(s);
             fail_msg("sentinel %d: %s --sentinel (%s) did not start (%s)", i, tsp_server_path(),
@@ -400,7 +507,7 @@ static int failed_over(ts_sentinel *s) {
         return 0;
     }
     char role[32] = "?";
-    if (!ts_node_info_field(want, "replication", "role", role, sizeof role) ||
+    if (!info_field(s, want, "replication", "role", role, sizeof role) ||
         strcmp(role, "master") != 0) {
         why(s, "the sentinels name the replica, but it says role:%s", role);
         return 0;

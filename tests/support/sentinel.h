@@ -35,6 +35,14 @@ typedef struct ts_sentinel ts_sentinel;
  * not happen within 30 s.
  */
 ts_sentinel *ts_sentinel_start(int nsentinels);
+/*
+ * The same with passwords (NULL: none): `sentinel_pass` is every sentinel's
+ * requirepass (they also use it with each other), `node_pass` the
+ * primary's and the replica's requirepass and masterauth, and the
+ * sentinels' auth-pass for mymaster. The fixture's own probes authenticate.
+ */
+ts_sentinel *ts_sentinel_start_auth(int nsentinels, const char *sentinel_pass,
+                                    const char *node_pass);
 /* Stop the sentinels, then the servers; remove their dirs, free. NULL
  * ignored. */
 void ts_sentinel_stop(ts_sentinel *s);
