@@ -16,6 +16,12 @@
 # Debian's 0.14: the build is reconfigured with -DHIREDIS_DIR and
 # bench/compare_hiredis1 built (bench/CMakeLists.txt); HIREDIS_DIR= (empty)
 # takes it out again; unset, the build stays as configured.
+# LIBVALKEY_DIR=PREFIX adds libvalkey's async cluster client (an install
+# prefix or build dir with include/valkey/cluster.h and lib/libvalkey.a or
+# .so) to bench/cluster, the same way: reconfigured with -DLIBVALKEY_DIR;
+# LIBVALKEY_DIR= (empty) takes it out again; unset, the build stays as is.
+# bench/cluster starts its own servers (a standalone one and a cluster of
+# three primaries, pinned like the server above) and stops them.
 # BASE_BUILD=DIR, a build of the commit before observability (its
 # bench/compare), adds a plain client's instructions per command there and
 # here (bench/observe_base.sh) to the observability section.
@@ -60,6 +66,28 @@ if [ -n "${HIREDIS_DIR+set}" ]; then
     fi
 fi
 HIREDIS1_DIR=$(cached_hiredis_dir)
+# libvalkey beside aredis in bench/cluster: configure it in, or out, when asked.
+cached_libvalkey_dir() { sed -n 's/^LIBVALKEY_DIR:PATH=//p' "$BUILD/CMakeCache.txt" 2>/dev/null; }
+if [ -n "${LIBVALKEY_DIR+set}" ]; then
+    want=$LIBVALKEY_DIR
+    if [ -n "$want" ]; then
+        [ -d "$want" ] || die "LIBVALKEY_DIR=$want: not a directory"
+        want=$(cd "$want" && pwd)
+    fi
+    if [ "$want" != "$(cached_libvalkey_dir)" ]; then
+        say "configuring $BUILD with LIBVALKEY_DIR=$want"
+        cmake -S "$ROOT" -B "$BUILD" -DLIBVALKEY_DIR="$want" >/dev/null ||
+            die "cmake -DLIBVALKEY_DIR=$want failed"
+    fi
+    cmake --build "$BUILD" --target bench_cluster -j "$(nproc 2>/dev/null || echo 2)" >/dev/null ||
+        die "building bench/cluster with LIBVALKEY_DIR=$want failed"
+    if [ -n "$want" ]; then
+        "$BIN/cluster" --libvalkey >/dev/null ||
+            die "LIBVALKEY_DIR=$want: no libvalkey there to build with (see cmake's warning)"
+        say "libvalkey $("$BIN/cluster" --libvalkey) in bench/cluster"
+    fi
+fi
+LIBVALKEY1_DIR=$(cached_libvalkey_dir)
 command -v redis-server >/dev/null || die "redis-server not found (scripts/deps.sh installs it)"
 command -v redis-cli >/dev/null || die "redis-cli not found (scripts/deps.sh installs it)"
 
@@ -86,12 +114,14 @@ throwaway_dir bench
 SRV_PIN=""
 CLI_PIN=""
 C_PIN=""
+CL_PIN="" # bench/cluster starts its own servers: it pins them
 PIN_NOTE="placement left to the scheduler"
 if [ "${BENCH_PIN:-1}" != 0 ] && command -v taskset >/dev/null &&
     [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ]; then
     SRV_PIN="taskset -c 0"
     CLI_PIN="taskset -c 1"
     C_PIN="--cpu 1"
+    CL_PIN="--server-cpu 0"
     PIN_NOTE="redis-server pinned to CPU 0 and every client process to CPU 1 (taskset)"
 fi
 SOCK="$DIR/redis.sock"
@@ -207,6 +237,20 @@ if [ -x "$BIN/cache" ]; then
     run cache $CLI_PIN "$BIN/cache" -h 127.0.0.1 -p "$PORT" -n "$CACHE_N" --rounds "$CACHE_R" \
         >"$W/cache.md" || say "cache failed: left out"
 fi
+# Redis Cluster (aredis/cluster.h): a 3-primary cluster against a single
+# node, libvalkey's cluster client beside them when built in (LIBVALKEY_DIR);
+# bench/cluster starts and stops its own servers (not $PORT's).
+CL_N=200000; CL_N1=20000; CL_R=5; CL_I=50000; CL_P=200
+if [ -n "$BENCH_QUICK" ]; then
+    CL_N=20000; CL_N1=2000; CL_R=1; CL_I=5000; CL_P=20
+fi
+if [ -x "$BIN/cluster" ]; then
+    CL_ARGS="--pipeline=$CL_P"
+    command -v valgrind >/dev/null && CL_ARGS="$CL_ARGS --instructions=$CL_I"
+    # shellcheck disable=SC2086 # $CLI_PIN, $CL_PIN, $CL_ARGS: words or nothing
+    run cluster $CLI_PIN "$BIN/cluster" $CL_PIN -n "$CL_N" --n1 "$CL_N1" --rounds "$CL_R" \
+        $CL_ARGS >"$W/cluster.md" || say "cluster failed: left out"
+fi
 if [ -x "$BIN/threads" ]; then
     run threads "$BIN/threads" -h 127.0.0.1 -p "$PORT" -n "$THR_N" >"$W/threads.txt" ||
         say "threads failed: left out"
@@ -285,6 +329,11 @@ hypervisor=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor:[[:space:]]*//p' |
 cpuidle=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo "?")
 haltpoll_ns=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo "")
 libevent_ver=$(pkg-config --modversion libevent 2>/dev/null || echo "not installed")
+# libvalkey in bench/cluster (LIBVALKEY_DIR): its version; empty when not built in.
+libvalkey_ver=""
+if [ -x "$BIN/cluster" ]; then
+    libvalkey_ver=$("$BIN/cluster" --libvalkey 2>/dev/null) || libvalkey_ver=""
+fi
 rfast_ver=$(perl -MRedis::Fast -e 'print $Redis::Fast::VERSION' 2>/dev/null || echo "not installed")
 syscall_tool=$(sed -n 's/.*"syscall_tool":"\([a-z]*\)".*/\1/p' "$W/compare.json")
 T_END=$(date +%s)
@@ -322,6 +371,11 @@ fi
         how="\`HIREDIS_DIR=$HIREDIS_DIR make bench\`"
     elif [ -z "${HIREDIS_DIR+set}" ] && [ -n "$HIREDIS1_DIR" ]; then
         how="$how (build configured with \`-DHIREDIS_DIR=$HIREDIS1_DIR\`)"
+    fi
+    if [ -n "${LIBVALKEY_DIR:-}" ]; then
+        how="\`LIBVALKEY_DIR=$LIBVALKEY_DIR ${how#\`}"
+    elif [ -z "${LIBVALKEY_DIR+set}" ] && [ -n "$LIBVALKEY1_DIR" ]; then
+        how="$how (build configured with \`-DLIBVALKEY_DIR=$LIBVALKEY1_DIR\`)"
     fi
     echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') in $((T_END - T_START)) s by $how."
     echo "Every number below comes from that one run."
@@ -361,6 +415,10 @@ fi
         echo "- hiredis $hiredis1_ver (HIREDIS_MAJOR/MINOR/PATCH of its hiredis.h) from"
         echo "  \`HIREDIS_DIR=$HIREDIS1_DIR\`, as built there, linked into"
         echo "  bench/compare_hiredis1."
+    fi
+    if [ -n "$libvalkey_ver" ]; then
+        echo "- libvalkey $libvalkey_ver (LIBVALKEY_VERSION_* of its valkey.h) from"
+        echo "  \`LIBVALKEY_DIR=$LIBVALKEY1_DIR\`, as built there, linked into bench/cluster."
     fi
     echo "- The server: \`redis-server --bind 127.0.0.1 --save \"\" --appendonly no\`, TCP on"
     echo "  127.0.0.1 and a unix socket, started for the run and stopped after it."
@@ -538,6 +596,42 @@ fi
         echo "(the writer's included)."
         echo
         cat "$W/cache.md"
+        echo
+    fi
+    if [ -s "$W/cluster.md" ]; then
+        echo "## Redis Cluster"
+        echo
+        echo "GET and SET of 10,000 keys (\`key:0\`..\`key:9999\`, spread over every slot;"
+        echo "64-byte values) on one client, 1, 16, 64 and 256 commands in flight (a reply"
+        echo "callback issues the next), against **single**, a plain client of one standalone"
+        echo "redis-server, and **cluster**, \`aredis_cluster\` over a cluster of three"
+        echo "primaries (no replicas), default options, on the built-in loop;"
+        if [ -n "$libvalkey_ver" ]; then
+            echo "**cluster-libevent** is the same on aredis's libevent adapter, and **libvalkey**"
+            echo "is libvalkey $libvalkey_ver's async cluster client (\`valkeyClusterAsyncCommand\`)"
+            echo "on libevent, no command timeout (its default)."
+        else
+            echo "**cluster-libevent** is the same on aredis's libevent adapter (libvalkey's"
+            echo "cluster client joins them when the build has \`LIBVALKEY_DIR\`)."
+        fi
+        cl_where="unpinned"
+        [ -n "$CL_PIN" ] && cl_where="all pinned to CPU 0, like the server above"
+        echo "bench/cluster starts these servers itself ($cl_where),"
+        echo "every run in its own process after an untimed warm-up, the clients in rotating"
+        echo "order round after round; ops/s is the median, the ratios to single are taken"
+        echo "round by round, CPU is the client's user+sys per million commands; every GET's"
+        echo "value is checked to be its key's. All four servers share the same"
+        echo "cores, so at high depth the cluster's three servers split one CPU between them."
+        echo "Instructions per command by callgrind, two runs differenced; **cluster-1slot**"
+        echo "has every key in one slot (\`{key}:N\`, one node): it isolates the routing from"
+        echo "the spreading of a window over three connections. Target: routing adds at most"
+        echo "a few percent to a command's instructions, and a pipeline over many slots"
+        echo "leaves in one write per node."
+        echo
+        cat "$W/cluster.md"
+        echo
+        echo "Where a routed command's extra instructions go: \"Redis Cluster\" under \"What"
+        echo "limits the rest\" below."
         echo
     fi
     if [ -s "$W/threads.txt" ]; then
