@@ -893,45 +893,7 @@ static int run_child(const char *const *prefix, const char *what, int is_get, co
     av[k++] = dbuf;
     av[k] = NULL;
 
-    int pfd[2];
-    if (pipe(pfd) != 0) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* the bench gone, its runs go too */
-        if (getppid() != g_main_pid) _exit(1);
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        close(pfd[1]);
-        if (errlog && !freopen(errlog, "w", stderr)) _exit(127);
-        execvp(av[0], (char *const *)av);
-        fprintf(stderr, "cluster: cannot run %s: %s\n", av[0], strerror(errno));
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(pfd[0], buf + len, cap - 1 - len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        len += (size_t)r;
-        if (len >= cap - 1) len = 0; /* only the tail matters: the RESULT line */
-    }
-    buf[len] = '\0';
-    close(pfd[0]);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-/* "key=number" in s, or `def`. */
-static double field(const char *s, const char *key, double def) {
-    size_t n = strlen(key);
-    for (const char *p = s; (p = strstr(p, key)); p += n)
-        if ((p == s || p[-1] == ' ') && p[n] == '=') return strtod(p + n + 1, NULL);
-    return def;
+    return bench_run_capture(av, errlog, buf, cap);
 }
 
 /* "key=a,b,c" in s into out (at most max); returns how many. */
@@ -968,15 +930,15 @@ static int timed(int client, int is_get, const endpoints *ep, long n, int depth,
     }
     const char *res = strstr(buf, "RESULT ");
     if (!res) return -1;
-    out->secs = field(res, "secs", -1);
-    out->user = field(res, "user", 0);
-    out->sys = field(res, "sys", 0);
-    out->writes = field(res, "writes", 0);
-    out->reads = field(res, "reads", 0);
-    if (client != C_SINGLE && client != C_VALKEY && field(res, "slots", 0) != 16384)
+    out->secs = bench_field(res, "secs", -1);
+    out->user = bench_field(res, "user", 0);
+    out->sys = bench_field(res, "sys", 0);
+    out->writes = bench_field(res, "writes", 0);
+    out->reads = bench_field(res, "reads", 0);
+    if (client != C_SINGLE && client != C_VALKEY && bench_field(res, "slots", 0) != 16384)
         fprintf(stderr, "cluster: %s knew %.0f slots after its warm-up\n", client_names[client],
-                field(res, "slots", 0));
-    return out->secs > 0 && field(res, "errors", 1) == 0 ? 0 : -1;
+                bench_field(res, "slots", 0));
+    return out->secs > 0 && bench_field(res, "errors", 1) == 0 ? 0 : -1;
 }
 
 /* Instructions of one `--worker` run under callgrind, or -1. */
@@ -1088,8 +1050,8 @@ static void pipe_figure(const endpoints *ep, long execs, int have_strace) {
             if (hi >= 0 && lo >= 0 && execs > small)
                 snprintf(st, sizeof st, "%.2f", (double)(hi - lo) / (double)(execs - small));
         }
-        printf("| %s | %.1f | %s | %s | %s | %.2f | %s |\n", label[k], field(res, "slots", 0), cs,
-               ws, bs, own > 0 ? sent / own : 0.0, st);
+        printf("| %s | %.1f | %s | %s | %s | %.2f | %s |\n", label[k], bench_field(res, "slots", 0),
+               cs, ws, bs, own > 0 ? sent / own : 0.0, st);
     }
     if (worst >= 0)
         printf("\nTarget: a pipeline over many slots leaves in one write per node: at most "

@@ -5,10 +5,15 @@
  */
 #include "common.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 double bench_now(void) {
     struct timespec ts;
@@ -152,4 +157,53 @@ long long bench_callgrind_refs(const char *path) {
     }
     if (f) fclose(f);
     return ir;
+}
+
+/* ---- Child runs ----------------------------------------------------------- */
+
+int bench_run_capture(const char *const *av, const char *errlog, char *buf, size_t cap) {
+    int pfd[2];
+    buf[0] = '\0';
+    if (cap < 2 || pipe(pfd) != 0) return -1;
+    fflush(NULL); /* nothing buffered is written twice */
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* the bench gone, its runs go too */
+        if (getppid() != parent) _exit(1);
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        if (errlog && !freopen(errlog, "w", stderr)) _exit(127);
+        execvp(av[0], (char *const *)av);
+        fprintf(stderr, "bench: cannot run %s: %s\n", av[0], strerror(errno));
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(pfd[0], buf + len, cap - 1 - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+        if (len >= cap - 1) len = 0; /* only the tail matters: the RESULT line */
+    }
+    buf[len] = '\0';
+    close(pfd[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+double bench_field(const char *s, const char *key, double def) {
+    size_t n = strlen(key);
+    for (const char *p = s; (p = strstr(p, key)); p += n)
+        if ((p == s || p[-1] == ' ') && p[n] == '=') return strtod(p + n + 1, NULL);
+    return def;
 }

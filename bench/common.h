@@ -48,6 +48,19 @@ double bench_median(double *v, size_t n);
 double bench_percentile(const double *sorted, size_t n, double p);
 void bench_sort(double *v, size_t n);
 
+/* ---- Child runs ----------------------------------------------------------- */
+
+/*
+ * Run av (execvp: av[0] found on PATH) in a child process whose stdout
+ * comes back into buf — its tail, NUL-terminated (only the last RESULT
+ * line matters) — and whose stderr goes to errlog (NULL: passed through).
+ * The child dies with the bench (PR_SET_PDEATHSIG). 0 when it exited with
+ * status 0, else -1.
+ */
+int bench_run_capture(const char *const *av, const char *errlog, char *buf, size_t cap);
+/* "key=number" in s (a worker's "RESULT k=v ..." line), or def. */
+double bench_field(const char *s, const char *key, double def);
+
 /* ---- Options ------------------------------------------------------------ */
 
 /* Parse "1,16,64" into out[] (at most max); returns how many. */

@@ -264,43 +264,7 @@ static int run_child(int mode, int is_get, const char *host, int port, long n, i
     av[k++] = dbuf;
     av[k] = NULL;
 
-    int pfd[2];
-    if (pipe(pfd) != 0) return -1;
-    fflush(NULL); /* nothing buffered is written twice */
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        close(pfd[1]);
-        if (cg_log && !freopen(cg_log, "w", stderr)) _exit(127);
-        execvp(av[0], (char *const *)av);
-        fprintf(stderr, "observe: cannot run %s: %s\n", av[0], strerror(errno));
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(pfd[0], buf + len, cap - 1 - len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        len += (size_t)r;
-        if (len >= cap - 1) len = 0; /* only the tail matters: the RESULT line */
-    }
-    buf[len] = '\0';
-    close(pfd[0]);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-/* "key=number" in s, or `def`. */
-static double field(const char *s, const char *key, double def) {
-    size_t n = strlen(key);
-    for (const char *p = s; (p = strstr(p, key)); p += n)
-        if ((p == s || p[-1] == ' ') && p[n] == '=') return strtod(p + n + 1, NULL);
-    return def;
+    return bench_run_capture(av, cg_log, buf, cap);
 }
 
 /* One timed run in its own process. 0 or -1. */
@@ -313,11 +277,11 @@ static int timed(int mode, int is_get, const char *host, int port, long n, int d
     }
     const char *res = strstr(buf, "RESULT ");
     if (!res) return -1;
-    out->secs = field(res, "secs", -1);
-    out->user = field(res, "user", 0);
-    out->sys = field(res, "sys", 0);
-    out->errors = (long)field(res, "errors", 1);
-    out->counted = (unsigned long long)field(res, "counted", 0);
+    out->secs = bench_field(res, "secs", -1);
+    out->user = bench_field(res, "user", 0);
+    out->sys = bench_field(res, "sys", 0);
+    out->errors = (long)bench_field(res, "errors", 1);
+    out->counted = (unsigned long long)bench_field(res, "counted", 0);
     return out->secs > 0 && out->errors == 0 ? 0 : -1;
 }
 

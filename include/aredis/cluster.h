@@ -40,6 +40,9 @@
  * `node` options (TLS, auth, timeouts, reconnect policy, observers and
  * metrics apply per node connection as on a single client;
  * aredis_cluster_nodes() hands them out for INFO, stats or observers).
+ * With TLS, one context serves every node: node.tls_context (held by the
+ * cluster), or one built from node's tls_* files by aredis_cluster_new(),
+ * which then fails with AREDIS_ERR_TLS when they cannot be used.
  * Connections to nodes that left the topology are closed. Commands
  * waiting, unsent, on the connection of a primary that is down are taken
  * back and sent to its slot's new owner once the topology names one (a
@@ -135,8 +138,8 @@ static inline aredis_cluster_options aredis_cluster_options_default(void) {
 /*
  * A cluster object on loop, connecting to the first seed at once (the
  * options are copied). NULL with aredis_call_error() set: INVALID (no
- * seed, a seed that is not "host:port", db, prefix or cache set, no loop) or
- * NOMEM.
+ * seed, a seed that is not "host:port", db, prefix or cache set, no loop),
+ * TLS (node.tls set and its files unusable) or NOMEM.
  */
 AREDIS_API aredis_cluster *aredis_cluster_new(aredis_loop *loop, const aredis_cluster_options *o);
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aredis/tls.h"
 #include "features/cluster_internal.h"
 #include "proto/slot.h"
 #include "proto/writer_internal.h"
@@ -749,13 +750,18 @@ static int redirection(const aredis_reply *r, const char *from_host, int *ask, i
     return 1;
 }
 
-static void retry_later(aredis_cluster *cl, aredis__croute *x) {
+/* x at the end of a route queue (waiting for the topology, or a retry). */
+static void queue_push(aredis__croute **head, aredis__croute **tail, aredis__croute *x) {
     x->next = NULL;
-    if (cl->retry_tail)
-        cl->retry_tail->next = x;
+    if (*tail)
+        (*tail)->next = x;
     else
-        cl->retry_head = x;
-    cl->retry_tail = x;
+        *head = x;
+    *tail = x;
+}
+
+static void retry_later(aredis_cluster *cl, aredis__croute *x) {
+    queue_push(&cl->retry_head, &cl->retry_tail, x);
     if (x == cl->retry_head) aredis_timer_start(cl->retry_timer, TRYAGAIN_MS, 0);
 }
 
@@ -874,12 +880,7 @@ aredis_err aredis__cl_route_send(aredis__croute *x) {
     aredis_cluster *cl = x->cl;
     if (cl->freeing) return aredis__call_fail(AREDIS_ERR_CANCELLED, "cluster freed");
     if (!cl->topo) { /* it goes once the topology is known */
-        x->next = NULL;
-        if (cl->wait_tail)
-            cl->wait_tail->next = x;
-        else
-            cl->wait_head = x;
-        cl->wait_tail = x;
+        queue_push(&cl->wait_head, &cl->wait_tail, x);
         if (!cl->refreshing && !cl->refresh_armed) { /* none coming: ask (next turn) */
             cl->refresh_armed = 1;
             aredis_timer_start(cl->timer, 0, 0);
@@ -1040,6 +1041,24 @@ aredis_cluster *aredis_cluster_new(aredis_loop *loop, const aredis_cluster_optio
         aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
         return NULL;
     }
+    /* One TLS context for every node connection: the user's (held: nodes
+     * are made later), or one built now from the tls_* files (a bad file
+     * is reported here, not at each node's connect). */
+    if (o->node.tls || o->node.tls_context) {
+        aredis_tls_context *ctx = o->node.tls_context
+                                      ? aredis_tls_context_retain(o->node.tls_context)
+                                      : aredis_tls_context_new(&o->node);
+        if (!ctx) {
+            char why[256];
+            aredis_err code = aredis_call_error()->code;
+            snprintf(why, sizeof why, "%s", aredis_call_error()->detail);
+            aredis__options_release(&cl->nopt);
+            aredis__free(cl);
+            aredis__call_fail(code, "%s", why);
+            return NULL;
+        }
+        cl->nopt.tls_context = ctx;
+    }
     cl->loop = loop;
     cl->max_redirects = o->max_redirects ? o->max_redirects : 5;
     cl->min_refresh = o->min_refresh_ms ? o->min_refresh_ms : 100;
@@ -1107,6 +1126,7 @@ static void cluster_destroy(aredis_cluster *cl) {
     for (size_t i = 0; i < cl->nseeds; i++)
         aredis__free(cl->seeds[i].host);
     aredis__free(cl->seeds);
+    aredis_tls_context_release(cl->nopt.tls_context);
     aredis__options_release(&cl->nopt);
     aredis__free(cl);
 }
