@@ -36,7 +36,7 @@ static void send_waiting(aredis_cluster *cl, aredis_err code, const char *detail
 
 /* The user's connection callbacks (options.node) get the user's data; the
  * cluster's own data for them is the node. */
-static void on_topology(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data);
+static aredis_err ask_topology(aredis_cluster *cl, aredis_client *c, int slots);
 
 /* A node connected. Before the first topology, it is asked at once: the
  * read may be waiting on a seed that is down (all seeds connect at
@@ -44,11 +44,7 @@ static void on_topology(aredis_client *c, aredis_reply *r, const aredis_error *e
 static void node_connected(aredis_client *c, void *data) {
     aredis_cluster *cl = ((aredis__clnode *)data)->cl;
     aredis__cl_enter(cl);
-    if (!cl->topo && !cl->freeing && c != cl->read_on &&
-        aredis_command(c, on_topology, cl, "CLUSTER SHARDS") == AREDIS_ERR_OK) {
-        cl->refreshing = 1;
-        aredis__cl_hold(cl);
-    }
+    if (!cl->topo && !cl->freeing && c != cl->read_on) ask_topology(cl, c, 0);
     if (cl->nopt.on_connect && !cl->freeing) cl->nopt.on_connect(c, cl->nopt.cb_data);
     aredis__cl_leave(cl);
 }
@@ -95,6 +91,14 @@ static void node_free(aredis__clnode *n) {
     aredis_client_free(n->c);
     aredis__free(n->host);
     aredis__free(n);
+}
+
+/* A node connection that gave up (its reconnect policy stopped: a TLS or
+ * AUTH refusal, max_reconnect_attempts) is started again when the cluster
+ * needs it: the node may be back, and the next failure says why it is
+ * not. 1 when it was. */
+static int restart(aredis_client *c) {
+    return aredis_client_state(c) == AREDIS_STATE_IDLE && aredis_client_connect(c) == AREDIS_ERR_OK;
 }
 
 int aredis__cl_has_client(const aredis_cluster *cl, const aredis_client *c) {
@@ -375,12 +379,14 @@ static void install(aredis_cluster *cl, aredis__ctopo *t) {
     if (!cl->freeing && cl->topo == t && owner_down(cl)) refresh(cl);
 }
 
-typedef aredis__ctopo *parse_fn(const aredis_reply *r, const char *asked_host, const char **why);
+typedef aredis__ctopo *parse_fn(const aredis_reply *r, const char *asked_host, int tls,
+                                const char **why);
 
 static void topology_read(aredis_cluster *cl, aredis_client *c, aredis_reply *r,
                           const aredis_error *err, parse_fn *parse) {
     const char *why = err ? err->detail : NULL;
-    aredis__ctopo *t = err ? NULL : parse(r, aredis__client_opts(c)->host, &why);
+    int tls = cl->nopt.tls || cl->nopt.tls_context;
+    aredis__ctopo *t = err ? NULL : parse(r, aredis__client_opts(c)->host, tls, &why);
     if (t) {
         install(cl, t);
         return;
@@ -395,30 +401,77 @@ static void topology_read(aredis_cluster *cl, aredis_client *c, aredis_reply *r,
     if (!cl->freeing) refresh(cl);
 }
 
-static void on_slots(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    aredis_cluster *cl = data;
+/* A topology read: the library's own command, not an application's
+ * operation (aredis/observe.h), so sent as an unobserved batch of one. */
+typedef struct topo_read {
+    aredis_cluster *cl;
+    aredis_reply *reply;
+    int slots; /* CLUSTER SLOTS (the fallback), else CLUSTER SHARDS */
+} topo_read;
+
+static void read_part(aredis_client *c, aredis_reply *r, size_t i, void *data) {
+    (void)c;
+    (void)i;
+    topo_read *tr = data;
+    aredis_reply_release(tr->reply);
+    tr->reply = aredis_reply_retain(r);
+}
+
+static void read_done(aredis_client *c, aredis_reply *unused, const aredis_error *err, void *data) {
+    (void)unused;
+    topo_read *tr = data;
+    aredis_cluster *cl = tr->cl;
+    aredis_reply *r = tr->reply;
+    int slots = tr->slots;
+    aredis__free(tr);
     aredis__cl_enter(cl);
     aredis__cl_unhold(cl);
     cl->refreshing = 0;
-    if (!cl->freeing) topology_read(cl, c, r, err, aredis__ctopo_from_slots);
+    aredis_error e;
+    if (!err && r && r->type == AREDIS_REPLY_ERROR) { /* the server refused it */
+        memset(&e, 0, sizeof e);
+        e.code = AREDIS_ERR_SERVER;
+        e.detail = r->str;
+        err = &e;
+    }
+    if (cl->freeing) {
+        /* nothing: the cluster is going */
+    } else if (!slots && err && err->code == AREDIS_ERR_SERVER &&
+               ask_topology(cl, c, 1) == AREDIS_ERR_OK) {
+        /* no CLUSTER SHARDS (before Redis 7): CLUSTER SLOTS */
+    } else {
+        topology_read(cl, c, r, err, slots ? aredis__ctopo_from_slots : aredis__ctopo_from_shards);
+    }
+    aredis_reply_release(r);
     aredis__cl_leave(cl);
 }
 
-static void on_topology(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    aredis_cluster *cl = data;
-    aredis__cl_enter(cl);
-    aredis__cl_unhold(cl);
-    cl->refreshing = 0;
-    if (cl->freeing) {
-        /* nothing: the cluster is going */
-    } else if (err && err->code == AREDIS_ERR_SERVER &&
-               aredis_command(c, on_slots, cl, "CLUSTER SLOTS") == AREDIS_ERR_OK) {
-        cl->refreshing = 1; /* no CLUSTER SHARDS (before Redis 7): CLUSTER SLOTS */
-        aredis__cl_hold(cl);
-    } else {
-        topology_read(cl, c, r, err, aredis__ctopo_from_shards);
+static aredis_err ask_topology(aredis_cluster *cl, aredis_client *c, int slots) {
+    static const char shards[] = "*2\r\n$7\r\nCLUSTER\r\n$6\r\nSHARDS\r\n";
+    static const char slotsq[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
+    topo_read *tr = aredis__calloc(1, sizeof *tr);
+    if (!tr) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    tr->cl = cl;
+    tr->slots = slots;
+    size_t len = slots ? sizeof slotsq - 1 : sizeof shards - 1;
+    aredis__batch_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.bytes = slots ? slotsq : shards;
+    sp.len = len;
+    sp.n = 1;
+    sp.ends = &len;
+    sp.part = read_part;
+    sp.done = read_done;
+    sp.data = tr;
+    sp.flags = AREDIS__BATCH_UNOBSERVED;
+    aredis_err e = aredis__batch_submit(c, &sp, NULL);
+    if (e != AREDIS_ERR_OK) {
+        aredis__free(tr);
+        return e;
     }
-    aredis__cl_leave(cl);
+    cl->refreshing = 1;
+    aredis__cl_hold(cl);
+    return AREDIS_ERR_OK;
 }
 
 /* Whom to ask: a connected node; else the seeds and known nodes in turn
@@ -457,11 +510,10 @@ static aredis_client *topology_source(aredis_cluster *cl) {
 static void refresh_now(aredis_cluster *cl) {
     aredis_client *c = topology_source(cl);
     if (!c) return;
+    restart(c);
     cl->last_refresh = aredis_loop_now_ms(cl->loop);
-    if (aredis_command(c, on_topology, cl, "CLUSTER SHARDS") == AREDIS_ERR_OK) {
-        cl->refreshing = 1;
+    if (ask_topology(cl, c, 0) == AREDIS_ERR_OK) {
         cl->read_on = c;
-        aredis__cl_hold(cl);
         return;
     }
     char why[256];
@@ -568,6 +620,7 @@ static void off_node(aredis__croute *x) {
 
 static aredis_err send_to(aredis__clnode *n, aredis__croute *x, int asking) {
     aredis_err e = send_raw(n->c, x, asking);
+    if (e == AREDIS_ERR_NOT_CONNECTED && restart(n->c)) e = send_raw(n->c, x, asking);
     if (e == AREDIS_ERR_OK) on_node(x, n);
     return e;
 }

@@ -134,7 +134,7 @@ static aredis__ctopo *bad(aredis__ctopo *t, const char **why, const char *what) 
 
 /* ---- CLUSTER SHARDS ---------------------------------------------------------- */
 
-aredis__ctopo *aredis__ctopo_from_shards(const aredis_reply *r, const char *asked_host,
+aredis__ctopo *aredis__ctopo_from_shards(const aredis_reply *r, const char *asked_host, int tls,
                                          const char **why) {
     if (!r || (r->type != AREDIS_REPLY_ARRAY && r->type != AREDIS_REPLY_SET))
         return bad(NULL, why, "CLUSTER SHARDS: not an array");
@@ -155,9 +155,15 @@ aredis__ctopo *aredis__ctopo_from_shards(const aredis_reply *r, const char *aske
             const aredis_reply *id = map_get(nd, "id"), *role = map_get(nd, "role");
             const aredis_reply *ep = map_get(nd, "endpoint"), *ip = map_get(nd, "ip");
             const aredis_reply *health = map_get(nd, "health");
-            long long port;
-            if (as_int(map_get(nd, "port"), &port) != 0 || !is_str(role))
+            /* "port" (plain TCP) and "tls-port" are each there when the
+             * node serves it: a TLS-only cluster (port 0) has only the
+             * latter. A TLS client uses tls-port, a plain one port. */
+            long long port = 0, tport = 0;
+            int has_port = as_int(map_get(nd, "port"), &port) == 0 && port > 0;
+            int has_tls = as_int(map_get(nd, "tls-port"), &tport) == 0 && tport > 0;
+            if ((!has_port && !has_tls) || !is_str(role))
                 return bad(t, why, "CLUSTER SHARDS: a node without port or role");
+            if (tls ? has_tls : !has_port) port = tport;
             /* The endpoint is what clients should use (the IP, a hostname
              * or "?"); the IP when there is no endpoint. */
             const aredis_reply *addr = is_str(ep) ? ep : is_str(ip) ? ip : NULL;
@@ -183,8 +189,9 @@ aredis__ctopo *aredis__ctopo_from_shards(const aredis_reply *r, const char *aske
 
 /* ---- CLUSTER SLOTS ----------------------------------------------------------- */
 
-aredis__ctopo *aredis__ctopo_from_slots(const aredis_reply *r, const char *asked_host,
+aredis__ctopo *aredis__ctopo_from_slots(const aredis_reply *r, const char *asked_host, int tls,
                                         const char **why) {
+    (void)tls; /* the server answers with the ports of the asking connection's kind */
     if (!r || r->type != AREDIS_REPLY_ARRAY) return bad(NULL, why, "CLUSTER SLOTS: not an array");
     aredis__ctopo *t = ctopo_new();
     if (!t) return bad(NULL, why, "out of memory");

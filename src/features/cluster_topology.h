@@ -2,8 +2,10 @@
  * A Redis Cluster's topology (no I/O): which node serves each of the 16384
  * hash slots, and each primary's replicas, read from a node's answer to
  * CLUSTER SHARDS (Redis 7+) or CLUSTER SLOTS (older servers, and the
- * fallback). The cluster client (to come) asks a node, builds one of these,
- * and swaps it in whole: a command is routed by looking its slot up here.
+ * fallback). `tls`: the asker connects with TLS, so SHARDS' tls-port is
+ * the port to use (SLOTS answers with the asking connection's kind). The cluster client (to come)
+ * asks a node, builds one of these, and swaps it in whole: a command is routed by looking its slot
+ * up here.
  *
  * Node addresses: a node that does not know its own address (a one-node
  * cluster answers "" for its IP) is given the address the question was
@@ -43,9 +45,9 @@ typedef struct aredis__ctopo {
  * theirs). NULL when the reply is not one of them or when out of memory;
  * *why then says which (static text).
  */
-aredis__ctopo *aredis__ctopo_from_shards(const aredis_reply *r, const char *asked_host,
+aredis__ctopo *aredis__ctopo_from_shards(const aredis_reply *r, const char *asked_host, int tls,
                                          const char **why);
-aredis__ctopo *aredis__ctopo_from_slots(const aredis_reply *r, const char *asked_host,
+aredis__ctopo *aredis__ctopo_from_slots(const aredis_reply *r, const char *asked_host, int tls,
                                         const char **why);
 void aredis__ctopo_free(aredis__ctopo *t);
 

@@ -1158,3 +1158,606 @@ int ts_cluster_wait_shards_online(ts_cluster *c, uint64_t timeout_ms) {
                (unsigned long long)timeout_ms, c->why);
     return ok;
 }
+
+/* ---- A TLS-only cluster ---------------------------------------------------- */
+
+/*
+ * ts_cluster_start_tls(): the same nodes with `port 0` and a `tls-port`,
+ * the bus and replication over TLS too. The nodes have no plain port, so
+ * everything the fixture asks them goes over TLS (OpenSSL, blocking, within
+ * CMD_TIMEOUT as ts_node_command() is), and readiness is the log line.
+ * The files of each TLS cluster are kept in a small table beside it (the
+ * cluster struct is shared with the plain fixture), found by its first
+ * node's dir, which no other cluster has.
+ */
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/time.h>
+
+#define MAX_TLS_CLUSTERS 16
+
+typedef struct tls_reg {
+    char dir0[256]; /* node 0's dir: unique to its cluster */
+    char ca[512], cert[512], key[512], ccert[512], ckey[512];
+    ts_tls_files f;
+} tls_reg;
+
+static tls_reg g_tls_reg[MAX_TLS_CLUSTERS];
+static size_t g_tls_next;
+
+static tls_reg *tls_reg_of(const ts_cluster *c) {
+    if (!c || c->n < 1 || !c->nodes[0].p.dir[0]) return NULL;
+    for (size_t k = 0; k < MAX_TLS_CLUSTERS; k++)
+        if (g_tls_reg[k].dir0[0] && strcmp(g_tls_reg[k].dir0, c->nodes[0].p.dir) == 0)
+            return &g_tls_reg[k];
+    return NULL;
+}
+
+static void copy_path(char *out, size_t outlen, const char **field, const char *path) {
+    if (!path) {
+        *field = NULL;
+        return;
+    }
+    assert_true(strlen(path) < outlen);
+    snprintf(out, outlen, "%s", path);
+    *field = out;
+}
+
+static const ts_tls_files *tls_register(const ts_cluster *c, const ts_tls_files *f) {
+    tls_reg *r = &g_tls_reg[g_tls_next++ % MAX_TLS_CLUSTERS]; /* the oldest goes */
+    memset(r, 0, sizeof *r);
+    snprintf(r->dir0, sizeof r->dir0, "%s", c->nodes[0].p.dir);
+    copy_path(r->ca, sizeof r->ca, &r->f.ca_file, f->ca_file);
+    copy_path(r->cert, sizeof r->cert, &r->f.cert_file, f->cert_file);
+    copy_path(r->key, sizeof r->key, &r->f.key_file, f->key_file);
+    copy_path(r->ccert, sizeof r->ccert, &r->f.client_cert_file, f->client_cert_file);
+    copy_path(r->ckey, sizeof r->ckey, &r->f.client_key_file, f->client_key_file);
+    return &r->f;
+}
+
+const ts_tls_files *ts_cluster_tls_files(const ts_cluster *c) {
+    tls_reg *r = tls_reg_of(c);
+    return r ? &r->f : NULL;
+}
+
+/* ---- One command over TLS ---- */
+
+/* OpenSSL's first queued error after `what`, the queue emptied (the
+ * library under test shares this thread's queue). */
+static void tls_say(char *err, size_t errlen, const char *what, int port) {
+    unsigned long e = ERR_get_error();
+    char why[256] = "";
+    if (e) ERR_error_string_n(e, why, sizeof why);
+    ERR_clear_error();
+    snprintf(err, errlen, "127.0.0.1:%d: %s%s%s", port, what, why[0] ? ": " : "", why);
+}
+
+/* The client context for f, built once and kept while the files are the
+ * same (the fixture polls: a context per command would reload them). */
+static SSL_CTX *tls_ctx_for(const ts_tls_files *f, char *err, size_t errlen) {
+    static SSL_CTX *ctx;
+    static char key[5 * 512 + 8];
+    char k[sizeof key];
+    snprintf(k, sizeof k, "%s\n%s\n%s", f->ca_file ? f->ca_file : "",
+             f->client_cert_file ? f->client_cert_file : "",
+             f->client_key_file ? f->client_key_file : "");
+    if (ctx && strcmp(k, key) == 0) return ctx;
+    SSL_CTX_free(ctx);
+    key[0] = '\0';
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        tls_say(err, errlen, "SSL_CTX_new", 0);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    const char *bad = NULL;
+    if (!f->ca_file || SSL_CTX_load_verify_locations(ctx, f->ca_file, NULL) != 1)
+        bad = "the CA file";
+    else if (f->client_cert_file &&
+             (SSL_CTX_use_certificate_chain_file(ctx, f->client_cert_file) != 1 ||
+              SSL_CTX_use_PrivateKey_file(ctx, f->client_key_file ? f->client_key_file : "",
+                                          SSL_FILETYPE_PEM) != 1))
+        bad = "the client certificate or key";
+    if (bad) {
+        tls_say(err, errlen, bad, 0);
+        SSL_CTX_free(ctx);
+        ctx = NULL;
+        return NULL;
+    }
+    snprintf(key, sizeof key, "%s", k);
+    return ctx;
+}
+
+/* The socket's send and receive timeouts: what is left until `until`. */
+static void tls_timeouts(int fd, uint64_t until) {
+    int left = ms_left(until);
+    if (left < 1) left = 1;
+    struct timeval tv = {left / 1000, (left % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* An SSL call failed: 1 when it is worth another try before `until` (a
+ * timeout slice ran out, or OpenSSL wants the call again). */
+static int tls_again(SSL *ssl, int rc, uint64_t until) {
+    int e = SSL_get_error(ssl, rc);
+    return (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+            (e == SSL_ERROR_SYSCALL &&
+             (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) &&
+           ms_left(until) > 0;
+}
+
+aredis_reply *ts_node_command_tls(int port, const ts_tls_files *f, int argc,
+                                  const char *const *argv, const size_t *lens, char *err,
+                                  size_t errlen) {
+    char scratch[8];
+    if (!err || !errlen) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    assert_non_null(f);
+    assert_true(argc > 0);
+    /* OpenSSL writes with write(2): a node gone mid-write raises SIGPIPE. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+    SSL_CTX *ctx = tls_ctx_for(f, err, errlen);
+    if (!ctx) return NULL;
+    size_t len;
+    char *buf = encode(argc, argv, lens, &len);
+    uint64_t until = ts_now_ms() + CMD_TIMEOUT;
+    int fd = node_connect(port);
+    if (fd < 0) {
+        snprintf(err, errlen, "connect to 127.0.0.1:%d: %s", port, strerror(errno));
+        free(buf);
+        return NULL;
+    }
+    SSL *ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    SSL_set_fd(ssl, fd);
+    aredis_reply *reply = NULL;
+    aredis_reader *r = NULL;
+    int rc;
+    do {
+        tls_timeouts(fd, until);
+        errno = 0;
+    } while ((rc = SSL_connect(ssl)) != 1 && tls_again(ssl, rc, until));
+    if (rc != 1) {
+        tls_say(err, errlen, "TLS handshake failed", port);
+        goto out;
+    }
+    for (size_t sent = 0; sent < len;) {
+        size_t put = 0;
+        tls_timeouts(fd, until);
+        errno = 0;
+        rc = SSL_write_ex(ssl, buf + sent, len - sent, &put);
+        if (rc == 1) {
+            sent += put;
+        } else if (!tls_again(ssl, rc, until)) {
+            tls_say(err, errlen, "could not send the command", port);
+            goto out;
+        }
+    }
+    r = aredis_reader_new(NULL, NULL);
+    assert_non_null(r);
+    void *got = NULL;
+    for (;;) {
+        if (aredis_reader_get_reply(r, &got) != AREDIS_ERR_OK) {
+            snprintf(err, errlen, "127.0.0.1:%d: bad reply: %s", port, aredis_reader_errstr(r));
+            got = NULL;
+            break;
+        }
+        if (got) break;
+        size_t avail, n = 0;
+        char *space = aredis_reader_space(r, 16384, &avail);
+        assert_non_null(space);
+        tls_timeouts(fd, until);
+        errno = 0;
+        rc = SSL_read_ex(ssl, space, avail, &n);
+        if (rc == 1) {
+            aredis_reader_commit(r, n);
+        } else if (!tls_again(ssl, rc, until)) {
+            if (ms_left(until) == 0)
+                snprintf(err, errlen, "127.0.0.1:%d: no reply within %d ms", port, CMD_TIMEOUT);
+            else
+                tls_say(err, errlen, "connection ended before the reply", port);
+            break;
+        }
+    }
+    reply = got;
+out:
+    aredis_reader_free(r);
+    SSL_free(ssl);
+    close(fd);
+    free(buf);
+    ERR_clear_error();
+    return reply;
+}
+
+aredis_reply *ts_node_cmd_tls(int port, const ts_tls_files *f, const char *arg0, ...) {
+    const char *argv[64];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a; a = va_arg(ap, const char *)) {
+        assert_true(argc < 64);
+        argv[argc++] = a;
+    }
+    va_end(ap);
+    return ts_node_command_tls(port, f, argc, argv, NULL, NULL, 0);
+}
+
+/* ---- What the nodes say, over TLS ---- */
+
+/* A command of two words to node i over TLS; NULL and c->why when none. */
+static aredis_reply *tls_ask(ts_cluster *c, int i, const ts_tls_files *f, const char *a0,
+                             const char *a1) {
+    char err[256];
+    const char *argv[] = {a0, a1};
+    aredis_reply *r = ts_node_command_tls(port_of(c, i), f, 2, argv, NULL, err, sizeof err);
+    if (!r) why(c, i, "node %d: %s %s: %s", i, a0, a1, err);
+    return r;
+}
+
+/* Node i's CLUSTER NODES over TLS: the line count (0 and c->why). */
+static int tls_fetch_nodes(ts_cluster *c, int i, const ts_tls_files *f, nline *out, int max) {
+    aredis_reply *r = tls_ask(c, i, f, "CLUSTER", "NODES");
+    int count = 0;
+    if (r && r->type != AREDIS_REPLY_STRING)
+        why(c, i, "node %d: CLUSTER NODES: %s", i, r->str ? r->str : "not a string");
+    else if (r && (count = parse_nodes(r->str, out, max)) <= 0)
+        why(c, i, "node %d: CLUSTER NODES unreadable: %.300s", i, r->str);
+    aredis_reply_free(r);
+    return count > 0 ? count : 0;
+}
+
+/* Node i's CLUSTER SLOTS over TLS as owner[slot] = the primary's port (0:
+ * none): 1, or 0 and c->why. */
+static int tls_fetch_slots(ts_cluster *c, int i, const ts_tls_files *f, int *owner) {
+    aredis_reply *r = tls_ask(c, i, f, "CLUSTER", "SLOTS");
+    if (!r) return 0;
+    int ok = r->type == AREDIS_REPLY_ARRAY;
+    if (!ok) why(c, i, "node %d: CLUSTER SLOTS: %s", i, r->str ? r->str : "not an array");
+    memset(owner, 0, sizeof(int) * TS_CLUSTER_SLOTS);
+    for (size_t k = 0; ok && k < r->elements; k++) {
+        const aredis_reply *e = r->element[k];
+        ok = e->type == AREDIS_REPLY_ARRAY && e->elements >= 3 &&
+             e->element[0]->type == AREDIS_REPLY_INTEGER &&
+             e->element[1]->type == AREDIS_REPLY_INTEGER &&
+             e->element[2]->type == AREDIS_REPLY_ARRAY && e->element[2]->elements >= 2 &&
+             e->element[2]->element[1]->type == AREDIS_REPLY_INTEGER &&
+             e->element[0]->integer >= 0 && e->element[1]->integer < TS_CLUSTER_SLOTS &&
+             e->element[0]->integer <= e->element[1]->integer;
+        if (!ok) {
+            why(c, i, "node %d: CLUSTER SLOTS entry %zu malformed", i, k);
+            break;
+        }
+        for (long long s = e->element[0]->integer; s <= e->element[1]->integer; s++)
+            owner[s] = (int)e->element[2]->element[1]->integer;
+    }
+    aredis_reply_free(r);
+    return ok;
+}
+
+/* A field of node i's INFO replication over TLS: 1, or 0. */
+static int tls_repl_field(ts_cluster *c, int i, const ts_tls_files *f, const char *field, char *out,
+                          size_t outlen) {
+    aredis_reply *r = tls_ask(c, i, f, "INFO", "replication");
+    int found = r && r->type == AREDIS_REPLY_STRING && text_field(r->str, field, out, outlen);
+    aredis_reply_free(r);
+    return found;
+}
+
+/* Replicas node i lists as state=online in INFO replication; -1: none said. */
+static int tls_online_replicas(ts_cluster *c, int i, const ts_tls_files *f) {
+    aredis_reply *r = tls_ask(c, i, f, "INFO", "replication");
+    int n = -1;
+    if (r && r->type == AREDIS_REPLY_STRING) {
+        n = 0;
+        for (const char *p = r->str; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+            const char *eol = p + strcspn(p, "\r\n"), *st = strstr(p, "state=online");
+            n += strncmp(p, "slave", 5) == 0 && p[5] >= '0' && p[5] <= '9' && st && st < eol;
+        }
+    }
+    aredis_reply_free(r);
+    return n;
+}
+
+/* The whole cluster up, as every node says over TLS (see cluster.h). */
+static int tls_settled(ts_cluster *c, const void *arg) {
+    const ts_tls_files *f = arg;
+    int ok = 0, ref = -1, maxl = c->n + 16;
+    int *owner = malloc(sizeof(int) * TS_CLUSTER_SLOTS);
+    int *owner_ref = malloc(sizeof(int) * TS_CLUSTER_SLOTS);
+    nline *view = calloc((size_t)maxl, sizeof *view);
+    assert_true(owner && owner_ref && view);
+    for (int i = 0; i < c->n; i++) {
+        if (!alive(c, i)) continue;
+        int port = port_of(c, i);
+        char v[64] = "?";
+        aredis_reply *r = tls_ask(c, i, f, "CLUSTER", "INFO");
+        if (!r) goto out;
+        int state_ok = r->type == AREDIS_REPLY_STRING &&
+                       text_field(r->str, "cluster_state", v, sizeof v) && strcmp(v, "ok") == 0;
+        int known =
+            state_ok && text_field(r->str, "cluster_known_nodes", v, sizeof v) ? atoi(v) : -1;
+        aredis_reply_free(r);
+        if (!state_ok) {
+            why(c, i, "node %d (port %d): cluster_state:%s", i, port, v);
+            goto out;
+        }
+        if (known != c->n) {
+            why(c, i, "node %d (port %d): knows %d nodes of %d", i, port, known, c->n);
+            goto out;
+        }
+        if (!tls_fetch_slots(c, i, f, owner)) goto out;
+        for (int s = 0; s < TS_CLUSTER_SLOTS; s++) {
+            if (!owner[s] || ts_cluster_index_of_port(c, owner[s]) < 0) {
+                why(c, i, "node %d (port %d): slot %d is on port %d", i, port, s, owner[s]);
+                goto out;
+            }
+            if (ref >= 0 && owner[s] != owner_ref[s]) {
+                why(c, i, "node %d says slot %d is on port %d, node %d says %d", i, s, owner[s],
+                    ref, owner_ref[s]);
+                goto out;
+            }
+        }
+        if (ref < 0) {
+            memcpy(owner_ref, owner, sizeof(int) * TS_CLUSTER_SLOTS);
+            ref = i;
+        }
+        int count = tls_fetch_nodes(c, i, f, view, maxl);
+        const nline *me = count ? find_line(view, count, port) : NULL;
+        if (!me || !has_flag(me->flags, "myself")) {
+            if (count) why(c, i, "node %d (port %d): no myself line in CLUSTER NODES", i, port);
+            goto out;
+        }
+        int primaries = 0, replicas = 0, mine = 0;
+        for (int k = 0; k < count; k++) {
+            const nline *l = &view[k];
+            int j = ts_cluster_index_of_port(c, l->port);
+            if (j < 0) {
+                why(c, i, "node %d: a stranger in its CLUSTER NODES: port %d", i, l->port);
+                goto out;
+            }
+            if (failing(l->flags) || (j != i && strcmp(l->link, "connected") != 0)) {
+                why(c, i, "node %d sees node %d as %s, %s", i, j, l->flags, l->link);
+                goto out;
+            }
+            primaries += has_flag(l->flags, "master") && l->has_slots;
+            replicas += has_flag(l->flags, "slave");
+            mine += strcmp(l->master, me->id) == 0;
+        }
+        if (primaries != c->primaries || replicas != c->n - c->primaries) {
+            why(c, i, "node %d sees %d primaries with slots and %d replicas, not %d and %d", i,
+                primaries, replicas, c->primaries, c->n - c->primaries);
+            goto out;
+        }
+        if (has_flag(me->flags, "slave")) {
+            if (!tls_repl_field(c, i, f, "master_link_status", v, sizeof v) ||
+                strcmp(v, "up") != 0) {
+                why(c, i, "replica %d (port %d): master_link_status:%s", i, port, v);
+                goto out;
+            }
+        } else if (tls_online_replicas(c, i, f) < mine) {
+            why(c, i, "primary %d (port %d) has fewer than its %d replicas online", i, port, mine);
+            goto out;
+        }
+    }
+    ok = ref >= 0;
+    if (!ok) why(c, -1, "no live node");
+out:
+    free(owner);
+    free(owner_ref);
+    free(view);
+    return ok;
+}
+
+/* Each node's id and role, by its own CLUSTER NODES over TLS. */
+static void tls_learn_roles(ts_cluster *c, const ts_tls_files *f) {
+    int maxl = c->n + 16;
+    nline *view = calloc((size_t)maxl, sizeof *view);
+    char(*master)[48] = calloc((size_t)c->n, sizeof *master);
+    assert_true(view && master);
+    for (int i = 0; i < c->n; i++) {
+        int count = tls_fetch_nodes(c, i, f, view, maxl);
+        const nline *me = count ? find_line(view, count, port_of(c, i)) : NULL;
+        if (!me) fail_msg("cluster node %d: its own CLUSTER NODES line: %s", i, c->why);
+        snprintf(c->nodes[i].id, sizeof c->nodes[i].id, "%s", me->id);
+        c->nodes[i].primary = has_flag(me->flags, "master");
+        snprintf(master[i], sizeof master[i], "%s", me->master);
+    }
+    for (int i = 0; i < c->n; i++) {
+        c->nodes[i].primary_of = -1;
+        for (int j = 0; !c->nodes[i].primary && j < c->n; j++)
+            if (strcmp(c->nodes[j].id, master[i]) == 0) c->nodes[i].primary_of = j;
+    }
+    free(view);
+    free(master);
+}
+
+int ts_cluster_tls_node_for_slot(const ts_cluster *c, int slot) {
+    const ts_tls_files *f = ts_cluster_tls_files(c);
+    assert_non_null(f);
+    assert_true(slot >= 0 && slot < TS_CLUSTER_SLOTS);
+    int *owner = malloc(sizeof(int) * TS_CLUSTER_SLOTS);
+    assert_non_null(owner);
+    int port = -1;
+    for (int i = 0; i < c->n && port < 0; i++)
+        if (alive(c, i) && tls_fetch_slots((ts_cluster *)c, i, f, owner))
+            port = owner[slot] ? owner[slot] : -1;
+    free(owner);
+    return port;
+}
+
+int ts_cluster_tls_keyslot(const ts_cluster *c, const char *key) {
+    const ts_tls_files *f = ts_cluster_tls_files(c);
+    assert_non_null(f);
+    for (int i = 0; i < c->n; i++) {
+        if (!alive(c, i)) continue;
+        aredis_reply *r =
+            ts_node_cmd_tls(port_of(c, i), f, "CLUSTER", "KEYSLOT", key, (char *)NULL);
+        int slot = r && r->type == AREDIS_REPLY_INTEGER ? (int)r->integer : -1;
+        aredis_reply_free(r);
+        if (slot >= 0) return slot;
+    }
+    fail_msg("no live cluster node answered CLUSTER KEYSLOT %s over TLS", key);
+    return -1;
+}
+
+/* ---- Start ---- */
+
+typedef struct tls_conf_arg {
+    const ts_tls_files *f;
+    const char *const *extra;
+} tls_conf_arg;
+
+static void write_tls_node_conf(tsp_proc *p, const void *arg) {
+    const tls_conf_arg *a = arg;
+    p->port = free_port_pair(); /* the TLS port: the bus is on it + 10000 */
+    assert_true(p->port > 0);
+    char nodes_conf[320];
+    snprintf(nodes_conf, sizeof nodes_conf, "%s/nodes.conf", p->dir);
+    unlink(nodes_conf);
+    FILE *f = fopen(p->conf, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "port 0\ntls-port %d\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\n"
+            "daemonize no\nlogfile %s\nprotected-mode no\n"
+            "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+            "cluster-node-timeout 1000\nrepl-diskless-sync-delay 0\n"
+            "tls-cluster yes\ntls-replication yes\n"
+            "tls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients no\n",
+            p->port, p->dir, p->log, a->f->cert_file, a->f->key_file, a->f->ca_file);
+    if (a->f->client_cert_file)
+        fprintf(f, "tls-client-cert-file %s\ntls-client-key-file %s\n", a->f->client_cert_file,
+                a->f->client_key_file);
+    tsp_write_conf_lines(f, a->extra);
+    fclose(f);
+}
+
+/* As tls.c tells: a server that does not know TLS. */
+static int no_tls_in(const tsp_proc *p) {
+    return (tsp_output_has(p, "Bad directive") && tsp_output_has(p, "tls-")) ||
+           tsp_output_has(p, "Failed finding TLS support") ||
+           tsp_output_has(p, "Missing implement of connection type tls") ||
+           tsp_output_has(p, "connection listener of tls");
+}
+
+/* redis-cli --tls ... --cluster create over every node: 0, or -1 with c->why. */
+static int tls_cli_create(ts_cluster *c, const ts_tls_files *f) {
+    const char *cli = cli_path();
+    int argc = 0;
+    const char **argv = calloc((size_t)c->n + 16, sizeof *argv);
+    char(*addr)[32] = calloc((size_t)c->n, sizeof *addr);
+    char reps[16];
+    assert_true(argv && addr);
+    snprintf(reps, sizeof reps, "%d", c->replicas);
+    argv[argc++] = cli;
+    argv[argc++] = "--tls";
+    argv[argc++] = "--cacert";
+    argv[argc++] = f->ca_file;
+    if (f->client_cert_file) {
+        argv[argc++] = "--cert";
+        argv[argc++] = f->client_cert_file;
+        argv[argc++] = "--key";
+        argv[argc++] = f->client_key_file;
+    }
+    argv[argc++] = "--cluster";
+    argv[argc++] = "create";
+    for (int i = 0; i < c->n; i++) {
+        snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", port_of(c, i));
+        argv[argc++] = addr[i];
+    }
+    argv[argc++] = "--cluster-replicas";
+    argv[argc++] = reps;
+    argv[argc++] = "--cluster-yes";
+    argv[argc] = NULL;
+    pid_t pid = ts_fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        int out = open(c->cli_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        execv(cli, (char *const *)argv);
+        _exit(127);
+    }
+    free(argv);
+    free(addr);
+    uint64_t until = ts_now_ms() + WAIT_MS;
+    int st = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) {
+            why(c, -1, "waitpid(redis-cli): %s", strerror(errno));
+            return -1;
+        }
+        if (ts_now_ms() >= until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            why(c, -1, "%s --tls --cluster create did not finish within %d ms", cli, WAIT_MS);
+            return -1;
+        }
+        tsp_sleep_ms(POLL_MS);
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+    why(c, -1, "%s --tls --cluster create failed (%s %d)", cli,
+        WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    return -1;
+}
+
+ts_cluster *ts_cluster_start_tls(int primaries, int replicas_per_primary, const ts_tls_files *f,
+                                 const char *const *conf) {
+    require_binaries();
+    assert_non_null(f);
+    assert_true(f->ca_file && f->cert_file && f->key_file);
+    assert_true(!f->client_cert_file == !f->client_key_file);
+    assert_true(primaries >= 3 && replicas_per_primary >= 0);
+    assert_true(primaries * (1 + replicas_per_primary) <= MAX_NODES);
+    ts_cluster *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->primaries = primaries;
+    c->replicas = replicas_per_primary;
+    c->n = primaries * (1 + replicas_per_primary);
+    c->nodes = calloc((size_t)c->n, sizeof *c->nodes);
+    assert_non_null(c->nodes);
+    c->why_node = -1;
+    uint64_t t0 = ts_now_ms();
+    tls_conf_arg a = {f, conf};
+    for (int i = 0; i < c->n; i++) {
+        tsc_node *nd = &c->nodes[i];
+        nd->primary_of = nd->follows = -1;
+        tsp_make_dir(&nd->p, "aredis-tls-cluster");
+        nd->p.ready = tsp_ready_log; /* no plain port to PING */
+        nd->p.rm_dir_at_exit = 1;
+        if (tsp_start(&nd->p, write_tls_node_conf, &a) != 0) {
+            int no_tls = no_tls_in(&nd->p);
+            int said = no_tls ? 0 : tsp_dump_output(&nd->p);
+            ts_cluster_stop(c);
+            if (no_tls)
+                skip_or_fail("a TLS cluster needs a server built with TLS (make BUILD_TLS=yes)");
+            fail_msg("TLS cluster node %d: %s (%s) did not start (%s)", i, tsp_server_path(),
+                     ts_server_describe(), said ? "its output is above" : "it printed nothing");
+        }
+    }
+    const ts_tls_files *kept = tls_register(c, f);
+    snprintf(c->cli_log, sizeof c->cli_log, "%s/cli.log", c->nodes[0].p.dir);
+    if (tls_cli_create(c, kept) != 0 || !poll_until(c, tls_settled, kept, WAIT_MS)) {
+        char reason[sizeof c->why];
+        snprintf(reason, sizeof reason, "%s", c->why);
+        dump_cli_log(c);
+        explain(c);
+        ts_cluster_stop(c);
+        fail_msg("the TLS cluster (%d primaries, %d replicas each, %s) did not come up: %s",
+                 primaries, replicas_per_primary, ts_server_describe(), reason);
+    }
+    tls_learn_roles(c, kept);
+    ts_log("TLS cluster of %d nodes up in %llu ms (%s)", c->n,
+           (unsigned long long)(ts_now_ms() - t0), ts_server_describe());
+    return c;
+}

@@ -134,4 +134,71 @@ void ts_cluster_migrate_slot(ts_cluster *c, int slot, int to_port);
  */
 int ts_cluster_wait_shards_online(ts_cluster *c, uint64_t timeout_ms);
 
+/* ---- A TLS-only cluster --------------------------------------------------- */
+
+/*
+ * The files of a TLS-only cluster (absolute paths; copied at start):
+ *   ca_file           tls-ca-cert-file: what every node verifies its peers
+ *                     with, and what the fixture verifies the nodes with
+ *   cert_file         tls-cert-file / tls-key-file: each node's certificate
+ *   key_file          as a server
+ *   client_cert_file  tls-client-cert-file / tls-client-key-file: what a
+ *   client_key_file   node presents when it dials another (cluster bus,
+ *                     replication; the bus always asks for one), and what
+ *                     the fixture presents (redis-cli --cert/--key too).
+ *                     NULL: the nodes present cert_file (it must then be
+ *                     fit for client auth) and the fixture presents none.
+ */
+typedef struct ts_tls_files {
+    const char *ca_file;
+    const char *cert_file, *key_file;
+    const char *client_cert_file, *client_key_file;
+} ts_tls_files;
+
+/*
+ * One command over TLS, as ts_node_command() does over TCP: a fresh TLS
+ * connection to 127.0.0.1:port verified against f->ca_file (the chain, not
+ * the name), f's client certificate presented when it has one, the reply
+ * read, everything within 10 s. The reply, or NULL and err says why (a
+ * handshake failure in OpenSSL's words). SIGPIPE is ignored from the first
+ * call on (a node that closes mid-write must not kill the test).
+ */
+aredis_reply *ts_node_command_tls(int port, const ts_tls_files *f, int argc,
+                                  const char *const *argv, const size_t *lens, char *err,
+                                  size_t errlen);
+/* The same with NUL-terminated arguments, the list ending in NULL. */
+aredis_reply *ts_node_cmd_tls(int port, const ts_tls_files *f, const char *arg0, ...)
+    __attribute__((sentinel));
+
+/*
+ * ts_cluster_start() for a cluster that speaks TLS only: every node has
+ * `port 0`, `tls-port` on a free port (its bus port, + 10000, free too),
+ * `tls-cluster yes`, `tls-replication yes`, f's files, `tls-auth-clients
+ * no`, then the `conf` lines (which may override any of it). Made with
+ * `redis-cli --tls --cacert ... [--cert ... --key ...] --cluster create`,
+ * and waited for over TLS until every node says cluster_state:ok, knows
+ * every node, none failing and all connected, agrees on the owners of all
+ * 16384 slots (CLUSTER SLOTS), sees `primaries` primaries with slots and
+ * the rest as replicas, every replica's link is up and every primary has
+ * its replicas online. Fails the test if not within 30 s; a server built
+ * without TLS skips it (exit 77; fails under CI), as ts_tls_server_start()
+ * does.
+ *
+ * ts_cluster_port(c, i) is node i's TLS port. The accessors, ts_cluster_stop()
+ * and ts_cluster_kill() work on it; what asks the nodes something over TCP
+ * does not (ts_cluster_keyslot, ts_cluster_node_for_slot, restart, failover,
+ * migrate, shards_online): use the TLS forms below, or ts_node_cmd_tls().
+ */
+ts_cluster *ts_cluster_start_tls(int primaries, int replicas_per_primary, const ts_tls_files *f,
+                                 const char *const *conf);
+/* The files a TLS cluster was started with (a copy that lives as long as
+ * the process); NULL for a cluster started by ts_cluster_start(). */
+const ts_tls_files *ts_cluster_tls_files(const ts_cluster *c);
+/* ts_cluster_node_for_slot() over TLS: the TLS port of the primary serving
+ * slot, by the CLUSTER SLOTS of the first live node that answers; -1 when
+ * none. */
+int ts_cluster_tls_node_for_slot(const ts_cluster *c, int slot);
+/* ts_cluster_keyslot() over TLS. */
+int ts_cluster_tls_keyslot(const ts_cluster *c, const char *key);
+
 #endif

@@ -159,19 +159,72 @@ static void check_three(const aredis__ctopo *t, int with_health) {
     assert_int_equal(aredis__ctopo_find(t, "127.0.0.1", 7999), -1);
 }
 
+/* One shard whose node lists "port" and/or "tls-port" (0: left out). */
+static aredis_reply *tls_shard(int port, int tport) {
+    g_resp3 = 1;
+    arr(1);
+    map(2);
+    str("slots");
+    arr(2);
+    num(0);
+    num(16383);
+    str("nodes");
+    arr(1);
+    map(3 + (port > 0) + (tport > 0));
+    str("id");
+    str("t1");
+    if (port > 0) {
+        str("port");
+        num(port);
+    }
+    if (tport > 0) {
+        str("tls-port");
+        num(tport);
+    }
+    str("ip");
+    str("127.0.0.1");
+    str("role");
+    str("master");
+    return parse();
+}
+
+/* A TLS-only cluster (port 0) lists only tls-port; with both, a TLS client
+ * uses tls-port and a plain one port; neither is refused. */
+static void test_tls_port(void **state) {
+    (void)state;
+    static const struct {
+        int port, tport, tls, want;
+    } cases[] = {{0, 7443, 1, 7443},    {0, 7443, 0, 7443}, {7000, 7443, 1, 7443},
+                 {7000, 7443, 0, 7000}, {7000, 0, 1, 7000}, {0, 0, 1, -1}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        aredis_reply *r = tls_shard(cases[i].port, cases[i].tport);
+        const char *why = NULL;
+        aredis__ctopo *t = aredis__ctopo_from_shards(r, "h", cases[i].tls, &why);
+        if (cases[i].want < 0) {
+            assert_null(t);
+            assert_non_null(strstr(why, "port"));
+        } else {
+            assert_non_null(t);
+            assert_int_equal(aredis__ctopo_owner(t, 5)->port, cases[i].want);
+        }
+        aredis__ctopo_free(t);
+        aredis_reply_free(r);
+    }
+}
+
 static void test_shards_resp3_resp2_slots_agree(void **state) {
     (void)state;
     const char *why = NULL;
     for (int resp3 = 0; resp3 <= 1; resp3++) {
         aredis_reply *r = three_shards(resp3);
-        aredis__ctopo *t = aredis__ctopo_from_shards(r, "127.0.0.1", &why);
+        aredis__ctopo *t = aredis__ctopo_from_shards(r, "127.0.0.1", 0, &why);
         assert_non_null(t);
         check_three(t, 1);
         aredis__ctopo_free(t);
         aredis_reply_free(r);
     }
     aredis_reply *r = three_slot_ranges();
-    aredis__ctopo *t = aredis__ctopo_from_slots(r, "127.0.0.1", &why);
+    aredis__ctopo *t = aredis__ctopo_from_slots(r, "127.0.0.1", 0, &why);
     assert_non_null(t);
     check_three(t, 0);
     aredis__ctopo_free(t);
@@ -204,7 +257,7 @@ static void test_addresses(void **state) {
     shard_node("lost", 7802, "10.0.0.9", "?", "master", "online");
     aredis_reply *r = parse();
     const char *why = NULL;
-    aredis__ctopo *t = aredis__ctopo_from_shards(r, "localhost", &why);
+    aredis__ctopo *t = aredis__ctopo_from_shards(r, "localhost", 0, &why);
     assert_non_null(t);
     assert_string_equal(aredis__ctopo_owner(t, 0)->host, "localhost");
     assert_int_equal(aredis__ctopo_owner(t, 16383)->port, 7801);
@@ -221,9 +274,9 @@ static void test_malformed_refused(void **state) {
     g_resp3 = 0;
     str("nope");
     aredis_reply *r = parse();
-    assert_null(aredis__ctopo_from_shards(r, "h", &why));
+    assert_null(aredis__ctopo_from_shards(r, "h", 0, &why));
     assert_non_null(strstr(why, "not an array"));
-    assert_null(aredis__ctopo_from_slots(r, "h", &why));
+    assert_null(aredis__ctopo_from_slots(r, "h", 0, &why));
     aredis_reply_free(r);
     /* A slot past 16383. */
     arr(1);
@@ -234,7 +287,7 @@ static void test_malformed_refused(void **state) {
     str("127.0.0.1");
     num(7001);
     r = parse();
-    assert_null(aredis__ctopo_from_slots(r, "h", &why));
+    assert_null(aredis__ctopo_from_slots(r, "h", 0, &why));
     assert_non_null(strstr(why, "out of bounds"));
     aredis_reply_free(r);
     /* A shard node without a port. */
@@ -251,7 +304,7 @@ static void test_malformed_refused(void **state) {
     str("role");
     str("master");
     r = parse();
-    assert_null(aredis__ctopo_from_shards(r, "h", &why));
+    assert_null(aredis__ctopo_from_shards(r, "h", 0, &why));
     assert_non_null(strstr(why, "without port"));
     aredis_reply_free(r);
     /* A range given backwards. */
@@ -264,7 +317,7 @@ static void test_malformed_refused(void **state) {
     str("127.0.0.1");
     num(7001);
     r = parse();
-    assert_null(aredis__ctopo_from_slots(r, "h", &why));
+    assert_null(aredis__ctopo_from_slots(r, "h", 0, &why));
     aredis_reply_free(r);
 }
 
@@ -272,6 +325,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shards_resp3_resp2_slots_agree),
         cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_tls_port),
         cmocka_unit_test(test_malformed_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
