@@ -24,7 +24,8 @@
  * when that is not empty: "{user:1}:name" and "{user:1}:mail" share a
  * slot). The keys are found from the command table, as the server finds
  * them. Keys of several slots in one command are refused before anything
- * is sent (AREDIS_ERR_CROSSSLOT). Commands without keys go to any primary.
+ * is sent (AREDIS_ERR_CROSSSLOT). Commands without keys go to the connected
+ * primary with the least waiting on it.
  * With read_from = AREDIS_READ_REPLICA, read-only commands go to a replica
  * of the owning primary (READONLY is sent on replica connections), falling
  * back to the primary when it has no replica.

@@ -207,14 +207,25 @@ static aredis__clnode *route_to(aredis_cluster *cl, const aredis__croute *x) {
         }
         return node_of(cl, p);
     }
+    /* Keyless: the connected primary with the least waiting on it (a full
+     * queue or a blocking command elsewhere does not matter). */
     int any = -1;
+    aredis__clnode *best = NULL;
+    size_t least = 0;
     for (size_t i = 0; i < cl->topo->nnodes; i++) {
         const aredis__cnode *tn = &cl->topo->nodes[i];
         if (!tn->primary || !tn->port) continue;
         aredis__clnode *n = node_find(cl, tn->host, tn->port);
-        if (n && aredis_client_state(n->c) == AREDIS_STATE_READY) return n;
+        if (n && aredis_client_state(n->c) == AREDIS_STATE_READY) {
+            size_t p = aredis_client_pending(n->c);
+            if (!best || p < least) {
+                best = n;
+                least = p;
+            }
+        }
         if (any < 0) any = (int)i;
     }
+    if (best) return best;
     return any >= 0 ? node_of(cl, any) : NULL;
 }
 
