@@ -25,8 +25,10 @@
  *                            o_down or disconnected, master-link-status ok),
  *                            picked at random
  * The first sentinel that answers with an address wins and moves to the
- * front of the list (a sentinel that does not know the name counts as not
- * answering). The client then connects there, and its handshake ends with
+ * front of the list; one that does not (down, too slow, refused, does not
+ * know the name, a port that is none) moves to the back, so that silent
+ * sentinels ahead in the list cannot use up every attempt's deadline. The
+ * client then connects there, and its handshake ends with
  * ROLE: a server that is not what was asked for (a primary demoted since,
  * a stale answer) fails the attempt (AREDIS_ERR_HANDSHAKE, "ROLE: ... is a
  * replica, not the primary wanted"), and the reconnect policy asks again.
@@ -35,9 +37,11 @@
  * (AREDIS_ERR_IO, the detail naming each sentinel and what it said): the
  * node options' reconnect policy — backoff, max_reconnect_attempts,
  * wait_for_first_connect, on_error, on_reconnect_attempt — applies
- * unchanged. When every sentinel refused the sentinel credentials the
- * attempt fails with AREDIS_ERR_AUTH and, as for a data node refusing its
- * password, the policy stops unless reconnect_on_auth_error is set.
+ * unchanged; a deadline that passes while a sentinel is being asked fails
+ * it with AREDIS_ERR_TIMEOUT ("connect timed out locating ..."). When
+ * every sentinel refused the sentinel credentials the attempt fails with
+ * AREDIS_ERR_AUTH and, as for a data node refusing its password, the
+ * policy stops unless reconnect_on_auth_error is set.
  *
  * FAILOVERS. A lost connection is a reconnect, and a reconnect asks the
  * sentinels again: that alone follows a failover. To follow it promptly,
@@ -45,7 +49,9 @@
  * (a connection of its own, moved to the next sentinel when it is lost;
  * `watch`). When a switch of master_name to another address is announced
  * (or, after the subscription is made, a sentinel names another address
- * than the client's), the client drops its connection at once, as a lost
+ * than the client's; or, during a lookup, a sentinel that has not heard of
+ * the switch names the old address: the announced one wins), the client
+ * drops its connection at once, as a lost
  * connection: commands in flight fail with AREDIS_ERR_IO (their bytes may
  * have reached the old primary: at most once, as after any lost
  * connection), commands not yet sent wait and go to the new primary
@@ -61,9 +67,11 @@
  *
  * TLS. With node.tls set, the sentinel connections use TLS too, with the
  * node's CA, certificate, key, tls_context and tls_server_name (sentinels
- * and data nodes of one deployment share them). A data node's certificate
- * is verified against the address the sentinels give (usually an IP)
- * unless tls_server_name names it.
+ * and data nodes of one deployment share them). Without a tls_context, one
+ * is built by aredis_sentinel_client_new() (a file that cannot be loaded:
+ * NULL, AREDIS_ERR_TLS) and shared by all the client's connections. A data
+ * node's certificate is verified against the address the sentinels give
+ * (usually an IP) unless tls_server_name names it.
  *
  * THE SENTINEL CONNECTIONS are ordinary clients on the same loop: one for
  * each lookup (closed once it has answered) and the watch. They take the
@@ -109,7 +117,9 @@ extern "C" {
  *   sentinel_password    NULL: the sentinels ask for no password
  *   sentinel_timeout_ms  500: one sentinel's connect and answer (the
  *                        Sentinel client spec's "short timeout"), within
- *                        the attempt's connect_timeout_ms
+ *                        the attempt's connect_timeout_ms; 0: an equal
+ *                        share of what is left of it for each sentinel
+ *                        still to ask
  *   watch                1: follow +switch-master (see above); 0: only a
  *                        lost connection moves the client
  *   node                 AREDIS_OPTIONS_INIT: the data connection's
@@ -159,7 +169,8 @@ static inline aredis_sentinel_options aredis_sentinel_options_default(void) {
  * above). Does not connect: call aredis_client_connect(), as for
  * aredis_client_new(). Returns NULL when out of memory or when the options
  * are invalid (no sentinel, an address that does not parse, no
- * master_name, an unknown role, a node.unix_path, invalid node options):
+ * master_name, an unknown role, a node.unix_path, invalid node options),
+ * or when node.tls is set and its files cannot be loaded (AREDIS_ERR_TLS):
  * aredis_call_error() then says which.
  */
 AREDIS_API aredis_client *aredis_sentinel_client_new(aredis_loop *loop,
@@ -178,15 +189,19 @@ AREDIS_API aredis_err aredis_sentinel_current(const aredis_client *c, char *host
 /* Counters since the client was made. */
 typedef struct aredis_sentinel_stats {
     uint64_t lookups;         /* connect attempts that asked the sentinels */
-    uint64_t lookup_failures; /* ... and got no address (the attempt failed) */
+    uint64_t lookup_failures; /* ... and got no address (the attempt failed,
+                                 or its deadline passed first) */
     uint64_t sentinel_errors; /* sentinels that did not answer a lookup
-                                 (down, too slow, refused, name unknown) */
+                                 (down, too slow, refused, name unknown,
+                                 cut off by the deadline) */
     uint64_t moves;           /* lookups whose answer differed from the one
                                  before (a new server) */
     uint64_t switches;        /* +switch-master announcements of master_name */
     uint64_t relocations;     /* connections dropped (or reconnects started
-                                 early) because the sentinels named another
-                                 server: the prompt path of a failover */
+                                 early, or lookups sent where a
+                                 +switch-master announced meanwhile) because
+                                 the sentinels named another server: the
+                                 prompt path of a failover */
     uint64_t watch_connects;  /* subscriptions to +switch-master made */
 } aredis_sentinel_stats;
 

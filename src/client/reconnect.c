@@ -125,8 +125,10 @@ int aredis__reconnect_decide(aredis_client *c, aredis_err code, int refused) {
     c->state = AREDIS_STATE_RECONNECTING;
     if (aredis__log_enabled(AREDIS_LOG_INFO)) {
         char where[160];
+        /* A client with a locator asks it again: not the last address. */
         aredis__log(AREDIS_LOG_INFO, "reconnect to %s scheduled in %u ms (attempt %u)",
-                    aredis__endpoint(c, where, sizeof where), (unsigned)delay, c->attempt);
+                    c->loc_ops ? c->loc_label : aredis__endpoint(c, where, sizeof where),
+                    (unsigned)delay, c->attempt);
     }
     return 1;
 }

@@ -13,8 +13,13 @@
  * A lookup asks one sentinel at a time, in the list's order, through a
  * client of its own (reconnect off, connect and request deadlines of the
  * sentinel's budget): the first address wins, that sentinel moves to the
- * front of the list, and the data client connects there. Nothing answers
- * the data client from inside its own call: a lookup starts on a 0 ms timer.
+ * front of the list, and the data client connects there; one that failed
+ * or ran out of time moves to the back, so that silent sentinels ahead in
+ * the list cannot use up every attempt's deadline. A +switch-master heard
+ * while a lookup is under way overrides a different answer (the lookup may
+ * be asking a sentinel that has not heard of the failover). Nothing
+ * answers the data client from inside its own call: a lookup starts on a
+ * 0 ms timer.
  *
  * The watch is one client subscribed to +switch-master on one sentinel,
  * running while any attached client is connecting or connected; a lost
@@ -53,13 +58,16 @@ typedef struct saddr {
 struct snt {
     unsigned refs;
     aredis_loop *loop;
-    saddr *list; /* the sentinels, the last one that answered first */
+    saddr *list; /* the sentinels: the last one that answered first, the
+                    last ones that failed last */
     size_t n;
     char *name;
     int role;
     uint32_t timeout_ms;
     int watch;
-    aredis_options sopt; /* the sentinel connections' options (owned strings) */
+    aredis_options sopt; /* the sentinel connections' options (owned strings;
+                            a reference to the TLS context, if any, which
+                            the data connections share) */
     uint32_t backoff_ms, backoff_max_ms;
     att *atts;
     aredis_sentinel_stats st;
@@ -92,6 +100,8 @@ struct att {
     size_t i;
     uint64_t deadline;
     unsigned failed, auth_refused;
+    char *sw_host; /* a +switch-master heard during it: where to go (or NULL) */
+    int sw_port;
     char tried[240];
 };
 
@@ -111,6 +121,14 @@ static uint64_t next_rand(uint64_t *s) {
 static int fmt_addr(char *buf, size_t len, const char *host, int port) {
     if (strchr(host, ':')) return snprintf(buf, len, "[%s]:%d", host, port);
     return snprintf(buf, len, "%s:%d", host, port);
+}
+
+/* A port: decimal digits only, 1..65535; else -1. */
+static int parse_port(const char *p) {
+    if (!p || *p < '0' || *p > '9') return -1;
+    char *end;
+    long v = strtol(p, &end, 10);
+    return *end || v < 1 || v > 65535 ? -1 : (int)v;
 }
 
 /* "host:port", "host", "[v6]:port", "[v6]", or a bare IPv6 literal. */
@@ -137,13 +155,8 @@ static int parse_addr(const char *s, saddr *out) {
         }
         if (!hlen) return -1;
     }
-    int p = DEFAULT_PORT;
-    if (port) {
-        char *end;
-        long v = strtol(port, &end, 10);
-        if (!*port || *end || v < 1 || v > 65535) return -1;
-        p = (int)v;
-    }
+    int p = port ? parse_port(port) : DEFAULT_PORT;
+    if (p < 0) return -1;
     out->host = aredis__memdup0(host, hlen);
     out->port = p;
     return out->host ? 0 : -2;
@@ -162,6 +175,17 @@ static void to_front(snt *s, const char *host) {
         saddr keep = s->list[k];
         memmove(s->list + 1, s->list, k * sizeof *s->list);
         s->list[0] = keep;
+        return;
+    }
+}
+
+/* Put the sentinel whose host string is `host` last (it failed). */
+static void to_back(snt *s, const char *host) {
+    for (size_t k = 0; k < s->n; k++) {
+        if (s->list[k].host != host) continue;
+        saddr keep = s->list[k];
+        memmove(s->list + k, s->list + k + 1, (s->n - k - 1) * sizeof *s->list);
+        s->list[s->n - 1] = keep;
         return;
     }
 }
@@ -193,14 +217,33 @@ static aredis_options sentinel_options(const snt *s, const saddr *a, uint32_t bu
 
 /* ---- Relocation ----------------------------------------------------------------- */
 
+typedef struct where {
+    const char *host;
+    int port;
+} where;
+
 /*
  * Drop the connections of the attached clients that `moved` says are on the
  * wrong server now. Each drop may run user callbacks that free clients
  * (theirs or others'): every att is marked first, and the list searched
  * again for a marked one after each drop; the snt is held meanwhile.
+ *
+ * `announced` (a +switch-master; NULL for anything else): the new primary.
+ * A client of the primary whose lookup is under way cannot be dropped (it
+ * has no connection yet), and the sentinel it is asking may not have heard
+ * of the failover: its lookup goes there instead of to a different answer
+ * (lookup_won).
  */
 static void relocate_all(snt *s, int (*moved)(const att *a, const void *arg), const void *arg,
-                         const char *why) {
+                         const where *announced, const char *why) {
+    for (att *a = s->atts; announced && a; a = a->next) {
+        if (!a->busy || s->role != AREDIS_SENTINEL_PRIMARY) continue;
+        char *h = aredis__strdup(announced->host);
+        if (!h) continue; /* out of memory: the lookup's own answer stands */
+        aredis__free(a->sw_host);
+        a->sw_host = h;
+        a->sw_port = announced->port;
+    }
     s->refs++;
     for (att *a = s->atts; a; a = a->next)
         a->mark = a->active && a->host && moved(a, arg);
@@ -214,11 +257,6 @@ static void relocate_all(snt *s, int (*moved)(const att *a, const void *arg), co
     }
     snt_unref(s);
 }
-
-typedef struct where {
-    const char *host;
-    int port;
-} where;
 
 /* A client on the primary is elsewhere than the primary named now. */
 static int primary_moved(const att *a, const void *arg) {
@@ -316,14 +354,20 @@ static void w_on_event(aredis_subscription *sub, aredis_sub_event ev, const ared
 static void w_on_message(aredis_subscription *sub, const aredis_message *m, void *data) {
     snt *s = data;
     if (sub != s->wsub) return;
-    char buf[1024], name[256], oldip[256], newip[256];
-    int oldport, newport;
+    char buf[1024], name[256], oldip[256], newip[256], oldp[16], newp[16];
+    int end = 0;
     if (m->payload_len >= sizeof buf) return;
     memcpy(buf, m->payload, m->payload_len);
     buf[m->payload_len] = '\0';
-    if (sscanf(buf, "%255s %255s %d %255s %d", name, oldip, &oldport, newip, &newport) != 5 ||
-        strcmp(name, s->name) != 0)
+    /* Exactly five fields, ports in range: anything else is not acted on. */
+    if (sscanf(buf, "%255s %255s %15s %255s %15s%n", name, oldip, oldp, newip, newp, &end) != 5 ||
+        buf[end + strspn(buf + end, " \r\n")] || strcmp(name, s->name) != 0)
         return;
+    int oldport = parse_port(oldp), newport = parse_port(newp);
+    if (oldport < 0 || newport < 0) {
+        aredis__log(AREDIS_LOG_WARN, "sentinel: ignoring a malformed +switch-master message");
+        return;
+    }
     s->st.switches++;
     char why[256], to[100], from[100];
     fmt_addr(from, sizeof from, oldip, oldport);
@@ -334,7 +378,7 @@ static void w_on_message(aredis_subscription *sub, const aredis_message *m, void
     /* The lookups that follow ask first the sentinel that knows. */
     to_front(s, s->whost);
     where w = {newip, newport};
-    relocate_all(s, either_moved, &w, why);
+    relocate_all(s, either_moved, &w, &w, why);
 }
 
 /* A client located before the subscription was made: a switch announced
@@ -353,12 +397,12 @@ static void w_on_check(aredis_client *c, aredis_reply *r, const aredis_error *er
     if (err || !s->wc || !r || r->type != AREDIS_REPLY_ARRAY || r->elements != 2 ||
         !r->element[0]->str || !r->element[1]->str)
         return;
-    where w = {r->element[0]->str, atoi(r->element[1]->str)};
-    if (w.port <= 0 || w.port > 65535) return;
+    where w = {r->element[0]->str, parse_port(r->element[1]->str)};
+    if (w.port < 0) return;
     char why[256], to[100];
     fmt_addr(to, sizeof to, w.host, w.port);
     snprintf(why, sizeof why, "the sentinels name %s as the primary of '%.100s'", to, s->name);
-    relocate_all(s, primary_moved_unwatched, &w, why);
+    relocate_all(s, primary_moved_unwatched, &w, NULL, why);
 }
 
 static void w_on_subscribed(aredis_client *c, aredis_reply *r, const aredis_error *err,
@@ -393,9 +437,12 @@ static void watch_connect(snt *s) {
     so.on_event = w_on_event;
     so.data = s;
     const char *ch[] = {SWITCH_CHANNEL};
+    /* Connected first: on RESP2 the subscription has a connection of its
+     * own, a copy of wc made now, which connects only if wc is. (Its loss
+     * ends the subscription: w_on_event.) */
     s->wc = aredis_client_new(s->loop, &o);
-    s->wsub = s->wc ? aredis_subscription_new(s->wc, &so) : NULL;
-    if (!s->wsub || aredis_client_connect(s->wc) != AREDIS_ERR_OK ||
+    if (!s->wc || aredis_client_connect(s->wc) != AREDIS_ERR_OK ||
+        !(s->wsub = aredis_subscription_new(s->wc, &so)) ||
         aredis_subscription_subscribe(s->wsub, AREDIS_SUB_CHANNEL, 1, ch, NULL, w_on_subscribed,
                                       s) != AREDIS_ERR_OK)
         watch_failed(s, aredis_call_error()->detail);
@@ -436,21 +483,59 @@ static void lookup_end(att *a) {
     aredis_client *q = a->qc;
     a->busy = 0;
     a->qc = NULL;
+    aredis__free(a->sw_host);
+    a->sw_host = NULL;
     aredis_timer_stop(a->timer);
     aredis_client_free(q);
+}
+
+/* What the lookup has tried, and the sentinel it is asking now:
+ * "a:26379 (Connection refused); b:26379 (no answer yet)". */
+static void describe(const att *a, char *buf, size_t len) {
+    char where_[300] = "";
+    if (a->busy && a->qc && a->i < a->s->n)
+        fmt_addr(where_, sizeof where_, a->order[a->i].host, a->order[a->i].port);
+    snprintf(buf, len, "%s%s%s%s", a->tried, a->tried[0] && where_[0] ? "; " : "", where_,
+             where_[0] ? " (no answer yet)" : "");
+}
+
+/* The attempt's deadline has cut the lookup short: a failed lookup, and
+ * the sentinel being asked, if any, a sentinel that did not answer (it goes
+ * last). */
+static void count_cut(att *a) {
+    snt *s = a->s;
+    s->st.lookup_failures++;
+    if (!a->qc) return;
+    s->st.sentinel_errors++;
+    to_back(s, a->order[a->i].host);
 }
 
 /* Sentinel a->order[a->i] gave host:port. */
 static void lookup_won(att *a, const char *host, int port) {
     snt *s = a->s;
     const saddr *sa = &a->order[a->i];
-    /* The Sentinel client spec: the sentinel that answered goes first. */
-    to_front(s, sa->host);
+    if (a->sw_host && (a->sw_port != port || strcmp(a->sw_host, host) != 0)) {
+        /* A failover was announced since the lookup started, and this
+         * sentinel has not heard of it (yet): the announcement wins. */
+        char said[100], to[100];
+        fmt_addr(said, sizeof said, host, port);
+        fmt_addr(to, sizeof to, a->sw_host, a->sw_port);
+        aredis__log(AREDIS_LOG_INFO,
+                    "sentinel: %s named for '%.64s' is stale (+switch-master announced %s "
+                    "meanwhile): going there",
+                    said, s->name, to);
+        host = a->sw_host;
+        port = a->sw_port;
+        s->st.relocations++;
+    } else {
+        /* The Sentinel client spec: the sentinel that answered goes first. */
+        to_front(s, sa->host);
+    }
     int moved = !a->host || a->port != port || strcmp(a->host, host) != 0;
     char *h = moved ? aredis__strdup(host) : a->host;
     aredis_client *c = a->c;
-    lookup_end(a);
     if (!h) {
+        lookup_end(a);
         s->st.lookup_failures++;
         aredis__locate_failed(c, AREDIS_ERR_NOMEM, 0, "out of memory");
         return;
@@ -461,23 +546,43 @@ static void lookup_won(att *a, const char *host, int port) {
         a->host = h;
         a->port = port;
     }
+    lookup_end(a); /* host may be a->sw_host: from here on, a->host */
     a->epoch = s->wepoch;
     watch_kick(s);
-    aredis__located(c, host, port); /* last: it may free c, a and s */
+    aredis__located(c, a->host, a->port); /* last: it may free c, a and s */
 }
 
 /* Nobody gave an address. */
-static void lookup_lost(att *a, const char *extra) {
+static void lookup_lost(att *a) {
     snt *s = a->s;
     char detail[512]; /* the client keeps 255 bytes of it */
-    snprintf(detail, sizeof detail, "no sentinel gave the address of the %s of '%.64s'%.30s%s%s",
-             want_name(s), s->name, extra ? extra : "", a->tried[0] ? ": " : "", a->tried);
+    snprintf(detail, sizeof detail, "no sentinel gave the address of the %s of '%.64s'%s%s",
+             want_name(s), s->name, a->tried[0] ? ": " : "", a->tried);
     /* Every sentinel refused our credentials: retrying only hammers them. */
     int refused = a->auth_refused && a->auth_refused == a->failed;
     aredis_client *c = a->c;
     s->st.lookup_failures++;
     lookup_end(a);
     aredis__locate_failed(c, refused ? AREDIS_ERR_AUTH : AREDIS_ERR_IO, refused, detail);
+}
+
+/* The attempt's deadline has passed: a TIMEOUT, worded as the client's own
+ * (aredis__locate_timeout()), whichever of its timer and the sentinel
+ * connection's (which share the deadline) the loop runs first. */
+static void lookup_timed_out(att *a) {
+    snt *s = a->s;
+    char detail[512], tried[300];
+    describe(a, tried, sizeof tried);
+    snprintf(detail, sizeof detail, "connect timed out locating %s of '%.100s' (via sentinels)%s%s",
+             want_name(s), s->name, tried[0] ? ": " : "", tried);
+    aredis_client *c = a->c;
+    count_cut(a);
+    lookup_end(a);
+    aredis__locate_failed(c, AREDIS_ERR_TIMEOUT, 0, detail);
+}
+
+static int past_deadline(const att *a) {
+    return a->deadline && aredis_loop_now_ms(a->s->loop) >= a->deadline;
 }
 
 /* The value of `key` in a flat key/value array (RESP2) or a map (RESP3). */
@@ -507,11 +612,12 @@ static int read_answer(att *a, aredis_reply *r, const char **host, int *port, ch
     }
     if (s->role == AREDIS_SENTINEL_PRIMARY) {
         if (r->type == AREDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->str &&
-            r->element[1]->str && atoi(r->element[1]->str) > 0 &&
-            atoi(r->element[1]->str) <= 65535) {
+            r->element[0]->str[0] && r->element[1]->str) {
             *host = r->element[0]->str;
-            *port = atoi(r->element[1]->str);
-            return 0;
+            *port = parse_port(r->element[1]->str);
+            if (*port > 0) return 0;
+            snprintf(why, wlen, "an address with no usable port");
+            return -1;
         }
         snprintf(why, wlen, "an unexpected %s reply", aredis_reply_type_name(r->type));
         return -1;
@@ -531,8 +637,8 @@ static int read_answer(att *a, aredis_reply *r, const char **host, int *port, ch
     for (size_t k = 0; k < r->elements; k++) {
         if (!healthy(r->element[k]) || pick--) continue;
         *host = kv(r->element[k], "ip");
-        *port = atoi(kv(r->element[k], "port"));
-        if (*port > 0 && *port <= 65535) return 0;
+        *port = parse_port(kv(r->element[k], "port"));
+        if (*port > 0 && **host) return 0;
         break;
     }
     snprintf(why, wlen, "a replica with no usable address");
@@ -549,6 +655,12 @@ static void on_answer(aredis_client *qc, aredis_reply *r, const aredis_error *er
         lookup_won(a, host, port);
         return;
     }
+    if (err && err->code == AREDIS_ERR_TIMEOUT && past_deadline(a)) {
+        /* Its budget was what was left of the attempt's: the attempt timed
+         * out, as the client's own timer (due now too) would say. */
+        lookup_timed_out(a);
+        return;
+    }
     if (err) {
         if (err->code == AREDIS_ERR_AUTH) a->auth_refused++;
         /* "connect to <the address> failed: <why>": the address is said. */
@@ -559,13 +671,19 @@ static void on_answer(aredis_client *qc, aredis_reply *r, const aredis_error *er
     a->failed++;
     a->s->st.sentinel_errors++;
     tried_add(a, &a->order[a->i], why);
+    to_back(a->s, a->order[a->i].host);
     a->qc = NULL;
     aredis_client_free(qc); /* deferred: we are in its callback */
     a->i++;
     lookup_step(a);
 }
 
-/* Ask the next sentinel, or give up when none is left. */
+/*
+ * Ask the next sentinel, or give up when none is left. Each has
+ * sentinel_timeout_ms, within what is left of the attempt's deadline; with
+ * sentinel_timeout_ms 0, an equal share of what is left (so that one silent
+ * sentinel cannot use it all).
+ */
 static void lookup_step(att *a) {
     snt *s = a->s;
     aredis_loop *loop = s->loop;
@@ -574,10 +692,13 @@ static void lookup_step(att *a) {
         if (a->deadline) {
             uint64_t now = aredis_loop_now_ms(loop);
             if (now >= a->deadline) {
-                lookup_lost(a, " within the connect deadline");
+                lookup_timed_out(a);
                 return;
             }
-            if (!budget || a->deadline - now < budget) budget = (uint32_t)(a->deadline - now);
+            uint64_t left = a->deadline - now;
+            if (!budget) left /= s->n - a->i;
+            if (!budget || left < budget) budget = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+            if (!budget) budget = 1; /* 0 would be the options' own */
         }
         const saddr *sa = &a->order[a->i];
         aredis_options o = sentinel_options(s, sa, budget);
@@ -593,10 +714,11 @@ static void lookup_step(att *a) {
         a->failed++;
         s->st.sentinel_errors++;
         tried_add(a, sa, aredis_call_error()->detail);
+        to_back(s, sa->host);
         aredis_client_free(q);
         a->i++;
     }
-    lookup_lost(a, NULL);
+    lookup_lost(a);
 }
 
 static void on_lookup_timer(void *arg) {
@@ -616,6 +738,8 @@ static void loc_locate(aredis_client *c, void *state, uint64_t deadline) {
     a->failed = a->auth_refused = 0;
     a->tried[0] = '\0';
     a->deadline = deadline;
+    aredis__free(a->sw_host);
+    a->sw_host = NULL;
     memcpy(a->order, s->list, s->n * sizeof *s->list);
     s->st.lookups++;
     /* Answered from the loop, never from inside this call (a user's
@@ -624,19 +748,18 @@ static void loc_locate(aredis_client *c, void *state, uint64_t deadline) {
     watch_ensure(s);
 }
 
+/* A teardown: the attempt's deadline (counted as a failed lookup), or the
+ * user's close or free. */
 static void loc_cancel(aredis_client *c, void *state) {
+    att *a = state;
     (void)c;
-    lookup_end(state);
+    if (a->busy && past_deadline(a)) count_cut(a);
+    lookup_end(a);
 }
 
 static void loc_describe(aredis_client *c, void *state, char *buf, size_t len) {
-    att *a = state;
     (void)c;
-    char where_[300] = "";
-    if (a->busy && a->i < a->s->n)
-        fmt_addr(where_, sizeof where_, a->order[a->i].host, a->order[a->i].port);
-    snprintf(buf, len, "%s%s%s%s", a->tried, a->tried[0] && where_[0] ? "; " : "", where_,
-             where_[0] ? " (no answer yet)" : "");
+    describe(state, buf, len);
 }
 
 static void loc_stopped(aredis_client *c, void *state) {
@@ -715,9 +838,23 @@ static const char *invalid(const aredis_sentinel_options *o) {
     return NULL;
 }
 
+/* NULL with aredis_call_error() set on failure. */
 static snt *snt_new(aredis_loop *loop, const aredis_sentinel_options *o) {
+    /* One TLS context for every sentinel connection and data connection,
+     * built now (not by each of them at its connect). */
+    aredis_tls_context *tls = o->node.tls_context;
+    if (o->node.tls && !tls) {
+        tls = aredis_tls_context_new(&o->node);
+        if (!tls) return NULL;
+    } else {
+        aredis_tls_context_retain(tls); /* a shared one outlives the caller's reference */
+    }
     snt *s = aredis__calloc(1, sizeof *s);
-    if (!s) return NULL;
+    if (!s) {
+        aredis_tls_context_release(tls);
+        aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
     s->refs = 1;
     s->loop = loop;
     s->role = o->role;
@@ -741,7 +878,7 @@ static snt *snt_new(aredis_loop *loop, const aredis_sentinel_options *o) {
     so.tls_key_file = o->node.tls_key_file;
     so.tls_server_name = o->node.tls_server_name;
     so.tls_insecure_skip_verify = o->node.tls_insecure_skip_verify;
-    so.tls_context = o->node.tls_context;
+    so.tls_context = tls;
     so.username = o->sentinel_username;
     so.password = o->sentinel_password;
     so.protocol = o->node.protocol;
@@ -756,10 +893,11 @@ static snt *snt_new(aredis_loop *loop, const aredis_sentinel_options *o) {
         s->sopt.tls_context = NULL;
         s->n = 0;
         snt_unref(s);
+        aredis_tls_context_release(tls);
+        aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    /* A shared TLS context outlives the caller's reference (aredis/tls.h). */
-    aredis_tls_context_retain(s->sopt.tls_context);
+    s->sopt.tls_context = tls; /* the snt's reference, released at its end */
     return s;
 }
 
@@ -774,10 +912,7 @@ aredis_client *aredis_sentinel_client_new(aredis_loop *loop, const aredis_sentin
         return NULL;
     }
     snt *s = snt_new(loop, o);
-    if (!s) {
-        aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
+    if (!s) return NULL;
     for (size_t i = 0; i < o->nsentinels; i++) {
         int r = parse_addr(o->sentinels[i], &s->list[i]);
         if (r != 0) {
@@ -798,6 +933,7 @@ aredis_client *aredis_sentinel_client_new(aredis_loop *loop, const aredis_sentin
      * asks them first). */
     aredis_options no = o->node;
     no.host = o->master_name;
+    no.tls_context = s->sopt.tls_context;
     if (no.port < 1 || no.port > 65535) no.port = 6379;
     aredis_client *c = aredis_client_new(loop, &no);
     if (!c) {

@@ -12,7 +12,7 @@
  *     attempt fails with a detail naming each sentinel and what it said,
  *     and the reconnect policy (attempts, callbacks) runs as for a refused
  *     connect; the connect deadline passing while a sentinel is asked: a
- *     TIMEOUT naming it;
+ *     TIMEOUT naming it, counted as a failed lookup;
  *   - role REPLICA connects to the replica;
  *   - ROLE is verified: a fake sentinel naming the replica as the primary
  *     (and the primary as a replica) fails the attempt, transiently;
@@ -250,6 +250,11 @@ static void test_deadline_while_locating(void **state) {
              silent);
     assert_has(why, want);
     assert_int_equal(aredis_client_state(c), AREDIS_STATE_IDLE);
+    /* A failed lookup, and a sentinel that did not answer. */
+    aredis_sentinel_stats st = stats(c);
+    assert_int_equal(st.lookups, 1);
+    assert_int_equal(st.lookup_failures, 1);
+    assert_int_equal(st.sentinel_errors, 1);
     aredis_client_free(c);
     close(lfd);
 }

@@ -70,4 +70,41 @@ void ts_sentinel_restart_primary(ts_sentinel *s);
  */
 void ts_sentinel_wait_failover(ts_sentinel *s, uint64_t timeout_ms);
 
+/*
+ * A fake sentinel, in-process, for what a real one cannot be made to do:
+ * name any address, stay silent, answer late, publish any +switch-master
+ * message, drop its subscribers. It listens on a free 127.0.0.1 port and
+ * serves every connection at once (a thread of its own), RESP2 or RESP3
+ * (HELLO 3). It answers HELLO, AUTH, CLIENT, SELECT, PING, ROLE (sentinel),
+ * SENTINEL get-master-addr-by-name <name> (the address set, or nil when
+ * none is set or the name is not its own), SENTINEL replicas (empty) and
+ * SUBSCRIBE; anything else gets an error. Any failure fails the test.
+ */
+typedef struct ts_fsent ts_fsent;
+
+/* Start one that monitors `master_name` (NULL: TS_SENTINEL_MASTER), with
+ * no address set (it answers nil). */
+ts_fsent *ts_fsent_start(const char *master_name);
+int ts_fsent_port(const ts_fsent *f);
+/* The address get-master-addr-by-name answers, as given (any text: a bad
+ * port too); host NULL: nil. */
+void ts_fsent_set_master(ts_fsent *f, const char *host, const char *port);
+/* The same for 127.0.0.1:port. */
+void ts_fsent_set_master_port(ts_fsent *f, int port);
+/* 1: SENTINEL commands are read and never answered. */
+void ts_fsent_set_silent(ts_fsent *f, int on);
+/* Answers to SENTINEL commands (and all that follows them on their
+ * connection) held back ms milliseconds; 0: at once. */
+void ts_fsent_set_delay(ts_fsent *f, unsigned ms);
+/* Publish payload on +switch-master to every subscriber: how many. */
+int ts_fsent_publish(ts_fsent *f, const char *payload);
+/* Close the subscribers' connections (shutdown: a FIN): how many. */
+int ts_fsent_kill_subscribers(ts_fsent *f);
+/* SENTINEL commands received so far; subscribers and connections open. */
+unsigned ts_fsent_lookups(ts_fsent *f);
+unsigned ts_fsent_subscribers(ts_fsent *f);
+unsigned ts_fsent_connections(ts_fsent *f);
+/* Stop the thread, close everything, free. NULL ignored. */
+void ts_fsent_stop(ts_fsent *f);
+
 #endif
