@@ -687,15 +687,27 @@ static void dump_cli_log(const ts_cluster *c) {
 /* ---- Start, stop -------------------------------------------------------- */
 
 /* redis-cli --cluster create over every node: 0, or -1 with c->why. */
-static int cli_create(ts_cluster *c) {
+static int cli_create(ts_cluster *c, const ts_tls_files *f) {
     const char *cli = cli_path();
+    const char *tls = f ? " --tls" : "";
     int argc = 0;
-    const char **argv = calloc((size_t)c->n + 8, sizeof *argv);
+    const char **argv = calloc((size_t)c->n + 16, sizeof *argv);
     char(*addr)[32] = calloc((size_t)c->n, sizeof *addr);
     char reps[16];
     assert_true(argv && addr);
     snprintf(reps, sizeof reps, "%d", c->replicas);
     argv[argc++] = cli;
+    if (f) { /* a TLS-only cluster (ts_cluster_start_tls) */
+        argv[argc++] = "--tls";
+        argv[argc++] = "--cacert";
+        argv[argc++] = f->ca_file;
+        if (f->client_cert_file) {
+            argv[argc++] = "--cert";
+            argv[argc++] = f->client_cert_file;
+            argv[argc++] = "--key";
+            argv[argc++] = f->client_key_file;
+        }
+    }
     argv[argc++] = "--cluster";
     argv[argc++] = "create";
     for (int i = 0; i < c->n; i++) {
@@ -733,25 +745,27 @@ static int cli_create(ts_cluster *c) {
         if (ts_now_ms() >= until) {
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
-            why(c, -1, "%s --cluster create did not finish within %d ms", cli, WAIT_MS);
+            why(c, -1, "%s%s --cluster create did not finish within %d ms", cli, tls, WAIT_MS);
             return -1;
         }
         tsp_sleep_ms(POLL_MS);
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
-    why(c, -1, "%s --cluster create failed (%s %d)", cli, WIFEXITED(st) ? "exit status" : "signal",
-        WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    why(c, -1, "%s%s --cluster create failed (%s %d)", cli, tls,
+        WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
     return -1;
 }
 
-/* Node i's own CLUSTER NODES line: its id, role and primary. */
-static void learn_roles(ts_cluster *c) {
+static int tls_fetch_nodes(ts_cluster *c, int i, const ts_tls_files *f, nline *out, int max);
+
+/* Each node's id and role, by its own CLUSTER NODES (over TLS with f). */
+static void learn_roles(ts_cluster *c, const ts_tls_files *f) {
     int maxl = c->n + 16;
     nline *view = calloc((size_t)maxl, sizeof *view);
     char(*master)[48] = calloc((size_t)c->n, sizeof *master);
     assert_true(view && master);
     for (int i = 0; i < c->n; i++) {
-        int count = fetch_nodes(c, i, view, maxl);
+        int count = f ? tls_fetch_nodes(c, i, f, view, maxl) : fetch_nodes(c, i, view, maxl);
         const nline *me = count ? find_line(view, count, port_of(c, i)) : NULL;
         if (!me) fail_msg("cluster node %d: its own CLUSTER NODES line: %s", i, c->why);
         snprintf(c->nodes[i].id, sizeof c->nodes[i].id, "%s", me->id);
@@ -802,7 +816,7 @@ ts_cluster *ts_cluster_start(int primaries, int replicas_per_primary, const char
         }
     }
     snprintf(c->cli_log, sizeof c->cli_log, "%s/cli.log", c->nodes[0].p.dir);
-    if (cli_create(c) != 0 || !poll_until(c, start_done, NULL, WAIT_MS)) {
+    if (cli_create(c, NULL) != 0 || !poll_until(c, start_done, NULL, WAIT_MS)) {
         char reason[sizeof c->why];
         snprintf(reason, sizeof reason, "%s", c->why);
         dump_cli_log(c);
@@ -811,7 +825,7 @@ ts_cluster *ts_cluster_start(int primaries, int replicas_per_primary, const char
         fail_msg("the cluster (%d primaries, %d replicas each, %s) did not come up: %s", primaries,
                  replicas_per_primary, ts_server_describe(), reason);
     }
-    learn_roles(c);
+    learn_roles(c, NULL);
     ts_log("cluster of %d nodes up in %llu ms (%s)", c->n, (unsigned long long)(ts_now_ms() - t0),
            ts_server_describe());
     return c;
@@ -1553,29 +1567,6 @@ out:
     return ok;
 }
 
-/* Each node's id and role, by its own CLUSTER NODES over TLS. */
-static void tls_learn_roles(ts_cluster *c, const ts_tls_files *f) {
-    int maxl = c->n + 16;
-    nline *view = calloc((size_t)maxl, sizeof *view);
-    char(*master)[48] = calloc((size_t)c->n, sizeof *master);
-    assert_true(view && master);
-    for (int i = 0; i < c->n; i++) {
-        int count = tls_fetch_nodes(c, i, f, view, maxl);
-        const nline *me = count ? find_line(view, count, port_of(c, i)) : NULL;
-        if (!me) fail_msg("cluster node %d: its own CLUSTER NODES line: %s", i, c->why);
-        snprintf(c->nodes[i].id, sizeof c->nodes[i].id, "%s", me->id);
-        c->nodes[i].primary = has_flag(me->flags, "master");
-        snprintf(master[i], sizeof master[i], "%s", me->master);
-    }
-    for (int i = 0; i < c->n; i++) {
-        c->nodes[i].primary_of = -1;
-        for (int j = 0; !c->nodes[i].primary && j < c->n; j++)
-            if (strcmp(c->nodes[j].id, master[i]) == 0) c->nodes[i].primary_of = j;
-    }
-    free(view);
-    free(master);
-}
-
 int ts_cluster_tls_node_for_slot(const ts_cluster *c, int slot) {
     const ts_tls_files *f = ts_cluster_tls_files(c);
     assert_non_null(f);
@@ -1644,73 +1635,6 @@ static int no_tls_in(const tsp_proc *p) {
            tsp_output_has(p, "connection listener of tls");
 }
 
-/* redis-cli --tls ... --cluster create over every node: 0, or -1 with c->why. */
-static int tls_cli_create(ts_cluster *c, const ts_tls_files *f) {
-    const char *cli = cli_path();
-    int argc = 0;
-    const char **argv = calloc((size_t)c->n + 16, sizeof *argv);
-    char(*addr)[32] = calloc((size_t)c->n, sizeof *addr);
-    char reps[16];
-    assert_true(argv && addr);
-    snprintf(reps, sizeof reps, "%d", c->replicas);
-    argv[argc++] = cli;
-    argv[argc++] = "--tls";
-    argv[argc++] = "--cacert";
-    argv[argc++] = f->ca_file;
-    if (f->client_cert_file) {
-        argv[argc++] = "--cert";
-        argv[argc++] = f->client_cert_file;
-        argv[argc++] = "--key";
-        argv[argc++] = f->client_key_file;
-    }
-    argv[argc++] = "--cluster";
-    argv[argc++] = "create";
-    for (int i = 0; i < c->n; i++) {
-        snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", port_of(c, i));
-        argv[argc++] = addr[i];
-    }
-    argv[argc++] = "--cluster-replicas";
-    argv[argc++] = reps;
-    argv[argc++] = "--cluster-yes";
-    argv[argc] = NULL;
-    pid_t pid = ts_fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) dup2(devnull, 0);
-        int out = open(c->cli_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (out >= 0) {
-            dup2(out, 1);
-            dup2(out, 2);
-        }
-        execv(cli, (char *const *)argv);
-        _exit(127);
-    }
-    free(argv);
-    free(addr);
-    uint64_t until = ts_now_ms() + WAIT_MS;
-    int st = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) break;
-        if (w < 0 && errno != EINTR) {
-            why(c, -1, "waitpid(redis-cli): %s", strerror(errno));
-            return -1;
-        }
-        if (ts_now_ms() >= until) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            why(c, -1, "%s --tls --cluster create did not finish within %d ms", cli, WAIT_MS);
-            return -1;
-        }
-        tsp_sleep_ms(POLL_MS);
-    }
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
-    why(c, -1, "%s --tls --cluster create failed (%s %d)", cli,
-        WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-    return -1;
-}
-
 ts_cluster *ts_cluster_start_tls(int primaries, int replicas_per_primary, const ts_tls_files *f,
                                  const char *const *conf) {
     require_binaries();
@@ -1747,7 +1671,7 @@ ts_cluster *ts_cluster_start_tls(int primaries, int replicas_per_primary, const 
     }
     const ts_tls_files *kept = tls_register(c, f);
     snprintf(c->cli_log, sizeof c->cli_log, "%s/cli.log", c->nodes[0].p.dir);
-    if (tls_cli_create(c, kept) != 0 || !poll_until(c, tls_settled, kept, WAIT_MS)) {
+    if (cli_create(c, kept) != 0 || !poll_until(c, tls_settled, kept, WAIT_MS)) {
         char reason[sizeof c->why];
         snprintf(reason, sizeof reason, "%s", c->why);
         dump_cli_log(c);
@@ -1756,7 +1680,7 @@ ts_cluster *ts_cluster_start_tls(int primaries, int replicas_per_primary, const 
         fail_msg("the TLS cluster (%d primaries, %d replicas each, %s) did not come up: %s",
                  primaries, replicas_per_primary, ts_server_describe(), reason);
     }
-    tls_learn_roles(c, kept);
+    learn_roles(c, kept);
     ts_log("TLS cluster of %d nodes up in %llu ms (%s)", c->n,
            (unsigned long long)(ts_now_ms() - t0), ts_server_describe());
     return c;
