@@ -876,9 +876,11 @@ static void resend(aredis_client *c, aredis__croute *x) {
         finish_code(c, x, e, cl->freeing ? "cluster freed" : aredis_call_error()->detail);
 }
 
-static void route_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
-    (void)r;
-    aredis__croute *x = data;
+/* A route's end on its node: r (its reply: the last one of a batch) or
+ * err; a redirection sends it again, a route taken back goes to its new
+ * owner. */
+static void route_end(aredis_client *c, aredis__croute *x, aredis_reply *r,
+                      const aredis_error *err) {
     aredis_cluster *cl = x->cl;
     aredis__cl_enter(cl);
     off_node(x);
@@ -890,33 +892,26 @@ static void route_done(aredis_client *c, aredis_reply *r, const aredis_error *er
             refresh(cl);
         finish(c, x, NULL, err);
     } else if (!(x->redir && !cl->freeing && x->redirects < cl->max_redirects && redirect(c, x))) {
-        finish(c, x, x->reply, NULL);
+        finish(c, x, r, NULL);
     }
     aredis__cl_leave(cl);
 }
 
-/* A lone command's end: its reply (an error reply with a SERVER err) or
- * the error. */
+static void route_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
+    (void)r; /* a batch's replies came through route_part */
+    aredis__croute *x = data;
+    route_end(c, x, x->reply, err);
+}
+
+/* A lone command's end: an error reply comes as a SERVER err with it. */
 static void route_lone_done(aredis_client *c, aredis_reply *r, const aredis_error *err,
                             void *data) {
     aredis__croute *x = data;
-    aredis_cluster *cl = x->cl;
-    aredis__cl_enter(cl);
-    off_node(x);
-    if (x->rerouting) {
-        resend(c, x);
-    } else if (err && err->code == AREDIS_ERR_SERVER && r && is_redirect(r) && !cl->freeing &&
-               x->redirects < cl->max_redirects) {
-        x->redir = aredis_reply_retain(r);
-        if (!redirect(c, x)) finish(c, x, r, NULL);
-    } else if (err && err->code != AREDIS_ERR_SERVER) {
-        if (!cl->freeing && err->code != AREDIS_ERR_CANCELLED && err->code != AREDIS_ERR_TIMEOUT)
-            refresh(cl);
-        finish(c, x, NULL, err);
-    } else {
-        finish(c, x, r, NULL);
+    if (err && err->code == AREDIS_ERR_SERVER && r) {
+        if (is_redirect(r)) x->redir = aredis_reply_retain(r);
+        err = NULL;
     }
-    aredis__cl_leave(cl);
+    route_end(c, x, r, err);
 }
 
 static void on_retry_timer(void *arg) {
