@@ -100,6 +100,21 @@ int main(int argc, char **argv) {
     aredis_future_release(f);
     aredis_cluster_tx_free(tx);
 
+    /* A blocking command takes a connection of its own, from the pool of
+     * its key's node (WATCH transactions too: aredis_tx on an acquired one). */
+    aredis_pool *pool = aredis_cluster_pool(cl, "{order:7}:queue", 15, NULL);
+    if (pool) {
+        f = aredis_cluster_future(cl, "LPUSH %s %s", "{order:7}:queue", "ship");
+        wait_for(f, "LPUSH");
+        aredis_future_release(f);
+        f = aredis_pool_future_command(pool, "BLPOP %s 1", "{order:7}:queue");
+        r = wait_for(f, "BLPOP");
+        if (r && r->elements == 2) printf("BLPOP on the node's pool -> %s\n", r->element[1]->str);
+        aredis_future_release(f);
+    } else {
+        printf("node pool: %s\n", aredis_call_error()->detail);
+    }
+
     /* Every primary: FLUSHALL, DBSIZE, SCRIPT LOAD... */
     /* SCAN over every primary. */
     aredis_scan_opts so = {0};

@@ -41,6 +41,8 @@
  * `node` options (TLS, auth, timeouts, reconnect policy, observers and
  * metrics apply per node connection as on a single client;
  * aredis_cluster_nodes() hands them out for INFO, stats or observers).
+ * Connections of one's own (blocking commands, WATCH) come from a node's
+ * pool: aredis_cluster_pool().
  * With TLS, one context serves every node: node.tls_context (held by the
  * cluster), or one built from node's tls_* files by aredis_cluster_new(),
  * which then fails with AREDIS_ERR_TLS when they cannot be used.
@@ -72,6 +74,7 @@
 #include "aredis/client.h"
 #include "aredis/export.h"
 #include "aredis/future.h"
+#include "aredis/pool.h"
 #include "aredis/pubsub.h"
 #include "aredis/scan.h"
 
@@ -229,7 +232,8 @@ AREDIS_API aredis_future *aredis_cluster_pipeline_exec_future(aredis_cluster_pip
  * aredis_tx_exec() (an ARRAY of the commands' replies; nil when aborted;
  * an EXECABORT error when the server refused a queued command). If the
  * slot moved, the whole transaction is sent again to the new owner (the
- * old one ran none of it). WATCH is not offered on a cluster yet.
+ * old one ran none of it). For WATCH, use aredis_tx (aredis/tx.h) on a
+ * connection from the node's pool: aredis_cluster_pool().
  */
 typedef struct aredis_cluster_tx aredis_cluster_tx;
 
@@ -317,6 +321,25 @@ AREDIS_API void aredis_cluster_scan_free(aredis_cluster_scan *s);
  */
 AREDIS_API size_t aredis_cluster_nodes(aredis_cluster *cl, aredis_client **out, size_t max,
                                        int replicas);
+
+/*
+ * A connection pool to the primary serving key (aredis/pool.h), for what
+ * needs a connection of one's own: blocking commands (BLPOP, XREAD BLOCK,
+ * WAIT...), WATCH transactions (aredis_tx on an acquired connection), or
+ * isolation. Made on first use with po (NULL: AREDIS_POOL_OPTIONS_INIT;
+ * its client and uri are ignored: every connection gets the cluster's node
+ * options and the node's address), then the same pool for every key of
+ * that node. The pool belongs to the cluster: do not free it; it goes with
+ * aredis_cluster_free() (connections still acquired are closed then, their
+ * callbacks CANCELLED). It stays with its node: after a resharding the key
+ * may be served elsewhere (its commands there get MOVED errors) — ask
+ * again. NULL with aredis_call_error() set: INVALID, NOT_CONNECTED (the
+ * topology does not name the key's node yet: call once a command has been
+ * answered), CANCELLED (the cluster is being freed), or what
+ * aredis_pool_new() refuses.
+ */
+AREDIS_API aredis_pool *aredis_cluster_pool(aredis_cluster *cl, const char *key, size_t keylen,
+                                            const aredis_pool_options *po);
 
 /* The node connection serving key (its slot's primary), or NULL when the
  * topology is not known yet. */

@@ -88,6 +88,7 @@ static aredis__clnode *node_find(const aredis_cluster *cl, const char *host, int
 }
 
 static void node_free(aredis__clnode *n) {
+    aredis_pool_free(n->pool);
     aredis_client_free(n->c);
     aredis__free(n->host);
     aredis__free(n);
@@ -285,6 +286,40 @@ int aredis__cl_is_primary(const aredis_cluster *cl, const char *host, int port) 
     return i >= 0 && cl->topo->nodes[i].primary;
 }
 
+aredis_pool *aredis_cluster_pool(aredis_cluster *cl, const char *key, size_t keylen,
+                                 const aredis_pool_options *po) {
+    if (!cl || !key) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "cluster or key is NULL");
+        return NULL;
+    }
+    if (cl->freeing) {
+        aredis__call_fail(AREDIS_ERR_CANCELLED, "cluster freed");
+        return NULL;
+    }
+    int slot = (int)aredis__key_slot(key, keylen);
+    if (!cl->topo || !cl->topo->owner[slot]) {
+        aredis__call_fail(AREDIS_ERR_NOT_CONNECTED,
+                          "the cluster's topology does not name the key's node yet (wait for a "
+                          "command to be answered first)");
+        return NULL;
+    }
+    aredis__clnode *n = node_of(cl, cl->topo->owner[slot] - 1);
+    if (!n) {
+        aredis__call_fail(AREDIS_ERR_NOT_CONNECTED, "no usable address for the key's node");
+        return NULL;
+    }
+    if (n->pool) return n->pool;
+    aredis_pool_options o = AREDIS_POOL_OPTIONS_INIT;
+    if (po) o = *po;
+    o.uri = NULL;
+    o.client = cl->nopt; /* the node's options, its address */
+    o.client.host = n->host;
+    o.client.port = n->port;
+    o.client.unix_path = NULL;
+    n->pool = aredis_pool_new(cl->loop, &o);
+    return n->pool; /* NULL: aredis_call_error() says why */
+}
+
 aredis_client *aredis__cl_node_client(aredis_cluster *cl, const char *host, int port) {
     aredis__clnode *n = node_get(cl, host, port, 0);
     return n ? n->c : NULL;
@@ -313,8 +348,9 @@ static void retire_nodes(aredis_cluster *cl) {
     while (*pp) {
         aredis__clnode *n = *pp;
         aredis_state st = aredis_client_state(n->c);
+        /* A node's pool stays with the cluster: its connections may be held. */
         if ((st == AREDIS_STATE_IDLE || st == AREDIS_STATE_CLOSED) &&
-            !aredis_client_pending(n->c)) {
+            !aredis_client_pending(n->c) && !n->pool) {
             *pp = n->next;
             node_free(n);
         } else {
@@ -1218,6 +1254,8 @@ void aredis_cluster_free(aredis_cluster *cl) {
             n->next = cl->dead;
             cl->dead = n;
             aredis__client_mute(n->c);
+            aredis_pool_free(n->pool); /* its callbacks run now: CANCELLED */
+            n->pool = NULL;
             aredis_client_free(n->c);
         }
     aredis__croute *w = cl->wait_head, *r = cl->retry_head;

@@ -29,6 +29,7 @@ typedef struct aredis__clnode {
     int replica; /* connected with READONLY */
     int retired; /* left the topology: closing once idle */
     aredis_client *c;
+    aredis_pool *pool; /* exclusive connections to this node (aredis_cluster_pool) */
     struct aredis__croute *routes, *routes_tail; /* sent here and not finished, in order */
 } aredis__clnode;
 

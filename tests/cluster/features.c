@@ -1254,6 +1254,149 @@ static void test_scan_freed_before_first_batch(void **state) {
     aredis_cluster_free(cl);
 }
 
+/* ---- Per-node pools: connections of one's own ---------------------------------- */
+
+typedef struct acq {
+    int calls;
+    aredis_client *c;
+    aredis_err code;
+} acq;
+
+static void on_acquired(aredis_pool *pool, aredis_client *c, const aredis_error *err, void *data) {
+    (void)pool;
+    acq *a = data;
+    a->calls++;
+    a->c = c;
+    a->code = err ? err->code : AREDIS_ERR_OK;
+}
+
+static int acq_done(const void *arg) { return ((const acq *)arg)->calls > 0; }
+
+static aredis_client *acquire(aredis_pool *pool) {
+    acq a = {0};
+    assert_int_equal(aredis_pool_acquire(pool, on_acquired, &a), AREDIS_ERR_OK);
+    assert_true(ts_wait_until(g_loop, acq_done, &a, WAIT_MS));
+    assert_int_equal(a.code, AREDIS_ERR_OK);
+    assert_non_null(a.c);
+    return a.c;
+}
+
+/* A key served by another primary than `key`'s. */
+static void key_elsewhere(const char *key, char *out, size_t len) {
+    int port = ts_cluster_node_for_slot(g_tc, ts_cluster_keyslot(g_tc, key));
+    for (int i = 0; i < 1000; i++) {
+        snprintf(out, len, "other:%d", i);
+        if (ts_cluster_node_for_slot(g_tc, ts_cluster_keyslot(g_tc, out)) != port) return;
+    }
+    fail_msg("no key on another node");
+}
+
+/* One pool per node (the same for keys of one node, another elsewhere);
+ * none before the topology names the node; a BLPOP 0 on an acquired
+ * connection blocks it alone: the cluster's commands to that very node go
+ * on meanwhile, and the BLPOP gets the LPUSH made through the cluster. */
+static void test_node_pool_blocking(void **state) {
+    (void)state;
+    aredis_cluster *early = cluster_on(a_node(1));
+    assert_null(aredis_cluster_pool(early, "k", 1, NULL));
+    assert_int_equal(aredis_call_error()->code, AREDIS_ERR_NOT_CONNECTED);
+    aredis_cluster_free(early);
+    aredis_cluster *cl = cluster_on(a_node(1));
+    warm_up(cl);
+    assert_null(aredis_cluster_pool(cl, NULL, 0, NULL));
+    assert_int_equal(aredis_call_error()->code, AREDIS_ERR_INVALID);
+    aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;
+    po.max_connections = 2;
+    aredis_pool *p = aredis_cluster_pool(cl, "{q}:list", 8, &po);
+    assert_non_null(p);
+    assert_ptr_equal(aredis_cluster_pool(cl, "{q}:other", 9, NULL), p);
+    char other[32];
+    key_elsewhere("{q}:list", other, sizeof other);
+    aredis_pool *p2 = aredis_cluster_pool(cl, other, strlen(other), NULL);
+    assert_non_null(p2);
+    assert_true(p2 != p);
+    aredis_future_release(CL(cl, "DEL {q}:list"));
+    aredis_client *c = acquire(p);
+    aredis_cmd_opts co = AREDIS_CMD_OPTS_INIT;
+    co.flags = AREDIS_CMD_NO_TIMEOUT;
+    res blpop = {0};
+    assert_int_equal(aredis_command_ex(c, &co, on_res, &blpop, "BLPOP {q}:list 0"), AREDIS_ERR_OK);
+    /* The shared connection to the same node is not held by it. */
+    for (int i = 0; i < 20; i++) {
+        aredis_future *f = CL(cl, "SET {q}:k%d v%d", i, i);
+        fok(f, "SET while a BLPOP blocks");
+        aredis_future_release(f);
+    }
+    assert_int_equal(blpop.calls, 0);
+    aredis_future *f = CL(cl, "LPUSH {q}:list hello");
+    fok(f, "LPUSH");
+    aredis_future_release(f);
+    res_wait(&blpop, "BLPOP");
+    assert_int_equal(blpop.code, AREDIS_ERR_OK);
+    assert_int_equal(blpop.r->elements, 2);
+    assert_string_equal(blpop.r->element[1]->str, "hello");
+    res_clear(&blpop);
+    assert_int_equal(aredis_pool_release(p, c), AREDIS_ERR_OK);
+    aredis_cluster_free(cl);
+}
+
+/* WATCH on an acquired connection: a write through the cluster between
+ * WATCH and EXEC aborts the transaction; without one it commits. */
+static void test_node_pool_watch(void **state) {
+    (void)state;
+    aredis_cluster *cl = cluster_on(a_node(1));
+    warm_up(cl);
+    aredis_pool *p = aredis_cluster_pool(cl, "{w}:n", 5, NULL);
+    assert_non_null(p);
+    for (int round = 0; round < 2; round++) {
+        aredis_future *f = CL(cl, "SET {w}:n 1");
+        aredis_future_release(f);
+        aredis_client *c = acquire(p);
+        aredis_tx *tx = aredis_tx_new(c);
+        assert_non_null(tx);
+        const char *keys[] = {"{w}:n"};
+        f = fwait(aredis_tx_watch_future(tx, 1, keys, NULL));
+        fok(f, "WATCH");
+        aredis_future_release(f);
+        if (round == 0) { /* someone else writes the watched key */
+            f = CL(cl, "SET {w}:n 2");
+            fok(f, "the other write");
+            aredis_future_release(f);
+        }
+        assert_int_equal(aredis_tx_queue(tx, "INCR {w}:n"), AREDIS_ERR_OK);
+        f = fwait(aredis_tx_exec_future(tx));
+        const aredis_reply *r = fok(f, "EXEC");
+        assert_int_equal(aredis_tx_aborted(r), round == 0);
+        aredis_future_release(f);
+        aredis_tx_free(tx);
+        assert_int_equal(aredis_pool_release(p, c), AREDIS_ERR_OK);
+        f = CL(cl, "GET {w}:n");
+        /* aborted: the other write's 2; committed: 1 + 1 */
+        assert_string_equal(fok(f, "GET")->str, "2");
+        aredis_future_release(f);
+    }
+    aredis_cluster_free(cl);
+}
+
+/* The cluster freed with a pool connection acquired and a BLPOP on it:
+ * the BLPOP's callback runs once, with an error; nothing leaks (ASan). */
+static void test_node_pool_freed_with_cluster(void **state) {
+    (void)state;
+    aredis_cluster *cl = cluster_on(a_node(1));
+    warm_up(cl);
+    aredis_pool *p = aredis_cluster_pool(cl, "{f}:l", 5, NULL);
+    assert_non_null(p);
+    aredis_client *c = acquire(p);
+    aredis_cmd_opts co = AREDIS_CMD_OPTS_INIT;
+    co.flags = AREDIS_CMD_NO_TIMEOUT;
+    res blpop = {0};
+    assert_int_equal(aredis_command_ex(c, &co, on_res, &blpop, "BLPOP {f}:l 0"), AREDIS_ERR_OK);
+    aredis_cluster_free(cl);
+    assert_int_equal(blpop.calls, 1);
+    assert_true(blpop.code != AREDIS_ERR_OK);
+    res_clear(&blpop);
+}
+
 static int group_setup(void **state) {
     (void)state;
     g_tc = ts_cluster_start(3, 1, NULL);
@@ -1278,6 +1421,9 @@ int main(void) {
         TS_LOOP_CASE(test_replica_reads),
         TS_LOOP_CASE(test_replica_reads_seeded_from_replica),
         TS_LOOP_CASE(test_nodes_and_keyslot),
+        TS_LOOP_CASE(test_node_pool_blocking),
+        TS_LOOP_CASE(test_node_pool_watch),
+        TS_LOOP_CASE(test_node_pool_freed_with_cluster),
         TS_LOOP_CASE(test_free_with_everything_in_flight),
         TS_LOOP_CASE(test_scan_freed_before_first_batch),
     };
