@@ -28,22 +28,29 @@ static aredis_err send_encoded(aredis_cluster *cl, aredis_reply_fn *cb, void *da
     return e;
 }
 
-static aredis_err encode_fmt(aredis_cluster *cl, const char *fmt, va_list ap) {
+aredis_err aredis__cl_encode(aredis_cluster *cl, int argc, const char *const *argv,
+                             const size_t *argvlen, const char *fmt, va_list *ap) {
     aredis__buf *b = &cl->enc;
     b->off = b->len = 0;
-    aredis_err e = aredis__write_vfmt(b, fmt, ap);
-    if (e != AREDIS_ERR_OK) aredis__call_fail(e, "malformed command or format");
+    aredis_err e =
+        fmt ? aredis__write_vfmt(b, fmt, *ap)
+            : (argc > 0 && argv ? aredis__write_argv(b, argc, argv, argvlen) : AREDIS_ERR_INVALID);
+    if (e != AREDIS_ERR_OK)
+        aredis__call_fail(e, fmt ? "malformed command or format" : "malformed command");
+    return e;
+}
+
+static aredis_err encode_fmt(aredis_cluster *cl, const char *fmt, va_list ap) {
+    va_list aq;
+    va_copy(aq, ap);
+    aredis_err e = aredis__cl_encode(cl, 0, NULL, NULL, fmt, &aq);
+    va_end(aq);
     return e;
 }
 
 static aredis_err encode_argv(aredis_cluster *cl, int argc, const char *const *argv,
                               const size_t *argvlen) {
-    aredis__buf *b = &cl->enc;
-    b->off = b->len = 0;
-    aredis_err e =
-        argc > 0 && argv ? aredis__write_argv(b, argc, argv, argvlen) : AREDIS_ERR_INVALID;
-    if (e != AREDIS_ERR_OK) aredis__call_fail(e, "malformed command");
-    return e;
+    return aredis__cl_encode(cl, argc, argv, argvlen, NULL, NULL);
 }
 
 aredis_err aredis_cluster_vcommand(aredis_cluster *cl, aredis_reply_fn *cb, void *data,

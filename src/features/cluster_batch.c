@@ -21,18 +21,6 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
-/* Encode a command into the cluster's buffer. */
-static aredis_err encode(aredis_cluster *cl, int argc, const char *const *argv,
-                         const size_t *argvlen, const char *fmt, va_list *ap) {
-    aredis__buf *b = &cl->enc;
-    b->off = b->len = 0;
-    aredis_err e =
-        fmt ? aredis__write_vfmt(b, fmt, *ap)
-            : (argc > 0 && argv ? aredis__write_argv(b, argc, argv, argvlen) : AREDIS_ERR_INVALID);
-    if (e != AREDIS_ERR_OK) aredis__call_fail(e, "malformed command or format");
-    return e;
-}
-
 /* ---- Pipelines ------------------------------------------------------------------ */
 
 struct aredis_cluster_pipeline {
@@ -82,7 +70,7 @@ void aredis_cluster_pipeline_free(aredis_cluster_pipeline *p) {
 static aredis_err pipe_add(aredis_cluster_pipeline *p, int argc, const char *const *argv,
                            const size_t *argvlen, const char *fmt, va_list *ap) {
     if (!p) return aredis__call_fail(AREDIS_ERR_INVALID, "pipeline is NULL");
-    aredis_err e = encode(p->cl, argc, argv, argvlen, fmt, ap);
+    aredis_err e = aredis__cl_encode(p->cl, argc, argv, argvlen, fmt, ap);
     if (e != AREDIS_ERR_OK) return e;
     aredis__buf *b = &p->cl->enc;
     aredis__croute *x = aredis__cl_route_make(p->cl, b->data + b->off, b->len - b->off);
@@ -258,7 +246,7 @@ static aredis_err tx_add(aredis_cluster_tx *tx, int argc, const char *const *arg
                          const size_t *argvlen, const char *fmt, va_list *ap) {
     if (!tx) return aredis__call_fail(AREDIS_ERR_INVALID, "transaction is NULL");
     aredis_cluster *cl = tx->cl;
-    aredis_err e = encode(cl, argc, argv, argvlen, fmt, ap);
+    aredis_err e = aredis__cl_encode(cl, argc, argv, argvlen, fmt, ap);
     if (e != AREDIS_ERR_OK) return e;
     const char *cmd = cl->enc.data + cl->enc.off;
     size_t len = cl->enc.len - cl->enc.off;

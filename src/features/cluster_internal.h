@@ -12,6 +12,7 @@
 #ifndef AREDIS_FEATURES_CLUSTER_INTERNAL_H
 #define AREDIS_FEATURES_CLUSTER_INTERNAL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,6 +119,11 @@ struct aredis_cluster {
     struct aredis_cluster_scan *scans; /* scans (cluster_scan.c) */
     aredis_cluster_stats st;
 };
+
+/* Encode a command (fmt with *ap, else argc/argv/argvlen) into cl->enc:
+ * OK, or the refusal with aredis_call_error() set (cluster_api.c). */
+aredis_err aredis__cl_encode(aredis_cluster *cl, int argc, const char *const *argv,
+                             const size_t *argvlen, const char *fmt, va_list *ap);
 
 /* Free-safety around the cluster's own callbacks (as the client's). */
 void aredis__cl_enter(aredis_cluster *cl);

@@ -307,29 +307,14 @@ int64_t aredis__cmd_block_ms(const aredis__cmdinfo *ci, const aredis__arg *args,
 /* ---- Encoded commands ---------------------------------------------------- */
 
 /* "<type><digits>\r\n" at *p (before end): the number, or -1. */
-static long long read_len(const char **p, const char *end, char type) {
-    const char *q = *p;
-    if (q >= end || *q != type) return -1;
-    q++;
-    long long v = 0;
-    int digits = 0;
-    while (q < end && *q >= '0' && *q <= '9') {
-        if (++digits > 18) return -1;
-        v = v * 10 + (*q++ - '0');
-    }
-    if (!digits || end - q < 2 || q[0] != '\r' || q[1] != '\n') return -1;
-    *p = q + 2;
-    return v;
-}
-
 long aredis__resp_args(const char *resp, size_t len, aredis__arg *args, size_t max) {
     if (!resp) return -1;
     const char *p = resp, *end = resp + len;
-    long long n = read_len(&p, end, '*');
+    long long n = aredis__resp_len(&p, end, '*');
     /* Every argument takes at least 6 bytes ("$0\r\n\r\n"). */
     if (n < 0 || (unsigned long long)n > len / 6) return -1;
     for (long long i = 0; i < n; i++) {
-        long long an = read_len(&p, end, '$');
+        long long an = aredis__resp_len(&p, end, '$');
         if (an < 0 || (unsigned long long)(end - p) < (unsigned long long)an + 2) return -1;
         if (p[an] != '\r' || p[an + 1] != '\n') return -1;
         if (args && (size_t)i < max) {
@@ -344,9 +329,9 @@ long aredis__resp_args(const char *resp, size_t len, aredis__arg *args, size_t m
 int aredis__resp_name(const char *resp, size_t len, aredis__arg *name) {
     if (!resp) return -1;
     const char *p = resp, *end = resp + len;
-    long long n = read_len(&p, end, '*');
+    long long n = aredis__resp_len(&p, end, '*');
     if (n < 1) return -1;
-    long long an = read_len(&p, end, '$');
+    long long an = aredis__resp_len(&p, end, '$');
     if (an < 0 || (unsigned long long)(end - p) < (unsigned long long)an + 2) return -1;
     name->p = p;
     name->n = (size_t)an;

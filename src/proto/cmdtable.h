@@ -273,6 +273,31 @@ size_t aredis__cmdtable_size(const aredis__cmdtable *t);
 const aredis__cmdinfo *aredis__cmdtable_entries(const aredis__cmdtable *t, size_t *n);
 
 /*
+ * A RESP length header at *p ("*N\r\n" or "$N\r\n", `type` its first
+ * byte): N, and *p moved past it; -1 when there is none (at most 18
+ * digits). One digit, the usual case, is read without a loop.
+ */
+static inline long long aredis__resp_len(const char **p, const char *end, char type) {
+    const char *q = *p;
+    if (end - q >= 4 && q[0] == type && q[1] >= '0' && q[1] <= '9' && q[2] == '\r' &&
+        q[3] == '\n') {
+        *p = q + 4;
+        return q[1] - '0';
+    }
+    if (q >= end || *q != type) return -1;
+    q++;
+    long long v = 0;
+    int digits = 0;
+    while (q < end && *q >= '0' && *q <= '9') {
+        if (++digits > 18) return -1;
+        v = v * 10 + (*q++ - '0');
+    }
+    if (!digits || end - q < 2 || q[0] != '\r' || q[1] != '\n') return -1;
+    *p = q + 2;
+    return v;
+}
+
+/*
  * Split one encoded command (a RESP array of bulk strings, as the writer
  * makes) into its arguments, pointing into `resp`. Returns the argument
  * count (the array's length, even when larger than max: then only the

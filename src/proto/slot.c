@@ -105,24 +105,6 @@ int aredis__cmd_slot_ex(const aredis__cmdtable *extra, const char *resp, size_t 
 
 /* ---- A memo of the last command's shape ------------------------------------ */
 
-/* "*N\r\n" or "$N\r\n" at *p (before end): N, and *p past it; -1 if not. */
-static long head_num(const char **p, const char *end, char type) {
-    const char *q = *p;
-    if (end - q >= 4 && q[0] == type && q[2] == '\r' && q[1] >= '0' && q[1] <= '9' &&
-        q[3] == '\n') { /* one digit: the usual case */
-        *p = q + 4;
-        return q[1] - '0';
-    }
-    if (q >= end || *q++ != type) return -1;
-    long n = 0;
-    const char *digits = q;
-    while (q < end && *q >= '0' && *q <= '9' && n < 100000000)
-        n = n * 10 + (*q++ - '0');
-    if (q == digits || q + 2 > end || q[0] != '\r' || q[1] != '\n') return -1;
-    *p = q + 2;
-    return n;
-}
-
 /* A command whose only key is argument 1, whatever its argument count:
  * one key spec "index 1, range lastkey 0" (GET, SET, HGET, LPUSH...), or
  * no specs and the legacy range 1..1. */
@@ -138,12 +120,12 @@ static int key_is_arg1(const aredis__cmdinfo *ci) {
 int aredis__slot_memo_hit(const aredis__slot_memo *m, const char *resp, size_t len,
                           uint32_t *flags) {
     const char *p = resp, *end = resp + len;
-    long argc = head_num(&p, end, '*');
-    long nl = argc >= 2 ? head_num(&p, end, '$') : -1;
+    long long argc = aredis__resp_len(&p, end, '*');
+    long long nl = argc >= 2 ? aredis__resp_len(&p, end, '$') : -1;
     if (nl <= 0 || (size_t)nl != m->nlen || end - p < nl + 2 || memcmp(m->name, p, (size_t)nl) != 0)
         return -1;
     p += nl + 2;
-    long kl = head_num(&p, end, '$');
+    long long kl = aredis__resp_len(&p, end, '$');
     if (kl < 0 || end - p < kl + 2) return -1;
     *flags = m->flags;
     return (int)aredis__key_slot(p, (size_t)kl);
