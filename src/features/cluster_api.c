@@ -109,21 +109,11 @@ aredis_future *aredis_cluster_future_argv(aredis_cluster *cl, int argc, const ch
 
 /* ---- One command to every primary ------------------------------------------- */
 
-typedef struct each_all {
-    aredis_cluster *cl;
-    aredis_reply_fn *cb;
-    void *data;
-    size_t n, left;
-    aredis_err code;
-    char prefix[32];
-    char detail[256];
-    aredis_reply *replies[];
-} each_all;
-
-static void all_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data);
-
+/* One node's part: its reply goes to index i. The cluster is held while
+ * the part is out (a node freed from inside its own callback still
+ * answers it afterwards). */
 typedef struct each_one {
-    each_all *all;
+    aredis__clgather *all;
     size_t i;
 } each_one;
 
@@ -135,49 +125,17 @@ static void all_part(aredis_client *c, aredis_reply *r, size_t i, void *data) {
     one->all->replies[one->i] = aredis_reply_retain(r);
 }
 
-static void all_finish(each_all *a, aredis_client *c) {
-    aredis_cluster *cl = a->cl;
-    if (cl->freeing) c = NULL; /* the node connections are going */
-    aredis__cl_enter(cl);
-    if (a->code != AREDIS_ERR_OK) {
-        aredis_error e;
-        memset(&e, 0, sizeof e);
-        e.code = a->code;
-        e.detail = a->detail;
-        snprintf(e.prefix, sizeof e.prefix, "%s", a->prefix);
-        aredis__deliver(c, a->cb, a->data, NULL, &e);
-    } else {
-        aredis_reply *arr = aredis__reply_array_new(a->n);
-        if (arr) {
-            for (size_t i = 0; i < a->n; i++)
-                aredis__reply_array_add(arr, a->replies[i]);
-            if (a->cb) a->cb(c, arr, NULL, a->data);
-            aredis_reply_release(arr);
-        } else {
-            aredis_error e;
-            memset(&e, 0, sizeof e);
-            e.code = AREDIS_ERR_NOMEM;
-            e.detail = "out of memory";
-            aredis__deliver(c, a->cb, a->data, NULL, &e);
-        }
-    }
-    for (size_t i = 0; i < a->n; i++)
-        aredis_reply_release(a->replies[i]);
-    aredis__free(a);
-    aredis__cl_leave(cl);
-}
-
 static void all_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     (void)r;
     each_one *one = data;
-    each_all *a = one->all;
+    aredis__clgather *g = one->all;
+    aredis_cluster *cl = g->cl;
     aredis__free(one);
-    if (err && a->code == AREDIS_ERR_OK) {
-        a->code = err->code;
-        snprintf(a->detail, sizeof a->detail, "%s", err->detail);
-        snprintf(a->prefix, sizeof a->prefix, "%s", err->prefix);
-    }
-    if (--a->left == 0) all_finish(a, c);
+    aredis__cl_enter(cl);
+    aredis__cl_unhold(cl);
+    if (err) aredis__cl_gather_fail(g, err->code, err->detail, err->prefix);
+    aredis__cl_gather_end(g, c);
+    aredis__cl_leave(cl);
 }
 
 aredis_err aredis_cluster_command_all(aredis_cluster *cl, aredis_reply_fn *cb, void *data,
@@ -207,13 +165,9 @@ aredis_err aredis_cluster_command_all(aredis_cluster *cl, aredis_reply_fn *cb, v
         return aredis__call_fail(AREDIS_ERR_NOT_CONNECTED,
                                  "the cluster's topology is not known yet (no primary to send to)");
     if (np > MAXP) return aredis__call_fail(AREDIS_ERR_UNSUPPORTED, "more than 1024 primaries");
-    each_all *a = aredis__calloc(1, sizeof *a + np * sizeof(aredis_reply *));
+    aredis__clgather *a = aredis__cl_gather_new(cl, cb, data, np); /* held until all are asked */
     if (!a) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
-    a->cl = cl;
-    a->cb = cb;
-    a->data = data;
-    a->n = np;
-    a->left = 1; /* held until every node is asked */
+    size_t sent = 0;
     for (size_t i = 0; i < np; i++) {
         each_one *one = aredis__malloc(sizeof *one);
         aredis__batch_spec s;
@@ -232,27 +186,19 @@ aredis_err aredis_cluster_command_all(aredis_cluster *cl, aredis_reply_fn *cb, v
         if (one) {
             one->all = a;
             one->i = i;
-            a->left++;
             e = aredis__batch_submit(prim[i], &s, NULL);
-            if (e != AREDIS_ERR_OK) {
-                a->left--;
-                aredis__free(one);
-            }
+            if (e != AREDIS_ERR_OK) aredis__free(one);
         }
-        if (e != AREDIS_ERR_OK && a->code == AREDIS_ERR_OK) {
-            a->code = e;
-            snprintf(a->detail, sizeof a->detail, "%s", aredis_call_error()->detail);
+        if (e == AREDIS_ERR_OK) {
+            a->left++;
+            aredis__cl_hold(cl);
+            sent++;
+        } else {
+            aredis__cl_gather_fail(a, e, aredis_call_error()->detail, NULL);
         }
     }
-    if (a->left == 1 && a->code != AREDIS_ERR_OK) { /* nothing went: refused now */
-        aredis_err code = a->code;
-        char why[256];
-        snprintf(why, sizeof why, "%s", a->detail);
-        aredis__free(a);
-        return aredis__call_fail(code, "%s", why);
-    }
-    /* What went will answer (never inside this call): drop the hold. */
-    a->left--;
+    if (!sent) return aredis__cl_gather_refused(a); /* nothing went: refused now */
+    aredis__cl_gather_end(a, NULL); /* what went answers later, never inside this call */
     return AREDIS_ERR_OK;
 }
 

@@ -29,17 +29,6 @@ struct aredis_cluster_pipeline {
     size_t n;
 };
 
-typedef struct pexec {
-    aredis_cluster *cl;
-    aredis_reply_fn *cb;
-    void *data;
-    size_t n, left;
-    aredis_err code; /* the first failure */
-    char prefix[32];
-    char detail[256];
-    aredis_reply *replies[];
-} pexec;
-
 aredis_cluster_pipeline *aredis_cluster_pipeline_new(aredis_cluster *cl) {
     if (!cl) {
         aredis__call_fail(AREDIS_ERR_INVALID, "cluster is NULL");
@@ -100,49 +89,72 @@ aredis_err aredis_cluster_pipeline_argv(aredis_cluster_pipeline *p, int argc,
 
 size_t aredis_cluster_pipeline_size(const aredis_cluster_pipeline *p) { return p ? p->n : 0; }
 
-static void pexec_fail(pexec *pe, aredis_err code, const char *detail, const char *prefix) {
-    if (pe->code != AREDIS_ERR_OK) return;
-    pe->code = code;
-    snprintf(pe->detail, sizeof pe->detail, "%s", detail ? detail : "");
-    snprintf(pe->prefix, sizeof pe->prefix, "%s", prefix ? prefix : "");
+/* ---- Replies gathered in order (pipelines, command_all) ----------------------- */
+
+aredis__clgather *aredis__cl_gather_new(aredis_cluster *cl, aredis_reply_fn *cb, void *data,
+                                        size_t n) {
+    aredis__clgather *g = aredis__calloc(1, sizeof *g + n * sizeof(aredis_reply *));
+    if (!g) return NULL;
+    g->cl = cl;
+    g->cb = cb;
+    g->data = data;
+    g->n = n;
+    g->left = 1;
+    return g;
 }
 
-static void pexec_finish(pexec *pe, aredis_client *c) {
-    if (pe->cl->freeing) c = NULL; /* the node connections are going */
+void aredis__cl_gather_fail(aredis__clgather *g, aredis_err code, const char *detail,
+                            const char *prefix) {
+    if (g->code != AREDIS_ERR_OK) return;
+    g->code = code;
+    snprintf(g->detail, sizeof g->detail, "%s", detail ? detail : "");
+    snprintf(g->prefix, sizeof g->prefix, "%s", prefix ? prefix : "");
+}
+
+void aredis__cl_gather_end(aredis__clgather *g, aredis_client *c) {
+    if (--g->left) return;
+    if (g->cl->freeing) c = NULL; /* the node connections are going */
     aredis_error e;
     memset(&e, 0, sizeof e);
     aredis_reply *arr = NULL;
-    if (pe->code == AREDIS_ERR_OK) {
-        arr = aredis__reply_array_new(pe->n);
+    if (g->code == AREDIS_ERR_OK) {
+        arr = aredis__reply_array_new(g->n);
         if (arr)
-            for (size_t i = 0; i < pe->n; i++)
-                aredis__reply_array_add(arr, pe->replies[i]);
+            for (size_t i = 0; i < g->n; i++)
+                aredis__reply_array_add(arr, g->replies[i]);
         else
-            pexec_fail(pe, AREDIS_ERR_NOMEM, "out of memory", NULL);
+            aredis__cl_gather_fail(g, AREDIS_ERR_NOMEM, "out of memory", NULL);
     }
-    if (pe->code != AREDIS_ERR_OK) {
-        e.code = pe->code;
-        e.detail = pe->detail;
-        snprintf(e.prefix, sizeof e.prefix, "%s", pe->prefix);
+    if (g->code != AREDIS_ERR_OK) {
+        e.code = g->code;
+        e.detail = g->detail;
+        snprintf(e.prefix, sizeof e.prefix, "%s", g->prefix);
     }
-    if (pe->cb) pe->cb(c, arr, arr ? NULL : &e, pe->data);
+    if (g->cb) g->cb(c, arr, arr ? NULL : &e, g->data);
     aredis_reply_release(arr);
-    for (size_t i = 0; i < pe->n; i++)
-        aredis_reply_release(pe->replies[i]);
-    aredis__free(pe);
+    for (size_t i = 0; i < g->n; i++)
+        aredis_reply_release(g->replies[i]);
+    aredis__free(g);
+}
+
+aredis_err aredis__cl_gather_refused(aredis__clgather *g) {
+    aredis_err code = g->code;
+    char why[256];
+    snprintf(why, sizeof why, "%s", g->detail);
+    aredis__free(g);
+    return aredis__call_fail(code, "%s", why);
 }
 
 /* One command of the exec is over (cluster.c calls it; frees x). */
 static void pipe_fin(aredis__croute *x, aredis_client *c, aredis_reply *r,
                      const aredis_error *err) {
-    pexec *pe = x->parent;
-    size_t i = x->index;
+    aredis__clgather *g = x->parent;
     if (err)
-        pexec_fail(pe, err->code, err->detail, err->prefix);
+        aredis__cl_gather_fail(g, err->code, err->detail, err->prefix);
     else
-        pe->replies[i] = aredis_reply_retain(r);
+        g->replies[x->index] = aredis_reply_retain(r);
     aredis__cl_route_free(x);
-    if (--pe->left == 0) pexec_finish(pe, c);
+    aredis__cl_gather_end(g, c);
 }
 
 aredis_err aredis_cluster_pipeline_exec(aredis_cluster_pipeline *p, aredis_reply_fn *cb,
@@ -150,13 +162,8 @@ aredis_err aredis_cluster_pipeline_exec(aredis_cluster_pipeline *p, aredis_reply
     if (!p || !p->n) return aredis__call_fail(AREDIS_ERR_INVALID, "nothing queued");
     aredis_cluster *cl = p->cl;
     if (cl->freeing) return aredis__call_fail(AREDIS_ERR_CANCELLED, "cluster freed");
-    pexec *pe = aredis__calloc(1, sizeof *pe + p->n * sizeof(aredis_reply *));
+    aredis__clgather *pe = aredis__cl_gather_new(cl, cb, data, p->n); /* held until all are out */
     if (!pe) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
-    pe->cl = cl;
-    pe->cb = cb;
-    pe->data = data;
-    pe->n = p->n;
-    pe->left = 1; /* held until every route is out */
     aredis__croute *x = p->head;
     p->head = p->tail = NULL;
     p->n = 0;
@@ -172,19 +179,13 @@ aredis_err aredis_cluster_pipeline_exec(aredis_cluster_pipeline *p, aredis_reply
             pe->left++;
             sent++;
         } else {
-            pexec_fail(pe, e, aredis_call_error()->detail, NULL);
+            aredis__cl_gather_fail(pe, e, aredis_call_error()->detail, NULL);
             aredis__cl_route_free(x);
         }
         x = next;
     }
-    if (!sent) { /* refused as a whole: cb never runs */
-        aredis_err code = pe->code;
-        char why[256];
-        snprintf(why, sizeof why, "%s", pe->detail);
-        aredis__free(pe);
-        return aredis__call_fail(code, "%s", why);
-    }
-    pe->left--; /* the routes finish on later turns, never inside this call */
+    if (!sent) return aredis__cl_gather_refused(pe); /* refused as a whole: cb never runs */
+    aredis__cl_gather_end(pe, NULL); /* the routes finish on later turns, never inside this call */
     return AREDIS_ERR_OK;
 }
 

@@ -125,6 +125,36 @@ struct aredis_cluster {
 aredis_err aredis__cl_encode(aredis_cluster *cl, int argc, const char *const *argv,
                              const size_t *argvlen, const char *fmt, va_list *ap);
 
+/*
+ * Replies gathered by index into one ARRAY, handed to cb once every part
+ * is in: a pipeline's exec, command_all (cluster_batch.c). `left` counts
+ * the parts out plus one hold the caller drops when all are out; the first
+ * failure (code, detail) makes the whole an error instead.
+ */
+typedef struct aredis__clgather {
+    aredis_cluster *cl;
+    aredis_reply_fn *cb;
+    void *data;
+    size_t n, left;
+    aredis_err code;
+    char prefix[32];
+    char detail[256];
+    aredis_reply *replies[];
+} aredis__clgather;
+
+/* n parts, held once (left = 1); NULL when out of memory. */
+aredis__clgather *aredis__cl_gather_new(aredis_cluster *cl, aredis_reply_fn *cb, void *data,
+                                        size_t n);
+/* The first failure wins. */
+void aredis__cl_gather_fail(aredis__clgather *g, aredis_err code, const char *detail,
+                            const char *prefix);
+/* A part (or the hold) is over: the last one delivers (c: the connection
+ * that answered it) and frees g. */
+void aredis__cl_gather_end(aredis__clgather *g, aredis_client *c);
+/* Nothing went out (every part refused at once): the refusal, g freed,
+ * its callback never run. */
+aredis_err aredis__cl_gather_refused(aredis__clgather *g);
+
 /* Free-safety around the cluster's own callbacks (as the client's). */
 void aredis__cl_enter(aredis_cluster *cl);
 void aredis__cl_leave(aredis_cluster *cl);
