@@ -1408,7 +1408,7 @@ void aredis__client_mute(aredis_client *c) {
 int aredis__cmd_unsent(const aredis__cmd *cmd) { return !(cmd->flags & AREDIS__CMD_SENT); }
 
 void aredis_client_disconnect(aredis_client *c) {
-    if (c->state == AREDIS_STATE_IDLE || c->state == AREDIS_STATE_CLOSED) return;
+    if (!c || c->state == AREDIS_STATE_IDLE || c->state == AREDIS_STATE_CLOSED) return;
     aredis__enter(c);
     c->disconnecting = 1;
     /* What a reservation holds must still go out for the disconnect to

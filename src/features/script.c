@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "client/feature.h"
@@ -29,6 +30,10 @@ struct aredis_script {
      * count). A pipeline or transaction on the same connection skips its
      * SCRIPT LOAD. A stale or racing tag costs one SCRIPT LOAD at most. */
     _Atomic uint64_t loaded;
+    /* The user's reference plus one per run under way: a run reads the
+     * source again for its NOSCRIPT retry, so aredis_script_free() during
+     * a run leaves the freeing to the run's end. */
+    _Atomic unsigned refs;
 };
 
 static uint64_t conn_tag(aredis_client *c) {
@@ -56,6 +61,7 @@ aredis_script *aredis_script_new(const char *src, size_t len) {
         return NULL;
     }
     s->len = len;
+    s->refs = 1;
     static const char hex[] = "0123456789abcdef";
     for (unsigned i = 0; i < 20; i++) {
         s->sha[2 * i] = hex[md[i] >> 4];
@@ -66,7 +72,7 @@ aredis_script *aredis_script_new(const char *src, size_t len) {
 }
 
 void aredis_script_free(aredis_script *s) {
-    if (!s) return;
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
     aredis__free(s->src);
     aredis__free(s);
 }
@@ -178,7 +184,7 @@ static aredis_err encode_load(aredis_client *c, aredis__buf *b, const aredis_scr
 /* ---- Running with the NOSCRIPT fallback --------------------------------- */
 
 typedef struct run_ctx {
-    aredis_script *s; /* borrowed: must outlive the run (documented) */
+    aredis_script *s; /* held (refs) until the run ends */
     aredis_client *c;
     aredis_reply_fn *cb;
     void *data;
@@ -191,6 +197,7 @@ typedef struct run_ctx {
 } run_ctx;
 
 static void ctx_free(run_ctx *x) {
+    aredis_script_free(x->s); /* the run's reference */
     aredis__buf_free(&x->evalsha);
     aredis__buf_free(&x->load);
     aredis_reply_release(x->r);
@@ -277,6 +284,7 @@ static aredis_err run(aredis_client *c, aredis_script *s, unsigned flags, aredis
     if (!c || !s) return aredis__call_fail(AREDIS_ERR_INVALID, "client or script is NULL");
     run_ctx *x = aredis__calloc(1, sizeof *x);
     if (!x) return aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+    atomic_fetch_add(&s->refs, 1);
     x->s = s;
     x->c = c;
     x->cb = cb;
@@ -301,6 +309,10 @@ aredis_err aredis_script_run(aredis_client *c, aredis_script *s, unsigned flags,
 aredis_future *aredis_script_run_future(aredis_client *c, aredis_script *s, unsigned flags,
                                         int nkeys, const char *const *keys, const size_t *keylens,
                                         int nargs, const char *const *args, const size_t *arglens) {
+    if (!c || !s) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "client or script is NULL");
+        return NULL;
+    }
     aredis_future *f = aredis__future_pending(c);
     if (!f) return NULL;
     aredis_err e =

@@ -59,7 +59,10 @@ aredis_tx *aredis_tx_new(aredis_client *c) {
         return NULL;
     }
     aredis_tx *tx = aredis__calloc(1, sizeof *tx);
-    if (!tx) return NULL;
+    if (!tx) {
+        aredis__call_fail(AREDIS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
     tx->client = c;
     tx->owner = (const void *)(++next_owner);
     aredis__cmdlist_init(&tx->pre, c);
@@ -202,6 +205,10 @@ aredis_err aredis_tx_watch(aredis_tx *tx, aredis_reply_fn *cb, void *data, int n
 
 aredis_future *aredis_tx_watch_future(aredis_tx *tx, int nkeys, const char *const *keys,
                                       const size_t *keylens) {
+    if (!tx) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "transaction is NULL");
+        return NULL;
+    }
     aredis_future *f = aredis__future_pending(tx->client);
     if (!f) return NULL;
     aredis__cmd *cmd = NULL;
@@ -237,6 +244,10 @@ aredis_err aredis_tx_command(aredis_tx *tx, aredis_reply_fn *cb, void *data, con
 }
 
 aredis_future *aredis_tx_future_command(aredis_tx *tx, const char *fmt, ...) {
+    if (!tx) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "transaction is NULL");
+        return NULL;
+    }
     aredis_future *f = aredis__future_pending(tx->client);
     if (!f) return NULL;
     aredis__cmd *cmd = NULL;
@@ -493,6 +504,10 @@ aredis_err aredis_tx_exec(aredis_tx *tx, aredis_reply_fn *cb, void *data) {
 }
 
 aredis_future *aredis_tx_exec_future(aredis_tx *tx) {
+    if (!tx) {
+        aredis__call_fail(AREDIS_ERR_INVALID, "transaction is NULL");
+        return NULL;
+    }
     aredis_future *f = aredis__future_pending(tx->client);
     if (!f) return NULL;
     aredis__cmd *cmd = NULL;

@@ -203,15 +203,48 @@ static void test_invalid(void **state) {
     aredis_script_free(s);
 }
 
+/* The script may be freed while a run is under way (script.h: "a run under
+ * way keeps what it needs"): here the run still has its NOSCRIPT retry ahead
+ * of it, which needs the source. Under ASan, a use-after-free before the
+ * run held the script. NULL client or script: NULL from the future form,
+ * refused at the call. */
+static void test_free_during_run(void **state) {
+    ts_env *env = *state;
+    aredis_client *c = env->c;
+    ts_cmd_ok(c, "SCRIPT FLUSH");
+    ts_cmd_ok(c, "SET sc:free 0");
+    static const char src[] = "return redis.call('INCR', KEYS[1])";
+    aredis_script *s = aredis_script_new(src, 0);
+    const char *keys[] = {"sc:free"};
+    aredis_future *f = aredis_script_run_future(c, s, 0, 1, keys, NULL, 0, NULL, NULL);
+    ts_result r = {0};
+    assert_int_equal(aredis_script_run(c, s, 0, ts_on_reply, &r, 1, keys, NULL, 0, NULL, NULL),
+                     AREDIS_ERR_OK);
+    aredis_script_free(s); /* both runs are still waiting for their NOSCRIPT */
+    assert_int_equal(aredis_await(f), AREDIS_ERR_OK);
+    assert_int_equal(aredis_future_reply(f)->integer, 1);
+    aredis_future_release(f);
+    assert_true(ts_wait(env->loop, &r.done, 5000));
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.code, AREDIS_ERR_OK);
+    assert_int_equal(r.integer, 2);
+    f = ts_cmd(c, "GET sc:free");
+    assert_string_equal(aredis_future_reply(f)->str, "2");
+    aredis_future_release(f);
+
+    s = aredis_script_new(src, 0);
+    assert_null(aredis_script_run_future(NULL, s, 0, 0, NULL, NULL, 0, NULL, NULL));
+    assert_int_equal(aredis_call_error()->code, AREDIS_ERR_INVALID);
+    aredis_script_free(s);
+    assert_null(aredis_script_run_future(c, NULL, 0, 0, NULL, NULL, 0, NULL, NULL));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sha_matches_server),
-        cmocka_unit_test(test_noscript_fallback),
-        cmocka_unit_test(test_script_error),
-        cmocka_unit_test(test_read_only),
-        cmocka_unit_test(test_in_pipeline_and_tx),
-        cmocka_unit_test(test_functions),
-        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_free_during_run),   cmocka_unit_test(test_sha_matches_server),
+        cmocka_unit_test(test_noscript_fallback), cmocka_unit_test(test_script_error),
+        cmocka_unit_test(test_read_only),         cmocka_unit_test(test_in_pipeline_and_tx),
+        cmocka_unit_test(test_functions),         cmocka_unit_test(test_invalid),
     };
     return cmocka_run_group_tests(tests, ts_env_setup, ts_env_teardown);
 }

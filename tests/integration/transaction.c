@@ -310,6 +310,12 @@ static void test_runtime_error_in_slot(void **state) {
 static void test_queue_refusals(void **state) {
     (void)state;
     aredis_client *c = client();
+    /* No transaction: the future forms give NULL and say INVALID. */
+    const char *k[] = {"tx:q"};
+    assert_null(aredis_tx_exec_future(NULL));
+    assert_int_equal(aredis_call_error()->code, AREDIS_ERR_INVALID);
+    assert_null(aredis_tx_future_command(NULL, "GET tx:q"));
+    assert_null(aredis_tx_watch_future(NULL, 1, k, NULL));
     aredis_tx *tx = aredis_tx_new(c);
     assert_int_equal(aredis_tx_queue(tx, "INCR tx:q"), AREDIS_ERR_OK);
     const char *own[] = {"MULTI", "EXEC", "DISCARD", "multi", "Exec"};
