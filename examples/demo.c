@@ -8,7 +8,11 @@
  * it writes is under demo:* and is deleted before it exits. Progress bars
  * are drawn only on a terminal; in a log each run is one plain line.
  *
- *   REDIS_URL=redis://127.0.0.1:6380 ./example_demo [ops]
+ *   REDIS_URL=redis://127.0.0.1:6379 ./example_demo [ops]
+ *
+ * ops: SETs per throughput run (default 100000, at least 100; the
+ * sequential run does a tenth, at least 1000). `./example_demo 1000` is a
+ * quick run. Exits non-zero (saying why on stderr) if any step fails.
  */
 #include <aredis/aredis.h>
 #include <stdio.h>
@@ -21,6 +25,12 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Stop the demo: something did not do what it should. */
+static void fail(const char *what, const aredis_error *e) {
+    fprintf(stderr, "\n%s failed%s%s\n", what, e ? ": " : "", e ? e->detail : "");
+    exit(1);
 }
 
 static void progress(const char *what, long done, long total) {
@@ -44,10 +54,7 @@ static double run_sequential(aredis_client *c, long n) {
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
         aredis_future *f = aredis_future_command(c, "SET demo:seq:%ld %ld", i % 1000, i);
-        if (aredis_await(f) != AREDIS_ERR_OK) {
-            fprintf(stderr, "\nSET failed: %s\n", aredis_future_error(f)->detail);
-            exit(1);
-        }
+        if (aredis_await(f) != AREDIS_ERR_OK) fail("SET", aredis_future_error(f));
         aredis_future_release(f);
         if (i % (n / 20 ? n / 20 : 1) == 0) progress("sequential", i, n);
     }
@@ -84,7 +91,7 @@ static double run_concurrent(aredis_client *c, long n, int depth) {
     while (s.done < n)
         aredis_loop_run_once(aredis_client_loop(c), 1);
     if (s.done % (n / 20 ? n / 20 : 1) != 0) progress("concurrent", n, n);
-    if (s.errors) fprintf(stderr, "%ld errors\n", s.errors);
+    if (s.errors) fail("concurrent SETs", NULL);
     return (double)n / (now_s() - t0);
 }
 
@@ -92,7 +99,7 @@ static double run_concurrent(aredis_client *c, long n, int depth) {
 static void count_done(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     (void)c;
     (void)r;
-    (void)err;
+    if (err) fail("a pipelined SET", err);
     (*(long *)data)++;
 }
 
@@ -116,15 +123,14 @@ int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 100000;
     if (n < 100) n = 100;
     aredis_options o = AREDIS_OPTIONS_INIT;
-    aredis_uri *uri = NULL;
+    aredis_uri *uri;
     char err[256];
-    if (url && *url) {
-        if (aredis_uri_parse(url, &uri, err, sizeof err) != AREDIS_ERR_OK) {
-            fprintf(stderr, "bad REDIS_URL: %s\n", err);
-            return 2;
-        }
-        aredis_uri_apply(uri, &o);
+    if (aredis_uri_parse(url && *url ? url : "redis://127.0.0.1:6379", &uri, err, sizeof err) !=
+        AREDIS_ERR_OK) {
+        fprintf(stderr, "bad REDIS_URL: %s\n", err);
+        return 2;
     }
+    aredis_uri_apply(uri, &o);
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = aredis_client_new(loop, &o);
     aredis_uri_free(uri);
@@ -148,7 +154,8 @@ int main(int argc, char **argv) {
     /* 2. SET / GET with futures. */
     aredis_future *set = aredis_future_command(c, "SET %s %s", "demo:greeting", "hello, redis");
     aredis_future *get = aredis_future_command(c, "GET %s", "demo:greeting");
-    aredis_await(get);
+    if (aredis_await(get) != AREDIS_ERR_OK) fail("GET", aredis_future_error(get));
+    if (aredis_future_error(set)) fail("SET", aredis_future_error(set)); /* replies come in order */
     printf("2. SET -> %s, GET -> \"%s\"\n", aredis_future_reply(set)->str,
            aredis_future_reply(get)->str);
     aredis_future_release(set);
@@ -160,9 +167,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N; i++)
         fs[i] = aredis_future_command(c, "INCR demo:counter");
     aredis_future *all = aredis_future_all(fs, N);
-    aredis_await(all);
-    printf("3. %d concurrent INCRs -> counter now %lld\n", N,
-           aredis_future_reply(fs[N - 1])->integer);
+    if (aredis_await(all) != AREDIS_ERR_OK) fail("INCR", aredis_future_error(all));
+    long long first = aredis_future_reply(fs[0])->integer;
+    long long last = aredis_future_reply(fs[N - 1])->integer;
+    printf("3. %d concurrent INCRs -> counter now %lld\n", N, last);
+    if (last - first != N - 1) fail("the INCRs' order", NULL); /* in issue order, no gap */
     for (int i = 0; i < N; i++)
         aredis_future_release(fs[i]);
     aredis_future_release(all);
@@ -175,8 +184,10 @@ int main(int argc, char **argv) {
         aredis_future_command(c, "HGETALL demo:hash"),
     };
     aredis_future *pall = aredis_future_all(p, 4);
-    aredis_await(pall);
+    if (aredis_await(pall) != AREDIS_ERR_OK) fail("the pipeline", aredis_future_error(pall));
     aredis_reply *m = aredis_future_reply(p[3]);
+    if ((long long)aredis_future_reply(p[1])->elements != aredis_future_reply(p[0])->integer)
+        fail("LRANGE after RPUSH", NULL);
     printf("4. pipeline of 4: list has %zu items; HGETALL is a %s of %zu pair(s)\n",
            aredis_future_reply(p[1])->elements, aredis_reply_type_name(m->type), m->elements / 2);
     for (int i = 0; i < 4; i++)
@@ -187,6 +198,8 @@ int main(int argc, char **argv) {
     aredis_future *bad = aredis_future_command(c, "LPUSH demo:greeting x");
     aredis_await(bad);
     const aredis_error *e = aredis_future_error(bad);
+    if (!e || e->code != AREDIS_ERR_SERVER || strcmp(e->prefix, "WRONGTYPE") != 0)
+        fail("LPUSH on a string (expected WRONGTYPE)", e);
     printf("5. LPUSH on a string -> %s, prefix %s: %s\n", aredis_err_name(e->code), e->prefix,
            e->detail);
     aredis_future_release(bad);
@@ -218,7 +231,8 @@ int main(int argc, char **argv) {
         dels[b] = aredis_future_argv(c, 301, del, NULL); /* the names are copied */
     }
     for (int b = 0; b < 10; b++) {
-        if (aredis_await(dels[b]) == AREDIS_ERR_OK) left += aredis_future_reply(dels[b])->integer;
+        if (aredis_await(dels[b]) != AREDIS_ERR_OK) fail("DEL", aredis_future_error(dels[b]));
+        left += aredis_future_reply(dels[b])->integer;
         aredis_future_release(dels[b]);
     }
     printf("removed the %ld demo:* keys the demo wrote\n", left);

@@ -3,32 +3,42 @@
  * your own for a transaction (acquire ... release), the scoped form that
  * always releases (aredis_pool_with), and the pool's stats.
  *
- *   ./example_pool              (REDIS_URL=redis://127.0.0.1:6380 to choose)
+ *   REDIS_URL=redis://127.0.0.1:6379 ./example_pool   (that is the default)
+ *
+ * Exits 0 when the counter, the transfer and the reads all add up.
  */
 #include <aredis/aredis.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int g_pending; /* replies still to come */
+static int g_failed;
+static int g_hundred; /* an INCR answered 100 */
 
 /* A pool command's reply: c is the connection it ran on (read only). */
 static void on_incr(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     (void)c;
     (void)data;
     g_pending--;
-    if (err)
-        printf("INCR failed: %s\n", err->detail);
-    else if (r->integer == 100)
+    if (err) {
+        fprintf(stderr, "INCR failed: %s\n", err->detail);
+        g_failed = 1;
+    } else if (r->integer == 100) {
         printf("100 INCRs through the pool: the counter is at 100\n");
+        g_hundred = 1;
+    }
 }
 
 static void on_exec(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data) {
     aredis_pool *pool = data;
     g_pending--;
-    if (err)
-        printf("transfer failed: %s\n", err->detail);
-    else
+    if (err) {
+        fprintf(stderr, "transfer failed: %s\n", err->detail);
+        g_failed = 1;
+    } else {
         printf("transfer done: a=%lld b=%lld\n", r->element[0]->integer, r->element[1]->integer);
+    }
     aredis_pool_release(pool, c); /* the connection is the next user's */
 }
 
@@ -36,7 +46,8 @@ static void on_exec(aredis_client *c, aredis_reply *r, const aredis_error *err, 
 static void on_conn(aredis_pool *pool, aredis_client *c, const aredis_error *err, void *data) {
     (void)data;
     if (err) {
-        printf("acquire failed: %s\n", err->detail);
+        fprintf(stderr, "acquire failed: %s\n", err->detail);
+        g_failed = 1;
         g_pending--;
         return;
     }
@@ -44,7 +55,8 @@ static void on_conn(aredis_pool *pool, aredis_client *c, const aredis_error *err
     aredis_tx_queue(tx, "DECRBY example:pool:a %d", 10);
     aredis_tx_queue(tx, "INCRBY example:pool:b %d", 10);
     if (aredis_tx_exec(tx, on_exec, pool) != AREDIS_ERR_OK) {
-        printf("exec refused: %s\n", aredis_call_error()->detail);
+        fprintf(stderr, "exec refused: %s\n", aredis_call_error()->detail);
+        g_failed = 1;
         g_pending--;
         aredis_pool_release(pool, c);
     }
@@ -66,7 +78,7 @@ static aredis_future *read_both(aredis_client *c, void *data) {
 int main(void) {
     aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;
     const char *url = getenv("REDIS_URL");
-    if (url && *url) po.uri = url; /* every connection: same host, auth, db */
+    po.uri = url && *url ? url : "redis://127.0.0.1:6379"; /* every connection: host, auth, db */
     po.min_connections = 1;
     po.max_connections = 4;
     aredis_loop *loop = aredis_loop_new();
@@ -79,7 +91,7 @@ int main(void) {
     /* 1. Commands on the pool: no connection to manage. */
     aredis_future *f = aredis_pool_future_command(pool, "DEL example:pool:n");
     if (aredis_await(f) != AREDIS_ERR_OK) {
-        printf("cannot reach the server: %s\n", aredis_future_error(f)->detail);
+        fprintf(stderr, "cannot reach the server: %s\n", aredis_future_error(f)->detail);
         aredis_future_release(f);
         aredis_pool_free(pool);
         aredis_loop_free(loop);
@@ -92,23 +104,33 @@ int main(void) {
 
     /* 2. A connection of our own, for a transaction. */
     f = aredis_pool_future_command(pool, "MSET example:pool:a 100 example:pool:b 0");
-    aredis_await(f);
+    if (aredis_await(f) != AREDIS_ERR_OK) g_failed = 1;
     aredis_future_release(f);
     if (aredis_pool_acquire(pool, on_conn, NULL) == AREDIS_ERR_OK) g_pending++;
+
+    while (g_pending > 0) /* the INCRs and the transfer (bounded by their timeouts) */
+        aredis_loop_run_once(loop, 1);
+    if (!g_hundred && !g_failed) {
+        fprintf(stderr, "no INCR answered 100\n");
+        g_failed = 1;
+    }
 
     /* 3. Scoped: released when the work settles. */
     f = aredis_pool_with(pool, read_both, NULL);
     if (aredis_await(f) == AREDIS_ERR_OK) {
         const aredis_reply *r = aredis_future_reply(f);
-        printf("a=%s b=%s\n", r->element[0]->str ? r->element[0]->str : "(nil)",
-               r->element[1]->str ? r->element[1]->str : "(nil)");
+        const char *a = r->element[0]->str ? r->element[0]->str : "(nil)";
+        const char *b = r->element[1]->str ? r->element[1]->str : "(nil)";
+        printf("read back: a=%s b=%s\n", a, b);
+        if (strcmp(a, "90") != 0 || strcmp(b, "10") != 0) {
+            fprintf(stderr, "expected a=90 b=10\n");
+            g_failed = 1;
+        }
     } else {
-        printf("with failed: %s\n", aredis_future_error(f)->detail);
+        fprintf(stderr, "with failed: %s\n", aredis_future_error(f)->detail);
+        g_failed = 1;
     }
     aredis_future_release(f);
-
-    while (g_pending > 0) /* the INCRs and the transfer */
-        aredis_loop_run_once(loop, 1);
 
     aredis_pool_stats s;
     aredis_pool_get_stats(pool, &s);
@@ -119,5 +141,5 @@ int main(void) {
            (unsigned long long)s.acquires);
     aredis_pool_free(pool);
     aredis_loop_free(loop);
-    return 0;
+    return g_failed;
 }

@@ -9,7 +9,9 @@
  * (aredis_shared_command), which runs on the loop thread. The fourth
  * callback stops the loop.
  *
- *   ./example_threads [port]
+ *   REDIS_URL=redis://127.0.0.1:6379 ./example_threads   (that is the default)
+ *
+ * Exits 0 when every counter reached 1,000.
  */
 #include <aredis/aredis.h>
 #include <pthread.h>
@@ -36,10 +38,13 @@ static void count_failure(void *loop, aredis_err code) {
 /* On the loop thread: the counter's final value. */
 static void on_counter(aredis_shared *s, aredis_reply *r, const aredis_error *err, void *data) {
     worker *w = data;
-    if (err)
-        printf("worker %d: GET failed: %s\n", w->id, err->detail);
-    else
+    if (err) {
+        fprintf(stderr, "worker %d: GET failed: %s\n", w->id, err->detail);
+        w->failed = 1;
+    } else {
         printf("worker %d: counter = %s\n", w->id, r->str ? r->str : "(nil)");
+        if (!r->str || atoi(r->str) != INCRS) w->failed = 1;
+    }
     if (++g_reported == WORKERS) aredis_loop_stop(aredis_client_loop(aredis_shared_client(s)));
 }
 
@@ -69,16 +74,29 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-int main(int argc, char **argv) {
-    aredis_loop *loop = aredis_loop_new();
+int main(void) {
+    const char *url = getenv("REDIS_URL");
     aredis_options o = AREDIS_OPTIONS_INIT;
-    o.port = argc > 1 ? atoi(argv[1]) : 6379;
+    aredis_uri *uri;
+    char err[256];
+    if (aredis_uri_parse(url && *url ? url : "redis://127.0.0.1:6379", &uri, err, sizeof err) !=
+        AREDIS_ERR_OK) {
+        fprintf(stderr, "bad REDIS_URL: %s\n", err);
+        return 2;
+    }
+    aredis_uri_apply(uri, &o);
+    aredis_loop *loop = aredis_loop_new();
     aredis_client *c = aredis_client_new(loop, &o);
+    aredis_uri_free(uri);
+    if (!c) {
+        fprintf(stderr, "cannot create client: %s\n", aredis_call_error()->detail);
+        return 1;
+    }
     aredis_client_connect(c);
 
     aredis_future *ready = aredis_future_ready(c);
     if (aredis_await(ready) != AREDIS_ERR_OK) {
-        printf("cannot connect: %s\n", aredis_future_error(ready)->detail);
+        fprintf(stderr, "cannot connect: %s\n", aredis_future_error(ready)->detail);
         return 1;
     }
     aredis_future_release(ready);
