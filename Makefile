@@ -9,7 +9,7 @@ CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all deps build test demo asan-test tsan-test valgrind-unit install fuzz fuzz-client bench format commands clean
+.PHONY: all deps build test demo asan-test tsan-test valgrind-unit install fuzz fuzz-client bench format commands docs dist deb clean
 
 
 all: build
@@ -56,6 +56,25 @@ valgrind-unit: build
 # PREFIX and DESTDIR apply at every call, not only when build/ is configured.
 install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# The API reference (HTML and man pages) in $(BUILD)/docs/api, from the
+# public headers (Doxygen).
+docs: build
+	@scripts/deps.sh docs
+	cmake --build $(BUILD) --target docs
+	@echo "API reference: $(BUILD)/docs/api/html/index.html, man pages in $(BUILD)/docs/api/man"
+
+# The release tarball aredis-X.Y.Z.tar.gz in DISTDIR (default: here).
+DISTDIR ?= .
+dist:
+	scripts/dist.sh $(DISTDIR)
+
+# Debian packages (libaredis<ABI>, libaredis-dev) in DEBDIR (default: ..),
+# built with dpkg-buildpackage from the release tarball.
+DEBDIR ?= ..
+deb:
+	@scripts/deps.sh deb
+	scripts/deb.sh $(DEBDIR)
 
 fuzz: deps
 	scripts/fuzz.sh

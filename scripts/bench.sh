@@ -669,12 +669,15 @@ fi
 mv "$OUT.tmp" "$OUT"
 
 # The README's numbers come from this run: replace what sits between the
-# markers, when the README has them.
+# markers, when the README has them, with the tables scripts/bench-readme.sh
+# takes from the BENCHMARKS.md just written (tests/docs/check-readme.sh
+# checks the two agree).
 README="$ROOT/README.md"
 if [ -z "$BENCH_QUICK" ] && [ -z "$BENCH_OUT" ] &&
     grep -q '<!-- bench:start -->' "$README" 2>/dev/null &&
     grep -q '<!-- bench:end -->' "$README"; then
-    awk -v f="$W/summary.md" '
+    "$ROOT/scripts/bench-readme.sh" "$OUT" >"$W/readme-bench.md"
+    awk -v f="$W/readme-bench.md" '
         /<!-- bench:start -->/ { print; while ((getline l < f) > 0) print l; skip = 1; next }
         /<!-- bench:end -->/ { skip = 0 }
         !skip' "$README" >"$W/README.md" && cat "$W/README.md" >"$README"

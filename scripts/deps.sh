@@ -1,23 +1,30 @@
 #!/bin/sh
 # Install the Debian packages a target needs, if missing: scripts/deps.sh
-# [test|bench|valgrind|fuzz] (default test: what `make test` and `make demo`
+# [test|bench|valgrind|fuzz|docs|deb] (default test: what `make test` and `make demo`
 # need). Says what it installs; without root it prints the apt-get line and
 # stops.
 set -e
 # Build, test and demo: compiler, CMake, OpenSSL, cmocka, the three loop
 # libraries for the adapters, the Redis servers the tests start, and
 # clang-format (make test checks the tree against .clang-format), json-c
-# (integration/otlp_export parses the OTLP JSON the example writes).
+# (integration/otlp_export parses the OTLP JSON the example writes), doxygen
+# (docs/api builds the API reference with warnings as errors) and debhelper
+# (release/deb builds the Debian packages).
+DOCS="doxygen"
+DEB="debhelper dpkg-dev"
 PKGS="build-essential cmake pkg-config libssl-dev libcmocka-dev libuv1-dev libevent-dev
-libev-dev libjson-c-dev redis-server redis-tools redis-sentinel openssl clang-format"
+libev-dev libjson-c-dev redis-server redis-tools redis-sentinel openssl clang-format $DOCS $DEB"
 case "${1:-test}" in
 test) ;;
+# make docs / make deb alone need less.
+docs) PKGS="build-essential cmake $DOCS" ;;
+deb) PKGS="build-essential cmake pkg-config libssl-dev $DEB" ;;
 # make bench: hiredis to compare with, valgrind (instructions), strace
 # (syscalls), gnuplot (the chart).
 bench) PKGS="$PKGS libhiredis-dev valgrind strace gnuplot-nox" ;;
 valgrind) PKGS="$PKGS valgrind" ;;
 fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
-*) echo "usage: scripts/deps.sh [test|bench|valgrind|fuzz]" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh [test|bench|valgrind|fuzz|docs|deb]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $PKGS; do

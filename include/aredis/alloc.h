@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * aredis/alloc.h — allocator hooks.
  *
  * Every allocation the library makes goes through these hooks, the protocol
@@ -31,31 +32,35 @@
 extern "C" {
 #endif
 
+/** The allocator hooks: four functions with the C library's contracts. */
 typedef struct aredis_allocator {
-    void *(*malloc_fn)(size_t size);
-    void *(*calloc_fn)(size_t nmemb, size_t size);
-    void *(*realloc_fn)(void *ptr, size_t size);
-    void (*free_fn)(void *ptr);
+    void *(*malloc_fn)(size_t size);               /**< as malloc(); never asked for 0 bytes */
+    void *(*calloc_fn)(size_t nmemb, size_t size); /**< as calloc(); never asked for 0 bytes */
+    void *(*realloc_fn)(void *ptr, size_t size);   /**< as realloc(); never asked for 0 bytes */
+    void (*free_fn)(void *ptr);                    /**< as free(); never given NULL */
 } aredis_allocator;
 
-/*
- * Replace the allocator. Every field is required; passing NULL restores the
- * C library's malloc/calloc/realloc/free. Returns the previous allocator.
+/**
+ * Replace the allocator. Every field is required; passing NULL (or an
+ * allocator with a NULL field) restores the C library's
+ * malloc/calloc/realloc/free. Returns the previous allocator.
  */
 AREDIS_API aredis_allocator aredis_set_allocator(const aredis_allocator *a);
 
-/* Restore the C library's allocator. */
+/** Restore the C library's allocator. */
 AREDIS_API void aredis_reset_allocator(void);
 
-/*
+/**
  * Allocate and free through the current hooks, for code outside the
  * library whose memory should be counted with aredis's: the header-only loop
  * adapters (aredis/adapters/) use them. aredis_mem_calloc() returns zeroed
  * memory, or NULL when out of memory or when nmemb * size overflows; free
  * with aredis_mem_free() (NULL is ignored) under the same hooks.
  */
+/** @{ */
 AREDIS_API void *aredis_mem_calloc(size_t nmemb, size_t size);
 AREDIS_API void aredis_mem_free(void *p);
+/** @} */
 
 #ifdef __cplusplus
 }

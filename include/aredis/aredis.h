@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * aredis/aredis.h — the umbrella header. Include this one.
  *
  * aredis is an asynchronous Redis client: event-loop agnostic, with callbacks
@@ -36,7 +37,7 @@
 extern "C" {
 #endif
 
-/* The library version string ("0.1.0"). */
+/** The library version string ("0.1.0"). */
 AREDIS_API const char *aredis_version(void);
 
 #ifdef __cplusplus

@@ -1,8 +1,10 @@
-/*
+/**
+ * @file
  * aredis/cache.h — client-side caching: reads of hot keys answered from
  * the application's memory, kept correct by the server's invalidation
  * messages (Redis 6+ "tracking", RESP3).
  *
+ * @code
  *   aredis_cache_options co = AREDIS_CACHE_OPTIONS_INIT;
  *   co.max_bytes = 64 << 20;
  *   aredis_cache *cache = aredis_cache_new(&co);
@@ -15,6 +17,7 @@
  *   aredis_command(c, on_reply, NULL, "GET %s", "user:1");  // a miss: sent
  *   ...                                                     // (reply stored)
  *   aredis_command(c, on_reply, NULL, "GET %s", "user:1");  // a hit: no I/O
+ * @endcode
  *
  * HOW IT WORKS. Every connection of a client with a cache turns tracking on
  * in its handshake (CLIENT TRACKING ON, right after HELLO 3). A command
@@ -101,26 +104,29 @@
 extern "C" {
 #endif
 
+/** A client-side cache (opaque): cached replies, the allow-list and the
+ * counters, shared by the clients given it. Made with aredis_cache_new();
+ * reference-counted (aredis_cache_free()). */
 typedef struct aredis_cache aredis_cache;
 
-/* How the server tracks keys for the cache's connections. */
+/** How the server tracks keys for the cache's connections. */
 typedef enum aredis_cache_mode {
-    /* The server remembers every key each connection read and tells that
+    /** The server remembers every key each connection read and tells that
      * connection when one changes. Precise; the server spends memory per
      * key read (its tracking table, bounded by tracking-table-max-keys). */
     AREDIS_CACHE_DEFAULT = 0,
-    /* The server tells every cache connection about every change of a key
+    /** The server tells every cache connection about every change of a key
      * under the given prefixes (all keys without prefixes), read or not:
      * no server memory per key, more messages. Only keys under the
      * prefixes are cached. */
     AREDIS_CACHE_BCAST = 1,
-    /* The server tracks only the reads the cache asks it to (CLIENT CACHING
+    /** The server tracks only the reads the cache asks it to (CLIENT CACHING
      * YES before each cached read, sent together with it): the other reads
      * of the connection cost the server nothing. */
     AREDIS_CACHE_OPTIN = 2
 } aredis_cache_mode;
 
-/*
+/**
  * Tell the application the server invalidated a key — its name as the
  * server knows it, with any aredis_options.prefix in front (key NULL, len 0: the
  * whole cache was emptied — a FLUSHALL/FLUSHDB, a lost connection,
@@ -132,34 +138,36 @@ typedef enum aredis_cache_mode {
 typedef void aredis_cache_invalidate_fn(aredis_cache *cache, const char *key, size_t len,
                                         void *data);
 
+/** Options of aredis_cache_new(); start from AREDIS_CACHE_OPTIONS_INIT. */
 typedef struct aredis_cache_options {
-    /* Memory for cached replies (their bytes plus the cache's own per-entry
+    /** Memory for cached replies (their bytes plus the cache's own per-entry
      * cost, about 200 bytes). The least recently used entries are evicted
      * past it. 0 = no byte limit (max_entries must then be set). */
     size_t max_bytes;
-    /* At most this many cached replies; 0 = no count limit. */
+    /** At most this many cached replies; 0 = no count limit. */
     size_t max_entries;
-    /* An entry expires this long after it was stored (a bound on how long
+    /** An entry expires this long after it was stored (a bound on how long
      * a value may outlive a TTL the server has not acted on yet); 0 = kept
      * until invalidated or evicted. */
     uint32_t ttl_ms;
-    aredis_cache_mode mode;
-    /* AREDIS_CACHE_BCAST: the key prefixes to track (and cache), `nprefixes`
+    aredis_cache_mode mode; /**< how the server tracks keys; AREDIS_CACHE_DEFAULT */
+    /** AREDIS_CACHE_BCAST: the key prefixes to track (and cache), `nprefixes`
      * of them; none = every key. Keys as the application names them: a
      * client's key prefix (aredis_options.prefix) is put in front. Copied
      * by aredis_cache_new(). At most 64, none starting with another (the
      * server refuses overlaps). Must be NULL/0 in the other modes. */
     const char *const *prefixes;
-    size_t nprefixes;
-    aredis_cache_invalidate_fn *on_invalidate; /* NULL: none */
-    void *data;                                /* passed to on_invalidate */
+    size_t nprefixes;                          /**< how many prefixes; 0: none */
+    aredis_cache_invalidate_fn *on_invalidate; /**< NULL: none */
+    void *data;                                /**< passed to on_invalidate */
 } aredis_cache_options;
 
-/* 64 MiB, no count limit, no expiry, default tracking. */
+/** The default options, as an initializer: 64 MiB, no count limit, no
+ * expiry, default tracking. */
 #define AREDIS_CACHE_OPTIONS_INIT                                                                  \
     { 64u << 20, 0, 0, AREDIS_CACHE_DEFAULT, NULL, 0, NULL, NULL }
 
-/*
+/**
  * A new cache (opts NULL = defaults), with the default allow-list: GET,
  * GETRANGE, STRLEN, GETBIT, BITCOUNT, BITPOS, EXISTS, TYPE, HGET, HMGET,
  * HGETALL, HEXISTS, HLEN, HKEYS, HVALS, HSTRLEN, SMEMBERS, SISMEMBER,
@@ -167,53 +175,58 @@ typedef struct aredis_cache_options {
  * ZREVRANK, ZRANGE, ZRANGEBYSCORE, ZRANGEBYLEX, ZREVRANGE, ZREVRANGEBYSCORE,
  * ZREVRANGEBYLEX, LRANGE, LLEN, LINDEX, LPOS, XLEN, XRANGE, XREVRANGE,
  * GEOPOS, GEODIST, GEOHASH. NULL when out of memory or the options are
- * invalid (both limits 0, prefixes outside BCAST, a NULL prefix):
- * aredis_call_error() says which.
+ * invalid (both limits 0, an unknown mode, prefixes outside BCAST,
+ * nprefixes without prefixes, a NULL prefix, more than 64 prefixes, two
+ * prefixes that overlap): aredis_call_error() says which.
  */
 AREDIS_API aredis_cache *aredis_cache_new(const aredis_cache_options *opts);
 
-/*
+/**
  * Drop the caller's reference. Each client (and pool) given the cache in
  * its options holds one of its own, so the cache lives until the last of
  * them is freed. NULL is ignored.
  */
 AREDIS_API void aredis_cache_free(aredis_cache *cache);
 
-/*
+/**
  * Add a command to the allow-list (any letter case: "geopos"). Refused
  * with AREDIS_ERR_INVALID (detail in aredis_call_error()) for a command the
  * built-in command table does not know, or that is not read-only, blocks,
- * or reads no key. A call with more than one key is never cached (EXISTS
- * a b is sent). Caution: the table cannot tell a command whose answer
- * changes without a write (SRANDMEMBER, HRANDFIELD, TTL): do not allow one.
+ * reads no key, or finds its keys at a moving position (movable keys).
+ * A call with more than one key is never cached (EXISTS a b is sent).
+ * Caution: the table cannot tell a command whose answer changes without a
+ * write (SRANDMEMBER, HRANDFIELD, TTL): do not allow one.
  */
 AREDIS_API aredis_err aredis_cache_allow(aredis_cache *cache, const char *command);
-/* Take a command off the allow-list (its cached replies are dropped).
- * INVALID for a command the table does not know. */
+/** Take a command off the allow-list. Cached replies are keyed by their
+ * bytes, not by command, so the whole cache is emptied when the command
+ * was on the list. INVALID for a command the table does not know. */
 AREDIS_API aredis_err aredis_cache_deny(aredis_cache *cache, const char *command);
-/* 1 when the command is on the allow-list. */
+/** 1 when the command is on the allow-list. */
 AREDIS_API int aredis_cache_allowed(const aredis_cache *cache, const char *command);
 
-/* Empty the cache (on_invalidate runs with key NULL). */
+/** Empty the cache (on_invalidate runs with key NULL). */
 AREDIS_API void aredis_cache_clear(aredis_cache *cache);
 
+/** Counters since the cache was made, and its size now. */
 typedef struct aredis_cache_stats {
-    uint64_t hits;                  /* commands answered from the cache */
-    uint64_t misses;                /* cacheable commands sent to the server */
-    uint64_t stores;                /* replies stored */
-    uint64_t not_stored;            /* replies not stored: invalidated while in flight,
+    uint64_t hits;                  /**< commands answered from the cache */
+    uint64_t misses;                /**< cacheable commands sent to the server */
+    uint64_t stores;                /**< replies stored */
+    uint64_t not_stored;            /**< replies not stored: invalidated while in flight,
                                        an error reply, too big */
-    uint64_t evictions;             /* entries dropped for max_bytes / max_entries */
-    uint64_t expirations;           /* entries dropped past ttl_ms */
-    uint64_t invalidations;         /* entries dropped by invalidations, own writes
+    uint64_t evictions;             /**< entries dropped for max_bytes / max_entries */
+    uint64_t expirations;           /**< entries dropped past ttl_ms */
+    uint64_t invalidations;         /**< entries dropped by invalidations, own writes
                                        and flushes */
-    uint64_t invalidation_messages; /* invalidate pushes received (one per
+    uint64_t invalidation_messages; /**< invalidate pushes received (one per
                                        key; a nil one counts once) */
-    uint64_t flushes;               /* times the whole cache was emptied */
-    size_t entries;                 /* cached replies now */
-    size_t bytes;                   /* their memory, as max_bytes counts it */
+    uint64_t flushes;               /**< times the whole cache was emptied */
+    size_t entries;                 /**< cached replies now */
+    size_t bytes;                   /**< their memory, as max_bytes counts it */
 } aredis_cache_stats;
 
+/** Copy the cache's counters into *out (all zero when cache is NULL). */
 AREDIS_API void aredis_cache_get_stats(const aredis_cache *cache, aredis_cache_stats *out);
 
 #ifdef __cplusplus

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * aredis/loop.h — the event loop interface.
  *
  * aredis never owns the thread. Everything it needs from an event loop is in
@@ -15,6 +16,7 @@
  *   - the built-in loop (epoll on Linux, poll elsewhere): aredis_loop_new();
  *   - adapters onto libuv, libevent and libev, header-only, in
  *     aredis/adapters/: aredis_loop_libuv(uv_loop_t *) and friends.
+ *
  * Both are an `aredis_loop *` to the rest of the library.
  *
  * Threading: a loop and everything attached to it are used from one thread,
@@ -34,88 +36,94 @@
 extern "C" {
 #endif
 
+/** An event loop as aredis sees it (opaque): the built-in loop, or an
+ * adapter onto a foreign loop, behind an aredis_loop_vtable. */
 typedef struct aredis_loop aredis_loop;
 
 /* I/O interest bits. */
-#define AREDIS_EV_READ 1
-#define AREDIS_EV_WRITE 2
+#define AREDIS_EV_READ 1  /**< I/O interest bit: the fd is readable */
+#define AREDIS_EV_WRITE 2 /**< I/O interest bit: the fd is writable */
 
-/* Called with the events that fired (AREDIS_EV_READ / AREDIS_EV_WRITE; an
+/** Called with the events that fired (AREDIS_EV_READ / AREDIS_EV_WRITE; an
  * error or hang-up on the fd is reported as every event being watched, so the
  * owner finds the fault when it reads or writes). Only watched events are
  * ever reported. */
 typedef void aredis_io_fn(void *arg, int events);
-/* Called when a timer or a deferred callback fires. */
+/** Called when a timer or a deferred callback fires. */
 typedef void aredis_timer_fn(void *arg);
 
-/*
+/**
  * The vtable. `ld` is the loop's own data (aredis_loop_data()). Handles are
- * opaque pointers owned by the implementation. Semantics:
- *
- * io_new(ld, fd, cb, arg)  make a watcher for fd, watching nothing yet. At
- *                          most one watcher per fd; free it before closing
- *                          the fd.
- * io_set(io, events)       watch exactly `events` (0 = none). Idempotent:
- *                          setting what is already set costs nothing.
- * io_free(io)              stop and free; cb never runs again.
- * timer_new(ld, cb, arg)   make a stopped one-shot timer.
- * timer_arm(t, ms)         (re)start it to fire once after `ms` ms; arming an
- *                          armed timer moves its deadline. Never fires early
- *                          by now_ms().
- * timer_cancel(t)          stop it if armed; harmless if not.
- * timer_free(t)            stop and free.
- * defer_new(ld, cb, arg)   make a deferred callback, not pending.
- * defer_arm(d)             make it run once, in this loop turn, after the
- *                          callbacks already running and before the loop
- *                          next blocks for I/O. Arming twice runs it once.
- * defer_free(d)            free; it never runs again.
- * run_once(ld, block)      run one loop iteration: wait for events (not at
- *                          all when block is 0 or a defer is pending),
- *                          dispatch them, then run the defers they armed.
- *                          Returns nonzero if anything is still being
- *                          watched, armed or pending (adapters also count
- *                          the foreign loop's own handles). aredis_await()
- *                          uses it. Not reentrant on the libuv adapter.
- * now_ms(ld)               a monotonic clock in milliseconds.
- * cleanup(ld)              aredis_loop_free() was called: release what the
- *                          vtable owns (not a foreign loop itself).
- * wake_new(ld, cb, arg)    make a wake-up handle: cb(arg) runs on the loop
- *                          thread, in a later turn, after wake_signal. An
- *                          idle wake handle does not keep the loop alive:
- *                          run_once does not count it (a signalled one may
- *                          count until its cb ran). It is still waited on,
- *                          so a signal ends a blocking wait.
- * wake_signal(w)           THE ONLY ENTRY CALLABLE FROM ANY THREAD (the
- *                          loop's own included; never inside a signal
- *                          handler). Coalescing: several signals may run cb
- *                          once, but cb always runs (at least once) wholly
- *                          after the last signal; a cb already running when
- *                          a signal comes is followed by another run. Never
- *                          runs cb inside the call.
- * wake_free(w)             stop and free (loop thread); cb never runs again.
- *                          No wake_signal may be in progress or come later.
- * Callbacks may free any handle, their own included.
+ * opaque pointers owned by the implementation. Every entry is required;
+ * what each must do is said with it. Callbacks may free any handle, their
+ * own included.
  */
 typedef struct aredis_loop_vtable {
+    /** io_new(ld, fd, cb, arg): make a watcher for fd, watching nothing
+     * yet; cb(arg, events) reports its events. At most one watcher per fd;
+     * free it before closing the fd. NULL on failure. */
     void *(*io_new)(void *ld, int fd, aredis_io_fn *cb, void *arg);
+    /** io_set(io, events): watch exactly `events` (AREDIS_EV_READ,
+     * AREDIS_EV_WRITE; 0 = none). Idempotent: setting what is already set
+     * costs nothing. */
     void (*io_set)(void *io, int events);
+    /** io_free(io): stop and free; cb never runs again. */
     void (*io_free)(void *io);
+    /** timer_new(ld, cb, arg): make a stopped one-shot timer; cb(arg) runs
+     * when it fires. NULL on failure. */
     void *(*timer_new)(void *ld, aredis_timer_fn *cb, void *arg);
+    /** timer_arm(t, ms): (re)start it to fire once after `ms` ms; arming an
+     * armed timer moves its deadline. Never fires early by now_ms(). */
     void (*timer_arm)(void *t, uint64_t ms);
+    /** timer_cancel(t): stop it if armed; harmless if not. */
     void (*timer_cancel)(void *t);
+    /** timer_free(t): stop and free. */
     void (*timer_free)(void *t);
+    /** defer_new(ld, cb, arg): make a deferred callback, not pending.
+     * NULL on failure. */
     void *(*defer_new)(void *ld, aredis_timer_fn *cb, void *arg);
+    /** defer_arm(d): make it run once, in this loop turn, after the
+     * callbacks already running and before the loop next blocks for I/O.
+     * Arming twice runs it once. Defers armed in one turn run in the
+     * order they were armed (the client relies on it). */
     void (*defer_arm)(void *d);
+    /** defer_free(d): free; it never runs again. */
     void (*defer_free)(void *d);
+    /**
+     * run_once(ld, block): run one loop iteration: wait for events (not at
+     * all when block is 0 or a defer is pending), dispatch them, then run
+     * the defers they armed. Returns nonzero if anything is still being
+     * watched, armed or pending (adapters also count the foreign loop's own
+     * handles). aredis_await() uses it. Not reentrant on the libuv adapter.
+     */
     int (*run_once)(void *ld, int block);
+    /** now_ms(ld): a monotonic clock in milliseconds. */
     uint64_t (*now_ms)(void *ld);
+    /** cleanup(ld): aredis_loop_free() was called: release what the vtable
+     * owns (not a foreign loop itself). */
     void (*cleanup)(void *ld);
+    /**
+     * wake_new(ld, cb, arg): make a wake-up handle: cb(arg) runs on the loop
+     * thread, in a later turn, after wake_signal. An idle wake handle does
+     * not keep the loop alive: run_once does not count it (a signalled one
+     * may count until its cb ran). It is still waited on, so a signal ends a
+     * blocking wait. NULL on failure.
+     */
     void *(*wake_new)(void *ld, aredis_timer_fn *cb, void *arg);
+    /**
+     * wake_signal(w): THE ONLY ENTRY CALLABLE FROM ANY THREAD (the loop's
+     * own included; never inside a signal handler). Coalescing: several
+     * signals may run cb once, but cb always runs (at least once) wholly
+     * after the last signal; a cb already running when a signal comes is
+     * followed by another run. Never runs cb inside the call.
+     */
     void (*wake_signal)(void *w);
+    /** wake_free(w): stop and free (loop thread); cb never runs again. No
+     * wake_signal may be in progress or come later. */
     void (*wake_free)(void *w);
 } aredis_loop_vtable;
 
-/*
+/**
  * Wrap a vtable and its data in an aredis_loop. The vtable is copied, and
  * one wake handle is made at once (wake_new: what aredis_loop_post() signals).
  * Returns NULL if any entry is NULL, or out of memory, or wake_new fails; `ld`
@@ -123,15 +131,15 @@ typedef struct aredis_loop_vtable {
  */
 AREDIS_API aredis_loop *aredis_loop_from_vtable(const aredis_loop_vtable *vt, void *ld);
 
-/* The loop's own data, as given to aredis_loop_from_vtable. */
+/** The loop's own data, as given to aredis_loop_from_vtable. */
 AREDIS_API void *aredis_loop_data(const aredis_loop *loop);
 
 /* ---- The built-in loop ------------------------------------------------- */
 
-/* Make a built-in loop (epoll on Linux). NULL when out of resources. */
+/** Make a built-in loop (epoll on Linux). NULL when out of resources. */
 AREDIS_API aredis_loop *aredis_loop_new(void);
 
-/*
+/**
  * Free a loop (built-in or adapter wrapper), on its thread. Free every
  * client, timer and handle attached to it first. Jobs posted with
  * aredis_loop_post() that have not run yet run now, in order, on the calling
@@ -141,19 +149,19 @@ AREDIS_API aredis_loop *aredis_loop_new(void);
  */
 AREDIS_API void aredis_loop_free(aredis_loop *loop);
 
-/* Run until aredis_loop_stop() is called or nothing is left to watch (a job
+/** Run until aredis_loop_stop() is called or nothing is left to watch (a job
  * posted and not yet run counts; an idle wake handle does not). The stop
  * request is consumed when run() returns; one made while the loop is not
  * running makes the next run() return at once. */
 AREDIS_API void aredis_loop_run(aredis_loop *loop);
 
-/* One iteration; block = wait for an event. Posted jobs that are pending
+/** One iteration; block = wait for an event. Posted jobs that are pending
  * run first (the iteration then does not block). Returns nonzero while
  * anything is watched or armed, or a posted job waits. Works on adapter
  * loops too. */
 AREDIS_API int aredis_loop_run_once(aredis_loop *loop, int block);
 
-/*
+/**
  * Run the loop for at most `ms` milliseconds (built-in or adapter loops):
  * returns when the time is up, when aredis_loop_stop() is called (the
  * request is consumed, as by run()), or as soon as nothing is left to
@@ -163,14 +171,14 @@ AREDIS_API int aredis_loop_run_once(aredis_loop *loop, int block);
  */
 AREDIS_API int aredis_loop_run_for(aredis_loop *loop, uint64_t ms);
 
-/* Make aredis_loop_run() return after the current iteration. Loop thread
+/** Make aredis_loop_run() return after the current iteration. Loop thread
  * only: from another thread, post a job that calls it. */
 AREDIS_API void aredis_loop_stop(aredis_loop *loop);
 
-/* Monotonic milliseconds by the loop's clock. */
+/** Monotonic milliseconds by the loop's clock. */
 AREDIS_API uint64_t aredis_loop_now_ms(aredis_loop *loop);
 
-/*
+/**
  * In a forked child, make an inherited built-in loop usable (it is inert in
  * the child until then: it shares the parent's epoll instance). The loop gets
  * its own epoll instance; watchers made before the fork stay dormant until
@@ -178,13 +186,14 @@ AREDIS_API uint64_t aredis_loop_now_ms(aredis_loop *loop);
  * accident; timers carry on. Clients on it with reconnect_in_child then open
  * their own connections. Returns AREDIS_ERR_UNSUPPORTED for adapter loops
  * (use the foreign loop's own call, e.g. uv_loop_fork()). A no-op outside a
- * forked child.
+ * forked child. Also returns AREDIS_ERR_INVALID for a NULL loop, and
+ * AREDIS_ERR_IO when the new epoll instance or wake handles cannot be made.
  */
 AREDIS_API aredis_err aredis_loop_after_fork(aredis_loop *loop);
 
 /* ---- Other threads (any loop) ------------------------------------------ */
 
-/*
+/**
  * A job for aredis_loop_post(). `code` is AREDIS_ERR_OK when it runs in a
  * loop turn. It is AREDIS_ERR_CLOSED when aredis_loop_free() runs it
  * instead: the loop is going away, so the job must only release what `arg`
@@ -192,7 +201,7 @@ AREDIS_API aredis_err aredis_loop_after_fork(aredis_loop *loop);
  */
 typedef void aredis_post_fn(void *arg, aredis_err code);
 
-/*
+/**
  * Run fn(arg) on the loop's thread. THREAD-SAFE: callable from any thread,
  * the loop's own included (also from inside a loop callback).
  *
@@ -215,7 +224,7 @@ typedef void aredis_post_fn(void *arg, aredis_err code);
  */
 AREDIS_API aredis_err aredis_loop_post(aredis_loop *loop, aredis_post_fn *fn, void *arg);
 
-/*
+/**
  * 1 when the calling thread is the loop's thread, else 0 (also for NULL).
  * THREAD-SAFE. The loop's thread is the one that last ran it through
  * aredis_loop_run*() or aredis_await(), ran a posted job of it, or made a
@@ -226,17 +235,23 @@ AREDIS_API int aredis_loop_on_thread(const aredis_loop *loop);
 
 /* ---- User timers (any loop) -------------------------------------------- */
 
+/**
+ * A timer on any aredis_loop (opaque): fires `cb(arg)` after `after_ms`,
+ * then every `repeat_ms` if that is nonzero (counted from each tick, not
+ * from the end of the callback). start() on a started timer restarts it.
+ * Safe to stop, restart or free from its callback.
+ */
 typedef struct aredis_timer aredis_timer;
 
-/*
- * A timer on any aredis_loop: fires `cb(arg)` after `after_ms`, then every
- * `repeat_ms` if that is nonzero (counted from each tick, not from the end
- * of the callback). start() on a started timer restarts it. Safe to stop,
- * restart or free from its callback.
- */
+/** Make a stopped timer on `loop` that calls cb(arg). NULL when loop or cb
+ * is NULL, or out of memory. */
 AREDIS_API aredis_timer *aredis_timer_new(aredis_loop *loop, aredis_timer_fn *cb, void *arg);
+/** Start t (or restart it: the old schedule is dropped): fire after
+ * `after_ms`, then every `repeat_ms` if that is nonzero. */
 AREDIS_API void aredis_timer_start(aredis_timer *t, uint64_t after_ms, uint64_t repeat_ms);
+/** Stop t; start() may start it again. Harmless on a stopped timer. */
 AREDIS_API void aredis_timer_stop(aredis_timer *t);
+/** Stop and free t. NULL is ignored. */
 AREDIS_API void aredis_timer_free(aredis_timer *t);
 
 #ifdef __cplusplus

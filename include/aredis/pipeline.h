@@ -1,7 +1,9 @@
-/*
+/**
+ * @file
  * aredis/pipeline.h — explicit pipelines: queue commands, then send them
  * all at once and get every reply back together, in order.
  *
+ * @code
  *   aredis_pipeline *p = aredis_pipeline_new(c);
  *   aredis_pipeline_command(p, "SET %s %s", "a", "1");
  *   aredis_pipeline_command(p, "INCR %s", "counter");
@@ -12,6 +14,7 @@
  *   }
  *   aredis_future_release(f);
  *   aredis_pipeline_free(p);
+ * @endcode
  *
  * What a pipeline promises:
  *   - One write: the commands' bytes go out together, in the order queued,
@@ -54,16 +57,19 @@
 extern "C" {
 #endif
 
+/** A pipeline (opaque): commands queued on one client, sent together by
+ * an exec. Made with aredis_pipeline_new(), freed with
+ * aredis_pipeline_free(). */
 typedef struct aredis_pipeline aredis_pipeline;
 
-/* A new empty pipeline on c. NULL when out of memory. */
+/** A new empty pipeline on c. NULL when out of memory. */
 AREDIS_API aredis_pipeline *aredis_pipeline_new(aredis_client *c);
 
-/* Free it (queued commands are dropped; an exec under way goes on). NULL
+/** Free it (queued commands are dropped; an exec under way goes on). NULL
  * is ignored. */
 AREDIS_API void aredis_pipeline_free(aredis_pipeline *p);
 
-/*
+/**
  * Queue a command, printf-like as aredis_command(). Returns OK, or an error
  * and nothing is queued (aredis_call_error() says why): INVALID (a
  * malformed format), NOMEM, UNSUPPORTED for the commands the client's
@@ -71,18 +77,20 @@ AREDIS_API void aredis_pipeline_free(aredis_pipeline *p);
  * HELLO, which are always sent alone, or when the client's key prefix
  * cannot be applied to the command.
  */
+/** @{ */
 AREDIS_API aredis_err aredis_pipeline_command(aredis_pipeline *p, const char *fmt, ...);
 AREDIS_API aredis_err aredis_pipeline_vcommand(aredis_pipeline *p, const char *fmt, va_list ap);
-/* argc arguments with lengths (argvlen NULL: NUL-terminated strings). */
+/** @} */
+/** argc arguments with lengths (argvlen NULL: NUL-terminated strings). */
 AREDIS_API aredis_err aredis_pipeline_argv(aredis_pipeline *p, int argc, const char *const *argv,
                                            const size_t *argvlen);
 
-/* Commands queued and not yet executed. */
+/** Commands queued and not yet executed. */
 AREDIS_API size_t aredis_pipeline_size(const aredis_pipeline *p);
-/* Drop the commands queued. */
+/** Drop the commands queued. */
 AREDIS_API void aredis_pipeline_clear(aredis_pipeline *p);
 
-/*
+/**
  * Send everything queued. cb runs once (callback contract of
  * aredis/client.h): with an ARRAY reply of one element per command and no
  * error; or with the error that ended it (TIMEOUT, CANCELLED, a connection
@@ -93,19 +101,21 @@ AREDIS_API void aredis_pipeline_clear(aredis_pipeline *p);
  * and the commands stay queued. On OK the pipeline is empty again.
  */
 AREDIS_API aredis_err aredis_pipeline_exec(aredis_pipeline *p, aredis_reply_fn *cb, void *data);
-/* The same with options (timeout_ms for the whole pipeline,
+/** The same with options (timeout_ms for the whole pipeline,
  * AREDIS_CMD_NO_TIMEOUT). AREDIS_CMD_RETRYABLE is ignored: never resent. */
 AREDIS_API aredis_err aredis_pipeline_exec_ex(aredis_pipeline *p, const aredis_cmd_opts *opts,
                                               aredis_reply_fn *cb, void *data);
-/*
+/**
  * The future form: resolves with the ARRAY reply, or fails as above (its
  * reply then holds the partial ARRAY). A refused exec gives a future that
  * is already failed. Cancelling it fails the exec with CANCELLED (replies
  * still owed are dropped as they arrive). NULL only when out of memory.
  */
+/** @{ */
 AREDIS_API aredis_future *aredis_pipeline_exec_future(aredis_pipeline *p);
 AREDIS_API aredis_future *aredis_pipeline_exec_future_ex(aredis_pipeline *p,
                                                          const aredis_cmd_opts *opts);
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * aredis/pool.h — a pool of connections to one server, on one loop.
  *
  * Every connection is an ordinary aredis_client made from the same options
@@ -6,6 +7,7 @@
  * (acquire ... release, or the scoped aredis_pool_with()), or lets the pool
  * pick one for a single command (aredis_pool_command()).
  *
+ * @code
  *   aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;
  *   po.client.port = 6380;
  *   po.max_connections = 4;
@@ -14,10 +16,12 @@
  *   aredis_pool_acquire(pool, on_conn, NULL);   // on_conn(pool, c, err, data)
  *   ...                                         // commands on c, then:
  *   aredis_pool_release(pool, c);
+ * @endcode
  *
  * NEVER HANDED OVER DIRTY. A connection is released in whatever state its
  * user left it; before anyone else gets it, the pool looks at what is left
  * on it and resets it in place or closes it (docs/POOL.md has the table):
+ * @code{.unparsed}
  *   MULTI open                     DISCARD, sent ahead of anything else
  *   SELECT to another database     SELECT <the configured db>
  *   replies still owed             kept out of rotation until a PING sent
@@ -31,6 +35,7 @@
  *                                  holds it can be freed safely
  *   lost, closed, or a reset or    closed
  *   health check failed
+ * @endcode
  * CLIENT REPLY OFF/SKIP, plain WATCH/UNWATCH, SUBSCRIBE and RESET are
  * refused by the client at issue time (AREDIS_ERR_UNSUPPORTED), so they
  * never leave anything behind.
@@ -73,9 +78,11 @@
 extern "C" {
 #endif
 
+/** A connection pool (opaque): connections to one server, on one loop.
+ * Made with aredis_pool_new(), freed with aredis_pool_free(). */
 typedef struct aredis_pool aredis_pool;
 
-/*
+/**
  * Options. Start from AREDIS_POOL_OPTIONS_INIT so that fields added later
  * keep their defaults. Strings (in `client` and `uri`) are copied by
  * aredis_pool_new().
@@ -83,6 +90,7 @@ typedef struct aredis_pool aredis_pool;
  * THE DEFAULTS, and what each protects against (docs/POOL.md has the same
  * table). No default waits for ever.
  *
+ * @code{.unparsed}
  *   client                 AREDIS_OPTIONS_INIT  every connection's options
  *   min_connections        0       nothing opened before it is needed
  *   max_connections        10      the server's connection count stays
@@ -101,37 +109,41 @@ typedef struct aredis_pool aredis_pool;
  *                                  unnoticed (a NAT timeout, a restart the
  *                                  loop had not seen yet) is replaced, not
  *                                  given to a user
+ * @endcode
  */
 typedef struct aredis_pool_options {
-    /*
+    /**
      * Every connection's options. The pool sets reconnect = 0 and
-     * reconnect_in_child = 0 on its clients (see above); the callbacks
+     * reconnect_in_child = 0 on its clients (see aredis/pool.h); the callbacks
      * (on_connect, on_disconnect, on_error, on_push...) run for every
      * connection, with cb_data. With tls = 1 and no tls_context, the pool
      * builds one TLS context for all of its connections.
      */
     aredis_options client;
-    /* A URI ("redis://user:pass@host:6380/2"), applied over `client` as
+    /** A URI ("redis://user:pass@host:6380/2"), applied over `client` as
      * aredis_uri_apply() does; NULL: none. */
     const char *uri;
-    unsigned min_connections; /* opened at once and kept (reopened when lost) */
-    unsigned max_connections; /* >= 1, >= min_connections */
-    /* An acquire (or with(), or a pool command) that gets no connection
+    unsigned min_connections; /**< opened at once and kept (reopened when lost) */
+    unsigned max_connections; /**< >= 1, >= min_connections */
+    /** An acquire (or with(), or a pool command) that gets no connection
      * within this time fails with AREDIS_ERR_TIMEOUT. 0 = no limit. */
     uint32_t acquire_timeout_ms;
-    /* Idle connections above min_connections are closed after this long
+    /** Idle connections above min_connections are closed after this long
      * unused. 0 = never. */
     uint32_t idle_timeout_ms;
-    /* A connection older than this is closed when it is released (or while
+    /** A connection older than this is closed when it is released (or while
      * idle) instead of being reused. 0 = no limit. */
     uint32_t max_age_ms;
-    /* A connection idle longer than this is PINGed before it is handed out;
+    /** A connection idle longer than this is PINGed before it is handed out;
      * a failed PING closes it and the acquirer gets another, without
      * noticing. 0 = never. */
     uint32_t health_check_after_ms;
 } aredis_pool_options;
 
 #ifndef __cplusplus
+/** The default options (the table at aredis_pool_options), as an
+ * initializer: `aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;`. In C++
+ * it calls aredis_pool_options_default(). */
 #define AREDIS_POOL_OPTIONS_INIT                                                                   \
     {                                                                                              \
         .client = AREDIS_OPTIONS_INIT, .uri = NULL, .min_connections = 0, .max_connections = 10,   \
@@ -139,8 +151,9 @@ typedef struct aredis_pool_options {
         .health_check_after_ms = 30000                                                             \
     }
 #else
-/* C++: the same defaults, set one by one (see aredis_options_default()).
- * Keep the two lists identical. */
+/** The default options, for C++: what AREDIS_POOL_OPTIONS_INIT gives there
+ * (the same defaults, set one by one; see aredis_options_default()). Keep
+ * the two lists identical. */
 static inline aredis_pool_options aredis_pool_options_default(void) {
     aredis_pool_options o = aredis_pool_options();
     o.client = aredis_options_default();
@@ -153,12 +166,15 @@ static inline aredis_pool_options aredis_pool_options_default(void) {
     o.health_check_after_ms = 30000;
     return o;
 }
+/** The default options (the table at aredis_pool_options), as an
+ * initializer: `aredis_pool_options po = AREDIS_POOL_OPTIONS_INIT;`. In C++
+ * it calls aredis_pool_options_default(). */
 #define AREDIS_POOL_OPTIONS_INIT aredis_pool_options_default()
 #endif
 
 /* ---- Lifecycle --------------------------------------------------------- */
 
-/*
+/**
  * Make a pool on `loop` (opts NULL = defaults) and start opening
  * min_connections. Returns NULL when out of memory or when the options are
  * invalid (max_connections 0 or below min_connections, a bad URI, invalid
@@ -167,7 +183,7 @@ static inline aredis_pool_options aredis_pool_options_default(void) {
  */
 AREDIS_API aredis_pool *aredis_pool_new(aredis_loop *loop, const aredis_pool_options *opts);
 
-/*
+/**
  * Close every connection and free the pool. Before this returns, every
  * pending callback runs once: acquires and pool commands still waiting
  * fail with AREDIS_ERR_CANCELLED, commands in flight on the pool's
@@ -181,11 +197,12 @@ AREDIS_API aredis_pool *aredis_pool_new(aredis_loop *loop, const aredis_pool_opt
  */
 AREDIS_API void aredis_pool_free(aredis_pool *pool);
 
+/** The loop the pool was made on. */
 AREDIS_API aredis_loop *aredis_pool_loop(const aredis_pool *pool);
 
 /* ---- Acquire and release ----------------------------------------------- */
 
-/*
+/**
  * cb gets a ready connection (err NULL) or fails (c NULL): TIMEOUT after
  * acquire_timeout_ms, its detail naming the pool's state ("acquire timed
  * out after 5000 ms: pool exhausted: 4 in use, 0 idle, max 4, 3
@@ -195,7 +212,7 @@ AREDIS_API aredis_loop *aredis_pool_loop(const aredis_pool *pool);
 typedef void aredis_pool_acquire_fn(aredis_pool *pool, aredis_client *c, const aredis_error *err,
                                     void *data);
 
-/*
+/**
  * Get a connection for yourself: cb runs once with it (a later loop turn
  * even when one is idle now). Use it as any client — except that it may
  * not be freed, closed or disconnected: give it back with
@@ -207,7 +224,7 @@ typedef void aredis_pool_acquire_fn(aredis_pool *pool, aredis_client *c, const a
 AREDIS_API aredis_err aredis_pool_acquire(aredis_pool *pool, aredis_pool_acquire_fn *cb,
                                           void *data);
 
-/*
+/**
  * Give c back. Commands you issued on it and that are still owed complete
  * as usual (unless the connection must be closed: a blocking one pending);
  * the pool then resets it or closes it before anyone else gets it (see the
@@ -217,7 +234,7 @@ AREDIS_API aredis_err aredis_pool_acquire(aredis_pool *pool, aredis_pool_acquire
  */
 AREDIS_API aredis_err aredis_pool_release(aredis_pool *pool, aredis_client *c);
 
-/*
+/**
  * Your work with a connection: return a future of it (a command, a
  * pipeline, a transaction, aredis_future_all() of several...), or NULL
  * when nothing is left to wait for. The pool takes over that future (it
@@ -225,20 +242,21 @@ AREDIS_API aredis_err aredis_pool_release(aredis_pool *pool, aredis_client *c);
  */
 typedef aredis_future *aredis_pool_with_fn(aredis_client *c, void *data);
 
-/*
+/**
  * Acquire, run fn(c, data) (in a later loop turn), and release c when the
  * future fn returned settles — or at once when it returned NULL. Always
  * released, whatever the outcome. The future returned settles the same
  * way as fn's (its reply, or its error), after the release; or fails with
  * the acquire's error (fn then never runs). Cancelling it cancels the
- * acquire, or fn's future. Never NULL except when out of memory; refused
- * calls (a pool being freed) give a future that has failed already.
+ * acquire, or fn's future. NULL only when out of memory or pool is NULL;
+ * refused calls (a pool being freed) give a future that has failed
+ * already.
  */
 AREDIS_API aredis_future *aredis_pool_with(aredis_pool *pool, aredis_pool_with_fn *fn, void *data);
 
 /* ---- Commands on the pool ---------------------------------------------- */
 
-/*
+/**
  * One command on a connection the pool picks: acquire, send, release in
  * one step, without taking the connection from anyone — commands of the
  * pool share an idle connection (the most recently used: those issued in
@@ -259,6 +277,7 @@ AREDIS_API aredis_future *aredis_pool_with(aredis_pool *pool, aredis_pool_with_f
  * moment it is sent on a connection (the wait is bounded by
  * acquire_timeout_ms).
  */
+/** @{ */
 AREDIS_API aredis_err aredis_pool_command(aredis_pool *pool, aredis_reply_fn *cb, void *data,
                                           const char *fmt, ...);
 AREDIS_API aredis_err aredis_pool_vcommand(aredis_pool *pool, aredis_reply_fn *cb, void *data,
@@ -266,48 +285,53 @@ AREDIS_API aredis_err aredis_pool_vcommand(aredis_pool *pool, aredis_reply_fn *c
 AREDIS_API aredis_err aredis_pool_command_argv(aredis_pool *pool, aredis_reply_fn *cb, void *data,
                                                int argc, const char *const *argv,
                                                const size_t *argvlen);
-/* With per-command options (opts NULL = defaults), as aredis_command_ex(). */
+/** @} */
+/** With per-command options (opts NULL = defaults), as aredis_command_ex(). */
 AREDIS_API aredis_err aredis_pool_command_argv_ex(aredis_pool *pool, const aredis_cmd_opts *opts,
                                                   aredis_reply_fn *cb, void *data, int argc,
                                                   const char *const *argv, const size_t *argvlen);
 
-/* The future forms: already failed when refused; NULL only when out of
+/** The future forms: already failed when refused; NULL only when out of
  * memory. Cancelling one cancels the command (or its wait). */
+/** @{ */
 AREDIS_API aredis_future *aredis_pool_future_command(aredis_pool *pool, const char *fmt, ...);
 AREDIS_API aredis_future *aredis_pool_future_vcommand(aredis_pool *pool, const char *fmt,
                                                       va_list ap);
 AREDIS_API aredis_future *aredis_pool_future_argv(aredis_pool *pool, int argc,
                                                   const char *const *argv, const size_t *argvlen);
+/** @} */
 
 /* ---- Stats ------------------------------------------------------------- */
 
-/*
+/**
  * The pool now, and counters since it was made. Always
+ * @code{.unparsed}
  *   total == opening + idle + in_use + checking
  *   created - discarded == idle + in_use + checking
+ * @endcode
  */
 typedef struct aredis_pool_stats {
-    size_t total;              /* connections held, counted against max_connections */
-    size_t idle;               /* ready for the next user (may carry pool commands) */
-    size_t in_use;             /* acquired (or held by aredis_pool_with()) */
-    size_t opening;            /* connecting, handshake included */
-    size_t checking;           /* out of rotation for a moment: a health-check PING,
-                                  a reset, replies owed, a pool command that blocks */
-    size_t waiting;            /* acquires, with()s and pool commands waiting */
-    uint64_t created;          /* connections opened (that became ready) */
-    uint64_t discarded;        /* ...and closed by the pool since: dirty, broken,
-                                  too old, idle too long, failed health check */
-    uint64_t connect_failures; /* connections that could not be opened */
-    uint64_t acquires;         /* connections handed out (acquire, with) */
-    uint64_t commands;         /* pool commands sent */
-    uint64_t timeouts;         /* waits failed with AREDIS_ERR_TIMEOUT */
-    uint64_t resets;           /* releases reset in place (DISCARD, SELECT,
-                                  a PING behind owed replies) */
-    uint64_t health_checks;    /* PINGs before handing out an idle connection */
-    uint64_t health_check_failures;
+    size_t total;                   /**< connections held, counted against max_connections */
+    size_t idle;                    /**< ready for the next user (may carry pool commands) */
+    size_t in_use;                  /**< acquired (or held by aredis_pool_with()) */
+    size_t opening;                 /**< connecting, handshake included */
+    size_t checking;                /**< out of rotation for a moment: a health-check PING,
+                                       a reset, replies owed, a pool command that blocks */
+    size_t waiting;                 /**< acquires, with()s and pool commands waiting */
+    uint64_t created;               /**< connections opened (that became ready) */
+    uint64_t discarded;             /**< ...and closed by the pool since: dirty, broken,
+                                       too old, idle too long, failed health check */
+    uint64_t connect_failures;      /**< connections that could not be opened */
+    uint64_t acquires;              /**< connections handed out (acquire, with) */
+    uint64_t commands;              /**< pool commands sent */
+    uint64_t timeouts;              /**< waits failed with AREDIS_ERR_TIMEOUT */
+    uint64_t resets;                /**< releases reset in place (DISCARD, SELECT,
+                                       a PING behind owed replies) */
+    uint64_t health_checks;         /**< PINGs before handing out an idle connection */
+    uint64_t health_check_failures; /**< ...that failed (the connection was closed) */
 } aredis_pool_stats;
 
-/* Copy the pool's state and counters into *out. */
+/** Copy the pool's state and counters into *out. */
 AREDIS_API void aredis_pool_get_stats(const aredis_pool *pool, aredis_pool_stats *out);
 
 #ifdef __cplusplus

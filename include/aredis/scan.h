@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * aredis/scan.h — SCAN iterators: walk the keys of a database, or the
  * fields of a hash, the members of a set or a sorted set, in batches,
  * without blocking the server (SCAN, HSCAN, SSCAN, ZSCAN).
@@ -7,6 +8,7 @@
  * that cursor; the reply brings some elements and the next cursor. The scan
  * is complete when the server hands back cursor 0.
  *
+ * @code
  *   aredis_scan_opts so = AREDIS_SCAN_OPTS_INIT;
  *   so.match = "user:*";
  *   aredis_scan *s = aredis_scan_new(c, &so);
@@ -21,11 +23,12 @@
  *       aredis_future_release(f);           // a failed batch: try again
  *   }
  *   aredis_scan_free(s);
+ * @endcode
  *
  * Three ways to drive it, one batch at a time in all of them:
- *   aredis_scan_next()         a callback per batch;
- *   aredis_scan_next_future()  a future per batch;
- *   aredis_scan_each()         a callback per element, then one at the end.
+ *   - aredis_scan_next(): a callback per batch;
+ *   - aredis_scan_next_future(): a future per batch;
+ *   - aredis_scan_each(): a callback per element, then one at the end.
  *
  * WHAT SCAN GUARANTEES (the server's promise, not the client's):
  *   - every element present from the start to the end of the scan is
@@ -85,53 +88,57 @@
 extern "C" {
 #endif
 
+/** A SCAN iterator (opaque): one client, one cursor. Made with
+ * aredis_scan_new(), freed with aredis_scan_free(). */
 typedef struct aredis_scan aredis_scan;
 
-/* What to scan, and so which command each batch sends. */
+/** What to scan, and so which command each batch sends. */
 typedef enum aredis_scan_kind {
-    AREDIS_SCAN_KEYS = 0, /* SCAN: the keys of the client's database */
-    AREDIS_SCAN_HASH,     /* HSCAN key: field, value pairs */
-    AREDIS_SCAN_SET,      /* SSCAN key: members */
-    AREDIS_SCAN_ZSET      /* ZSCAN key: member, score pairs */
+    AREDIS_SCAN_KEYS = 0, /**< SCAN: the keys of the client's database */
+    AREDIS_SCAN_HASH,     /**< HSCAN key: field, value pairs */
+    AREDIS_SCAN_SET,      /**< SSCAN key: members */
+    AREDIS_SCAN_ZSET      /**< ZSCAN key: member, score pairs */
 } aredis_scan_kind;
 
-/*
+/**
  * Options. Start from AREDIS_SCAN_OPTS_INIT (a SCAN of every key, server
  * defaults for the rest) so that fields added later keep their defaults.
  * Every string is binary safe and copied by aredis_scan_new().
  */
 typedef struct aredis_scan_opts {
-    aredis_scan_kind kind; /* AREDIS_SCAN_KEYS */
-    /* HASH, SET, ZSET: the key to scan (required); keylen 0 means
-     * strlen(key). KEYS: must be NULL. */
+    aredis_scan_kind kind; /**< AREDIS_SCAN_KEYS */
+    /** HASH, SET, ZSET: the key to scan (required). KEYS: must be NULL. */
     const char *key;
-    size_t keylen;
-    /* MATCH pattern (glob-style, as the server reads it); NULL: none.
-     * matchlen 0 means strlen(match). Filtering happens on the server
-     * after the batch is picked, which is why batches may come back empty. */
+    size_t keylen; /**< key's length; 0 means strlen(key) */
+    /** MATCH pattern (glob-style, as the server reads it); NULL: none.
+     * Filtering happens on the server after the batch is picked, which is
+     * why batches may come back empty. */
     const char *match;
-    size_t matchlen;
-    /* COUNT hint: about how much work per batch; 0: the server's (10). */
+    size_t matchlen; /**< match's length; 0 means strlen(match); nonzero
+                        without match is refused (INVALID) */
+    /** COUNT hint: about how much work per batch; 0: the server's (10). */
     uint32_t count;
-    /* KEYS only: TYPE filter ("string", "hash", "list", "set", "zset",
+    /** KEYS only: TYPE filter ("string", "hash", "list", "set", "zset",
      * "stream", or a module type's name); NULL: none. Redis 6.0+. Any
      * other kind with a type is refused with AREDIS_ERR_INVALID. */
     const char *type;
-    /* Per-batch timeout; 0: the client's request_timeout_ms. A batch that
+    /** Per-batch timeout; 0: the client's request_timeout_ms. A batch that
      * times out fails with AREDIS_ERR_TIMEOUT and keeps the cursor. */
     uint32_t timeout_ms;
-    /* Start from this cursor (decimal text from aredis_scan_cursor() of an
+    /** Start from this cursor (decimal text from aredis_scan_cursor() of an
      * earlier iterator with the same options) to resume a scan; NULL or
      * "0": from the beginning. */
     const char *cursor;
 } aredis_scan_opts;
 
-/* Every field, in order: positional so that it reads the same in C and
+/** The default options (a SCAN of every key, server defaults for the
+ * rest), as an initializer: `aredis_scan_opts so = AREDIS_SCAN_OPTS_INIT;`.
+ * Every field, in order: positional so that it reads the same in C and
  * C++ (whose designated initializers came only with C++20). */
 #define AREDIS_SCAN_OPTS_INIT                                                                      \
     { AREDIS_SCAN_KEYS, NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 
-/*
+/**
  * One batch's outcome, for aredis_scan_next(). On success err is NULL and
  * batch holds the batch's elements: an array (in RESP3 possibly a set or a
  * map, laid out the same) of `batch->elements` replies, usually strings.
@@ -149,7 +156,7 @@ typedef struct aredis_scan_opts {
 typedef void aredis_scan_fn(aredis_scan *s, const aredis_reply *batch, const aredis_error *err,
                             void *data);
 
-/*
+/**
  * One element, for aredis_scan_each(): for KEYS and SET, elem is the key or
  * member and value is NULL; for HASH, the field and its value; for ZSET, the
  * member and its score (as the server sends it: a string in RESP2 and
@@ -162,7 +169,7 @@ typedef void aredis_scan_fn(aredis_scan *s, const aredis_reply *batch, const are
 typedef int aredis_scan_elem_fn(aredis_scan *s, const aredis_reply *elem, const aredis_reply *value,
                                 void *data);
 
-/*
+/**
  * The end of aredis_scan_each(): err NULL when the scan is complete
  * (aredis_scan_done() is then true) or the element callback stopped it;
  * otherwise the failure of the batch that ended the walk, the cursor kept
@@ -173,7 +180,7 @@ typedef void aredis_scan_done_fn(aredis_scan *s, const aredis_error *err, void *
 
 /* ---- Lifecycle --------------------------------------------------------- */
 
-/*
+/**
  * Make an iterator on client c with opts (NULL: AREDIS_SCAN_OPTS_INIT, a
  * SCAN of every key). Sends nothing yet. Returns NULL when out of memory or
  * when the options are invalid — no client, an unknown kind, a key missing
@@ -183,7 +190,7 @@ typedef void aredis_scan_done_fn(aredis_scan *s, const aredis_error *err, void *
  */
 AREDIS_API aredis_scan *aredis_scan_new(aredis_client *c, const aredis_scan_opts *opts);
 
-/*
+/**
  * Free the iterator. NULL is ignored. Safe with a batch in flight: its
  * command is cancelled (its reply, if it comes, is dropped by the client)
  * and, before this returns, the batch's callback runs with
@@ -198,7 +205,7 @@ AREDIS_API void aredis_scan_free(aredis_scan *s);
 
 /* ---- Batches ----------------------------------------------------------- */
 
-/*
+/**
  * Ask for the next batch; cb runs once with it (see aredis_scan_fn and the
  * contract above). cb may not be NULL.
  *
@@ -210,7 +217,7 @@ AREDIS_API void aredis_scan_free(aredis_scan *s);
  */
 AREDIS_API aredis_err aredis_scan_next(aredis_scan *s, aredis_scan_fn *cb, void *data);
 
-/*
+/**
  * Ask for the next batch as a future. It resolves with the whole SCAN
  * reply (owned by the future until it is released); aredis_scan_batch()
  * gives its elements. The iterator's cursor has moved on by the time the
@@ -224,7 +231,7 @@ AREDIS_API aredis_err aredis_scan_next(aredis_scan *s, aredis_scan_fn *cb, void 
  */
 AREDIS_API aredis_future *aredis_scan_next_future(aredis_scan *s);
 
-/*
+/**
  * The elements of batch future f, which iterator s gave, in *batch:
  * borrowed from the future's reply (valid until the future is released),
  * laid out as for aredis_scan_fn. The iterator says how to read the reply
@@ -238,7 +245,7 @@ AREDIS_API aredis_future *aredis_scan_next_future(aredis_scan *s);
 AREDIS_API aredis_err aredis_scan_batch(const aredis_scan *s, const aredis_future *f,
                                         const aredis_reply **batch);
 
-/*
+/**
  * Walk every remaining batch: elem_cb runs for each element (each pair, for
  * HASH and ZSET), in the order the server sends them, then done_cb once at
  * the end, on the first failure, or when elem_cb stops the walk. elem_cb
@@ -254,11 +261,11 @@ AREDIS_API aredis_err aredis_scan_each(aredis_scan *s, aredis_scan_elem_fn *elem
 
 /* ---- State ------------------------------------------------------------- */
 
-/* 1 once a batch has brought cursor 0 back (the scan is complete), else
+/** 1 once a batch has brought cursor 0 back (the scan is complete), else
  * 0. A scan is never complete before its first batch. */
 AREDIS_API int aredis_scan_done(const aredis_scan *s);
 
-/*
+/**
  * The cursor the next batch will send, as decimal text ("0" before the
  * first batch and again once the scan is complete). Borrowed: valid until
  * the next batch completes or the iterator is freed. Give it back as
@@ -266,16 +273,21 @@ AREDIS_API int aredis_scan_done(const aredis_scan *s);
  */
 AREDIS_API const char *aredis_scan_cursor(const aredis_scan *s);
 
-/* 1 while a batch is in flight or a walk (aredis_scan_each) is under way:
+/** 1 while a batch is in flight or a walk (aredis_scan_each) is under way:
  * aredis_scan_next() would then be refused. */
 AREDIS_API int aredis_scan_busy(const aredis_scan *s);
 
-/* Batches completed successfully so far (failed ones not counted). */
+/** Batches completed successfully so far (failed ones not counted). */
 AREDIS_API uint64_t aredis_scan_batches(const aredis_scan *s);
 
+/** The client the iterator was made on. */
 AREDIS_API aredis_client *aredis_scan_client(const aredis_scan *s);
+/** A pointer of the application's, kept with the iterator (NULL at first;
+ * the callbacks get their own data argument, not this one). */
+/** @{ */
 AREDIS_API void *aredis_scan_get_data(const aredis_scan *s);
 AREDIS_API void aredis_scan_set_data(aredis_scan *s, void *data);
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,22 +1,25 @@
-/*
+/**
+ * @file
  * aredis/threads.h — issue commands from any thread.
  *
  * A client lives on its loop's thread: everything in client.h is called
  * there. To use it from other threads, make an aredis_shared on the loop's
  * thread and hand it to them:
  *
- *   // loop thread
- *   aredis_shared *s = aredis_shared_new(c);
- *   ... start the workers, run the loop (aredis_loop_run) ...
+ * @code
+ * // loop thread
+ * aredis_shared *s = aredis_shared_new(c);
+ * ... start the workers, run the loop (aredis_loop_run) ...
  *
- *   // any thread: wait for the reply...
- *   aredis_reply *r;
- *   if (aredis_shared_call(s, 1000, &r, NULL, "GET %s", key) == AREDIS_ERR_OK) {
- *       ... r->str ...
- *       aredis_reply_release(r);
- *   }
- *   // ...or be called back with it, on the loop thread
- *   aredis_shared_command(s, on_reply, data, "INCR %s", key);
+ * // any thread: wait for the reply...
+ * aredis_reply *r;
+ * if (aredis_shared_call(s, 1000, &r, NULL, "GET %s", key) == AREDIS_ERR_OK) {
+ *     ... r->str ...
+ *     aredis_reply_release(r);
+ * }
+ * // ...or be called back with it, on the loop thread
+ * aredis_shared_command(s, on_reply, data, "INCR %s", key);
+ * @endcode
  *
  * Each call copies its arguments and hands the command to the loop thread
  * through aredis_loop_post() (aredis/loop.h); the loop thread issues it on
@@ -51,9 +54,11 @@
 extern "C" {
 #endif
 
+/** A shared handle (opaque, reference counted) through which any thread
+ * issues commands on one client. */
 typedef struct aredis_shared aredis_shared;
 
-/*
+/**
  * A command's outcome, on the loop thread, as aredis_reply_fn's (client.h):
  * on success err is NULL; a server error reply is AREDIS_ERR_SERVER with the
  * reply; any other failure has no reply. The reply is borrowed for the
@@ -62,13 +67,13 @@ typedef struct aredis_shared aredis_shared;
 typedef void aredis_shared_fn(aredis_shared *s, aredis_reply *reply, const aredis_error *err,
                               void *data);
 
-/*
+/**
  * Make a shared handle on client c. Loop thread (c's). Returns NULL when c
  * is NULL or out of memory. It does not own c: free it before c.
  */
 AREDIS_API aredis_shared *aredis_shared_new(aredis_client *c);
 
-/*
+/**
  * Give up the loop thread's reference, on the loop thread. From now on calls
  * fail with AREDIS_ERR_CLOSED; commands handed over and not issued yet
  * complete now, with CLOSED (their callbacks run, their callers wake up),
@@ -78,19 +83,19 @@ AREDIS_API aredis_shared *aredis_shared_new(aredis_client *c);
  */
 AREDIS_API void aredis_shared_free(aredis_shared *s);
 
-/* Take one more reference (any thread, while s is alive). Returns s. */
+/** Take one more reference (any thread, while s is alive). Returns s. */
 AREDIS_API aredis_shared *aredis_shared_retain(aredis_shared *s);
 
-/* Drop a reference taken with aredis_shared_retain (any thread). NULL is
+/** Drop a reference taken with aredis_shared_retain (any thread). NULL is
  * ignored. */
 AREDIS_API void aredis_shared_release(aredis_shared *s);
 
-/* The client (loop thread, before aredis_shared_free). */
+/** The client (loop thread, before aredis_shared_free). */
 AREDIS_API aredis_client *aredis_shared_client(const aredis_shared *s);
 
 /* ---- Called back, on the loop thread --------------------------------------- */
 
-/*
+/**
  * Issue a command from any thread; cb(s, reply, err, data) runs on the loop
  * thread. The arguments are copied during the call (format: aredis/writer.h;
  * argvlen NULL: NUL-terminated strings). cb may be NULL.
@@ -103,6 +108,7 @@ AREDIS_API aredis_client *aredis_shared_client(const aredis_shared *s);
  * NOMEM, CLOSED (after aredis_shared_free, or the loop is being freed).
  * aredis_call_error() says why, on the calling thread.
  */
+/** @{ */
 AREDIS_API aredis_err aredis_shared_command(aredis_shared *s, aredis_shared_fn *cb, void *data,
                                             const char *fmt, ...);
 AREDIS_API aredis_err aredis_shared_vcommand(aredis_shared *s, aredis_shared_fn *cb, void *data,
@@ -110,10 +116,11 @@ AREDIS_API aredis_err aredis_shared_vcommand(aredis_shared *s, aredis_shared_fn 
 AREDIS_API aredis_err aredis_shared_command_argv(aredis_shared *s, aredis_shared_fn *cb, void *data,
                                                  int argc, const char *const *argv,
                                                  const size_t *argvlen);
+/** @} */
 
 /* ---- Waiting for the reply ------------------------------------------------ */
 
-/*
+/**
  * Issue a command from a thread other than the loop's and wait for its
  * outcome. Returns the outcome's code: OK with the reply in *reply;
  * AREDIS_ERR_SERVER with the error reply in *reply; any other error with
@@ -137,6 +144,7 @@ AREDIS_API aredis_err aredis_shared_command_argv(aredis_shared *s, aredis_shared
  * failing aredis call on this thread (it is aredis_call_error()'s; "success"
  * on success). Any number of threads may wait at once.
  */
+/** @{ */
 AREDIS_API aredis_err aredis_shared_call(aredis_shared *s, uint32_t timeout_ms,
                                          aredis_reply **reply, aredis_error *err, const char *fmt,
                                          ...);
@@ -146,6 +154,7 @@ AREDIS_API aredis_err aredis_shared_vcall(aredis_shared *s, uint32_t timeout_ms,
 AREDIS_API aredis_err aredis_shared_call_argv(aredis_shared *s, uint32_t timeout_ms,
                                               aredis_reply **reply, aredis_error *err, int argc,
                                               const char *const *argv, const size_t *argvlen);
+/** @} */
 
 #ifdef __cplusplus
 }

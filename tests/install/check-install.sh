@@ -3,13 +3,22 @@
 # with CMake's find_package(aredis) and with plain pkg-config (only
 # PKG_CONFIG_PATH set: aredis.pc must be right for any prefix). Run both.
 # Install once more with DESTDIR, and build against that tree too. Last, the
-# installed headers compile warning-free as C and C++ (headers.sh).
+# installed headers compile warning-free as C and C++ (headers.sh). Every
+# consumer does a SET/GET round trip against a throwaway redis-server.
 set -e
 BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")" && pwd)
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+. "$SRC/../support/unix-server.sh"
+trap 'unix_server_stop; rm -rf "$TMP"' EXIT
 fail() { echo "install: $*" >&2; exit 1; }
+unix_server_start
+
+# run_consumer BIN LIBDIR: run it; it must say the round trip worked.
+run_consumer() {
+    out=$(LD_LIBRARY_PATH="$2" "$1") || fail "$1 failed: $out"
+    echo "$out" | grep -q "round trip ok" || fail "$1 did no round trip: $out"
+}
 
 # The library directory of an installed tree: where aredis.pc lies, up one.
 libdir_of() {
@@ -33,7 +42,7 @@ pkg_consumer() {
     done
     # shellcheck disable=SC2086
     cc -o "$TMP/$2" "$SRC/consumer.c" $flags
-    LD_LIBRARY_PATH="$libdir" "$TMP/$2"
+    run_consumer "$TMP/$2" "$libdir"
 }
 
 cmake --install "$BUILD" --prefix "$TMP/prefix" >/dev/null
@@ -41,7 +50,10 @@ LIBDIR=$(libdir_of "$TMP/prefix")
 # 1. CMake package
 cmake -S "$SRC" -B "$TMP/cm" -DCMAKE_PREFIX_PATH="$TMP/prefix" >/dev/null
 cmake --build "$TMP/cm" >/dev/null
-LD_LIBRARY_PATH="$LIBDIR" "$TMP/cm/consumer"
+run_consumer "$TMP/cm/consumer" "$LIBDIR"
+# ... and the static library: nothing of libaredis.so is loaded.
+run_consumer "$TMP/cm/consumer_static" /nonexistent
+ldd "$TMP/cm/consumer_static" | grep -q libaredis && fail "consumer_static loads libaredis.so"
 # 2. pkg-config
 pkg_consumer "$TMP/prefix" pc
 # 3. DESTDIR: the files land under DESTDIR/<prefix>, nothing at <prefix>

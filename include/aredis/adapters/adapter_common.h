@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * aredis/adapters/adapter_common.h — INTERNAL to the loop adapters in this
  * folder (libuv.h, libevent.h, libev.h); not an API: include an adapter, not
  * this. Names and contents may change in any release.
@@ -21,7 +22,7 @@
 
 /* ---- events ---- */
 
-/* Translate the bits `rd` / `wr` of `flags` to `to_rd` / `to_wr` (either
+/** Translate the bits `rd` / `wr` of `flags` to `to_rd` / `to_wr` (either
  * way between aredis's AREDIS_EV_* and a foreign loop's flags). */
 static inline int aredis__adapter_map_events(int flags, int rd, int wr, int to_rd, int to_wr) {
     int out = 0;
@@ -30,14 +31,14 @@ static inline int aredis__adapter_map_events(int flags, int rd, int wr, int to_r
     return out;
 }
 
-/* What an io watcher's callback needs; each adapter's watcher embeds one. */
+/** What an io watcher's callback needs; each adapter's watcher embeds one. */
 typedef struct aredis__adapter_io {
     aredis_io_fn *cb;
     void *arg;
-    int mask; /* AREDIS_EV_* watched */
+    int mask; /**< AREDIS_EV_* watched */
 } aredis__adapter_io;
 
-/* Deliver what the foreign loop reported for a watcher: `events` (AREDIS_EV_*)
+/** Deliver what the foreign loop reported for a watcher: `events` (AREDIS_EV_*)
  * as far as watched, or, when the loop reports an error (and has stopped the
  * watcher), every watched event, after which the watcher watches nothing
  * until io_set. The callback runs last: it may free the watcher. */
@@ -55,7 +56,7 @@ static inline void aredis__adapter_io_fire(aredis__adapter_io *w, int error, int
 
 #if defined(CLOCK_MONOTONIC)
 #define AREDIS__ADAPTER_HAVE_MONOTONIC 1
-/* CLOCK_MONOTONIC in ns (only where <time.h> declares it). */
+/** CLOCK_MONOTONIC in ns (only where <time.h> declares it). */
 static inline uint64_t aredis__adapter_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -63,13 +64,13 @@ static inline uint64_t aredis__adapter_monotonic_ns(void) {
 }
 #endif
 
-/* `ms` after `now`, in a clock of `per_ms` units a millisecond; saturates at
+/** `ms` after `now`, in a clock of `per_ms` units a millisecond; saturates at
  * UINT64_MAX instead of wrapping. */
 static inline uint64_t aredis__adapter_deadline(uint64_t now, uint64_t ms, uint64_t per_ms) {
     return ms > (UINT64_MAX - now) / per_ms ? UINT64_MAX : now + ms * per_ms;
 }
 
-/* What is left until `due` at `now` (0 once due). A timer that the foreign
+/** What is left until `due` at `now` (0 once due). A timer that the foreign
  * loop fires while this is nonzero fired early by our clock: the adapter
  * re-arms it for the rest, so timers never fire early. */
 static inline uint64_t aredis__adapter_left(uint64_t due, uint64_t now) {
@@ -78,15 +79,15 @@ static inline uint64_t aredis__adapter_left(uint64_t due, uint64_t now) {
 
 /* ---- defers ---- */
 
-/* A circular doubly linked list with a head node. */
+/** A circular doubly linked list with a head node. */
 typedef struct aredis__adapter_link {
     struct aredis__adapter_link *prev, *next;
 } aredis__adapter_link;
 
 typedef struct aredis__adapter_defer {
-    aredis__adapter_link link;     /* first: a link is a defer; next: NULL when not pending */
-    aredis__adapter_link *pending; /* the owner's list of pending defers */
-    void *owner;                   /* the adapter's loop data */
+    aredis__adapter_link link;     /**< first: a link is a defer; next: NULL when not pending */
+    aredis__adapter_link *pending; /**< the owner's list of pending defers */
+    void *owner;                   /**< the adapter's loop data */
     aredis_timer_fn *cb;
     void *arg;
 } aredis__adapter_defer;
@@ -101,7 +102,7 @@ static inline void aredis__adapter_unlink(aredis__adapter_link *n) {
     n->prev = n->next = NULL;
 }
 
-/* A defer of `owner`, which keeps its pending defers in `pending`. */
+/** A defer of `owner`, which keeps its pending defers in `pending`. */
 static inline void *aredis__adapter_defer_new(void *owner, aredis__adapter_link *pending,
                                               aredis_timer_fn *cb, void *arg) {
     aredis__adapter_defer *d = (aredis__adapter_defer *)aredis_mem_calloc(1, sizeof *d);
@@ -113,7 +114,7 @@ static inline void *aredis__adapter_defer_new(void *owner, aredis__adapter_link 
     return d;
 }
 
-/* Make d pending (last in its list). 0 when it already was: nothing to do. */
+/** Make d pending (last in its list). 0 when it already was: nothing to do. */
 static inline int aredis__adapter_defer_enqueue(aredis__adapter_defer *d) {
     aredis__adapter_link *h = d->pending;
 
@@ -125,7 +126,7 @@ static inline int aredis__adapter_defer_enqueue(aredis__adapter_defer *d) {
     return 1;
 }
 
-/* The vtable's defer_free: a pending defer never runs. */
+/** The vtable's defer_free: a pending defer never runs. */
 static inline void aredis__adapter_defer_free(void *p) {
     aredis__adapter_defer *d = (aredis__adapter_defer *)p;
     if (!d) return;
@@ -133,7 +134,7 @@ static inline void aredis__adapter_defer_free(void *p) {
     aredis_mem_free(d);
 }
 
-/* Run the defers pending now (those armed meanwhile wait for the next call;
+/** Run the defers pending now (those armed meanwhile wait for the next call;
  * one freed meanwhile never runs). 0 when none was pending. */
 static inline int aredis__adapter_run_defers(aredis__adapter_link *pending) {
     aredis__adapter_link batch;
@@ -163,7 +164,7 @@ static inline int aredis__adapter_run_defers(aredis__adapter_link *pending) {
             P##_run_once, P##_now_ms, P##_cleanup, P##_wake_new, P##_wake_signal, P##_wake_free,   \
     }
 
-/* The aredis_loop on an adapter's vtable and data; NULL (out of memory) after
+/** The aredis_loop on an adapter's vtable and data; NULL (out of memory) after
  * vt->cleanup(ld). */
 static inline aredis_loop *aredis__adapter_loop(const aredis_loop_vtable *vt, void *ld) {
     aredis_loop *loop = aredis_loop_from_vtable(vt, ld);

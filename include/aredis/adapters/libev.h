@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * aredis/adapters/libev.h — run aredis on a libev (4.x) loop. Header-only.
  *
  *     #include <ev.h>
@@ -56,10 +57,10 @@
 
 typedef struct aredis__ev {
     struct ev_loop *loop;
-    ev_prepare prepare; /* runs the pending defers before blocking */
-    ev_idle idle;       /* active while defers pend: no blocking */
+    ev_prepare prepare; /**< runs the pending defers before blocking */
+    ev_idle idle;       /**< active while defers pend: no blocking */
     aredis__adapter_link pending;
-    long nactive; /* io with a mask + armed timers */
+    long nactive; /**< io with a mask + armed timers */
 } aredis__ev;
 
 typedef struct aredis__ev_io {
@@ -80,7 +81,7 @@ typedef struct aredis__ev_timer {
     aredis__ev *a;
     aredis_timer_fn *cb;
     void *arg;
-    uint64_t due; /* ns */
+    uint64_t due; /**< ns */
 } aredis__ev_timer;
 
 static inline uint64_t aredis__ev_now_ns(void) {
@@ -202,7 +203,7 @@ static inline void aredis__ev_timer_free(void *p) {
 
 /* ---- defers ---- */
 
-/* Run the defers pending now; stop polling without blocking once none is. */
+/** Run the defers pending now; stop polling without blocking once none is. */
 static inline void aredis__ev_run_defers(aredis__ev *a) {
     (void)aredis__adapter_run_defers(&a->pending);
     if (aredis__adapter_list_empty(&a->pending)) { /* also when the last one was freed */
@@ -260,7 +261,7 @@ static inline void *aredis__ev_wake_new(void *ld, aredis_timer_fn *cb, void *arg
     return w;
 }
 
-/* Any thread. */
+/** Any thread. */
 static inline void aredis__ev_wake_signal(void *p) {
     aredis__ev_wake *w = (aredis__ev_wake *)p;
     ev_async_send(w->a->loop, &w->w);
@@ -295,7 +296,8 @@ static inline void aredis__ev_cleanup(void *ld) {
     aredis_mem_free(a);
 }
 
-/* Wrap a libev loop (which stays the caller's). NULL when out of memory. */
+/** Wrap a libev loop (which stays the caller's). NULL when evl is NULL or out
+ * of memory. */
 static inline aredis_loop *aredis_loop_libev(struct ev_loop *evl) {
     static const aredis_loop_vtable vt = AREDIS__ADAPTER_VTABLE(aredis__ev);
     aredis__ev *a;

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * aredis/adapters/libevent.h — run aredis on a libevent (2.1+) event_base.
  * Header-only.
  *
@@ -65,7 +66,7 @@
 
 typedef struct aredis__le {
     struct event_base *base;
-    struct event *runner; /* fd -1: runs the pending defers */
+    struct event *runner; /**< fd -1: runs the pending defers */
     aredis__adapter_link pending;
     int in_runner;
 } aredis__le;
@@ -88,9 +89,9 @@ typedef struct aredis__le_wake {
     struct event *ev;
     aredis_timer_fn *cb;
     void *arg;
-    int state;    /* AREDIS__LE_WAKE_*, atomic */
-    int in_cb;    /* loop thread only */
-    int freed_cb; /* wake_free from the callback: free once it returns */
+    int state;    /**< AREDIS__LE_WAKE_*, atomic */
+    int in_cb;    /**< loop thread only */
+    int freed_cb; /**< wake_free from the callback: free once it returns */
 } aredis__le_wake;
 
 typedef struct aredis__le_timer {
@@ -98,7 +99,7 @@ typedef struct aredis__le_timer {
     aredis__le *a;
     aredis_timer_fn *cb;
     void *arg;
-    uint64_t due; /* us */
+    uint64_t due; /**< us */
 } aredis__le_timer;
 
 static inline uint64_t aredis__le_now_us(aredis__le *a) {
@@ -293,7 +294,7 @@ static inline void *aredis__le_wake_new(void *ld, aredis_timer_fn *cb, void *arg
     return w;
 }
 
-/* Any thread, on a base with libevent's locking (see the top). Only an idle
+/** Any thread, on a base with libevent's locking (see the top). Only an idle
  * handle is activated; an active one will run anyway, and a running one is
  * told to run again (next pass). */
 static inline void aredis__le_wake_signal(void *p) {
@@ -341,7 +342,8 @@ static inline void aredis__le_cleanup(void *ld) {
     aredis_mem_free(a);
 }
 
-/* Wrap a libevent base (which stays the caller's). NULL when out of memory. */
+/** Wrap a libevent base (which stays the caller's). NULL when base is NULL or
+ * out of memory. */
 static inline aredis_loop *aredis_loop_libevent(struct event_base *base) {
     static const aredis_loop_vtable vt = AREDIS__ADAPTER_VTABLE(aredis__le);
     aredis__le *a;

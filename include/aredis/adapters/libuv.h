@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * aredis/adapters/libuv.h — run aredis on a libuv loop. Header-only.
  *
  *     #include <uv.h>
@@ -53,10 +54,10 @@
 
 typedef struct aredis__uv {
     uv_loop_t *loop;
-    uv_prepare_t prepare; /* runs the pending defers before polling */
-    uv_idle_t idle;       /* active while defers pend: poll won't block */
+    uv_prepare_t prepare; /**< runs the pending defers before polling */
+    uv_idle_t idle;       /**< active while defers pend: poll won't block */
     aredis__adapter_link pending;
-    int closing; /* handles not yet closed after cleanup */
+    int closing; /**< handles not yet closed after cleanup */
 } aredis__uv;
 
 typedef struct aredis__uv_io {
@@ -74,7 +75,7 @@ typedef struct aredis__uv_timer {
     uv_timer_t h;
     aredis_timer_fn *cb;
     void *arg;
-    uint64_t due; /* uv_hrtime() ns */
+    uint64_t due; /**< uv_hrtime() ns */
 } aredis__uv_timer;
 
 static inline void aredis__uv_free_cb(uv_handle_t *h) { aredis_mem_free(h->data); }
@@ -129,7 +130,7 @@ static inline void aredis__uv_io_free(void *p) {
 
 static inline void aredis__uv_timer_cb(uv_timer_t *h);
 
-/* Start the uv timer so that it is due at t->due: libuv adds the timeout to
+/** Start the uv timer so that it is due at t->due: libuv adds the timeout to
  * its cached loop time, which lags our clock, so count from that. */
 static inline void aredis__uv_timer_start(aredis__uv_timer *t) {
     uint64_t due_ms = t->due / 1000000u + (t->due % 1000000u != 0);
@@ -174,7 +175,7 @@ static inline void aredis__uv_timer_free(void *p) {
 
 /* ---- defers ---- */
 
-/* Run the defers pending now; stop polling without blocking once none is. */
+/** Run the defers pending now; stop polling without blocking once none is. */
 static inline void aredis__uv_run_defers(aredis__uv *a) {
     (void)aredis__adapter_run_defers(&a->pending);
     if (aredis__adapter_list_empty(&a->pending)) { /* also when the last one was freed */
@@ -225,7 +226,7 @@ static inline void *aredis__uv_wake_new(void *ld, aredis_timer_fn *cb, void *arg
     return w;
 }
 
-/* Any thread. */
+/** Any thread. */
 static inline void aredis__uv_wake_signal(void *p) { uv_async_send(&((aredis__uv_wake *)p)->h); }
 
 static inline void aredis__uv_wake_free(void *p) {
@@ -259,7 +260,8 @@ static inline void aredis__uv_cleanup(void *ld) {
     uv_close((uv_handle_t *)&a->idle, aredis__uv_closed);
 }
 
-/* Wrap a libuv loop (which stays the caller's). NULL when out of memory. */
+/** Wrap a libuv loop (which stays the caller's). NULL when uv is NULL or out
+ * of memory. */
 static inline aredis_loop *aredis_loop_libuv(uv_loop_t *uv) {
     static const aredis_loop_vtable vt = AREDIS__ADAPTER_VTABLE(aredis__uv);
     aredis__uv *a;
