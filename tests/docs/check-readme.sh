@@ -4,10 +4,12 @@
 # built in BUILD_DIR), and the benchmark tables between the bench markers
 # are exactly what scripts/bench-readme.sh takes from docs/BENCHMARKS.md (the
 # numbers come from that one `make bench` run).
-# Usage: check-readme.sh SOURCE_DIR BUILD_DIR
+# Usage: check-readme.sh SOURCE_DIR BUILD_DIR [CFLAGS] (CFLAGS: the
+# build's sanitizer flags, to link against its library)
 set -e
 SRC=$(cd "$1" && pwd)
 BUILD=$(cd "$2" && pwd)
+XFLAGS=${3:-}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "docs/readme: $*" >&2; exit 1; }
@@ -21,7 +23,8 @@ for f in "$TMP"/block*.c; do
     [ -e "$f" ] || fail "no C blocks in README.md"
     n=$((n + 1))
     if grep -q '^int main' "$f"; then
-        cc -std=c11 -Wall -Wextra -Werror -I"$SRC/include" -o "${f%.c}" "$f" \
+        # shellcheck disable=SC2086
+        cc -std=c11 -Wall -Wextra -Werror $XFLAGS -I"$SRC/include" -o "${f%.c}" "$f" \
             "$BUILD/libaredis.a" -lssl -lcrypto -lpthread 2>"$TMP/err" ||
             { cat "$f" "$TMP/err" >&2; fail "README block $(basename "$f") does not build"; }
     else
