@@ -266,6 +266,12 @@ static long calls(aredis_options o, const char *cmd) {
     return p ? atol(p + strlen(key)) : 0;
 }
 
+/* The server ran cmd exactly n times (INFO commandstats). */
+static void expect_calls(ts_server *s, const char *cmd, long n) {
+    long got = calls(ts_options(s), cmd);
+    if (got != n) fail_msg("the server ran %s %ld times, not %ld", cmd, got, n);
+}
+
 /* REDIS_URL=redis://127.0.0.1:<port> for s (in a buffer of the caller's). */
 static const char *url_of(const ts_server *s, char *buf, size_t n) {
     snprintf(buf, n, "REDIS_URL=redis://127.0.0.1:%d", ts_server_port(s));
@@ -379,8 +385,7 @@ static void ex_loop(run *r) {
         snprintf(line, sizeof line, "tick %d: counter = %d", i, i);
         expect_line(r, line, NULL);
     }
-    if (calls(ts_options(s), "incr") != 5)
-        fail_msg("the server saw %ld INCRs, not 5", calls(ts_options(s), "incr"));
+    expect_calls(s, "incr", 5);
     char key[64];
     snprintf(key, sizeof key, "example:%s:counter", r->name);
     expect_query(ts_options(s), "0", "EXISTS %s", key);
@@ -450,8 +455,7 @@ static void ex_pipeline(run *r) {
     expect_line(r, "#2 failed: WRONGTYPE", NULL);
     expect_line(r, "#3 -> 42", NULL);
     expect_query(ts_options(s), "0", "DBSIZE");
-    if (calls(ts_options(s), "set") != 1001)
-        fail_msg("the server saw %ld SETs, not 1001", calls(ts_options(s), "set"));
+    expect_calls(s, "set", 1001);
     ts_server_stop(s);
 }
 
@@ -473,7 +477,7 @@ static void ex_prefix(run *r) {
     expect_line(r, "tenant: NOSUCHCOMMAND a b", "refused");
     expect_line(r, "admin: DEL", "2");
     expect_query(ts_options(s), "0", "DBSIZE");
-    if (calls(ts_options(s), "mset") != 1) fail_msg("MSET did not reach the server");
+    expect_calls(s, "mset", 1);
     ts_server_stop(s);
 }
 
@@ -483,8 +487,7 @@ static void ex_pubsub(run *r) {
     expect_line(r, "[log.*] log.disk: 90% full", NULL);
     expect_line(r, "news: bye", NULL);
     expect_line(r, "next(): job-1 on jobs", NULL);
-    if (calls(ts_options(s), "publish") != 4)
-        fail_msg("the server saw %ld PUBLISHes, not 4", calls(ts_options(s), "publish"));
+    expect_calls(s, "publish", 4);
     ts_server_stop(s);
 }
 
@@ -586,8 +589,7 @@ static void ex_timeouts(run *r) {
     expect_line(r, "PING behind it:", "PONG");
     expect_line(r, "waiting 100 ms for BLPOP 1 s:", "AREDIS_ERR_TIMEOUT");
     expect_line(r, "waiting again:", "done (nil");
-    if (calls(ts_options(s), "blpop") != 3)
-        fail_msg("the server saw %ld BLPOPs, not 3", calls(ts_options(s), "blpop"));
+    expect_calls(s, "blpop", 3);
     ts_server_stop(s);
 }
 
@@ -621,8 +623,7 @@ static void ex_transaction(run *r) {
     expect_line(r, "withdrew 30: balance 106 -> 76", NULL);
     expect_line(r, "cannot withdraw 100: the balance is 76", NULL);
     expect_query(ts_options(s), "0", "DBSIZE");
-    if (calls(ts_options(s), "exec") != 4)
-        fail_msg("the server saw %ld EXECs, not 4", calls(ts_options(s), "exec"));
+    expect_calls(s, "exec", 4);
     ts_server_stop(s);
 }
 
