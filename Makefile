@@ -54,7 +54,13 @@ valgrind-unit: build
 	scripts/valgrind-unit.sh $(BUILD)
 
 # PREFIX and DESTDIR apply at every call, not only when build/ is configured.
-install: build
+# Needs only what the library needs (scripts/deps.sh lib); a build/ made
+# for it alone leaves tests, examples and benchmarks out.
+install:
+	@scripts/deps.sh lib
+	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+	  -DAREDIS_BUILD_TESTS=OFF -DAREDIS_BUILD_EXAMPLES=OFF -DAREDIS_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS) --target aredis aredis_static
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # The API reference (HTML and man pages) in $(BUILD)/docs/api, from the

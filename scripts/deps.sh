@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a target needs, if missing: scripts/deps.sh
-# [test|bench|valgrind|fuzz|docs|deb] (default test: what `make test` and `make demo`
+# [test|bench|valgrind|fuzz|lib|docs|deb] (default test: what `make test` and `make demo`
 # need). Says what it installs; without root it prints the apt-get line and
 # stops.
 set -e
@@ -16,7 +16,8 @@ PKGS="build-essential cmake pkg-config libssl-dev libcmocka-dev libuv1-dev libev
 libev-dev libjson-c-dev redis-server redis-tools redis-sentinel openssl clang-format $DOCS $DEB"
 case "${1:-test}" in
 test) ;;
-# make docs / make deb alone need less.
+# make install, make docs, make deb alone need less.
+lib) PKGS="build-essential cmake pkg-config libssl-dev" ;;
 docs) PKGS="build-essential cmake $DOCS" ;;
 deb) PKGS="build-essential cmake pkg-config libssl-dev $DEB" ;;
 # make bench: hiredis to compare with, valgrind (instructions), strace
@@ -24,7 +25,7 @@ deb) PKGS="build-essential cmake pkg-config libssl-dev $DEB" ;;
 bench) PKGS="$PKGS libhiredis-dev valgrind strace gnuplot-nox" ;;
 valgrind) PKGS="$PKGS valgrind" ;;
 fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
-*) echo "usage: scripts/deps.sh [test|bench|valgrind|fuzz|docs|deb]" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh [test|bench|valgrind|fuzz|lib|docs|deb]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $PKGS; do

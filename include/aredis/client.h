@@ -227,13 +227,15 @@ typedef struct aredis_options {
     double reconnect_jitter;         /**< 0.1: each delay is scaled by a random
                                         factor in [1 - j, 1 + j] */
     unsigned max_reconnect_attempts; /**< 0 = unlimited; else give up after
-                                        this many failed attempts in a row */
-    int reconnect_on_auth_error;     /**< 0: a permanent handshake failure
-                                        (AUTH refused, an invalid db, CLIENT
-                                        TRACKING refused) stops the policy.
-                                        TLS files that do not load and
-                                        certificates that fail verification
-                                        stop it whatever this says */
+                                        this many failed reconnect attempts
+                                        in a row (connect()'s first attempt
+                                        is not counted) */
+    int reconnect_on_auth_error;     /**< 0: a permanent refusal (AUTH
+                                        refused, an invalid db, CLIENT
+                                        TRACKING refused, TLS files that do
+                                        not load, a certificate that fails
+                                        verification) stops the policy;
+                                        1: retried as any failure */
     /** @} */
     /** @name Queueing and delivery */
     /** @{ */
