@@ -9,11 +9,14 @@ set -e
 # clang-format (make test checks the tree against .clang-format), json-c
 # (integration/otlp_export parses the OTLP JSON the example writes), doxygen
 # (docs/api builds the API reference with warnings as errors) and debhelper
-# (release/deb builds the Debian packages).
+# (release/deb builds the Debian packages), and the Perl binding's build and
+# test modules (perl/binding: bindings/perl, Future::IO::Redis).
+PERL="libperl-dev libfuture-perl libfuture-io-perl libfuture-asyncawait-perl libio-async-perl
+libtest2-suite-perl"
 DOCS="doxygen"
 DEB="debhelper dpkg-dev"
 PKGS="build-essential cmake pkg-config libssl-dev libcmocka-dev libuv1-dev libevent-dev
-libev-dev libjson-c-dev redis-server redis-tools redis-sentinel openssl clang-format $DOCS $DEB"
+libev-dev libjson-c-dev redis-server redis-tools redis-sentinel openssl clang-format $DOCS $DEB $PERL"
 case "${1:-test}" in
 test) ;;
 # make install, make docs, make deb alone need less.

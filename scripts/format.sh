@@ -13,7 +13,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
     [ -n "$CI" ] && exit 1
     exit 77
 fi
-files=$(find src include tests examples bench fuzz -type f \
+files=$(find src include tests examples bench fuzz bindings -type f \
     \( -name '*.c' -o -name '*.h' -o -name '*.cpp' \) | sort)
 if [ "$1" = "--check" ]; then
     bad=""

@@ -1,0 +1,203 @@
+/*
+ * Redis.xs — Future::IO::Redis's XS entry points. The C they call is in
+ * fio_core.c (fio.h); the subscription and pool entry points are in
+ * Subscription.xsh and Pool.xsh.
+ */
+#include "fio.h"
+
+MODULE = Future::IO::Redis    PACKAGE = Future::IO::Redis::_XS
+
+PROTOTYPES: DISABLE
+
+void
+io_fire(UV ptr, int events)
+CODE:
+    fl_io *io = INT2PTR(fl_io *, ptr);
+    io->cb(io->arg, events);
+
+void
+timer_fire(UV ptr)
+CODE:
+    fl_timer *t = INT2PTR(fl_timer *, ptr);
+    t->asked = 0;
+    if (t->armed) {
+        uint64_t now = fl_now(NULL);
+        if (now >= t->deadline) {
+            t->armed = 0;
+            t->cb(t->arg);
+        } else {
+            timer_ask(t, now);
+        }
+    }
+
+void
+run_defers()
+CODE:
+    g_kicked = 0;
+    run_defers();
+
+void
+wake_fire(UV ptr)
+CODE:
+    fl_wake *w = INT2PTR(fl_wake *, ptr);
+    uint64_t n;
+    while (read(w->efd, &n, sizeof n) > 0) {}
+    w->cb(w->arg);
+
+UV
+client_new(HV *opts, SV *self)
+CODE:
+    RETVAL = PTR2UV(pclient_new(aTHX_ opts, self));
+OUTPUT:
+    RETVAL
+
+void
+client_free(UV ptr)
+CODE:
+    pclient_free(aTHX_ INT2PTR(pclient *, ptr));
+
+void
+client_connect(UV ptr)
+CODE:
+    pclient *pc = INT2PTR(pclient *, ptr);
+    aredis_err e = aredis_client_connect(pc->c);
+    if (e != AREDIS_ERR_OK && e != AREDIS_ERR_INVALID) refused(aTHX_ e);
+
+void
+client_disconnect(UV ptr)
+CODE:
+    aredis_client_disconnect((INT2PTR(pclient *, ptr))->c);
+
+void
+client_close(UV ptr)
+CODE:
+    aredis_client_close((INT2PTR(pclient *, ptr))->c);
+
+const char *
+client_state(UV ptr)
+CODE:
+    RETVAL = aredis_state_name(aredis_client_state((INT2PTR(pclient *, ptr))->c));
+OUTPUT:
+    RETVAL
+
+void
+command(UV ptr, SV *future, ...)
+CODE:
+    pclient *pc = INT2PTR(pclient *, ptr);
+    int n = items - 2;
+    if (n < 1) croak("Future::IO::Redis: no command");
+    argv_buf b;
+    argv_fill(aTHX_ &b, &ST(2), n);
+    SV *f = newSVsv(future);
+    aredis_err e = aredis_command_argv(pc->c, on_reply, f, n, b.argv, b.lens);
+    if (e != AREDIS_ERR_OK) {
+        SvREFCNT_dec(f);
+        refused(aTHX_ e);
+    }
+
+void
+batch_exec(UV ptr, SV *future, int is_tx, ...)
+CODE:
+    /* A pipeline (is_tx 0) or a MULTI/EXEC transaction (1) of the array
+     * refs given: one write, one reply (an array). */
+    pclient *pc = INT2PTR(pclient *, ptr);
+    aredis_pipeline *p = NULL;
+    aredis_tx *tx = NULL;
+    if (is_tx)
+        tx = aredis_tx_new(pc->c);
+    else
+        p = aredis_pipeline_new(pc->c);
+    if (!p && !tx) refused(aTHX_ aredis_call_error()->code);
+    aredis_err e = AREDIS_ERR_OK;
+    for (int i = 3; i < items && e == AREDIS_ERR_OK; i++) {
+        SV *cmd = ST(i);
+        if (!SvROK(cmd) || SvTYPE(SvRV(cmd)) != SVt_PVAV) {
+            e = AREDIS_ERR_INVALID;
+            break;
+        }
+        AV *av = (AV *)SvRV(cmd);
+        int n = (int)(av_len(av) + 1);
+        if (n < 1) {
+            e = AREDIS_ERR_INVALID;
+            break;
+        }
+        ENTER;
+        SAVETMPS;
+        SV **svs;
+        Newx(svs, n, SV *);
+        SAVEFREEPV(svs);
+        for (int k = 0; k < n; k++) {
+            SV **el = av_fetch(av, k, 0);
+            svs[k] = el ? *el : &PL_sv_undef;
+        }
+        argv_buf b;
+        argv_fill(aTHX_ &b, svs, n);
+        e = is_tx ? aredis_tx_queue_argv(tx, n, b.argv, b.lens)
+                  : aredis_pipeline_argv(p, n, b.argv, b.lens);
+        FREETMPS;
+        LEAVE;
+    }
+    SV *f = NULL;
+    if (e == AREDIS_ERR_OK) {
+        f = newSVsv(future);
+        e = is_tx ? aredis_tx_exec(tx, on_reply, f) : aredis_pipeline_exec(p, on_reply, f);
+    }
+    if (is_tx)
+        aredis_tx_free(tx);
+    else
+        aredis_pipeline_free(p);
+    if (e != AREDIS_ERR_OK) {
+        if (f) SvREFCNT_dec(f);
+        refused(aTHX_ e);
+    }
+
+void
+client_stats(UV ptr)
+PPCODE:
+    aredis_client_stats st;
+    aredis_client_get_stats((INT2PTR(pclient *, ptr))->c, &st);
+    HV *hv = newHV();
+    hv_stores(hv, "connects", newSVuv((UV)st.connects));
+    hv_stores(hv, "bytes_in", newSVuv((UV)st.bytes_in));
+    hv_stores(hv, "bytes_out", newSVuv((UV)st.bytes_out));
+    mXPUSHs(newRV_noinc((SV *)hv));
+
+const char *
+version()
+CODE:
+    RETVAL = aredis_version();
+OUTPUT:
+    RETVAL
+
+SV *
+uri_parse(const char *uri)
+CODE:
+    aredis_uri *u = NULL;
+    char err[256];
+    if (aredis_uri_parse(uri, &u, err, sizeof err) != AREDIS_ERR_OK)
+        croak("Future::IO::Redis: bad uri: %s", err);
+    HV *hv = newHV();
+    RETVAL = newRV_noinc((SV *)hv);
+    if (aredis_uri_unix_path(u))
+        hv_stores(hv, "unix_path", newSVpv(aredis_uri_unix_path(u), 0));
+    else {
+        hv_stores(hv, "host", newSVpv(aredis_uri_host(u), 0));
+        hv_stores(hv, "port", newSViv(aredis_uri_port(u)));
+    }
+    if (aredis_uri_username(u)) hv_stores(hv, "username", newSVpv(aredis_uri_username(u), 0));
+    if (aredis_uri_password(u)) hv_stores(hv, "password", newSVpv(aredis_uri_password(u), 0));
+    if (aredis_uri_db(u)) hv_stores(hv, "db", newSViv(aredis_uri_db(u)));
+    if (aredis_uri_is_tls(u)) hv_stores(hv, "tls", newSViv(1));
+    aredis_uri_free(u);
+OUTPUT:
+    RETVAL
+
+void
+set_debug(int on)
+CODE:
+    /* aredis's own log (credentials always <redacted>) to stderr. */
+    aredis_set_log_handler(NULL, NULL, on ? AREDIS_LOG_DEBUG : AREDIS_LOG_WARN);
+
+INCLUDE: Subscription.xsh
+
+INCLUDE: Pool.xsh

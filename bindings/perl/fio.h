@@ -1,0 +1,73 @@
+/*
+ * fio.h — what the XS files of Future::IO::Redis share (fio_core.c): the
+ * loop on Future::IO, replies as Perl values, futures completed from aredis
+ * callbacks, argument vectors, the client record.
+ */
+#ifndef FIO_H
+#define FIO_H
+
+#define PERL_NO_GET_CONTEXT
+#include "EXTERN.h"
+#include "perl.h"
+#include "XSUB.h"
+
+#include <aredis/aredis.h>
+
+/* A client and the (weak) reference to its Perl object, for events. */
+typedef struct pclient {
+    aredis_client *c;
+    SV *self;
+} pclient;
+
+/* The loop's handles, for the XS entry points Perl calls back. */
+typedef struct fl_io {
+    int fd;
+    aredis_io_fn *cb;
+    void *arg;
+} fl_io;
+
+typedef struct fl_timer {
+    aredis_timer_fn *cb;
+    void *arg;
+    int armed;
+    uint64_t deadline; /* when armed */
+    uint64_t asked;    /* the deadline of the sleep Perl holds; 0: none */
+} fl_timer;
+
+typedef struct fl_wake {
+    aredis_timer_fn *cb;
+    void *arg;
+    int efd;
+} fl_wake;
+
+/* argv from Perl values (bytes); the pointers live as long as the SVs. */
+typedef struct argv_buf {
+    const char *stack_argv[16];
+    size_t stack_lens[16];
+    const char **argv;
+    size_t *lens;
+} argv_buf;
+
+/* The one loop of the process (made on first use; croaks on failure). */
+aredis_loop *the_loop(void);
+uint64_t fl_now(void *ld);
+void timer_ask(fl_timer *t, uint64_t now);
+void run_defers(void);
+extern int g_kicked;
+
+/* A reply as a Perl value (a new reference). */
+SV *reply_sv(pTHX_ const aredis_reply *r);
+/* The reply callback for every future-returning call: data is a new
+ * reference to the future (dropped here). */
+void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *data);
+void future_done(pTHX_ SV *f, SV *value);
+void future_fail(pTHX_ SV *f, const aredis_error *err, const aredis_reply *r);
+/* Die with the Perl error object of a refusal at issue time (e). */
+void refused(pTHX_ aredis_err e);
+/* Fill b from n SVs; croaks on undef. Uses the savestack (call in a scope). */
+void argv_fill(pTHX_ argv_buf *b, SV **svs, int n);
+void options_from_hv(pTHX_ HV *h, aredis_options *o);
+pclient *pclient_new(pTHX_ HV *opts, SV *self);
+void pclient_free(pTHX_ pclient *pc);
+
+#endif
