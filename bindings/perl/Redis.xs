@@ -37,6 +37,11 @@ CODE:
     run_defers();
 
 void
+global_end()
+CODE:
+    g_ended = 1;
+
+void
 wake_fire(UV ptr)
 CODE:
     fl_wake *w = INT2PTR(fl_wake *, ptr);
@@ -157,9 +162,15 @@ PPCODE:
     aredis_client_stats st;
     aredis_client_get_stats((INT2PTR(pclient *, ptr))->c, &st);
     HV *hv = newHV();
+    hv_stores(hv, "commands", newSVuv((UV)st.commands));
+    hv_stores(hv, "replies", newSVuv((UV)st.replies));
+    hv_stores(hv, "timeouts", newSVuv((UV)st.timeouts));
     hv_stores(hv, "connects", newSVuv((UV)st.connects));
+    hv_stores(hv, "write_calls", newSVuv((UV)st.write_calls));
+    hv_stores(hv, "read_calls", newSVuv((UV)st.read_calls));
     hv_stores(hv, "bytes_in", newSVuv((UV)st.bytes_in));
     hv_stores(hv, "bytes_out", newSVuv((UV)st.bytes_out));
+    hv_stores(hv, "pending", newSVuv((UV)aredis_client_pending((INT2PTR(pclient *, ptr))->c)));
     mXPUSHs(newRV_noinc((SV *)hv));
 
 const char *
@@ -188,6 +199,20 @@ CODE:
     if (aredis_uri_password(u)) hv_stores(hv, "password", newSVpv(aredis_uri_password(u), 0));
     if (aredis_uri_db(u)) hv_stores(hv, "db", newSViv(aredis_uri_db(u)));
     if (aredis_uri_is_tls(u)) hv_stores(hv, "tls", newSViv(1));
+    /* The query's settings: what aredis_uri_apply() changes in options
+     * whose fields start unset. */
+    aredis_options o = AREDIS_OPTIONS_INIT;
+    o.client_name = NULL;
+    o.protocol = 0;
+    o.connect_timeout_ms = UINT32_MAX;
+    o.request_timeout_ms = UINT32_MAX;
+    aredis_uri_apply(u, &o);
+    if (o.client_name) hv_stores(hv, "client_name", newSVpv(o.client_name, 0));
+    if (o.protocol) hv_stores(hv, "protocol", newSViv(o.protocol));
+    if (o.connect_timeout_ms != UINT32_MAX)
+        hv_stores(hv, "connect_timeout_ms", newSVuv(o.connect_timeout_ms));
+    if (o.request_timeout_ms != UINT32_MAX)
+        hv_stores(hv, "request_timeout_ms", newSVuv(o.request_timeout_ms));
     aredis_uri_free(u);
 OUTPUT:
     RETVAL
@@ -195,8 +220,9 @@ OUTPUT:
 void
 set_debug(int on)
 CODE:
-    /* aredis's own log (credentials always <redacted>) to stderr. */
-    aredis_set_log_handler(NULL, NULL, on ? AREDIS_LOG_DEBUG : AREDIS_LOG_WARN);
+    /* aredis's own log (credentials always <redacted>) to
+     * Future::IO::Redis::_log. */
+    fio_set_debug(aTHX_ on);
 
 INCLUDE: Subscription.xsh
 

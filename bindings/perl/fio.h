@@ -54,6 +54,7 @@ uint64_t fl_now(void *ld);
 void timer_ask(fl_timer *t, uint64_t now);
 void run_defers(void);
 extern int g_kicked;
+extern int g_ended;
 
 /* A reply as a Perl value (a new reference). */
 SV *reply_sv(pTHX_ const aredis_reply *r);
@@ -68,6 +69,9 @@ void refused(pTHX_ aredis_err e);
 void argv_fill(pTHX_ argv_buf *b, SV **svs, int n);
 void options_from_hv(pTHX_ HV *h, aredis_options *o);
 pclient *pclient_new(pTHX_ HV *opts, SV *self);
+/* on: aredis's log, DEBUG and up, to Future::IO::Redis::_log; off: back to
+ * aredis's default (silent unless AREDIS_DEBUG=1). */
+void fio_set_debug(pTHX_ int on);
 void pclient_free(pTHX_ pclient *pc);
 
 #endif

@@ -29,6 +29,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +48,7 @@ typedef struct fl_defer {
 static aredis_loop *g_loop;
 static fl_defer *g_dq_head, *g_dq_tail; /* armed defers, in arming order */
 int g_kicked;                           /* a sleep(0) is pending in Perl */
+int g_ended; /* global destruction: Perl's side of the loop may be gone */
 
 uint64_t fl_now(void *ld) {
     (void)ld;
@@ -57,6 +60,9 @@ uint64_t fl_now(void *ld) {
 /* Call Future::IO::Redis::Loop::<name>(ptr, a, b): the Perl side of the loop. */
 static void perl_loop_call(const char *name, void *ptr, IV a, NV b, int nargs) {
     dTHX;
+    /* Objects freed during global destruction must not call into packages
+     * Perl may have torn down already: their handles just go. */
+    if (g_ended || PL_phase == PERL_PHASE_DESTRUCT) return;
     dSP;
     ENTER;
     SAVETMPS;
@@ -359,8 +365,22 @@ void refused(pTHX_ aredis_err e) {
     call_pv("Future::IO::Redis::_refused", G_DISCARD); /* dies */
 }
 
-/* argv from a list of SVs (bytes; wide characters are refused by
- * SvPVbyte). The pointers stay valid while the SVs do. */
+/* Die with a Future::IO::Redis::Error (code AREDIS_ERR_INVALID) saying what
+ * is wrong with an argument. */
+static void invalid_arg(pTHX_ const char *msg, int i) {
+    dSP;
+    PUSHMARK(SP);
+    mXPUSHs(newSVpv("AREDIS_ERR_INVALID", 0));
+    mXPUSHs(newSVpvf("Future::IO::Redis: argument %d %s", i, msg));
+    mXPUSHs(newSViv(0));
+    PUTBACK;
+    call_pv("Future::IO::Redis::_refused", G_DISCARD); /* dies */
+}
+
+/* argv from a list of SVs, as bytes. undef, and a string with characters
+ * above 0xFF (it has no bytes until the program encodes it), are refused
+ * with an error object. The pointers stay valid while the SVs and the
+ * current temporaries do. */
 void argv_fill(pTHX_ argv_buf *b, SV **svs, int n) {
     b->argv = b->stack_argv;
     b->lens = b->stack_lens;
@@ -372,10 +392,58 @@ void argv_fill(pTHX_ argv_buf *b, SV **svs, int n) {
     }
     for (int i = 0; i < n; i++) {
         STRLEN len;
-        if (!SvOK(svs[i])) croak("Future::IO::Redis: argument %d is undef", i + 1);
-        b->argv[i] = SvPVbyte(svs[i], len);
+        SV *sv = svs[i];
+        if (!SvOK(sv)) invalid_arg(aTHX_ "is undef", i + 1);
+        if (SvUTF8(sv)) {
+            /* A copy, so the caller's string keeps its representation. */
+            sv = sv_mortalcopy(sv);
+            if (!sv_utf8_downgrade(sv, TRUE))
+                invalid_arg(aTHX_ "has wide characters (above 0xFF): Redis stores bytes; "
+                                  "encode it first (Encode::encode('UTF-8', $string))",
+                            i + 1);
+        }
+        b->argv[i] = SvPVbyte(sv, len);
         b->lens[i] = len;
     }
+}
+
+/* ---- Debug log ------------------------------------------------------------------ */
+
+static pthread_t g_log_thread; /* Perl's: lines from any other go to fd 2 */
+
+/* aredis's log handler while debug is on: each line to
+ * Future::IO::Redis::_log(level, line), which warns it or hands it to the
+ * program's logger. A die there is caught: it must not unwind through
+ * aredis. */
+static void fio_log(int level, const char *line, void *data) {
+    (void)data;
+    if (!pthread_equal(pthread_self(), g_log_thread) || g_ended) {
+        char out[1100];
+        int n = snprintf(out, sizeof out, "[REDIS %s] %s\n", aredis_log_level_name(level), line);
+        if (n > 0) {
+            ssize_t w = write(2, out, (size_t)n < sizeof out ? (size_t)n : sizeof out - 1);
+            (void)w;
+        }
+        return;
+    }
+    dTHX;
+    if (PL_phase == PERL_PHASE_DESTRUCT) return;
+    dSP;
+    ENTER;
+    SAVETMPS;
+    PUSHMARK(SP);
+    mXPUSHs(newSVpv(aredis_log_level_name(level), 0));
+    mXPUSHs(newSVpv(line, 0));
+    PUTBACK;
+    call_pv("Future::IO::Redis::_log", G_DISCARD | G_EVAL);
+    FREETMPS;
+    LEAVE;
+}
+
+void fio_set_debug(pTHX_ int on) {
+    PERL_UNUSED_CONTEXT;
+    g_log_thread = pthread_self();
+    aredis_set_log_handler(on ? fio_log : NULL, NULL, AREDIS_LOG_DEBUG);
 }
 
 /* ---- Client callbacks into Perl ------------------------------------------------ */

@@ -10,7 +10,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
-our @EXPORT = qw(start_server run wait_until);
+our @EXPORT = qw(start_server run wait_until free_port silent_listener elapsed);
 
 use File::Temp ();
 use IO::Socket::INET;
@@ -35,6 +35,27 @@ sub _skip_all {
     exit 0;
 }
 
+# A loopback port nothing listens on (a connect there is refused).
+sub free_port { _free_port() }
+
+# A loopback listener that never accepts nor answers: TCP connects complete
+# (the kernel's backlog) and the Redis handshake waits for ever. Returns the
+# socket (keep it) and its port.
+sub silent_listener {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 8)
+        or die "listen: $!";
+    return ($s, $s->sockport);
+}
+
+# elapsed { code } — (seconds taken, the code's result or undef, $@).
+sub elapsed(&) {
+    my ($code) = @_;
+    my $t = Time::HiRes::time();
+    my $r = eval { $code->() };
+    my $err = $@;
+    return (Time::HiRes::time() - $t, $r, $err);
+}
+
 sub _free_port {
     my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1)
         or die "no free port: $!";
@@ -43,7 +64,8 @@ sub _free_port {
     return $p;
 }
 
-# start_server(%opts): extra => [redis-server arguments]. Returns an object
+# start_server(%opts): extra => [redis-server arguments], port => a given
+# port (else a free one). Returns an object
 # with port, sock, url, unix_url, dir, stop, kill, restart.
 sub start_server {
     my (%o) = @_;
@@ -51,9 +73,9 @@ sub start_server {
     chomp(my $path = `command -v $bin 2>/dev/null`);
     _skip_all("$bin is not installed (scripts/deps.sh installs it)") unless $path;
     my $self = bless { dir => File::Temp::tempdir('fior-XXXXXX', TMPDIR => 1, CLEANUP => 1),
-        extra => $o{extra} // [], bin => $path }, __PACKAGE__;
+        extra => $o{extra} // [], bin => $path, owner => $$ }, __PACKAGE__;
     $self->{sock} = "$self->{dir}/redis.sock";
-    $self->_spawn(undef);
+    $self->_spawn($o{port});
     return $self;
 }
 
@@ -107,7 +129,8 @@ sub stop { $_[0]->kill }
 # The same port again.
 sub restart { my ($self) = @_; $self->kill; unlink $self->{sock}; $self->_spawn($self->{port}) }
 
-sub DESTROY { $_[0]->kill }
+# Only the process that started it stops it (not a forked child).
+sub DESTROY { local $?; $_[0]->kill if $_[0]{owner} == $$ }
 
 # run { future } — wait for it (at most $secs, default 10) and return its
 # result; a failure dies with the error, a timeout dies "timed out".

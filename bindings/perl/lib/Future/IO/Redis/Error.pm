@@ -54,7 +54,9 @@ to C<on_error> callbacks. It stringifies to its message.
 
 =item L<Future::IO::Redis::Error::Redis> - the server answered with an error reply (WRONGTYPE, ERR, NOAUTH...)
 
-=item L<Future::IO::Redis::Error::Disconnected> - the client is not connected (closed, disconnected, not yet connected), or the command was cancelled
+=item L<Future::IO::Redis::Error::Disconnected> - the client is not connected (closed, disconnected, not yet connected), or the command was cancelled (the client went away, or it was the parent's, pending in a forked child)
+
+=item Future::IO::Redis::Error itself - refused before anything was sent: a bad argument (C<undef>, a string with wide characters: C<code> C<AREDIS_ERR_INVALID>), a command the client does not send (C<AREDIS_ERR_UNSUPPORTED>), the queue full (C<AREDIS_ERR_QUEUE_FULL>)
 
 =back
 

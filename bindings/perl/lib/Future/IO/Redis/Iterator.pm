@@ -71,10 +71,18 @@ during the walk may or may not be seen.
 
 =head2 next
 
+A future of the next batch: an array ref of keys (or, for HSCAN and ZSCAN,
+a flat list of field and value, member and score), possibly empty while
+the walk goes on; undef once it has ended. A failed SCAN fails it with the
+command's error; the cursor stays where it was, so C<next> may be called
+again.
+
 =head2 reset
 
 Start again from cursor 0.
 
 =head2 cursor, done
+
+The cursor the server gave last, and whether the walk has ended.
 
 =cut

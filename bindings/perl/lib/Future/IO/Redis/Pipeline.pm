@@ -31,9 +31,11 @@ sub execute {
     my @cmds = splice @{ $self->{cmds} };
     return Future->done([]) unless @cmds;
     my $redis = $self->{redis};
+    # Under a WATCH the client's connection is reserved: through it (Watch.pm).
+    return $redis->_watch_pipeline(@cmds) if $redis->{watch};
     my $f = Future::IO::Redis::_new_future();
     my $ok = eval { Future::IO::Redis::_XS::batch_exec($redis->{c}, $f, 0, @cmds); 1 };
-    return Future->fail($@) unless $ok;
+    return Future::IO::Redis::_failed($@) unless $ok;
     return $f;
 }
 

@@ -74,7 +74,13 @@ the client's C<prefix>; arguments never do.
 
 =head2 run(\@keys, \@args)
 
+Run it with these keys and arguments (both array refs, either may be
+omitted).
+
 =head2 call_with_keys($numkeys, @keys, @args)
+
+Run it, the first C<$numkeys> values after the count being keys, as EVAL
+takes them.
 
 =head2 call(@args)
 

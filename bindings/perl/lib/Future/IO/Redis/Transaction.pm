@@ -27,10 +27,14 @@ sub count { scalar @{ $_[0]{cmds} } }
 sub exec {
     my ($self) = @_;
     my @cmds = splice @{ $self->{cmds} };
+    # Nothing queued: nothing to send (the reference design answers []).
+    return Future->done([]) unless @cmds;
     my $redis = $self->{redis};
+    # Under a WATCH: the watching transaction's EXEC (Watch.pm).
+    return $redis->_watch_exec(@cmds) if $redis->{watch};
     my $f = Future::IO::Redis::_new_future();
     my $ok = eval { Future::IO::Redis::_XS::batch_exec($redis->{c}, $f, 1, @cmds); 1 };
-    return Future->fail($@) unless $ok;
+    return Future::IO::Redis::_failed($@) unless $ok;
     return $f;
 }
 

@@ -33,7 +33,10 @@ Future::IO::Redis::Error::Redis - an error reply from the server
 =head1 DESCRIPTION
 
 The server answered the command with an error (C<-WRONGTYPE ...>,
-C<-ERR ...>). The connection is fine and later commands go on. Inside a
+C<-ERR ...>). The connection is fine and later commands go on. A refused
+handshake is one too: credentials (C<type> C<WRONGPASS>, C<NOAUTH>,
+C<NOPERM>; C<code> C<AREDIS_ERR_AUTH>) or another step such as C<SELECT>
+(C<code> C<AREDIS_ERR_HANDSHAKE>) fail C<connect> with it. Inside a
 pipeline's or a transaction's results, a command's error reply is one of
 these objects in its slot, not a failure of the whole.
 
@@ -41,7 +44,9 @@ these objects in its slot, not a failure of the whole.
 
 =head2 message
 
-The whole error reply: C<WRONGTYPE Operation against a key holding the wrong kind of value>.
+The whole error reply: C<WRONGTYPE Operation against a key holding the wrong kind of value>,
+with any credential the server quotes back (C<ACL SETUSER>, C<AUTH>...)
+shown as C<< <redacted> >>.
 
 =head2 type
 
