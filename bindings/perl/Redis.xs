@@ -13,13 +13,16 @@ void
 io_fire(UV ptr, int events)
 CODE:
     fl_io *io = INT2PTR(fl_io *, ptr);
+    g_dispatch++;
     io->cb(io->arg, events);
+    dispatch_end();
 
 void
 timer_fire(UV ptr)
 CODE:
     fl_timer *t = INT2PTR(fl_timer *, ptr);
     t->asked = 0;
+    g_dispatch++;
     if (t->armed) {
         uint64_t now = fl_now(NULL);
         if (now >= t->deadline) {
@@ -29,6 +32,7 @@ CODE:
             timer_ask(t, now);
         }
     }
+    dispatch_end();
 
 void
 run_defers()
@@ -47,7 +51,9 @@ CODE:
     fl_wake *w = INT2PTR(fl_wake *, ptr);
     uint64_t n;
     while (read(w->efd, &n, sizeof n) > 0) {}
+    g_dispatch++;
     w->cb(w->arg);
+    dispatch_end();
 
 UV
 client_new(HV *opts, SV *self)

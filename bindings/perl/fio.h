@@ -54,6 +54,8 @@ uint64_t fl_now(void *ld);
 void timer_ask(fl_timer *t, uint64_t now);
 void run_defers(void);
 extern int g_kicked;
+extern int g_dispatch;
+void dispatch_end(void);
 extern int g_ended;
 
 /* A reply as a Perl value (a new reference). */

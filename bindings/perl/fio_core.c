@@ -48,6 +48,7 @@ typedef struct fl_defer {
 static aredis_loop *g_loop;
 static fl_defer *g_dq_head, *g_dq_tail; /* armed defers, in arming order */
 int g_kicked;                           /* a sleep(0) is pending in Perl */
+int g_dispatch; /* inside io_fire / timer_fire / wake_fire (depth) */
 int g_ended; /* global destruction: Perl's side of the loop may be gone */
 
 uint64_t fl_now(void *ld) {
@@ -147,7 +148,9 @@ static void *fl_defer_new(void *ld, aredis_timer_fn *cb, void *arg) {
 }
 
 static void kick(void) {
-    if (g_kicked) return;
+    /* Inside an event's dispatch the defers run when it ends
+     * (dispatch_end): no turn of the loop needed. */
+    if (g_kicked || g_dispatch) return;
     g_kicked = 1;
     perl_loop_call("Future::IO::Redis::Loop::_kick", NULL, 0, 0, 1);
 }
@@ -171,6 +174,12 @@ static void fl_defer_free(void *p) {
         d->dead = 1; /* unlinked and freed when the queue reaches it */
     else
         free(d);
+}
+
+/* An event's dispatch has ended: what its callbacks queued (writes of the
+ * commands they issued) goes now, in one flush, not one loop turn later. */
+void dispatch_end(void) {
+    if (--g_dispatch == 0 && g_dq_head) run_defers();
 }
 
 /* Run the armed defers in arming order, those they arm included. */

@@ -20,6 +20,13 @@ if [ -n "$missing" ]; then
     [ -n "$CI" ] && exit 1
     exit 77
 fi
+# The command methods are generated from aredis's command table: in step.
+perl "$SRC/bindings/perl/tools/gen-commands.pl" "$SRC/src/proto/cmdtable_data.c" |
+    cmp -s - "$SRC/bindings/perl/lib/Future/IO/Redis/Commands.pm" || {
+    echo "perl/binding: lib/Future/IO/Redis/Commands.pm is stale: regenerate it with" \
+        "perl tools/gen-commands.pl ../../src/proto/cmdtable_data.c (in bindings/perl)" >&2
+    exit 1
+}
 W="$BUILD/perl"
 rm -rf "$W"
 mkdir -p "$W"

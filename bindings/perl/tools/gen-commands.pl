@@ -41,14 +41,19 @@ print <<'TAIL';
 );
 
 # Install a method per command into the class given, except where the class
-# defines its own (multi, watch, subscribe... keep their richer forms).
+# defines its own (multi, watch, subscribe... keep their richer forms). The
+# method is $make->(@words) when a maker is given (a class's own fast path),
+# else one that calls $self->command(@words, @args).
 sub install {
-    my ($class, $into) = @_;
+    my ($class, $into, $make) = @_;
+    $make //= sub {
+        my @words = @_;
+        sub { my $self = shift; $self->command(@words, @_) };
+    };
     no strict 'refs';
     for my $m (keys %COMMANDS) {
         next if defined &{"${into}::$m"};
-        my @words = @{ $COMMANDS{$m} };
-        *{"${into}::$m"} = sub { my $self = shift; $self->command(@words, @_) };
+        *{"${into}::$m"} = $make->(@{ $COMMANDS{$m} });
     }
     return;
 }

@@ -44,7 +44,21 @@ sub _ready_for {
 my %io;      # ptr => { fh, want, rf, wf, pid, dead }
 my %timer;   # ptr => sleep future
 my %wake;    # ptr => { fh, f, pid }
-my $kick;    # the pending sleep(0) that runs deferred callbacks
+my $kick;    # the pending sleep(0) (or IO::Async later) that runs deferred callbacks
+
+# On IO::Async (Future::IO::Impl::IOAsync) the loop's own primitives are used
+# directly: a persistent watch_io per handle instead of a future per
+# readiness, later() instead of sleep(0), and futures that run the loop
+# themselves (Future::IO::Redis::Future). A readiness future, a sleep(0) and
+# an IO::Async::Future cost 10-75 thousand instructions each.
+my $IOA;     # the IO::Async::Loop; 0: another implementation; undef: not known yet
+sub _ioa {
+    return $IOA if defined $IOA;
+    my $impl = $Future::IO::IMPL // return 0;
+    $IOA = $impl eq 'Future::IO::Impl::IOAsync'
+        ? do { require IO::Async::Loop; IO::Async::Loop->new } : 0;
+    return $IOA;
+}
 
 use constant { EV_READ => 1, EV_WRITE => 2 };
 
@@ -67,12 +81,44 @@ sub _io_new {
 sub _arm {
     my ($ptr, $e) = @_;
     return if $e->{dead} || $e->{pid} != $$;
+    if (my $l = _ioa()) { return _arm_ioa($l, $ptr, $e) }
     for my $dir (0, 1) {
         my ($slot, $ev) = $dir ? ('wf', EV_WRITE) : ('rf', EV_READ);
         next unless ($e->{want} & $ev) && !$e->{$slot};
         $e->{$slot} = _ready_for($dir, $e->{fh})->on_ready(sub { _fired($ptr, $e, $slot, $ev) });
     }
     return;
+}
+
+# IO::Async: watch while aredis wants; unwatch as soon as it does not.
+sub _arm_ioa {
+    my ($l, $ptr, $e) = @_;
+    my ($want, $have) = ($e->{want}, $e->{watching} // 0);
+    return if $want == $have;
+    my (%on, %off);
+    for my $ev (EV_READ, EV_WRITE) {
+        my $k = $ev == EV_READ ? 'on_read_ready' : 'on_write_ready';
+        if (($want & $ev) && !($have & $ev)) {
+            $on{$k} = sub {
+                # A copy inherited across fork(): the parent's socket (see _fired).
+                if ($e->{pid} != $$) { _unwatch_ioa($l, $e); return }
+                Future::IO::Redis::_XS::io_fire($ptr, $ev) if !$e->{dead} && ($e->{want} & $ev);
+            };
+        } elsif (!($want & $ev) && ($have & $ev)) {
+            $off{$k} = 1;
+        }
+    }
+    $e->{watching} = $want;
+    $l->watch_io(handle => $e->{fh}, %on) if %on;
+    $l->unwatch_io(handle => $e->{fh}, %off) if %off;
+    return;
+}
+
+sub _unwatch_ioa {
+    my ($l, $e) = @_;
+    return unless $e->{watching};
+    $l->unwatch_io(handle => $e->{fh}, on_read_ready => 1, on_write_ready => 1);
+    $e->{watching} = 0;
 }
 
 sub _fired {
@@ -120,6 +166,12 @@ sub _io_free {
     my $e = delete $io{$ptr} or return;
     $e->{dead} = 1;
     $e->{want} = 0;
+    if (my $l = _ioa()) {
+        # Unwatched now (IO::Async honours it), so closed now.
+        _unwatch_ioa($l, $e);
+        close $e->{fh};
+        return;
+    }
     if (($e->{rf} || $e->{wf}) && $e->{pid} == $$) {
         # aredis closes its descriptor right after this: shut the socket
         # down (what that close would do) so that the waits end now. Not in
@@ -147,11 +199,26 @@ sub _timer_free {
     return;
 }
 
+my $run_defers = sub {
+    undef $kick;
+    Future::IO::Redis::_XS::run_defers();
+};
 sub _kick {
-    $kick = Future::IO->sleep(0)->on_done(sub {
+    if (my $l = _ioa()) { $kick = $l->later($run_defers); return }
+    $kick = Future::IO->sleep(0)->on_done($run_defers);
+    return;
+}
+
+# Run the deferred callbacks (aredis's write flush) now, and drop the kick
+# that would have: a future about to be waited for needs its command on the
+# wire, and the loop then needs no extra turn for it.
+sub flush {
+    if (defined $kick) {
+        if ($IOA) { $IOA->unwatch_idle($kick) }
+        else { $kick->cancel }
         undef $kick;
-        Future::IO::Redis::_XS::run_defers();
-    });
+    }
+    Future::IO::Redis::_XS::run_defers();
     return;
 }
 
@@ -198,6 +265,7 @@ sub _wake_free {
 my $proto;
 sub new_future {
     return Future->new unless defined $Future::IO::IMPL;
+    return Future::IO::Redis::Future->new if $IOA // _ioa();
     $proto //= Future::IO->sleep(0);
     return $proto->new;
 }
@@ -208,6 +276,19 @@ sub new_future {
 sub have_impl {
     my $impl = $Future::IO::IMPL;
     return defined $impl && $impl->HAVE_MULTIPLE_FILEHANDLES ? 1 : 0;
+}
+
+# The futures of commands on IO::Async: plain Futures (an IO::Async::Future
+# costs three times as much to make) whose await flushes the writes, then
+# runs the IO::Async loop until they are ready.
+package Future::IO::Redis::Future;
+our @ISA = ('Future');
+sub await {
+    my $self = shift;
+    return $self if $self->is_ready;
+    Future::IO::Redis::Loop::flush();
+    $IOA->loop_once until $self->is_ready;
+    return $self;
 }
 
 1;

@@ -39,8 +39,11 @@ sub execute {
     return $f;
 }
 
-# Every Redis command as a method, queued.
-Future::IO::Redis::Commands->install(__PACKAGE__);
+# Every Redis command as a method, queued: one call, one array.
+Future::IO::Redis::Commands->install(__PACKAGE__, sub {
+    my @words = @_;
+    return sub { my $self = shift; push @{ $self->{cmds} }, [@words, @_]; $self };
+});
 
 1;
 
