@@ -9,7 +9,7 @@ CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all deps build test demo asan-test tsan-test valgrind-unit install fuzz fuzz-client bench format commands docs dist deb clean
+.PHONY: all deps build test demo asan-test tsan-test valgrind-unit install fuzz fuzz-client bench format commands docs dist deb bench-perl clean
 
 
 all: build
@@ -92,6 +92,12 @@ fuzz-client: deps
 bench: build
 	@scripts/deps.sh bench
 	scripts/bench.sh $(BUILD)
+
+# The Perl binding against Redis::Fast and Redis.pm (bench/perl/bench.pl;
+# BENCH_PERL_ARGS go to it, e.g. "-r 5 --fast-n 200000").
+bench-perl: build
+	@scripts/deps.sh bench
+	scripts/bench-perl.sh $(BUILD) $(BENCH_PERL_ARGS)
 
 format:
 	scripts/format.sh

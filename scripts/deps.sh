@@ -25,7 +25,7 @@ docs) PKGS="build-essential cmake $DOCS" ;;
 deb) PKGS="build-essential cmake pkg-config libssl-dev $DEB" ;;
 # make bench: hiredis to compare with, valgrind (instructions), strace
 # (syscalls), gnuplot (the chart).
-bench) PKGS="$PKGS libhiredis-dev valgrind strace gnuplot-nox" ;;
+bench) PKGS="$PKGS libhiredis-dev valgrind strace gnuplot-nox libredis-fast-perl libredis-perl" ;;
 valgrind) PKGS="$PKGS valgrind" ;;
 fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
 *) echo "usage: scripts/deps.sh [test|bench|valgrind|fuzz|lib|docs|deb]" >&2; exit 2 ;;

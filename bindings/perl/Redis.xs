@@ -163,6 +163,45 @@ CODE:
     }
 
 void
+pipe_attach(SV *self, UV ptr)
+CODE:
+    /* ptr 0: a client already gone (the pipeline only fails). */
+    ppipe_attach(aTHX_ self, INT2PTR(pclient *, ptr));
+
+void
+pipe_command(SV *self, ...)
+PPCODE:
+    ppipe_queue(aTHX_ ppipe_of(aTHX_ self), 0, NULL, NULL, &ST(1), items - 1);
+    XSRETURN(1); /* the pipeline: calls chain */
+
+UV
+pipe_count(SV *self)
+CODE:
+    RETVAL = (UV)ppipe_count(ppipe_of(aTHX_ self));
+OUTPUT:
+    RETVAL
+
+SV *
+pipe_exec(SV *self, SV *future, SV *watching)
+CODE:
+    RETVAL = ppipe_exec(aTHX_ ppipe_of(aTHX_ self), future, SvTRUE(watching));
+OUTPUT:
+    RETVAL
+
+SV *
+pipe_method(...)
+CODE:
+    /* Commands->install's maker: the method of a command (its words). */
+    RETVAL = ppipe_method(aTHX_ &ST(0), items);
+OUTPUT:
+    RETVAL
+
+void
+client_detach_pipes(UV ptr)
+CODE:
+    pclient_detach_pipes(INT2PTR(pclient *, ptr));
+
+void
 client_stats(UV ptr)
 PPCODE:
     aredis_client_stats st;

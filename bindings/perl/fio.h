@@ -13,10 +13,14 @@
 
 #include <aredis/aredis.h>
 
-/* A client and the (weak) reference to its Perl object, for events. */
+typedef struct ppipe ppipe;
+
+/* A client and the (weak) reference to its Perl object, for events; the
+ * pipelines made on it (fio_pipe.c), detached when it goes. */
 typedef struct pclient {
     aredis_client *c;
     SV *self;
+    ppipe *pipes;
 } pclient;
 
 /* The loop's handles, for the XS entry points Perl calls back. */
@@ -69,11 +73,38 @@ void future_fail(pTHX_ SV *f, const aredis_error *err, const aredis_reply *r);
 void refused(pTHX_ aredis_err e);
 /* Fill b from n SVs; croaks on undef. Uses the savestack (call in a scope). */
 void argv_fill(pTHX_ argv_buf *b, SV **svs, int n);
+/* Argument i (from 1) as bytes: NULL, or a new error object (undef, wide
+ * characters). */
+SV *arg_bytes(pTHX_ SV *sv, int i, const char **p, size_t *len);
+/* The error object Future::IO::Redis::_error makes (a new reference); detail
+ * is taken over. */
+SV *error_new(pTHX_ const char *code, SV *detail, int is_conn);
+/* The error object of a refusal at issue time (what refused() dies with). */
+SV *refused_error(pTHX_ aredis_err e);
 void options_from_hv(pTHX_ HV *h, aredis_options *o);
 pclient *pclient_new(pTHX_ HV *opts, SV *self);
 /* on: aredis's log, DEBUG and up, to Future::IO::Redis::_log; off: back to
  * aredis's default (silent unless AREDIS_DEBUG=1). */
 void fio_set_debug(pTHX_ int on);
 void pclient_free(pTHX_ pclient *pc);
+
+/* Pipelines (fio_pipe.c): an aredis_pipeline in ext magic on the
+ * Future::IO::Redis::Pipeline object's hash, freed with it. */
+/* Attach one to the object self (a hash ref) on pc (NULL: one that fails). */
+void ppipe_attach(pTHX_ SV *self, pclient *pc);
+/* The pipeline of self; croaks when it has none. */
+ppipe *ppipe_of(pTHX_ SV *self);
+/* Queue nw words (w, wl) followed by the nargs SVs; never dies: an error is
+ * kept, and execute fails with it. */
+void ppipe_queue(pTHX_ ppipe *pp, int nw, const char *const *w, const size_t *wl, SV **args,
+                 int nargs);
+size_t ppipe_count(const ppipe *pp);
+/* Execute: see fio_pipe.c. */
+SV *ppipe_exec(pTHX_ ppipe *pp, SV *future, int watching);
+/* The client goes (freed, or a pool's connection given back): its
+ * pipelines can only fail from now on. */
+void pclient_detach_pipes(pclient *pc);
+/* The per-command methods: an XSUB whose CvXSUBANY holds the words. */
+SV *ppipe_method(pTHX_ SV **words, int n);
 
 #endif

@@ -48,7 +48,7 @@ typedef struct fl_defer {
 static aredis_loop *g_loop;
 static fl_defer *g_dq_head, *g_dq_tail; /* armed defers, in arming order */
 int g_kicked;                           /* a sleep(0) is pending in Perl */
-int g_dispatch; /* inside io_fire / timer_fire / wake_fire (depth) */
+int g_dispatch;                         /* inside io_fire / timer_fire / wake_fire (depth) */
 int g_ended; /* global destruction: Perl's side of the loop may be gone */
 
 uint64_t fl_now(void *ld) {
@@ -374,21 +374,62 @@ void refused(pTHX_ aredis_err e) {
     call_pv("Future::IO::Redis::_refused", G_DISCARD); /* dies */
 }
 
-/* Die with a Future::IO::Redis::Error (code AREDIS_ERR_INVALID) saying what
- * is wrong with an argument. */
-static void invalid_arg(pTHX_ const char *msg, int i) {
+/* The error object Future::IO::Redis::_error(code, detail, '', is_conn)
+ * makes (what _refused dies with), as a new reference. */
+SV *error_new(pTHX_ const char *code, SV *detail, int is_conn) {
     dSP;
+    ENTER;
+    SAVETMPS;
     PUSHMARK(SP);
-    mXPUSHs(newSVpv("AREDIS_ERR_INVALID", 0));
-    mXPUSHs(newSVpvf("Future::IO::Redis: argument %d %s", i, msg));
-    mXPUSHs(newSViv(0));
+    mXPUSHs(newSVpv(code, 0));
+    mXPUSHs(detail);
+    mXPUSHs(newSVpvs(""));
+    mXPUSHs(newSViv(is_conn));
     PUTBACK;
-    call_pv("Future::IO::Redis::_refused", G_DISCARD); /* dies */
+    int n = call_pv("Future::IO::Redis::_error", G_SCALAR);
+    SPAGAIN;
+    SV *e = n == 1 ? newSVsv(POPs) : newSV(0);
+    PUTBACK;
+    FREETMPS;
+    LEAVE;
+    return e;
 }
 
-/* argv from a list of SVs, as bytes. undef, and a string with characters
- * above 0xFF (it has no bytes until the program encodes it), are refused
- * with an error object. The pointers stay valid while the SVs and the
+/* The error object of a refusal (e) at issue time, as refused() dies with. */
+SV *refused_error(pTHX_ aredis_err e) {
+    const aredis_error *ce = aredis_call_error();
+    return error_new(aTHX_ aredis_err_name(e),
+                     newSVpv(ce && ce->detail ? ce->detail : aredis_strerror(e), 0),
+                     aredis_err_is_connection(e));
+}
+
+/* One argument as bytes (*p, *len), argument i (from 1) of its command:
+ * NULL, or a new error object (code AREDIS_ERR_INVALID) for undef and for a
+ * string with characters above 0xFF (it has no bytes until the program
+ * encodes it). *p stays valid while sv and the current temporaries do. */
+SV *arg_bytes(pTHX_ SV *sv, int i, const char **p, size_t *len) {
+    STRLEN l;
+    if (!SvOK(sv))
+        return error_new(aTHX_ "AREDIS_ERR_INVALID",
+                         newSVpvf("Future::IO::Redis: argument %d is undef", i), 0);
+    if (SvUTF8(sv)) {
+        /* A copy, so the caller's string keeps its representation. */
+        sv = sv_mortalcopy(sv);
+        if (!sv_utf8_downgrade(sv, TRUE))
+            return error_new(aTHX_ "AREDIS_ERR_INVALID",
+                             newSVpvf("Future::IO::Redis: argument %d has wide characters (above "
+                                      "0xFF): Redis stores bytes; encode it first "
+                                      "(Encode::encode('UTF-8', $string))",
+                                      i),
+                             0);
+    }
+    *p = SvPVbyte(sv, l);
+    *len = l;
+    return NULL;
+}
+
+/* argv from a list of SVs, as bytes (arg_bytes: undef and wide characters
+ * die with an error object). The pointers stay valid while the SVs and the
  * current temporaries do. */
 void argv_fill(pTHX_ argv_buf *b, SV **svs, int n) {
     b->argv = b->stack_argv;
@@ -400,19 +441,8 @@ void argv_fill(pTHX_ argv_buf *b, SV **svs, int n) {
         SAVEFREEPV(b->lens);
     }
     for (int i = 0; i < n; i++) {
-        STRLEN len;
-        SV *sv = svs[i];
-        if (!SvOK(sv)) invalid_arg(aTHX_ "is undef", i + 1);
-        if (SvUTF8(sv)) {
-            /* A copy, so the caller's string keeps its representation. */
-            sv = sv_mortalcopy(sv);
-            if (!sv_utf8_downgrade(sv, TRUE))
-                invalid_arg(aTHX_ "has wide characters (above 0xFF): Redis stores bytes; "
-                                  "encode it first (Encode::encode('UTF-8', $string))",
-                            i + 1);
-        }
-        b->argv[i] = SvPVbyte(sv, len);
-        b->lens[i] = len;
+        SV *e = arg_bytes(aTHX_ svs[i], i + 1, &b->argv[i], &b->lens[i]);
+        if (e) croak_sv(sv_2mortal(e));
     }
 }
 
@@ -573,6 +603,7 @@ pclient *pclient_new(pTHX_ HV *opts, SV *self) {
 }
 
 void pclient_free(pTHX_ pclient *pc) {
+    pclient_detach_pipes(pc);
     aredis_client_free(pc->c); /* pending commands fail with CANCELLED now */
     SvREFCNT_dec(pc->self);
     free(pc);

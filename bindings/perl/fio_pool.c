@@ -139,6 +139,7 @@ pclient *pconn_new(pTHX_ aredis_client *c, SV *self) {
 }
 
 void pconn_free(pTHX_ pclient *pc) {
+    pclient_detach_pipes(pc);
     SvREFCNT_dec(pc->self);
     free(pc);
 }

@@ -349,6 +349,9 @@ Future::IO::Redis::Commands->install(__PACKAGE__, sub {
     };
 });
 
+# The pipelines' command methods are XSUBs: made now the XS is loaded.
+Future::IO::Redis::Pipeline::_install();
+
 # From here on Perl tears down: clients freed later close their sockets
 # without calling back into the loop's Perl side.
 END { Future::IO::Redis::_XS::global_end() }

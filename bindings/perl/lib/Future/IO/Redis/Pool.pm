@@ -165,6 +165,8 @@ sub _free {
     for my $conn (grep {defined} values %{ $self->{conns} }) {
         $conn->_watch_end if $conn->{c};
         Future::IO::Redis::Pool::Connection::_sub_end($conn);
+        # Its pipelines must not queue into a client the pool frees.
+        Future::IO::Redis::_XS::client_detach_pipes($conn->{c}) if $conn->{c};
         if ($conn->{held}) {
             $conn->{held} = 0;
             delete $conn->{pool};
@@ -240,6 +242,8 @@ sub _give_back {
     # watching transaction (UNWATCH), a subscription (it ends).
     $self->_watch_end;
     $self->_sub_end;
+    # Its pipelines fail from now on (the client is the pool's again).
+    Future::IO::Redis::_XS::client_detach_pipes($self->{c}) if $self->{c};
     my $pool = delete $self->{pool};
     $self->{held} = 0;
     $self->{gone} = 'this connection was released to its pool';
