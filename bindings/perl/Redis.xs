@@ -5,6 +5,18 @@
  */
 #include "fio.h"
 
+/* batch_exec's pipeline or transaction, freed by the savestack. */
+typedef struct batch_hold {
+    aredis_tx *tx;
+    aredis_pipeline *p;
+} batch_hold;
+
+static void batch_hold_free(pTHX_ void *v) {
+    batch_hold *h = v;
+    aredis_tx_free(h->tx);
+    aredis_pipeline_free(h->p);
+}
+
 MODULE = Future::IO::Redis    PACKAGE = Future::IO::Redis::_XS
 
 PROTOTYPES: DISABLE
@@ -112,12 +124,19 @@ CODE:
     /* A pipeline (is_tx 0) or a MULTI/EXEC transaction (1) of the array
      * refs given: one write, one reply (an array). */
     pclient *pc = INT2PTR(pclient *, ptr);
-    aredis_pipeline *p = NULL;
-    aredis_tx *tx = NULL;
+    /* Freed when this scope ends, also when a bad argument croaks out of
+     * it (argv_fill) or the exec is refused. */
+    ENTER;
+    batch_hold *h;
+    Newxz(h, 1, batch_hold);
+    SAVEFREEPV(h);
+    SAVEDESTRUCTOR_X(batch_hold_free, h);
     if (is_tx)
-        tx = aredis_tx_new(pc->c);
+        h->tx = aredis_tx_new(pc->c);
     else
-        p = aredis_pipeline_new(pc->c);
+        h->p = aredis_pipeline_new(pc->c);
+    aredis_tx *tx = h->tx;
+    aredis_pipeline *p = h->p;
     if (!p && !tx) refused(aTHX_ aredis_call_error()->code);
     aredis_err e = AREDIS_ERR_OK;
     for (int i = 3; i < items && e == AREDIS_ERR_OK; i++) {
@@ -153,14 +172,11 @@ CODE:
         f = newSVsv(future);
         e = is_tx ? aredis_tx_exec(tx, on_reply, f) : aredis_pipeline_exec(p, on_reply, f);
     }
-    if (is_tx)
-        aredis_tx_free(tx);
-    else
-        aredis_pipeline_free(p);
     if (e != AREDIS_ERR_OK) {
         if (f) SvREFCNT_dec(f);
         refused(aTHX_ e);
     }
+    LEAVE;
 
 void
 pipe_attach(SV *self, UV ptr)

@@ -43,7 +43,7 @@ case $XFLAGS in
     # little at exit by design, so leak checking stays off; every other
     # check (use after free, overflows, UBSan) is on and fatal.
     LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)"
-    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:$ASAN_OPTIONS"
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0:abort_on_error=1"
     export LD_PRELOAD ASAN_OPTIONS
     ;;
 esac
