@@ -83,6 +83,9 @@ SV *error_new(pTHX_ const char *code, SV *detail, int is_conn);
 SV *refused_error(pTHX_ aredis_err e);
 void options_from_hv(pTHX_ HV *h, aredis_options *o);
 pclient *pclient_new(pTHX_ HV *opts, SV *self);
+/* fn(self, name[, code, detail, is_conn]) for the object self weakly
+ * references, if it is still alive; a handler that dies is warned about. */
+void perl_event(pTHX_ const char *fn, SV *self, const char *name, const aredis_error *err);
 /* on: aredis's log, DEBUG and up, to Future::IO::Redis::_log; off: back to
  * aredis's default (silent unless AREDIS_DEBUG=1). */
 void fio_set_debug(pTHX_ int on);

@@ -487,18 +487,17 @@ void fio_set_debug(pTHX_ int on) {
 
 /* ---- Client callbacks into Perl ------------------------------------------------ */
 
-/* The Perl object's hash (weak: the client does not keep it alive) is the
- * callbacks' data; Future::IO::Redis::_event(self, name, code, detail). */
-static void client_event(aredis_client *c, const char *name, const aredis_error *err, void *data) {
-    dTHX;
-    pclient *pc = data;
-    (void)c;
-    if (!pc->self || !SvROK(pc->self)) return;
+/* fn(self, name[, code, detail, is_conn]): an event for the Perl object that
+ * self weakly references, if it is still there. A strong reference is held
+ * for the call: the handler may drop every other one (and with it the C
+ * record that held self: not touched after the call). */
+void perl_event(pTHX_ const char *fn, SV *self, const char *name, const aredis_error *err) {
+    if (!self || !SvROK(self) || PL_phase == PERL_PHASE_DESTRUCT) return;
     dSP;
     ENTER;
     SAVETMPS;
     PUSHMARK(SP);
-    XPUSHs(pc->self);
+    XPUSHs(sv_2mortal(newSVsv(self)));
     mXPUSHs(newSVpv(name, 0));
     if (err) {
         mXPUSHs(newSVpv(aredis_err_name(err->code), 0));
@@ -506,10 +505,18 @@ static void client_event(aredis_client *c, const char *name, const aredis_error 
         mXPUSHs(newSViv(aredis_err_is_connection(err->code)));
     }
     PUTBACK;
-    call_pv("Future::IO::Redis::_event", G_DISCARD | G_EVAL);
-    if (SvTRUE(ERRSV)) warn("Future::IO::Redis: %s handler died: %" SVf, name, SVfARG(ERRSV));
+    call_pv(fn, G_DISCARD | G_EVAL);
+    SPAGAIN;
+    if (SvTRUE(ERRSV)) warn("%s: %s handler died: %" SVf, fn, name, SVfARG(ERRSV));
     FREETMPS;
     LEAVE;
+}
+
+/* The client's events: Future::IO::Redis::_event(self, name, ...). */
+static void client_event(aredis_client *c, const char *name, const aredis_error *err, void *data) {
+    dTHX;
+    (void)c;
+    perl_event(aTHX_ "Future::IO::Redis::_event", ((pclient *)data)->self, name, err);
 }
 
 static void ev_connect(aredis_client *c, void *data) { client_event(c, "connect", NULL, data); }

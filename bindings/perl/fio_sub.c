@@ -40,33 +40,16 @@ static const char *event_name(aredis_sub_event ev) {
     return NULL;
 }
 
-/* Future::IO::Redis::Subscription::_event(self, name[, code, detail, is_conn]) */
+/* Future::IO::Redis::Subscription::_event(self, name[, code, detail, is_conn]).
+ * The handler may free ps: not touched after the call. */
 static void sub_event(aredis_subscription *s, aredis_sub_event ev, const aredis_error *err,
                       void *data) {
     dTHX;
     psub *ps = data;
     const char *name = event_name(ev);
     (void)s;
-    if (!name || !ps->self || !SvROK(ps->self) || PL_phase == PERL_PHASE_DESTRUCT) return;
-    dSP;
-    ENTER;
-    SAVETMPS;
-    PUSHMARK(SP);
-    /* A strong reference for the call: Perl may drop every other one. */
-    XPUSHs(sv_2mortal(newSVsv(ps->self)));
-    mXPUSHs(newSVpv(name, 0));
-    if (err) {
-        mXPUSHs(newSVpv(aredis_err_name(err->code), 0));
-        mXPUSHs(newSVpv(err->detail ? err->detail : "", 0));
-        mXPUSHs(newSViv(aredis_err_is_connection(err->code)));
-    }
-    PUTBACK;
-    call_pv("Future::IO::Redis::Subscription::_event", G_DISCARD | G_EVAL);
-    SPAGAIN;
-    if (SvTRUE(ERRSV))
-        warn("Future::IO::Redis::Subscription: %s handler died: %" SVf, name, SVfARG(ERRSV));
-    FREETMPS; /* may free ps: not touched after this */
-    LEAVE;
+    if (!name) return;
+    perl_event(aTHX_ "Future::IO::Redis::Subscription::_event", ps->self, name, err);
 }
 
 psub *psub_new(pTHX_ pclient *pc, SV *self, size_t max_buffered) {
