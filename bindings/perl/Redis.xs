@@ -25,16 +25,18 @@ void
 io_fire(UV ptr, int events)
 CODE:
     fl_io *io = INT2PTR(fl_io *, ptr);
-    g_dispatch++;
+    ENTER;
+    dispatch_begin(aTHX);
     io->cb(io->arg, events);
-    dispatch_end();
+    LEAVE;
 
 void
 timer_fire(UV ptr)
 CODE:
     fl_timer *t = INT2PTR(fl_timer *, ptr);
     t->asked = 0;
-    g_dispatch++;
+    ENTER;
+    dispatch_begin(aTHX);
     if (t->armed) {
         uint64_t now = fl_now(NULL);
         if (now >= t->deadline) {
@@ -44,7 +46,7 @@ CODE:
             timer_ask(t, now);
         }
     }
-    dispatch_end();
+    LEAVE;
 
 void
 run_defers()
@@ -63,9 +65,10 @@ CODE:
     fl_wake *w = INT2PTR(fl_wake *, ptr);
     uint64_t n;
     while (read(w->efd, &n, sizeof n) > 0) {}
-    g_dispatch++;
+    ENTER;
+    dispatch_begin(aTHX);
     w->cb(w->arg);
-    dispatch_end();
+    LEAVE;
 
 UV
 client_new(HV *opts, SV *self)
@@ -89,17 +92,17 @@ CODE:
 void
 client_disconnect(UV ptr)
 CODE:
-    aredis_client_disconnect((INT2PTR(pclient *, ptr))->c);
+    if (ptr) aredis_client_disconnect((INT2PTR(pclient *, ptr))->c);
 
 void
 client_close(UV ptr)
 CODE:
-    aredis_client_close((INT2PTR(pclient *, ptr))->c);
+    if (ptr) aredis_client_close((INT2PTR(pclient *, ptr))->c);
 
 const char *
 client_state(UV ptr)
 CODE:
-    RETVAL = aredis_state_name(aredis_client_state((INT2PTR(pclient *, ptr))->c));
+    RETVAL = ptr ? aredis_state_name(aredis_client_state((INT2PTR(pclient *, ptr))->c)) : "closed";
 OUTPUT:
     RETVAL
 
@@ -107,6 +110,7 @@ void
 command(UV ptr, SV *future, ...)
 CODE:
     pclient *pc = INT2PTR(pclient *, ptr);
+    if (!pc) croak_closed(aTHX);
     int n = items - 2;
     if (n < 1) croak("Future::IO::Redis: no command");
     argv_buf b;
@@ -124,6 +128,7 @@ CODE:
     /* A pipeline (is_tx 0) or a MULTI/EXEC transaction (1) of the array
      * refs given: one write, one reply (an array). */
     pclient *pc = INT2PTR(pclient *, ptr);
+    if (!pc) croak_closed(aTHX);
     /* Freed when this scope ends, also when a bad argument croaks out of
      * it (argv_fill) or the exec is refused. */
     ENTER;

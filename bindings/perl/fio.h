@@ -60,6 +60,9 @@ void run_defers(void);
 extern int g_kicked;
 extern int g_dispatch;
 void dispatch_end(void);
+void dispatch_begin(pTHX);
+/* Die with the error object of a client that is gone (CLOSED). */
+void croak_closed(pTHX);
 extern int g_ended;
 
 /* A reply as a Perl value (a new reference). */

@@ -59,11 +59,11 @@ uint64_t fl_now(void *ld) {
 }
 
 /* Call Future::IO::Redis::Loop::<name>(ptr, a, b): the Perl side of the loop. */
-static void perl_loop_call(const char *name, void *ptr, IV a, NV b, int nargs) {
+static int perl_loop_call(const char *name, void *ptr, IV a, NV b, int nargs) {
     dTHX;
     /* Objects freed during global destruction must not call into packages
      * Perl may have torn down already: their handles just go. */
-    if (g_ended || PL_phase == PERL_PHASE_DESTRUCT) return;
+    if (g_ended || PL_phase == PERL_PHASE_DESTRUCT) return 0;
     dSP;
     ENTER;
     SAVETMPS;
@@ -74,9 +74,11 @@ static void perl_loop_call(const char *name, void *ptr, IV a, NV b, int nargs) {
     PUTBACK;
     call_pv(name, G_DISCARD | G_EVAL);
     SPAGAIN;
-    if (SvTRUE(ERRSV)) warn("Future::IO::Redis: %s: %" SVf, name, SVfARG(ERRSV));
+    int ok = !SvTRUE(ERRSV);
+    if (!ok) warn("Future::IO::Redis: %s: %" SVf, name, SVfARG(ERRSV));
     FREETMPS;
     LEAVE;
+    return ok;
 }
 
 static void *fl_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
@@ -93,7 +95,13 @@ static void *fl_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
     io->fd = fd;
     io->cb = cb;
     io->arg = arg;
-    perl_loop_call("Future::IO::Redis::Loop::_io_new", io, dupfd, 0, 2);
+    /* Perl owns dupfd once its handle is open; if it is not (global
+     * destruction, a failed open), the watcher cannot be made. */
+    if (!perl_loop_call("Future::IO::Redis::Loop::_io_new", io, dupfd, 0, 2)) {
+        close(dupfd);
+        free(io);
+        return NULL;
+    }
     return io;
 }
 
@@ -178,6 +186,19 @@ static void fl_defer_free(void *p) {
 
 /* An event's dispatch has ended: what its callbacks queued (writes of the
  * commands they issued) goes now, in one flush, not one loop turn later. */
+static void dispatch_unwind(pTHX_ void *unused) {
+    (void)unused;
+    dispatch_end();
+}
+
+/* An event's dispatch begins: dispatch_end() runs when the caller's scope
+ * ends, also when a die unwinds it (else g_dispatch would stay up and no
+ * write would ever be kicked again). Call between ENTER and LEAVE. */
+void dispatch_begin(pTHX) {
+    g_dispatch++;
+    SAVEDESTRUCTOR_X(dispatch_unwind, NULL);
+}
+
 void dispatch_end(void) {
     if (--g_dispatch == 0 && g_dq_head) run_defers();
 }
@@ -223,7 +244,12 @@ static void *fl_wake_new(void *ld, aredis_timer_fn *cb, void *arg) {
         free(w);
         return NULL;
     }
-    perl_loop_call("Future::IO::Redis::Loop::_wake_new", w, dupfd, 0, 2);
+    if (!perl_loop_call("Future::IO::Redis::Loop::_wake_new", w, dupfd, 0, 2)) {
+        close(dupfd); /* not Perl's: see fl_io_new */
+        close(w->efd);
+        free(w);
+        return NULL;
+    }
     return w;
 }
 
@@ -265,9 +291,10 @@ static SV *error_object(pTHX_ const char *msg, size_t len) {
     PUSHMARK(SP);
     mXPUSHp(msg, len);
     PUTBACK;
-    int n = call_pv("Future::IO::Redis::_reply_error", G_SCALAR);
+    /* Never dies out of here: this runs inside aredis's reader. */
+    int n = call_pv("Future::IO::Redis::_reply_error", G_SCALAR | G_EVAL);
     SPAGAIN;
-    SV *e = n == 1 ? newSVsv(POPs) : newSV(0);
+    SV *e = n == 1 && !SvTRUE(ERRSV) ? newSVsv(POPs) : newSVpvn(msg, len);
     PUTBACK;
     FREETMPS;
     LEAVE;
@@ -355,6 +382,11 @@ void on_reply(aredis_client *c, aredis_reply *r, const aredis_error *err, void *
     dTHX;
     (void)c;
     SV *f = data;
+    /* In global destruction the future may be gone already: just drop it. */
+    if (!SvROK(f) || PL_phase == PERL_PHASE_DESTRUCT) {
+        SvREFCNT_dec(f);
+        return;
+    }
     if (err)
         future_fail(aTHX_ f, err, r);
     else
@@ -386,9 +418,11 @@ SV *error_new(pTHX_ const char *code, SV *detail, int is_conn) {
     mXPUSHs(newSVpvs(""));
     mXPUSHs(newSViv(is_conn));
     PUTBACK;
-    int n = call_pv("Future::IO::Redis::_error", G_SCALAR);
+    /* Never dies: callers hold C resources (see ppipe_queue). A plain
+     * string stands in if the error class cannot be made. */
+    int n = call_pv("Future::IO::Redis::_error", G_SCALAR | G_EVAL);
     SPAGAIN;
-    SV *e = n == 1 ? newSVsv(POPs) : newSV(0);
+    SV *e = n == 1 && !SvTRUE(ERRSV) ? newSVsv(POPs) : newSVpv(code, 0);
     PUTBACK;
     FREETMPS;
     LEAVE;
@@ -591,6 +625,7 @@ void options_from_hv(pTHX_ HV *h, aredis_options *op) {
 pclient *pclient_new(pTHX_ HV *opts, SV *self) {
     aredis_options o = AREDIS_OPTIONS_INIT;
     options_from_hv(aTHX_ opts, &o);
+    aredis_loop *loop = the_loop(); /* croaks: before anything is allocated */
     pclient *pc = calloc(1, sizeof *pc);
     if (!pc) croak("Future::IO::Redis: out of memory");
     pc->self = newSVsv(self);
@@ -599,7 +634,7 @@ pclient *pclient_new(pTHX_ HV *opts, SV *self) {
     o.on_disconnect = ev_disconnect;
     o.on_error = ev_error;
     o.cb_data = pc;
-    pc->c = aredis_client_new(the_loop(), &o);
+    pc->c = aredis_client_new(loop, &o);
     if (!pc->c) {
         const aredis_error *e = aredis_call_error();
         SvREFCNT_dec(pc->self);
@@ -611,7 +646,17 @@ pclient *pclient_new(pTHX_ HV *opts, SV *self) {
 
 void pclient_free(pTHX_ pclient *pc) {
     pclient_detach_pipes(pc);
-    aredis_client_free(pc->c); /* pending commands fail with CANCELLED now */
+    /* The object is going (its DESTROY called this): no event handler may
+     * run on it now, as the free's own disconnect report would. */
     SvREFCNT_dec(pc->self);
+    pc->self = NULL;
+    aredis_client_free(pc->c); /* pending commands fail with CANCELLED now */
     free(pc);
+}
+
+/* Die with the error of a client that is gone (its object freed or being
+ * freed): Disconnected, AREDIS_ERR_CLOSED. */
+void croak_closed(pTHX) {
+    croak_sv(sv_2mortal(error_new(aTHX_ "AREDIS_ERR_CLOSED",
+                                  newSVpvs("Future::IO::Redis: the client is closed"), 0)));
 }

@@ -156,9 +156,12 @@ void ppipe_queue(pTHX_ ppipe *pp, int nw, const char *const *w, const size_t *wl
     size_t slens[16];
     const char **argv = sargv;
     size_t *lens = slens;
+    ENTER; /* the heap argv is freed even if a tied or overloaded argument dies */
     if (n > 16) {
         Newx(argv, n, const char *);
         Newx(lens, n, size_t);
+        SAVEFREEPV(argv);
+        SAVEFREEPV(lens);
     }
     for (int i = 0; i < nw; i++) {
         argv[i] = w[i];
@@ -171,10 +174,7 @@ void ppipe_queue(pTHX_ ppipe *pp, int nw, const char *const *w, const size_t *wl
         aredis_err e = aredis_pipeline_argv(pp->p, n, argv, lens);
         if (e != AREDIS_ERR_OK) err = refused_error(aTHX_ e);
     }
-    if (argv != sargv) {
-        Safefree(argv);
-        Safefree(lens);
-    }
+    LEAVE;
     pp->err = err;
 }
 

@@ -37,6 +37,19 @@ my @f = map { my $i = $_; $redis->echo("m$i") } 1 .. 500;
 my @r = run { Future->needs_all(@f) };
 is(\@r, [map {"m$_"} 1 .. 500], '500 commands in flight, every reply to its own command');
 
+# A client dropped while connected: its on_disconnect handler does not run
+# on the object being destroyed (it used to, and a command from it crashed
+# on the freed client).
+{
+    my $calls = 0;
+    my $c = Future::IO::Redis->new(host => '127.0.0.1', port => $srv->port,
+        on_disconnect => sub { $calls++; $_[0]->ping });
+    run { $c->connect };
+    undef $c;
+    is($calls, 0, 'no on_disconnect on an object being destroyed');
+    is(run { $redis->ping }, 'PONG', 'and the process goes on');
+}
+
 run { $redis->flushdb };
 $redis->disconnect;
 ok(!$redis->is_connected, 'disconnect');
