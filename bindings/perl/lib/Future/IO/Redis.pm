@@ -274,15 +274,23 @@ sub disconnect {
 
 sub is_connected { $_[0]{connected} ? 1 : 0 }
 
-sub command {
-    my ($self, @args) = @_;
-    # While watching, commands go through the WATCH's transaction (Watch.pm).
-    return $self->_watch_command(@args) if $self->{watch};
-    my $f = _new_future();
-    my $ok = eval { Future::IO::Redis::_XS::command($self->{c}, $f, @args); 1 };
-    return _failed($@) unless $ok;
-    return $f;
+# A method sending @words followed by its arguments: command() itself (no
+# words), and every Redis command's method (installed below), one closure
+# each so that a command costs no extra call. While watching, commands go
+# through the WATCH's transaction (Watch.pm).
+sub _direct {
+    my @words = @_;
+    return sub {
+        my $self = shift;
+        return $self->_watch_command(@words, @_) if $self->{watch};
+        my $f = Future::IO::Redis::Loop::new_future();
+        eval { Future::IO::Redis::_XS::command($self->{c}, $f, @words, @_); 1 }
+            or return _failed($@);
+        return $f;
+    };
 }
+
+*command = _direct();
 
 # RESP2 servers give HGETALL as a flat list: the reference design returns a
 # hash either way.
@@ -334,20 +342,9 @@ sub DESTROY {
     }
 }
 
-# Every command as a method that goes straight to the XS (what command()
-# does, without its extra call and argument copy: 1-2 thousand instructions
-# a command).
-Future::IO::Redis::Commands->install(__PACKAGE__, sub {
-    my @words = @_;
-    return sub {
-        my $self = shift;
-        return $self->_watch_command(@words, @_) if $self->{watch};
-        my $f = Future::IO::Redis::Loop::new_future();
-        eval { Future::IO::Redis::_XS::command($self->{c}, $f, @words, @_); 1 }
-            or return _failed($@);
-        return $f;
-    };
-});
+# Every Redis command as a method: command()'s closure with the command's
+# words, not a call through command() (1-2 thousand instructions a command).
+Future::IO::Redis::Commands->install(__PACKAGE__, \&_direct);
 
 # The pipelines' command methods are XSUBs: made now the XS is loaded.
 Future::IO::Redis::Pipeline::_install();
