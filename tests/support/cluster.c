@@ -494,6 +494,44 @@ static const nline *find_line(const nline *v, int count, int port) {
     return NULL;
 }
 
+/* Node i's CLUSTER INFO (r, freed here) says cluster_state:ok and knows
+ * every node of c; else 0 with the reason in c->why. */
+static int info_ok(ts_cluster *c, int i, aredis_reply *r) {
+    char v[64] = "?";
+    int port = port_of(c, i);
+    int state_ok = r->type == AREDIS_REPLY_STRING &&
+                   text_field(r->str, "cluster_state", v, sizeof v) && strcmp(v, "ok") == 0;
+    int known = state_ok && text_field(r->str, "cluster_known_nodes", v, sizeof v) ? atoi(v) : -1;
+    aredis_reply_free(r);
+    if (!state_ok) {
+        why(c, i, "node %d (port %d): cluster_state:%s", i, port, v);
+        return 0;
+    }
+    if (known != c->n) {
+        why(c, i, "node %d (port %d): knows %d nodes of %d", i, port, known, c->n);
+        return 0;
+    }
+    return 1;
+}
+
+/* Node i's slot owners agree with the first node's (*ref, whose view is in
+ * owner_ref; the first node asked becomes the reference). */
+static int views_agree(ts_cluster *c, int i, const int *owner, int *owner_ref, int *ref) {
+    if (*ref < 0) {
+        memcpy(owner_ref, owner, sizeof(int) * TS_CLUSTER_SLOTS);
+        *ref = i;
+        return 1;
+    }
+    for (int s = 0; s < TS_CLUSTER_SLOTS; s++) {
+        if (owner[s] != owner_ref[s]) {
+            why(c, i, "node %d says slot %d is on port %d, node %d says %d", i, s, owner[s], *ref,
+                owner_ref[s]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /*
  * Is the cluster settled, as far as its live nodes can tell? Every live
  * node says cluster_state:ok and knows all n nodes; its CLUSTER SLOTS
@@ -526,16 +564,7 @@ static int settled(ts_cluster *c, int whole) {
             aredis_reply_free(r);
             goto out;
         }
-        int state_ok = text_field(r->str, "cluster_state", v, sizeof v) && strcmp(v, "ok") == 0;
-        if (!state_ok) why(c, i, "node %d (port %d): cluster_state:%s", i, port, v);
-        int known =
-            state_ok && text_field(r->str, "cluster_known_nodes", v, sizeof v) ? atoi(v) : -1;
-        aredis_reply_free(r);
-        if (!state_ok) goto out;
-        if (known != c->n) {
-            why(c, i, "node %d (port %d): knows %d nodes of %d", i, port, known, c->n);
-            goto out;
-        }
+        if (!info_ok(c, i, r)) goto out;
         if (!fetch_slots(c, i, owner)) goto out;
         for (int s = 0; s < TS_CLUSTER_SLOTS; s++) {
             int at = owner[s] ? ts_cluster_index_of_port(c, owner[s]) : -1;
@@ -550,16 +579,8 @@ static int settled(ts_cluster *c, int whole) {
                         at);
                 goto out;
             }
-            if (ref >= 0 && owner[s] != owner_ref[s]) {
-                why(c, i, "node %d says slot %d is on port %d, node %d says %d", i, s, owner[s],
-                    ref, owner_ref[s]);
-                goto out;
-            }
         }
-        if (ref < 0) {
-            memcpy(owner_ref, owner, sizeof(int) * TS_CLUSTER_SLOTS);
-            ref = i;
-        }
+        if (!views_agree(c, i, owner, owner_ref, &ref)) goto out;
         nline *view = &views[i * maxl];
         if (!(counts[i] = fetch_nodes(c, i, view, maxl))) goto out;
         const nline *me = find_line(view, counts[i], port);
@@ -1490,36 +1511,15 @@ static int tls_settled(ts_cluster *c, const void *arg) {
         int port = port_of(c, i);
         char v[64] = "?";
         aredis_reply *r = tls_ask(c, i, f, "CLUSTER", "INFO");
-        if (!r) goto out;
-        int state_ok = r->type == AREDIS_REPLY_STRING &&
-                       text_field(r->str, "cluster_state", v, sizeof v) && strcmp(v, "ok") == 0;
-        int known =
-            state_ok && text_field(r->str, "cluster_known_nodes", v, sizeof v) ? atoi(v) : -1;
-        aredis_reply_free(r);
-        if (!state_ok) {
-            why(c, i, "node %d (port %d): cluster_state:%s", i, port, v);
-            goto out;
-        }
-        if (known != c->n) {
-            why(c, i, "node %d (port %d): knows %d nodes of %d", i, port, known, c->n);
-            goto out;
-        }
+        if (!r || !info_ok(c, i, r)) goto out;
         if (!tls_fetch_slots(c, i, f, owner)) goto out;
         for (int s = 0; s < TS_CLUSTER_SLOTS; s++) {
             if (!owner[s] || ts_cluster_index_of_port(c, owner[s]) < 0) {
                 why(c, i, "node %d (port %d): slot %d is on port %d", i, port, s, owner[s]);
                 goto out;
             }
-            if (ref >= 0 && owner[s] != owner_ref[s]) {
-                why(c, i, "node %d says slot %d is on port %d, node %d says %d", i, s, owner[s],
-                    ref, owner_ref[s]);
-                goto out;
-            }
         }
-        if (ref < 0) {
-            memcpy(owner_ref, owner, sizeof(int) * TS_CLUSTER_SLOTS);
-            ref = i;
-        }
+        if (!views_agree(c, i, owner, owner_ref, &ref)) goto out;
         int count = tls_fetch_nodes(c, i, f, view, maxl);
         const nline *me = count ? find_line(view, count, port) : NULL;
         if (!me || !has_flag(me->flags, "myself")) {
