@@ -10,11 +10,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-build}" && pwd)
 shift || true
 W="$BUILD/perl-bench"
-rm -rf "$W"
-mkdir -p "$W"
-(cd "$ROOT/bindings/perl" && tar -cf - --exclude=blib --exclude=Makefile --exclude='*.o' \
-    --exclude=Redis.c --exclude='MYMETA.*' --exclude=pm_to_blib .) | tar -C "$W" -xf -
-(cd "$W" && perl Makefile.PL AREDIS_BUILD="$BUILD" AREDIS_TREE="$ROOT" >build.log 2>&1 &&
-    make >>build.log 2>&1) || { tail -30 "$W/build.log" >&2; exit 1; }
+"$ROOT/scripts/perl-build.sh" "$BUILD" "$W"
 exec perl "$ROOT/bench/perl/bench.pl" --blib "$W" --compare "$BUILD/bench/compare" \
     --out "$BUILD/perl-bench.md" "$@"

@@ -1,8 +1,8 @@
 #!/bin/sh
 # The Perl binding (bindings/perl: Future::IO::Redis) builds against this
 # build's static library and passes its t/ suite against throwaway
-# redis-servers. It is built in BUILD_DIR/perl (a copy), so the source tree
-# stays clean. Exit 77 (skip) when Perl's modules or XS toolchain are
+# redis-servers. It is built in BUILD_DIR/perl (a copy, scripts/perl-build.sh),
+# so the source tree stays clean. Exit 77 (skip) when Perl's modules or XS toolchain are
 # missing, unless CI is set (scripts/deps.sh installs them).
 # Usage: check-perl.sh SOURCE_DIR BUILD_DIR [CFLAGS]
 set -e
@@ -28,15 +28,8 @@ perl "$SRC/bindings/perl/tools/gen-commands.pl" "$SRC/src/proto/cmdtable_data.c"
     exit 1
 }
 W="$BUILD/perl"
-rm -rf "$W"
-mkdir -p "$W"
-(cd "$SRC/bindings/perl" && tar -cf - --exclude=blib --exclude=Makefile --exclude='*.o' \
-    --exclude=Redis.c --exclude='MYMETA.*' --exclude=pm_to_blib .) | tar -C "$W" -xf -
+"$SRC/scripts/perl-build.sh" "$BUILD" "$W" "$XFLAGS"
 cd "$W"
-# Makefile.PL finds the tree two levels up: point it at this source tree.
-perl Makefile.PL AREDIS_BUILD="$BUILD" AREDIS_TREE="$SRC" AREDIS_CFLAGS="$XFLAGS" >build.log 2>&1 ||
-    { cat build.log >&2; exit 1; }
-make >>build.log 2>&1 || { tail -40 build.log >&2; exit 1; }
 case $XFLAGS in
 *sanitize=address*)
     # perl itself is not built with ASan: preload the runtime. perl frees
