@@ -81,24 +81,28 @@ static int perl_loop_call(const char *name, void *ptr, IV a, NV b, int nargs) {
     return ok;
 }
 
+/* Hand Perl's side of the loop (fn(ptr, fd)) a duplicate of fd to watch: its
+ * handle may close what it owns without touching aredis's descriptor. Perl
+ * owns the duplicate once its handle is open; when it is not (global
+ * destruction, a failed open) it is closed here and 0 returned. */
+static int perl_watch_dup(const char *fn, void *ptr, int fd) {
+    int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dupfd < 0) return 0;
+    if (!perl_loop_call(fn, ptr, dupfd, 0, 2)) {
+        close(dupfd);
+        return 0;
+    }
+    return 1;
+}
+
 static void *fl_io_new(void *ld, int fd, aredis_io_fn *cb, void *arg) {
     (void)ld;
-    /* Perl watches a duplicate of fd: its handle may close what it owns
-     * without touching aredis's descriptor. */
-    int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (dupfd < 0) return NULL;
     fl_io *io = calloc(1, sizeof *io);
-    if (!io) {
-        close(dupfd);
-        return NULL;
-    }
+    if (!io) return NULL;
     io->fd = fd;
     io->cb = cb;
     io->arg = arg;
-    /* Perl owns dupfd once its handle is open; if it is not (global
-     * destruction, a failed open), the watcher cannot be made. */
-    if (!perl_loop_call("Future::IO::Redis::Loop::_io_new", io, dupfd, 0, 2)) {
-        close(dupfd);
+    if (!perl_watch_dup("Future::IO::Redis::Loop::_io_new", io, fd)) {
         free(io);
         return NULL;
     }
@@ -238,14 +242,7 @@ static void *fl_wake_new(void *ld, aredis_timer_fn *cb, void *arg) {
     }
     w->cb = cb;
     w->arg = arg;
-    int dupfd = fcntl(w->efd, F_DUPFD_CLOEXEC, 0);
-    if (dupfd < 0) {
-        close(w->efd);
-        free(w);
-        return NULL;
-    }
-    if (!perl_loop_call("Future::IO::Redis::Loop::_wake_new", w, dupfd, 0, 2)) {
-        close(dupfd); /* not Perl's: see fl_io_new */
+    if (!perl_watch_dup("Future::IO::Redis::Loop::_wake_new", w, w->efd)) {
         close(w->efd);
         free(w);
         return NULL;
